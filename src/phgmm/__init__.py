@@ -1,0 +1,18 @@
+"""phgmm: semantic segmentation with global and local Gaussian-mixture latent spaces (PHGMM)."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "PHGMM", "PHGMMLoss"]
+
+
+def __getattr__(name: str):
+    # Lazy so that `import phgmm` (e.g. for `phgmm synth`) does not pay for building torch modules.
+    if name == "PHGMM":
+        from .models.phgmm import PHGMM
+        return PHGMM
+    if name == "PHGMMLoss":
+        from .losses import PHGMMLoss
+        return PHGMMLoss
+    raise AttributeError(f"module 'phgmm' has no attribute {name!r}")

@@ -1,0 +1,249 @@
+"""One configuration system for the CLI and the Python API: dataclasses read from YAML, with
+dotted ``key=value`` overrides (``--set train.lr=3e-4``).
+
+>>> cfg = load_config("configs/demo.yaml", ["train.epochs=2", "model.backbone=resnet34"])
+>>> cfg.train.epochs
+2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, get_type_hints
+
+import yaml
+
+__all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
+           "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
+           "save_config", "all_keys"]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message says which and why."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cityscapes"          # cityscapes | synthia | camvid | folder
+    root: str = "data/cityscapes"
+    size: tuple[int, int] = (768, 384)   # (W, H): the paper's 768×384
+    train_split: str = "train"
+    val_split: str = "val"
+    masks_root: str | None = None        # folder datasets: masks beside images by default
+    class_table: str | None = None       # YAML/CSV table or builtin name; None: the dataset's own
+    unknown_ids: str = "error"           # error | ignore
+    augment: bool = True
+    samples_per_epoch: int | None = None  # paper: 2,975 Cityscapes images → 17,500 per epoch
+    num_workers: int = 2
+    pin_memory: str = "auto"             # auto (on with CUDA) | true | false
+
+
+@dataclass
+class ModelConfig:
+    name: str = "phgmm"                  # phgmm | deeplabv3 | fcn8s | pspnet | unet
+    backbone: str = "resnet101"
+    num_classes: int = 12
+    num_components: int = 12             # K
+    use_global: bool = True              # g
+    postnet: str | None = "full"         # full | light | null
+    latent_dim: int = 256                # L
+    component_dim: int = 64              # D
+    global_dim: int = 64                 # M
+    local_channels: int = 512
+    decoder_channels: int | None = None  # None: 3·C
+    decoder_units: tuple[int, ...] = (3, 23, 4, 3)
+    sample_latent: bool = False
+    pretrained_backbone: str | None = None  # a torchvision ResNet state dict (.pth), optional
+
+
+@dataclass
+class LossConfig:
+    lambda_g: float = 1.1
+    lambda_z: float = 0.4
+    lambda_s: float = 0.4
+    kl: str = "matched"                  # matched | mc | variational
+    mc_samples: int = 1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 8                  # per process
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    grad_clip: float | None = None
+    val_every: int = 1                   # epochs; 0 disables validation during training
+    log_every: int = 10                  # steps between TensorBoard scalars
+    amp: str = "auto"                    # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
+    channels_last: str = "auto"          # auto (on with CUDA) | true | false
+    compile: bool = False
+    sync_bn: bool = False
+    max_steps_per_epoch: int | None = None
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 4
+    trimap_max_width: int = 40
+    clustering: bool = True
+    tsne: bool = True
+    report_samples: int = 4
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: str = "runs/phgmm"
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+
+
+_SECTIONS = {"data", "model", "loss", "train", "eval"}
+
+
+def all_keys(cfg: Config | None = None) -> list[str]:
+    """Every dotted key a config accepts (``data.root``, ``train.lr``, ``output_dir`` …)."""
+    cfg = cfg or Config()
+    keys = []
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += [f"{f.name}.{g.name}" for g in fields(value)]
+        else:
+            keys.append(f.name)
+    return keys
+
+
+def _unknown(key: str, where: str, cfg: Config) -> ConfigError:
+    close = difflib.get_close_matches(key, all_keys(cfg), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(all_keys(cfg))}"
+    return ConfigError(f"{where}: unknown config key {key!r}{hint}")
+
+
+def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
+    """Convert a YAML value to the field's declared type, with a clear error."""
+    text = str(hint)
+    if value is None:
+        if "None" in text:
+            return None
+        raise ConfigError(f"{where}: {key} may not be null")
+    if "tuple" in text:
+        if isinstance(value, str) and "x" in value.lower():     # "768x384"
+            value = value.lower().split("x")
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: {key} must be a list (e.g. [768, 384]), got {value!r}")
+        try:
+            return tuple(int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {key} must be a list of integers, got {value!r}") from None
+    if hint is bool or text.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    for typ in (int, float):
+        if hint is typ or text.startswith(typ.__name__):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+            try:
+                out = typ(value)
+            except ValueError:
+                raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
+            if typ is int and isinstance(value, float) and value != int(value):
+                raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+            return out
+    if hint is str or text.startswith("str"):
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _set(cfg: Config, key: str, value: Any, where: str) -> None:
+    parts = key.split(".")
+    if len(parts) == 1 and parts[0] not in _SECTIONS:
+        target, name = cfg, parts[0]
+    elif len(parts) == 2 and parts[0] in _SECTIONS:
+        target, name = getattr(cfg, parts[0]), parts[1]
+    else:
+        raise _unknown(key, where, cfg)
+    hints = get_type_hints(type(target))
+    if name not in hints:
+        raise _unknown(key, where, cfg)
+    setattr(target, name, _coerce(value, hints[name], key, where))
+
+
+def _flatten(d: dict, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k in _SECTIONS and not prefix:
+            yield from _flatten(v, key + ".")
+        else:
+            yield key, v
+
+
+def config_from_dict(d: dict, where: str = "config") -> Config:
+    """Build a :class:`Config` from a nested dict (unknown keys are errors)."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping of sections (data, model, …), got {type(d).__name__}")
+    cfg = Config()
+    for key, value in _flatten(d):
+        _set(cfg, key, value, where)
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
+    """Apply ``key=value`` strings; values are parsed as YAML (``3e-4``, ``true``, ``[1, 2]``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set(cfg, key.strip(), value, f"--set {item}")
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides."""
+    if path is None:
+        cfg = Config()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        cfg = config_from_dict(data, str(path))
+    return apply_overrides(cfg, overrides)
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """Plain nested dict (tuples as lists): what is saved next to a run and inside checkpoints."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return list(v)
+        return v
+    return {k: ({kk: plain(vv) for kk, vv in v.items()} if isinstance(v, dict) else plain(v))
+            for k, v in dataclasses.asdict(cfg).items()}
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (atomically)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    tmp.replace(path)
+    return path

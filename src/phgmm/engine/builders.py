@@ -1,0 +1,58 @@
+"""Config → objects: the one place that knows how config keys map to constructors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import Config
+from ..losses import PHGMMLoss
+from ..models import build_model
+
+__all__ = ["build_model_from_config", "build_loss", "build_dataset_from_config", "load_pretrained_backbone"]
+
+
+def build_model_from_config(cfg: Config, inference: bool = False) -> nn.Module:
+    """The network of ``cfg.model``; ``inference=True`` leaves PostNet out."""
+    m = cfg.model
+    kwargs = dict(num_components=m.num_components, use_global=m.use_global,
+                  postnet=None if inference else m.postnet, latent_dim=m.latent_dim,
+                  component_dim=m.component_dim, global_dim=m.global_dim,
+                  local_channels=m.local_channels, decoder_channels=m.decoder_channels,
+                  decoder_units=tuple(m.decoder_units), sample_latent=m.sample_latent)
+    model = build_model(m.name, num_classes=m.num_classes, backbone=m.backbone, **kwargs)
+    if m.pretrained_backbone and not inference:
+        load_pretrained_backbone(model, m.pretrained_backbone)
+    return model
+
+
+def load_pretrained_backbone(model: nn.Module, path: str | Path) -> None:
+    """Load a torchvision ResNet state dict (``fc.*`` dropped) into ``model.encoder``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pretrained backbone file not found (model.pretrained_backbone)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    try:
+        model.encoder.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: does not fit the {getattr(model.encoder, 'depth', '?')}-layer "
+                         f"encoder: {str(exc).splitlines()[0]}") from None
+
+
+def build_loss(cfg: Config) -> PHGMMLoss:
+    l = cfg.loss
+    return PHGMMLoss(lambda_g=l.lambda_g, lambda_z=l.lambda_z, lambda_s=l.lambda_s, kl=l.kl,
+                     mc_samples=l.mc_samples)
+
+
+def build_dataset_from_config(cfg: Config, split: str, train: bool):
+    """The dataset of ``cfg.data`` for ``split``; augmentation only for training."""
+    from ..data import build_dataset
+
+    d = cfg.data
+    return build_dataset(d.dataset, d.root, split, size=tuple(d.size), augment=train and d.augment,
+                         seed=cfg.seed, unknown_ids=d.unknown_ids, class_table=d.class_table,
+                         masks_root=d.masks_root)

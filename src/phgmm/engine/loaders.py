@@ -1,0 +1,103 @@
+"""Samplers and loaders for training and evaluation, single- and multi-process."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from . import distributed as dist_utils
+
+__all__ = ["EpochDataset", "ResumableSampler", "ShardSampler", "make_train_loader", "make_eval_loader"]
+
+
+class EpochDataset(Dataset):
+    """Presents ``samples_per_epoch`` samples per epoch drawn from a smaller augmented dataset.
+
+    The paper augments Cityscapes' 2,975 training images to 17,500 samples per epoch; sample ``i``
+    is image ``i mod n`` under the augmentation of its repeat ``i // n``, so every repeat sees a
+    different random crop/flip/colour and the whole epoch stays reproducible from the seed.
+    """
+
+    def __init__(self, base: Dataset, samples_per_epoch: int | None = None) -> None:
+        self.base = base
+        self.n = len(base)
+        if self.n == 0:
+            raise ValueError("the training dataset is empty")
+        self.length = samples_per_epoch or self.n
+        self.repeats = -(-self.length // self.n)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        repeat, j = divmod(i, self.n)
+        if hasattr(self.base, "set_epoch"):
+            # each DataLoader worker owns a copy of the dataset, so setting it per item is safe
+            self.base.set_epoch(self.epoch * self.repeats + repeat)
+        return self.base[j]
+
+
+class ResumableSampler(Sampler[int]):
+    """DistributedSampler (one replica when not distributed) that can start mid-epoch.
+
+    The order depends only on (seed, epoch), so a run resumed at step s of epoch e continues with
+    exactly the batches the interrupted run would have seen.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0, shuffle: bool = True) -> None:
+        self.inner = DistributedSampler(dataset, num_replicas=dist_utils.world_size(),
+                                        rank=dist_utils.rank(), shuffle=shuffle, seed=seed, drop_last=True)
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.inner.set_epoch(epoch)
+
+    def set_start(self, start: int) -> None:
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.inner)[self.start:])
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.start
+
+
+class ShardSampler(Sampler[int]):
+    """Every rank takes indices rank, rank + W, … — no padding, so the union over ranks is the
+    split exactly once and distributed metrics equal single-process ones."""
+
+    def __init__(self, n: int) -> None:
+        self.indices = list(range(dist_utils.rank(), n, dist_utils.world_size()))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _pin(pin_memory: str) -> bool:
+    return torch.cuda.is_available() if pin_memory == "auto" else str(pin_memory).lower() == "true"
+
+
+def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int,
+                      pin_memory: str = "auto") -> tuple[DataLoader, ResumableSampler]:
+    sampler = ResumableSampler(dataset, seed=seed)
+    if len(sampler) < batch_size:
+        raise ValueError(f"the training set yields {len(sampler)} samples per process, fewer than one "
+                         f"batch of {batch_size}: lower train.batch_size or add data")
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                        pin_memory=_pin(pin_memory), drop_last=True, persistent_workers=False)
+    return loader, sampler
+
+
+def make_eval_loader(dataset: Dataset, batch_size: int, num_workers: int,
+                     pin_memory: str = "auto") -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset)),
+                      num_workers=num_workers, pin_memory=_pin(pin_memory))

@@ -1,0 +1,36 @@
+"""Mixed precision and memory-format choices for a device (config switches ``train.amp`` and
+``train.channels_last``)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+__all__ = ["amp_dtype", "autocast", "use_channels_last"]
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU supports it, fp16 otherwise, None (fp32) on CPU or when ``off``."""
+    setting = str(setting).lower()
+    if setting not in ("auto", "bf16", "fp16", "off", "false", "none", "fp32"):
+        raise ValueError(f"train.amp must be auto, bf16, fp16 or off, got {setting!r}")
+    # On CPU autocast is slower than fp32 for these convolutions: always full precision there.
+    if device.type != "cuda" or setting in ("off", "false", "none", "fp32"):
+        return None
+    if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return torch.float16
+
+
+def autocast(dtype: torch.dtype | None, device: torch.device):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def use_channels_last(setting: str, device: torch.device) -> bool:
+    setting = str(setting).lower()
+    if setting == "auto":
+        return device.type == "cuda"
+    return setting == "true"

@@ -1,0 +1,132 @@
+"""Small, dependency-light I/O helpers shared by the engines (JSON that survives NumPy/torch/NaN).
+
+``metrics_json_safe`` turns anything a metric computation returns (NumPy scalars and arrays,
+torch tensors, ``Path``, tuples, sets, NaN/inf floats, non-string dict keys) into plain JSON
+types; NaN and ±inf become ``null`` so that the file is strict JSON that every parser reads.
+``write_json`` writes atomically (temporary file in the same folder, then ``os.replace``), so a
+reader never sees a half-written ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes"]
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; give the final file the usual 0666 & ~umask permissions.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def metrics_json_safe(obj: Any) -> Any:
+    """Return a copy of ``obj`` made only of JSON types (dict/list/str/int/float/bool/None).
+
+    - NumPy / torch scalars → Python numbers; arrays and tensors → nested lists.
+    - NaN, +inf, -inf → ``None`` (strict JSON has no NaN).
+    - dict keys → ``str`` (so ``{1: 0.5}`` becomes ``{"1": 0.5}``, as JSON would anyway).
+    - tuples, sets → lists (sets sorted when possible); ``Path`` → ``str``; ``Enum`` → its value.
+    - objects with ``to_dict()`` are converted through it; anything else raises ``TypeError``.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {_key(k): metrics_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [metrics_json_safe(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        try:
+            items = sorted(obj)
+        except TypeError:
+            items = list(obj)
+        return [metrics_json_safe(v) for v in items]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, Enum):
+        return metrics_json_safe(obj.value)
+
+    # NumPy (imported lazily: this module must stay cheap to import).
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is a hard dependency
+        np = None
+    if np is not None:
+        if isinstance(obj, np.bool_):
+            return bool(obj)
+        if isinstance(obj, np.integer):
+            return int(obj)
+        if isinstance(obj, np.floating):
+            return metrics_json_safe(float(obj))
+        if isinstance(obj, np.ndarray):
+            return metrics_json_safe(obj.tolist())
+
+    # torch, only if it is already imported by the caller.
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return metrics_json_safe(obj.detach().cpu().tolist())
+
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return metrics_json_safe(obj.to_dict())
+    # Generic number-like scalars (e.g. Decimal, Fraction).
+    if hasattr(obj, "__float__") and not hasattr(obj, "__len__"):
+        return metrics_json_safe(float(obj))
+    raise TypeError(f"metrics_json_safe: cannot convert object of type {type(obj).__name__} to JSON")
+
+
+def _key(k: Any) -> str:
+    if isinstance(k, str):
+        return k
+    safe = metrics_json_safe(k)
+    if isinstance(safe, float) and safe.is_integer():
+        return str(int(safe))
+    return str(safe)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
+    """Write ``metrics_json_safe(obj)`` as strict JSON to ``path`` atomically; returns the path."""
+    text = json.dumps(metrics_json_safe(obj), indent=indent, allow_nan=False, sort_keys=False)
+    return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file (``null`` stays ``None``)."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)

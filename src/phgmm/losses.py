@@ -1,0 +1,146 @@
+"""PHGMM's training objective (Eq. 3–7, SPEC §3).
+
+``L = λ_g·ℓ_g + λ_z·ℓ_z + λ_s·ℓ_s`` with
+
+* ℓ_g = KL(q(g|x) ‖ N(0, I)) (Eq. 4), closed form;
+* ℓ_z = KL(q(z|x) ‖ p(z|x, y)) between two K-component diagonal mixtures (Eq. 6), which has no
+  closed form: :func:`gmm_kl` offers the matched-component upper bound, a Monte-Carlo estimate and
+  Hershey & Olsen's variational approximation;
+* ℓ_s = cross-entropy + (1 − mean soft IoU) (Eq. 7).
+
+Every term is averaged over the batch. Backpropagating ``total`` once gives Alg. 1's routing:
+the encoder receives all three terms, the decoder ℓ_s, PostNet ℓ_z and the global space ℓ_g.
+"""
+
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
+
+__all__ = ["gmm_kl", "soft_iou_loss", "segmentation_loss", "PHGMMLoss", "KL_METHODS"]
+
+KL_METHODS = ("matched", "mc", "variational")
+
+
+def _components(m: MixtureSameFamily) -> tuple[torch.Tensor, Independent]:
+    comp = m.component_distribution
+    if not isinstance(comp, Independent) or not isinstance(comp.base_dist, Normal):
+        raise TypeError("gmm_kl expects mixtures of Independent(Normal) components")
+    return m.mixture_distribution.probs, comp
+
+
+def _pairwise_gaussian_kl(a: Independent, b: Independent) -> torch.Tensor:
+    """N×K×K' matrix of KL(a_i ‖ b_j) between the components of two batches of mixtures."""
+    pa, pb = a.base_dist, b.base_dist
+    left = Independent(Normal(pa.loc.unsqueeze(2), pa.scale.unsqueeze(2)), 1)
+    right = Independent(Normal(pb.loc.unsqueeze(1), pb.scale.unsqueeze(1)), 1)
+    return kl_divergence(left, right)
+
+
+def gmm_kl(q: MixtureSameFamily, p: MixtureSameFamily, method: str = "matched",
+           num_samples: int = 1) -> torch.Tensor:
+    """KL(q ‖ p) between two batches of diagonal Gaussian mixtures; returns one value per batch item.
+
+    Args:
+        q, p: mixtures with the same batch shape (N) and event shape (L).
+        method:
+            ``matched`` — upper bound KL(π‖π*) + Σ_k π_k KL(q_k ‖ p_k), components paired by index
+            (exact for K = 1, zero for q = p);
+            ``mc`` — unbiased Monte-Carlo estimate with ``num_samples`` reparameterised draws from
+            every component, weighted by π_k (differentiable);
+            ``variational`` — Hershey & Olsen (2007):
+            Σ_a π_a log(Σ_a' π_a' e^{−KL(q_a‖q_a')} / Σ_b π*_b e^{−KL(q_a‖p_b)}).
+        num_samples: draws per component for ``mc``.
+    """
+    if method not in KL_METHODS:
+        raise ValueError(f"unknown KL method {method!r}; choose one of {', '.join(KL_METHODS)}")
+    pi_q, comp_q = _components(q)
+    pi_p, comp_p = _components(p)
+    if method == "matched":
+        if pi_q.shape[-1] != pi_p.shape[-1]:
+            raise ValueError("the matched KL needs the same number of components in q and p")
+        cat_kl = kl_divergence(q.mixture_distribution, p.mixture_distribution)
+        return cat_kl + (pi_q * kl_divergence(comp_q, comp_p)).sum(-1)
+    if method == "mc":
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        z = comp_q.rsample((num_samples,))          # S×N×K×L: a draw from every component
+        z = z.transpose(1, 2)                       # S×K×N×L: log_prob broadcasts over S, K
+        log_ratio = q.log_prob(z) - p.log_prob(z)   # S×K×N
+        return (pi_q.transpose(0, 1) * log_ratio.mean(0)).sum(0)
+    # variational
+    log_pi_q = torch.log(pi_q.clamp_min(1e-30))
+    log_pi_p = torch.log(pi_p.clamp_min(1e-30))
+    self_term = torch.logsumexp(log_pi_q.unsqueeze(1) - _pairwise_gaussian_kl(comp_q, comp_q), dim=-1)
+    cross_term = torch.logsumexp(log_pi_p.unsqueeze(1) - _pairwise_gaussian_kl(comp_q, comp_p), dim=-1)
+    return (pi_q * (self_term - cross_term)).sum(-1)
+
+
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+                  smooth: float = 1.0) -> torch.Tensor:
+    """1 − mean over classes of the soft IoU, from the softmax over the batch's non-ignored pixels.
+
+    ``IoU_c = (Σ p_c y_c + s) / (Σ (p_c + y_c − p_c y_c) + s)``. The smoothing ``s`` (one pixel)
+    makes a class absent from both the batch and the prediction count as a perfect match instead of
+    a constant 0 that no gradient can move; it is negligible for present classes.
+    """
+    num_classes = logits.shape[1]
+    valid = target != ignore_index
+    probs = torch.softmax(logits.float(), dim=1).permute(0, 2, 3, 1)[valid]     # P×C
+    onehot = F.one_hot(target[valid].long(), num_classes).to(probs.dtype)      # P×C
+    inter = (probs * onehot).sum(0)
+    union = (probs + onehot - probs * onehot).sum(0)
+    return 1.0 - ((inter + smooth) / (union + smooth)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """ℓ_s of Eq. (7): pixel cross-entropy (mean over non-ignored pixels) + soft-IoU loss."""
+    if logits.shape[-2:] != target.shape[-2:]:
+        raise ValueError(f"logits are {tuple(logits.shape[-2:])} but labels are {tuple(target.shape[-2:])}")
+    if not (target != ignore_index).any():
+        # A batch with nothing to learn from gives a zero (not NaN) loss that keeps the graph.
+        return logits.sum() * 0.0
+    ce = F.cross_entropy(logits.float(), target.long(), ignore_index=ignore_index)
+    return ce + soft_iou_loss(logits, target, ignore_index)
+
+
+class PHGMMLoss(nn.Module):
+    """``L = λ_g ℓ_g + λ_z ℓ_z + λ_s ℓ_s`` (Eq. 3). Returns ``{"total", "g", "z", "s"}``.
+
+    Terms the model does not provide (no global space, no PostNet or no labels for PostNet) are
+    zero. Plain N×C×H×W logits (baselines) give ``total = λ_s·ℓ_s``.
+    """
+
+    def __init__(self, lambda_g: float = 1.1, lambda_z: float = 0.4, lambda_s: float = 0.4,
+                 kl: str = "matched", ignore_index: int = 255, mc_samples: int = 1) -> None:
+        super().__init__()
+        if kl not in KL_METHODS:
+            raise ValueError(f"unknown KL method {kl!r}; choose one of {', '.join(KL_METHODS)}")
+        self.lambda_g, self.lambda_z, self.lambda_s = lambda_g, lambda_z, lambda_s
+        self.kl = kl
+        self.ignore_index = ignore_index
+        self.mc_samples = mc_samples
+
+    def forward(self, output, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = output if isinstance(output, torch.Tensor) else output.logits
+        l_s = segmentation_loss(logits, target, self.ignore_index)
+        zero = l_s.new_zeros(())
+        l_g = l_z = zero
+        if not isinstance(output, torch.Tensor):
+            if output.q_g is not None:
+                prior = Independent(Normal(torch.zeros_like(output.q_g.mean), torch.ones_like(output.q_g.mean)), 1)
+                l_g = kl_divergence(output.q_g, prior).mean()
+            if output.p_z is not None:
+                l_z = gmm_kl(output.q_z, output.p_z, self.kl, self.mc_samples).mean()
+        total = self.lambda_g * l_g + self.lambda_z * l_z + self.lambda_s * l_s
+        return {"total": total, "g": l_g, "z": l_z, "s": l_s}
+
+
+def gaussian_kl_closed_form(mu_q, var_q, mu_p, var_p) -> torch.Tensor:
+    """KL(N(μ_q, diag var_q) ‖ N(μ_p, diag var_p)), summed over the last dimension (for tests/docs)."""
+    return 0.5 * (torch.log(var_p / var_q) + (var_q + (mu_q - mu_p) ** 2) / var_p - 1.0).sum(-1)
+
+

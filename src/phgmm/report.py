@@ -1,0 +1,348 @@
+"""A self-contained evaluation report: ``report.md`` plus PNG figures beside it.
+
+``write_report`` draws with matplotlib's object API on the Agg canvas (no ``pyplot``, no global
+backend switch, safe in headless and threaded runs) and links every figure relatively
+(``figures/iou.png``), so the folder can be moved or viewed in any Markdown viewer. Every part
+whose data is missing is simply left out.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .io import atomic_write_bytes
+from .visualize import colorize, error_overlay, heatmap, to_numpy, to_rgb_uint8
+
+__all__ = ["write_report", "FIGURE_DIR"]
+
+FIGURE_DIR = "figures"
+
+_KNOWN_KEYS = {"miou", "iou", "precision", "recall", "pixel_accuracy", "confusion", "class_names",
+               "trimap", "boundary_iou", "mean_boundary_iou", "num_images", "clustering",
+               "mean_precision", "mean_recall"}
+
+
+# --------------------------------------------------------------------------- helpers
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _pct(x: Any) -> str:
+    v = _num(x)
+    return "–" if v is None else f"{100.0 * v:.2f}"
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    v = _num(x)
+    return "–" if v is None else f"{v:.{digits}g}"
+
+
+def _md_escape(s: Any) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _save_fig(fig, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)  # constrained layout already fits the labels
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _new_figure(w: float, h: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(w, h), layout="constrained")
+
+
+def _palette(colors: Sequence[Sequence[int]] | None, n: int) -> np.ndarray:
+    if colors is not None and len(colors) >= n:
+        return np.asarray(colors, dtype=np.int64)[:n].clip(0, 255)
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"]
+    return (np.asarray([cmap(i % 20)[:3] for i in range(n)]) * 255).round().astype(np.int64)
+
+
+def _per_class(metrics: dict, key: str, names: Sequence[str]) -> list[float | None]:
+    d = metrics.get(key)
+    if d is None:
+        return [None] * len(names)
+    if isinstance(d, dict):
+        return [_num(d.get(n)) for n in names]
+    vals = list(d)
+    return [_num(vals[i]) if i < len(vals) else None for i in range(len(names))]
+
+
+# --------------------------------------------------------------------------- figures
+def _iou_figure(path: Path, names, ious, colors, miou, excluded) -> Path:
+    fig = _new_figure(max(6.0, 0.6 * len(names) + 2), 4.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(names))
+    vals = [100.0 * v if v is not None else 0.0 for v in ious]
+    bar_colors = [tuple(c / 255.0) for c in colors]
+    bars = ax.bar(x, vals, color=bar_colors, edgecolor="black", linewidth=0.6)
+    for i, (b, v) in enumerate(zip(bars, ious)):
+        if i in excluded:
+            b.set_hatch("//")
+            b.set_alpha(0.5)
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 1, "n/a" if v is None else f"{100 * v:.1f}",
+                ha="center", va="bottom", fontsize=7, in_layout=False)
+    if miou is not None:
+        ax.axhline(100.0 * miou, color="crimson", linestyle="--", linewidth=1.2,
+                   label=f"mIoU {100 * miou:.2f}")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xticks(x)
+    ax.set_xticklabels([n + (" *" if i in excluded else "") for i, n in enumerate(names)],
+                       rotation=45, ha="right", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("IoU (%)")
+    ax.set_title("Per-class IoU (* = not in the mean)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return _save_fig(fig, path)
+
+
+def _trimap_figure(path: Path, trimap: dict) -> Path:
+    items = sorted(((float(k), _num(v)) for k, v in trimap.items()), key=lambda kv: kv[0])
+    xs = [k for k, v in items if v is not None]
+    ys = [100.0 * v for k, v in items if v is not None]
+    fig = _new_figure(5.5, 3.6)
+    ax = fig.add_subplot()
+    ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.4)
+    ax.set_xlabel("trimap width (pixels)")
+    ax.set_ylabel("pixel error in band (%)")
+    ax.set_title("Trimap error", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ys:
+        ax.set_ylim(0, max(ys) * 1.1 + 1e-6)
+    return _save_fig(fig, path)
+
+
+def _confusion_figure(path: Path, confusion, names) -> Path:
+    m = np.asarray(confusion, dtype=np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    n = len(names)
+    size = max(5.0, 0.5 * n + 2.5)
+    fig = _new_figure(size + 1.0, size)
+    ax = fig.add_subplot()
+    im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    ax.set_title("Confusion matrix (row-normalised: recall on the diagonal)", fontsize=10)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if norm[i, j] >= 0.005:
+                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black", in_layout=False)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return _save_fig(fig, path)
+
+
+def _tsne_figure(path: Path, embedding, labels) -> Path:
+    from matplotlib import colormaps
+
+    e = to_numpy(embedding).astype(np.float64)
+    lab = to_numpy(labels).reshape(-1)
+    if e.ndim != 2 or e.shape[1] != 2 or e.shape[0] != lab.shape[0]:
+        raise ValueError(f"tsne must be (embedding (n, 2), labels (n,)), got {e.shape} and {lab.shape}")
+    fig = _new_figure(5.5, 4.8)
+    ax = fig.add_subplot()
+    uniq = np.unique(lab)
+    cmap = colormaps["tab20"]
+    for i, k in enumerate(uniq):
+        sel = lab == k
+        ax.scatter(e[sel, 0], e[sel, 1], s=8, color=cmap(i % 20), label=f"k={k}", alpha=0.8)
+    if len(uniq) <= 20:
+        ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("t-SNE of the component means of z (colour = component k)", fontsize=10)
+    return _save_fig(fig, path)
+
+
+def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Path:
+    from matplotlib.patches import Patch
+
+    samples = list(samples)
+    has_unc = any(len(s) > 3 and s[3] is not None for s in samples)
+    has_rgb = any(s[0] is not None for s in samples)  # no input column if there is no image at all
+    cols = (["input"] if has_rgb else []) + ["ground truth", "prediction", "error"] + (["uncertainty"] if has_unc else [])
+    first_gt = to_numpy(samples[0][1])
+    aspect = first_gt.shape[0] / max(1, first_gt.shape[1])
+    cell_w = 3.0
+    fig = _new_figure(cell_w * len(cols), cell_w * aspect * len(samples) + 0.9)
+    axes = fig.subplots(len(samples), len(cols), squeeze=False)
+    for r, s in enumerate(samples):
+        rgb, gt, pred = s[0], to_numpy(s[1]), to_numpy(s[2])
+        if gt.shape != pred.shape or gt.ndim != 2:
+            raise ValueError(f"sample {r}: gt and pred must be H×W of the same size, got {gt.shape} and {pred.shape}")
+        img = np.full(gt.shape + (3,), 128, np.uint8) if rgb is None else to_rgb_uint8(rgb)
+        panels = ([img] if has_rgb else []) + [colorize(gt, colors), colorize(pred, colors),
+                                               error_overlay(img, pred, gt, ignore_index)]
+        if has_unc:
+            u = s[3] if len(s) > 3 else None
+            panels.append(heatmap(u) if u is not None else np.zeros_like(img))
+        step = max(1, int(math.ceil(max(panels[0].shape[:2]) / 320)))  # ~300 px per panel is plenty
+        for c, panel in enumerate(panels):
+            ax = axes[r][c]
+            ax.imshow(panel[::step, ::step], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(cols[c], fontsize=9)
+    handles = [Patch(facecolor=tuple(np.asarray(colors[i]) / 255.0), edgecolor="black", label=n)
+               for i, n in enumerate(names)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(names), 6), fontsize=7)
+    return _save_fig(fig, path)
+
+
+# --------------------------------------------------------------------------- report
+def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequence[str] | None = None,
+                 colors: Sequence[Sequence[int]] | None = None, samples: Sequence[tuple] | None = None,
+                 tsne: tuple | None = None, title: str = "phgmm evaluation",
+                 exclude_from_mean: Sequence[int] = (0,), ignore_index: int = 255) -> Path:
+    """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; returns the path.
+
+    ``metrics`` uses the ``metrics.json`` keys (``miou``, ``iou``, ``precision``, ``recall``,
+    ``pixel_accuracy``, ``confusion``, ``trimap``, ``boundary_iou``, ``mean_boundary_iou``,
+    ``num_images``; optionally ``clustering``: one dict of indices or a list of them, e.g. one per
+    epoch). ``samples``: tuples ``(rgb or None, gt H×W, pred H×W[, uncertainty H×W])``.
+    ``tsne``: ``(embedding (n, 2), labels (n,))``. Other scalar entries of ``metrics`` are listed
+    in the summary table.
+    """
+    out = Path(out_dir)
+    fig_dir = out / FIGURE_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    names = list(class_names) if class_names is not None else list(metrics.get("class_names") or [])
+    if not names and isinstance(metrics.get("iou"), dict):
+        names = list(metrics["iou"].keys())
+    if not names and metrics.get("confusion") is not None:
+        names = [f"class_{i}" for i in range(len(metrics["confusion"]))]
+    n_colors = len(names)
+    if not names and samples:  # no class list at all: cover every label seen in the samples
+        seen = [int(v) for smp in samples for a in (smp[1], smp[2]) for v in np.unique(to_numpy(a))
+                if int(v) != ignore_index and v >= 0]
+        n_colors = max(seen) + 1 if seen else 1
+    pal = _palette(colors, max(1, n_colors))
+    excluded = {int(i) for i in exclude_from_mean}
+    md: list[str] = [f"# {_md_escape(title)}", ""]
+
+    # Summary.
+    rows = []
+    n_mean = len([i for i in range(len(names)) if i not in excluded])
+    if "miou" in metrics:
+        rows.append((f"mIoU ({n_mean} classes{', background excluded' if 0 in excluded else ''})" if names else "mIoU",
+                     _pct(metrics["miou"]) + " %"))
+    if "pixel_accuracy" in metrics:
+        rows.append(("pixel accuracy (all scored pixels)", _pct(metrics["pixel_accuracy"]) + " %"))
+    if "mean_precision" in metrics:
+        rows.append(("mean precision", _pct(metrics["mean_precision"]) + " %"))
+    if "mean_recall" in metrics:
+        rows.append(("mean recall", _pct(metrics["mean_recall"]) + " %"))
+    if "mean_boundary_iou" in metrics:
+        rows.append(("mean Boundary IoU", _pct(metrics["mean_boundary_iou"]) + " %"))
+    if "num_images" in metrics:
+        rows.append(("images", str(metrics["num_images"])))
+    for k, v in metrics.items():
+        if k in _KNOWN_KEYS or isinstance(v, (dict, list, tuple)) or v is None:
+            continue
+        if isinstance(v, (int, float, str, bool, np.generic)):
+            rows.append((str(k), _fmt(v, 6) if isinstance(v, (float, np.floating)) else str(v)))
+    if rows:
+        md += ["| metric | value |", "|---|---:|"] + [f"| {_md_escape(a)} | {b} |" for a, b in rows] + [""]
+
+    # Per-class table + IoU bars.
+    if names and any(k in metrics for k in ("iou", "precision", "recall", "boundary_iou")):
+        cols = [k for k in ("iou", "precision", "recall", "boundary_iou") if k in metrics]
+        header = {"iou": "IoU", "precision": "precision", "recall": "recall", "boundary_iou": "Boundary IoU"}
+        values = {k: _per_class(metrics, k, names) for k in cols}
+        md += ["## Per-class scores", "",
+               "Scores in %, from one confusion matrix over the whole split; \"–\" = undefined "
+               "(class absent from ground truth and prediction). Classes marked * are scored "
+               "but not in the mean.", "",
+               "| class | " + " | ".join(header[k] for k in cols) + " |",
+               "|---|" + "---:|" * len(cols)]
+        for i, n in enumerate(names):
+            mark = " *" if i in excluded else ""
+            md.append(f"| {_md_escape(n)}{mark} | " + " | ".join(_pct(values[k][i]) for k in cols) + " |")
+        md.append("")
+        if "iou" in metrics:
+            p = _iou_figure(fig_dir / "iou.png", names, values["iou"], pal, _num(metrics.get("miou")), excluded)
+            md += [f"![Per-class IoU]({FIGURE_DIR}/{p.name})", ""]
+
+    # Trimap.
+    trimap = metrics.get("trimap")
+    if isinstance(trimap, dict) and any(_num(v) is not None for v in trimap.values()):
+        p = _trimap_figure(fig_dir / "trimap.png", trimap)
+        items = sorted(((float(k), k, v) for k, v in trimap.items()))
+        show = [(k, v) for f, k, v in items if f in (1, 2, 5, 10, 20, 30, 40)] or [(k, v) for _, k, v in items[:8]]
+        md += ["## Trimap", "",
+               "Pixel error (%) inside a band of the given width (pixels) around ground-truth label "
+               "boundaries.", "",
+               "| width | " + " | ".join(str(k) for k, _ in show) + " |",
+               "|---|" + "---:|" * len(show),
+               "| error (%) | " + " | ".join(_pct(v) for _, v in show) + " |", "",
+               f"![Trimap error curve]({FIGURE_DIR}/{p.name})", ""]
+
+    # Confusion matrix.
+    conf = metrics.get("confusion")
+    if conf is not None and names and np.asarray(conf).shape == (len(names), len(names)):
+        p = _confusion_figure(fig_dir / "confusion.png", conf, names)
+        md += ["## Confusion matrix", "", f"![Confusion matrix]({FIGURE_DIR}/{p.name})", ""]
+
+    # Clustering of z.
+    clustering = metrics.get("clustering")
+    if clustering or tsne is not None:
+        md += ["## Clustering of the local latent space z", ""]
+    if clustering:
+        entries = clustering if isinstance(clustering, (list, tuple)) else [clustering]
+        extra = [k for k in ("epoch", "step") if any(isinstance(e, dict) and k in e for e in entries)]
+        md += ["Silhouette (higher is better), Calinski–Harabasz (higher is better), "
+               "Davies–Bouldin (lower is better).", "",
+               "| " + " | ".join(extra + ["silhouette", "Calinski–Harabasz", "Davies–Bouldin", "note"]) + " |",
+               "|" + "---:|" * (len(extra) + 3) + "---|"]
+        for e in entries:
+            if not isinstance(e, dict):
+                continue
+            cells = [str(e.get(k, "")) for k in extra]
+            cells += [_fmt(e.get("silhouette")), _fmt(e.get("calinski_harabasz")), _fmt(e.get("davies_bouldin")),
+                      _md_escape(e.get("reason") or "")]
+            md.append("| " + " | ".join(cells) + " |")
+        md.append("")
+    if tsne is not None:
+        p = _tsne_figure(fig_dir / "tsne.png", tsne[0], tsne[1])
+        md += [f"![t-SNE of z]({FIGURE_DIR}/{p.name})", ""]
+
+    # Samples.
+    if samples:
+        p = _samples_figure(fig_dir / "samples.png", samples, names or [f"class_{i}" for i in range(len(pal))],
+                            [tuple(int(v) for v in c) for c in pal], ignore_index)
+        has_rgb = any(s[0] is not None for s in samples)
+        has_unc = any(len(s) > 3 and s[3] is not None for s in samples)
+        cols = ("input, " if has_rgb else "") + "ground truth, prediction, error (green = right, red = wrong, " \
+            "gray = ignored" + ("" if has_rgb else "; drawn over a gray canvas: no input image available") + ")" \
+            + (", predictive uncertainty" if has_unc else "")
+        md += ["## Samples", "", f"Columns: {cols}.", "", f"![Samples]({FIGURE_DIR}/{p.name})", ""]
+
+    path = out / "report.md"
+    atomic_write_bytes(path, "\n".join(md).encode("utf-8"))
+    return path

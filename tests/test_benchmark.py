@@ -1,0 +1,47 @@
+"""run_benchmark on tiny settings: every ratio present, positive and finite."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import torch
+
+from phgmm.benchmark import RATIO_KEYS, format_table, measure_loader, register_cli, run_benchmark
+
+
+def test_run_benchmark_tiny():
+    result = run_benchmark(["phgmm", "fcn8s"], backbone="resnet18", size=(64, 128), batch=1, train_batch=2,
+                           warmup=1, iters=1, num_classes=4, count_flops=True,
+                           model_kwargs={"phgmm": {"decoder_units": (1, 1, 1, 1), "latent_dim": 16,
+                                                   "num_components": 2}})
+    ratios = result["ratios"]
+    assert set(RATIO_KEYS) <= set(ratios)
+    for key in RATIO_KEYS:
+        assert math.isfinite(ratios[key]) and ratios[key] > 0, key
+    assert set(result["models"]) == {"phgmm", "deeplabv3", "fcn8s"}
+    for name, entry in result["models"].items():
+        assert entry["train_images_per_s"] > 0 and entry["infer_images_per_s"] > 0, name
+        assert entry["infer_flops"] > 0 and entry["train_flops"] > entry["infer_flops"], name
+        assert entry["memory_kind"] == "cpu_rss_highwater_delta"
+    params = result["models"]["phgmm"]["params"]
+    assert params["postnet"] > 0 and params["inference_total"] > params["encoder"]
+    assert set(result["phgmm_train_step_s"]) == {"none", "light", "full"}
+    json.dumps(result)  # serialisable as is
+    table = format_table(result)
+    assert "phgmm_infer_over_encoder" in table and "deeplabv3" in table
+
+
+def test_measure_loader():
+    data = torch.utils.data.TensorDataset(torch.zeros(9, 3, 8, 8), torch.zeros(9, 8, 8, dtype=torch.long))
+    info = measure_loader(data, batch_size=2, workers=0, batches=10)
+    assert info["images"] == 7 and info["images_per_s"] > 0
+
+
+def test_cli_registers():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    register_cli(sub)
+    args = parser.parse_args(["benchmark", "--models", "phgmm,unet", "--size", "64x128", "--json", "x.json"])
+    assert args.models == "phgmm,unet" and args.size == "64x128" and callable(args.func)

@@ -1,0 +1,176 @@
+"""Training, resuming, checkpoints and evaluation on a tiny synthetic set (CPU)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from phgmm.config import apply_overrides, load_config
+from phgmm.engine.checkpoint import CheckpointError, load_checkpoint, load_model_from_checkpoint, save_checkpoint
+from phgmm.engine.train import RunExistsError, TrainingError, train, poly_lambda
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    from phgmm.data.synthetic import generate_dataset
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, num=10, size=(128, 64), seed=3, fmt="cityscapes", val_fraction=0.2, progress=False)
+    return root
+
+
+def tiny_cfg(root: Path, out: Path, *extra: str):
+    return apply_overrides(load_config(REPO / "configs" / "demo.yaml"), [
+        f"data.root={root}", "data.size=[128, 64]", "data.num_workers=0", f"output_dir={out}",
+        "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16", "model.component_dim=8",
+        "model.local_channels=32", "model.global_dim=8", "model.num_components=3",
+        "train.batch_size=4", "train.epochs=3", "train.val_every=1", "eval.batch_size=2",
+        "eval.tsne=false", *extra])
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint(path)["model"]
+
+
+def test_resumed_run_equals_uninterrupted_run(synth_root, tmp_path):
+    full = train(tiny_cfg(synth_root, tmp_path / "full"), progress=False)
+    part = tiny_cfg(synth_root, tmp_path / "part")
+    train(part, stop_after_epochs=1, progress=False)
+    state = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1 and state["step_in_epoch"] == 0
+    resumed = train(part, resume=tmp_path / "part" / "checkpoints" / "last.pt", progress=False)
+    a, b = _weights(Path(full["last"])), _weights(Path(resumed["last"]))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert [h["val_miou"] for h in full["history"]] == [h["val_miou"] for h in resumed["history"]]
+    assert len(resumed["history"]) == 3
+    # the resolved config sits next to the run, TensorBoard logs are there
+    assert (tmp_path / "full" / "config.yaml").is_file()
+    assert any((tmp_path / "full" / "tb").iterdir())
+
+
+def test_existing_run_is_not_overwritten(synth_root, tmp_path):
+    cfg = tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1", "train.val_every=0")
+    train(cfg, progress=False)
+    before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(RunExistsError, match="--resume"):
+        train(cfg, progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
+    train(cfg, overwrite=True, progress=False)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(synth_root, tmp_path, monkeypatch):
+    cfg = tiny_cfg(synth_root, tmp_path / "nan", "train.epochs=2", "train.max_steps_per_epoch=2", "train.val_every=0")
+    train(cfg, stop_after_epochs=1, progress=False)
+    last = tmp_path / "nan" / "checkpoints" / "last.pt"
+    good = last.read_bytes()
+    import phgmm.losses as losses
+    real = losses.gmm_kl
+    monkeypatch.setattr(losses, "gmm_kl", lambda *a, **k: real(*a, **k) * float("nan"))
+    with pytest.raises(TrainingError, match=r"non-finite loss at epoch 2, step 1 .*ℓ_z = nan"):
+        train(cfg, resume=last, progress=False)
+    assert last.read_bytes() == good
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(synth_root, tmp_path, monkeypatch):
+    from phgmm.engine import train as train_mod
+    cfg = tiny_cfg(synth_root, tmp_path / "int", "train.epochs=1", "train.val_every=0")
+    calls = {"n": 0}
+    real = train_mod.build_loss
+
+    def interrupting_loss(c):
+        fn = real(c)
+
+        def wrapped(out, y):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            return fn(out, y)
+        return wrapped
+    monkeypatch.setattr(train_mod, "build_loss", interrupting_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    state = load_checkpoint(tmp_path / "int" / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["step_in_epoch"]) == (0, 1)
+
+
+def test_poly_schedule():
+    f = poly_lambda(100, 0.9)
+    assert f(0) == 1.0 and f(100) == 0.0 and f(150) == 0.0
+    assert f(50) == pytest.approx(0.5 ** 0.9)
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path)
+    (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(CheckpointError, match="trunc.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "trunc.pt")
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "c.pt", {"model": {"w": torch.ones(2)}, "config": {}})
+    good = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"model": {"w": torch.zeros(2)}, "config": {}})
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_evaluate_and_predict_cli(synth_root, tmp_path):
+    from phgmm.cli import main
+    cfg = tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.val_every=1")
+    summary = train(cfg, progress=False)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress",
+                 "--set", "eval.tsne=true"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("miou", "iou", "precision", "recall", "pixel_accuracy", "confusion", "trimap", "clustering"):
+        assert key in metrics, key
+    assert len(metrics["iou"]) == 12 and len(metrics["trimap"]) == 40
+    assert set(metrics["clustering"]) >= {"silhouette", "calinski_harabasz", "davies_bouldin"}
+    report = (out / "report.md").read_text()
+    assert "IoU" in report and ".png" in report
+    model, config, names, colors = load_model_from_checkpoint(summary["best"])
+    assert model.postnet is None and names[0] == "background" and len(colors) == 12
+
+    images = synth_root / "leftImg8bit" / "val"
+    pred_out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", summary["best"], str(images / "synth"), "--out", str(pred_out),
+                 "--uncertainty", "--samples", "3", "--no-progress"]) == 0
+    labels = sorted(pred_out.glob("*_labels.png"))
+    assert labels and len(list(pred_out.glob("*_mi.png"))) == len(labels)
+    ent = np.load(next(pred_out.glob("*_entropy.npy")))
+    assert ent.shape == (64, 128) and (ent >= 0).all() and (ent <= np.log(12) + 1e-4).all()
+    # refuses to overwrite, then scores its own predictions against ground truth by folder
+    assert main(["predict", "--checkpoint", summary["best"], str(images / "synth"), "--out", str(pred_out),
+                 "--no-progress"]) == 2
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from phgmm.cli import main
+    assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.yaml: config file not found" in err and "Traceback" not in err
+    assert main(["train", "--config", str(REPO / "configs" / "demo.yaml"), "--set", "train.epoch=3"]) == 2
+    assert "did you mean train.epochs" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "x.pt"), "--out", str(tmp_path / "o")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err

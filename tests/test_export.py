@@ -1,0 +1,91 @@
+"""ONNX export: one file, two input sizes, parity with PyTorch; refusal to overwrite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from phgmm.export import OnnxPredictor, export_onnx, parse_size  # noqa: E402
+from phgmm.models import PHGMM, build_model  # noqa: E402
+
+TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def phgmm_model():
+    torch.manual_seed(0)
+    model = PHGMM(num_classes=5, num_components=3, backbone="resnet18", decoder_units=(1, 1, 1, 1),
+                  latent_dim=16, postnet="light")
+    # Non-trivial batch-norm statistics so that eval mode differs from train mode.
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model.infer(torch.randn(2, 3, 64, 96))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def phgmm_onnx(phgmm_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "phgmm.onnx"
+    return export_onnx(phgmm_model, path, example_size=(128, 256))
+
+
+def _torch_logits(model, x):
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(x)).numpy()
+
+
+def test_phgmm_parity_two_sizes(phgmm_model, phgmm_onnx):
+    assert phgmm_onnx.is_file()
+    assert phgmm_model.postnet is not None  # the caller's model is untouched
+    predictor = OnnxPredictor(phgmm_onnx)
+    assert (predictor.input_name, predictor.output_name) == ("image", "logits")
+    rng = np.random.default_rng(0)
+    for shape in [(2, 3, 128, 256), (1, 3, 96, 160)]:
+        x = rng.standard_normal(shape, dtype=np.float32)
+        got = predictor(x)
+        ref = _torch_logits(phgmm_model, x)
+        assert got.shape == ref.shape == (shape[0], 5, shape[2], shape[3])
+        assert np.abs(got - ref).max() <= TOL
+    assert predictor.predict(x).shape == (1, 96, 160)
+
+
+def test_graph_has_no_postnet(phgmm_onnx):
+    import onnx
+    graph = onnx.load(str(phgmm_onnx)).graph
+    assert not any("postnet" in init.name for init in graph.initializer)
+    assert [i.name for i in graph.input] == ["image"]
+    assert [o.name for o in graph.output] == ["logits"]
+
+
+def test_refuses_to_overwrite(phgmm_model, phgmm_onnx):
+    before = phgmm_onnx.read_bytes()
+    with pytest.raises(FileExistsError):
+        export_onnx(phgmm_model, phgmm_onnx, example_size=(64, 64))
+    assert phgmm_onnx.read_bytes() == before
+    # No temporary files left next to it.
+    assert [p.name for p in phgmm_onnx.parent.iterdir()] == [phgmm_onnx.name]
+
+
+def test_deeplabv3_parity_and_overwrite(tmp_path):
+    torch.manual_seed(1)
+    model = build_model("deeplabv3", num_classes=4, backbone="resnet18").eval()
+    path = tmp_path / "dl.onnx"
+    path.write_bytes(b"stale")
+    out = export_onnx(model, path, example_size=(64, 96), overwrite=True)
+    assert out == path and path.stat().st_size > 1000
+    x = np.random.default_rng(1).standard_normal((1, 3, 72, 104), dtype=np.float32)
+    got = OnnxPredictor(path)(x)
+    assert np.abs(got - _torch_logits(model, x)).max() <= TOL
+
+
+def test_parse_size_and_missing_file(tmp_path):
+    assert parse_size("384x768") == (384, 768)
+    with pytest.raises(ValueError):
+        parse_size("384")
+    with pytest.raises(FileNotFoundError):
+        OnnxPredictor(tmp_path / "missing.onnx")

@@ -1,0 +1,176 @@
+"""ℓ_g, ℓ_z (three estimators) and ℓ_s against closed forms and independent references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Independent, Normal, kl_divergence
+
+from phgmm.losses import PHGMMLoss, gaussian_kl_closed_form, gmm_kl, segmentation_loss, soft_iou_loss
+from phgmm.models.latent import gaussian_mixture
+from phgmm.models.phgmm import PHGMMOutput
+
+
+def random_mixture(n: int, k: int, l: int, seed: int, spread: float = 1.0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, k, generator=g)
+    mu = spread * torch.randn(n, k, l, generator=g)
+    logvar = 0.5 * torch.randn(n, k, l, generator=g)
+    return gaussian_mixture(logits, mu, logvar), (logits, mu, logvar)
+
+
+def test_k1_all_estimators_equal_closed_form():
+    q, (_, mq, lq) = random_mixture(4, 1, 6, seed=1)
+    p, (_, mp, lp) = random_mixture(4, 1, 6, seed=2)
+    exact = gaussian_kl_closed_form(mq[:, 0], lq[:, 0].exp(), mp[:, 0], lp[:, 0].exp())
+    # independent check of the helper itself, with scalar NumPy arithmetic
+    a, b = mq[0, 0].numpy(), mp[0, 0].numpy()
+    va, vb = lq[0, 0].exp().numpy(), lp[0, 0].exp().numpy()
+    ref0 = sum(0.5 * (math.log(vb[i] / va[i]) + (va[i] + (a[i] - b[i]) ** 2) / vb[i] - 1) for i in range(6))
+    assert exact[0].item() == pytest.approx(ref0, rel=1e-5)
+    torch.testing.assert_close(gmm_kl(q, p, "matched"), exact, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gmm_kl(q, p, "variational"), exact, rtol=1e-5, atol=1e-5)
+    torch.manual_seed(0)
+    n = 20000
+    samples = torch.stack([gmm_kl(q, p, "mc", num_samples=1) for _ in range(50)])  # 50 one-draw estimates
+    big = gmm_kl(q, p, "mc", num_samples=n)
+    se = samples.std(0) / math.sqrt(n)
+    assert torch.all((big - exact).abs() <= 4 * se + 1e-4), (big, exact, se)
+
+
+@pytest.mark.parametrize("method", ["matched", "variational"])
+def test_kl_of_a_mixture_with_itself_is_zero(method):
+    q, _ = random_mixture(5, 7, 8, seed=3)
+    torch.testing.assert_close(gmm_kl(q, q, method), torch.zeros(5), atol=1e-5, rtol=0)
+
+
+def _mc_with_se(q, p, n: int):
+    """A per-batch-item MC estimate of KL(q‖p) from n ancestral samples, with its standard error."""
+    z = q.sample((n,))
+    r = q.log_prob(z) - p.log_prob(z)
+    return r.mean(0), r.std(0) / math.sqrt(n)
+
+
+def test_matched_is_an_upper_bound_of_mc():
+    q, _ = random_mixture(6, 4, 3, seed=4)
+    p, _ = random_mixture(6, 4, 3, seed=5)
+    torch.manual_seed(1)
+    est, se = _mc_with_se(q, p, 20000)
+    assert torch.all(gmm_kl(q, p, "matched") >= est - se)
+    # and the stratified estimator of the library agrees with plain ancestral sampling
+    mc = gmm_kl(q, p, "mc", num_samples=20000)
+    assert torch.all((mc - est).abs() <= 3 * se * math.sqrt(2) + 1e-3)
+
+
+def test_mc_agrees_with_bruteforce_numpy():
+    q, (lq_pi, mq, lq) = random_mixture(3, 3, 2, seed=6)
+    p, (lp_pi, mp, lp) = random_mixture(3, 3, 2, seed=7)
+    torch.manual_seed(2)
+    n = 20000
+    mc = gmm_kl(q, p, "mc", num_samples=n).numpy()
+
+    def softmax(x):
+        e = np.exp(x - x.max())
+        return e / e.sum()
+
+    def mix_logpdf(x, pi, mu, var):
+        # x: (S, L); explicit loop over components, plain NumPy densities
+        dens = np.zeros(len(x))
+        for k in range(len(pi)):
+            d = np.prod(np.exp(-0.5 * (x - mu[k]) ** 2 / var[k]) / np.sqrt(2 * np.pi * var[k]), axis=1)
+            dens += pi[k] * d
+        return np.log(dens)
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        piq, pip_ = softmax(lq_pi[i].numpy().astype(np.float64)), softmax(lp_pi[i].numpy().astype(np.float64))
+        muq, varq = mq[i].numpy().astype(np.float64), np.exp(lq[i].numpy().astype(np.float64))
+        mup, varp = mp[i].numpy().astype(np.float64), np.exp(lp[i].numpy().astype(np.float64))
+        comp = rng.choice(len(piq), size=n, p=piq)
+        x = muq[comp] + np.sqrt(varq[comp]) * rng.standard_normal((n, muq.shape[1]))
+        r = mix_logpdf(x, piq, muq, varq) - mix_logpdf(x, pip_, mup, varp)
+        ref, se = r.mean(), r.std() / np.sqrt(n)
+        assert abs(mc[i] - ref) <= 3 * se * math.sqrt(2), (i, mc[i], ref, se)
+
+
+def test_variational_matches_hershey_olsen_formula_written_out():
+    q, (aq, mq, lq) = random_mixture(2, 3, 4, seed=8)
+    p, (ap, mp, lp) = random_mixture(2, 3, 4, seed=9)
+    out = gmm_kl(q, p, "variational")
+    for n in range(2):
+        pq, pp = torch.softmax(aq[n], 0), torch.softmax(ap[n], 0)
+        total = 0.0
+        for a in range(3):
+            num = sum(pq[b] * torch.exp(-gaussian_kl_closed_form(mq[n, a], lq[n, a].exp(), mq[n, b], lq[n, b].exp()))
+                      for b in range(3))
+            den = sum(pp[b] * torch.exp(-gaussian_kl_closed_form(mq[n, a], lq[n, a].exp(), mp[n, b], lp[n, b].exp()))
+                      for b in range(3))
+            total += pq[a] * torch.log(num / den)
+        assert out[n].item() == pytest.approx(total.item(), rel=1e-4, abs=1e-5)
+
+
+def test_unknown_kl_method_is_an_error():
+    q, _ = random_mixture(1, 2, 2, seed=0)
+    with pytest.raises(ValueError, match="unknown KL method 'exact'"):
+        gmm_kl(q, q, "exact")
+    with pytest.raises(ValueError, match="unknown KL method"):
+        PHGMMLoss(kl="exact")
+
+
+def test_soft_iou_against_explicit_loop():
+    logits = torch.randn(2, 3, 4, 5)
+    target = torch.randint(0, 3, (2, 4, 5))
+    target[0, 0, :] = 255
+    probs = torch.softmax(logits, 1)
+    ious = []
+    for c in range(3):
+        inter = union = 0.0
+        for n in range(2):
+            for i in range(4):
+                for j in range(5):
+                    if target[n, i, j] == 255:
+                        continue
+                    pc, yc = probs[n, c, i, j].item(), float(target[n, i, j] == c)
+                    inter += pc * yc
+                    union += pc + yc - pc * yc
+        ious.append((inter + 1) / (union + 1))
+    assert soft_iou_loss(logits, target).item() == pytest.approx(1 - sum(ious) / 3, rel=1e-5)
+
+
+def test_segmentation_loss_is_ce_plus_soft_iou_and_ignores_255():
+    logits = torch.randn(2, 4, 6, 6)
+    target = torch.randint(0, 4, (2, 6, 6))
+    target[:, :2] = 255
+    ce = torch.nn.functional.cross_entropy(logits, target, ignore_index=255)
+    assert segmentation_loss(logits, target).item() == pytest.approx((ce + soft_iou_loss(logits, target)).item())
+    # changing logits on ignored pixels changes nothing
+    other = logits.clone()
+    other[:, :, :2] += 10 * torch.randn_like(other[:, :, :2])
+    assert segmentation_loss(other, target).item() == pytest.approx(segmentation_loss(logits, target).item())
+    all_ignored = torch.full((2, 6, 6), 255)
+    assert segmentation_loss(logits, all_ignored).item() == 0.0
+
+
+def test_phgmm_loss_combines_terms_with_lambdas():
+    q, _ = random_mixture(2, 3, 4, seed=10)
+    p, _ = random_mixture(2, 3, 4, seed=11)
+    mu, sd = torch.randn(2, 4), torch.rand(2, 4) + 0.5
+    qg = Independent(Normal(mu, sd), 1)
+    logits = torch.randn(2, 5, 8, 8)
+    y = torch.randint(0, 5, (2, 8, 8))
+    out = PHGMMLoss()(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
+    assert set(out) == {"total", "g", "z", "s"}
+    exp_g = gaussian_kl_closed_form(mu, sd ** 2, torch.zeros(4), torch.ones(4)).mean()
+    assert out["g"].item() == pytest.approx(exp_g.item(), rel=1e-5)
+    assert out["z"].item() == pytest.approx(gmm_kl(q, p).mean().item(), rel=1e-5)
+    assert out["total"].item() == pytest.approx(1.1 * out["g"].item() + 0.4 * out["z"].item() + 0.4 * out["s"].item(), rel=1e-5)
+    # plain logits (baselines): only ℓ_s
+    plain = PHGMMLoss()(logits, y)
+    assert plain["z"].item() == 0 and plain["g"].item() == 0
+    assert plain["total"].item() == pytest.approx(0.4 * plain["s"].item())
+    # matches torch's own closed form
+    ref = kl_divergence(qg, Independent(Normal(torch.zeros(2, 4), torch.ones(2, 4)), 1)).mean()
+    assert out["g"].item() == pytest.approx(ref.item(), rel=1e-6)

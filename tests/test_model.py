@@ -1,0 +1,181 @@
+"""PHGMM forward shapes, distributions, inference behaviour and Alg. 1's gradient routing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.distributions import Independent, MixtureSameFamily
+
+import phgmm
+from phgmm import PHGMM, PHGMMLoss
+from phgmm.models import build_model
+from phgmm.models.postnet import one_hot_labels
+
+SMALL = dict(backbone="resnet18", decoder_units=(1, 1, 1, 1))
+
+
+def labels(n, h, w, c=12):
+    y = torch.randint(0, c, (n, h, w))
+    y[:, :3, :3] = 255
+    return y
+
+
+@pytest.mark.parametrize("h,w", [(101, 203), (64, 96)])
+@pytest.mark.parametrize("n", [1, 3])
+def test_eval_and_train_shapes_at_odd_sizes(h, w, n):
+    model = PHGMM(postnet="light", **SMALL)
+    x = torch.randn(n, 3, h, w)
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (n, 12, h, w)
+    model.train()
+    out = model(x, labels(n, h, w))
+    assert out.logits.shape == (n, 12, h, w)
+    assert isinstance(out.q_z, MixtureSameFamily) and isinstance(out.p_z, MixtureSameFamily)
+    assert isinstance(out.q_g, Independent)
+    assert out.q_z.batch_shape == (n,) and out.q_z.event_shape == (256,)
+    assert out.q_z.mixture_distribution.probs.shape == (n, 12)
+    assert out.p_z.event_shape == (256,) and out.q_g.event_shape == (256,)
+
+
+def test_paper_resolution_resnet18_train_and_eval():
+    model = PHGMM(postnet="full", backbone="resnet18")
+    x = torch.randn(1, 3, 384, 768)
+    out = model(x, labels(1, 384, 768))
+    assert out.logits.shape == (1, 12, 384, 768)
+    model.eval()
+    with torch.no_grad():
+        assert model(x).shape == (1, 12, 384, 768)
+
+
+@pytest.mark.parametrize("k", [1, 16])
+@pytest.mark.parametrize("use_global", [True, False])
+def test_components_and_global_switch(k, use_global):
+    model = PHGMM(num_components=k, use_global=use_global, postnet="light", **SMALL)
+    out = model(torch.randn(2, 3, 64, 128), labels(2, 64, 128))
+    assert out.q_z.mixture_distribution.probs.shape == (2, k)
+    assert out.p_z.mixture_distribution.probs.shape == (2, k)
+    assert (out.q_g is not None) == use_global
+    assert (model.global_space is not None) == use_global
+    loss = PHGMMLoss()(out, labels(2, 64, 128))
+    assert torch.isfinite(loss["total"])
+    if not use_global:
+        assert loss["g"].item() == 0.0
+
+
+@pytest.mark.parametrize("backbone,channels", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048),
+                                               ("resnet101", 2048)])
+def test_every_backbone_depth(backbone, channels):
+    model = PHGMM(backbone=backbone, postnet=None, decoder_units=(1, 1, 1, 1))
+    assert model.encoder.channels[-1] == channels
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 65, 97)).shape == (1, 12, 65, 97)
+
+
+def test_inference_never_runs_postnet():
+    model = PHGMM(postnet="light", **SMALL).eval()
+    calls = []
+    model.postnet.register_forward_hook(lambda *a: calls.append(1))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        model(x)
+        model.predict(x)
+        model.sample_logits(x, 2)
+    assert calls == []
+    model.train()
+    model(x, labels(2, 64, 64))
+    assert calls == [1]
+
+
+def test_p_z_none_without_labels_or_postnet():
+    model = PHGMM(postnet="light", **SMALL)
+    assert model(torch.randn(1, 3, 64, 64)).p_z is None
+    model = PHGMM(postnet=None, **SMALL)
+    assert model.postnet is None
+    assert model(torch.randn(1, 3, 64, 64), labels(1, 64, 64)).p_z is None
+
+
+def test_eval_forward_equals_infer_logits_and_decodes_the_means():
+    model = PHGMM(postnet=None, **SMALL).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.infer(x).logits)
+        assert torch.equal(model.predict(x), model(x).argmax(1))
+
+
+def test_sample_logits_draws_different_samples_around_the_mean():
+    model = PHGMM(postnet=None, **SMALL).eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        s = model.sample_logits(x, 4)
+    assert s.shape == (4, 1, 12, 64, 96)
+    assert not torch.allclose(s[0], s[1])
+    with pytest.raises(ValueError, match="samples"):
+        model.sample_logits(x, 0)
+
+
+def test_one_hot_ignores_255():
+    y = torch.tensor([[[0, 2], [255, 1]]])
+    oh = one_hot_labels(y, 3)
+    assert oh.shape == (1, 3, 2, 2)
+    assert oh[0, :, 1, 0].sum() == 0
+    assert oh[0, 2, 0, 1] == 1 and oh[0].sum() == 3
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="postnet"):
+        PHGMM(postnet="heavy")
+    with pytest.raises(ValueError, match="resnet"):
+        PHGMM(backbone="vgg16")
+    with pytest.raises(ValueError, match="decoder_units"):
+        PHGMM(backbone="resnet18", decoder_units=(1, 1))
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("segformer")
+
+
+def _grads(module, loss):
+    module.zero_grad(set_to_none=True)
+    loss.backward(retain_graph=True)
+    return module
+
+
+def _touched(part) -> bool:
+    return any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def test_gradient_routing_of_algorithm_1():
+    model = PHGMM(postnet="light", **SMALL)
+    x, y = torch.randn(2, 3, 64, 96), labels(2, 64, 96)
+    out = model(x, y)
+    terms = PHGMMLoss()(out, y)
+    parts = {"encoder": model.encoder, "local": model.local_space, "global": model.global_space,
+             "decoder": model.decoder, "head": model.head, "postnet": model.postnet}
+    expected = {
+        "s": {"encoder", "local", "global", "decoder", "head"},
+        "z": {"encoder", "local", "postnet"},
+        "g": {"encoder", "global"},
+    }
+    for term, reached in expected.items():
+        _grads(model, terms[term])
+        got = {name for name, part in parts.items() if _touched(part)}
+        assert got == reached, (term, got)
+    # ℓ_g reaches only μ/σ heads and the summary of the global space, not its decoder-side layers
+    _grads(model, terms["g"])
+    assert model.global_space.project.weight.grad is None or model.global_space.project.weight.grad.abs().sum() == 0
+    # ℓ_s does not reach the log-variances (the decoder reads the means)
+    _grads(model, terms["s"])
+    g = model.local_space.heads.logvar.weight.grad
+    assert g is None or g.abs().sum() == 0
+
+
+def test_resnet101_forward_backward_at_paper_resolution():
+    model = phgmm.PHGMM(backbone="resnet101", postnet="light")
+    x = torch.randn(1, 3, 384, 768)
+    y = labels(1, 384, 768)
+    loss = PHGMMLoss()(model(x, y), y)
+    assert all(torch.isfinite(v) for v in loss.values())
+    loss["total"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    counts = model.parameter_counts()
+    assert abs(counts["encoder"] - 42.50e6) / 42.50e6 < 0.005

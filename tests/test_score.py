@@ -1,0 +1,133 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from phgmm.engine.score import score_folders
+from phgmm.io import metrics_json_safe, write_json
+
+ROAD, SKY, BUILDING, CAR = 3, 1, 2, 8
+
+
+def _save(path: Path, arr, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(arr, np.uint8)).save(path)
+
+
+def _make_dataset(root: Path):
+    """Two 8×10 images with a hand-computed answer."""
+    gt_a = np.full((8, 10), ROAD)
+    gt_a[:, 5:] = CAR
+    pred_a = gt_a.copy()
+    pred_a[0, 5] = ROAD                                   # one wrong pixel, on the road/car edge
+    gt_b = np.full((8, 10), SKY)
+    gt_b[0] = 255                                         # 10 ignored pixels
+    pred_b = np.full((8, 10), SKY)
+    pred_b[0] = CAR                                       # car on ignored pixels: not counted
+    pred_b[5, :] = BUILDING                               # 10 wrong pixels
+    _save(root / "gt" / "city1" / "a.png", gt_a)
+    _save(root / "pred" / "city1" / "a.png", pred_a)
+    _save(root / "gt" / "b.png", gt_b)
+    _save(root / "pred" / "b.png", pred_b)
+    return root / "pred", root / "gt"
+
+
+def test_score_folders_known_answer(tmp_path):
+    pred_dir, gt_dir = _make_dataset(tmp_path)
+    out = tmp_path / "out"
+    m = score_folders(pred_dir, gt_dir, out, progress=False)
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == m
+    for key in ("miou", "iou", "precision", "recall", "pixel_accuracy", "confusion", "class_names",
+                "trimap", "boundary_iou", "mean_boundary_iou", "num_images"):
+        assert key in m, key
+    assert m["num_images"] == 2
+    assert len(m["class_names"]) == 12 and m["class_names"][0] == "background"
+    iou = m["iou"]
+    assert iou["road"] == pytest.approx(40 / 41) and iou["car"] == pytest.approx(39 / 40)
+    assert iou["sky"] == pytest.approx(60 / 70)
+    assert iou["building"] == 0.0
+    assert iou["background"] is None and iou["person"] is None
+    assert m["miou"] == pytest.approx((40 / 41 + 39 / 40 + 60 / 70 + 0) / 4)
+    assert m["pixel_accuracy"] == pytest.approx(139 / 150)
+    assert m["precision"]["building"] == 0.0 and m["recall"]["building"] is None
+    assert m["recall"]["sky"] == pytest.approx(60 / 70)
+    assert sum(map(sum, m["confusion"])) == 150
+    assert list(m["trimap"]) == [str(w) for w in range(1, 41)]
+    # image a: boundary = columns 4, 5; band w=1 = columns 3..6 (32 px), w>=4 = whole image (80 px);
+    # image b has no class-class edge in its ground truth (sky/ignore only) → no band
+    assert m["trimap"]["1"] == pytest.approx(1 / 32)
+    assert m["trimap"]["3"] == pytest.approx(1 / 64)  # columns 1..8
+    assert m["trimap"]["4"] == pytest.approx(1 / 80)
+    assert m["trimap"]["40"] == pytest.approx(1 / 80)
+    assert 0 < m["boundary_iou"]["road"] < 1 and m["boundary_iou"]["sky"] < 1
+    report = (out / "report.md").read_text()
+    assert "figures/samples.png" in report and (out / "figures" / "samples.png").is_file()
+    assert "figures/trimap.png" in report
+
+
+def test_score_folders_errors(tmp_path):
+    pred_dir, gt_dir = _make_dataset(tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(FileNotFoundError, match="nope"):
+        score_folders(tmp_path / "nope", gt_dir, out, progress=False)
+    with pytest.raises(FileNotFoundError, match="nope"):
+        score_folders(pred_dir, tmp_path / "nope", out, progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no PNG"):
+        score_folders(tmp_path / "empty", gt_dir, out, progress=False)
+
+    _save(pred_dir / "extra.png", np.zeros((8, 10)))
+    with pytest.raises(FileNotFoundError, match="extra.png"):
+        score_folders(pred_dir, gt_dir, out, progress=False)
+    (pred_dir / "extra.png").unlink()
+
+    _save(gt_dir / "only_gt.png", np.zeros((8, 10)))
+    with pytest.raises(FileNotFoundError, match="only_gt.png"):
+        score_folders(pred_dir, gt_dir, out, progress=False)
+    (gt_dir / "only_gt.png").unlink()
+
+    _save(pred_dir / "b.png", np.zeros((8, 11)))
+    with pytest.raises(ValueError, match=r"size mismatch.*b\.png"):
+        score_folders(pred_dir, gt_dir, out, progress=False)
+
+    Image.fromarray(np.zeros((8, 10, 3), np.uint8)).save(pred_dir / "b.png")
+    with pytest.raises(ValueError, match=r"b\.png.*single-channel"):
+        score_folders(pred_dir, gt_dir, out, progress=False)
+
+    _save(pred_dir / "b.png", np.full((8, 10), 12))
+    with pytest.raises(ValueError, match=r"b\.png.*12.*outside"):
+        score_folders(pred_dir, gt_dir, out, progress=False)
+
+    _save(pred_dir / "b.png", np.zeros((8, 10)))
+    _save(gt_dir / "b.png", np.full((8, 10), 40))
+    with pytest.raises(ValueError, match=r"b\.png.*40"):
+        score_folders(pred_dir, gt_dir, out, progress=False)
+    assert not (out / "metrics.json").exists()
+
+
+def test_output_inside_prediction_folder_is_not_scored_on_rerun(tmp_path):
+    pred_dir, gt_dir = _make_dataset(tmp_path)
+    out = pred_dir / "scores"
+    first = score_folders(pred_dir, gt_dir, out, progress=False, num_samples=1)
+    second = score_folders(pred_dir, gt_dir, out, progress=False, num_samples=1)
+    assert first == second
+
+
+def test_metrics_json_safe_and_write_json(tmp_path):
+    obj = {1: np.float32(0.5), "nan": float("nan"), "inf": np.float64("inf"), "arr": np.arange(3),
+           "t": torch.tensor([[1, 2]]), "ts": torch.tensor(2.5), "tup": (np.int64(4), None),
+           "p": Path("a/b"), "b": np.bool_(True), "nested": {"x": [np.nan, 1]}}
+    safe = metrics_json_safe(obj)
+    assert safe == {"1": 0.5, "nan": None, "inf": None, "arr": [0, 1, 2], "t": [[1, 2]], "ts": 2.5,
+                    "tup": [4, None], "p": "a/b", "b": True, "nested": {"x": [None, 1]}}
+    path = write_json(tmp_path / "d" / "m.json", obj)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == safe
+    assert [p.name for p in path.parent.iterdir()] == ["m.json"]  # no temp file left behind
+    with pytest.raises(TypeError):
+        metrics_json_safe({"x": object()})
