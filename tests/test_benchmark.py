@@ -12,10 +12,12 @@ from phgmm.benchmark import RATIO_KEYS, format_table, measure_loader, register_c
 
 
 def test_run_benchmark_tiny():
-    result = run_benchmark(["phgmm", "fcn8s"], backbone="resnet18", size=(64, 128), batch=1, train_batch=2,
+    # Tiny on purpose (2 shared CPU cores): resnet18, 32×64, one timed iteration, slim heads.
+    result = run_benchmark(["phgmm", "fcn8s"], backbone="resnet18", size=(32, 64), batch=1, train_batch=2,
                            warmup=1, iters=1, num_classes=4, count_flops=True,
                            model_kwargs={"phgmm": {"decoder_units": (1, 1, 1, 1), "latent_dim": 16,
-                                                   "num_components": 2}})
+                                                   "num_components": 2},
+                                         "deeplabv3": {"aspp_channels": 32}})
     ratios = result["ratios"]
     assert set(RATIO_KEYS) <= set(ratios)
     for key in RATIO_KEYS:

@@ -234,7 +234,8 @@ def test_augmentation_keeps_alignment(tmp_path):
     ds = CamVidDataset(root, "train", size=(64, 48), augment=True, seed=3)
     ds.augmentation.brightness = ds.augmentation.contrast = 0.0
     inv = {int(c): n for n, c in enumerate(load_class_table("camvid").lut[:11])}
-    flips = set()
+    plain = ds.load_raw(0)[1]
+    moved = 0
     for epoch in range(6):
         ds.set_epoch(epoch)
         x, y = ds[0]
@@ -243,8 +244,8 @@ def test_augmentation_keeps_alignment(tmp_path):
         expected = native * 20 + 20
         ok = np.abs(rgb - expected) <= 2
         assert ok.mean() > 0.85, ok.mean()  # only boundary pixels may differ (bilinear vs nearest)
-        flips.add(bool(np.array_equal(y.numpy(), y.numpy()[:, ::-1])))
-    assert len(ds.load_raw(0)[0].shape) == 3
+        moved += not np.array_equal(y.numpy(), plain)
+    assert moved >= 4  # the geometry really changes between epochs
 
 
 def test_augmentation_reproducible(tmp_path):

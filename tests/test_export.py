@@ -31,7 +31,7 @@ def phgmm_model():
 @pytest.fixture(scope="module")
 def phgmm_onnx(phgmm_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "phgmm.onnx"
-    return export_onnx(phgmm_model, path, example_size=(128, 256))
+    return export_onnx(phgmm_model, path, example_size=(64, 128))
 
 
 def _torch_logits(model, x):

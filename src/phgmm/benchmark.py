@@ -525,3 +525,16 @@ def _dataset_from_config(cfg: Any) -> Any:
     except ImportError as exc:
         raise SystemExit(f"cannot build the training dataset for the loader benchmark: {exc}") from exc
     return build_dataset(cfg, split="train")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m phgmm.benchmark [options]`` — the same as ``phgmm benchmark [options]``."""
+    parser = argparse.ArgumentParser(prog="python -m phgmm.benchmark")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    args = parser.parse_args(["benchmark", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -235,3 +235,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB; input '{INPUT_NAME}' N×3×H×W float32, "
           f"output '{OUTPUT_NAME}' N×{n}×H×W)")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m phgmm.export --checkpoint CKPT --out model.onnx`` — the same as ``phgmm export``."""
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m phgmm.export")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    args = parser.parse_args(["export", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["init", "is_distributed", "rank", "world_size", "is_main", "barrier", "all_reduce_sum",
-           "all_gather_tensors", "cleanup", "local_rank"]
+           "all_gather_tensors", "broadcast_buffers", "cleanup", "local_rank"]
 
 
 def is_distributed() -> bool:
@@ -82,6 +82,17 @@ def all_gather_tensors(t: torch.Tensor) -> torch.Tensor:
     out = [torch.zeros_like(padded) for _ in range(world_size())]
     dist.all_gather(out, padded)
     return torch.cat([o[: int(s.item())] for o, s in zip(out, sizes)])
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP syncs buffers at the start of each forward, so after the last step of an epoch every
+    rank holds statistics of its own last batch; evaluation and checkpoints need one model.
+    """
+    if is_distributed():
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
 
 
 def cleanup() -> None:

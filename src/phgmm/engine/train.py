@@ -64,7 +64,7 @@ def _check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
 
 def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False,
           stop_after_epochs: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train ``cfg``'s model; returns a summary (best/last mIoU, checkpoint paths, history).
+    """Train ``cfg``'s model; returns a summary (best mIoU, checkpoint paths, history, the model).
 
     Args:
         cfg: the resolved config (``phgmm.config.load_config``).
@@ -102,7 +102,10 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
 
     model = build_model_from_config(cfg).to(device)
     if t.sync_bn and du.is_distributed():
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        elif du.is_main():
+            print("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; using per-process BatchNorm")
     channels_last = use_channels_last(t.channels_last, device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -207,6 +210,7 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
                         writer.add_scalar("train/lr", scheduler.get_last_lr()[0], global_step)
                         writer.add_scalar("train/images_per_s", rate, global_step)
             bar.close()
+            du.broadcast_buffers(model)
             n_steps = max(1, step - first)
             record: dict[str, Any] = {"epoch": epoch + 1, **{f"loss_{k}": v / n_steps for k, v in sums.items()},
                                       "images_per_s": seen / max(1e-9, time.perf_counter() - tick)}
@@ -251,10 +255,9 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
 
     if main and not (ckpt_dir / "best.pt").exists() and (ckpt_dir / "last.pt").exists():
         # no validation ran: the last weights are the best we know of
-        import shutil
-        shutil.copyfile(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
+        save_checkpoint(ckpt_dir / "best.pt", load_checkpoint(ckpt_dir / "last.pt"))
     return {"output_dir": str(out), "last": str(ckpt_dir / "last.pt"), "best": str(ckpt_dir / "best.pt"),
-            "best_miou": best_miou, "history": history, "global_step": global_step}
+            "best_miou": best_miou, "history": history, "global_step": global_step, "model": unwrap(model)}
 
 
 def config_of_checkpoint(path: str | Path) -> Config:

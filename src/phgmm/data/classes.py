@@ -1,0 +1,306 @@
+"""Class tables: how a data set's native label ids map onto the 12 PHGMM classes.
+
+A class table is a data file (YAML or CSV) that a user can read, copy and override. The built-in
+tables live in ``phgmm/data/tables/`` (``phgmm12``, ``cityscapes``, ``synthia``, ``camvid``).
+
+YAML format::
+
+    name: my-data
+    classes:                      # in output-index order
+      - {name: background, color: [0, 0, 0], ids: [0, 7]}
+      - {name: road,       color: [128, 64, 128], ids: [1]}
+    ignore_ids: [255]             # native ids mapped to 255 (ignored by loss and metrics)
+
+A class may give ``names`` instead of ``ids`` when the table sets ``id_source:
+cityscapesscripts``: the names are then resolved with ``cityscapesscripts.helpers.labels``, and
+``names: "*"`` takes every Cityscapes label not listed under another class.
+
+CSV format (header required; ids separated by spaces or ``;``; colour as ``r g b``, ``r;g;b``
+or ``#rrggbb``; a row named ``ignore`` lists the ignored ids)::
+
+    name,ids,color
+    background,0 7,0 0 0
+    road,1,#804080
+    ignore,255,
+
+Ids that are in no class and not in ``ignore_ids`` are *unknown*: loading a label that contains
+one raises :class:`~phgmm.data.DatasetError`, unless the data set was built with
+``unknown_ids="ignore"``, in which case they become 255.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .datasets import DatasetError  # defined before datasets.py imports this module
+
+__all__ = [
+    "ClassTable",
+    "load_class_table",
+    "builtin_table_path",
+    "BUILTIN_TABLES",
+    "PHGMM_CLASS_NAMES",
+    "PHGMM_COLORS",
+    "IGNORE_INDEX",
+    "colorize",
+]
+
+IGNORE_INDEX = 255
+MAX_NATIVE_ID = 65535  # 16-bit label PNGs (Synthia)
+TABLE_DIR = Path(__file__).resolve().parent / "tables"
+BUILTIN_TABLES = ("phgmm12", "cityscapes", "synthia", "camvid")
+
+
+@dataclass
+class ClassTable:
+    """A mapping from native label ids to class indices ``0..num_classes-1`` (or 255)."""
+
+    name: str
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    id_to_class: dict[int, int]
+    ignore_ids: list[int] = field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.colors):
+            raise DatasetError(f"class table {self.source or self.name}: {len(self.names)} names "
+                               f"but {len(self.colors)} colours")
+        lut = np.full(MAX_NATIVE_ID + 1, IGNORE_INDEX, dtype=np.uint8)
+        known = np.zeros(MAX_NATIVE_ID + 1, dtype=bool)
+        for nid, cls in self.id_to_class.items():
+            if 0 <= nid <= MAX_NATIVE_ID:
+                lut[nid] = cls
+                known[nid] = True
+        for nid in self.ignore_ids:
+            if 0 <= nid <= MAX_NATIVE_ID:
+                lut[nid] = IGNORE_INDEX
+                known[nid] = True
+        self.lut = lut
+        self.known = known
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def class_ids(self, cls: int) -> list[int]:
+        """Native ids mapped to class index ``cls``."""
+        return sorted(i for i, c in self.id_to_class.items() if c == cls)
+
+    def unknown_ids_in(self, label: np.ndarray) -> list[int]:
+        """Native ids present in ``label`` that the table does not know (sorted)."""
+        if label.dtype == np.uint8:
+            present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
+        else:
+            present = np.unique(label)
+        present = present.astype(np.int64)
+        out_of_range = present[(present < 0) | (present > MAX_NATIVE_ID)]
+        in_range = present[(present >= 0) & (present <= MAX_NATIVE_ID)]
+        return sorted(out_of_range.tolist() + in_range[~self.known[in_range]].tolist())
+
+    def map(self, label: np.ndarray, unknown: str = "error", path: str | Path | None = None) -> np.ndarray:
+        """Map a native-id label array to class indices (uint8, 255 = ignore).
+
+        ``unknown="error"`` raises :class:`DatasetError` naming ``path`` when the label holds an id
+        that is not in the table; ``unknown="ignore"`` maps such ids to 255.
+        """
+        if unknown not in ("error", "ignore"):
+            raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown!r}")
+        label = np.asarray(label)
+        if label.dtype.kind not in "iu":
+            raise DatasetError(f"{path or 'label'}: label map has dtype {label.dtype}, expected integer ids")
+        if unknown == "error":
+            bad = self.unknown_ids_in(label)
+            if bad:
+                shown = ", ".join(map(str, bad[:12])) + (" ..." if len(bad) > 12 else "")
+                raise DatasetError(
+                    f"{path or 'label'}: label ids [{shown}] are not in class table "
+                    f"'{self.source or self.name}' (known ids: {self._known_summary()}); fix the "
+                    f"labels, extend the table, or pass unknown_ids='ignore' to map them to 255")
+        if label.dtype == np.uint8 or label.dtype == np.uint16:
+            return self.lut[label]
+        lab = label.astype(np.int64)
+        valid = (lab >= 0) & (lab <= MAX_NATIVE_ID)
+        out = np.full(lab.shape, IGNORE_INDEX, dtype=np.uint8)
+        out[valid] = self.lut[lab[valid]]
+        return out
+
+    def _known_summary(self) -> str:
+        ids = sorted(set(self.id_to_class) | set(self.ignore_ids))
+        s = ", ".join(map(str, ids[:40]))
+        return s + (" ..." if len(ids) > 40 else "")
+
+    def colorize(self, label: np.ndarray) -> np.ndarray:
+        """Class-index label (HxW) -> RGB colour mask (HxWx3 uint8); 255 is drawn white."""
+        return colorize(label, self.colors)
+
+
+def colorize(label: np.ndarray, colors) -> np.ndarray:
+    """Class-index label (HxW) -> RGB colour mask (HxWx3 uint8); ignore (255) is white."""
+    pal = np.full((256, 3), 255, dtype=np.uint8)
+    pal[: len(colors)] = np.asarray(colors, dtype=np.uint8)
+    return pal[np.asarray(label, dtype=np.uint8)]
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+def builtin_table_path(name: str) -> Path:
+    return TABLE_DIR / f"{name}.yaml"
+
+
+def _parse_color(value, where: str) -> tuple[int, int, int]:
+    if isinstance(value, str):
+        s = value.strip()
+        if s.startswith("#") and len(s) == 7:
+            return tuple(int(s[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        parts = [p for p in re.split(r"[\s;,/]+", s) if p]
+        value = parts
+    try:
+        rgb = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: colour {value!r} is not an RGB triple (expected [r, g, b], "
+                           f"'r g b' or '#rrggbb')") from None
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise DatasetError(f"{where}: colour {value!r} is not an RGB triple of 0..255 values")
+    return rgb  # type: ignore[return-value]
+
+
+def _parse_ids(value, where: str) -> list[int]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (int, np.integer)):
+        return [int(value)]
+    if isinstance(value, str):
+        value = [p for p in re.split(r"[\s;,]+", value.strip()) if p]
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise DatasetError(f"{where}: ids {value!r} are not integers") from None
+
+
+def _default_color(name: str, index: int) -> tuple[int, int, int]:
+    if name in PHGMM_CLASS_NAMES:
+        return PHGMM_COLORS[PHGMM_CLASS_NAMES.index(name)]
+    rng = np.random.default_rng(index + 1000)
+    return tuple(int(v) for v in rng.integers(0, 256, 3))  # type: ignore[return-value]
+
+
+def _cityscapes_name_to_id() -> dict[str, int]:
+    from cityscapesscripts.helpers.labels import labels as cs_labels
+
+    return {lab.name: int(lab.id) for lab in cs_labels}
+
+
+def _table_from_dict(data: dict, source: str) -> ClassTable:
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), list) or not data["classes"]:
+        raise DatasetError(f"class table {source}: expected a mapping with a non-empty 'classes' list "
+                           f"(each entry: name, ids, color)")
+    id_source = data.get("id_source")
+    name_to_id = _cityscapes_name_to_id() if id_source == "cityscapesscripts" else None
+    if id_source not in (None, "cityscapesscripts"):
+        raise DatasetError(f"class table {source}: unknown id_source {id_source!r} "
+                           f"(supported: cityscapesscripts)")
+    names: list[str] = []
+    colors: list[tuple[int, int, int]] = []
+    id_to_class: dict[int, int] = {}
+    rest_class: int | None = None
+    for idx, entry in enumerate(data["classes"]):
+        where = f"class table {source}, class #{idx}"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise DatasetError(f"{where}: expected a mapping with at least a 'name' key")
+        cname = str(entry["name"])
+        names.append(cname)
+        colors.append(_parse_color(entry["color"], where) if entry.get("color") is not None
+                      else _default_color(cname, idx))
+        ids = _parse_ids(entry.get("ids", entry.get("source_ids")), where)
+        if "names" in entry:
+            if name_to_id is None:
+                raise DatasetError(f"{where}: 'names' needs 'id_source: cityscapesscripts'")
+            if entry["names"] == "*":
+                rest_class = idx
+            else:
+                for n in entry["names"]:
+                    if n not in name_to_id:
+                        raise DatasetError(f"{where}: '{n}' is not a Cityscapes label name")
+                    ids.append(name_to_id[n])
+        for nid in ids:
+            if nid in id_to_class and id_to_class[nid] != idx:
+                raise DatasetError(f"{where}: native id {nid} already mapped to class "
+                                   f"'{names[id_to_class[nid]]}'")
+            id_to_class[nid] = idx
+    ignore_ids = _parse_ids(data.get("ignore_ids"), f"class table {source}, ignore_ids")
+    if rest_class is not None:
+        for nid in name_to_id.values():  # type: ignore[union-attr]
+            if nid not in id_to_class and nid not in ignore_ids:
+                id_to_class[nid] = rest_class
+    return ClassTable(name=str(data.get("name", Path(source).stem)), names=names, colors=colors,
+                      id_to_class=id_to_class, ignore_ids=ignore_ids, source=source)
+
+
+def _table_from_csv(path: Path) -> ClassTable:
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise DatasetError(f"class table {path}: empty CSV (expected a header 'name,ids,color' and one row per class)")
+    keys = {k.strip().lower(): k for k in rows[0].keys() if k}
+    if "name" not in keys:
+        raise DatasetError(f"class table {path}: CSV has no 'name' column (expected columns name, ids, color)")
+    id_key = next((keys[k] for k in ("ids", "source_ids", "source ids", "id") if k in keys), None)
+    col_key = next((keys[k] for k in ("color", "colour", "rgb") if k in keys), None)
+    classes, ignore_ids = [], []
+    for row in rows:
+        name = (row[keys["name"]] or "").strip()
+        if not name:
+            continue
+        ids = row.get(id_key, "") if id_key else ""
+        if name.lower() in ("ignore", "_ignore", "void_ignore"):
+            ignore_ids += _parse_ids(ids, f"class table {path}, row 'ignore'")
+            continue
+        entry = {"name": name, "ids": ids}
+        if col_key and (row.get(col_key) or "").strip():
+            entry["color"] = row[col_key]
+        classes.append(entry)
+    return _table_from_dict({"name": path.stem, "classes": classes, "ignore_ids": ignore_ids}, str(path))
+
+
+def load_class_table(spec: str | Path | ClassTable) -> ClassTable:
+    """Load a class table from a YAML/CSV path or a built-in name.
+
+    Built-in names: ``"phgmm12"``, ``"cityscapes"``, ``"synthia"``, ``"camvid"``.
+    """
+    if isinstance(spec, ClassTable):
+        return spec
+    s = str(spec)
+    if s in BUILTIN_TABLES and not Path(s).exists():
+        path = builtin_table_path(s)
+    else:
+        path = Path(spec).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"class table {path}: file not found (expected a .yaml/.yml/.csv file or "
+                           f"one of the built-in names {', '.join(BUILTIN_TABLES)})")
+    try:
+        if path.suffix.lower() == ".csv":
+            return _table_from_csv(path)
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as e:
+        raise DatasetError(f"class table {path}: cannot be read ({e})") from None
+    return _table_from_dict(data, str(path))
+
+
+def _load_palette() -> tuple[list[str], list[tuple[int, int, int]]]:
+    with open(builtin_table_path("phgmm12"), encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    return ([str(c["name"]) for c in data["classes"]],
+            [tuple(int(v) for v in c["color"]) for c in data["classes"]])  # type: ignore[misc]
+
+
+#: The 12 class names in network output order and their colours (read from ``tables/phgmm12.yaml``).
+PHGMM_CLASS_NAMES, PHGMM_COLORS = _load_palette()

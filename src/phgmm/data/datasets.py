@@ -1,0 +1,361 @@
+"""Segmentation data sets: Cityscapes, SYNTHIA RAND-CITYSCAPES, CamVid and a user folder.
+
+Every data set returns ``(image, label)`` with ``image`` a float32 ``3xHxW`` tensor normalised
+with the ImageNet mean/std and ``label`` an int64 ``HxW`` tensor of class indices ``0..11``
+(255 = ignore), mapped from the native ids through a class table (``phgmm/data/tables``).
+"""
+
+from __future__ import annotations
+
+
+class DatasetError(ValueError):
+    """Bad data on disk: missing folders, unpaired files, unreadable images, unknown label ids."""
+
+
+# The imports below come after DatasetError on purpose: classes.py and transforms.py import it.
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
+
+from .classes import ClassTable, load_class_table, IGNORE_INDEX  # noqa: E402
+from .transforms import _imread, Augment, load_image, load_label, normalize, resize_pair, sample_rng  # noqa: E402
+
+__all__ = [
+    "DatasetError",
+    "SegmentationDataset",
+    "CityscapesDataset",
+    "SynthiaDataset",
+    "CamVidDataset",
+    "FolderDataset",
+    "build_dataset",
+    "synthia_split",
+    "DATASET_NAMES",
+]
+
+DATASET_NAMES = ("cityscapes", "synthia", "camvid", "folder")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
+
+
+def _check_root(root: str | Path, kind: str, expected: str) -> Path:
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root}: {kind} root does not exist (expected {expected})")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: {kind} root is not a folder (expected {expected})")
+    return root
+
+
+def _need_dir(path: Path, kind: str, expected: str, root: Path) -> Path:
+    if not path.is_dir():
+        what = "is empty" if not any(root.iterdir()) else "has the wrong layout"
+        raise DatasetError(f"{path}: expected sub-folder is missing ({kind} root {what}; "
+                           f"expected {expected})")
+    return path
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _unpaired_error(kind: str, path: Path, partner: Path | str, missing: str) -> DatasetError:
+    return DatasetError(f"{path}: {kind} has no matching {missing} (expected {partner})")
+
+
+class SegmentationDataset(Dataset):
+    """Base class: a list of (image, label) files, a class table and the transforms.
+
+    Args:
+        files: list of ``(image_path, label_path)``.
+        class_table: a :class:`ClassTable`, a YAML/CSV path or a built-in table name.
+        size: output ``(W, H)``; ``None`` keeps each file's own size.
+        augment: apply the training augmentation (:class:`~phgmm.data.transforms.Augment`).
+        seed: base seed of the per-sample augmentation generator ``(seed, epoch, index)``.
+        unknown_ids: ``"error"`` (default) raises :class:`DatasetError` on label ids that are not
+            in the class table; ``"ignore"`` maps them to 255.
+        label_channel: ``"single"`` or ``"red"`` (multi-channel label files, SYNTHIA).
+    """
+
+    num_classes: int
+    ignore_index = IGNORE_INDEX
+
+    def __init__(self, files, class_table, size=(768, 384), augment=False, seed=0,
+                 unknown_ids="error", label_channel="single", augmentation: Augment | None = None):
+        if unknown_ids not in ("error", "ignore"):
+            raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown_ids!r}")
+        self.files: list[tuple[Path, Path]] = [(Path(a), Path(b)) for a, b in files]
+        self.table: ClassTable = load_class_table(class_table)
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.augment = bool(augment)
+        self.augmentation = augmentation or Augment()
+        self.seed = int(seed)
+        self.epoch = 0
+        self.unknown_ids = unknown_ids
+        self.label_channel = label_channel
+
+    # -- public attributes -------------------------------------------------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.table.names)
+
+    @property
+    def colors(self) -> list[tuple[int, int, int]]:
+        return list(self.table.colors)
+
+    @property
+    def num_classes(self) -> int:  # type: ignore[override]
+        return self.table.num_classes
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream; call before each epoch (workers copy the value)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    # -- loading -----------------------------------------------------------------------------
+    def load_pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Native-resolution RGB uint8 image and class-index uint8 label (no resize)."""
+        img_path, lab_path = self.files[i]
+        rgb = load_image(img_path)
+        raw = load_label(lab_path, channel=self.label_channel)
+        if raw.shape[:2] != rgb.shape[:2]:
+            raise DatasetError(f"{lab_path}: label map is {raw.shape[1]}x{raw.shape[0]} but its image "
+                               f"{img_path} is {rgb.shape[1]}x{rgb.shape[0]} (expected equal sizes)")
+        return rgb, self.table.map(raw, unknown=self.unknown_ids, path=lab_path)
+
+    def load_raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Resized RGB uint8 HxWx3 and class-index uint8 HxW label, without augmentation."""
+        rgb, lab = self.load_pair(i)
+        return resize_pair(rgb, lab, self.size)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {i} out of range for {len(self)} samples")
+        if self.augment:
+            rgb, lab = self.load_pair(i)
+            rgb, lab = self.augmentation(rgb, lab, self.size, sample_rng(self.seed, self.epoch, i))
+        else:
+            rgb, lab = self.load_raw(i)
+        return normalize(rgb), torch.from_numpy(lab.astype(np.int64))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n={len(self)}, size={self.size}, augment={self.augment}, "
+                f"table={self.table.name!r})")
+
+
+class CityscapesDataset(SegmentationDataset):
+    """Cityscapes in its official layout.
+
+    ``root/leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png`` paired with
+    ``root/gtFine/{split}/{city}/{stem}_gtFine_labelIds.png``. Native ids (0..33) are mapped to
+    the 12 classes by the ``cityscapes`` class table, whose ids come from
+    ``cityscapesscripts.helpers.labels``.
+    """
+
+    LAYOUT = "leftImg8bit/{split}/{city}/*_leftImg8bit.png and gtFine/{split}/{city}/*_gtFine_labelIds.png"
+
+    def __init__(self, root, split="train", size=(768, 384), augment=False, seed=0,
+                 unknown_ids="error", class_table=None, **kw):
+        root = _check_root(root, "Cityscapes", self.LAYOUT)
+        img_dir = _need_dir(root / "leftImg8bit" / split, "Cityscapes", self.LAYOUT, root)
+        gt_dir = _need_dir(root / "gtFine" / split, "Cityscapes", self.LAYOUT, root)
+        images = sorted(img_dir.glob("*/*_leftImg8bit.png"))
+        if not images:
+            raise DatasetError(f"{img_dir}: no *_leftImg8bit.png images found (expected {self.LAYOUT})")
+        labels = sorted(gt_dir.glob("*/*_gtFine_labelIds.png"))
+        lab_set = set(labels)
+        files = []
+        for im in images:
+            stem = im.name[: -len("_leftImg8bit.png")]
+            lab = gt_dir / im.parent.name / f"{stem}_gtFine_labelIds.png"
+            if lab not in lab_set:
+                raise _unpaired_error("image", im, lab, "label map")
+            files.append((im, lab))
+        img_set = set(images)
+        for lab in labels:
+            stem = lab.name[: -len("_gtFine_labelIds.png")]
+            im = img_dir / lab.parent.name / f"{stem}_leftImg8bit.png"
+            if im not in img_set:
+                raise _unpaired_error("label map", lab, im, "image")
+        super().__init__(files, class_table or "cityscapes", size, augment, seed, unknown_ids, **kw)
+
+
+def synthia_split(n: int, split: str) -> slice:
+    """Deterministic SYNTHIA split over ``n`` sorted files (see :class:`SynthiaDataset`)."""
+    if n >= 9000:
+        n_train, n_val = 7000, 2000
+    else:
+        n_train = int(round(n * 7 / 9))
+        if n >= 2:
+            n_train = min(max(n_train, 1), n - 1)
+        n_val = n - n_train
+    bounds = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val),
+              "test": slice(n_train + n_val, n), "all": slice(0, n)}
+    if split not in bounds:
+        raise DatasetError(f"unknown SYNTHIA split {split!r} (expected train, val, test or all)")
+    return bounds[split]
+
+
+class SynthiaDataset(SegmentationDataset):
+    """SYNTHIA RAND-CITYSCAPES: ``root/RGB/*.png`` paired by file name with ``root/GT/LABELS/*.png``.
+
+    Labels are 16-bit multi-channel PNGs read with OpenCV (``IMREAD_UNCHANGED``); the class id is
+    the red channel. Split rule (the paper's 7,000 / 2,000): file names are sorted; with 9,000
+    or more pairs the first 7,000 are ``train``, the next 2,000 ``val`` and any rest ``test``;
+    with fewer, the pairs are split 7:2 — ``train`` is the first ``round(n * 7 / 9)`` (at least
+    one, leaving at least one for ``val``) and ``val`` the rest (``test`` is empty). ``all``
+    gives every pair.
+    """
+
+    LAYOUT = "RGB/*.png and GT/LABELS/*.png with the same file names"
+
+    def __init__(self, root, split="train", size=(768, 384), augment=False, seed=0,
+                 unknown_ids="error", class_table=None, **kw):
+        root = _check_root(root, "SYNTHIA", self.LAYOUT)
+        rgb_dir = _need_dir(root / "RGB", "SYNTHIA", self.LAYOUT, root)
+        gt_dir = _need_dir(root / "GT" / "LABELS", "SYNTHIA", self.LAYOUT, root)
+        images = _list_images(rgb_dir)
+        if not images:
+            raise DatasetError(f"{rgb_dir}: no images found (expected {self.LAYOUT})")
+        labels = {p.stem: p for p in _list_images(gt_dir)}
+        files = []
+        for im in images:
+            if im.stem not in labels:
+                raise _unpaired_error("image", im, gt_dir / f"{im.stem}.png", "label map")
+            files.append((im, labels[im.stem]))
+        img_stems = {p.stem for p in images}
+        for stem, lab in sorted(labels.items()):
+            if stem not in img_stems:
+                raise _unpaired_error("label map", lab, rgb_dir / lab.name, "image")
+        files = files[synthia_split(len(files), split)]
+        kw.setdefault("label_channel", "red")
+        super().__init__(files, class_table or "synthia", size, augment, seed, unknown_ids, **kw)
+
+
+class CamVidDataset(SegmentationDataset):
+    """CamVid in the SegNet layout: ``root/{split}/*.png`` paired by name with ``root/{split}annot/*.png``.
+
+    Labels 0..10 (Sky, Building, Pole, Road, Pavement, Tree, SignSymbol, Fence, Car, Pedestrian,
+    Bicyclist) map to the 11 named classes; 11 (Unlabelled) is ignored (255).
+    """
+
+    LAYOUT = "{split}/*.png and {split}annot/*.png (SegNet layout: train, val, test)"
+
+    def __init__(self, root, split="train", size=(768, 384), augment=False, seed=0,
+                 unknown_ids="error", class_table=None, **kw):
+        root = _check_root(root, "CamVid", self.LAYOUT)
+        img_dir = _need_dir(root / split, "CamVid", self.LAYOUT, root)
+        ann_dir = _need_dir(root / f"{split}annot", "CamVid", self.LAYOUT, root)
+        files = _pair_by_stem(img_dir, ann_dir, self.LAYOUT)
+        super().__init__(files, class_table or "camvid", size, augment, seed, unknown_ids, **kw)
+
+
+def _pair_by_stem(img_dir: Path, mask_dir: Path, layout: str) -> list[tuple[Path, Path]]:
+    images = _list_images(img_dir)
+    if not images:
+        raise DatasetError(f"{img_dir}: no images found (expected {layout})")
+    masks: dict[str, Path] = {}
+    for p in _list_images(mask_dir):
+        masks.setdefault(p.stem, p)
+    files = []
+    for im in images:
+        m = masks.get(im.stem)
+        if m is None:
+            raise _unpaired_error("image", im, mask_dir / f"{im.stem}.png", "label map")
+        files.append((im, m))
+    stems = {p.stem for p in images}
+    for stem, m in sorted(masks.items()):
+        if stem not in stems:
+            raise _unpaired_error("label map", m, img_dir / f"{stem}.*", "image")
+    return files
+
+
+class FolderDataset(SegmentationDataset):
+    """A user's own data: images in ``images_dir``, label maps in ``masks_dir``, paired by stem.
+
+    ``images_dir/abc.jpg`` pairs with ``masks_dir/abc.png`` (any image extension). Label maps
+    hold one integer id per pixel (8- or 16-bit, single channel); ``class_table`` (a YAML/CSV
+    path or a built-in name such as ``"phgmm12"``) maps those ids to classes. Colour masks
+    (RGB files whose colours are the table's colours) are also accepted: each colour becomes
+    its class and any other colour is treated as an unknown id.
+    """
+
+    LAYOUT = "images and label maps with the same file stems"
+
+    def __init__(self, images_dir, masks_dir, class_table, size=(768, 384), augment=False, seed=0,
+                 unknown_ids="error", **kw):
+        if class_table is None:
+            raise DatasetError("FolderDataset needs a class_table (a YAML/CSV file with name, ids and "
+                               "color per class, or a built-in name such as 'phgmm12')")
+        images_dir = _check_root(images_dir, "image", self.LAYOUT)
+        masks_dir = _check_root(masks_dir, "label-map", self.LAYOUT)
+        files = _pair_by_stem(images_dir, masks_dir, self.LAYOUT)
+        super().__init__(files, class_table, size, augment, seed, unknown_ids, **kw)
+        self._color_keys = np.array([(r << 16) | (g << 8) | b for r, g, b in self.table.colors], np.int64)
+
+    def load_pair(self, i):
+        img_path, lab_path = self.files[i]
+        raw = _imread(lab_path, "label map")
+        rgb = load_image(img_path)
+        if raw.shape[:2] != rgb.shape[:2]:
+            raise DatasetError(f"{lab_path}: label map is {raw.shape[1]}x{raw.shape[0]} but its image "
+                               f"{img_path} is {rgb.shape[1]}x{rgb.shape[0]} (expected equal sizes)")
+        if raw.ndim == 3:
+            c0 = raw[..., 0]
+            if raw.shape[2] >= 3 and not (np.array_equal(c0, raw[..., 1]) and np.array_equal(c0, raw[..., 2])):
+                return rgb, self._map_colors(lab_path, raw)
+            raw = np.ascontiguousarray(c0)
+        return rgb, self.table.map(raw, unknown=self.unknown_ids, path=lab_path)
+
+    def _map_colors(self, lab_path, raw):
+        if raw.dtype != np.uint8:
+            raw = (raw >> 8).astype(np.uint8)
+        b, g, r = (raw[..., k].astype(np.int64) for k in range(3))
+        key = (r << 16) | (g << 8) | b
+        out = np.full(key.shape, IGNORE_INDEX, dtype=np.uint8)
+        known = np.zeros(key.shape, dtype=bool)
+        for cls, ck in enumerate(self._color_keys):
+            m = key == ck
+            out[m] = cls
+            known |= m
+        if not known.all() and self.unknown_ids == "error":
+            bad = np.unique(key[~known])[:8]
+            cols = ", ".join(f"#{int(k):06x}" for k in bad)
+            raise DatasetError(f"{lab_path}: colour mask holds colours [{cols}] that are not in class "
+                               f"table '{self.table.source or self.table.name}' (fix the mask, extend "
+                               f"the table, or pass unknown_ids='ignore')")
+        return out
+
+
+def build_dataset(name: str, root, split: str, size=(768, 384), augment: bool = False, seed: int = 0,
+                  unknown_ids: str = "error", class_table=None, masks_root=None) -> SegmentationDataset:
+    """Build a data set by name: ``cityscapes``, ``synthia``, ``camvid`` or ``folder``.
+
+    ``size`` is ``(W, H)`` (``None`` keeps native sizes). ``class_table`` overrides the data
+    set's built-in table (YAML/CSV path or built-in name).
+
+    For ``folder``: ``root`` is the images folder; label maps come from ``masks_root`` or, when
+    that is ``None``, from the sibling folder ``root/../masks``. If ``root`` contains a
+    sub-folder named ``split`` (e.g. ``images/train`` with ``masks/train``) that sub-folder is
+    used on both sides. ``class_table`` is required.
+    """
+    key = name.lower()
+    if key == "cityscapes":
+        return CityscapesDataset(root, split, size, augment, seed, unknown_ids, class_table)
+    if key == "synthia":
+        return SynthiaDataset(root, split, size, augment, seed, unknown_ids, class_table)
+    if key == "camvid":
+        return CamVidDataset(root, split, size, augment, seed, unknown_ids, class_table)
+    if key == "folder":
+        images = Path(root).expanduser()
+        masks = Path(masks_root).expanduser() if masks_root is not None else images.parent / "masks"
+        if split and (images / split).is_dir():
+            images, masks = images / split, masks / split
+        return FolderDataset(images, masks, class_table, size, augment, seed, unknown_ids)
+    raise DatasetError(f"unknown data set {name!r} (expected one of {', '.join(DATASET_NAMES)})")
+
+
