@@ -6,9 +6,19 @@ import argparse
 import json
 import math
 
+import pytest
 import torch
 
 from phgmm.benchmark import RATIO_KEYS, format_table, measure_loader, register_cli, run_benchmark
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Many tiny kernels: one thread is faster and steadier on a small, shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_run_benchmark_tiny():
@@ -47,3 +57,25 @@ def test_cli_registers():
     register_cli(sub)
     args = parser.parse_args(["benchmark", "--models", "phgmm,unet", "--size", "64x128", "--json", "x.json"])
     assert args.models == "phgmm,unet" and args.size == "64x128" and callable(args.func)
+
+
+def test_cli_with_config_writes_json(tmp_path, capsys):
+    pytest.importorskip("phgmm.config")
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
+    if not config.is_file():
+        pytest.skip("configs/demo.yaml not present")
+    parser = argparse.ArgumentParser()
+    register_cli(parser.add_subparsers(dest="command"))
+    out = tmp_path / "bench.json"
+    # The config gives resnet18 and PHGMM's keys; the flags shrink size and batch (flags win).
+    args = parser.parse_args(["benchmark", "--config", str(config), "--models", "phgmm", "--size", "32x64",
+                              "--train-batch", "2", "--warmup", "1", "--iters", "1", "--device", "cpu",
+                              "--json", str(out)])
+    assert args.func(args) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["backbone"] == "resnet18"
+    assert result["settings"]["size_hw"] == [32, 64] and result["settings"]["train_batch"] == 2
+    assert all(v > 0 for v in result["ratios"].values())
+    assert "| ratio | value |" in capsys.readouterr().out

@@ -156,13 +156,26 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
     pred_out = tmp_path / "pred"
     assert main(["predict", "--checkpoint", summary["best"], str(images / "synth"), "--out", str(pred_out),
                  "--uncertainty", "--samples", "3", "--no-progress"]) == 0
-    labels = sorted(pred_out.glob("*_labels.png"))
-    assert labels and len(list(pred_out.glob("*_mi.png"))) == len(labels)
-    ent = np.load(next(pred_out.glob("*_entropy.npy")))
+    labels = sorted((pred_out / "labels").glob("*.png"))
+    assert labels and len(list((pred_out / "mi").glob("*.png"))) == len(labels)
+    assert len(list((pred_out / "overlay").glob("*.png"))) == len(labels)
+    ent = np.load(next((pred_out / "entropy").glob("*.npy")))
     assert ent.shape == (64, 128) and (ent >= 0).all() and (ent <= np.log(12) + 1e-4).all()
     # refuses to overwrite, then scores its own predictions against ground truth by folder
     assert main(["predict", "--checkpoint", summary["best"], str(images / "synth"), "--out", str(pred_out),
                  "--no-progress"]) == 2
+    from phgmm.engine.builders import build_dataset_from_config
+    from phgmm.visualize import save_png
+    val = build_dataset_from_config(cfg, "val", train=False)
+    gt_dir = tmp_path / "gt"
+    for i, (img, _) in enumerate(val.files):
+        save_png(gt_dir / f"{Path(img).stem}.png", val.load_raw(i)[1])
+    scores = tmp_path / "scores"
+    assert main(["evaluate", "--predictions", str(pred_out / "labels"), "--ground-truth", str(gt_dir), "--out", str(scores),
+                 "--no-progress"]) == 0
+    by_folder = json.loads((scores / "metrics.json").read_text())
+    # same model, same images, same resolution: the folder score equals the checkpoint evaluation
+    assert by_folder["confusion"] == metrics["confusion"]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

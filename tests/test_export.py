@@ -89,3 +89,17 @@ def test_parse_size_and_missing_file(tmp_path):
         parse_size("384")
     with pytest.raises(FileNotFoundError):
         OnnxPredictor(tmp_path / "missing.onnx")
+
+
+def test_torchscript_fallback_exporter(tmp_path):
+    """The fallback path (TorchScript exporter + dynamic_axes) also gives one file for all sizes."""
+    torch.manual_seed(2)
+    model = build_model("fcn8s", num_classes=3, backbone="resnet18").eval()
+    path = export_onnx(model, tmp_path / "fcn.onnx", example_size=(64, 96), exporter="torchscript")
+    predictor = OnnxPredictor(path)
+    rng = np.random.default_rng(2)
+    for shape in [(2, 3, 64, 96), (1, 3, 101, 203)]:
+        x = rng.standard_normal(shape, dtype=np.float32)
+        assert np.abs(predictor(x) - _torch_logits(model, x)).max() <= TOL
+    with pytest.raises(ValueError):
+        export_onnx(model, tmp_path / "x.onnx", exporter="tflite")

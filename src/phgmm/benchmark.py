@@ -22,8 +22,10 @@ and these ratios, all from the same run:
 * ``train_full_postnet_over_none`` — PHGMM training step with the full PostNet ÷ without PostNet;
 * ``train_light_postnet_over_none`` — the same with the light PostNet.
 
-Every time is the median over ``iters`` timed iterations after ``warmup`` untimed ones, with
-``torch.cuda.synchronize`` around each on CUDA. Optionally the throughput of a data loader is
+Every time is the median over ``iters`` timed iterations after ``warmup`` untimed ones (at least
+one; peak memory is taken over those), with ``torch.cuda.synchronize`` around each on CUDA; the
+functions compared in a ratio are timed round-robin so that a drift of the machine's speed hits
+them alike. Optionally the throughput of a data loader is
 measured too, so that a report can check "loader images/s ≥ 2× training images/s".
 """
 
@@ -40,7 +42,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -452,7 +454,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak TFLOP/s for the MFU")
     p.add_argument("--loader-workers", type=int, default=None,
-                   help="also time the config's training DataLoader with this many workers")
+                   help="also time a DataLoader over the config's training set with this many workers "
+                        "(needs --config)")
     p.add_argument("--json", dest="json_out", default=None, help="write the full result as JSON here")
     p.set_defaults(func=cmd_benchmark)
     return p
@@ -519,12 +522,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _dataset_from_config(cfg: Any) -> Any:
-    """The config's training dataset, through the data package's builder (lead's API)."""
-    try:
-        from phgmm.data import build_dataset  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise SystemExit(f"cannot build the training dataset for the loader benchmark: {exc}") from exc
-    return build_dataset(cfg, split="train")
+    """The config's training dataset (with its augmentations), built by the engine's builder."""
+    from phgmm.engine.builders import build_dataset_from_config  # the lead's engine; lazy
+
+    return build_dataset_from_config(cfg, cfg.data.train_split, train=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -143,9 +143,9 @@ class ClassTable:
 
 def colorize(label: np.ndarray, colors) -> np.ndarray:
     """Class-index label (HxW) -> RGB colour mask (HxWx3 uint8); ignore (255) is white."""
-    pal = np.full((256, 3), 255, dtype=np.uint8)
-    pal[: len(colors)] = np.asarray(colors, dtype=np.uint8)
-    return pal[np.asarray(label, dtype=np.uint8)]
+    from ..visualize import colorize as _colorize
+
+    return _colorize(label, colors, ignore_color=(255, 255, 255))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -96,9 +96,11 @@ class Predictor:
 def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: str | Path,
                   uncertainty: bool = False, samples: int = 8, overwrite: bool = False,
                   progress: bool = True) -> list[Path]:
-    """Write, per image, ``<stem>_labels.png`` (class indices), ``<stem>_color.png``,
-    ``<stem>_overlay.png`` and with ``uncertainty`` ``<stem>_entropy.png`` / ``<stem>_mi.png``
-    (+ ``.npy`` float maps). Returns the written files."""
+    """Write, per image ``<stem>``, one file in each of these sub-folders of ``out_dir``:
+    ``labels/<stem>.png`` (class indices — ready for ``phgmm evaluate --predictions out/labels``),
+    ``color/<stem>.png`` (colour mask), ``overlay/<stem>.png`` (mask over the image) and, with
+    ``uncertainty``, ``entropy/`` and ``mi/`` (``.png`` heat maps scaled to [0, log C] and ``.npy``
+    float maps). Returns the written files."""
     from ..data.transforms import load_image
     from ..metrics import uncertainty_maps
     from ..visualize import colorize, heatmap, overlay, save_png
@@ -115,24 +117,27 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
         dup = sorted({s for s in stems if stems.count(s) > 1})
         raise ValueError(f"several inputs share the file name(s) {dup[:5]}: their outputs would collide")
     if not overwrite:
-        clash = [p for s in stems for p in out.glob(f"{s}_labels.png")]
+        clash = [out / "labels" / f"{s}.png" for s in stems if (out / "labels" / f"{s}.png").exists()]
         if clash:
             raise FileExistsError(f"{clash[0]} already exists: pass --overwrite or another --out folder")
+    folders = ["labels", "color", "overlay"] + (["entropy", "mi"] if uncertainty else [])
+    for name in folders:
+        (out / name).mkdir(exist_ok=True)
     written: list[Path] = []
     for f in tqdm(files, desc="predict", disable=not progress, dynamic_ncols=True):
         rgb = load_image(f)
         logits = predictor.logits(rgb)
         pred = logits.argmax(1)[0].numpy().astype(np.uint8)
         color = colorize(pred, predictor.colors)
-        written += [save_png(out / f"{f.stem}_labels.png", pred),
-                    save_png(out / f"{f.stem}_color.png", color),
-                    save_png(out / f"{f.stem}_overlay.png", overlay(rgb, color, 0.5))]
+        written += [save_png(out / "labels" / f"{f.stem}.png", pred),
+                    save_png(out / "color" / f"{f.stem}.png", color),
+                    save_png(out / "overlay" / f"{f.stem}.png", overlay(rgb, color, 0.5))]
         if uncertainty:
             maps = uncertainty_maps(predictor.sample_logits(rgb, samples))
+            top = float(np.log(len(predictor.class_names)))
             for key, name in (("predictive_entropy", "entropy"), ("mutual_information", "mi")):
-                values = maps[key][0].numpy()
-                np.save(out / f"{f.stem}_{name}.npy", values.astype(np.float32))
-                written += [save_png(out / f"{f.stem}_{name}.png",
-                                     heatmap(values, vmin=0.0, vmax=float(np.log(len(predictor.class_names))))),
-                            out / f"{f.stem}_{name}.npy"]
+                values = maps[key][0].numpy().astype(np.float32)
+                np.save(out / name / f"{f.stem}.npy", values)
+                written += [save_png(out / name / f"{f.stem}.png", heatmap(values, vmin=0.0, vmax=top)),
+                            out / name / f"{f.stem}.npy"]
     return written

@@ -19,27 +19,16 @@ import numpy as np
 from ..io import metrics_json_safe, write_json
 from ..metrics import SegmentationEvaluator
 
-__all__ = ["score_folders", "read_label_png", "list_pngs", "default_classes",
-           "DEFAULT_CLASS_NAMES", "DEFAULT_COLORS"]
-
-# Used only if phgmm.data.classes cannot be imported; identical to tables/phgmm12.yaml (SPEC §1).
-DEFAULT_CLASS_NAMES = ["background", "sky", "building", "road", "sidewalk", "fence", "vegetation",
-                       "pole", "car", "sign", "person", "cyclist"]
-DEFAULT_COLORS = [(0, 0, 0), (70, 130, 180), (70, 70, 70), (128, 64, 128), (244, 35, 232),
-                  (190, 153, 153), (107, 142, 35), (153, 153, 153), (0, 0, 142), (220, 220, 0),
-                  (220, 20, 60), (119, 11, 32)]
+__all__ = ["score_folders", "read_label_png", "list_pngs", "default_classes"]
 
 _SINGLE_CHANNEL_MODES = {"1", "L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"}
 
 
 def default_classes() -> tuple[list[str], list[tuple[int, int, int]]]:
-    """The 12 PHGMM class names and colours (from ``phgmm.data.classes`` when available)."""
-    try:
-        from ..data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
+    """The 12 PHGMM class names and colours of ``phgmm.data.classes``."""
+    from ..data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
 
-        return list(PHGMM_CLASS_NAMES), [tuple(c) for c in PHGMM_COLORS]
-    except Exception:  # pragma: no cover - fallback if the data package is unavailable
-        return list(DEFAULT_CLASS_NAMES), list(DEFAULT_COLORS)
+    return list(PHGMM_CLASS_NAMES), [tuple(c) for c in PHGMM_COLORS]
 
 
 def read_label_png(path: str | os.PathLike) -> np.ndarray:
