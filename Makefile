@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.phgmm-installed
 
 DEMO_DATA ?= data/synth-demo
-DEMO_NUM  ?= 600
+DEMO_NUM  ?= 500
 
 .PHONY: venv test demo bench clean-demo
 

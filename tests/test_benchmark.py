@@ -55,8 +55,8 @@ def test_cli_registers():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     register_cli(sub)
-    args = parser.parse_args(["benchmark", "--models", "phgmm,unet", "--size", "64x128", "--json", "x.json"])
-    assert args.models == "phgmm,unet" and args.size == "64x128" and callable(args.func)
+    args = parser.parse_args(["benchmark", "--models", "phgmm,unet", "--size", "128x64", "--json", "x.json"])
+    assert args.models == "phgmm,unet" and args.size == (128, 64) and callable(args.func)
 
 
 def test_cli_with_config_writes_json(tmp_path, capsys):
@@ -70,7 +70,7 @@ def test_cli_with_config_writes_json(tmp_path, capsys):
     register_cli(parser.add_subparsers(dest="command"))
     out = tmp_path / "bench.json"
     # The config gives resnet18 and PHGMM's keys; the flags shrink size and batch (flags win).
-    args = parser.parse_args(["benchmark", "--config", str(config), "--models", "phgmm", "--size", "32x64",
+    args = parser.parse_args(["benchmark", "--config", str(config), "--models", "phgmm", "--size", "64x32",
                               "--train-batch", "2", "--warmup", "1", "--iters", "1", "--device", "cpu",
                               "--json", str(out)])
     assert args.func(args) == 0

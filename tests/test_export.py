@@ -9,7 +9,8 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from phgmm.export import OnnxPredictor, export_onnx, parse_size  # noqa: E402
+from phgmm.export import OnnxPredictor, export_onnx  # noqa: E402
+from phgmm.io import SizeError, parse_wxh  # noqa: E402
 from phgmm.models import PHGMM, build_model  # noqa: E402
 
 TOL = 1e-3
@@ -84,9 +85,9 @@ def test_deeplabv3_parity_and_overwrite(tmp_path):
 
 
 def test_parse_size_and_missing_file(tmp_path):
-    assert parse_size("384x768") == (384, 768)
-    with pytest.raises(ValueError):
-        parse_size("384")
+    assert parse_wxh("768x384") == (768, 384)
+    with pytest.raises(SizeError, match="WIDTHxHEIGHT"):
+        parse_wxh("384")
     with pytest.raises(FileNotFoundError):
         OnnxPredictor(tmp_path / "missing.onnx")
 

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .io import parse_wxh
 from .models import MODEL_NAMES, build_model
 from .models.phgmm import PHGMM
 from .models.postnet import PostNet
@@ -407,7 +408,7 @@ def format_table(result: dict[str, Any]) -> str:
     s = result["settings"]
     mem = "peak MiB (CUDA max allocated)" if s["memory_kind"] == "cuda_max_allocated" else "RSS HWM +MiB (CPU)"
     lines = [
-        f"{s['backbone']}, {s['size_hw'][0]}×{s['size_hw'][1]} (H×W), {s['device']} ({s['device_name']}), "
+        f"{s['backbone']}, {s['size_hw'][1]}×{s['size_hw'][0]} (W×H), {s['device']} ({s['device_name']}), "
         f"amp={s['amp']}, inference batch {s['batch']}, training batch {s['train_batch']}, "
         f"median of {s['iters']} after {s['warmup']} warm-up",
         "",
@@ -437,14 +438,15 @@ def format_table(result: dict[str, Any]) -> str:
 # -- CLI -----------------------------------------------------------------------------------------
 def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``phgmm benchmark [--config FILE] [--models phgmm,deeplabv3] [--backbone resnet101]
-    [--size 384x768] [--batch 1] [--iters 3] [--json OUT]``."""
+    [--size 768x384] [--batch 1] [--iters 3] [--json OUT]``."""
     p = subparsers.add_parser("benchmark", help="time training and inference of PHGMM and the baselines",
                               description="Training/inference speed, memory, parameters and the PHGMM "
                                           "ratios (see benchmarks/README.md), measured in one run.")
     p.add_argument("--config", help="take backbone, size and training batch from this config file")
     p.add_argument("--models", default=None, help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: all)")
     p.add_argument("--backbone", default=None, help="default resnet101 (or the config's)")
-    p.add_argument("--size", default=None, help="input HxW, default 384x768 (or the config's)")
+    p.add_argument("--size", type=parse_wxh, default=None,
+                   help="input WxH, default 768x384 (or the config's data.size)")
     p.add_argument("--batch", type=int, default=None, help="inference batch (default 1)")
     p.add_argument("--train-batch", type=int, default=None, help="training batch (default 2, or the config's)")
     p.add_argument("--warmup", type=int, default=1)
@@ -494,8 +496,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.backbone:
         settings["backbone"] = args.backbone
     if args.size:
-        from .export import parse_size
-        settings["size"] = parse_size(args.size)
+        settings["size"] = (args.size[1], args.size[0])   # run_benchmark takes (H, W)
     if args.batch is not None:
         settings["batch"] = args.batch
     if args.train_batch is not None:

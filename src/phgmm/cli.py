@@ -12,16 +12,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .io import parse_wxh
 
 __all__ = ["main", "build_parser"]
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 768x384, got {text!r}") from None
-    return w, h
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -114,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="CKPT")
     p.add_argument("--onnx", metavar="MODEL", help="run an exported ONNX model on onnxruntime")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--size", type=_size, help="working size WxH (default: the checkpoint's data.size)")
+    p.add_argument("--size", type=parse_wxh, help="working size WxH (default: the checkpoint's data.size)")
     p.add_argument("--uncertainty", action="store_true",
                    help="also write predictive-entropy and mutual-information maps (PHGMM only)")
     p.add_argument("--samples", type=int, default=8, help="samples of q(z|x) for --uncertainty (default 8)")

@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "OnnxPredictor", "InferenceGraph", "register_cli", "parse_size",
+from .io import parse_wxh
+
+__all__ = ["export_onnx", "OnnxPredictor", "InferenceGraph", "register_cli",
            "INPUT_NAME", "OUTPUT_NAME"]
 
 INPUT_NAME = "image"
@@ -59,20 +61,6 @@ class InferenceGraph(nn.Module):
         if not isinstance(logits, torch.Tensor):
             raise TypeError(f"the model's eval-mode forward must return a logits tensor, got {type(out).__name__}")
         return logits
-
-
-def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
-    """``"384x768"`` (H×W) → ``(384, 768)``; a pair passes through."""
-    if not isinstance(text, str):
-        h, w = (int(v) for v in text)
-        return h, w
-    parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"size must look like HxW (e.g. 384x768), got {text!r}")
-    h, w = (int(p) for p in parts)
-    if h < 1 or w < 1:
-        raise ValueError(f"size must be positive, got {text!r}")
-    return h, w
 
 
 def _export_dynamo(graph: nn.Module, example: torch.Tensor, path: str, opset: int | None) -> None:
@@ -122,7 +110,7 @@ def export_onnx(model: nn.Module, out_path: str | os.PathLike, example_size: Seq
         import onnx  # noqa: F401  (both exporters need it)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(_INSTALL_HINT) from exc
-    h, w = parse_size(example_size)
+    h, w = (int(v) for v in example_size)
     graph = InferenceGraph(model)
     in_channels = _in_channels(graph.model)
     # Batch 2, not 1: torch.export specialises dimensions of size 0/1 to constants.
@@ -210,14 +198,15 @@ class OnnxPredictor:
 
 # -- CLI -----------------------------------------------------------------------------------------
 def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``phgmm export --checkpoint CKPT --out model.onnx [--overwrite] [--size HxW]``."""
+    """Add ``phgmm export --checkpoint CKPT --out model.onnx [--overwrite] [--size WxH]``."""
     p = subparsers.add_parser("export", help="export a trained model's inference graph to ONNX",
                               description="Export the inference graph (eval mode, no PostNet) of a "
                                           "checkpoint to ONNX with dynamic batch, height and width.")
     p.add_argument("--checkpoint", required=True, help="training checkpoint (.pt)")
     p.add_argument("--out", required=True, help="output .onnx file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--size", default="384x768", help="example input size HxW used for tracing (default 384x768)")
+    p.add_argument("--size", type=parse_wxh, default=(768, 384),
+                   help="example input size WxH used for tracing (default 768x384); the file accepts any size")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
                    help="auto: dynamo, falling back to TorchScript")
@@ -229,7 +218,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from phgmm.engine.checkpoint import load_model_from_checkpoint  # the lead's engine; lazy
 
     model, _config, class_names, _colors = load_model_from_checkpoint(args.checkpoint, map_location="cpu")
-    out = export_onnx(model, args.out, example_size=parse_size(args.size), opset=args.opset,
+    out = export_onnx(model, args.out, example_size=(args.size[1], args.size[0]), opset=args.opset,
                       overwrite=args.overwrite, exporter=args.exporter)
     n = len(class_names) if class_names is not None else "?"
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB; input '{INPUT_NAME}' N×3×H×W float32, "

@@ -9,15 +9,16 @@ reader never sees a half-written ``metrics.json``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-__all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes"]
+__all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError"]
 
 
 def _current_umask() -> int:
@@ -130,3 +131,22 @@ def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file (``null`` stays ``None``)."""
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+class SizeError(ValueError, argparse.ArgumentTypeError):
+    """A size that is not ``WIDTHxHEIGHT``; argparse prints its message as is."""
+
+
+def parse_wxh(text: str | Sequence[int]) -> tuple[int, int]:
+    """``"768x384"`` → ``(768, 384)``: every size on the command line is width × height, as in
+    the config's ``data.size`` and the paper's "768×384". A pair passes through."""
+    if not isinstance(text, str):
+        w, h = (int(v) for v in text)
+        return w, h
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise SizeError(f"size must be WIDTHxHEIGHT (e.g. 768x384), got {text!r}")
+    w, h = (int(p) for p in parts)
+    if w < 1 or h < 1:
+        raise SizeError(f"size must be positive, got {text!r}")
+    return w, h

@@ -814,15 +814,11 @@ def _write(path: Path, arr: np.ndarray, params=None) -> None:
 
 
 def _parse_size(text) -> tuple[int, int]:
-    if isinstance(text, (tuple, list)):
-        return int(text[0]), int(text[1])
-    try:
-        w, h = str(text).lower().split("x")
-        w, h = int(w), int(h)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not WxH (e.g. 768x384)") from None
+    from ..io import SizeError, parse_wxh
+
+    w, h = parse_wxh(text)
     if w < 32 or h < 32:
-        raise argparse.ArgumentTypeError(f"size {text!r} is too small (at least 32x32)")
+        raise SizeError(f"size {text!r} is too small (at least 32x32)")
     return w, h
 
 

@@ -4,7 +4,7 @@ Four groups of residual units at H/32, H/16, H/8 and H/4, all ``3C`` channels. G
 conv1×1(512 → 3C) of the local-space map; every group adds a skip, conv3×3(F_l → 3C) + BN + ReLU of
 the encoder level at its resolution; between groups the map is upsampled ×2 (bilinear). Each group's
 output passes conv3×3 + ReLU and is upsampled to H/4. The merge concatenates the four maps with the
-global map (4·3C + M channels), applies two convolutions down to C logits and a learned ×4
+global map (4·3C + M channels), applies two 1×1 convolutions down to C logits and a learned ×4
 upsampling (transposed conv, kernel 8, stride 4, bilinear initialisation — the paper's "8×8"
 convolution).
 """
@@ -88,7 +88,9 @@ class MergeHead(nn.Module):
 
     def __init__(self, in_channels: int, mid_channels: int, num_classes: int) -> None:
         super().__init__()
-        self.fuse = conv_bn_relu(in_channels, mid_channels)
+        # 1×1: the side outputs already passed a 3×3 each; a 3×3 here would cost more than the
+        # whole H/4 decoder group for no receptive field the skips lack.
+        self.fuse = conv_bn_relu(in_channels, mid_channels, kernel=1)
         self.classifier = nn.Conv2d(mid_channels, num_classes, 1)
         self.upsample = nn.ConvTranspose2d(num_classes, num_classes, 8, stride=4, padding=2, bias=False)
         with torch.no_grad():
