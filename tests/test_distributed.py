@@ -69,3 +69,14 @@ def test_two_process_training_and_evaluation(tmp_path):
     assert torch.equal(dist["confusion"], torch.tensor(res.metrics["confusion"]))
     assert dist["trimap"] == res.metrics["trimap"]
     assert dist["z"].shape == torch.from_numpy(res.z_points).shape
+
+    # the two-process checkpoint resumes in one process (a different world size)
+    from phgmm.engine.checkpoint import load_checkpoint
+    from phgmm.engine.train import train
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    assert load_checkpoint(last)["world_size"] == 2
+    resumed = tiny_cfg(root, tmp_path / "run", "train.epochs=3", "train.batch_size=2",
+                       "train.max_steps_per_epoch=2", "train.val_every=1")
+    summary = train(resumed, resume=last, progress=False)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]
+    assert load_checkpoint(last)["world_size"] == 1

@@ -183,7 +183,7 @@ def measure_loader(loader: Any, batch_size: int = 2, workers: int = 2, batches: 
 def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet101",
                   size: Sequence[int] = (384, 768), batch: int = 1, train_batch: int = 2, warmup: int = 1,
                   iters: int = 3, device: str | torch.device = "cpu", amp: str | None = None,
-                  channels_last: bool = False, num_classes: int = 12, loader: Any = None,
+                  channels_last: bool = True, num_classes: int = 12, loader: Any = None,
                   loader_workers: int = 2, loader_batches: int = 20, peak_flops: float | None = None,
                   count_flops: bool | None = None, model_kwargs: dict[str, dict[str, Any]] | None = None,
                   seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -445,6 +445,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--config", help="take backbone, size and training batch from this config file")
     p.add_argument("--models", default=None, help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: all)")
     p.add_argument("--backbone", default=None, help="default resnet101 (or the config's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of --config, e.g. --set data.root=data/synth (repeatable)")
     p.add_argument("--size", type=parse_wxh, default=None,
                    help="input WxH, default 768x384 (or the config's data.size)")
     p.add_argument("--batch", type=int, default=None, help="inference batch (default 1)")
@@ -453,7 +455,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--iters", type=int, default=3)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--amp", choices=("none", "bf16"), default="none")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="channels-last memory format, the library's default (--no-channels-last: contiguous)")
     p.add_argument("--peak-tflops", type=float, default=None, help="device peak TFLOP/s for the MFU")
     p.add_argument("--loader-workers", type=int, default=None,
                    help="also time a DataLoader over the config's training set with this many workers "
@@ -463,10 +466,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     return p
 
 
-def _config_settings(path: str) -> tuple[dict[str, Any], Any]:
-    from phgmm.config import load_config  # the lead's module; lazy
+def _config_settings(path: str, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], Any]:
+    from phgmm.config import load_config
 
-    cfg = load_config(path, overrides=[])
+    cfg = load_config(path, overrides=overrides)
     out: dict[str, Any] = {}
     model = getattr(cfg, "model", None)
     data = getattr(cfg, "data", None)
@@ -491,8 +494,10 @@ def _config_settings(path: str) -> tuple[dict[str, Any], Any]:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     settings: dict[str, Any] = {}
     cfg = None
+    if args.set and not args.config:
+        raise SystemExit("phgmm benchmark: --set overrides keys of --config; give --config too")
     if args.config:
-        settings, cfg = _config_settings(args.config)
+        settings, cfg = _config_settings(args.config, args.set)
     if args.backbone:
         settings["backbone"] = args.backbone
     if args.size:

@@ -79,7 +79,7 @@ class TrainConfig:
     val_every: int = 1                   # epochs; 0 disables validation during training
     log_every: int = 10                  # steps between TensorBoard scalars
     amp: str = "auto"                    # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
-    channels_last: str = "auto"          # auto (on with CUDA) | true | false
+    channels_last: str = "auto"          # auto (on: faster inference on CPU and GPU) | true | false
     compile: bool = False
     sync_bn: bool = False
     max_steps_per_epoch: int | None = None

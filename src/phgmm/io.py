@@ -18,7 +18,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError"]
+__all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError",
+           "to_numpy", "label_pairs"]
 
 
 def _current_umask() -> int:
@@ -150,3 +151,24 @@ def parse_wxh(text: str | Sequence[int]) -> tuple[int, int]:
     if w < 1 or h < 1:
         raise SizeError(f"size must be positive, got {text!r}")
     return w, h
+
+
+def to_numpy(x: Any, dtype: Any = None) -> "np.ndarray":
+    """A NumPy array from a tensor (any device) or anything ``np.asarray`` takes."""
+    import numpy as np
+
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def label_pairs(pred: Any, target: Any):
+    """Yield ``(pred, target)`` H×W array pairs from H×W or N×H×W inputs of equal shape."""
+    p, t = to_numpy(pred), to_numpy(target)
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target shapes differ: {p.shape} vs {t.shape}")
+    if t.ndim == 2:
+        p, t = p[None], t[None]
+    if t.ndim != 3:
+        raise ValueError(f"expected H×W or N×H×W label arrays, got shape {t.shape}")
+    yield from zip(p, t)

@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .io import to_numpy
+
 __all__ = ["to_numpy", "to_rgb_uint8", "colorize", "overlay", "error_overlay", "heatmap",
            "save_png", "CORRECT_COLOR", "WRONG_COLOR", "IGNORE_COLOR"]
 
@@ -21,11 +23,6 @@ CORRECT_COLOR = (0, 200, 0)
 WRONG_COLOR = (230, 0, 0)
 IGNORE_COLOR = (128, 128, 128)
 
-
-def to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def to_rgb_uint8(image: Any) -> np.ndarray:

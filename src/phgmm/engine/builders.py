@@ -52,7 +52,14 @@ def build_dataset_from_config(cfg: Config, split: str, train: bool):
     """The dataset of ``cfg.data`` for ``split``; augmentation only for training."""
     from ..data import build_dataset
 
+    from ..config import ConfigError
+
     d = cfg.data
-    return build_dataset(d.dataset, d.root, split, size=tuple(d.size), augment=train and d.augment,
-                         seed=cfg.seed, unknown_ids=d.unknown_ids, class_table=d.class_table,
-                         masks_root=d.masks_root)
+    dataset = build_dataset(d.dataset, d.root, split, size=tuple(d.size), augment=train and d.augment,
+                            seed=cfg.seed, unknown_ids=d.unknown_ids, class_table=d.class_table,
+                            masks_root=d.masks_root)
+    n = getattr(dataset, "num_classes", cfg.model.num_classes)
+    if n != cfg.model.num_classes:
+        raise ConfigError(f"{d.class_table or d.dataset}: the class table has {n} classes but "
+                          f"model.num_classes is {cfg.model.num_classes}; set --set model.num_classes={n}")
+    return dataset

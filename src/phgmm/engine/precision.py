@@ -30,7 +30,10 @@ def autocast(dtype: torch.dtype | None, device: torch.device):
 
 
 def use_channels_last(setting: str, device: torch.device) -> bool:
+    """``auto`` is on for every device: channels-last is what cuDNN's tensor-core kernels want,
+    and on CPU it made PHGMM's inference (its 36-channel decoder in particular) markedly faster
+    while training speed stayed the same (measured; see the README's benchmark section)."""
     setting = str(setting).lower()
-    if setting == "auto":
-        return device.type == "cuda"
-    return setting == "true"
+    if setting not in ("auto", "true", "false"):
+        raise ValueError(f"train.channels_last must be auto, true or false, got {setting!r}")
+    return setting in ("auto", "true")

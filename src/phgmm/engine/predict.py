@@ -57,7 +57,10 @@ class Predictor:
                 self.class_names, self.colors = list(names), list(colors)
             self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                                        else ("cpu" if device == "auto" else device))
-            self.model = model.to(self.device).eval()
+            from .precision import use_channels_last
+            self.memory_format = (torch.channels_last if use_channels_last(config["train"]["channels_last"], self.device)
+                                  else torch.contiguous_format)
+            self.model = model.to(self.device, memory_format=self.memory_format).eval()
             self.size = tuple(size) if size else tuple(config["data"]["size"])
         else:
             from ..export import OnnxPredictor
@@ -77,7 +80,7 @@ class Predictor:
         if self.onnx is not None:
             out = torch.from_numpy(self.onnx(x.numpy()))
         else:
-            out = self.model(x.to(self.device)).float().cpu()
+            out = self.model(x.to(self.device).contiguous(memory_format=self.memory_format)).float().cpu()
         return F.interpolate(out, size=rgb.shape[:2], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
@@ -87,7 +90,7 @@ class Predictor:
             raise ValueError("uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
                              "ONNX files and baselines have no latent distribution")
         from ..data.transforms import preprocess
-        x = preprocess(rgb, self.size).unsqueeze(0).to(self.device)
+        x = preprocess(rgb, self.size).unsqueeze(0).to(self.device).contiguous(memory_format=self.memory_format)
         s = self.model.sample_logits(x, n).float().cpu()
         return F.interpolate(s.flatten(0, 1), size=rgb.shape[:2], mode="bilinear",
                              align_corners=False).unflatten(0, (n, 1))

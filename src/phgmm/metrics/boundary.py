@@ -27,18 +27,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..io import label_pairs
+
 __all__ = ["BoundaryIoUAccumulator", "boundary_dilation", "label_boundary_region"]
 
 try:
     import cv2 as _cv2
 except Exception:  # pragma: no cover
     _cv2 = None
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def boundary_dilation(height: int, width: int, dilation_ratio: float = 0.02) -> int:
@@ -105,15 +101,7 @@ class BoundaryIoUAccumulator:
         self.num_images = 0
 
     def update(self, pred: Any, target: Any) -> None:
-        p = _to_numpy(pred)
-        t = _to_numpy(target)
-        if p.shape != t.shape:
-            raise ValueError(f"pred and target shapes differ: {p.shape} vs {t.shape}")
-        if t.ndim == 2:
-            p, t = p[None], t[None]
-        if t.ndim != 3:
-            raise ValueError(f"expected H×W or N×H×W label arrays, got shape {t.shape}")
-        for pi, ti in zip(p, t):
+        for pi, ti in label_pairs(pred, target):
             self._update_one(pi, ti)
 
     def _update_one(self, pred: np.ndarray, target: np.ndarray) -> None:

@@ -13,13 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from ..io import to_numpy
+
 __all__ = ["clustering_indices", "tsne_embedding", "auto_perplexity"]
-
-
-def _to_numpy(x: Any, dtype=None) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype)
 
 
 def clustering_indices(points: Any, labels: Any, silhouette_sample_size: int | None = None,
@@ -32,8 +28,8 @@ def clustering_indices(points: Any, labels: Any, silhouette_sample_size: int | N
     there); otherwise ``reason`` is ``None``. ``silhouette_sample_size`` subsamples the O(n²)
     silhouette computation for very large point sets.
     """
-    X = _to_numpy(points, np.float64)
-    y = _to_numpy(labels).reshape(-1)
+    X = to_numpy(points, np.float64)
+    y = to_numpy(labels).reshape(-1)
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2:
@@ -73,7 +69,7 @@ def tsne_embedding(points: Any, seed: int = 0, perplexity: float | None = None,
     ``perplexity=None`` picks :func:`auto_perplexity`; an explicit value must be ``< n``.
     Needs at least 2 points.
     """
-    X = _to_numpy(points, np.float64)
+    X = to_numpy(points, np.float64)
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2:
