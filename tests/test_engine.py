@@ -64,6 +64,12 @@ def test_existing_run_is_not_overwritten(synth_root, tmp_path):
         train(cfg, progress=False)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
     train(cfg, overwrite=True, progress=False)
+    # the command line resumes from the checkpoint alone (its own config), extended by --set
+    from phgmm.cli import main
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    assert main(["train", "--resume", str(last), "--set", "train.epochs=2", "--no-progress"]) == 0
+    state = load_checkpoint(last)
+    assert state["epoch"] == 2 and state["config"]["train"]["epochs"] == 2
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(synth_root, tmp_path, monkeypatch):
@@ -187,3 +193,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "did you mean train.epochs" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path / "x.pt"), "--out", str(tmp_path / "o")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_resume_into_another_model_is_a_clear_error(synth_root, tmp_path, capsys):
+    from phgmm.cli import main
+    cfg = tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1", "train.val_every=0")
+    train(cfg, progress=False)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    assert main(["train", "--resume", str(last), "--set", "model.num_components=5", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{last}: its weights do not fit the model of this config" in err and "Traceback" not in err

@@ -19,14 +19,16 @@ __all__ = ["main", "build_parser"]
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import apply_overrides, load_config
+    from .engine.checkpoint import load_checkpoint
     from .engine.train import TrainingInterrupted, config_of_checkpoint, train
 
     if args.config is None and args.resume is None:
         raise SystemExit("phgmm train: give --config FILE (e.g. configs/demo.yaml) or --resume CHECKPOINT")
-    cfg = load_config(args.config) if args.config else config_of_checkpoint(args.resume)
+    state = load_checkpoint(args.resume) if args.resume else None   # read once: it can be large
+    cfg = load_config(args.config) if args.config else config_of_checkpoint(state, args.resume)
     apply_overrides(cfg, args.set)
     try:
-        summary = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        summary = train(cfg, resume=state, overwrite=args.overwrite, progress=not args.no_progress)
     except TrainingInterrupted:
         return 130
     from .engine import distributed as du

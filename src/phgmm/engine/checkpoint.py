@@ -21,7 +21,7 @@ from torch import nn
 from .. import __version__
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
-           "load_model_from_checkpoint", "unwrap"]
+           "load_model_from_checkpoint", "inference_model", "unwrap"]
 
 
 class CheckpointError(RuntimeError):
@@ -95,22 +95,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a phgmm checkpoint (expected the keys 'model' and 'config')")
+    state["source"] = str(path)   # for messages; never written back (snapshots are built anew)
     return state
+
+
+def inference_model(state: dict[str, Any], cfg, path: str | Path) -> nn.Module:
+    """The eval-mode network of ``cfg`` (no PostNet) holding a loaded checkpoint's weights."""
+    from .builders import build_model_from_config
+
+    model = build_model_from_config(cfg, inference=True)
+    weights = {k: v for k, v in state["model"].items() if not k.startswith("postnet.")}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the model of the config "
+                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    return model.eval()
 
 
 def load_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
     """Rebuild the inference model of a checkpoint (no PostNet) → (model, config dict, names, colours)."""
     from ..config import config_from_dict
-    from .builders import build_model_from_config
 
     state = load_checkpoint(path, map_location)
-    cfg = config_from_dict(state["config"], f"{path} (config)")
-    model = build_model_from_config(cfg, inference=True)
-    weights = {k: v for k, v in state["model"].items() if not k.startswith("postnet.")}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not fit the model of its own config "
-                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-    model.eval()
+    model = inference_model(state, config_from_dict(state["config"], f"{path} (config)"), path)
     classes = state.get("classes", {})
     return model, state["config"], classes.get("names"), [tuple(c) for c in classes.get("colors", [])]

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict
 from . import distributed as du
-from .checkpoint import load_checkpoint, unwrap
+from .checkpoint import inference_model, load_checkpoint, unwrap
 from .precision import amp_dtype, autocast, use_channels_last
 
 __all__ = ["EvalResult", "evaluate_model", "evaluate_checkpoint", "write_evaluation"]
@@ -130,16 +130,14 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
                         progress: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint on its validation split (or ``split``) and write the report."""
     from ..config import apply_overrides, load_config
-    from .builders import build_dataset_from_config, build_model_from_config
+    from .builders import build_dataset_from_config
     from .loaders import make_eval_loader
 
     state = load_checkpoint(checkpoint, map_location="cpu")
     cfg = load_config(config_path) if config_path else config_from_dict(state["config"], f"{checkpoint} (config)")
     apply_overrides(cfg, overrides or [])
     device = du.init(cfg.device)
-    model = build_model_from_config(cfg, inference=True)
-    model.load_state_dict({k: v for k, v in state["model"].items() if not k.startswith("postnet.")})
-    model.to(device).eval()
+    model = inference_model(state, cfg, checkpoint).to(device)
     dataset = build_dataset_from_config(cfg, split or cfg.data.val_split, train=False)
     loader = make_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory)
     result = evaluate_model(model, loader, cfg, device, progress=progress)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..config import Config, config_from_dict, config_to_dict, save_config
 from . import distributed as du
 from .builders import build_dataset_from_config, build_loss, build_model_from_config
-from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, unwrap
+from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint, unwrap
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, autocast, use_channels_last
 
@@ -62,13 +62,14 @@ def _check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
                              f"--resume {last}, choose another output_dir, or pass --overwrite to replace it.")
 
 
-def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False,
+def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool = False,
           stop_after_epochs: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Train ``cfg``'s model; returns a summary (best mIoU, checkpoint paths, history, the model).
 
     Args:
         cfg: the resolved config (``phgmm.config.load_config``).
-        resume: a checkpoint to continue from (its optimiser, scheduler, RNG and position).
+        resume: a checkpoint to continue from (its optimiser, scheduler, RNG and position): a
+            path, or a checkpoint already read with ``load_checkpoint``.
         overwrite: allow replacing an existing run in ``cfg.output_dir``.
         stop_after_epochs: stop (with a checkpoint) after this many epochs of this call, e.g. to
             split a long run into jobs; the schedule still follows ``cfg.train.epochs``.
@@ -79,7 +80,9 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
     state = None
-    if resume is not None:
+    if isinstance(resume, dict):
+        state = resume
+    elif resume is not None:
         state = load_checkpoint(resume, map_location="cpu")
     if main:
         _check_output_dir(out, resume is not None, overwrite)
@@ -117,7 +120,12 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
 
     start_epoch, start_step, global_step, best_miou, history = 0, 0, 0, -1.0, []
     if state is not None:
-        unwrap(model).load_state_dict(state["model"])
+        try:
+            unwrap(model).load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{state.get('source', 'checkpoint')}: its weights "
+                                  f"do not fit the model of this config ({str(exc).splitlines()[0]}); "
+                                  f"resume with the checkpoint's own model settings") from None
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if "scaler" in state and state["scaler"]:
@@ -260,6 +268,6 @@ def train(cfg: Config, resume: str | Path | None = None, overwrite: bool = False
             "best_miou": best_miou, "history": history, "global_step": global_step, "model": unwrap(model)}
 
 
-def config_of_checkpoint(path: str | Path) -> Config:
-    """The config a checkpoint was trained with (for ``--resume`` without ``--config``)."""
-    return config_from_dict(load_checkpoint(path)["config"], f"{path} (config)")
+def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:
+    """The config a loaded checkpoint was trained with (for ``--resume`` without ``--config``)."""
+    return config_from_dict(state["config"], f"{path} (config)")
