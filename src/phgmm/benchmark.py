@@ -534,14 +534,7 @@ def _dataset_from_config(cfg: Any) -> Any:
     return build_dataset_from_config(cfg, cfg.data.train_split, train=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m phgmm.benchmark [options]`` — the same as ``phgmm benchmark [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m phgmm.benchmark")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_cli(sub)
-    args = parser.parse_args(["benchmark", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+if __name__ == "__main__":   # ``python -m phgmm.benchmark …`` is ``phgmm benchmark …``
+    from .cli import main
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["benchmark", *sys.argv[1:]]))

@@ -226,16 +226,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m phgmm.export --checkpoint CKPT --out model.onnx`` — the same as ``phgmm export``."""
+if __name__ == "__main__":   # ``python -m phgmm.export …`` is ``phgmm export …``
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m phgmm.export")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_cli(sub)
-    args = parser.parse_args(["export", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    from .cli import main
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["export", *sys.argv[1:]]))

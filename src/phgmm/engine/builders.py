@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..losses import PHGMMLoss
 from ..models import build_model
 
@@ -51,8 +51,6 @@ def build_loss(cfg: Config) -> PHGMMLoss:
 def build_dataset_from_config(cfg: Config, split: str, train: bool):
     """The dataset of ``cfg.data`` for ``split``; augmentation only for training."""
     from ..data import build_dataset
-
-    from ..config import ConfigError
 
     d = cfg.data
     dataset = build_dataset(d.dataset, d.root, split, size=tuple(d.size), augment=train and d.augment,

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..config import Config, config_from_dict
 from . import distributed as du
 from .checkpoint import inference_model, load_checkpoint, unwrap
-from .precision import amp_dtype, autocast, use_channels_last
+from .precision import amp_dtype, autocast, memory_format
 
 __all__ = ["EvalResult", "evaluate_model", "evaluate_checkpoint", "write_evaluation"]
 
@@ -51,15 +51,15 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     want_z = (cfg.eval.clustering if clustering is None else clustering) and hasattr(model, "infer")
     n_samples = cfg.eval.report_samples if report_samples is None else report_samples
     dtype = amp_dtype(cfg.train.amp, device)
-    memory_format = torch.channels_last if use_channels_last(cfg.train.channels_last, device) else torch.contiguous_format
-    model.to(memory_format=memory_format)
+    fmt = memory_format(cfg.train.channels_last)
+    model.to(memory_format=fmt)
     z_points: list[torch.Tensor] = []
     preds_kept: list[np.ndarray] = []
     seen = 0
     tick = time.perf_counter()
     bar = tqdm(total=len(loader), desc="evaluate", disable=not (progress and du.is_main()), dynamic_ncols=True)
     for x, y in loader:
-        x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
         with autocast(dtype, device):
             if want_z:
                 out = model.infer(x)

@@ -57,9 +57,8 @@ class Predictor:
                 self.class_names, self.colors = list(names), list(colors)
             self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                                        else ("cpu" if device == "auto" else device))
-            from .precision import use_channels_last
-            self.memory_format = (torch.channels_last if use_channels_last(config["train"]["channels_last"], self.device)
-                                  else torch.contiguous_format)
+            from .precision import memory_format
+            self.memory_format = memory_format(config["train"]["channels_last"])
             self.model = model.to(self.device, memory_format=self.memory_format).eval()
             self.size = tuple(size) if size else tuple(config["data"]["size"])
         else:

@@ -23,7 +23,7 @@ from . import distributed as du
 from .builders import build_dataset_from_config, build_loss, build_model_from_config
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint, unwrap
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
-from .precision import amp_dtype, autocast, use_channels_last
+from .precision import amp_dtype, autocast, memory_format
 
 __all__ = ["train", "TrainingError", "RunExistsError", "TrainingInterrupted", "poly_lambda"]
 
@@ -109,9 +109,8 @@ def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool 
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         elif du.is_main():
             print("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; using per-process BatchNorm")
-    channels_last = use_channels_last(t.channels_last, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    fmt = memory_format(t.channels_last)
+    model = model.to(memory_format=fmt)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, t.poly_power))
     dtype = amp_dtype(t.amp, device)
@@ -181,8 +180,7 @@ def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool 
                     break
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=fmt)
                 with autocast(dtype, device):
                     output = net(x, y)
                     terms = loss_fn(output, y)
