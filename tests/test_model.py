@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.distributions import Independent, MixtureSameFamily
 
 import phgmm
@@ -102,6 +103,75 @@ def test_eval_forward_equals_infer_logits_and_decodes_the_means():
     with torch.no_grad():
         torch.testing.assert_close(model(x), model.infer(x).logits)
         assert torch.equal(model.predict(x), model(x).argmax(1))
+
+
+def literal_logits(model: PHGMM, x: torch.Tensor) -> torch.Tensor:
+    """The eval forward written out as SPEC §2 reads: three separate convolutions per encoder level,
+    every side map upsampled to H/4 and concatenated, then the merge's two 1×1 convolutions."""
+    def up(t, size):
+        return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
+    feats = model.encoder(x)
+    ls, gs, dec, head = model.local_space, model.global_space, model.decoder, model.head
+    grid, h4 = feats[3].shape[-2:], feats[0].shape[-2:]
+    logits_pi, mu, _ = ls.heads(ls.summary(feats))
+    h = dec.input(ls.decode_input(torch.softmax(logits_pi, 1), mu, tuple(grid)))
+    maps = []
+    for group, f in zip(dec.groups, reversed(feats)):
+        h = group.units(up(h, f.shape[-2:]) + group.skip(f))
+        maps.append(up(group.side(h), h4))
+    if gs is not None:
+        maps.append(up(gs.feature_map(gs.mu(gs.summary(feats)), tuple(grid)), h4))
+    logits = head.upsample(head.classifier(head.fuse(torch.cat(maps, 1))))
+    return logits[..., : x.shape[-2], : x.shape[-1]]
+
+
+@pytest.mark.parametrize("use_global", [True, False])
+@pytest.mark.parametrize("h,w", [(65, 97), (128, 64)])
+def test_shared_level_convolution_and_early_merge_equal_the_literal_network(use_global, h, w):
+    torch.manual_seed(3)
+    model = PHGMM(postnet=None, use_global=use_global, decoder_channels=12, **SMALL)
+    for m in model.modules():  # non-trivial BN statistics, so a misplaced BN would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.randn(2, 3, h, w)
+    with torch.no_grad():
+        ref = literal_logits(model, x)
+        out = model(x)
+    assert ref.abs().max() > 1e-2  # not a vacuous comparison of near-zero maps
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    if use_global:  # the summaries inside the shared convolution are the modules' own
+        feats = model.encoder(x)
+        s_z, s_g, skips = model.level_maps(feats)
+        torch.testing.assert_close(s_z, model.local_space.summary(feats))
+        torch.testing.assert_close(s_g, model.global_space.summary(feats))
+        torch.testing.assert_close(skips[0], model.decoder.groups[3].skip[0](feats[0]))
+
+
+def test_autocast_keeps_the_latent_distributions_in_fp32():
+    torch.manual_seed(0)
+    model = PHGMM(postnet="light", **SMALL)
+    x, y = torch.randn(2, 3, 64, 96), labels(2, 64, 96)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, y)
+        loss = PHGMMLoss()(out, y)
+    assert out.logits.dtype == torch.bfloat16
+    for d in (out.q_z.component_distribution.base_dist, out.p_z.component_distribution.base_dist,
+              out.q_g.base_dist):
+        assert d.loc.dtype == torch.float32 and d.scale.dtype == torch.float32
+    assert out.q_z.mixture_distribution.logits.dtype == torch.float32
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in loss.values())
+    loss["total"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_merge_rejects_maps_of_the_wrong_width():
+    model = PHGMM(postnet=None, **SMALL)
+    with pytest.raises(ValueError, match="merge expects"):
+        model.head([torch.zeros(1, 5, 4, 4)], (4, 4), (16, 16))
 
 
 def test_sample_logits_draws_different_samples_around_the_mean():

@@ -7,6 +7,16 @@ output passes conv3×3 + ReLU and is upsampled to H/4. The merge concatenates th
 global map (4·3C + M channels), applies two 1×1 convolutions down to C logits and a learned ×4
 upsampling (transposed conv, kernel 8, stride 4, bilinear initialisation — the paper's "8×8"
 convolution).
+
+Two rearrangements give the same numbers for less work (both are linear algebra, not approximations;
+``tests/test_model.py`` checks them against the literal formulation):
+
+* the skip convolution's *pre-activation* is passed in (``PHGMM`` computes it in the same
+  convolution as the two latent summaries, which read the same F_l), so a group applies only the
+  skip's BN + ReLU;
+* the merge's first 1×1 convolution is applied to each map at its own resolution before the
+  bilinear upsampling to H/4 (a 1×1 convolution and a per-channel interpolation commute), so the
+  4·3C + M channel H/4 concatenation is never built.
 """
 
 from __future__ import annotations
@@ -34,7 +44,11 @@ def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 class DecoderGroup(nn.Module):
-    """One resolution of the decoder: skip + residual units + the H/4 side output."""
+    """One resolution of the decoder: skip + residual units + the side output (at this resolution).
+
+    ``skip`` is conv3×3 + BN + ReLU of the encoder level; :meth:`forward` takes the convolution's
+    output (``skip[0](F_l)``, or the matching slice of a shared convolution) and applies the rest.
+    """
 
     def __init__(self, skip_channels: int, channels: int, num_units: int) -> None:
         super().__init__()
@@ -42,13 +56,14 @@ class DecoderGroup(nn.Module):
         self.units = nn.Sequential(*(BasicBlock(channels, channels) for _ in range(num_units)))
         self.side = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.units(resize_to(x, skip.shape[-2:]) + self.skip(skip))
+    def forward(self, x: torch.Tensor, skip_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self.skip[2](self.skip[1](skip_pre))
+        x = self.units(resize_to(x, skip.shape[-2:]) + skip)
         return x, self.side(x)
 
 
 class Decoder(nn.Module):
-    """The four decoder groups; returns the four side outputs, each at H/4."""
+    """The four decoder groups; returns the four side outputs, each at its group's resolution."""
 
     def __init__(self, encoder_channels: Sequence[int], in_channels: int = 512, channels: int = 36,
                  units: Sequence[int] = (3, 23, 4, 3)) -> None:
@@ -61,14 +76,24 @@ class Decoder(nn.Module):
                                     for c, n in zip(reversed(list(encoder_channels)), units))
         self.channels = channels
 
-    def forward(self, z_map: torch.Tensor, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, z_map: torch.Tensor, skip_pre: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Side outputs coarse → fine from the local-space map and the skip convolutions' outputs.
+
+        Args:
+            z_map: N×512×(H/32)×(W/32) decoder input.
+            skip_pre: ``groups[i].skip[0]`` applied to the encoder levels, fine → coarse
+                (F1 … F4 order, as the encoder returns its levels).
+        """
         x = self.input(z_map)
-        h4 = features[0].shape[-2:]
         sides = []
-        for group, skip in zip(self.groups, reversed(list(features))):
-            x, side = group(x, skip)
-            sides.append(resize_to(side, h4))
+        for group, pre in zip(self.groups, reversed(list(skip_pre))):
+            x, side = group(x, pre)
+            sides.append(side)
         return sides
+
+    def skip_convs(self) -> list[nn.Conv2d]:
+        """The skip convolutions in encoder-level order (F1 … F4)."""
+        return [group.skip[0] for group in reversed(self.groups)]
 
 
 def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
@@ -84,7 +109,12 @@ def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
 
 
 class MergeHead(nn.Module):
-    """Concatenate decoder side outputs and the global map at H/4, predict C logits at H×W."""
+    """Concatenate decoder side outputs and the global map at H/4, predict C logits at H×W.
+
+    ``fuse`` (1×1 + BN + ReLU) reads the concatenation; it is computed as the sum of each map's
+    share of the 1×1 weights, applied at the map's own resolution and then upsampled (identical
+    result, see the module docstring).
+    """
 
     def __init__(self, in_channels: int, mid_channels: int, num_classes: int) -> None:
         super().__init__()
@@ -96,7 +126,19 @@ class MergeHead(nn.Module):
         with torch.no_grad():
             self.upsample.weight.copy_(bilinear_kernel(num_classes, 8))
 
-    def forward(self, maps: Sequence[torch.Tensor], out_size: Sequence[int]) -> torch.Tensor:
-        logits = self.upsample(self.classifier(self.fuse(torch.cat(list(maps), dim=1))))
+    def forward(self, maps: Sequence[torch.Tensor], size: Sequence[int], out_size: Sequence[int]) -> torch.Tensor:
+        """Logits N×C×out_size from the side maps (any resolutions) merged at ``size`` (H/4).
+
+        The maps' channels must add up to the head's input channels, in concatenation order.
+        """
+        conv, bn, relu = self.fuse
+        widths = [m.shape[1] for m in maps]
+        if sum(widths) != conv.in_channels:
+            raise ValueError(f"merge expects {conv.in_channels} channels in all, got {widths}")
+        merged = None
+        for weight, m in zip(conv.weight.split(widths, dim=1), maps):
+            part = resize_to(F.conv2d(m, weight), size)
+            merged = part if merged is None else merged + part
+        logits = self.upsample(self.classifier(relu(bn(merged))))
         # The H/4 grid is ceil(ceil(H/2)/2), so 4× it covers the input: crop, never stretch.
         return logits[..., : out_size[0], : out_size[1]]

@@ -32,6 +32,8 @@ def gaussian_mixture(logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
         logits: N×K mixture logits (π = softmax(logits)).
         mu, logvar: N×K×L component means and log-variances.
     """
+    # Densities and KLs in fp32 even under autocast: a bf16 sum over L = 256 dimensions is too coarse.
+    logits, mu, logvar = logits.float(), mu.float(), logvar.float()
     scale = torch.exp(0.5 * logvar.clamp(*LOGVAR_RANGE))
     return MixtureSameFamily(Categorical(logits=logits), Independent(Normal(mu, scale), 1))
 
@@ -45,8 +47,12 @@ class MultiLevelSummary(nn.Module):
         self.out_features = num_classes * len(in_channels)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        pooled = [torch.sigmoid(conv(f)).mean(dim=(2, 3)) for conv, f in zip(self.convs, features)]
-        return torch.cat(pooled, dim=1)
+        return self.pool([conv(f) for conv, f in zip(self.convs, features)])
+
+    @staticmethod
+    def pool(pre: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``s`` from the convolutions' outputs (one N×C×h×w map per level)."""
+        return torch.cat([torch.sigmoid(p).mean(dim=(2, 3)) for p in pre], dim=1)
 
 
 class MixtureHeads(nn.Module):
@@ -90,8 +96,9 @@ class LocalSpace(nn.Module):
         self.out_channels = out_channels
         nn.init.kaiming_uniform_(self.component_weight.view(-1, latent_dim), a=5 ** 0.5)
 
-    def distribution(self, features: Sequence[torch.Tensor]) -> tuple[MixtureSameFamily, tuple]:
-        logits, mu, logvar = self.heads(self.summary(features))
+    def distribution(self, s: torch.Tensor) -> tuple[MixtureSameFamily, tuple]:
+        """q(z|x) and its raw parameters (mixture logits, μ, log σ²) from the summary ``s``."""
+        logits, mu, logvar = self.heads(s)
         return gaussian_mixture(logits, mu, logvar), (logits, mu, logvar)
 
     def decode_input(self, pi: torch.Tensor, z: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -119,10 +126,11 @@ class GlobalSpace(nn.Module):
         self.conv = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.out_channels = out_channels
 
-    def distribution(self, features: Sequence[torch.Tensor]) -> tuple[Independent, torch.Tensor]:
-        s = self.summary(features)
-        mu, logvar = self.mu(s), self.logvar(s).clamp(*LOGVAR_RANGE)
-        return Independent(Normal(mu, torch.exp(0.5 * logvar)), 1), mu
+    def distribution(self, s: torch.Tensor) -> tuple[Independent, torch.Tensor]:
+        """q(g|x) and μ_g from the summary ``s``."""
+        mu = self.mu(s)
+        logvar = self.logvar(s).float().clamp(*LOGVAR_RANGE)  # fp32 as in gaussian_mixture
+        return Independent(Normal(mu.float(), torch.exp(0.5 * logvar)), 1), mu
 
     def feature_map(self, g: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """The M-channel H/32 map from a global code (the mean μ_g at inference)."""
