@@ -37,9 +37,18 @@ def test_run_benchmark_tiny():
         assert entry["train_images_per_s"] > 0 and entry["infer_images_per_s"] > 0, name
         assert entry["infer_flops"] > 0 and entry["train_flops"] > entry["infer_flops"], name
         assert entry["memory_kind"] == "cpu_rss_highwater_delta"
+    # the FLOP ratio is PHGMM's inference FLOPs over a ResNet-18's, counted here independently
+    from torch.utils.flop_counter import FlopCounterMode
+    from phgmm.models.backbone import resnet_encoder
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        resnet_encoder("resnet18").eval()(torch.zeros(1, 3, 32, 64))
+    assert ratios["phgmm_infer_flops_over_encoder"] == pytest.approx(
+        result["models"]["phgmm"]["infer_flops"] / counter.get_total_flops())
+    assert ratios["phgmm_infer_flops_over_encoder"] > 1
     params = result["models"]["phgmm"]["params"]
     assert params["postnet"] > 0 and params["inference_total"] > params["encoder"]
     assert set(result["phgmm_train_step_s"]) == {"none", "light", "full"}
+    assert result["settings"]["infer_iters"] == 20  # default max(iters, 20)
     json.dumps(result)  # serialisable as is
     table = format_table(result)
     assert "phgmm_infer_over_encoder" in table and "deeplabv3" in table

@@ -18,12 +18,14 @@ inputs, measures
 and these ratios, all from the same run:
 
 * ``phgmm_infer_over_encoder`` — PHGMM inference time ÷ its bare encoder's forward time;
+* ``phgmm_infer_flops_over_encoder`` — the same in FLOPs (counted on every device): the time
+  ratio's floor unless PHGMM's layers run faster per FLOP than the encoder's;
 * ``phgmm_infer_over_deeplabv3`` — PHGMM inference time ÷ DeepLab v3 inference time;
 * ``train_full_postnet_over_none`` — PHGMM training step with the full PostNet ÷ without PostNet;
 * ``train_light_postnet_over_none`` — the same with the light PostNet.
 
-Every time is the median over ``iters`` timed iterations after ``warmup`` untimed ones (at least
-one; peak memory is taken over those), with ``torch.cuda.synchronize`` around each on CUDA; the
+Every time is the median over ``iters`` timed iterations (``infer_iters`` for inference) after
+``warmup`` untimed ones (at least one; peak memory is taken over those), with ``torch.cuda.synchronize`` around each on CUDA; the
 functions compared in a ratio are timed round-robin so that a drift of the machine's speed hits
 them alike. Optionally the throughput of a data loader is
 measured too, so that a report can check "loader images/s ≥ 2× training images/s".
@@ -64,8 +66,9 @@ PEAK_FLOPS: dict[str, dict[str, float]] = {
     "A100": {"bf16": 312e12, "tf32": 156e12},
 }
 
-RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_over_deeplabv3",
-              "train_full_postnet_over_none", "train_light_postnet_over_none")
+RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
+              "phgmm_infer_over_deeplabv3", "train_full_postnet_over_none",
+              "train_light_postnet_over_none")
 
 _IGNORE = 255
 
@@ -182,7 +185,8 @@ def measure_loader(loader: Any, batch_size: int = 2, workers: int = 2, batches: 
 # -- the benchmark -------------------------------------------------------------------------------
 def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet101",
                   size: Sequence[int] = (384, 768), batch: int = 1, train_batch: int = 2, warmup: int = 1,
-                  iters: int = 3, device: str | torch.device = "cpu", amp: str | None = None,
+                  iters: int = 3, infer_iters: int | None = None, device: str | torch.device = "cpu",
+                  amp: str | None = None,
                   channels_last: bool = True, num_classes: int = 12, loader: Any = None,
                   loader_workers: int = 2, loader_batches: int = 20, peak_flops: float | None = None,
                   count_flops: bool | None = None, model_kwargs: dict[str, dict[str, Any]] | None = None,
@@ -196,6 +200,9 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet10
         size: input (H, W).
         batch: inference batch; train_batch: training batch (≥ 2 keeps batch norm meaningful).
         warmup, iters: untimed and timed iterations per measurement (the median is reported).
+        infer_iters: timed iterations of the inference measurements (default ``max(iters, 20)``:
+            an inference costs a fraction of a training step, and a 1.15-vs-1.20 ratio needs
+            more than a handful of samples on a noisy machine).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
         amp: None (fp32) or ``"bf16"`` (autocast).
         channels_last: models and inputs in channels-last memory format.
@@ -229,6 +236,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet10
     names = ["phgmm", "deeplabv3"] + [m for m in dict.fromkeys(names) if m not in ("phgmm", "deeplabv3")]
     model_kwargs = {k.lower(): dict(v) for k, v in (model_kwargs or {}).items()}
     count_flops = dev.type == "cuda" if count_flops is None else count_flops
+    infer_iters = max(iters, 20) if infer_iters is None else infer_iters
     if peak_flops is None:
         peak_flops = device_peak_flops(dev, amp)
     say = progress or (lambda _msg: None)
@@ -287,6 +295,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet10
     results: dict[str, Any] = {}
     train_variants: dict[str, float] = {}
     encoder_s = float("nan")
+    flops_over_encoder = float("nan")
     mem_kind = _PeakMemory(dev).kind
     for name in names:
         torch.manual_seed(seed)
@@ -306,11 +315,14 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet10
         if is_phgmm:
             enc = make_infer(model.encoder)
             warm(enc)
-            t = _time_interleaved({"model": infer, "encoder": enc}, dev, iters)
+            t = _time_interleaved({"model": infer, "encoder": enc}, dev, infer_iters)
             t_inf, encoder_s = t["model"], t["encoder"]
             say(f"{name}: bare encoder {encoder_s * 1e3:.1f} ms/batch of {batch}")
+            # Always counted (one forward each): the floor under the time ratio, since only a
+            # higher FLOP rate than the encoder's could bring the time ratio below it.
+            flops_over_encoder = _count_flops(infer) / _count_flops(enc)
         else:
-            t_inf = _time_interleaved({"model": infer}, dev, iters)["model"]
+            t_inf = _time_interleaved({"model": infer}, dev, infer_iters)["model"]
         entry.update(infer_s=t_inf, infer_images_per_s=batch / t_inf)
         say(f"{name}: inference {t_inf * 1e3:.1f} ms/batch of {batch}")
         if count_flops:
@@ -362,6 +374,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet10
 
     ratios = {
         "phgmm_infer_over_encoder": results["phgmm"]["infer_s"] / encoder_s,
+        "phgmm_infer_flops_over_encoder": flops_over_encoder,
         "phgmm_infer_over_deeplabv3": results["phgmm"]["infer_s"] / results["deeplabv3"]["infer_s"],
         "train_full_postnet_over_none": train_variants["full"] / train_variants["none"],
         "train_light_postnet_over_none": train_variants["light"] / train_variants["none"],
@@ -376,7 +389,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet10
 
     settings = {
         "backbone": backbone, "size_hw": [h, w], "batch": batch, "train_batch": train_batch,
-        "warmup": warmup, "iters": iters, "device": str(dev),
+        "warmup": warmup, "iters": iters, "infer_iters": infer_iters, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(), "amp": amp, "channels_last": channels_last,
         "num_classes": num_classes, "torch": torch.__version__, "peak_flops": peak_flops,
@@ -410,7 +423,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"{s['backbone']}, {s['size_hw'][1]}×{s['size_hw'][0]} (W×H), {s['device']} ({s['device_name']}), "
         f"amp={s['amp']}, inference batch {s['batch']}, training batch {s['train_batch']}, "
-        f"median of {s['iters']} after {s['warmup']} warm-up",
+        f"median of {s['iters']} (training) / {s['infer_iters']} (inference) after {s['warmup']} warm-up",
         "",
         f"| model | params (inference) | train img/s | infer img/s | infer ms/batch | train {mem} | infer {mem} | train MFU | infer MFU |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -452,7 +465,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--batch", type=int, default=None, help="inference batch (default 1)")
     p.add_argument("--train-batch", type=int, default=None, help="training batch (default 2, or the config's)")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--iters", type=int, default=3, help="timed training steps per measurement")
+    p.add_argument("--infer-iters", type=int, default=None,
+                   help="timed inferences per measurement (default max(--iters, 20))")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--amp", choices=("none", "bf16"), default="none")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
@@ -513,7 +528,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if cfg is None:
             raise SystemExit("--loader-workers needs --config (the dataset comes from the config)")
         loader = _dataset_from_config(cfg)
-    result = run_benchmark(models, device=device, warmup=args.warmup, iters=args.iters, amp=args.amp,
+    result = run_benchmark(models, device=device, warmup=args.warmup, iters=args.iters,
+                           infer_iters=args.infer_iters, amp=args.amp,
                            channels_last=args.channels_last,
                            peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None,
                            loader=loader, loader_workers=args.loader_workers or 0,
