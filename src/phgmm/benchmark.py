@@ -25,8 +25,8 @@ and these ratios, all from the same run:
 * ``train_light_postnet_over_none`` — the same with the light PostNet.
 
 Every time is the median over ``iters`` timed iterations (``infer_iters`` for inference) after
-``warmup`` untimed ones (at least one; peak memory is taken over those), with ``torch.cuda.synchronize`` around each on CUDA; the
-functions compared in a ratio are timed round-robin so that a drift of the machine's speed hits
+``warmup`` untimed ones (at least one; peak memory is taken over those), with
+``torch.cuda.synchronize`` around each on CUDA; the functions compared in a ratio are timed round-robin so that a drift of the machine's speed hits
 them alike. Optionally the throughput of a data loader is
 measured too, so that a report can check "loader images/s ≥ 2× training images/s".
 """
@@ -320,13 +320,15 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet10
             say(f"{name}: bare encoder {encoder_s * 1e3:.1f} ms/batch of {batch}")
             # Always counted (one forward each): the floor under the time ratio, since only a
             # higher FLOP rate than the encoder's could bring the time ratio below it.
-            flops_over_encoder = _count_flops(infer) / _count_flops(enc)
+            entry["infer_flops"] = _count_flops(infer)
+            flops_over_encoder = entry["infer_flops"] / _count_flops(enc)
         else:
             t_inf = _time_interleaved({"model": infer}, dev, infer_iters)["model"]
         entry.update(infer_s=t_inf, infer_images_per_s=batch / t_inf)
         say(f"{name}: inference {t_inf * 1e3:.1f} ms/batch of {batch}")
         if count_flops:
-            entry["infer_flops"] = _count_flops(infer)
+            if "infer_flops" not in entry:
+                entry["infer_flops"] = _count_flops(infer)
             entry["infer_mfu"] = mfu(entry["infer_flops"], t_inf)
 
         # Training step(s). PHGMM: the full PostNet (the paper's setting) is the headline number;

@@ -18,7 +18,7 @@ from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 __all__ = ["MultiLevelSummary", "MixtureHeads", "LocalSpace", "GlobalSpace", "gaussian_mixture",
-           "LOGVAR_RANGE"]
+           "std_from_logvar", "LOGVAR_RANGE"]
 
 # log σ² is clamped to this range: wide enough never to bind in normal training, narrow enough
 # that exp() can neither overflow nor make a KL term infinite (from-scratch training starts wild).
@@ -32,10 +32,16 @@ def gaussian_mixture(logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
         logits: N×K mixture logits (π = softmax(logits)).
         mu, logvar: N×K×L component means and log-variances.
     """
-    # Densities and KLs in fp32 even under autocast: a bf16 sum over L = 256 dimensions is too coarse.
-    logits, mu, logvar = logits.float(), mu.float(), logvar.float()
-    scale = torch.exp(0.5 * logvar.clamp(*LOGVAR_RANGE))
-    return MixtureSameFamily(Categorical(logits=logits), Independent(Normal(mu, scale), 1))
+    normal = Independent(Normal(mu.float(), std_from_logvar(logvar)), 1)
+    return MixtureSameFamily(Categorical(logits=logits.float()), normal)
+
+
+def std_from_logvar(logvar: torch.Tensor) -> torch.Tensor:
+    """σ = exp(½ log σ²) in fp32, log σ² clamped to :data:`LOGVAR_RANGE`.
+
+    Densities and KLs are built in fp32 even under autocast: a bf16 sum over L = 256 dimensions
+    is too coarse."""
+    return torch.exp(0.5 * logvar.float().clamp(*LOGVAR_RANGE))
 
 
 class MultiLevelSummary(nn.Module):
@@ -129,8 +135,7 @@ class GlobalSpace(nn.Module):
     def distribution(self, s: torch.Tensor) -> tuple[Independent, torch.Tensor]:
         """q(g|x) and μ_g from the summary ``s``."""
         mu = self.mu(s)
-        logvar = self.logvar(s).float().clamp(*LOGVAR_RANGE)  # fp32 as in gaussian_mixture
-        return Independent(Normal(mu.float(), torch.exp(0.5 * logvar)), 1), mu
+        return Independent(Normal(mu.float(), std_from_logvar(self.logvar(s))), 1), mu
 
     def feature_map(self, g: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """The M-channel H/32 map from a global code (the mean μ_g at inference)."""

@@ -102,8 +102,7 @@ class PHGMM(nn.Module):
         summaries = [self.local_space.summary.convs]
         if self.global_space is not None:
             summaries.append(self.global_space.summary.convs)
-        pre: list[list[torch.Tensor]] = [[] for _ in summaries]
-        skips = []
+        summary_maps, skips = [], []  # per level: [local, (global)]; the skip's output
         for level, (f, skip_conv) in enumerate(zip(feats, self.decoder.skip_convs())):
             convs = [s[level] for s in summaries] + [skip_conv]
             weight = torch.cat([c.weight for c in convs])
@@ -111,11 +110,11 @@ class PHGMM(nn.Module):
                               for c in convs])
             out = F.conv2d(f, weight, bias, padding=skip_conv.padding)
             *parts, skip = out.split([c.out_channels for c in convs], dim=1)
-            for collected, part in zip(pre, parts):
-                collected.append(part)
+            summary_maps.append(parts)
             skips.append(skip)
-        s_z = MultiLevelSummary.pool(pre[0])
-        s_g = MultiLevelSummary.pool(pre[1]) if self.global_space is not None else None
+        s_z = MultiLevelSummary.pool([maps[0] for maps in summary_maps])
+        s_g = (MultiLevelSummary.pool([maps[1] for maps in summary_maps])
+               if self.global_space is not None else None)
         return s_z, s_g, skips
 
     def _decode(self, x: torch.Tensor, feats: list[torch.Tensor], skips: list[torch.Tensor],
