@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
 import pytest
 import torch
 
-from phgmm.benchmark import RATIO_KEYS, format_table, measure_loader, register_cli, run_benchmark
+from phgmm.benchmark import RATIO_KEYS, format_table, measure_loader, run_benchmark
+from phgmm.cli import build_parser
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +22,8 @@ def one_thread():
 
 
 def test_run_benchmark_tiny():
-    # Tiny on purpose (2 shared CPU cores): resnet18, 32×64, one timed iteration, slim heads.
-    result = run_benchmark(["phgmm", "fcn8s"], backbone="resnet18", size=(32, 64), batch=1, train_batch=2,
+    # Tiny on purpose (2 shared CPU cores): resnet18, 64×32 (W×H), one timed iteration, slim heads.
+    result = run_benchmark(["phgmm", "fcn8s"], backbone="resnet18", size=(64, 32), batch=1, train_batch=2,
                            warmup=1, iters=1, num_classes=4, count_flops=True,
                            model_kwargs={"phgmm": {"decoder_units": (1, 1, 1, 1), "latent_dim": 16,
                                                    "num_components": 2},
@@ -61,10 +61,7 @@ def test_measure_loader():
 
 
 def test_cli_registers():
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    register_cli(sub)
-    args = parser.parse_args(["benchmark", "--models", "phgmm,unet", "--size", "128x64", "--json", "x.json"])
+    args = build_parser().parse_args(["benchmark", "--models", "phgmm,unet", "--size", "128x64", "--json", "x.json"])
     assert args.models == "phgmm,unet" and args.size == (128, 64) and callable(args.func)
 
 
@@ -75,8 +72,7 @@ def test_cli_with_config_writes_json(tmp_path, capsys):
     config = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
     if not config.is_file():
         pytest.skip("configs/demo.yaml not present")
-    parser = argparse.ArgumentParser()
-    register_cli(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     out = tmp_path / "bench.json"
     # The config gives resnet18 and PHGMM's keys; the flags shrink size and batch (flags win).
     args = parser.parse_args(["benchmark", "--config", str(config), "--models", "phgmm", "--size", "64x32",
@@ -85,6 +81,6 @@ def test_cli_with_config_writes_json(tmp_path, capsys):
     assert args.func(args) == 0
     result = json.loads(out.read_text())
     assert result["settings"]["backbone"] == "resnet18"
-    assert result["settings"]["size_hw"] == [32, 64] and result["settings"]["train_batch"] == 2
+    assert result["settings"]["size_wh"] == [64, 32] and result["settings"]["train_batch"] == 2
     assert all(v > 0 for v in result["ratios"].values())
     assert "| ratio | value |" in capsys.readouterr().out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 
 import cv2
@@ -10,7 +9,8 @@ import numpy as np
 import pytest
 
 from phgmm.data import build_dataset
-from phgmm.data.synthetic import generate_dataset, register_cli, render_scene
+from phgmm.cli import main as phgmm_main
+from phgmm.data.synthetic import generate_dataset, render_scene
 
 
 def _digest(root):
@@ -71,10 +71,7 @@ def test_synthia_format_roundtrip(tmp_path):
 
 
 def _cli(argv):
-    p = argparse.ArgumentParser(prog="phgmm")
-    register_cli(p.add_subparsers(dest="cmd"))
-    args = p.parse_args(argv)
-    return args.func(args)
+    return phgmm_main(argv)
 
 
 def test_cli_refuses_non_empty_folder(tmp_path, capsys):

@@ -85,26 +85,73 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(synth_root, tmp_pa
     assert last.read_bytes() == good
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint(synth_root, tmp_path, monkeypatch):
+def test_sigint_mid_epoch_finishes_the_step_and_resumes_bit_identically(synth_root, tmp_path, monkeypatch):
+    import os
+    import signal
+
     from phgmm.engine import train as train_mod
-    cfg = tiny_cfg(synth_root, tmp_path / "int", "train.epochs=1", "train.val_every=0")
+    from phgmm.engine.train import TrainingInterrupted
+    # dropout-free PHGMM, but decoding samples makes every step draw random numbers
+    extra = ("train.epochs=1", "train.val_every=0", "model.sample_latent=true")
+    full = train(tiny_cfg(synth_root, tmp_path / "full", *extra), progress=False)
     calls = {"n": 0}
     real = train_mod.build_loss
 
     def interrupting_loss(c):
         fn = real(c)
 
-        def wrapped(out, y):
+        def wrapped(out, y, step=None):
             calls["n"] += 1
             if calls["n"] == 2:
-                raise KeyboardInterrupt
-            return fn(out, y)
+                os.kill(os.getpid(), signal.SIGINT)   # a real Ctrl-C in the middle of step 2
+            return fn(out, y, step=step)
         return wrapped
     monkeypatch.setattr(train_mod, "build_loss", interrupting_loss)
-    with pytest.raises(KeyboardInterrupt):
+    cfg = tiny_cfg(synth_root, tmp_path / "int", *extra)
+    with pytest.raises(TrainingInterrupted):
         train(cfg, progress=False)
-    state = load_checkpoint(tmp_path / "int" / "checkpoints" / "last.pt")
-    assert (state["epoch"], state["step_in_epoch"]) == (0, 1)
+    last = tmp_path / "int" / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert (state["epoch"], state["step_in_epoch"]) == (0, 2)   # step 2 was completed, then saved
+    monkeypatch.setattr(train_mod, "build_loss", real)
+    resumed = train(cfg, resume=last, progress=False)
+    a, b = _weights(Path(full["last"])), _weights(Path(resumed["last"]))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from phgmm.config import load_config
+from phgmm.engine import train as t
+real = t.Trainer.save_checkpoints
+def save_then_die(self, best=False):
+    real(self, best)
+    if self.state.global_step == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+t.Trainer.save_checkpoints = save_then_die
+t.train(load_config(sys.argv[1]), progress=False)
+"""
+
+
+def test_sigkill_after_checkpoint_every_resumes_bit_identically(synth_root, tmp_path):
+    import subprocess
+    import sys
+
+    from phgmm.config import save_config
+    extra = ("train.epochs=2", "train.val_every=0", "train.checkpoint_every=3", "model.sample_latent=true")
+    full = train(tiny_cfg(synth_root, tmp_path / "full", *extra), progress=False)
+    cfg = tiny_cfg(synth_root, tmp_path / "killed", *extra)
+    save_config(cfg, tmp_path / "killed.yaml")
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "killed.yaml")], capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert state["global_step"] == 3 and state["step_in_epoch"] in (1, 3)   # mid-epoch or early epoch 2
+    resumed = train(cfg, resume=last, progress=False)
+    a, b = _weights(Path(full["last"])), _weights(Path(resumed["last"]))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
 def test_poly_schedule():
@@ -203,3 +250,72 @@ def test_resume_into_another_model_is_a_clear_error(synth_root, tmp_path, capsys
     assert main(["train", "--resume", str(last), "--set", "model.num_components=5", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"{last}: its weights do not fit the model of this config" in err and "Traceback" not in err
+    assert "model.num_components: checkpoint 3, here 5" in err
+    # settings the optimiser and schedule carry cannot change on resume; the record stays true
+    assert main(["train", "--resume", str(last), "--set", "train.lr=0.5", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "train.lr: checkpoint 0.001, here 0.5" in err and "Traceback" not in err
+    assert load_checkpoint(last)["config"]["train"]["lr"] == 0.001
+    assert "lr: 0.001" in (tmp_path / "run" / "config.yaml").read_text()
+    # evaluating with a config whose model differs names the setting and both values
+    assert main(["evaluate", "--checkpoint", str(last), "--out", str(tmp_path / "ev"), "--no-progress",
+                 "--set", "model.num_components=5"]) == 2
+    assert "model.num_components: checkpoint 3, here 5" in capsys.readouterr().err
+
+
+def test_broken_validation_image_leaves_a_loadable_last_checkpoint(synth_root, tmp_path):
+    import shutil
+
+    from phgmm.data import DatasetError
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    victim = sorted((root / "leftImg8bit" / "val").rglob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes()[:200])            # a truncated PNG
+    cfg = tiny_cfg(root, tmp_path / "run", "train.epochs=2", "train.max_steps_per_epoch=2")
+    with pytest.raises(DatasetError, match=victim.name):
+        train(cfg, progress=False)
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 0)   # the trained epoch was kept
+
+
+def test_weight_decay_spares_norms_and_biases_and_best_holds_no_optimiser(synth_root, tmp_path):
+    from phgmm.engine.train import parameter_groups
+    from phgmm import PHGMM
+    model = PHGMM(backbone="resnet18", postnet="light", decoder_units=(1, 1, 1, 1))
+    decay, no_decay = parameter_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    assert all(names[id(p)].endswith("bias") or p.ndim <= 1 for p in no_decay["params"])
+    assert any(names[id(p)] == "encoder.bn1.weight" for p in no_decay["params"])
+    assert any(names[id(p)] == "local_space.component_bias" for p in no_decay["params"])
+    assert all(p.ndim > 1 and not names[id(p)].endswith("bias") for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+    summary = train(tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1"),
+                    progress=False)
+    best = load_checkpoint(summary["best"])
+    assert "optimizer" not in best and "model" in best and "classes" in best
+    assert Path(summary["best"]).stat().st_size < 0.6 * Path(summary["last"]).stat().st_size
+
+
+def test_partial_repeat_of_an_epoch_is_a_seeded_permutation():
+    from phgmm.engine.loaders import EpochDataset
+
+    class Ids(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return i
+    ds = EpochDataset(Ids(), samples_per_epoch=25, seed=3)
+    ds.set_epoch(0)
+    first = [ds[i] for i in range(25)]
+    assert sorted(first[:20]) == sorted(list(range(10)) * 2)      # full repeats: every image once
+    extra = first[20:]
+    assert len(set(extra)) == 5 and extra != [0, 1, 2, 3, 4]      # not always the first files
+    ds.set_epoch(1)
+    assert [ds[i] for i in range(20, 25)] != extra                 # another draw each epoch
+    again = EpochDataset(Ids(), samples_per_epoch=25, seed=3)
+    again.set_epoch(0)
+    assert [again[i] for i in range(25)] == first                  # reproducible from the seed
+    with pytest.raises(IndexError):
+        ds[25]

@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from phgmm.export import OnnxPredictor, export_onnx  # noqa: E402
+from phgmm.engine.export import OnnxPredictor, export_onnx  # noqa: E402
 from phgmm.io import SizeError, parse_wxh  # noqa: E402
 from phgmm.models import PHGMM, build_model  # noqa: E402
 
@@ -32,7 +32,7 @@ def phgmm_model():
 @pytest.fixture(scope="module")
 def phgmm_onnx(phgmm_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "phgmm.onnx"
-    return export_onnx(phgmm_model, path, example_size=(64, 128))
+    return export_onnx(phgmm_model, path, example_size=(128, 64))  # (W, H)
 
 
 def _torch_logits(model, x):
@@ -77,7 +77,7 @@ def test_deeplabv3_parity_and_overwrite(tmp_path):
     model = build_model("deeplabv3", num_classes=4, backbone="resnet18").eval()
     path = tmp_path / "dl.onnx"
     path.write_bytes(b"stale")
-    out = export_onnx(model, path, example_size=(64, 96), overwrite=True)
+    out = export_onnx(model, path, example_size=(96, 64), overwrite=True)
     assert out == path and path.stat().st_size > 1000
     x = np.random.default_rng(1).standard_normal((1, 3, 72, 104), dtype=np.float32)
     got = OnnxPredictor(path)(x)
@@ -96,7 +96,7 @@ def test_torchscript_fallback_exporter(tmp_path):
     """The fallback path (TorchScript exporter + dynamic_axes) also gives one file for all sizes."""
     torch.manual_seed(2)
     model = build_model("fcn8s", num_classes=3, backbone="resnet18").eval()
-    path = export_onnx(model, tmp_path / "fcn.onnx", example_size=(64, 96), exporter="torchscript")
+    path = export_onnx(model, tmp_path / "fcn.onnx", example_size=(96, 64), exporter="torchscript")
     predictor = OnnxPredictor(path)
     rng = np.random.default_rng(2)
     for shape in [(2, 3, 64, 96), (1, 3, 101, 203)]:

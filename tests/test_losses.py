@@ -174,3 +174,80 @@ def test_phgmm_loss_combines_terms_with_lambdas():
     # matches torch's own closed form
     ref = kl_divergence(qg, Independent(Normal(torch.zeros(2, 4), torch.ones(2, 4)), 1)).mean()
     assert out["g"].item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["matched", "mc", "variational"])
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3), (4, 3)])
+def test_gmm_kl_any_batch_shape_equals_the_items_one_by_one(method, batch):
+    """Batch shapes without N, and N×H with H = K (3), give each item's own KL."""
+    k, l = 3, 4
+    g = torch.Generator().manual_seed(7)
+    shape = (*batch, k)
+    def mixture(scale):
+        return gaussian_mixture(torch.randn(shape, generator=g), scale * torch.randn(*shape, l, generator=g),
+                                0.3 * torch.randn(*shape, l, generator=g))
+    q, p = mixture(1.0), mixture(1.5)
+    torch.manual_seed(0)
+    kl = gmm_kl(q, p, method, num_samples=4000 if method == "mc" else 1)
+    assert kl.shape == batch
+    flat_q = [gaussian_mixture(q.mixture_distribution.logits.reshape(-1, k)[i:i + 1],
+                               q.component_distribution.base_dist.loc.reshape(-1, k, l)[i:i + 1],
+                               2 * q.component_distribution.base_dist.scale.log().reshape(-1, k, l)[i:i + 1])
+              for i in range(int(np.prod(batch)) if batch else 1)]
+    flat_p = [gaussian_mixture(p.mixture_distribution.logits.reshape(-1, k)[i:i + 1],
+                               p.component_distribution.base_dist.loc.reshape(-1, k, l)[i:i + 1],
+                               2 * p.component_distribution.base_dist.scale.log().reshape(-1, k, l)[i:i + 1])
+              for i in range(len(flat_q))]
+    torch.manual_seed(0)
+    one_by_one = torch.stack([gmm_kl(a, b, method, num_samples=4000 if method == "mc" else 1)[0]
+                              for a, b in zip(flat_q, flat_p)]).reshape(batch)
+    tol = dict(rtol=0.1, atol=0.1) if method == "mc" else dict(rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(kl, one_by_one, **tol)
+    assert (kl > -0.05).all()   # a KL (mc within its noise)
+
+
+def test_free_bits_floor_each_dimension_and_keep_the_reported_terms():
+    from phgmm.losses import gaussian_kl_per_dim, gmm_kl_per_dim
+    q, _ = random_mixture(2, 3, 4, seed=20)
+    p, _ = random_mixture(2, 3, 4, seed=21)
+    mu, sd = 0.01 * torch.randn(2, 4), torch.ones(2, 4)
+    mu[:, 0] = 3.0                                  # one dimension far above the floor
+    qg = Independent(Normal(mu, sd), 1)
+    logits, y = torch.randn(2, 5, 8, 8), torch.randint(0, 5, (2, 8, 8))
+    out = PHGMMLoss(free_bits=0.5)(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
+    plain = PHGMMLoss()(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
+    assert out["g"].item() == pytest.approx(plain["g"].item()) and out["z"].item() == pytest.approx(plain["z"].item())
+    g_dims = gaussian_kl_per_dim(qg).mean(0)
+    floored_g = torch.clamp(g_dims, min=0.5).sum()
+    cat, z_dims = gmm_kl_per_dim(q, p)
+    assert (cat.mean() + z_dims.sum(-1).mean()).item() == pytest.approx(gmm_kl(q, p).mean().item(), rel=1e-5)
+    floored_z = cat.mean() + torch.clamp(z_dims.mean(0), min=0.5).sum()
+    expected = 1.1 * floored_g + 0.4 * floored_z + 0.4 * out["s"]
+    assert out["total"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert g_dims[0] > 0.5 and (g_dims[1:] < 0.5).all()   # the floor binds where it should
+    with pytest.raises(ValueError, match="per dimension"):
+        PHGMMLoss(free_bits=0.5, kl="mc")
+
+
+def test_kl_warmup_ramps_the_latent_terms_only():
+    q, _ = random_mixture(2, 3, 4, seed=30)
+    p, _ = random_mixture(2, 3, 4, seed=31)
+    qg = Independent(Normal(torch.randn(2, 4), torch.ones(2, 4)), 1)
+    logits, y = torch.randn(2, 5, 8, 8), torch.randint(0, 5, (2, 8, 8))
+    loss = PHGMMLoss(warmup_steps=100)
+    out = PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg)
+    for step, w in [(0, 0.0), (25, 0.25), (100, 1.0), (500, 1.0), (None, 1.0)]:
+        t = loss(out, y, step=step)
+        expected = w * (1.1 * t["g"] + 0.4 * t["z"]) + 0.4 * t["s"]
+        assert t["total"].item() == pytest.approx(expected.item(), rel=1e-6), step
+
+
+def test_decode_posterior_mixes_the_two_segmentation_terms():
+    logits, post = torch.randn(2, 5, 8, 8), torch.randn(2, 5, 8, 8)
+    y = torch.randint(0, 5, (2, 8, 8))
+    q, _ = random_mixture(2, 3, 4, seed=40)
+    out = PHGMMLoss(decode_posterior=0.75, lambda_z=0.0, lambda_g=0.0)(
+        PHGMMOutput(logits=logits, q_z=q, posterior_logits=post), y)
+    expected = 0.4 * (0.25 * segmentation_loss(logits, y) + 0.75 * segmentation_loss(post, y))
+    assert out["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert out["s"].item() == pytest.approx(segmentation_loss(logits, y).item(), rel=1e-6)

@@ -249,3 +249,62 @@ def test_resnet101_forward_backward_at_paper_resolution():
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     counts = model.parameter_counts()
     assert abs(counts["encoder"] - 42.50e6) / 42.50e6 < 0.005
+
+
+def test_encode_decode_equals_forward_and_swapping_codes_changes_the_output():
+    model = PHGMM(postnet=None, **SMALL).eval()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        enc = model.encode(x)
+        torch.testing.assert_close(model.decode(enc), model(x))
+        pi, mu = torch.softmax(enc.local[0], 1), enc.local[1]
+        swapped = model.decode(enc, pi.flip(0), mu.flip(0), enc.glob[0].flip(0))
+    assert not torch.allclose(swapped, model(x))
+
+
+def test_without_z_the_decoder_reads_the_skips_alone():
+    model = PHGMM(use_local=False, postnet="light", **SMALL)
+    assert model.local_space is None and model.postnet is None and model.decoder.input is None
+    out = model(torch.randn(2, 3, 64, 96), labels(2, 64, 96))
+    assert out.logits.shape == (2, 12, 64, 96) and out.q_z is None and out.p_z is None
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 65, 97)).shape == (1, 12, 65, 97)
+    with pytest.raises(ValueError, match="no local space"):
+        model.sample_logits(torch.randn(1, 3, 64, 64), 2)
+
+
+def test_decode_posterior_decodes_a_sample_of_postnet_in_training_only():
+    with pytest.raises(ValueError, match="needs PostNet"):
+        PHGMM(postnet=None, decode_posterior=0.5, **SMALL)
+    model = PHGMM(postnet="light", decode_posterior=0.5, **SMALL)
+    x, y = torch.randn(2, 3, 64, 96), labels(2, 64, 96)
+    out = model(x, y)
+    assert out.posterior_logits is not None and out.posterior_logits.shape == out.logits.shape
+    # ℓ_s of the posterior decode reaches PostNet (the conditional-VAE route)
+    PHGMMLoss(decode_posterior=0.5, lambda_z=0.0, lambda_g=0.0)(out, y)["total"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.postnet.parameters())
+    assert model(x).posterior_logits is None                 # no labels: nothing to decode from
+    assert model.eval()(x).shape == (2, 12, 64, 96)           # evaluation: plain logits
+
+
+def test_sample_latent_decodes_samples_of_z_and_g_in_training():
+    model = PHGMM(postnet=None, sample_latent=True, **SMALL)
+    x = torch.randn(1, 3, 64, 96)
+    torch.manual_seed(1)
+    a = model(x).logits
+    torch.manual_seed(2)
+    b = model(x).logits
+    assert not torch.allclose(a, b)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(x))   # evaluation decodes the means
+
+
+def test_sample_logits_leaves_the_model_unchanged_in_train_mode():
+    model = PHGMM(postnet=None, **SMALL).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.sample_logits(torch.randn(2, 3, 64, 96), 3)
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "PHGMM", "PHGMMLoss"]
+__all__ = ["__version__", "PHGMM", "PHGMMLoss", "load"]
 
 
 def __getattr__(name: str):
@@ -12,6 +12,9 @@ def __getattr__(name: str):
     if name == "PHGMM":
         from .models.phgmm import PHGMM
         return PHGMM
+    if name == "load":
+        from .pretrained import load
+        return load
     if name == "PHGMMLoss":
         from .losses import PHGMMLoss
         return PHGMMLoss

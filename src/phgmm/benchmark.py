@@ -1,4 +1,4 @@
-"""Speed, memory and size of PHGMM and the baselines, measured in one run (SPEC §5, Fig. 10).
+"""Speed, memory and size of PHGMM and the baselines, measured in one run (docs/design.md §5, Fig. 10).
 
 :func:`run_benchmark` builds every requested network on the same backbone and, on the same random
 inputs, measures
@@ -33,30 +33,26 @@ measured too, so that a report can check "loader images/s ≥ 2× training image
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import inspect
-import json
-import math
+import dataclasses
 import platform
 import resource
 import statistics
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .io import parse_wxh
+from .engine.precision import amp_dtype, autocast, memory_format
+from .io import metrics_json_safe
 from .models import MODEL_NAMES, build_model
-from .models.phgmm import PHGMM
 from .models.postnet import PostNet
 
-__all__ = ["run_benchmark", "format_table", "register_cli", "PEAK_FLOPS", "RATIO_KEYS",
-           "measure_loader", "device_peak_flops"]
+__all__ = ["run_benchmark", "format_table", "PEAK_FLOPS", "RATIO_KEYS", "measure_loader", "device_peak_flops",
+           "loader_from_config"]
 
 #: Dense tensor-core peak FLOP/s per GPU name fragment: bf16 (used with ``amp="bf16"``) and
 #: tf32 (used for fp32 runs, since cuDNN convolutions use TF32 by default).
@@ -183,235 +179,332 @@ def measure_loader(loader: Any, batch_size: int = 2, workers: int = 2, batches: 
 
 
 # -- the benchmark -------------------------------------------------------------------------------
-def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str = "resnet101",
-                  size: Sequence[int] = (384, 768), batch: int = 1, train_batch: int = 2, warmup: int = 1,
-                  iters: int = 3, infer_iters: int | None = None, device: str | torch.device = "cpu",
-                  amp: str | None = None,
-                  channels_last: bool = True, num_classes: int = 12, loader: Any = None,
-                  loader_workers: int = 2, loader_batches: int = 20, peak_flops: float | None = None,
-                  count_flops: bool | None = None, model_kwargs: dict[str, dict[str, Any]] | None = None,
+@dataclass
+class _Run:
+    """What every measurement of one run shares: device, precision, inputs, iteration counts."""
+
+    dev: torch.device
+    dtype: torch.dtype | None          # autocast dtype (None: fp32)
+    mf: torch.memory_format
+    x_inf: torch.Tensor
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    warmup: int
+    iters: int
+    infer_iters: int
+    count_flops: bool
+    peak_flops: float | None
+    say: Callable[[str], None]
+    phgmm_loss: nn.Module
+
+    def autocast(self) -> Any:
+        return autocast(self.dtype, self.dev)
+
+
+def _inputs(dev: torch.device, mf: torch.memory_format, size: tuple[int, int], batch: int, train_batch: int,
+            num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random inference images, training images and labels at ``size`` = (W, H)."""
+    w, h = size
+    torch.manual_seed(seed)
+    x_inf = torch.randn(batch, 3, h, w, device=dev).contiguous(memory_format=mf)
+    x_tr = torch.randn(train_batch, 3, h, w, device=dev).contiguous(memory_format=mf)
+    y_tr = torch.randint(0, num_classes, (train_batch, h, w), device=dev)
+    y_tr[:, : max(1, h // 16)] = _IGNORE  # a band of ignored pixels, as in real labels
+    return x_inf, x_tr, y_tr
+
+
+def _train_step(run: _Run, model: nn.Module, is_phgmm: bool) -> Callable[[], None]:
+    """One full training step (forward, loss, backward, AdamW step) on the run's training batch."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
+
+    def step() -> None:
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        with run.autocast():
+            if is_phgmm:
+                loss = run.phgmm_loss(model(run.x_tr, run.y_tr), run.y_tr)["total"]
+            else:
+                loss = F.cross_entropy(model(run.x_tr).float(), run.y_tr, ignore_index=_IGNORE)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
+    """One inference (no_grad, autocast) of ``fn`` on the run's inference batch."""
+    def infer() -> None:
+        with torch.no_grad(), run.autocast():
+            fn(run.x_inf)
+    return infer
+
+
+def _warm(run: _Run, fn: Callable[[], Any]) -> int:
+    """Run the warm-up calls (at least one) and return their peak memory: the first call is where
+    activations, workspaces and the optimiser state get allocated."""
+    with _PeakMemory(run.dev) as mem:
+        for _ in range(max(1, run.warmup)):
+            fn()
+        _sync(run.dev)
+    return mem.value
+
+
+def _mfu(run: _Run, flops: int | None, seconds: float) -> float | None:
+    if not flops or not run.peak_flops or seconds <= 0:
+        return None
+    return flops / seconds / run.peak_flops
+
+
+def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> dict[str, float]:
+    """Eval-mode inference time, images/s, peak memory (and FLOPs/MFU) into ``entry``.
+
+    PHGMM and its bare encoder are timed round-robin; for PHGMM returns ``encoder_s`` and
+    ``flops_over_encoder`` (always counted, one forward each: the floor under the time ratio, since
+    only a higher FLOP rate than the encoder's could bring the time ratio below it)."""
+    model.eval()
+    infer = _infer(run, model)
+    entry["infer_peak_memory"] = _warm(run, infer)
+    extra: dict[str, float] = {}
+    if name == "phgmm":
+        enc = _infer(run, model.encoder)
+        _warm(run, enc)
+        t = _time_interleaved({"model": infer, "encoder": enc}, run.dev, run.infer_iters)
+        t_inf, extra["encoder_s"] = t["model"], t["encoder"]
+        run.say(f"{name}: bare encoder {t['encoder'] * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}")
+        entry["infer_flops"] = _count_flops(infer)
+        extra["flops_over_encoder"] = entry["infer_flops"] / _count_flops(enc)
+    else:
+        t_inf = _time_interleaved({"model": infer}, run.dev, run.infer_iters)["model"]
+    entry.update(infer_s=t_inf, infer_images_per_s=run.x_inf.shape[0] / t_inf)
+    run.say(f"{name}: inference {t_inf * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}")
+    if run.count_flops:
+        if "infer_flops" not in entry:
+            entry["infer_flops"] = _count_flops(infer)
+        entry["infer_mfu"] = _mfu(run, entry["infer_flops"], t_inf)
+    return extra
+
+
+def _measure_phgmm_training(run: _Run, model: nn.Module, light_postnet: nn.Module,
+                            entry: dict[str, Any]) -> dict[str, float]:
+    """PHGMM's training step with no, the light and the full PostNet, on the same model (the
+    PostNet module is swapped), each with its own optimiser, warmed up one after the other and timed
+    round-robin. Returns the median seconds per variant; the full PostNet is left in place."""
+    full_postnet = model.postnet
+    variants = {"none": None, "light": light_postnet, "full": full_postnet}
+
+    def with_postnet(postnet: nn.Module | None, step: Callable[[], None]) -> Callable[[], None]:
+        def swapped() -> None:
+            model.postnet = postnet
+            step()
+        return swapped
+
+    steps = {}
+    for variant, postnet in variants.items():
+        model.postnet = postnet
+        steps[variant] = with_postnet(postnet, _train_step(run, model, True))
+        entry[f"train_peak_memory_postnet_{variant}"] = _warm(run, steps[variant])
+    times = _time_interleaved(steps, run.dev, run.iters)
+    for variant in variants:
+        run.say(f"phgmm: training step, PostNet {variant}: {times[variant] * 1e3:.1f} ms/batch "
+                f"of {run.x_tr.shape[0]}")
+    model.postnet = full_postnet
+    return times
+
+
+def _measure_training(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> float:
+    """A baseline's training step (cross-entropy): median seconds, peak memory into ``entry``."""
+    step = _train_step(run, model, False)
+    entry["train_peak_memory"] = _warm(run, step)
+    t_tr = _time_interleaved({"step": step}, run.dev, run.iters)["step"]
+    run.say(f"{name}: training step {t_tr * 1e3:.1f} ms/batch of {run.x_tr.shape[0]}")
+    return t_tr
+
+
+def _model_builder(config: Any, backbone: str, num_classes: int,
+                   model_kwargs: dict[str, dict[str, Any]]) -> Callable[[str], nn.Module]:
+    """name → the model's inference network (no PostNet): from ``config``'s model section through
+    the engine's builder, or from ``build_model`` with ``model_kwargs[name]``."""
+    if config is not None:
+        from .engine.builders import build_model_from_config
+
+        def from_config(name: str) -> nn.Module:
+            model = dataclasses.replace(config.model, name=name, backbone=backbone, num_classes=num_classes)
+            return build_model_from_config(dataclasses.replace(config, model=model), inference=True)
+        return from_config
+
+    def from_kwargs(name: str) -> nn.Module:
+        kwargs = {k: v for k, v in model_kwargs.get(name, {}).items() if k != "postnet"}
+        if name == "phgmm":
+            kwargs["postnet"] = None
+        return build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
+    return from_kwargs
+
+
+def _attach_postnets(model: nn.Module, num_classes: int, backbone: str) -> nn.Module:
+    """PHGMM with the full PostNet (the paper's setting) attached; returns the light one."""
+    if getattr(model, "local_space", None) is None:
+        raise ValueError("the benchmark measures PHGMM's PostNet: PHGMM needs its local space (use_local)")
+    model.postnet = PostNet(num_classes, model.num_components, model.latent_dim, backbone, "full", _IGNORE)
+    return PostNet(num_classes, model.num_components, model.latent_dim, backbone, "light", _IGNORE)
+
+
+def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, backbone: str,
+                   results: dict[str, Any], phgmm: dict[str, Any]) -> None:
+    """Every measurement of one model into ``results[name]``; PHGMM's extras into ``phgmm``."""
+    is_phgmm = name == "phgmm"
+    light = _attach_postnets(model, num_classes, backbone) if is_phgmm else None
+    model.to(run.dev, memory_format=run.mf)
+    params = (dict(model.parameter_counts()) if hasattr(model, "parameter_counts")
+              else {"inference_total": sum(p.numel() for p in model.parameters())})
+    entry: dict[str, Any] = {"params": params, "memory_kind": _PeakMemory(run.dev).kind}
+    extra = _measure_inference(run, name, model, entry)
+    if is_phgmm:
+        light = light.to(run.dev, memory_format=run.mf)
+        phgmm.update(extra, train_variants=_measure_phgmm_training(run, model, light, entry))
+        entry["params"]["postnet_light"] = sum(p.numel() for p in light.parameters())
+        t_tr, entry["train_peak_memory"] = phgmm["train_variants"]["full"], entry["train_peak_memory_postnet_full"]
+        entry["train_postnet"] = "full"
+    else:
+        t_tr = _measure_training(run, name, model, entry)
+    entry.update(train_step_s=t_tr, train_images_per_s=run.x_tr.shape[0] / t_tr)
+    if run.count_flops:
+        entry["train_flops"] = _count_flops(_train_step(run, model, is_phgmm))
+        entry["train_mfu"] = _mfu(run, entry["train_flops"], t_tr)
+    results[name] = entry
+
+
+def _ratios(results: dict[str, Any], phgmm: dict[str, Any]) -> dict[str, float]:
+    variants = phgmm["train_variants"]
+    return {
+        "phgmm_infer_over_encoder": results["phgmm"]["infer_s"] / phgmm["encoder_s"],
+        "phgmm_infer_flops_over_encoder": phgmm["flops_over_encoder"],
+        "phgmm_infer_over_deeplabv3": results["phgmm"]["infer_s"] / results["deeplabv3"]["infer_s"],
+        "train_full_postnet_over_none": variants["full"] / variants["none"],
+        "train_light_postnet_over_none": variants["light"] / variants["none"],
+    }
+
+
+def _loader_check(loader: Any, train_batch: int, workers: int, batches: int, phgmm_train_images_per_s: float,
+                  say: Callable[[str], None]) -> dict[str, Any]:
+    """The loader's images/s and whether it is at least twice PHGMM's training images/s."""
+    info = measure_loader(loader, train_batch, workers, batches)
+    info["over_phgmm_train_images_per_s"] = info["images_per_s"] / phgmm_train_images_per_s
+    info["at_least_2x_training"] = info["over_phgmm_train_images_per_s"] >= 2.0
+    say(f"loader: {info['images_per_s']:.1f} images/s")
+    return info
+
+
+def _names(models: Sequence[str]) -> list[str]:
+    """Requested model names, validated, with ``phgmm`` and ``deeplabv3`` first (the ratios need them)."""
+    names = [m.lower() for m in models]
+    unknown = [m for m in names if m not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+    return ["phgmm", "deeplabv3"] + [m for m in dict.fromkeys(names) if m not in ("phgmm", "deeplabv3")]
+
+
+def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = None,
+                  size: Sequence[int] | None = None, batch: int = 1, train_batch: int | None = None,
+                  warmup: int = 1, iters: int = 3, infer_iters: int | None = None,
+                  device: str | torch.device = "cpu", amp: str | None = None, channels_last: bool = True,
+                  num_classes: int | None = None, loader: Any = None, loader_workers: int = 2,
+                  loader_batches: int = 20, peak_flops: float | None = None, count_flops: bool | None = None,
+                  model_kwargs: dict[str, dict[str, Any]] | None = None, config: Any = None,
                   seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure training and inference speed, memory and size of PHGMM and baselines in one run.
 
     Args:
         models: names from :data:`phgmm.models.MODEL_NAMES`. ``phgmm`` and ``deeplabv3`` are
             always measured (the ratios need them).
-        backbone: the shared ResNet.
-        size: input (H, W).
-        batch: inference batch; train_batch: training batch (≥ 2 keeps batch norm meaningful).
+        backbone: the shared ResNet (default: ``config.model.backbone``, else ``resnet101``).
+        size: input (W, H) (default: ``config.data.size``, else (768, 384)).
+        batch: inference batch; train_batch: training batch (≥ 2 keeps batch norm meaningful;
+            default ``config.train.batch_size``, else 2).
         warmup, iters: untimed and timed iterations per measurement (the median is reported).
         infer_iters: timed iterations of the inference measurements (default ``max(iters, 20)``:
             an inference costs a fraction of a training step, and a 1.15-vs-1.20 ratio needs
             more than a handful of samples on a noisy machine).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``…
-        amp: None (fp32) or ``"bf16"`` (autocast).
+        amp: None (fp32) or ``"bf16"``: autocast as in training (``phgmm.engine.precision``, so
+            fp32 on CPU, where autocast is slower).
         channels_last: models and inputs in channels-last memory format.
-        num_classes: C.
+        num_classes: C (default: ``config.model.num_classes``, else 12).
         loader: optional ``Dataset``/``DataLoader`` whose throughput is measured
             (``loader_workers`` workers, ``loader_batches`` batches, batches of ``train_batch``).
         peak_flops: device peak FLOP/s for the MFU (default: :data:`PEAK_FLOPS` by GPU name).
         count_flops: count FLOPs (default: on CUDA only; one extra forward/step per model).
-        model_kwargs: extra constructor keys per model name, e.g. ``{"phgmm": {"decoder_units": (1, 1, 1, 1)}}``.
+        model_kwargs: extra constructor keys per model name, e.g. ``{"phgmm": {"decoder_units": (1, 1, 1, 1)}}``
+            (not with ``config``).
+        config: a :class:`phgmm.config.Config`: every model is built from its model section by
+            :func:`phgmm.engine.builders.build_model_from_config` (with ``model.name`` set to each
+            name); its size, training batch, backbone and classes are the defaults above.
         seed: seeds the weights and the random inputs.
         progress: called with a line of text after each measurement (e.g. ``print``).
 
     Returns:
-        A JSON-serialisable dict: ``settings``, ``models`` (per model: parameter counts, train and
-        inference seconds and images/s, peak memory, FLOPs/MFU), ``phgmm_train_step_s`` per
-        PostNet variant, ``encoder_infer_s``, ``ratios`` (:data:`RATIO_KEYS`) and ``loader``.
+        A JSON-serialisable dict: ``settings`` (``size_wh`` = [W, H]), ``models`` (per model:
+        parameter counts, train and inference seconds and images/s, peak memory, FLOPs/MFU),
+        ``phgmm_train_step_s`` per PostNet variant, ``encoder_infer_s``, ``ratios``
+        (:data:`RATIO_KEYS`) and ``loader``.
     """
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device is CUDA but torch.cuda.is_available() is False")
     if amp not in (None, "none", "bf16"):
         raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
-    amp = None if amp == "none" else amp
-    h, w = (int(v) for v in size)
+    if config is not None and model_kwargs:
+        raise ValueError("give model_kwargs or config, not both (the config's model section has the keys)")
+    backbone = backbone or (config.model.backbone if config is not None else "resnet101")
+    num_classes = num_classes or (config.model.num_classes if config is not None else 12)
+    train_batch = train_batch or (config.train.batch_size if config is not None else 2)
+    w, h = (int(v) for v in (size or (config.data.size if config is not None else (768, 384))))
     if batch < 1 or train_batch < 1:
         raise ValueError("batch sizes must be positive")
-    names = [m.lower() for m in models]
-    unknown = [m for m in names if m not in MODEL_NAMES]
-    if unknown:
-        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
-    names = ["phgmm", "deeplabv3"] + [m for m in dict.fromkeys(names) if m not in ("phgmm", "deeplabv3")]
+    names = _names(models)
     model_kwargs = {k.lower(): dict(v) for k, v in (model_kwargs or {}).items()}
-    count_flops = dev.type == "cuda" if count_flops is None else count_flops
-    infer_iters = max(iters, 20) if infer_iters is None else infer_iters
-    if peak_flops is None:
-        peak_flops = device_peak_flops(dev, amp)
+    dtype = amp_dtype(amp or "off", dev)
+    amp = "bf16" if dtype is not None else None
+    mf = memory_format("true" if channels_last else "false")
     say = progress or (lambda _msg: None)
-
     from .losses import PHGMMLoss
 
-    torch.manual_seed(seed)
-    mf = torch.channels_last if channels_last else torch.contiguous_format
-    x_inf = torch.randn(batch, 3, h, w, device=dev).contiguous(memory_format=mf)
-    x_tr = torch.randn(train_batch, 3, h, w, device=dev).contiguous(memory_format=mf)
-    y_tr = torch.randint(0, num_classes, (train_batch, h, w), device=dev)
-    y_tr[:, : max(1, h // 16)] = _IGNORE  # a band of ignored pixels, as in real labels
-
-    def autocast() -> contextlib.AbstractContextManager:
-        if amp == "bf16":
-            return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    phgmm_loss = PHGMMLoss(ignore_index=_IGNORE)
-
-    def make_train_step(model: nn.Module, is_phgmm: bool) -> Callable[[], None]:
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
-
-        def step() -> None:
-            model.train()
-            opt.zero_grad(set_to_none=True)
-            with autocast():
-                if is_phgmm:
-                    loss = phgmm_loss(model(x_tr, y_tr), y_tr)["total"]
-                else:
-                    loss = F.cross_entropy(model(x_tr).float(), y_tr, ignore_index=_IGNORE)
-            loss.backward()
-            opt.step()
-        return step
-
-    def make_infer(fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
-        def run() -> None:
-            with torch.no_grad(), autocast():
-                fn(x_inf)
-        return run
-
-    def warm(fn: Callable[[], Any]) -> int:
-        """Run the warm-up calls (at least one) and return their peak memory: the first call is
-        where activations, workspaces and the optimiser state get allocated."""
-        with _PeakMemory(dev) as mem:
-            for _ in range(max(1, warmup)):
-                fn()
-            _sync(dev)
-        return mem.value
-
-    def mfu(flops: int | None, seconds: float) -> float | None:
-        if not flops or not peak_flops or seconds <= 0:
-            return None
-        return flops / seconds / peak_flops
-
+    run = _Run(dev, dtype, mf, *_inputs(dev, mf, (w, h), batch, train_batch, num_classes, seed),
+               warmup=warmup, iters=iters, infer_iters=max(iters, 20) if infer_iters is None else infer_iters,
+               count_flops=dev.type == "cuda" if count_flops is None else count_flops,
+               peak_flops=device_peak_flops(dev, amp) if peak_flops is None else peak_flops, say=say,
+               phgmm_loss=PHGMMLoss(ignore_index=_IGNORE))
+    build = _model_builder(config, backbone, num_classes, model_kwargs)
     results: dict[str, Any] = {}
-    train_variants: dict[str, float] = {}
-    encoder_s = float("nan")
-    flops_over_encoder = float("nan")
-    mem_kind = _PeakMemory(dev).kind
+    phgmm: dict[str, Any] = {}
     for name in names:
         torch.manual_seed(seed)
-        kwargs = dict(model_kwargs.get(name, {}))
-        is_phgmm = name == "phgmm"
-        if is_phgmm:
-            kwargs["postnet"] = "full"
-        model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs).to(dev, memory_format=mf)
-        params = (dict(model.parameter_counts()) if hasattr(model, "parameter_counts")
-                  else {"inference_total": sum(p.numel() for p in model.parameters())})
-        entry: dict[str, Any] = {"params": params, "memory_kind": mem_kind}
-
-        # Inference (eval, no_grad). PHGMM and its bare encoder are timed round-robin.
-        model.eval()
-        infer = make_infer(model)
-        entry["infer_peak_memory"] = warm(infer)
-        if is_phgmm:
-            enc = make_infer(model.encoder)
-            warm(enc)
-            t = _time_interleaved({"model": infer, "encoder": enc}, dev, infer_iters)
-            t_inf, encoder_s = t["model"], t["encoder"]
-            say(f"{name}: bare encoder {encoder_s * 1e3:.1f} ms/batch of {batch}")
-            # Always counted (one forward each): the floor under the time ratio, since only a
-            # higher FLOP rate than the encoder's could bring the time ratio below it.
-            entry["infer_flops"] = _count_flops(infer)
-            flops_over_encoder = entry["infer_flops"] / _count_flops(enc)
-        else:
-            t_inf = _time_interleaved({"model": infer}, dev, infer_iters)["model"]
-        entry.update(infer_s=t_inf, infer_images_per_s=batch / t_inf)
-        say(f"{name}: inference {t_inf * 1e3:.1f} ms/batch of {batch}")
-        if count_flops:
-            if "infer_flops" not in entry:
-                entry["infer_flops"] = _count_flops(infer)
-            entry["infer_mfu"] = mfu(entry["infer_flops"], t_inf)
-
-        # Training step(s). PHGMM: the full PostNet (the paper's setting) is the headline number;
-        # no PostNet and the light PostNet are measured on the same model by swapping the module,
-        # each with its own optimiser, warmed up one after the other and timed round-robin.
-        if is_phgmm:
-            full_postnet = model.postnet
-            light_postnet = PostNet(num_classes, model.num_components, model.latent_dim, backbone, "light",
-                                    _IGNORE).to(dev, memory_format=mf)
-            variants = {"none": None, "light": light_postnet, "full": full_postnet}
-
-            def with_postnet(postnet: nn.Module | None, step: Callable[[], None]) -> Callable[[], None]:
-                def run() -> None:
-                    model.postnet = postnet
-                    step()
-                return run
-
-            steps = {}
-            for variant, postnet in variants.items():
-                model.postnet = postnet
-                steps[variant] = with_postnet(postnet, make_train_step(model, True))
-                entry[f"train_peak_memory_postnet_{variant}"] = warm(steps[variant])
-            train_variants.update(_time_interleaved(steps, dev, iters))
-            for variant in variants:
-                say(f"{name}: training step, PostNet {variant}: {train_variants[variant] * 1e3:.1f} ms/batch "
-                    f"of {train_batch}")
-            model.postnet = full_postnet
-            del steps
-            entry["params"]["postnet_light"] = sum(p.numel() for p in light_postnet.parameters())
-            t_tr, entry["train_peak_memory"] = train_variants["full"], entry["train_peak_memory_postnet_full"]
-            entry["train_postnet"] = "full"
-        else:
-            step = make_train_step(model, False)
-            entry["train_peak_memory"] = warm(step)
-            t_tr = _time_interleaved({"step": step}, dev, iters)["step"]
-            say(f"{name}: training step {t_tr * 1e3:.1f} ms/batch of {train_batch}")
-        entry.update(train_step_s=t_tr, train_images_per_s=train_batch / t_tr)
-        if count_flops:
-            entry["train_flops"] = _count_flops(make_train_step(model, is_phgmm))
-            entry["train_mfu"] = mfu(entry["train_flops"], t_tr)
-        results[name] = entry
-        del model
+        _measure_model(run, name, build(name), num_classes, backbone, results, phgmm)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
 
-    ratios = {
-        "phgmm_infer_over_encoder": results["phgmm"]["infer_s"] / encoder_s,
-        "phgmm_infer_flops_over_encoder": flops_over_encoder,
-        "phgmm_infer_over_deeplabv3": results["phgmm"]["infer_s"] / results["deeplabv3"]["infer_s"],
-        "train_full_postnet_over_none": train_variants["full"] / train_variants["none"],
-        "train_light_postnet_over_none": train_variants["light"] / train_variants["none"],
-    }
     loader_info = None
     if loader is not None:
-        loader_info = measure_loader(loader, train_batch, loader_workers, loader_batches)
-        loader_info["over_phgmm_train_images_per_s"] = (loader_info["images_per_s"]
-                                                       / results["phgmm"]["train_images_per_s"])
-        loader_info["at_least_2x_training"] = loader_info["over_phgmm_train_images_per_s"] >= 2.0
-        say(f"loader: {loader_info['images_per_s']:.1f} images/s")
-
+        loader_info = _loader_check(loader, train_batch, loader_workers, loader_batches,
+                                    results["phgmm"]["train_images_per_s"], say)
     settings = {
-        "backbone": backbone, "size_hw": [h, w], "batch": batch, "train_batch": train_batch,
-        "warmup": warmup, "iters": iters, "infer_iters": infer_iters, "device": str(dev),
+        "backbone": backbone, "size_wh": [w, h], "batch": batch, "train_batch": train_batch,
+        "warmup": warmup, "iters": iters, "infer_iters": run.infer_iters, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(), "amp": amp, "channels_last": channels_last,
-        "num_classes": num_classes, "torch": torch.__version__, "peak_flops": peak_flops,
-        "memory_kind": mem_kind, "phgmm_kwargs": _jsonable(model_kwargs.get("phgmm", {})),
+        "num_classes": num_classes, "torch": torch.__version__, "peak_flops": run.peak_flops,
+        "memory_kind": _PeakMemory(dev).kind, "phgmm_kwargs": metrics_json_safe(model_kwargs.get("phgmm", {})),
+        "config_model": metrics_json_safe(vars(config.model)) if config is not None else None,
         "timing": "median seconds per call",
     }
-    return {"settings": settings, "models": results, "phgmm_train_step_s": train_variants,
-            "encoder_infer_s": encoder_s, "ratios": ratios, "loader": loader_info}
+    return {"settings": settings, "models": results, "phgmm_train_step_s": phgmm["train_variants"],
+            "encoder_infer_s": phgmm["encoder_s"], "ratios": _ratios(results, phgmm), "loader": loader_info}
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
+def loader_from_config(config: Any) -> Any:
+    """The config's training dataset (with its augmentations), built by the engine's builder:
+    pass it as ``run_benchmark(loader=...)``."""
+    from .engine.builders import build_dataset_from_config
+
+    return build_dataset_from_config(config, config.data.train_split, train=True)
 
 
 def _mib(n: int | None) -> str:
@@ -423,7 +516,7 @@ def format_table(result: dict[str, Any]) -> str:
     s = result["settings"]
     mem = "peak MiB (CUDA max allocated)" if s["memory_kind"] == "cuda_max_allocated" else "RSS HWM +MiB (CPU)"
     lines = [
-        f"{s['backbone']}, {s['size_hw'][1]}×{s['size_hw'][0]} (W×H), {s['device']} ({s['device_name']}), "
+        f"{s['backbone']}, {s['size_wh'][0]}×{s['size_wh'][1]} (W×H), {s['device']} ({s['device_name']}), "
         f"amp={s['amp']}, inference batch {s['batch']}, training batch {s['train_batch']}, "
         f"median of {s['iters']} (training) / {s['infer_iters']} (inference) after {s['warmup']} warm-up",
         "",
@@ -448,111 +541,3 @@ def format_table(result: dict[str, Any]) -> str:
                      f"{ld['over_phgmm_train_images_per_s']:.1f}× PHGMM training images/s "
                      f"({'≥' if ld['at_least_2x_training'] else '<'} 2×)")
     return "\n".join(lines)
-
-
-# -- CLI -----------------------------------------------------------------------------------------
-def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``phgmm benchmark [--config FILE] [--models phgmm,deeplabv3] [--backbone resnet101]
-    [--size 768x384] [--batch 1] [--iters 3] [--json OUT]``."""
-    p = subparsers.add_parser("benchmark", help="time training and inference of PHGMM and the baselines",
-                              description="Training/inference speed, memory, parameters and the PHGMM "
-                                          "ratios (see benchmarks/README.md), measured in one run.")
-    p.add_argument("--config", help="take backbone, size and training batch from this config file")
-    p.add_argument("--models", default=None, help=f"comma-separated, from {','.join(MODEL_NAMES)} (default: all)")
-    p.add_argument("--backbone", default=None, help="default resnet101 (or the config's)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a key of --config, e.g. --set data.root=data/synth (repeatable)")
-    p.add_argument("--size", type=parse_wxh, default=None,
-                   help="input WxH, default 768x384 (or the config's data.size)")
-    p.add_argument("--batch", type=int, default=None, help="inference batch (default 1)")
-    p.add_argument("--train-batch", type=int, default=None, help="training batch (default 2, or the config's)")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--iters", type=int, default=3, help="timed training steps per measurement")
-    p.add_argument("--infer-iters", type=int, default=None,
-                   help="timed inferences per measurement (default max(--iters, 20))")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--amp", choices=("none", "bf16"), default="none")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="channels-last memory format, the library's default (--no-channels-last: contiguous)")
-    p.add_argument("--peak-tflops", type=float, default=None, help="device peak TFLOP/s for the MFU")
-    p.add_argument("--loader-workers", type=int, default=None,
-                   help="also time a DataLoader over the config's training set with this many workers "
-                        "(needs --config)")
-    p.add_argument("--json", dest="json_out", default=None, help="write the full result as JSON here")
-    p.set_defaults(func=cmd_benchmark)
-    return p
-
-
-def _config_settings(path: str, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], Any]:
-    from phgmm.config import load_config
-
-    cfg = load_config(path, overrides=overrides)
-    out: dict[str, Any] = {}
-    model = getattr(cfg, "model", None)
-    data = getattr(cfg, "data", None)
-    train = getattr(cfg, "train", None)
-    if getattr(model, "backbone", None):
-        out["backbone"] = model.backbone
-    if getattr(model, "num_classes", None):
-        out["num_classes"] = int(model.num_classes)
-    if getattr(data, "size", None):
-        w, h = data.size  # the config stores (W, H)
-        out["size"] = (int(h), int(w))
-    if getattr(train, "batch_size", None):
-        out["train_batch"] = int(train.batch_size)
-    if model is not None:
-        fields = vars(model) if not hasattr(model, "__dataclass_fields__") else {
-            k: getattr(model, k) for k in model.__dataclass_fields__}
-        accepted = set(inspect.signature(PHGMM.__init__).parameters) - {"self", "num_classes", "backbone", "postnet"}
-        out["model_kwargs"] = {"phgmm": {k: v for k, v in fields.items() if k in accepted and v is not None}}
-    return out, cfg
-
-
-def cmd_benchmark(args: argparse.Namespace) -> int:
-    settings: dict[str, Any] = {}
-    cfg = None
-    if args.set and not args.config:
-        raise SystemExit("phgmm benchmark: --set overrides keys of --config; give --config too")
-    if args.config:
-        settings, cfg = _config_settings(args.config, args.set)
-    if args.backbone:
-        settings["backbone"] = args.backbone
-    if args.size:
-        settings["size"] = (args.size[1], args.size[0])   # run_benchmark takes (H, W)
-    if args.batch is not None:
-        settings["batch"] = args.batch
-    if args.train_batch is not None:
-        settings["train_batch"] = args.train_batch
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(MODEL_NAMES)
-    loader = None
-    if args.loader_workers is not None:
-        if cfg is None:
-            raise SystemExit("--loader-workers needs --config (the dataset comes from the config)")
-        loader = _dataset_from_config(cfg)
-    result = run_benchmark(models, device=device, warmup=args.warmup, iters=args.iters,
-                           infer_iters=args.infer_iters, amp=args.amp,
-                           channels_last=args.channels_last,
-                           peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None,
-                           loader=loader, loader_workers=args.loader_workers or 0,
-                           progress=lambda msg: print(msg, file=sys.stderr, flush=True), **settings)
-    print(format_table(result))
-    if args.json_out:
-        out = Path(args.json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
-        print(f"wrote {out}")
-    return 0
-
-
-def _dataset_from_config(cfg: Any) -> Any:
-    """The config's training dataset (with its augmentations), built by the engine's builder."""
-    from phgmm.engine.builders import build_dataset_from_config  # the lead's engine; lazy
-
-    return build_dataset_from_config(cfg, cfg.data.train_split, train=True)
-
-
-if __name__ == "__main__":   # ``python -m phgmm.benchmark …`` is ``phgmm benchmark …``
-    from .cli import main
-
-    raise SystemExit(main(["benchmark", *sys.argv[1:]]))

@@ -55,7 +55,9 @@ class ModelConfig:
     local_channels: int = 512
     decoder_channels: int | None = None  # None: 3·C
     decoder_units: tuple[int, ...] = (3, 23, 4, 3)
-    sample_latent: bool = False
+    use_local: bool = True               # z; false: the "without z" ablation (decoder from the skips)
+    sample_latent: bool = False          # decode samples of z and g in training (remedy)
+    decode_posterior: float = 0.0        # weight of ℓ_s on PostNet's posterior sample (CVAE remedy)
     pretrained_backbone: str | None = None  # a torchvision ResNet state dict (.pth), optional
 
 
@@ -66,6 +68,8 @@ class LossConfig:
     lambda_s: float = 0.4
     kl: str = "matched"                  # matched | mc | variational
     mc_samples: int = 1
+    kl_warmup_steps: int = 0             # λ_z, λ_g ramp from 0 over these steps (remedy)
+    free_bits: float = 0.0               # KL floor per latent dimension, nats (remedy)
 
 
 @dataclass
@@ -73,7 +77,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 8                  # per process
     lr: float = 1e-4
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.01           # on weights only, none on norms and biases
     poly_power: float = 0.9
     grad_clip: float | None = None
     val_every: int = 1                   # epochs; 0 disables validation during training
@@ -83,6 +87,7 @@ class TrainConfig:
     compile: bool = False
     sync_bn: bool = False
     max_steps_per_epoch: int | None = None
+    checkpoint_every: int = 0            # steps between mid-epoch last.pt saves; 0: epoch ends only
 
 
 @dataclass
@@ -92,6 +97,10 @@ class EvalConfig:
     clustering: bool = True
     tsne: bool = True
     report_samples: int = 4
+    latent: bool = True                  # PHGMM: active units, KL per dimension, swap test
+    active_threshold: float = 0.01       # a unit is active when Var_x(E[u|x]) exceeds this
+    uncertainty: bool = False            # AUROC/AUPR of uncertainty maps for wrong pixels, ECE
+    uncertainty_samples: int = 8         # PHGMM: decodes of z ~ q(z|x) for entropy and MI
 
 
 @dataclass
@@ -214,13 +223,17 @@ def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides."""
+    """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides.
+
+    ``path`` is a file, or the name of a config shipped with phgmm (``demo``: see ``phgmm configs``).
+    """
     if path is None:
         cfg = Config()
     else:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
+            from .configs import find_config
+            path = find_config(str(path))
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

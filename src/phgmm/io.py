@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 __all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError",
-           "to_numpy", "label_pairs"]
+           "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file"]
 
 
 def _current_umask() -> int:
@@ -99,6 +99,47 @@ def _key(k: Any) -> str:
     if isinstance(safe, float) and safe.is_integer():
         return str(int(safe))
     return str(safe)
+
+
+class OutputError(ValueError):
+    """An output location that cannot be written, or would overwrite earlier results."""
+
+
+def check_output_dir(path: str | os.PathLike, results: Sequence[str] = (), overwrite: bool = False) -> Path:
+    """Make sure ``path`` can hold our outputs *before* any work starts.
+
+    Creates the folder (and its parents), checks that it is writable, and refuses when one of
+    ``results`` already exists there unless ``overwrite``. Raises :class:`OutputError` naming the
+    path and the problem (a parent that is a file, no permission, results that would be replaced).
+    """
+    path = Path(path)
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{path}: cannot write there: {parent} is a file, not a folder")
+        if parent.exists():
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: the output folder is not writable")
+    existing = [name for name in results if (path / name).exists()]
+    if existing and not overwrite:
+        raise OutputError(f"{path}: already holds {', '.join(existing)} from an earlier run; choose another "
+                          f"folder or pass --overwrite to replace them")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """The file ``path`` can be written (its folder exists or can be made); see :func:`check_output_dir`."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name")
+    check_output_dir(path.parent)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: exists; pass --overwrite to replace it")
+    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -53,7 +53,7 @@ def _md_escape(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def _save_fig(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -62,7 +62,7 @@ def _save_fig(fig, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def _new_figure(w: float, h: float):
+def new_figure(w: float, h: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(w, h), layout="constrained")
@@ -89,7 +89,7 @@ def _per_class(metrics: dict, key: str, names: Sequence[str]) -> list[float | No
 
 # --------------------------------------------------------------------------- figures
 def _iou_figure(path: Path, names, ious, colors, miou, excluded) -> Path:
-    fig = _new_figure(max(6.0, 0.6 * len(names) + 2), 4.0)
+    fig = new_figure(max(6.0, 0.6 * len(names) + 2), 4.0)
     ax = fig.add_subplot()
     x = np.arange(len(names))
     vals = [100.0 * v if v is not None else 0.0 for v in ious]
@@ -112,14 +112,14 @@ def _iou_figure(path: Path, names, ious, colors, miou, excluded) -> Path:
     ax.set_ylabel("IoU (%)")
     ax.set_title("Per-class IoU (* = not in the mean)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    return _save_fig(fig, path)
+    return save_figure(fig, path)
 
 
 def _trimap_figure(path: Path, trimap: dict) -> Path:
     items = sorted(((float(k), _num(v)) for k, v in trimap.items()), key=lambda kv: kv[0])
     xs = [k for k, v in items if v is not None]
     ys = [100.0 * v for k, v in items if v is not None]
-    fig = _new_figure(5.5, 3.6)
+    fig = new_figure(5.5, 3.6)
     ax = fig.add_subplot()
     ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.4)
     ax.set_xlabel("trimap width (pixels)")
@@ -128,7 +128,7 @@ def _trimap_figure(path: Path, trimap: dict) -> Path:
     ax.grid(alpha=0.3)
     if ys:
         ax.set_ylim(0, max(ys) * 1.1 + 1e-6)
-    return _save_fig(fig, path)
+    return save_figure(fig, path)
 
 
 def _confusion_figure(path: Path, confusion, names) -> Path:
@@ -137,7 +137,7 @@ def _confusion_figure(path: Path, confusion, names) -> Path:
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     n = len(names)
     size = max(5.0, 0.5 * n + 2.5)
-    fig = _new_figure(size + 1.0, size)
+    fig = new_figure(size + 1.0, size)
     ax = fig.add_subplot()
     im = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(n))
@@ -154,17 +154,17 @@ def _confusion_figure(path: Path, confusion, names) -> Path:
                     ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=6,
                             color="white" if norm[i, j] > 0.5 else "black", in_layout=False)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    return _save_fig(fig, path)
+    return save_figure(fig, path)
 
 
-def _tsne_figure(path: Path, embedding, labels) -> Path:
+def tsne_figure(path: Path, embedding, labels) -> Path:
     from matplotlib import colormaps
 
     e = to_numpy(embedding).astype(np.float64)
     lab = to_numpy(labels).reshape(-1)
     if e.ndim != 2 or e.shape[1] != 2 or e.shape[0] != lab.shape[0]:
         raise ValueError(f"tsne must be (embedding (n, 2), labels (n,)), got {e.shape} and {lab.shape}")
-    fig = _new_figure(5.5, 4.8)
+    fig = new_figure(5.5, 4.8)
     ax = fig.add_subplot()
     uniq = np.unique(lab)
     cmap = colormaps["tab20"]
@@ -176,7 +176,7 @@ def _tsne_figure(path: Path, embedding, labels) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title("t-SNE of the component means of z (colour = component k)", fontsize=10)
-    return _save_fig(fig, path)
+    return save_figure(fig, path)
 
 
 def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Path:
@@ -189,7 +189,7 @@ def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Pa
     first_gt = to_numpy(samples[0][1])
     aspect = first_gt.shape[0] / max(1, first_gt.shape[1])
     cell_w = 3.0
-    fig = _new_figure(cell_w * len(cols), cell_w * aspect * len(samples) + 0.9)
+    fig = new_figure(cell_w * len(cols), cell_w * aspect * len(samples) + 0.9)
     axes = fig.subplots(len(samples), len(cols), squeeze=False)
     for r, s in enumerate(samples):
         rgb, gt, pred = s[0], to_numpy(s[1]), to_numpy(s[2])
@@ -212,10 +212,62 @@ def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Pa
     handles = [Patch(facecolor=tuple(np.asarray(colors[i]) / 255.0), edgecolor="black", label=n)
                for i, n in enumerate(names)]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(names), 6), fontsize=7)
-    return _save_fig(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- report
+def _latent_section(metrics: dict) -> list[str]:
+    """Use of the latent spaces (PHGMM): active units, KL, swap test, collapse-proof clustering."""
+    lat = metrics.get("latent")
+    if not lat:
+        return []
+    rows = []
+    for space in ("z", "g"):
+        if f"{space}_units" in lat:
+            rows.append((f"active units of {space} (variance of the posterior mean > {lat.get('active_threshold')})",
+                         f"{lat[f'{space}_active_units']} of {lat[f'{space}_units']}"))
+        if f"swap_{space}_miou_drop" in lat:
+            rows.append((f"mIoU lost when each image is decoded with another image's {space}",
+                         f"{_pct(lat[f'swap_{space}_miou_drop'])} points "
+                         f"({_pct(lat.get(f'swap_{space}_pixels_changed'))} % of pixels change)"))
+    if "z_kl_to_posterior" in lat:
+        rows.append(("KL(q(z|x) ‖ p(z|x,y)) per image, nats", _fmt(lat["z_kl_to_posterior"])))
+    if "g_kl" in lat:
+        rows.append(("KL(q(g|x) ‖ N(0, I)) per image, nats", _fmt(lat["g_kl"])))
+    for key, label in (("clustering_active", "silhouette of μ_k by k over active units"),
+                       ("clustering_by_class", "silhouette of each image's z by its dominant class")):
+        if isinstance(metrics.get(key), dict):
+            rows.append((label, _fmt(metrics[key].get("silhouette"))))
+    md = ["## Use of the latent spaces", "",
+          "A latent space the decoder ignores has no active unit and costs nothing when swapped "
+          "(docs/design.md §3, posterior collapse).", "", "| measure | value |", "|---|---:|"]
+    return md + [f"| {_md_escape(a)} | {b} |" for a, b in rows] + [""]
+
+
+def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:
+    """AUROC / AUPR of the uncertainty maps for wrong pixels, ECE and a reliability diagram."""
+    unc = metrics.get("uncertainty")
+    if not unc:
+        return []
+    labels = {"softmax_entropy": "softmax entropy", "sampled_entropy": "predictive entropy of samples of z",
+              "mutual_information": "mutual information of samples of z"}
+    md = ["## Uncertainty", "",
+          "How well each map tells wrong pixels from right ones: AUROC (0.5 = chance, 1 = every wrong pixel "
+          "more uncertain than every right one) and AUPR (a useless map scores the error rate).", "",
+          "| map | AUROC | AUPR | error rate |", "|---|---:|---:|---:|"]
+    for key, label in labels.items():
+        if key in unc:
+            m = unc[key]
+            md.append(f"| {label} | {_fmt(m.get('auroc'))} | {_fmt(m.get('aupr'))} | {_pct(m.get('error_rate'))} % |")
+    cal = unc.get("calibration")
+    if cal:
+        from .metrics.calibration import reliability_diagram
+        p = reliability_diagram(cal, fig_dir / "reliability.png", title="Reliability of the softmax")
+        md += ["", f"Expected calibration error of the softmax (15 bins): {_pct(cal.get('ece'))} %.", "",
+               f"![Reliability diagram]({FIGURE_DIR}/{p.name})"]
+    return md + [""]
+
+
 def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequence[str] | None = None,
                  colors: Sequence[Sequence[int]] | None = None, samples: Sequence[tuple] | None = None,
                  tsne: tuple | None = None, title: str = "phgmm evaluation",
@@ -329,8 +381,11 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequenc
             md.append("| " + " | ".join(cells) + " |")
         md.append("")
     if tsne is not None:
-        p = _tsne_figure(fig_dir / "tsne.png", tsne[0], tsne[1])
+        p = tsne_figure(fig_dir / "tsne.png", tsne[0], tsne[1])
         md += [f"![t-SNE of z]({FIGURE_DIR}/{p.name})", ""]
+
+    md += _latent_section(metrics)
+    md += _uncertainty_section(metrics, fig_dir)
 
     # Samples.
     if samples:

@@ -24,33 +24,48 @@ WRONG_COLOR = (230, 0, 0)
 IGNORE_COLOR = (128, 128, 128)
 
 
+def to_rgb_uint8(image: Any, bgr: bool = False) -> np.ndarray:
+    """Any image to ``H×W×3`` uint8 RGB — the project's one RGB-to-uint8 conversion.
 
-def to_rgb_uint8(image: Any) -> np.ndarray:
-    """Any image to ``H×W×3`` uint8: HxW gray, HxWx3/4, 3xHxW (torch layout), float in [0, 1]
-    or [0, 255], integer in [0, 255]."""
+    Layouts: ``H×W`` gray, ``H×W×1/2/3/4`` (gray, gray+alpha, RGB, RGBA; alpha is dropped) and
+    ``1/3/4×H×W`` (torch layout). Depths: uint8 as is; uint16 keeps its high byte (``>> 8``);
+    float (and bool) in [0, 1] is scaled by 255, any other number is clipped to [0, 255] and
+    rounded; NaN becomes 0. ``bgr=True`` reads a 3/4-channel array in OpenCV's BGR(A) order.
+    """
     a = to_numpy(image)
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 2, 3, 4):
         a = np.moveaxis(a, 0, -1)
     if a.ndim == 2:
         a = a[..., None]
-    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
+    if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
         raise ValueError(f"cannot interpret an array of shape {a.shape} as an image")
+    if a.shape[-1] <= 2:  # gray or gray + alpha
+        a = a[..., :1]
+    else:
+        a = a[..., :3]
+        if bgr:
+            a = a[..., ::-1]
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        was_float = np.issubdtype(a.dtype, np.floating) or a.dtype == bool
+        a = a.astype(np.float64)
+        seen = a[~np.isnan(a)]
+        if was_float and seen.size and seen.max() <= 1.0:
+            a = a * 255.0
+        a = np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
     if a.shape[-1] == 1:
         a = np.repeat(a, 3, axis=-1)
-    a = a[..., :3]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    was_float = np.issubdtype(a.dtype, np.floating) or a.dtype == bool
-    a = a.astype(np.float64)
-    if was_float and a.size and np.nanmax(a) <= 1.0:
-        a = a * 255.0
-    return np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
+    return np.ascontiguousarray(a)
 
 
 def colorize(label: Any, colors: Sequence[Sequence[int]], ignore_color: Sequence[int] = (0, 0, 0)) -> np.ndarray:
-    """Class-id map ``H×W`` → ``H×W×3`` uint8 with ``colors[c]`` for class ``c``.
+    """Class-index map ``H×W`` → ``H×W×3`` uint8 RGB with ``colors[c]`` for class ``c`` — the
+    project's one colour-mask function (``phgmm.data.colorize`` and ``ClassTable.colorize`` are
+    this function).
 
-    Values outside ``[0, len(colors))`` (e.g. the ignore label 255) get ``ignore_color``.
+    Convention: values outside ``[0, len(colors))`` — the ignore label 255 above all — are drawn
+    in ``ignore_color``, black by default.
     """
     lab = to_numpy(label)
     if lab.ndim != 2:

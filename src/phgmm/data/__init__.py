@@ -1,27 +1,22 @@
-"""Data layer: data sets, class tables, transforms and the synthetic street-scene generator.
+"""Data layer: data sets, class tables, file reading, transforms and the synthetic street-scene
+generator.
 
 See ``docs/data.md``. Public names::
 
     DatasetError, build_dataset, CityscapesDataset, SynthiaDataset, CamVidDataset, FolderDataset,
-    ClassTable, load_class_table, PHGMM_CLASS_NAMES, PHGMM_COLORS,
-    IMAGENET_MEAN, IMAGENET_STD, load_image, normalize, denormalize, preprocess,
-    generate_dataset, render_scene
+    ClassTable, load_class_table, PHGMM_CLASS_NAMES, PHGMM_COLORS, IGNORE_INDEX, colorize,
+    IMAGE_EXTENSIONS, load_image, load_label, read_label_png,
+    IMAGENET_MEAN, IMAGENET_STD, normalize, denormalize, preprocess, resize_label, resize_image,
+    resize_pair, Augment, generate_dataset, render_scene
+
+Modules, each importing only those above it: ``errors`` (DatasetError) → ``imageio`` (reading
+files) → ``classes`` (class tables) and ``transforms`` (resizing, augmentation) → ``datasets``.
 """
 
 from __future__ import annotations
 
-# datasets must be imported first: it defines DatasetError, which classes/transforms import.
-from .datasets import (
-    DATASET_NAMES,
-    CamVidDataset,
-    CityscapesDataset,
-    DatasetError,
-    FolderDataset,
-    SegmentationDataset,
-    SynthiaDataset,
-    build_dataset,
-    synthia_split,
-)
+from .errors import DatasetError
+from .imageio import IMAGE_EXTENSIONS, load_image, load_label, read_label_png
 from .classes import (
     IGNORE_INDEX,
     PHGMM_CLASS_NAMES,
@@ -35,13 +30,23 @@ from .transforms import (
     IMAGENET_STD,
     Augment,
     denormalize,
-    load_image,
-    load_label,
     normalize,
     preprocess,
+    resize_image,
+    resize_label,
     resize_pair,
 )
-from . import transforms, classes, datasets  # noqa: F401
+from .datasets import (
+    DATASET_NAMES,
+    CamVidDataset,
+    CityscapesDataset,
+    FolderDataset,
+    SegmentationDataset,
+    SynthiaDataset,
+    build_dataset,
+    synthia_split,
+)
+from . import errors, imageio, transforms, classes, datasets  # noqa: F401
 
 
 def __getattr__(name: str):
@@ -57,6 +62,7 @@ __all__ = [
     "DatasetError", "build_dataset", "DATASET_NAMES", "SegmentationDataset", "CityscapesDataset",
     "SynthiaDataset", "CamVidDataset", "FolderDataset", "synthia_split",
     "ClassTable", "load_class_table", "PHGMM_CLASS_NAMES", "PHGMM_COLORS", "IGNORE_INDEX", "colorize",
-    "IMAGENET_MEAN", "IMAGENET_STD", "Augment", "load_image", "load_label", "normalize", "denormalize",
-    "preprocess", "resize_pair", "generate_dataset", "render_scene",
+    "IMAGE_EXTENSIONS", "load_image", "load_label", "read_label_png",
+    "IMAGENET_MEAN", "IMAGENET_STD", "Augment", "normalize", "denormalize", "preprocess",
+    "resize_label", "resize_image", "resize_pair", "generate_dataset", "render_scene",
 ]

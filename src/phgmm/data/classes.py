@@ -38,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .datasets import DatasetError  # defined before datasets.py imports this module
+from ..visualize import colorize
+from .errors import DatasetError
+from .imageio import load_label
 
 __all__ = [
     "ClassTable",
@@ -136,16 +138,15 @@ class ClassTable:
         s = ", ".join(map(str, ids[:40]))
         return s + (" ..." if len(ids) > 40 else "")
 
+    def read_label(self, path: str | Path, unknown: str = "error", channel: str = "single") -> np.ndarray:
+        """Read a native-id label file and map it: :func:`~phgmm.data.imageio.load_label` then
+        :meth:`map` — the path every data set and ``score_folders(gt_table=...)`` take."""
+        return self.map(load_label(path, channel=channel), unknown=unknown, path=path)
+
     def colorize(self, label: np.ndarray) -> np.ndarray:
-        """Class-index label (HxW) -> RGB colour mask (HxWx3 uint8); 255 is drawn white."""
+        """Class-index label (HxW) -> RGB colour mask (HxWx3 uint8) in this table's colours;
+        ignore (255) is black (:func:`phgmm.visualize.colorize`)."""
         return colorize(label, self.colors)
-
-
-def colorize(label: np.ndarray, colors) -> np.ndarray:
-    """Class-index label (HxW) -> RGB colour mask (HxWx3 uint8); ignore (255) is white."""
-    from ..visualize import colorize as _colorize
-
-    return _colorize(label, colors, ignore_color=(255, 255, 255))
 
 
 # ---------------------------------------------------------------------------------------------

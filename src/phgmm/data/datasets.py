@@ -7,20 +7,16 @@ with the ImageNet mean/std and ``label`` an int64 ``HxW`` tensor of class indice
 
 from __future__ import annotations
 
+from pathlib import Path
 
-class DatasetError(ValueError):
-    """Bad data on disk: missing folders, unpaired files, unreadable images, unknown label ids."""
+import numpy as np
+import torch
+from torch.utils.data import Dataset
 
-
-# The imports below come after DatasetError on purpose: classes.py and transforms.py import it.
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
-
-from .classes import ClassTable, load_class_table, IGNORE_INDEX  # noqa: E402
-from .transforms import _imread, Augment, load_image, load_label, normalize, resize_pair, sample_rng  # noqa: E402
+from .classes import ClassTable, load_class_table, IGNORE_INDEX
+from .errors import DatasetError
+from .imageio import IMAGE_EXTENSIONS, imread, list_images, load_image
+from .transforms import Augment, normalize, resize_pair, sample_rng
 
 __all__ = [
     "DatasetError",
@@ -35,7 +31,7 @@ __all__ = [
 ]
 
 DATASET_NAMES = ("cityscapes", "synthia", "camvid", "folder")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
+IMAGE_EXTS = IMAGE_EXTENSIONS  # older name; the list lives in phgmm.data.imageio
 
 
 def _check_root(root: str | Path, kind: str, expected: str) -> Path:
@@ -55,8 +51,10 @@ def _need_dir(path: Path, kind: str, expected: str, root: Path) -> Path:
     return path
 
 
-def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+def _check_same_size(rgb: np.ndarray, label: np.ndarray, img_path: Path, lab_path: Path) -> None:
+    if label.shape[:2] != rgb.shape[:2]:
+        raise DatasetError(f"{lab_path}: label map is {label.shape[1]}x{label.shape[0]} but its image "
+                           f"{img_path} is {rgb.shape[1]}x{rgb.shape[0]} (expected equal sizes)")
 
 
 def _unpaired_error(kind: str, path: Path, partner: Path | str, missing: str) -> DatasetError:
@@ -119,11 +117,9 @@ class SegmentationDataset(Dataset):
         """Native-resolution RGB uint8 image and class-index uint8 label (no resize)."""
         img_path, lab_path = self.files[i]
         rgb = load_image(img_path)
-        raw = load_label(lab_path, channel=self.label_channel)
-        if raw.shape[:2] != rgb.shape[:2]:
-            raise DatasetError(f"{lab_path}: label map is {raw.shape[1]}x{raw.shape[0]} but its image "
-                               f"{img_path} is {rgb.shape[1]}x{rgb.shape[0]} (expected equal sizes)")
-        return rgb, self.table.map(raw, unknown=self.unknown_ids, path=lab_path)
+        lab = self.table.read_label(lab_path, unknown=self.unknown_ids, channel=self.label_channel)
+        _check_same_size(rgb, lab, img_path, lab_path)
+        return rgb, lab
 
     def load_raw(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Resized RGB uint8 HxWx3 and class-index uint8 HxW label, without augmentation."""
@@ -218,10 +214,10 @@ class SynthiaDataset(SegmentationDataset):
         root = _check_root(root, "SYNTHIA", self.LAYOUT)
         rgb_dir = _need_dir(root / "RGB", "SYNTHIA", self.LAYOUT, root)
         gt_dir = _need_dir(root / "GT" / "LABELS", "SYNTHIA", self.LAYOUT, root)
-        images = _list_images(rgb_dir)
+        images = list_images(rgb_dir)
         if not images:
             raise DatasetError(f"{rgb_dir}: no images found (expected {self.LAYOUT})")
-        labels = {p.stem: p for p in _list_images(gt_dir)}
+        labels = {p.stem: p for p in list_images(gt_dir)}
         files = []
         for im in images:
             if im.stem not in labels:
@@ -255,11 +251,11 @@ class CamVidDataset(SegmentationDataset):
 
 
 def _pair_by_stem(img_dir: Path, mask_dir: Path, layout: str) -> list[tuple[Path, Path]]:
-    images = _list_images(img_dir)
+    images = list_images(img_dir)
     if not images:
         raise DatasetError(f"{img_dir}: no images found (expected {layout})")
     masks: dict[str, Path] = {}
-    for p in _list_images(mask_dir):
+    for p in list_images(mask_dir):
         masks.setdefault(p.stem, p)
     files = []
     for im in images:
@@ -299,11 +295,9 @@ class FolderDataset(SegmentationDataset):
 
     def load_pair(self, i):
         img_path, lab_path = self.files[i]
-        raw = _imread(lab_path, "label map")
+        raw = imread(lab_path, "label map")
         rgb = load_image(img_path)
-        if raw.shape[:2] != rgb.shape[:2]:
-            raise DatasetError(f"{lab_path}: label map is {raw.shape[1]}x{raw.shape[0]} but its image "
-                               f"{img_path} is {rgb.shape[1]}x{rgb.shape[0]} (expected equal sizes)")
+        _check_same_size(rgb, raw, img_path, lab_path)
         if raw.ndim == 3:
             c0 = raw[..., 0]
             if raw.shape[2] >= 3 and not (np.array_equal(c0, raw[..., 1]) and np.array_equal(c0, raw[..., 2])):

@@ -19,16 +19,13 @@ real loaders. The same seed gives byte-identical files: image ``i`` is drawn fro
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-__all__ = ["render_scene", "render_scene_fine", "generate_dataset", "register_cli", "save_example", "FINE_CLASSES"]
+__all__ = ["render_scene", "render_scene_fine", "generate_dataset", "save_example", "FINE_CLASSES"]
 
 # fine id: (name, phgmm class index, cityscapes id, synthia id)
 FINE_CLASSES = [
@@ -879,49 +876,3 @@ def generate_dataset(out_dir, num: int, size=(768, 384), seed: int = 0, fmt: str
             _write(d_gt / f"{i:07d}.png", lab)
     return out
 
-
-def _cmd_synth(args) -> int:
-    t0 = time.perf_counter()
-    try:
-        out = generate_dataset(args.out, args.num, args.size, args.seed, args.format, args.val_fraction,
-                               args.overwrite, progress=not args.quiet)
-    except (FileExistsError, ValueError) as e:
-        print(f"phgmm synth: error: {e}", file=sys.stderr)
-        return 2
-    dt = time.perf_counter() - t0
-    if not args.quiet:
-        print(f"wrote {args.num} {args.format} scenes of {args.size[0]}x{args.size[1]} to {out} "
-              f"({args.num / dt:.1f} images/s)")
-    return 0
-
-
-def register_cli(subparsers) -> argparse.ArgumentParser:
-    """Add the ``synth`` sub-command to an argparse ``subparsers`` object (sets ``func``)."""
-    p = subparsers.add_parser(
-        "synth", help="generate the procedural street-scene data set",
-        description="Write procedural street scenes (all 12 PHGMM classes) in the Cityscapes or "
-                    "SYNTHIA on-disk format, to be read by the real loaders.")
-    p.add_argument("--out", required=True, help="output folder (must be empty or new unless --overwrite)")
-    p.add_argument("--num", type=int, default=200, help="number of scenes (default 200)")
-    p.add_argument("--size", type=_parse_size, default=(768, 384), help="WxH (default 768x384)")
-    p.add_argument("--seed", type=int, default=0, help="seed; the same seed gives identical files")
-    p.add_argument("--format", choices=("cityscapes", "synthia"), default="cityscapes")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="cityscapes format: fraction written to val (default 0.2)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_synth)
-    return p
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry point: ``python -m phgmm.data.synthetic synth --out DIR ...``."""
-    parser = argparse.ArgumentParser(prog="phgmm")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_cli(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

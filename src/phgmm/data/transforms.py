@@ -1,32 +1,34 @@
-"""Image/label I/O, resizing, normalisation and training augmentation (numpy + OpenCV only).
+"""Resizing, normalisation and training augmentation (numpy + OpenCV only).
 
-Sizes are always ``(W, H)``. Images are resized bilinearly, labels with nearest neighbour.
-Training augmentation (paper: random crop, contrast, brightness, horizontal flip) is applied
-online and reproducibly: :func:`sample_rng` derives a per-sample generator from
-``(seed, epoch, index)``.
+Sizes are always ``(W, H)``. Images are resized bilinearly (:func:`resize_image`) and label maps
+with centre-aligned nearest neighbour (:func:`resize_label`): both put output pixel ``x`` at
+input position ``(x + 0.5) * in / out - 0.5``, so a label stays on its image. Training
+augmentation (paper: random crop, contrast, brightness, horizontal flip) is applied online and
+reproducibly: :func:`sample_rng` derives a per-sample generator from ``(seed, epoch, index)``.
+
+File reading lives in :mod:`phgmm.data.imageio`; ``load_image`` and ``load_label`` are
+re-exported here for older imports.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from .datasets import DatasetError  # defined before datasets.py imports this module
+from ..visualize import to_rgb_uint8
+from .imageio import load_image, load_label  # noqa: F401  (re-exported for older imports)
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "load_image",
-    "load_label",
-    "to_rgb8",
     "normalize",
     "denormalize",
-    "resize_pair",
+    "resize_label",
     "resize_image",
+    "resize_pair",
     "preprocess",
     "Augment",
     "sample_rng",
@@ -38,70 +40,6 @@ _MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32).reshape(3, 1, 1)
 _STD = np.asarray(IMAGENET_STD, dtype=np.float32).reshape(3, 1, 1)
 
 cv2.setNumThreads(1)  # DataLoader workers provide the parallelism
-
-
-def _imread(path: str | Path, what: str) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
-        raise DatasetError(f"{p}: {what} file not found")
-    buf = np.fromfile(str(p), dtype=np.uint8)  # also works for non-ASCII paths
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-    if arr is None:
-        raise DatasetError(f"{p}: cannot decode {what} (unreadable, truncated or not an image file; "
-                           f"expected a valid PNG/JPEG)")
-    return arr
-
-
-def to_rgb8(arr: np.ndarray, bgr: bool = True) -> np.ndarray:
-    """Convert gray / gray+alpha / RGB / RGBA, 8- or 16-bit (or float) to 8-bit RGB HxWx3."""
-    if arr.dtype == np.uint16:
-        arr = (arr >> 8).astype(np.uint8)
-    elif arr.dtype in (np.float32, np.float64):
-        arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    elif arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-    ch = arr.shape[2]
-    if ch == 1:
-        return np.ascontiguousarray(np.repeat(arr, 3, axis=2))
-    if ch == 2:  # gray + alpha
-        return np.ascontiguousarray(np.repeat(arr[:, :, :1], 3, axis=2))
-    arr = arr[:, :, :3]  # drop alpha
-    if bgr:
-        arr = arr[:, :, ::-1]
-    return np.ascontiguousarray(arr)
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as 8-bit RGB (HxWx3 uint8); gray, RGBA and 16-bit are converted.
-
-    Raises :class:`DatasetError` if the file is missing, unreadable or truncated.
-    """
-    return to_rgb8(_imread(path, "image"))
-
-
-def load_label(path: str | Path, channel: str = "single") -> np.ndarray:
-    """Read a label map with its native ids (8- or 16-bit, no conversion).
-
-    ``channel="single"``: the file must hold one channel (a 3-channel file whose channels are
-    equal is accepted); ``channel="red"``: for multi-channel files take the red channel (the
-    last one in OpenCV's BGR order), as SYNTHIA's ``GT/LABELS`` need.
-    """
-    arr = _imread(path, "label map")
-    if arr.ndim == 3:
-        if arr.shape[2] == 1:
-            arr = arr[:, :, 0]
-        elif channel == "red":
-            arr = arr[:, :, 2] if arr.shape[2] >= 3 else arr[:, :, 0]
-        else:
-            c0 = arr[:, :, 0]
-            if arr.shape[2] >= 3 and np.array_equal(c0, arr[:, :, 1]) and np.array_equal(c0, arr[:, :, 2]):
-                arr = c0
-            else:
-                raise DatasetError(f"{path}: label map has {arr.shape[2]} different channels, expected "
-                                   f"a single-channel id map (one integer id per pixel)")
-    return np.ascontiguousarray(arr)
 
 
 # per-channel lookup table uint8 -> normalised float32 (one cv2.LUT call instead of float maths)
@@ -132,24 +70,57 @@ def resize_image(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return cv2.resize(rgb, (int(size[0]), int(size[1])), interpolation=cv2.INTER_LINEAR)
 
 
-def _resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if (label.shape[1], label.shape[0]) == tuple(size):
+# dtypes that OpenCV resizes as they are; others (bool, int64, uint32, ...) go through value indices
+_CV_LABEL_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32,
+                                                    np.float32, np.float64))
+
+
+def resize_label(label: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """Resize a label map (``H×W`` or ``H×W×C``) to ``size_wh=(W, H)`` with centre-aligned nearest
+    neighbour — the project's one label resize.
+
+    Output pixel ``x`` takes the input pixel under its centre, ``floor((x + 0.5) * in / out)``:
+    OpenCV's ``INTER_NEAREST_EXACT``, identical to Pillow's ``Image.NEAREST`` on 8- and 32-bit
+    images (a centre exactly on a pixel border may go either way), and the same geometry as the
+    bilinear image resize (OpenCV's ``INTER_NEAREST`` takes ``floor(x * in / out)`` and shifts
+    labels up-left of their image, by half an output pixel on average when downscaling). No new values appear; the
+    dtype is kept (any dtype, int64 and bool included). The same size returns the input.
+    On downscaling, a structure thinner than ``in / out`` pixels survives only where an output
+    pixel centre falls on it — exactly where the bilinear image gives it weight >= 1/2.
+    """
+    label = np.asarray(label)
+    W, H = int(size_wh[0]), int(size_wh[1])
+    if W < 1 or H < 1:
+        raise ValueError(f"label size must be positive (W, H), got {tuple(size_wh)}")
+    if label.ndim not in (2, 3) or label.shape[0] < 1 or label.shape[1] < 1:
+        raise ValueError(f"resize_label expects an H×W (or H×W×C) label map, got shape {label.shape}")
+    if (label.shape[1], label.shape[0]) == (W, H):
         return label
-    return cv2.resize(label, (int(size[0]), int(size[1])), interpolation=cv2.INTER_NEAREST)
+    if label.dtype in _CV_LABEL_DTYPES and (label.ndim == 2 or label.shape[2] <= 4):
+        out = cv2.resize(np.ascontiguousarray(label), (W, H), interpolation=cv2.INTER_NEAREST_EXACT)
+        return out[:, :, None] if label.ndim == 3 and out.ndim == 2 else out
+    values, inverse = np.unique(label, return_inverse=True)  # any dtype: resize the value indices
+    index = inverse.reshape(label.shape).astype(np.int32)
+    if index.ndim == 3:
+        index = np.stack([resize_label(index[:, :, k], (W, H)) for k in range(index.shape[2])], axis=2)
+    else:
+        index = resize_label(index, (W, H))
+    return values[index]
 
 
 def resize_pair(rgb: np.ndarray, label: np.ndarray, size: tuple[int, int] | None):
-    """Resize an image (bilinear) and its label (nearest) to ``size=(W, H)``."""
+    """Resize an image (bilinear, :func:`resize_image`) and its label (centre-aligned nearest,
+    :func:`resize_label`) to ``size=(W, H)``; ``None`` returns both unchanged."""
     if size is None:
         return rgb, label
-    return resize_image(rgb, size), _resize_label(label, size)
+    return resize_image(rgb, size), resize_label(label, size)
 
 
 def preprocess(rgb: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Inference preprocessing: optional bilinear resize to ``(W, H)``, then :func:`normalize`."""
     arr = np.asarray(rgb)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        arr = to_rgb8(arr, bgr=False)
+        arr = to_rgb_uint8(arr)
     return normalize(resize_image(arr, size))
 
 
@@ -164,7 +135,8 @@ class Augment:
 
     The image is scaled by ``s ~ U(scale)`` relative to the output size and a random ``(W, H)``
     window is cropped (``s >= 1`` so no padding is needed); the label undergoes the same
-    geometry with nearest-neighbour interpolation, so it stays aligned. Brightness adds
+    geometry with centre-aligned nearest neighbour (:func:`resize_label`), so it stays aligned
+    and takes no value it did not have. Brightness adds
     ``U(-b, b) * 255``, contrast scales around the image mean by ``U(1-c, 1+c)`` (image only).
     """
 
@@ -185,8 +157,8 @@ class Augment:
         flip = bool(rng.random() < self.flip_p)
         b = float(rng.uniform(-self.brightness, self.brightness)) * 255.0
         c = float(rng.uniform(1.0 - self.contrast, 1.0 + self.contrast))
-        img = cv2.resize(rgb, (Ws, Hs), interpolation=cv2.INTER_LINEAR) if (Ws, Hs) != (W0, H0) else rgb
-        lab = cv2.resize(label, (Ws, Hs), interpolation=cv2.INTER_NEAREST) if (Ws, Hs) != (W0, H0) else label
+        img = resize_image(rgb, (Ws, Hs))  # the same centre-aligned geometry for both
+        lab = resize_label(label, (Ws, Hs))
         img = img[oy:oy + H, ox:ox + W]
         lab = lab[oy:oy + H, ox:ox + W]
         if flip:

@@ -14,16 +14,18 @@ from ..models import build_model
 __all__ = ["build_model_from_config", "build_loss", "build_dataset_from_config", "load_pretrained_backbone"]
 
 
-def build_model_from_config(cfg: Config, inference: bool = False) -> nn.Module:
-    """The network of ``cfg.model``; ``inference=True`` leaves PostNet out."""
+def build_model_from_config(cfg: Config, inference: bool = False, pretrained: bool = True) -> nn.Module:
+    """The network of ``cfg.model``; ``inference=True`` leaves PostNet out; ``pretrained=False``
+    skips ``model.pretrained_backbone`` (for weights that a checkpoint will replace anyway)."""
     m = cfg.model
     kwargs = dict(num_components=m.num_components, use_global=m.use_global,
                   postnet=None if inference else m.postnet, latent_dim=m.latent_dim,
                   component_dim=m.component_dim, global_dim=m.global_dim,
                   local_channels=m.local_channels, decoder_channels=m.decoder_channels,
-                  decoder_units=tuple(m.decoder_units), sample_latent=m.sample_latent)
+                  decoder_units=tuple(m.decoder_units), sample_latent=m.sample_latent,
+                  decode_posterior=0.0 if inference else m.decode_posterior, use_local=m.use_local)
     model = build_model(m.name, num_classes=m.num_classes, backbone=m.backbone, **kwargs)
-    if m.pretrained_backbone and not inference:
+    if m.pretrained_backbone and pretrained and not inference:
         load_pretrained_backbone(model, m.pretrained_backbone)
     return model
 
@@ -45,7 +47,8 @@ def load_pretrained_backbone(model: nn.Module, path: str | Path) -> None:
 def build_loss(cfg: Config) -> PHGMMLoss:
     l = cfg.loss
     return PHGMMLoss(lambda_g=l.lambda_g, lambda_z=l.lambda_z, lambda_s=l.lambda_s, kl=l.kl,
-                     mc_samples=l.mc_samples)
+                     mc_samples=l.mc_samples, warmup_steps=l.kl_warmup_steps, free_bits=l.free_bits,
+                     decode_posterior=cfg.model.decode_posterior)
 
 
 def build_dataset_from_config(cfg: Config, split: str, train: bool):

@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import __version__
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
+__all__ = ["CheckpointError", "config_differences", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
            "load_model_from_checkpoint", "inference_model", "unwrap"]
 
 
@@ -82,33 +82,81 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; errors name the file and the problem."""
+    """Read a training checkpoint (``weights_only=True``) or a published model folder
+    (``model.safetensors`` + ``config.json``, see :mod:`phgmm.pretrained`); errors name the file
+    and say whether it is missing, empty, corrupt or refused because it would run code."""
     path = Path(path)
+    if path.is_dir():
+        from ..pretrained import is_pretrained_dir, read_pretrained
+        if not is_pretrained_dir(path):
+            raise CheckpointError(f"{path}: a folder without model.safetensors and config.json, so not a "
+                                  f"published model (phgmm publish writes one)")
+        return read_pretrained(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (an interrupted copy or download?)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused to load: the file holds objects other than tensors and "
-                              f"plain containers (code would run on loading). Details: {exc}") from None
-    except Exception as exc:  # truncated/corrupt files raise several different errors
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        text = str(exc)
+        if "Unsupported global" in text:    # a class or function reference: unpickling would call it
+            raise CheckpointError(f"{path}: refused to load: the file holds objects other than tensors and "
+                                  f"plain containers, and loading it would run code. phgmm never loads "
+                                  f"such files; ask its author for a checkpoint written by phgmm") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
+                              f"(not a PyTorch file written by phgmm)") from None
+    except Exception as exc:  # truncated/corrupt zip archives raise several different errors
+        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a phgmm checkpoint (expected the keys 'model' and 'config')")
     state["source"] = str(path)   # for messages; never written back (snapshots are built anew)
     return state
 
 
-def inference_model(state: dict[str, Any], cfg, path: str | Path) -> nn.Module:
-    """The eval-mode network of ``cfg`` (no PostNet) holding a loaded checkpoint's weights."""
+def config_differences(saved: dict[str, Any], cfg, section: str = "model",
+                       keys: tuple[str, ...] | None = None) -> list[str]:
+    """``"section.key: checkpoint A, here B"`` for every setting of ``section`` (or only ``keys``)
+    where a checkpoint's saved config and ``cfg`` disagree."""
+    from ..config import config_to_dict
+
+    ours = config_to_dict(cfg).get(section, {})
+    theirs = (saved or {}).get(section, {})
+    out = []
+    for key in keys or tuple(ours):
+        a, b = theirs.get(key, ours.get(key)), ours.get(key)
+        if a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            out.append(f"{section}.{key}: checkpoint {a!r}, here {b!r}")
+    return out
+
+
+def _mismatch(path: str | Path, state: dict[str, Any], cfg, detail: str) -> CheckpointError:
+    diffs = config_differences(state.get("config", {}), cfg)
+    which = "; ".join(diffs) if diffs else detail
+    return CheckpointError(f"{path}: its weights do not fit the model of this config ({which}); "
+                           f"use the checkpoint's own model settings")
+
+
+def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: bool = False) -> nn.Module:
+    """The eval-mode network of ``cfg`` holding a loaded checkpoint's weights.
+
+    PostNet is left out unless ``keep_postnet`` and the checkpoint has its weights (evaluation's
+    latent measures use it to report z's KL; the forward never runs it)."""
     from .builders import build_model_from_config
 
-    model = build_model_from_config(cfg, inference=True)
-    weights = {k: v for k, v in state["model"].items() if not k.startswith("postnet.")}
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    keep_postnet = keep_postnet and any(k.startswith("postnet.") for k in state["model"])
+    try:
+        model = build_model_from_config(cfg, inference=not keep_postnet, pretrained=False)
+    except (TypeError, ValueError) as exc:
+        raise _mismatch(path, state, cfg, str(exc)) from None
+    weights = {k: v for k, v in state["model"].items() if keep_postnet or not k.startswith("postnet.")}
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:     # a tensor of another shape
+        raise _mismatch(path, state, cfg, str(exc).splitlines()[0]) from None
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not fit the model of the config "
-                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise _mismatch(path, state, cfg, f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model.eval()
 
 

@@ -1,4 +1,4 @@
-"""Evaluation (SPEC §5): one pass over a split → metrics.json + report.md.
+"""Evaluation (docs/design.md §5): one pass over a split → metrics.json + report.md.
 
 All counts (confusion matrix, trimap, Boundary IoU) are accumulated over the whole split and summed
 across processes; clustering points (one μ_z^k per image and component) are gathered from every
@@ -7,6 +7,7 @@ process before the scikit-learn indices are computed.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import distributed as du
 from .checkpoint import inference_model, load_checkpoint, unwrap
 from .precision import amp_dtype, autocast, memory_format
 
-__all__ = ["EvalResult", "evaluate_model", "evaluate_checkpoint", "write_evaluation"]
+__all__ = ["EvalResult", "evaluate_model", "evaluate_checkpoint", "write_evaluation", "flat_scalars"]
 
 
 @dataclass
@@ -33,11 +34,187 @@ class EvalResult:
     z_labels: np.ndarray | None = None   # component index k of each point
 
 
+def flat_scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """The scalar numbers of a metrics dict, nested ones under dotted-underscore names
+    (``miou``, ``clustering_silhouette``, ``latent_swap_z_miou_drop`` …): what a training
+    history and TensorBoard record at each validation."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+        elif isinstance(value, dict) and key in ("clustering", "latent", "clustering_active", "clustering_by_class"):
+            prefix = "" if key == "latent" else f"{key}_"
+            for k, v in flat_scalars(value).items():
+                out[f"{prefix}{k}"] = v
+    return out
+
+
+class _LatentProbe:
+    """Collects what the latent-use measures need during an evaluation pass (PHGMM only):
+    per-image codes, the swap-test confusion matrices, PostNet's KL per dimension of z."""
+
+    def __init__(self, model: nn.Module, num_classes: int, device: torch.device) -> None:
+        from ..metrics import ConfusionMatrix
+
+        self.model = model
+        self.has_z = model.local_space is not None
+        self.has_g = model.global_space is not None
+        self.swap = {name: ConfusionMatrix(num_classes, 255)
+                     for name, on in (("z", self.has_z), ("g", self.has_g)) if on}
+        self.changed = {name: 0 for name in self.swap}
+        self.pixels = 0
+        self.carry: dict[str, torch.Tensor] | None = None
+        self.codes: dict[str, list[torch.Tensor]] = {"pi": [], "mu_z": [], "mu_g": [], "logvar_g": [], "dominant": []}
+        self.z_kl = torch.zeros((), dtype=torch.float64)
+        self.z_kl_dims: torch.Tensor | None = None
+        self.z_kl_images = 0
+        self.num_classes = num_classes
+        self.device = device
+
+    def update(self, x: torch.Tensor, y: torch.Tensor, enc, pred: torch.Tensor) -> None:
+        from ..losses import gmm_kl_per_dim
+        from ..metrics.latent import dominant_class, swap_partner
+        from ..models.latent import LOGVAR_RANGE
+
+        model = self.model
+        own = {}
+        if self.has_z:
+            own["pi"] = torch.softmax(enc.local[0].float(), dim=1)
+            own["mu_z"] = enc.local[1].float()
+        if self.has_g:
+            own["mu_g"] = enc.glob[0].float()
+            own["logvar_g"] = enc.glob[1].float().clamp(*LOGVAR_RANGE)
+        other = {k: swap_partner(v, None if self.carry is None else self.carry[k]) for k, v in own.items()}
+        self.carry = {k: v[-1:] for k, v in own.items()}
+        self.pixels += int((y != 255).sum())
+        if self.has_z:
+            swapped = model.decode(enc, other["pi"], other["mu_z"]).argmax(1).cpu()
+            self._score("z", swapped, pred, y)
+        if self.has_g:
+            swapped = model.decode(enc, mu_g=other["mu_g"]).argmax(1).cpu()
+            self._score("g", swapped, pred, y)
+        for k, v in own.items():
+            self.codes[k].append(v.cpu())
+        self.codes["dominant"].append(torch.from_numpy(dominant_class(y, self.num_classes)))
+        if self.has_z and getattr(model, "postnet", None) is not None:
+            from ..models.latent import gaussian_mixture
+            q_z = gaussian_mixture(*enc.local)
+            p_z = model.postnet(x, y.to(x.device))[0]
+            cat_kl, per_dim = gmm_kl_per_dim(q_z, p_z)
+            dims = per_dim.double().sum(0).cpu()
+            self.z_kl_dims = dims if self.z_kl_dims is None else self.z_kl_dims + dims
+            self.z_kl += cat_kl.double().sum().cpu()
+            self.z_kl_images += x.shape[0]
+
+    def _score(self, name: str, swapped: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> None:
+        self.swap[name].update(swapped, y)
+        self.changed[name] += int(((swapped != pred) & (y != 255)).sum())
+
+    def compute(self, own_miou: float, threshold: float) -> dict[str, Any]:
+        """The latent-use metrics (every process must call it: codes are gathered)."""
+        from ..metrics.latent import collapse_proof_clustering, latent_summary
+
+        gathered = {}
+        for k, parts in self.codes.items():
+            if parts:
+                gathered[k] = du.all_gather_tensors(torch.cat(parts).to(self.device)).cpu().numpy()
+        counts = torch.tensor([self.pixels, *self.changed.values(), self.z_kl_images], dtype=torch.float64,
+                              device=self.device)
+        du.all_reduce_sum(counts)
+        pixels, *changed, kl_images = counts.tolist()
+        out: dict[str, Any] = {}
+        if len(next(iter(gathered.values()))) >= 2:
+            out = latent_summary(gathered.get("mu_z"), gathered.get("pi"), gathered.get("mu_g"),
+                                 gathered.get("logvar_g"), threshold)
+        for (name, cm), n_changed in zip(self.swap.items(), changed):
+            du.all_reduce_sum(cm.matrix)
+            miou = cm.compute()["miou"]
+            out[f"swap_{name}_miou"] = miou
+            out[f"swap_{name}_miou_drop"] = own_miou - miou
+            out[f"swap_{name}_pixels_changed"] = n_changed / max(1.0, pixels)
+        if self.z_kl_dims is not None or kl_images:
+            dims = self.z_kl_dims if self.z_kl_dims is not None else torch.zeros(1, dtype=torch.float64)
+            dims = du.all_reduce_sum(dims.to(self.device)).cpu()
+            cat = float(du.all_reduce_sum(self.z_kl.to(self.device)).cpu())
+            per_dim = (dims / max(1.0, kl_images)).tolist()
+            out.update(z_kl_to_posterior=cat / max(1.0, kl_images) + sum(per_dim),
+                       z_kl_categorical=cat / max(1.0, kl_images), z_kl_per_dim=per_dim,
+                       z_kl_dims_above_0_01=int(sum(v > 0.01 for v in per_dim)))
+        clustering = {}
+        if "mu_z" in gathered and len(gathered["mu_z"]) >= 2:
+            clustering = collapse_proof_clustering(gathered["mu_z"], gathered["pi"], gathered["dominant"], threshold)
+        return {"latent": out, **({"clustering_active": clustering["active"],
+                                   "clustering_by_class": clustering["by_class"]} if clustering else {})}
+
+
+class _UncertaintyProbe:
+    """How well uncertainty maps tell wrong pixels from right ones, and calibration (any model).
+
+    Maps: the softmax entropy of the prediction (every model); for PHGMM also the predictive
+    entropy and the mutual information of ``samples`` decodes of z ~ q(z|x). Scores are binned
+    on a log scale (the mutual information lives far below 1e-2 nats when z is unused).
+    """
+
+    def __init__(self, num_classes: int, samples: int) -> None:
+        from ..metrics.calibration import CalibrationAccumulator, ErrorDetectionAccumulator
+
+        top = math.log(num_classes)
+        # log-spaced below 0.01 nats (mutual information of a barely used z), then 0.5-millinat steps
+        edges = np.concatenate([[0.0], np.logspace(-9, -2, 700, endpoint=False), np.linspace(0.01, top, 5000)])
+        self.maps = {name: ErrorDetectionAccumulator(edges=edges)
+                     for name in ("softmax_entropy", "sampled_entropy", "mutual_information")}
+        self.calibration = CalibrationAccumulator(15)
+        self.samples = samples
+
+    def update(self, model: nn.Module, enc, logits: torch.Tensor, y: torch.Tensor) -> None:
+        from ..metrics import uncertainty_maps
+        from ..models.latent import gaussian_mixture
+
+        probs = torch.softmax(logits.float(), dim=1).cpu()
+        conf, pred = probs.max(1)
+        valid = y != 255
+        wrong = pred != y
+        entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1)
+        self.maps["softmax_entropy"].update(entropy, wrong, valid)
+        self.calibration.update(conf, ~wrong, valid)
+        if enc is not None and enc.local is not None and self.samples > 1:
+            logits_pi, mu, logvar = enc.local
+            pi = torch.softmax(logits_pi, dim=1)
+            z = gaussian_mixture(logits_pi, mu, logvar).component_distribution.sample((self.samples,))
+            stack = torch.stack([model.decode(enc, pi, z[i].to(mu.dtype)) for i in range(self.samples)])
+            maps = uncertainty_maps(stack.float().cpu())
+            self.maps["sampled_entropy"].update(maps["predictive_entropy"], wrong, valid)
+            self.maps["mutual_information"].update(maps["mutual_information"], wrong, valid)
+
+    def compute(self, device: torch.device) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, acc in self.maps.items():
+            state = du.all_reduce_sum(acc.state_tensor().to(device)).cpu()
+            acc.load_state_tensor(state)
+            scores = acc.compute()
+            if scores["n_wrong"] + scores["n_right"] > 0:
+                out[name] = scores
+        state = du.all_reduce_sum(self.calibration.state_tensor().to(device)).cpu()
+        self.calibration.load_state_tensor(state)
+        out["calibration"] = self.calibration.compute()
+        return out
+
+
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, trimap: bool = True,
                    boundary: bool | None = None, clustering: bool | None = None, report_samples: int | None = None,
-                   progress: bool = True) -> EvalResult:
-    """Score ``model`` on ``loader``'s split (every process must call it; all get the result)."""
+                   progress: bool = True, latent: bool | None = None,
+                   uncertainty: bool | None = None) -> EvalResult:
+    """Score ``model`` on ``loader``'s split (every process must call it; all get the result).
+
+    PHGMM is always decoded from the means of z and g (docs/design.md §5), whatever its
+    ``sample_latent`` says. ``latent`` (default ``eval.latent``) adds the latent-use measures
+    (:mod:`phgmm.metrics.latent`) under ``metrics["latent"]``; ``uncertainty`` (default
+    ``eval.uncertainty``) adds ``metrics["uncertainty"]``: AUROC / AUPR of each uncertainty map
+    for telling wrong pixels from right ones, and the calibration (ECE) of the softmax.
+    """
     from ..metrics import SegmentationEvaluator
 
     model = unwrap(model)
@@ -48,7 +225,13 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     widths = range(1, cfg.eval.trimap_max_width + 1) if trimap else None
     evaluator = SegmentationEvaluator(cfg.model.num_classes, names, ignore_index=255,
                                       trimap_widths=widths, boundary=trimap if boundary is None else boundary)
-    want_z = (cfg.eval.clustering if clustering is None else clustering) and hasattr(model, "infer")
+    is_phgmm = hasattr(model, "encode")
+    has_z = is_phgmm and model.local_space is not None
+    want_z = (cfg.eval.clustering if clustering is None else clustering) and has_z
+    probe = (_LatentProbe(model, cfg.model.num_classes, device)
+             if is_phgmm and (cfg.eval.latent if latent is None else latent) else None)
+    unc = (_UncertaintyProbe(cfg.model.num_classes, cfg.eval.uncertainty_samples if has_z else 0)
+           if (cfg.eval.uncertainty if uncertainty is None else uncertainty) else None)
     n_samples = cfg.eval.report_samples if report_samples is None else report_samples
     dtype = amp_dtype(cfg.train.amp, device)
     fmt = memory_format(cfg.train.channels_last)
@@ -61,13 +244,18 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     for x, y in loader:
         x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
         with autocast(dtype, device):
-            if want_z:
-                out = model.infer(x)
-                logits = out.logits
-                z_points.append(out.q_z.component_distribution.base_dist.loc.float().cpu())
+            if is_phgmm:
+                enc = model.encode(x)
+                logits = model.decode(enc)
+                if want_z:
+                    z_points.append(enc.local[1].float().cpu())
             else:
-                logits = model(x)
-        pred = logits.argmax(1).cpu()
+                enc, logits = None, model(x)
+            pred = logits.argmax(1).cpu()
+            if probe is not None:
+                probe.update(x, y, enc, pred)
+            if unc is not None:
+                unc.update(model, enc, logits, y)
         evaluator.update(pred, y)
         if du.is_main() and len(preds_kept) < n_samples:
             preds_kept += [p.numpy().astype(np.uint8) for p in pred[: n_samples - len(preds_kept)]]
@@ -95,6 +283,10 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
         if k > 1:
             from ..metrics import clustering_indices
             metrics["clustering"] = clustering_indices(result.z_points, result.z_labels)
+    if probe is not None:
+        metrics.update(probe.compute(metrics["miou"], cfg.eval.active_threshold))
+    if unc is not None:
+        metrics["uncertainty"] = unc.compute(device)
     if du.is_main() and preds_kept:
         for i, pred in enumerate(preds_kept):
             rgb, gt = dataset.load_raw(loader.sampler.indices[i] if hasattr(loader.sampler, "indices") else i)
@@ -137,7 +329,8 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
     cfg = load_config(config_path) if config_path else config_from_dict(state["config"], f"{checkpoint} (config)")
     apply_overrides(cfg, overrides or [])
     device = du.init(cfg.device)
-    model = inference_model(state, cfg, checkpoint).to(device)
+    # PostNet's weights, when the checkpoint has them, let the latent measures report z's KL
+    model = inference_model(state, cfg, checkpoint, keep_postnet=cfg.eval.latent).to(device)
     dataset = build_dataset_from_config(cfg, split or cfg.data.val_split, train=False)
     loader = make_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory)
     result = evaluate_model(model, loader, cfg, device, progress=progress)

@@ -15,32 +15,52 @@ __all__ = ["EpochDataset", "ResumableSampler", "ShardSampler", "make_train_loade
 class EpochDataset(Dataset):
     """Presents ``samples_per_epoch`` samples per epoch drawn from a smaller augmented dataset.
 
-    The paper augments Cityscapes' 2,975 training images to 17,500 samples per epoch; sample ``i``
-    is image ``i mod n`` under the augmentation of its repeat ``i // n``, so every repeat sees a
-    different random crop/flip/colour and the whole epoch stays reproducible from the seed.
+    The paper augments Cityscapes' 2,975 training images to 17,500 samples per epoch. Sample ``i``
+    of repeat ``r = i // n`` is an image under that repeat's augmentation, so every repeat sees a
+    different random crop/flip/colour. Full repeats cover every image once; when
+    ``samples_per_epoch`` is not a multiple of ``n``, the last, partial repeat takes its images in
+    a seeded per-epoch permutation (docs/design.md §1), not always the first files (which are
+    sorted by city). The whole epoch stays reproducible from (seed, epoch).
     """
 
-    def __init__(self, base: Dataset, samples_per_epoch: int | None = None) -> None:
+    def __init__(self, base: Dataset, samples_per_epoch: int | None = None, seed: int = 0) -> None:
         self.base = base
         self.n = len(base)
         if self.n == 0:
             raise ValueError("the training dataset is empty")
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ValueError(f"data.samples_per_epoch must be at least 1, got {samples_per_epoch}")
         self.length = samples_per_epoch or self.n
         self.repeats = -(-self.length // self.n)
+        self.seed = seed
         self.epoch = 0
+        self._order = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self._order = None
+
+    def image_index(self, i: int) -> int:
+        """Which image sample ``i`` of the current epoch shows."""
+        repeat, j = divmod(i, self.n)
+        if (repeat + 1) * self.n <= self.length:
+            return j
+        if self._order is None:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            self._order = torch.randperm(self.n, generator=g).tolist()
+        return self._order[j]
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, i: int):
-        repeat, j = divmod(i, self.n)
+        if not 0 <= i < self.length:
+            raise IndexError(f"sample {i} of an epoch of {self.length}")
+        repeat = i // self.n
         if hasattr(self.base, "set_epoch"):
             # each DataLoader worker owns a copy of the dataset, so setting it per item is safe
             self.base.set_epoch(self.epoch * self.repeats + repeat)
-        return self.base[j]
+        return self.base[self.image_index(i)]
 
 
 class ResumableSampler(Sampler[int]):
@@ -92,8 +112,11 @@ def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed:
     if len(sampler) < batch_size:
         raise ValueError(f"the training set yields {len(sampler)} samples per process, fewer than one "
                          f"batch of {batch_size}: lower train.batch_size or add data")
+    # Its own generator: creating an iterator then never draws from the global RNG, so a run
+    # resumed mid-epoch consumes random numbers exactly as the uninterrupted run did.
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                        pin_memory=_pin(pin_memory), drop_last=True, persistent_workers=False)
+                        pin_memory=_pin(pin_memory), drop_last=True, persistent_workers=False,
+                        generator=torch.Generator().manual_seed(seed))
     return loader, sampler
 
 

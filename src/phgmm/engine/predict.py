@@ -3,6 +3,7 @@ uncertainty maps from samples of q(z|x) (predictive entropy and mutual informati
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -11,9 +12,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-__all__ = ["collect_images", "Predictor", "predict_paths", "IMAGE_SUFFIXES"]
+__all__ = ["collect_images", "Predictor", "predict_paths", "IMAGE_SUFFIXES", "DEFAULT_SIZE"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: working size (W, H) of an ONNX file without phgmm metadata (exported before it existed)
+DEFAULT_SIZE = (768, 384)
+
+log = logging.getLogger(__name__)
 
 
 def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
@@ -36,8 +41,10 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
 class Predictor:
     """Runs a trained model (PyTorch checkpoint or ONNX file) on RGB images of any size.
 
-    The image is resized to the model's working size (``size`` = (W, H), from the checkpoint's
-    config by default), and the logits are resized back to the image's own size before argmax.
+    The image is resized to the model's working size (``size`` = (W, H); by default the
+    checkpoint's ``data.size``, or the size recorded in the ONNX file's metadata), normalised, and
+    the logits are resized back to the image's own size before argmax. An explicit ``size`` wins.
+    An ONNX file without metadata (an older export) runs at :data:`DEFAULT_SIZE`, with a warning.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, onnx: str | Path | None = None,
@@ -50,6 +57,7 @@ class Predictor:
         self.colors = [tuple(c) for c in PHGMM_COLORS]
         self.onnx = None
         self.model = None
+        self.mean = self.std = None       # None: the ImageNet statistics of data.transforms
         if checkpoint is not None:
             from .checkpoint import load_model_from_checkpoint
             model, config, names, colors = load_model_from_checkpoint(checkpoint)
@@ -62,20 +70,42 @@ class Predictor:
             self.model = model.to(self.device, memory_format=self.memory_format).eval()
             self.size = tuple(size) if size else tuple(config["data"]["size"])
         else:
-            from ..export import OnnxPredictor
+            from .export import OnnxPredictor
             self.onnx = OnnxPredictor(onnx)
             self.device = torch.device("cpu")
-            self.size = tuple(size) if size else (768, 384)
+            info = self.onnx.info
+            if info is not None:
+                self.class_names, self.colors = list(info.class_names), list(info.colors)
+                self.mean, self.std = info.mean, info.std
+            if size:
+                self.size = tuple(size)
+            elif info is not None:
+                self.size = tuple(info.size)
+            else:
+                self.size = DEFAULT_SIZE
+                log.warning("%s has no phgmm metadata (an older export): running at the default size %dx%d; "
+                            "pass --size WxH (the size the model was trained at) or re-export it",
+                            onnx, *DEFAULT_SIZE)
 
     @property
     def can_sample(self) -> bool:
         return self.model is not None and hasattr(self.model, "sample_logits")
 
+    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
+        """1×3×H×W model input at the working size, normalised as the model was trained."""
+        from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, preprocess
+        x = preprocess(rgb, self.size).unsqueeze(0)
+        if self.mean is None or (tuple(self.mean), tuple(self.std)) == (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)):
+            return x
+        # another normalisation (recorded in an ONNX file): back to [0, 1], then its mean/std
+        def channels(v):
+            return torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1)
+        return (x * channels(IMAGENET_STD) + channels(IMAGENET_MEAN) - channels(self.mean)) / channels(self.std)
+
     @torch.no_grad()
     def logits(self, rgb: np.ndarray) -> torch.Tensor:
         """1×C×H×W logits at the image's own resolution."""
-        from ..data.transforms import preprocess
-        x = preprocess(rgb, self.size).unsqueeze(0)
+        x = self.preprocess(rgb)
         if self.onnx is not None:
             out = torch.from_numpy(self.onnx(x.numpy()))
         else:
@@ -88,8 +118,7 @@ class Predictor:
         if not self.can_sample:
             raise ValueError("uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
                              "ONNX files and baselines have no latent distribution")
-        from ..data.transforms import preprocess
-        x = preprocess(rgb, self.size).unsqueeze(0).to(self.device).contiguous(memory_format=self.memory_format)
+        x = self.preprocess(rgb).to(self.device).contiguous(memory_format=self.memory_format)
         s = self.model.sample_logits(x, n).float().cpu()
         return F.interpolate(s.flatten(0, 1), size=rgb.shape[:2], mode="bilinear",
                              align_corners=False).unflatten(0, (n, 1))
@@ -103,7 +132,7 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
     ``color/<stem>.png`` (colour mask), ``overlay/<stem>.png`` (mask over the image) and, with
     ``uncertainty``, ``entropy/`` and ``mi/`` (``.png`` heat maps scaled to [0, log C] and ``.npy``
     float maps). Returns the written files."""
-    from ..data.transforms import load_image
+    from ..data.imageio import load_image
     from ..metrics import uncertainty_maps
     from ..visualize import colorize, heatmap, overlay, save_png
 

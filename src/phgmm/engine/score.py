@@ -1,11 +1,21 @@
-"""Score saved predictions of any model against ground truth: ``phgmm score PRED GT OUT``.
+"""Score saved predictions of any model against ground truth: ``phgmm evaluate --predictions P
+--ground-truth G``.
 
-Both folders hold single-channel class-index PNGs (values ``0..C-1``; the ground truth may also
-hold the ignore value, 255 by default). Files are matched by their path relative to each folder;
-every prediction needs its ground truth and vice versa. The output folder gets ``metrics.json``
-(the keys of :class:`phgmm.metrics.SegmentationEvaluator`, computed from one confusion matrix,
-trimap and Boundary IoU accumulated over all images) and ``report.md`` with figures (a few
-samples drawn on a gray canvas, as no RGB input is available here).
+Predictions are single-channel class-index PNGs (values ``0..C-1``). The ground truth is either
+
+- class indices too (the default): values ``0..C-1`` or the ignore value (255 by default); or
+- a data set's native ids together with its class table (``gt_table``, e.g.
+  ``load_class_table("camvid")``), which maps them exactly as the data sets do
+  (:meth:`phgmm.data.ClassTable.read_label`); the classes are then the table's.
+
+Values that cannot be what the caller said — a prediction outside ``[0, C)``, a class-index
+ground truth outside ``[0, C)`` ∪ {ignore}, a native id the table does not know — are refused
+with a :class:`~phgmm.data.DatasetError` naming the file and the values, never scored. Files are
+matched by their path relative to each folder; every prediction needs its ground truth and vice
+versa. The output folder gets ``metrics.json`` (the keys of
+:class:`phgmm.metrics.SegmentationEvaluator`, computed from one confusion matrix, trimap and
+Boundary IoU accumulated over all images) and ``report.md`` with figures (a few samples drawn on
+a gray canvas, as no RGB input is available here).
 """
 
 from __future__ import annotations
@@ -16,41 +26,24 @@ from typing import Sequence
 
 import numpy as np
 
+from ..data.classes import IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table
+from ..data.errors import DatasetError
+from ..data.imageio import read_label_png
 from ..io import metrics_json_safe, write_json
 from ..metrics import SegmentationEvaluator
 
 __all__ = ["score_folders", "read_label_png", "list_pngs", "default_classes"]
 
-_SINGLE_CHANNEL_MODES = {"1", "L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"}
-
 
 def default_classes() -> tuple[list[str], list[tuple[int, int, int]]]:
     """The 12 PHGMM class names and colours of ``phgmm.data.classes``."""
-    from ..data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
-
     return list(PHGMM_CLASS_NAMES), [tuple(c) for c in PHGMM_COLORS]
 
 
-def read_label_png(path: str | os.PathLike) -> np.ndarray:
-    """Read a single-channel class-index PNG as an ``H×W`` int64 array.
-
-    Raises ``ValueError`` naming the path for a multi-channel (RGB/RGBA/LA) or unreadable image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-            if mode not in _SINGLE_CHANNEL_MODES:
-                raise ValueError(f"{path}: expected a single-channel class-index PNG, got mode {mode!r} "
-                                 f"with {len(img.getbands())} channels")
-            arr = np.array(img)
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path}: cannot be read as a PNG ({e})") from None
-    if arr.ndim != 2:
-        raise ValueError(f"{path}: expected a single-channel class-index PNG, got an array of shape {arr.shape}")
-    return arr.astype(np.int64)
+def _values(a: np.ndarray, limit: int = 12) -> str:
+    vals = np.unique(a)
+    shown = ", ".join(str(int(v)) for v in vals[:limit])
+    return shown + (f", ... ({len(vals)} distinct)" if len(vals) > limit else "")
 
 
 def list_pngs(root: Path, exclude: Path | None = None) -> dict[str, Path]:
@@ -76,13 +69,29 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
                   class_names: Sequence[str] | None = None, colors: Sequence[Sequence[int]] | None = None,
                   ignore_index: int = 255, progress: bool = True, num_samples: int = 4,
                   trimap_widths: Sequence[int] = range(1, 41), boundary_dilation_ratio: float = 0.02,
-                  title: str | None = None) -> dict:
-    """Score the class-index PNGs in ``pred_dir`` against those in ``gt_dir``; write
+                  title: str | None = None, gt_table: ClassTable | str | os.PathLike | None = None,
+                  unknown_ids: str = "error", gt_channel: str = "single") -> dict:
+    """Score the class-index PNGs in ``pred_dir`` against the ground truth in ``gt_dir``; write
     ``out_dir/metrics.json`` and ``out_dir/report.md``; return the metrics (JSON-safe dict).
 
-    Raises ``FileNotFoundError`` for a missing folder or an unmatched file (naming it) and
-    ``ValueError`` (naming the file) for an empty folder, a size mismatch, a multi-channel PNG,
-    a prediction outside ``[0, C)`` or a ground-truth value outside ``[0, C)`` ∪ {ignore}.
+    Args:
+        class_names, colors: the model's classes (default: the table's with ``gt_table``, else
+            the 12 PHGMM classes).
+        ignore_index: the ignore value of a class-index ground truth (a table maps to 255).
+        gt_table: ``None`` — the ground truth holds class indices ``0..C-1`` and
+            ``ignore_index``. A :class:`~phgmm.data.ClassTable` (or a YAML/CSV path or built-in
+            name for :func:`~phgmm.data.load_class_table`) — the ground truth holds that data
+            set's native ids and is mapped through the table, as the data sets map it.
+        unknown_ids: with ``gt_table``: ``"error"`` refuses a native id that is not in the table,
+            ``"ignore"`` maps it to 255.
+        gt_channel: with ``gt_table``: ``"single"`` or ``"red"`` (SYNTHIA's multi-channel
+            ``GT/LABELS``), as :func:`~phgmm.data.load_label` takes it.
+
+    Raises ``FileNotFoundError`` for a missing folder or an unmatched file (naming it),
+    ``ValueError`` for an empty folder or a size mismatch, and :class:`~phgmm.data.DatasetError`
+    (a ``ValueError``) naming the file and the values for a multi-channel PNG, a prediction
+    outside ``[0, C)``, a class-index ground truth outside ``[0, C)`` ∪ {ignore}, or a native id
+    not in ``gt_table``. Nothing is written when a file is refused.
     """
     from ..report import write_report
 
@@ -92,6 +101,23 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
             raise FileNotFoundError(f"{what} folder {d} does not exist")
         if not d.is_dir():
             raise NotADirectoryError(f"{what} folder {d} is not a directory")
+    table = None
+    if gt_table is not None:
+        table = load_class_table(gt_table)
+        if unknown_ids not in ("error", "ignore"):
+            raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown_ids!r}")
+        if gt_channel not in ("single", "red"):
+            raise ValueError(f"gt_channel must be 'single' or 'red', got {gt_channel!r}")
+        if ignore_index != IGNORE_INDEX:
+            raise ValueError(f"a class table maps ignored ids to {IGNORE_INDEX}; ignore_index must be "
+                             f"{IGNORE_INDEX} with gt_table, got {ignore_index}")
+        if class_names is None:
+            class_names = list(table.names)
+            if colors is None:
+                colors = [tuple(c) for c in table.colors]
+        elif len(class_names) != table.num_classes:
+            raise ValueError(f"{len(class_names)} class names but class table "
+                             f"'{table.source or table.name}' maps to {table.num_classes} classes")
     if class_names is None or colors is None:
         dn, dc = default_classes()
         if class_names is None:
@@ -135,17 +161,24 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
     for i, rel in enumerate(iterator):
         pp, gp = preds[rel], gts[rel]
         pred = read_label_png(pp)
-        gt = read_label_png(gp)
+        if table is not None:  # native ids -> class indices, exactly as the data sets map them
+            gt = table.read_label(gp, unknown=unknown_ids, channel=gt_channel)
+        else:
+            gt = read_label_png(gp)
         if pred.shape != gt.shape:
             raise ValueError(f"size mismatch: prediction {pp} is {pred.shape[1]}x{pred.shape[0]} (WxH) "
                              f"but ground truth {gp} is {gt.shape[1]}x{gt.shape[0]}")
         bad = (pred < 0) | (pred >= C)
         if bad.any():
-            raise ValueError(f"{pp}: prediction value {int(pred[bad][0])} is outside the class range [0, {C})")
-        bad = ((gt < 0) | (gt >= C)) & (gt != ignore_index)
-        if bad.any():
-            raise ValueError(f"{gp}: ground-truth value {int(gt[bad][0])} is neither a class in [0, {C}) "
-                             f"nor the ignore value {ignore_index}")
+            raise DatasetError(f"{pp}: prediction values [{_values(pred[bad])}] are outside the class "
+                               f"range [0, {C}) (predictions must be the model's class indices)")
+        if table is None:
+            bad = ((gt < 0) | (gt >= C)) & (gt != ignore_index)
+            if bad.any():
+                raise DatasetError(
+                    f"{gp}: ground-truth values [{_values(gt[bad])}] are neither classes in [0, {C}) nor "
+                    f"the ignore value {ignore_index}; if this ground truth holds a data set's native "
+                    f"ids, give its class table (gt_table / --classes) to map them")
         evaluator.update(pred, gt)
         if i in sample_idx:
             samples.append((None, gt, pred))

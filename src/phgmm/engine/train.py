@@ -1,20 +1,35 @@
-"""Training loop (SPEC §4): AdamW + poly decay on the loss of SPEC §3, single- or multi-process.
+"""Training (docs/design.md §4): AdamW + poly decay on PHGMM's loss, single- or multi-process.
 
-Checkpoints ``last.pt`` (every epoch, and on Ctrl-C) and ``best.pt`` (best validation mIoU) go to
+The loop is a few short parts, after torchvision's segmentation reference and detectron2's
+``train_loop``:
+
+* :class:`TrainingState` — model, optimiser, schedule, AMP scaler and the position (epoch, step,
+  best mIoU, history), with ``state_dict()`` / ``load_state_dict()``;
+* :class:`Trainer` — builds everything from a config (or resumes a checkpoint) and runs
+  :meth:`~Trainer.train_one_epoch`, :meth:`~Trainer.validate` and :meth:`~Trainer.save_checkpoints`;
+* :func:`train` — the one-call API the CLI uses.
+
+Checkpoints ``last.pt`` (every epoch, every ``train.checkpoint_every`` steps, before validation
+can fail, and on Ctrl-C) and ``best.pt`` (best validation mIoU, weights only) go to
 ``<output_dir>/checkpoints``; TensorBoard logs to ``<output_dir>/tb``; the resolved config to
-``<output_dir>/config.yaml``. A resumed run continues exactly where the checkpoint left off.
+``<output_dir>/config.yaml``; the per-epoch history to ``<output_dir>/history.json``. Ctrl-C is
+honoured between steps, so a resumed run continues exactly where the interrupted one stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import signal
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
@@ -25,7 +40,10 @@ from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_r
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, autocast, memory_format
 
-__all__ = ["train", "TrainingError", "RunExistsError", "TrainingInterrupted", "poly_lambda"]
+__all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
+           "poly_lambda", "parameter_groups", "config_of_checkpoint", "check_resume_config"]
+
+LOSS_TERMS = ("total", "g", "z", "s")
 
 
 class TrainingError(RuntimeError):
@@ -49,17 +67,415 @@ def poly_lambda(total_steps: int, power: float) -> Callable[[int], float]:
     return lambda step: max(0.0, 1.0 - step / max(1, total_steps)) ** power
 
 
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on weights only, none on biases and normalisation parameters.
+
+    A normalisation layer's scale and shift and every bias are 1-D (or, like the local space's
+    per-component biases, named ``*bias``); decaying them only drags BatchNorm towards zero.
+    """
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith("bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def _check_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    last = out / "checkpoints" / "last.pt"
-    if last.exists() and not resume and not overwrite:
-        raise RunExistsError(f"{out}: already holds a training run ({last}). Resume it with "
-                             f"--resume {last}, choose another output_dir, or pass --overwrite to replace it.")
+def _takes_labels(model: nn.Module) -> bool:
+    """PHGMM's training forward reads the labels (for PostNet); the baselines take the image only."""
+    return hasattr(unwrap(model), "infer")
+
+
+#: Settings a resumed run takes from its checkpoint (the optimiser's and schedule's state carry
+#: them): an override that differs cannot apply and is refused. Everything else (epochs, val_every,
+#: checkpoint_every, num_workers, output_dir …) may change on resume; the poly schedule is then
+#: recomputed over the new number of epochs.
+RESUME_FIXED = {"train": ("lr", "weight_decay", "poly_power", "batch_size"),
+                "loss": ("lambda_g", "lambda_z", "lambda_s", "kl", "kl_warmup_steps", "free_bits")}
+
+
+def check_resume_config(cfg: Config, state: dict[str, Any]) -> None:
+    """Refuse a resume whose config changes what the checkpoint fixes; names both values."""
+    from .checkpoint import config_differences
+
+    source = state.get("source", "checkpoint")
+    model = config_differences(state.get("config", {}), cfg, "model")
+    model = [d for d in model if not d.startswith("model.pretrained_backbone")]
+    if model:
+        raise CheckpointError(f"{source}: its weights do not fit the model of this config ({'; '.join(model)}); "
+                              f"resume with the checkpoint's own model settings")
+    fixed = [d for section, keys in RESUME_FIXED.items()
+             for d in config_differences(state.get("config", {}), cfg, section, keys)]
+    if fixed:
+        raise CheckpointError(f"{source}: a resumed run continues the checkpoint's optimiser, schedule and loss, "
+                              f"so these settings cannot change: {'; '.join(fixed)}. Drop the override, or start "
+                              f"a new run from the weights (model.pretrained_backbone / a new output_dir)")
+
+
+class TrainingState:
+    """Everything a checkpoint restores: the model, optimiser, schedule, scaler and position."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
+        self.model, self.optimizer, self.scheduler, self.scaler = model, optimizer, scheduler, scaler
+        self.epoch = 0              # epochs finished
+        self.step_in_epoch = 0      # steps finished in the current epoch
+        self.global_step = 0
+        self.best_miou = -1.0
+        self.history: list[dict[str, Any]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                "best_miou": self.best_miou, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from a checkpoint; a model that does not fit is a :class:`CheckpointError`."""
+        source = state.get("source", "checkpoint")
+        try:
+            unwrap(self.model).load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{source}: its weights do not fit the model of this config "
+                                  f"({str(exc).splitlines()[0]}); resume with the checkpoint's own model "
+                                  f"settings") from None
+        if "optimizer" not in state:
+            raise CheckpointError(f"{source}: holds weights only (no optimiser state), so training cannot "
+                                  f"resume from it; resume from last.pt, or start a new run")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:
+            raise CheckpointError(f"{source}: its optimiser state does not fit ({exc}); it was written by an "
+                                  f"older phgmm with other parameter groups: start a new run") from None
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.best_miou = state["global_step"], state.get("best_miou", -1.0)
+        self.history = list(state.get("history", []))
+
+
+@contextlib.contextmanager
+def _sigint_between_steps(flag: dict[str, bool]) -> Iterator[None]:
+    """Ctrl-C sets ``flag["stop"]`` instead of raising, so the running step completes; a second
+    Ctrl-C raises at once. Only the main thread can install a handler; elsewhere this is a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """Trains ``cfg``'s model; see the module docstring for what it writes.
+
+    Args:
+        cfg: the resolved config (``phgmm.config.load_config``).
+        resume: a checkpoint to continue from: a path, or one already read with ``load_checkpoint``.
+        overwrite: allow replacing an existing run in ``cfg.output_dir``.
+        progress: show progress bars (rank 0 only).
+    """
+
+    def __init__(self, cfg: Config, resume: str | Path | dict | None = None, overwrite: bool = False,
+                 progress: bool = True) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.device = du.init(cfg.device)
+        self.main = du.is_main()
+        self.out = Path(cfg.output_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        state = load_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
+        if state is not None:
+            check_resume_config(cfg, state)
+        if self.main:
+            self._prepare_output(state is not None, overwrite)
+        du.barrier()
+        _seed_everything(cfg.seed)
+        self._build_data()
+        self._build_model()
+        if state is not None:
+            self._restore(state)
+        self.net: nn.Module = self.model
+        if du.is_distributed():
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # Without ℓ_z (no PostNet) the local space's log-variance head gets no gradient unless
+            # samples are decoded; DDP must then be told that some parameters sit out.
+            unused = cfg.model.name == "phgmm" and cfg.model.postnet is None and not cfg.model.sample_latent
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
+        if cfg.train.compile:
+            self.net = torch.compile(self.net)
+        self.writer = None
+        if self.main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(log_dir=str(self.out / "tb"), purge_step=self.state.global_step or None)
+        self._stop = {"stop": False}
+        if self.main:
+            print(self.summary(state), flush=True)
+
+    def summary(self, resumed: dict[str, Any] | None = None) -> str:
+        """The start-of-run summary: model, device, data, schedule, outputs (and the resume point)."""
+        cfg, t, s = self.cfg, self.cfg.train, self.state
+        counts = self.model.parameter_counts() if hasattr(self.model, "parameter_counts") else {}
+        params = ""
+        if counts:
+            params = f", {counts['inference_total'] / 1e6:.2f} M parameters"
+            if counts.get("training_total", 0) != counts["inference_total"]:
+                params += f" ({counts['training_total'] / 1e6:.2f} M in training)"
+        n_val = len(self.val_loader.dataset) if self.val_loader is not None else 0
+        lines = [f"phgmm train: {cfg.model.name} ({cfg.model.backbone}{params}) on {self.device}"
+                 f"{f' × {du.world_size()} processes' if du.world_size() > 1 else ''}",
+                 f"  data: {cfg.data.dataset} at {cfg.data.root}: {len(self.train_set)} training images "
+                 f"({len(self.epoch_set)} samples per epoch), {n_val} validation, {cfg.data.size[0]}x{cfg.data.size[1]}",
+                 f"  schedule: {t.epochs} epochs × {self.steps_per_epoch} steps of {t.batch_size}"
+                 f"{' per process' if du.world_size() > 1 else ''}, AdamW lr {t.lr:g} (poly), weight decay {t.weight_decay:g}",
+                 f"  output: {self.out} (config.yaml, history.json, checkpoints/, tb/)"]
+        if resumed is not None:
+            lines.append(f"  resuming {resumed.get('source', 'a checkpoint')} at epoch {s.epoch + 1}, "
+                         f"step {s.step_in_epoch} (global step {s.global_step})")
+        return "\n".join(lines)
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _prepare_output(self, resuming: bool, overwrite: bool) -> None:
+        from ..io import check_output_dir
+
+        check_output_dir(self.out)
+        last = self.ckpt_dir / "last.pt"
+        if last.exists() and not resuming and not overwrite:
+            raise RunExistsError(f"{self.out}: already holds a training run ({last}). Resume it with "
+                                 f"--resume {last}, choose another output_dir, or pass --overwrite to replace it.")
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, self.out / "config.yaml")
+
+    def _build_data(self) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        self.train_set = build_dataset_from_config(cfg, cfg.data.train_split, train=True)
+        self.epoch_set = EpochDataset(self.train_set, cfg.data.samples_per_epoch, seed=cfg.seed)
+        self.loader, self.sampler = make_train_loader(self.epoch_set, t.batch_size, cfg.data.num_workers,
+                                                      cfg.seed, cfg.data.pin_memory)
+        self.val_loader = None
+        if t.val_every > 0:
+            val_set = build_dataset_from_config(cfg, cfg.data.val_split, train=False)
+            self.val_loader = make_eval_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers,
+                                               cfg.data.pin_memory)
+        self.steps_per_epoch = len(self.loader) if t.max_steps_per_epoch is None else \
+            min(len(self.loader), t.max_steps_per_epoch)
+        self.classes = {"names": list(getattr(self.train_set, "class_names", [])),
+                        "colors": [list(c) for c in getattr(self.train_set, "colors", [])]}
+
+    def _build_model(self) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        model = build_model_from_config(cfg).to(self.device)
+        if t.sync_bn and du.is_distributed():
+            if self.device.type == "cuda":
+                model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            elif self.main:
+                print("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; using per-process BatchNorm")
+        self.fmt = memory_format(t.channels_last)
+        self.model = model.to(memory_format=self.fmt)
+        optimizer = torch.optim.AdamW(parameter_groups(self.model, t.weight_decay), lr=t.lr)
+        total_steps = self.steps_per_epoch * t.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, t.poly_power))
+        self.amp = amp_dtype(t.amp, self.device)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.loss_fn = build_loss(cfg)
+        self.takes_labels = _takes_labels(self.model)
+        self.state = TrainingState(self.model, optimizer, scheduler, scaler)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.state.load_state_dict(state)
+        if state.get("world_size", 1) == du.world_size():
+            restore_rng(state["rng"])
+        elif self.main:
+            print(f"resuming with {du.world_size()} processes instead of {state.get('world_size', 1)}: "
+                  f"weights, optimiser and schedule continue; the sample order of the new world size applies")
+        if self.state.step_in_epoch >= self.steps_per_epoch:
+            self.state.epoch, self.state.step_in_epoch = self.state.epoch + 1, 0
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """A checkpoint of the current position (what ``--resume`` reads)."""
+        return {**self.state.state_dict(), "rng": capture_rng(), "config": config_to_dict(self.cfg),
+                "classes": self.classes, "world_size": du.world_size()}
+
+    def save_checkpoints(self, best: bool = False) -> None:
+        """``last.pt`` (the full position) and, when ``best``, ``best.pt`` (weights, no optimiser)."""
+        if not self.main:
+            return
+        snap = self.snapshot()
+        if best:
+            save_checkpoint(self.ckpt_dir / "best.pt", _weights_only(snap))
+        save_checkpoint(self.ckpt_dir / "last.pt", snap)
+        from ..io import write_json
+        write_json(self.out / "history.json", self.state.history)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the detached loss terms (on the device)."""
+        s, t = self.state, self.cfg.train
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
+        y = y.to(self.device, non_blocking=True)
+        with autocast(self.amp, self.device):
+            output = self.net(x, y) if self.takes_labels else self.net(x)
+            terms = self.loss_fn(output, y, step=s.global_step)
+        stacked = torch.stack([terms[k].detach().float() for k in LOSS_TERMS])
+        if not bool(torch.isfinite(stacked).all()):    # the step's one host synchronisation
+            self._non_finite(dict(zip(LOSS_TERMS, stacked.tolist())))
+        s.optimizer.zero_grad(set_to_none=True)
+        s.scaler.scale(terms["total"]).backward()
+        if t.grad_clip:
+            s.scaler.unscale_(s.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        s.scaler.step(s.optimizer)
+        s.scaler.update()
+        s.scheduler.step()
+        s.global_step += 1
+        s.step_in_epoch += 1
+        return {"terms": stacked, "images": x.shape[0]}
+
+    def _non_finite(self, values: dict[str, float]) -> None:
+        s = self.state
+        name = next((k for k in ("g", "z", "s") if not math.isfinite(values[k])), "total")
+        last = self.ckpt_dir / "last.pt"
+        kept = (f"the last good checkpoint {last} was left intact" if last.exists()
+                else "no checkpoint had been written yet")
+        raise TrainingError(
+            f"non-finite loss at epoch {s.epoch + 1}, step {s.step_in_epoch + 1} (global step {s.global_step + 1}): "
+            f"term ℓ_{name} = {values[name]}. Training stopped; {kept}. Try a lower train.lr or train.grad_clip.")
+
+    def train_one_epoch(self) -> dict[str, Any]:
+        """Train from the current position to the end of the epoch; returns the epoch's record."""
+        s, t = self.state, self.cfg.train
+        epoch, first = s.epoch, s.step_in_epoch
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        self.epoch_set.set_epoch(epoch)
+        self.sampler.set_start(first * t.batch_size)
+        bar = tqdm(total=self.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}",
+                   disable=not (self.progress and self.main), dynamic_ncols=True, leave=True)
+        sums = torch.zeros(len(LOSS_TERMS), device=self.device)
+        seen, tick, every = 0, time.perf_counter(), max(1, t.log_every)
+        for x, y in self.loader:
+            if s.step_in_epoch >= self.steps_per_epoch:
+                break
+            out = self.run_step(x, y)
+            sums += out["terms"]
+            seen += out["images"] * du.world_size()
+            bar.update(1)
+            if s.global_step % every == 0:
+                self._log_step(out["terms"], seen / max(1e-9, time.perf_counter() - tick), bar)
+            if t.checkpoint_every and s.global_step % t.checkpoint_every == 0 \
+                    and s.step_in_epoch < self.steps_per_epoch:
+                self.save_checkpoints()
+            if self._stop["stop"]:
+                raise KeyboardInterrupt
+        bar.close()
+        du.broadcast_buffers(self.model)
+        n_steps = max(1, s.step_in_epoch - first)
+        elapsed = time.perf_counter() - tick
+        means = (sums / n_steps).tolist()
+        return {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in zip(LOSS_TERMS, means)},
+                "images_per_s": seen / max(1e-9, elapsed), "epoch_seconds": elapsed,
+                "global_step": s.global_step}
+
+    def _log_step(self, terms: torch.Tensor, rate: float, bar) -> None:
+        if not self.main:
+            return
+        values = dict(zip(LOSS_TERMS, terms.tolist()))
+        bar.set_postfix(loss=f"{values['total']:.3f}", s=f"{values['s']:.3f}", z=f"{values['z']:.3f}",
+                        g=f"{values['g']:.3f}", img_s=f"{rate:.1f}")
+        if self.writer is not None:
+            step = self.state.global_step
+            for k, v in values.items():
+                self.writer.add_scalar(f"train/loss_{k}", v, step)
+            self.writer.add_scalar("train/lr", self.state.scheduler.get_last_lr()[0], step)
+            self.writer.add_scalar("train/kl_weight", self.loss_fn.kl_weight(step), step)
+            self.writer.add_scalar("train/images_per_s", rate, step)
+
+    def validate(self) -> dict[str, Any]:
+        """Score the validation split; returns the ``val_*`` entries of the epoch's record."""
+        from .evaluate import evaluate_model, flat_scalars
+
+        result = evaluate_model(unwrap(self.model), self.val_loader, self.cfg, self.device, trimap=False,
+                                report_samples=0, progress=self.progress)
+        record = {f"val_{k}": v for k, v in flat_scalars(result.metrics).items()}
+        if self.writer is not None:
+            for k, v in record.items():
+                if math.isfinite(v):
+                    self.writer.add_scalar(k.replace("val_", "val/", 1), v, self.state.global_step)
+        if self.main:
+            m = result.metrics
+            latent = m.get("latent") or {}
+            extra = ""
+            if "swap_z_miou_drop" in latent:
+                extra = (f"; z: {latent['z_active_units']} active units, swap costs "
+                         f"{100 * latent['swap_z_miou_drop']:.2f} mIoU")
+            if "swap_g_miou_drop" in latent:
+                extra += (f"; g: {latent['g_active_units']} active, swap costs "
+                          f"{100 * latent['swap_g_miou_drop']:.2f}")
+            print(f"epoch {self.state.epoch}: val mIoU {100 * m['miou']:.2f} "
+                  f"(pixel acc. {100 * m['pixel_accuracy']:.2f}){extra}", flush=True)
+        return record
+
+    def fit(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
+        """Train to ``train.epochs`` (or for ``stop_after_epochs`` epochs of this call)."""
+        s, t = self.state, self.cfg.train
+        epochs_run = 0
+        try:
+            with _sigint_between_steps(self._stop):
+                while s.epoch < t.epochs:
+                    record = self.train_one_epoch()
+                    s.epoch, s.step_in_epoch = s.epoch + 1, 0
+                    s.history.append(record)
+                    validate = self.val_loader is not None and (s.epoch % t.val_every == 0 or s.epoch == t.epochs)
+                    if validate:
+                        self.save_checkpoints()   # the epoch is kept even if validation fails
+                        record.update(self.validate())
+                    best = "val_miou" in record and record["val_miou"] > s.best_miou
+                    if best:
+                        s.best_miou = record["val_miou"]
+                    self.save_checkpoints(best=best)
+                    du.barrier()
+                    epochs_run += 1
+                    if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
+                        break
+        except KeyboardInterrupt:
+            path = self.ckpt_dir / "last.pt"
+            self.save_checkpoints()
+            if self.main:
+                print(f"\ninterrupted: saved the position (epoch {s.epoch + 1}, step {s.step_in_epoch}) to "
+                      f"{path}; continue with --resume {path}", flush=True)
+            raise TrainingInterrupted(path) from None
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        best_path, last_path = self.ckpt_dir / "best.pt", self.ckpt_dir / "last.pt"
+        if self.main and not best_path.exists() and last_path.exists():
+            # no validation ran: the last weights are the best we know of
+            save_checkpoint(best_path, _weights_only(load_checkpoint(last_path)))
+        return {"output_dir": str(self.out), "last": str(last_path), "best": str(best_path),
+                "best_miou": s.best_miou, "history": s.history, "global_step": s.global_step,
+                "model": unwrap(self.model)}
+
+
+def _weights_only(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint for using the model, not for resuming: no optimiser, schedule or RNG."""
+    drop = {"optimizer", "scheduler", "scaler", "rng", "source"}
+    return {k: v for k, v in snapshot.items() if k not in drop}
 
 
 def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool = False,
@@ -75,195 +491,7 @@ def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool 
             split a long run into jobs; the schedule still follows ``cfg.train.epochs``.
         progress: show a progress bar (rank 0 only).
     """
-    device = du.init(cfg.device)
-    main = du.is_main()
-    out = Path(cfg.output_dir)
-    ckpt_dir = out / "checkpoints"
-    state = None
-    if isinstance(resume, dict):
-        state = resume
-    elif resume is not None:
-        state = load_checkpoint(resume, map_location="cpu")
-    if main:
-        _check_output_dir(out, resume is not None, overwrite)
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
-    du.barrier()
-
-    _seed_everything(cfg.seed)
-    t = cfg.train
-    train_set = build_dataset_from_config(cfg, cfg.data.train_split, train=True)
-    epoch_set = EpochDataset(train_set, cfg.data.samples_per_epoch)
-    loader, sampler = make_train_loader(epoch_set, t.batch_size, cfg.data.num_workers, cfg.seed,
-                                        cfg.data.pin_memory)
-    val_loader = None
-    if t.val_every > 0:
-        val_set = build_dataset_from_config(cfg, cfg.data.val_split, train=False)
-        val_loader = make_eval_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory)
-    steps_per_epoch = len(loader) if t.max_steps_per_epoch is None else min(len(loader), t.max_steps_per_epoch)
-    total_steps = steps_per_epoch * t.epochs
-
-    model = build_model_from_config(cfg).to(device)
-    if t.sync_bn and du.is_distributed():
-        if device.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        elif du.is_main():
-            print("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; using per-process BatchNorm")
-    fmt = memory_format(t.channels_last)
-    model = model.to(memory_format=fmt)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, t.poly_power))
-    dtype = amp_dtype(t.amp, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    loss_fn = build_loss(cfg)
-
-    start_epoch, start_step, global_step, best_miou, history = 0, 0, 0, -1.0, []
-    if state is not None:
-        try:
-            unwrap(model).load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{state.get('source', 'checkpoint')}: its weights "
-                                  f"do not fit the model of this config ({str(exc).splitlines()[0]}); "
-                                  f"resume with the checkpoint's own model settings") from None
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "scaler" in state and state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, start_step = state["epoch"], state["step_in_epoch"]
-        global_step, best_miou = state["global_step"], state.get("best_miou", -1.0)
-        history = list(state.get("history", []))
-        if state.get("world_size", 1) == du.world_size():
-            restore_rng(state["rng"])
-        elif main:
-            print(f"resuming with {du.world_size()} processes instead of {state.get('world_size', 1)}: "
-                  f"weights, optimiser and schedule continue; the sample order of the new world size applies")
-        if start_step >= steps_per_epoch:
-            start_epoch, start_step = start_epoch + 1, 0
-
-    net = model
-    if du.is_distributed():
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if t.compile:
-        net = torch.compile(net)
-
-    writer = None
-    if main:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(log_dir=str(out / "tb"), purge_step=global_step or None)
-
-    classes = {"names": list(getattr(train_set, "class_names", [])),
-               "colors": [list(c) for c in getattr(train_set, "colors", [])]}
-
-    def snapshot(epoch: int, step_in_epoch: int) -> dict[str, Any]:
-        return {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
-                "best_miou": best_miou, "history": history, "rng": capture_rng(),
-                "config": config_to_dict(cfg), "classes": classes, "world_size": du.world_size()}
-
-    epochs_run = 0
-    epoch, step = start_epoch, start_step
-    try:
-        for epoch in range(start_epoch, t.epochs):
-            model.train()
-            sampler.set_epoch(epoch)
-            epoch_set.set_epoch(epoch)
-            first = start_step if epoch == start_epoch else 0
-            sampler.set_start(first * t.batch_size)
-            bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}",
-                       disable=not (progress and main), dynamic_ncols=True, leave=True)
-            sums = {"total": 0.0, "g": 0.0, "z": 0.0, "s": 0.0}
-            seen, tick = 0, time.perf_counter()
-            step = first
-            for x, y in loader:
-                if step >= steps_per_epoch:
-                    break
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-                x = x.contiguous(memory_format=fmt)
-                with autocast(dtype, device):
-                    output = net(x, y)
-                    terms = loss_fn(output, y)
-                bad = {k: v.item() for k, v in terms.items() if not torch.isfinite(v)}
-                if bad:
-                    name, value = next(iter((k, v) for k, v in bad.items() if k != "total"), ("total", bad["total"]))
-                    raise TrainingError(
-                        f"non-finite loss at epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}): "
-                        f"term ℓ_{name} = {value}. Training stopped; the last good checkpoint "
-                        f"{ckpt_dir / 'last.pt'} was left intact. Try a lower train.lr or train.grad_clip.")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(terms["total"]).backward()
-                if t.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                global_step += 1
-                step += 1
-                seen += x.shape[0] * du.world_size()
-                for k in sums:
-                    sums[k] += terms[k].item()
-                if main:
-                    rate = seen / max(1e-9, time.perf_counter() - tick)
-                    bar.set_postfix(loss=f"{terms['total'].item():.3f}", s=f"{terms['s'].item():.3f}",
-                                    z=f"{terms['z'].item():.3f}", g=f"{terms['g'].item():.3f}",
-                                    img_s=f"{rate:.1f}")
-                    bar.update(1)
-                    if writer is not None and global_step % max(1, t.log_every) == 0:
-                        for k, v in terms.items():
-                            writer.add_scalar(f"train/loss_{k}", v.item(), global_step)
-                        writer.add_scalar("train/lr", scheduler.get_last_lr()[0], global_step)
-                        writer.add_scalar("train/images_per_s", rate, global_step)
-            bar.close()
-            du.broadcast_buffers(model)
-            n_steps = max(1, step - first)
-            record: dict[str, Any] = {"epoch": epoch + 1, **{f"loss_{k}": v / n_steps for k, v in sums.items()},
-                                      "images_per_s": seen / max(1e-9, time.perf_counter() - tick)}
-            last_epoch = epoch + 1 == t.epochs
-            if val_loader is not None and ((epoch + 1) % t.val_every == 0 or last_epoch):
-                from .evaluate import evaluate_model
-                result = evaluate_model(unwrap(model), val_loader, cfg, device, trimap=False,
-                                        report_samples=0, progress=progress)
-                record["val_miou"] = result.metrics["miou"]
-                record["val_pixel_accuracy"] = result.metrics["pixel_accuracy"]
-                clustering = result.metrics.get("clustering") or {}
-                if writer is not None:
-                    writer.add_scalar("val/miou", result.metrics["miou"], global_step)
-                    writer.add_scalar("val/pixel_accuracy", result.metrics["pixel_accuracy"], global_step)
-                    for k, v in clustering.items():
-                        if isinstance(v, (int, float)) and math.isfinite(v):
-                            writer.add_scalar(f"val/clustering_{k}", v, global_step)
-                record.update({f"val_{k}": v for k, v in clustering.items() if isinstance(v, (int, float))})
-                if main:
-                    print(f"epoch {epoch + 1}: val mIoU {100 * result.metrics['miou']:.2f} "
-                          f"(pixel acc. {100 * result.metrics['pixel_accuracy']:.2f})", flush=True)
-            history.append(record)
-            if main:
-                if "val_miou" in record and record["val_miou"] > best_miou:
-                    best_miou = record["val_miou"]
-                    save_checkpoint(ckpt_dir / "best.pt", snapshot(epoch + 1, 0))
-                save_checkpoint(ckpt_dir / "last.pt", snapshot(epoch + 1, 0))
-            du.barrier()
-            epochs_run += 1
-            if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-                break
-    except KeyboardInterrupt:
-        path = ckpt_dir / "last.pt"
-        if main:
-            save_checkpoint(path, snapshot(epoch, step))
-            print(f"\ninterrupted: saved the position (epoch {epoch + 1}, step {step}) to {path}; "
-                  f"continue with --resume {path}", flush=True)
-        raise TrainingInterrupted(path) from None
-    finally:
-        if writer is not None:
-            writer.close()
-
-    if main and not (ckpt_dir / "best.pt").exists() and (ckpt_dir / "last.pt").exists():
-        # no validation ran: the last weights are the best we know of
-        save_checkpoint(ckpt_dir / "best.pt", load_checkpoint(ckpt_dir / "last.pt"))
-    return {"output_dir": str(out), "last": str(ckpt_dir / "last.pt"), "best": str(ckpt_dir / "best.pt"),
-            "best_miou": best_miou, "history": history, "global_step": global_step, "model": unwrap(model)}
+    return Trainer(cfg, resume=resume, overwrite=overwrite, progress=progress).fit(stop_after_epochs)
 
 
 def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:

@@ -1,4 +1,4 @@
-"""Segmentation metrics (SPEC §5–6): confusion-matrix scores, trimap, Boundary IoU, clustering of
+"""Segmentation metrics (docs/design.md §5–6): confusion-matrix scores, trimap, Boundary IoU, clustering of
 z, and sampling uncertainty.
 
 ``SegmentationEvaluator`` bundles the three split-level accumulators (confusion matrix, trimap,

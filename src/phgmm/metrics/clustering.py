@@ -1,4 +1,4 @@
-"""Clustering quality of the local latent space z (SPEC §5, paper Fig. 9).
+"""Clustering quality of the local latent space z (docs/design.md §5, paper Fig. 9).
 
 The points are the per-image component means μ_z^k (one L-dimensional point per image and
 component), labelled by the component index k. ``clustering_indices`` reports scikit-learn's

@@ -1,6 +1,6 @@
 """Confusion matrix accumulated over a whole split, and the scores read off it.
 
-Convention (SPEC §1, §5; AdapNet++'s reduction): rows are ground truth, columns are
+Convention (docs/design.md §1, §5; AdapNet++'s reduction): rows are ground truth, columns are
 predictions; pixels whose ground truth is ``ignore_index`` (255) are skipped; background
 (class 0) is scored like every other class — a car predicted on a background pixel is a false
 positive for car — but it is left out of the mean IoU (``exclude_from_mean=(0,)``).

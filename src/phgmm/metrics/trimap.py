@@ -1,4 +1,4 @@
-"""Trimap error curve (SPEC §5, paper Fig. 7): pixel error within a band around label boundaries.
+"""Trimap error curve (docs/design.md §5, paper Fig. 7): pixel error within a band around label boundaries.
 
 Definitions (fixed here, the paper leaves them open):
 

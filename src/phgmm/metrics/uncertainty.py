@@ -1,4 +1,4 @@
-"""Per-pixel uncertainty from S sampled predictions (SPEC §6).
+"""Per-pixel uncertainty from S sampled predictions (docs/design.md §6).
 
 Sampling the local latent space q(z|x) S times gives S logits tensors ``S×N×C×H×W``. With
 ``p_s = softmax(logits_s)`` over the class axis and ``p̄ = mean_s p_s``:

@@ -26,5 +26,7 @@ def build_model(name: str = "phgmm", num_classes: int = 12, backbone: str = "res
         return PHGMM(num_classes=num_classes, backbone=backbone, **kwargs)
     if key in MODEL_NAMES:
         from . import baselines
-        return baselines.build_baseline(key, num_classes=num_classes, backbone=backbone, **kwargs)
+        model = baselines.build_baseline(key, num_classes=num_classes, backbone=backbone, **kwargs)
+        model.build_args = {"name": key, "num_classes": num_classes, "backbone": backbone, **kwargs}
+        return model
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")

@@ -1,6 +1,6 @@
 """ResNet encoders in plain PyTorch with torchvision's parameter names.
 
-The encoder returns the four stage outputs F1..F4 at H/4, H/8, H/16 and H/32 (SPEC §2). Module and
+The encoder returns the four stage outputs F1..F4 at H/4, H/8, H/16 and H/32 (docs/design.md §2). Module and
 parameter names follow ``torchvision.models.resnet`` exactly (``conv1``, ``bn1``, ``layer1.0.conv1``,
 ``layer1.0.downsample.0`` …) so that a torchvision ResNet state dict, minus ``fc.*``, loads with
 ``strict=True`` — without importing torchvision, which has no CPU build on our machines.

@@ -1,4 +1,4 @@
-"""Comparison networks (SPEC §5, Tables 1–2) on the same ResNet code as PHGMM.
+"""Comparison networks (docs/design.md §5, Tables 1–2) on the same ResNet code as PHGMM.
 
 Every baseline is trained from scratch like PHGMM, takes an N×3×H×W image and returns N×C×H×W
 logits at the input's own H×W, in training and in evaluation mode, for any H×W (also sizes that are
@@ -35,6 +35,7 @@ from torch import nn
 
 from .backbone import resnet_encoder
 from .decoder import bilinear_kernel
+from .shareable import Shareable
 
 __all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "build_baseline",
            "BASELINES", "PHGMM_ONLY_KWARGS"]
@@ -44,6 +45,7 @@ __all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "bu
 PHGMM_ONLY_KWARGS = frozenset({
     "num_components", "use_global", "postnet", "latent_dim", "component_dim", "global_dim",
     "decoder_units", "decoder_channels", "sample_latent", "local_channels", "ignore_index",
+    "decode_posterior", "use_local",
 })
 
 
@@ -72,7 +74,7 @@ def _count(m: nn.Module | None) -> int:
     return sum(p.numel() for p in m.parameters()) if m is not None else 0
 
 
-class _Baseline(nn.Module):
+class _Baseline(Shareable, nn.Module):
     """Common parts: an ``encoder`` (ResNet, F1..F4) and a ``head`` (everything else)."""
 
     encoder: nn.Module

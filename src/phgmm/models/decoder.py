@@ -1,4 +1,4 @@
-"""PHGMM's decoder and merge stage (paper Fig. 5, SPEC §2).
+"""PHGMM's decoder and merge stage (paper Fig. 5, docs/design.md §2).
 
 Four groups of residual units at H/32, H/16, H/8 and H/4, all ``3C`` channels. Group 1 starts from
 conv1×1(512 → 3C) of the local-space map; every group adds a skip, conv3×3(F_l → 3C) + BN + ReLU of
@@ -56,35 +56,36 @@ class DecoderGroup(nn.Module):
         self.units = nn.Sequential(*(BasicBlock(channels, channels) for _ in range(num_units)))
         self.side = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
 
-    def forward(self, x: torch.Tensor, skip_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor | None, skip_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         skip = self.skip[2](self.skip[1](skip_pre))
-        x = self.units(resize_to(x, skip.shape[-2:]) + skip)
+        x = self.units(skip if x is None else resize_to(x, skip.shape[-2:]) + skip)
         return x, self.side(x)
 
 
 class Decoder(nn.Module):
     """The four decoder groups; returns the four side outputs, each at its group's resolution."""
 
-    def __init__(self, encoder_channels: Sequence[int], in_channels: int = 512, channels: int = 36,
+    def __init__(self, encoder_channels: Sequence[int], in_channels: int | None = 512, channels: int = 36,
                  units: Sequence[int] = (3, 23, 4, 3)) -> None:
         super().__init__()
         if len(units) != 4:
             raise ValueError(f"decoder_units needs four numbers (one per group), got {list(units)}")
-        self.input = nn.Conv2d(in_channels, channels, 1)
+        # in_channels None: no local-space input; group 1 starts from its skip alone ("without z").
+        self.input = nn.Conv2d(in_channels, channels, 1) if in_channels else None
         # Group order is coarse → fine: F4 (H/32), F3, F2, F1 (H/4).
         self.groups = nn.ModuleList(DecoderGroup(c, channels, n)
                                     for c, n in zip(reversed(list(encoder_channels)), units))
         self.channels = channels
 
-    def forward(self, z_map: torch.Tensor, skip_pre: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, z_map: torch.Tensor | None, skip_pre: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Side outputs coarse → fine from the local-space map and the skip convolutions' outputs.
 
         Args:
-            z_map: N×512×(H/32)×(W/32) decoder input.
+            z_map: N×512×(H/32)×(W/32) decoder input (None for a decoder without one).
             skip_pre: ``groups[i].skip[0]`` applied to the encoder levels, fine → coarse
                 (F1 … F4 order, as the encoder returns its levels).
         """
-        x = self.input(z_map)
+        x = self.input(z_map) if self.input is not None else None
         sides = []
         for group, pre in zip(self.groups, reversed(list(skip_pre))):
             x, side = group(x, pre)

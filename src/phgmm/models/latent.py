@@ -1,4 +1,4 @@
-"""The two latent spaces of PHGMM (paper Fig. 3 and 4, SPEC §2).
+"""The two latent spaces of PHGMM (paper Fig. 3 and 4, docs/design.md §2).
 
 * :class:`MultiLevelSummary` — per encoder level, conv3×3(F_l → C) + sigmoid + global average pool,
   concatenated into ``s ∈ R^{4C}``. Local space, global space and PostNet each own one.

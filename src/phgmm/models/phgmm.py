@@ -1,4 +1,4 @@
-"""The PHGMM network (paper Fig. 2, SPEC §2): encoder, local space z, global space g, decoder,
+"""The PHGMM network (paper Fig. 2, docs/design.md §2): encoder, local space z, global space g, decoder,
 merge head and, for training only, PostNet."""
 
 from __future__ import annotations
@@ -13,10 +13,30 @@ from torch.distributions import Independent, MixtureSameFamily
 
 from .backbone import resnet_encoder
 from .decoder import Decoder, MergeHead
-from .latent import GlobalSpace, LocalSpace, MultiLevelSummary
+from .latent import GlobalSpace, LocalSpace, MultiLevelSummary, gaussian_mixture
 from .postnet import PostNet
+from .shareable import Shareable
 
-__all__ = ["PHGMM", "PHGMMOutput"]
+__all__ = ["PHGMM", "PHGMMOutput", "Encoded"]
+
+
+@dataclass
+class Encoded:
+    """One batch read by the encoder: its maps and the latent spaces' raw parameters.
+
+    Attributes:
+        size: the input's (H, W).
+        feats: encoder levels F1 … F4.
+        skips: the decoder skip convolutions' outputs (before BN + ReLU), F1 … F4 order.
+        local: (mixture logits N×K, μ_z N×K×L, log σ²_z N×K×L); None without a local space.
+        glob: (μ_g N×L, log σ²_g N×L); None without a global space.
+    """
+
+    size: tuple[int, int]
+    feats: list[torch.Tensor]
+    skips: list[torch.Tensor]
+    local: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+    glob: tuple[torch.Tensor, torch.Tensor] | None
 
 
 @dataclass
@@ -26,17 +46,22 @@ class PHGMMOutput:
     Attributes:
         logits: N×C×H×W class scores (softmax is applied by the loss and by ``predict``).
         q_z: q(z|x), a K-component mixture of L-dim diagonal Gaussians (Eq. 1).
+        q_z: q(z|x), a K-component mixture of L-dim diagonal Gaussians (Eq. 1); None when the
+            model has no local space (the "without z" ablation).
         p_z: PostNet's p(z|x, y) (Eq. 5); None without labels or without PostNet.
         q_g: q(g|x) = N(μ_g, σ_g²) (Eq. 2); None when the model has no global space.
+        posterior_logits: the decoder's logits from a sample of p(z|x, y) (the conditional-VAE
+            remedy, ``decode_posterior > 0``); None otherwise.
     """
 
     logits: torch.Tensor
-    q_z: MixtureSameFamily
+    q_z: MixtureSameFamily | None
     p_z: MixtureSameFamily | None = None
     q_g: Independent | None = None
+    posterior_logits: torch.Tensor | None = None
 
 
-class PHGMM(nn.Module):
+class PHGMM(Shareable, nn.Module):
     """Probabilistic Hourglass Gaussian Mixture Model for semantic segmentation.
 
     Args:
@@ -51,8 +76,13 @@ class PHGMM(nn.Module):
         local_channels: channels of the fused local map fed to the decoder (512).
         decoder_channels: channels of every decoder unit (3C = 36 by default; None → 3·C).
         decoder_units: residual units per decoder group, coarse to fine.
-        sample_latent: decode reparameterised samples of z instead of the means μ_k in training
-            (the paper decodes the means: ``f(μ̄_z)``).
+        sample_latent: decode reparameterised samples of z and g instead of their means in
+            training (the paper decodes the means: ``f(μ̄_z)``). Evaluation always decodes means.
+        decode_posterior: in training, also decode a reparameterised sample of PostNet's
+            p(z|x, y) (a conditional VAE, Sohn et al. 2015) and weigh its ℓ_s by this value
+            (the loss's ``(1 − α)·ℓ_s(q) + α·ℓ_s(p)``). 0 is the paper's recipe.
+        use_local: build the local space z (the ablation's "without z" is False: the decoder
+            then starts from the H/32 skip alone, and there is no PostNet or ℓ_z).
         in_channels: image channels.
         ignore_index: label value excluded from PostNet's one-hot input.
     """
@@ -61,25 +91,39 @@ class PHGMM(nn.Module):
                  use_global: bool = True, postnet: str | None = "full", latent_dim: int = 256,
                  component_dim: int = 64, global_dim: int = 64, local_channels: int = 512,
                  decoder_channels: int | None = None, decoder_units: Sequence[int] = (3, 23, 4, 3),
-                 sample_latent: bool = False, in_channels: int = 3, ignore_index: int = 255) -> None:
+                 sample_latent: bool = False, decode_posterior: float = 0.0, use_local: bool = True,
+                 in_channels: int = 3, ignore_index: int = 255) -> None:
         super().__init__()
+        self.build_args = {"name": "phgmm", "num_classes": num_classes, "num_components": num_components,
+                           "backbone": backbone, "use_global": use_global, "postnet": postnet,
+                           "latent_dim": latent_dim, "component_dim": component_dim, "global_dim": global_dim,
+                           "local_channels": local_channels, "decoder_channels": decoder_channels,
+                           "decoder_units": list(decoder_units), "sample_latent": sample_latent,
+                           "decode_posterior": decode_posterior, "use_local": use_local,
+                           "in_channels": in_channels, "ignore_index": ignore_index}
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         if num_components < 1:
             raise ValueError(f"num_components must be at least 1, got {num_components}")
         if postnet not in ("full", "light", None):
             raise ValueError(f"postnet must be 'full', 'light' or None, got {postnet!r}")
+        if not 0.0 <= decode_posterior <= 1.0:
+            raise ValueError(f"decode_posterior must be in [0, 1], got {decode_posterior}")
+        if decode_posterior > 0 and (postnet is None or not use_local):
+            raise ValueError("decode_posterior needs PostNet and the local space (postnet set, use_local true)")
+        postnet = postnet if use_local else None
         decoder_channels = decoder_channels or 3 * num_classes
         self.num_classes = num_classes
         self.num_components = num_components
         self.latent_dim = latent_dim
         self.sample_latent = sample_latent
+        self.decode_posterior = float(decode_posterior)
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
         chans = self.encoder.channels
-        self.local_space = LocalSpace(chans, num_classes, num_components, latent_dim, component_dim,
-                                      local_channels)
+        self.local_space = (LocalSpace(chans, num_classes, num_components, latent_dim, component_dim,
+                                       local_channels) if use_local else None)
         self.global_space = GlobalSpace(chans, num_classes, latent_dim, global_dim) if use_global else None
-        self.decoder = Decoder(chans, local_channels, decoder_channels, decoder_units)
+        self.decoder = Decoder(chans, local_channels if use_local else None, decoder_channels, decoder_units)
         merge_in = 4 * decoder_channels + (global_dim if use_global else 0)
         self.head = MergeHead(merge_in, decoder_channels, num_classes)
         self.postnet = (PostNet(num_classes, num_components, latent_dim, backbone, postnet, ignore_index)
@@ -90,19 +134,19 @@ class PHGMM(nn.Module):
         """The local summary s_z, the global summary s_g and the decoder's skip convolutions.
 
         Three 3×3 convolutions read each encoder level F_l: the local space's summary (C outputs),
-        the global space's (C) and the decoder skip (3C), each with its own weights (SPEC §2). They
+        the global space's (C) and the decoder skip (3C), each with its own weights (docs/design.md §2). They
         run as one convolution over the concatenated filters and the output is split: the same
         maps, but F_l — the largest tensors here — is read once, and one convolution with 5C
         outputs runs much faster than three narrow ones (measured: ``phgmm benchmark``).
 
         Returns:
-            ``s_z`` (N×4C), ``s_g`` (N×4C, None without a global space) and the skip
-            convolutions' outputs, one per level in F1 … F4 order (before their BN + ReLU).
+            ``s_z`` (N×4C; None without a local space), ``s_g`` (N×4C, None without a global
+            space) and the skip convolutions' outputs, one per level in F1 … F4 order (before
+            their BN + ReLU).
         """
-        summaries = [self.local_space.summary.convs]
-        if self.global_space is not None:
-            summaries.append(self.global_space.summary.convs)
-        summary_maps, skips = [], []  # per level: [local, (global)]; the skip's output
+        spaces = [self.local_space, self.global_space]
+        summaries = [space.summary.convs for space in spaces if space is not None]
+        summary_maps, skips = [], []  # per level: [local?, global?]; the skip's output
         for level, (f, skip_conv) in enumerate(zip(feats, self.decoder.skip_convs())):
             convs = [s[level] for s in summaries] + [skip_conv]
             weight = torch.cat([c.weight for c in convs])
@@ -112,40 +156,76 @@ class PHGMM(nn.Module):
             *parts, skip = out.split([c.out_channels for c in convs], dim=1)
             summary_maps.append(parts)
             skips.append(skip)
-        s_z = MultiLevelSummary.pool([maps[0] for maps in summary_maps])
-        s_g = (MultiLevelSummary.pool([maps[1] for maps in summary_maps])
-               if self.global_space is not None else None)
+        pooled = iter([MultiLevelSummary.pool([maps[i] for maps in summary_maps]) for i in range(len(summaries))])
+        s_z, s_g = (next(pooled) if space is not None else None for space in spaces)
         return s_z, s_g, skips
 
-    def _decode(self, x: torch.Tensor, feats: list[torch.Tensor], skips: list[torch.Tensor],
-                pi: torch.Tensor, z: torch.Tensor, g: torch.Tensor | None) -> torch.Tensor:
+    def _decode(self, size: Sequence[int], feats: list[torch.Tensor], skips: list[torch.Tensor],
+                pi: torch.Tensor | None, z: torch.Tensor | None, g: torch.Tensor | None) -> torch.Tensor:
+        """Logits at ``size`` (H, W) from the encoder's maps and the latent codes (π and z: N×K
+        and N×K×L; g: N×L)."""
         grid = tuple(feats[3].shape[-2:])
-        sides = self.decoder(self.local_space.decode_input(pi, z, grid), skips)
+        z_map = self.local_space.decode_input(pi, z, grid) if self.local_space is not None else None
+        sides = self.decoder(z_map, skips)
         if self.global_space is not None and g is not None:
             sides.append(self.global_space.feature_map(g, grid))
-        return self.head(sides, feats[0].shape[-2:], x.shape[-2:])
+        return self.head(sides, feats[0].shape[-2:], size)
+
+    def encode(self, x: torch.Tensor) -> "Encoded":
+        """The encoder's maps and the latent distributions' parameters of a batch (no decoding).
+
+        Evaluation tools use it to decode one image's maps with another image's codes
+        (:meth:`decode`), the swap test of latent use.
+        """
+        feats = self.encoder(x)
+        s_z, s_g, skips = self.level_maps(feats)
+        local = self.local_space.heads(s_z) if self.local_space is not None else None
+        glob = ((self.global_space.mu(s_g), self.global_space.logvar(s_g))
+                if self.global_space is not None else None)
+        return Encoded(tuple(x.shape[-2:]), feats, skips, local, glob)
+
+    def decode(self, enc: "Encoded", pi: torch.Tensor | None = None, mu_z: torch.Tensor | None = None,
+               mu_g: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of ``enc`` decoded from the given codes (default: its own means)."""
+        if enc.local is not None:
+            pi = torch.softmax(enc.local[0], dim=1) if pi is None else pi
+            mu_z = enc.local[1] if mu_z is None else mu_z
+        if enc.glob is not None and mu_g is None:
+            mu_g = enc.glob[0]
+        return self._decode(enc.size, enc.feats, enc.skips, pi, mu_z, mu_g)
 
     def infer(self, x: torch.Tensor, y: torch.Tensor | None = None, sample: bool | None = None) -> PHGMMOutput:
-        """Full forward with distributions. PostNet runs only when it exists and ``y`` is given."""
+        """Full forward with distributions. PostNet runs only when it exists and ``y`` is given.
+
+        ``sample`` (default: the model's ``sample_latent``) decodes reparameterised samples of z
+        and g instead of their means.
+        """
         feats = self.encoder(x)
         s_z, s_g, skips = self.level_maps(feats)
-        q_z, (logits_pi, mu, _) = self.local_space.distribution(s_z)
         sample = self.sample_latent if sample is None else sample
-        z = q_z.component_distribution.rsample() if sample else mu
-        q_g, g = self.global_space.distribution(s_g) if self.global_space is not None else (None, None)
-        logits = self._decode(x, feats, skips, torch.softmax(logits_pi, dim=1), z, g)
+        q_z = pi = z = None
+        if self.local_space is not None:
+            q_z, (logits_pi, mu, _) = self.local_space.distribution(s_z)
+            pi = torch.softmax(logits_pi, dim=1)
+            z = q_z.component_distribution.rsample() if sample else mu
+        q_g = g = None
+        if self.global_space is not None:
+            q_g, g = self.global_space.distribution(s_g)
+            g = q_g.rsample() if sample else g
+        logits = self._decode(x.shape[-2:], feats, skips, pi, z, g)
         p_z = self.postnet(x, y)[0] if (self.postnet is not None and y is not None) else None
-        return PHGMMOutput(logits=logits, q_z=q_z, p_z=p_z, q_g=q_g)
+        posterior_logits = None
+        if p_z is not None and self.decode_posterior > 0 and self.training:
+            z_post = p_z.component_distribution.rsample()
+            posterior_logits = self._decode(x.shape[-2:], feats, skips, p_z.mixture_distribution.probs, z_post, g)
+        return PHGMMOutput(logits=logits, q_z=q_z, p_z=p_z, q_g=q_g, posterior_logits=posterior_logits)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | PHGMMOutput:
-        """Training mode: a :class:`PHGMMOutput`. Eval mode: N×C×H×W logits; PostNet never runs."""
+        """Training mode: a :class:`PHGMMOutput`. Eval mode: N×C×H×W logits decoded from the
+        means of z and g; PostNet never runs."""
         if self.training:
             return self.infer(x, y)
-        feats = self.encoder(x)
-        s_z, s_g, skips = self.level_maps(feats)
-        logits_pi, mu, _ = self.local_space.heads(s_z)
-        g = self.global_space.mu(s_g) if self.global_space is not None else None
-        return self._decode(x, feats, skips, torch.softmax(logits_pi, dim=1), mu, g)
+        return self.decode(self.encode(x))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,18 +240,25 @@ class PHGMM(nn.Module):
     def sample_logits(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """n×N×C×H×W logits, each decoded from a reparameterised sample of z ~ q(z|x).
 
-        The encoder runs once; every sample draws one z_k per component (and keeps π and μ_g),
-        the basis of the predictive-entropy and mutual-information maps.
+        The encoder runs once, in eval mode whatever the model's mode (so BatchNorm statistics
+        never change); every sample draws one z_k per component (and keeps π and μ_g), the basis
+        of the predictive-entropy and mutual-information maps.
         """
         if n < 1:
             raise ValueError(f"number of samples must be >= 1, got {n}")
-        feats = self.encoder(x)
-        s_z, s_g, skips = self.level_maps(feats)
-        q_z, (logits_pi, _, _) = self.local_space.distribution(s_z)
-        pi = torch.softmax(logits_pi, dim=1)
-        g = self.global_space.mu(s_g) if self.global_space is not None else None
-        samples = q_z.component_distribution.rsample((n,))
-        return torch.stack([self._decode(x, feats, skips, pi, samples[i], g) for i in range(n)])
+        if self.local_space is None:
+            raise ValueError("this model has no local space z to sample (use_local is false)")
+        was_training = self.training
+        self.eval()
+        try:
+            enc = self.encode(x)
+            logits_pi, mu, logvar = enc.local
+            q_z = gaussian_mixture(logits_pi, mu, logvar)
+            pi = torch.softmax(logits_pi, dim=1)
+            samples = q_z.component_distribution.rsample((n,)).to(mu.dtype)
+            return torch.stack([self.decode(enc, pi, samples[i]) for i in range(n)])
+        finally:
+            self.train(was_training)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per part: encoder, heads (local + global spaces), decoder (+merge), PostNet."""

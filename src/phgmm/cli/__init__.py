@@ -1,0 +1,68 @@
+"""The ``phgmm`` command line: train, evaluate, predict, synth, export, benchmark.
+
+Every command reads the same config system as the Python API (``phgmm.config``). Errors a user
+can fix (a missing file, a bad config key, a folder that would be overwritten) are printed as one
+line naming the file and the problem, with a non-zero exit status — never a traceback.
+
+Layout: one module per command in this package, each with ``register(subparsers)`` (adds the
+sub-parser, every flag with a help string, and ``set_defaults(func=run)``) and ``run(args) -> int``
+(the work, importing the library lazily so that ``phgmm --help`` stays fast). Options shared by
+several commands (``--set``, ``--size``, ``--no-progress``, ``--overwrite``, ``--device``) come from
+:mod:`phgmm.cli.options`, so that they are spelled and parsed alike everywhere. The library never
+imports this package.
+
+Adding a command ``phgmm foo``: write ``phgmm/cli/foo.py`` with ``register`` and ``run`` (copy
+``export.py``) and add ``foo`` to :data:`COMMANDS` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from . import benchmark, configs, evaluate, experiment, export, predict, publish, synth, train
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: the command modules, in the order ``phgmm --help`` lists them
+COMMANDS = (train, evaluate, predict, experiment, synth, export, publish, benchmark, configs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phgmm", description="PHGMM semantic segmentation: train, evaluate, "
+                                     "predict, generate synthetic data, export to ONNX, benchmark.")
+    parser.add_argument("--version", action="version", version=f"phgmm {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                help="run `phgmm COMMAND --help` for its options")
+    sub.required = True
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is the whole story for a user: printed as one line, exit 2."""
+    from ..config import ConfigError
+    from ..engine.checkpoint import CheckpointError
+    from ..engine.train import TrainingError
+    try:
+        from ..data import DatasetError
+    except ImportError:  # pragma: no cover - the data package always defines it
+        DatasetError = ValueError  # type: ignore[misc,assignment]
+    return (ConfigError, CheckpointError, TrainingError, DatasetError, FileNotFoundError, FileExistsError,
+            ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    errors = _user_errors()
+    try:
+        return int(args.func(args) or 0)
+    except errors as exc:
+        print(f"phgmm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"phgmm {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,72 @@
+"""``phgmm evaluate``: score a checkpoint on a split, or saved predictions against ground truth."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .options import add_no_progress, add_overwrite, add_set
+
+DESCRIPTION = """\
+Either evaluate a checkpoint (or a published model folder) on a split of its data set
+(--checkpoint), or score class-index PNGs written by any model against ground-truth PNGs of the
+same names (--predictions, --ground-truth). Ground truth is class indices (0..C-1, 255 = ignore),
+or a data set's native ids when --classes names its class table (e.g. --classes camvid); values
+that cannot be what you said are refused, never scored. Writes metrics.json (mIoU, per-class IoU,
+precision, recall, confusion matrix, trimap, Boundary IoU; for PHGMM the use of its latent spaces
+and the clustering of z) and report.md to --out, which must not hold an earlier evaluation
+unless --overwrite is given.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("evaluate", help="score a checkpoint, or saved predictions against ground truth",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="training checkpoint (.pt) or published model folder (phgmm publish) to evaluate")
+    p.add_argument("--config", metavar="FILE", help="evaluate with this config instead of the checkpoint's")
+    add_set(p, "the checkpoint's config (or --config)")
+    p.add_argument("--split", help="dataset split (default: data.val_split)")
+    p.add_argument("--predictions", metavar="DIR", help="class-index PNGs of any model")
+    p.add_argument("--ground-truth", metavar="DIR",
+                   help="ground-truth PNGs: class indices (255 = ignore), or native ids with --classes")
+    p.add_argument("--classes", metavar="TABLE",
+                   help="the ground truth's class table (YAML/CSV or builtin: cityscapes, camvid, synthia, "
+                        "phgmm12) mapping its native ids; default: ground truth holds class indices")
+    p.add_argument("--gt-channel", choices=("single", "red"), default="single",
+                   help="which channel of the ground-truth PNGs holds the ids (red: SYNTHIA GT/LABELS)")
+    p.add_argument("--unknown-ids", choices=("error", "ignore"), default="error",
+                   help="ground-truth ids missing from --classes: stop (default) or score them as ignored")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also measure uncertainty maps (AUROC/AUPR for wrong pixels) and calibration (ECE)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where metrics.json and report.md go")
+    add_overwrite(p, "an earlier metrics.json / report.md in --out")
+    add_no_progress(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import check_output_dir
+
+    if args.checkpoint and (args.predictions or args.ground_truth):
+        raise SystemExit("phgmm evaluate: use either --checkpoint or --predictions/--ground-truth, not both")
+    if not args.checkpoint and not (args.predictions and args.ground_truth):
+        raise SystemExit("phgmm evaluate: give --checkpoint CKPT, or --predictions DIR and --ground-truth DIR")
+    # before any work: a folder that cannot be written, or an earlier evaluation, stops us now
+    check_output_dir(args.out, ("metrics.json", "report.md"), args.overwrite)
+    if args.checkpoint:
+        from ..engine.evaluate import evaluate_checkpoint
+        overrides = [*args.set, *(["eval.uncertainty=true"] if args.uncertainty else [])]
+        metrics = evaluate_checkpoint(args.checkpoint, args.out, overrides=overrides, config_path=args.config,
+                                      split=args.split, progress=not args.no_progress)
+    else:
+        from ..engine.score import score_folders
+        metrics = score_folders(args.predictions, args.ground_truth, args.out, gt_table=args.classes or None,
+                                unknown_ids=args.unknown_ids, gt_channel=args.gt_channel,
+                                progress=not args.no_progress)
+    if metrics is not None:
+        print(f"mIoU {100 * metrics['miou']:.2f} (11 classes, background excluded); "
+              f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f}")
+        print(f"metrics: {Path(args.out) / 'metrics.json'}\nreport:  {Path(args.out) / 'report.md'}")
+    return 0

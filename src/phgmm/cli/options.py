@@ -1,0 +1,48 @@
+"""Options shared by several commands: one spelling, one parser, one help text each."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from ..io import SizeError, parse_wxh
+
+__all__ = ["parse_size", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device"]
+
+_LIST = re.compile(r"^\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """A size in any spelling ``--set data.size=…`` takes: ``768x384`` (or ``768×384``) and
+    ``[768,384]`` (YAML list, spaces allowed) — always width, height."""
+    m = _LIST.match(text) if isinstance(text, str) else None
+    if m:
+        text = f"{m.group(1)}x{m.group(2)}"
+    try:
+        return parse_wxh(text)
+    except SizeError:
+        raise SizeError(f"size must be WIDTHxHEIGHT or [WIDTH,HEIGHT] (e.g. 768x384), got {text!r}") from None
+
+
+def add_set(p: argparse.ArgumentParser, what: str = "the config") -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a key of {what}, e.g. --set train.lr=3e-4 or --set data.size=[512,256] "
+                        f"(YAML value; repeatable)")
+
+
+def add_size(p: argparse.ArgumentParser, help: str, default: tuple[int, int] | None = None) -> None:
+    p.add_argument("--size", type=parse_size, default=default, metavar="WxH",
+                   help=f"{help}; WIDTHxHEIGHT or [WIDTH,HEIGHT], e.g. 768x384")
+
+
+def add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for logs)")
+
+
+def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def add_device(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument("--device", default=default, metavar="DEVICE",
+                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")

@@ -1,0 +1,45 @@
+"""Configs shipped with phgmm, found by name: ``phgmm train --config demo`` works from any folder.
+
+Training configs sit in this folder (``demo.yaml``, ``cityscapes_phgmm_r101.yaml`` …), experiment
+files in ``experiments/``. The repository's top-level ``configs`` is a link to this folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["CONFIG_DIR", "find_config", "list_configs"]
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+def _first_comment(path: Path) -> str:
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+        if line:
+            break
+    return ""
+
+
+def list_configs() -> list[tuple[str, str]]:
+    """(name, first comment line) of every shipped config; experiments as ``experiments/NAME``."""
+    out = []
+    for path in sorted(CONFIG_DIR.rglob("*.yaml")):
+        name = path.relative_to(CONFIG_DIR).with_suffix("").as_posix()
+        out.append((name, _first_comment(path)))
+    return out
+
+
+def find_config(name: str) -> Path:
+    """The shipped config called ``name`` (with or without ``.yaml``, e.g. ``demo`` or
+    ``experiments/compare_camvid``); a ConfigError lists the names when there is none."""
+    from ..config import ConfigError
+
+    stem = name[:-5] if name.endswith(".yaml") else name
+    for candidate in (CONFIG_DIR / f"{stem}.yaml", CONFIG_DIR / "experiments" / f"{stem}.yaml"):
+        if candidate.is_file():
+            return candidate
+    names = ", ".join(n for n, _ in list_configs())
+    raise ConfigError(f"{name}: config file not found (and no shipped config of that name: {names})")

@@ -1,0 +1,113 @@
+"""Reading image and label files: the one place where pixels come off the disk.
+
+- :data:`IMAGE_EXTENSIONS`: the file suffixes the whole project treats as images (data sets,
+  ``phgmm predict`` folders).
+- :func:`imread`: raw decode with OpenCV ``IMREAD_UNCHANGED`` (8/16-bit, any channel count).
+- :func:`load_image`: an image as 8-bit RGB (through :func:`phgmm.visualize.to_rgb_uint8`).
+- :func:`load_label`: a label map with its native ids, as the data sets read it (OpenCV; 16-bit
+  and SYNTHIA's multi-channel maps included).
+- :func:`read_label_png`: a strictly single-channel class-index PNG (Pillow, so palette PNGs
+  give their indices), as ``phgmm evaluate --predictions`` reads predictions.
+
+Every failure raises :class:`~phgmm.data.errors.DatasetError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..visualize import to_rgb_uint8
+from .errors import DatasetError
+
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "imread", "load_image", "load_label",
+           "read_label_png"]
+
+#: Suffixes (lower case) of the image files the project reads; every folder listing uses this.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
+
+# Pillow modes that hold one value per pixel (a palette image holds its palette indices)
+_SINGLE_CHANNEL_MODES = {"1", "L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"}
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly inside ``folder`` (not recursive), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def imread(path: str | os.PathLike, what: str = "image") -> np.ndarray:
+    """Decode an image file as stored (OpenCV ``IMREAD_UNCHANGED``: BGR order, 8/16-bit).
+
+    ``what`` names the file's role in the error message ("image", "label map").
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetError(f"{p}: {what} file not found")
+    buf = np.fromfile(str(p), dtype=np.uint8)  # also works for non-ASCII paths
+    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if arr is None:
+        raise DatasetError(f"{p}: cannot decode {what} (unreadable, truncated or not an image file; "
+                           f"expected a valid PNG/JPEG)")
+    return arr
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as 8-bit RGB (HxWx3 uint8); gray, RGBA and 16-bit are converted.
+
+    Raises :class:`DatasetError` if the file is missing, unreadable or truncated.
+    """
+    return to_rgb_uint8(imread(path, "image"), bgr=True)
+
+
+def load_label(path: str | os.PathLike, channel: str = "single") -> np.ndarray:
+    """Read a label map with its native ids (8- or 16-bit, no conversion).
+
+    ``channel="single"``: the file must hold one channel (a 3-channel file whose channels are
+    equal is accepted); ``channel="red"``: for multi-channel files take the red channel (the
+    last one in OpenCV's BGR order), as SYNTHIA's ``GT/LABELS`` need.
+    """
+    if channel not in ("single", "red"):
+        raise ValueError(f"channel must be 'single' or 'red', got {channel!r}")
+    arr = imread(path, "label map")
+    if arr.ndim == 3:
+        if arr.shape[2] == 1:
+            arr = arr[:, :, 0]
+        elif channel == "red":
+            arr = arr[:, :, 2] if arr.shape[2] >= 3 else arr[:, :, 0]
+        else:
+            c0 = arr[:, :, 0]
+            if arr.shape[2] >= 3 and np.array_equal(c0, arr[:, :, 1]) and np.array_equal(c0, arr[:, :, 2]):
+                arr = c0
+            else:
+                raise DatasetError(f"{path}: label map has {arr.shape[2]} different channels, expected "
+                                   f"a single-channel id map (one integer id per pixel)")
+    return np.ascontiguousarray(arr)
+
+
+def read_label_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a single-channel class-index PNG as an ``H×W`` int64 array.
+
+    Raises :class:`DatasetError` (a ``ValueError``) naming the path for a missing, unreadable or
+    multi-channel (RGB/RGBA/LA) image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: label file not found")
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            if mode not in _SINGLE_CHANNEL_MODES:
+                raise DatasetError(f"{path}: expected a single-channel class-index PNG, got mode {mode!r} "
+                                   f"with {len(img.getbands())} channels")
+            arr = np.array(img)
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: cannot be read as a PNG ({e})") from None
+    if arr.ndim != 2:
+        raise DatasetError(f"{path}: expected a single-channel class-index PNG, got an array of shape "
+                           f"{arr.shape}")
+    return arr.astype(np.int64)

@@ -1,0 +1,139 @@
+"""An experiment file: a base config, the runs that differ from it, and where results go.
+
+.. code-block:: yaml
+
+    kind: compare                 # compare | ablation | latent (decides the report's tables)
+    title: Comparison on CamVid
+    base: ../camvid.yaml          # a config file (relative to this file) or a packaged name
+    set: [train.epochs=6]         # overrides for every run
+    output_dir: runs/experiments/compare-camvid   # checkpoints (large; never committed)
+    results_dir: docs/results/compare-camvid      # small result files (commit these)
+    runs:
+      - name: phgmm
+        set: [model.name=phgmm]
+      - name: deeplabv3
+        set: [model.name=deeplabv3]
+
+Relative ``output_dir`` and ``results_dir`` are taken from the current working directory, like
+every other output path of phgmm.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import Config, ConfigError, apply_overrides, load_config
+
+__all__ = ["Experiment", "RunSpec", "load_experiment", "EXPERIMENT_KINDS"]
+
+EXPERIMENT_KINDS = ("compare", "ablation", "latent")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class RunSpec:
+    """One run of an experiment: a name (its folder) and its config overrides."""
+
+    name: str
+    overrides: list[str]
+    group: str | None = None       # ablation: which table the run belongs to ("k", "parts")
+
+
+@dataclass
+class Experiment:
+    kind: str
+    title: str
+    source: Path
+    base: Path
+    overrides: list[str]
+    output_dir: Path
+    results_dir: Path
+    runs: list[RunSpec] = field(default_factory=list)
+
+    def config(self, run: RunSpec) -> Config:
+        """The resolved config of ``run`` (its checkpoints under ``output_dir/<name>``)."""
+        cfg = load_config(self.base, [*self.overrides, *run.overrides])
+        return apply_overrides(cfg, [f"output_dir={self.output_dir / run.name}"])
+
+    def select(self, only: str | list[str] | None) -> list[RunSpec]:
+        """The runs named in ``only`` (comma-separated or a list), all when None."""
+        if not only:
+            return list(self.runs)
+        names = [n.strip() for n in (only.split(",") if isinstance(only, str) else only) if n.strip()]
+        known = {r.name for r in self.runs}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"{self.source}: no run named {', '.join(unknown)}; runs: {', '.join(sorted(known))}")
+        return [r for r in self.runs if r.name in names]
+
+
+def _list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of KEY=VALUE strings, got {value!r}")
+    return list(value)
+
+
+def _resolve_base(base: str, source: Path) -> Path:
+    candidate = (source.parent / base)
+    if candidate.is_file():
+        return candidate.resolve()
+    from ..configs import find_config
+    return find_config(base)
+
+
+def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
+    """Read an experiment file; every run's config is resolved once so that a typo fails now,
+    not hours later."""
+    path = Path(path)
+    if not path.is_file():
+        from ..configs import find_config
+        path = find_config(str(path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with kind, base, runs")
+    unknown = set(data) - {"kind", "title", "base", "set", "output_dir", "results_dir", "runs"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown experiment key(s) {', '.join(sorted(unknown))}")
+    file_kind = data.get("kind")
+    if file_kind not in EXPERIMENT_KINDS:
+        raise ConfigError(f"{path}: kind must be one of {', '.join(EXPERIMENT_KINDS)}, got {file_kind!r}")
+    if kind is not None and kind != file_kind:
+        raise ConfigError(f"{path}: is a {file_kind!r} experiment; run it with `phgmm experiment {file_kind}`")
+    if "base" not in data:
+        raise ConfigError(f"{path}: needs base: (the config every run starts from)")
+    runs = []
+    for i, item in enumerate(data.get("runs") or []):
+        where = f"{path}: runs[{i}]"
+        if not isinstance(item, dict) or "name" not in item:
+            raise ConfigError(f"{where}: expected a mapping with name and set")
+        name = str(item["name"])
+        if not _NAME.match(name):
+            raise ConfigError(f"{where}: run name {name!r} must be a plain folder name (letters, digits, . _ -)")
+        runs.append(RunSpec(name, _list(item.get("set"), where), item.get("group")))
+    if not runs:
+        raise ConfigError(f"{path}: lists no runs")
+    names = [r.name for r in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: run names must be unique, got {names}")
+    exp = Experiment(kind=file_kind, title=str(data.get("title") or path.stem), source=path,
+                     base=_resolve_base(str(data["base"]), path), overrides=_list(data.get("set"), f"{path}: set"),
+                     output_dir=Path(data.get("output_dir") or f"runs/experiments/{path.stem}"),
+                     results_dir=Path(data.get("results_dir") or f"results/{path.stem}"), runs=runs)
+    for run in runs:
+        try:
+            exp.config(run)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: run {run.name!r}: {exc}") from None
+    return exp
