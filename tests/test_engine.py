@@ -319,3 +319,46 @@ def test_partial_repeat_of_an_epoch_is_a_seeded_permutation():
     assert [again[i] for i in range(25)] == first                  # reproducible from the seed
     with pytest.raises(IndexError):
         ds[25]
+
+
+def test_skip_bad_samples_logs_skips_and_still_stops_when_too_many(synth_root, tmp_path, capsys):
+    import shutil
+
+    from phgmm.engine.loaders import TooManyBadSamples
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    images = sorted((root / "leftImg8bit" / "train").rglob("*.png"))
+    images[0].write_bytes(images[0].read_bytes()[:100])
+    cfg = tiny_cfg(root, tmp_path / "run", "train.epochs=1", "train.val_every=0", "data.skip_bad_samples=true",
+                   "data.max_bad_fraction=0.2")
+    summary = train(cfg, progress=False)
+    assert len(summary["skipped_samples"]) == 1 and images[0].name in summary["skipped_samples"][0]
+    assert "skipped a bad sample" in capsys.readouterr().err
+    images[1].write_bytes(b"")
+    images[2].write_bytes(b"")
+    cfg = tiny_cfg(root, tmp_path / "run2", "train.epochs=1", "train.val_every=0", "data.skip_bad_samples=true",
+                   "data.max_bad_fraction=0.2")                    # 8 images: 1 bad allowed, 3 are
+    with pytest.raises(TooManyBadSamples, match="3 unreadable samples, more than data.max_bad_fraction"):
+        train(cfg, progress=False)
+
+
+def test_output_locations_are_checked_before_any_work(synth_root, tmp_path, capsys):
+    from phgmm.cli import main
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cfg = tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1", "train.val_every=0")
+    summary = train(cfg, progress=False)
+    for argv in (["train", "--config", "demo", "--set", f"output_dir={blocker}/run", "--no-progress"],
+                 ["evaluate", "--checkpoint", summary["best"], "--out", f"{blocker}/ev", "--no-progress"],
+                 ["predict", "--checkpoint", summary["best"], str(synth_root), "--out", f"{blocker}/p", "--no-progress"],
+                 ["synth", "--out", f"{blocker}/s", "--num", "2", "--size", "64x32", "--no-progress"],
+                 ["benchmark", "--models", "fcn8s", "--backbone", "resnet18", "--size", "64x32", "--json", f"{blocker}/b.json"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{blocker} is a file, not a folder" in err and "Traceback" not in err, (argv, err)
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress"]) == 0
+    before = (out / "metrics.json").read_bytes()
+    assert main(["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "metrics.json").read_bytes() == before
+    assert main(["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress", "--overwrite"]) == 0

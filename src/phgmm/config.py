@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, get_type_hints
@@ -18,7 +19,7 @@ import yaml
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
            "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
-           "save_config", "all_keys"]
+           "save_config", "all_keys", "validate"]
 
 
 class ConfigError(ValueError):
@@ -35,6 +36,8 @@ class DataConfig:
     masks_root: str | None = None        # folder datasets: masks beside images by default
     class_table: str | None = None       # YAML/CSV table or builtin name; None: the dataset's own
     unknown_ids: str = "error"           # error | ignore
+    skip_bad_samples: bool = False       # log and skip unreadable files instead of stopping
+    max_bad_fraction: float = 0.01       # with skip_bad_samples: stop when more than this is bad
     augment: bool = True
     samples_per_epoch: int | None = None  # paper: 2,975 Cityscapes images → 17,500 per epoch
     num_workers: int = 2
@@ -198,6 +201,52 @@ def _flatten(d: dict, prefix: str = "") -> Iterable[tuple[str, Any]]:
             yield key, v
 
 
+def _check(ok: bool, where: str, key: str, value: Any, need: str) -> None:
+    if not ok:
+        raise ConfigError(f"{where}: {key} must be {need}, got {value!r}")
+
+
+def validate(cfg: Config, where: str = "config") -> Config:
+    """Refuse values no run can use, naming the key: sizes, counts, rates, choices."""
+    d, m, l, t, e = cfg.data, cfg.model, cfg.loss, cfg.train, cfg.eval
+    size = tuple(d.size) if d.size is not None else ()
+    _check(len(size) == 2 and all(int(v) > 0 for v in size), where, "data.size", list(size),
+           "two positive integers [W, H] (e.g. [768, 384] or 768x384)")
+    _check(d.num_workers >= 0, where, "data.num_workers", d.num_workers, ">= 0")
+    _check(d.samples_per_epoch is None or d.samples_per_epoch >= 1, where, "data.samples_per_epoch",
+           d.samples_per_epoch, "null or >= 1")
+    _check(d.unknown_ids in ("error", "ignore"), where, "data.unknown_ids", d.unknown_ids, "error or ignore")
+    _check(0.0 <= d.max_bad_fraction <= 1.0, where, "data.max_bad_fraction", d.max_bad_fraction, "in [0, 1]")
+    _check(m.num_classes >= 2, where, "model.num_classes", m.num_classes, ">= 2")
+    _check(m.num_components >= 1, where, "model.num_components", m.num_components, ">= 1")
+    for key in ("latent_dim", "component_dim", "global_dim", "local_channels"):
+        _check(getattr(m, key) >= 1, where, f"model.{key}", getattr(m, key), ">= 1")
+    _check(len(m.decoder_units) == 4 and all(u >= 1 for u in m.decoder_units), where, "model.decoder_units",
+           list(m.decoder_units), "four numbers >= 1 (one per decoder group)")
+    _check(m.postnet in ("full", "light", None), where, "model.postnet", m.postnet, "full, light or null")
+    _check(0.0 <= m.decode_posterior <= 1.0, where, "model.decode_posterior", m.decode_posterior, "in [0, 1]")
+    _check(l.kl in ("matched", "mc", "variational"), where, "loss.kl", l.kl, "matched, mc or variational")
+    for key in ("lambda_g", "lambda_z", "lambda_s", "free_bits"):
+        v = getattr(l, key)
+        _check(math.isfinite(v) and v >= 0, where, f"loss.{key}", v, "a finite number >= 0")
+    _check(l.kl_warmup_steps >= 0, where, "loss.kl_warmup_steps", l.kl_warmup_steps, ">= 0")
+    _check(l.mc_samples >= 1, where, "loss.mc_samples", l.mc_samples, ">= 1")
+    _check(t.epochs >= 1, where, "train.epochs", t.epochs, ">= 1")
+    _check(t.batch_size >= 1, where, "train.batch_size", t.batch_size, ">= 1")
+    _check(math.isfinite(t.lr) and 0 < t.lr <= 10, where, "train.lr", t.lr, "a number in (0, 10]")
+    _check(math.isfinite(t.weight_decay) and t.weight_decay >= 0, where, "train.weight_decay", t.weight_decay, ">= 0")
+    _check(t.grad_clip is None or t.grad_clip > 0, where, "train.grad_clip", t.grad_clip, "null or > 0")
+    for key in ("val_every", "checkpoint_every"):
+        _check(getattr(t, key) >= 0, where, f"train.{key}", getattr(t, key), ">= 0 (0 turns it off)")
+    _check(t.log_every >= 1, where, "train.log_every", t.log_every, ">= 1")
+    _check(t.max_steps_per_epoch is None or t.max_steps_per_epoch >= 1, where, "train.max_steps_per_epoch",
+           t.max_steps_per_epoch, "null or >= 1")
+    _check(e.batch_size >= 1, where, "eval.batch_size", e.batch_size, ">= 1")
+    _check(e.trimap_max_width >= 1, where, "eval.trimap_max_width", e.trimap_max_width, ">= 1")
+    _check(e.uncertainty_samples >= 0, where, "eval.uncertainty_samples", e.uncertainty_samples, ">= 0")
+    return cfg
+
+
 def config_from_dict(d: dict, where: str = "config") -> Config:
     """Build a :class:`Config` from a nested dict (unknown keys are errors)."""
     if not isinstance(d, dict):
@@ -205,7 +254,7 @@ def config_from_dict(d: dict, where: str = "config") -> Config:
     cfg = Config()
     for key, value in _flatten(d):
         _set(cfg, key, value, where)
-    return cfg
+    return validate(cfg, where)
 
 
 def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
@@ -219,7 +268,7 @@ def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
         except yaml.YAMLError:
             value = raw
         _set(cfg, key.strip(), value, f"--set {item}")
-    return cfg
+    return validate(cfg, "--set" if overrides else "config")
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
@@ -232,8 +281,8 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     else:
         path = Path(path)
         if not path.is_file():
-            from .configs import find_config
-            path = find_config(str(path))
+            from .configs import require_config
+            path = require_config(str(path), ConfigError)
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

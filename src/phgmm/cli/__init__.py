@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import __version__
+from ..version import __version__
 from . import benchmark, configs, evaluate, experiment, export, predict, publish, synth, train
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -46,12 +46,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is the whole story for a user: printed as one line, exit 2."""
     from ..config import ConfigError
     from ..engine.checkpoint import CheckpointError
+    from ..engine.loaders import TooManyBadSamples
     from ..engine.train import TrainingError
     try:
         from ..data import DatasetError
     except ImportError:  # pragma: no cover - the data package always defines it
         DatasetError = ValueError  # type: ignore[misc,assignment]
-    return (ConfigError, CheckpointError, TrainingError, DatasetError, FileNotFoundError, FileExistsError,
+    return (ConfigError, CheckpointError, TrainingError, TooManyBadSamples, DatasetError, FileNotFoundError, FileExistsError,
             ValueError)
 
 

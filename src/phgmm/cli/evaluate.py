@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_no_progress, add_overwrite, add_set
+from .options import add_no_progress, add_skip_bad_samples, add_overwrite, add_set
 
 DESCRIPTION = """\
 Either evaluate a checkpoint (or a published model folder) on a split of its data set
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="also measure uncertainty maps (AUROC/AUPR for wrong pixels) and calibration (ECE)")
     p.add_argument("--out", required=True, metavar="DIR", help="where metrics.json and report.md go")
     add_overwrite(p, "an earlier metrics.json / report.md in --out")
+    add_skip_bad_samples(p)
     add_no_progress(p)
     p.set_defaults(func=run)
     return p
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out, ("metrics.json", "report.md"), args.overwrite)
     if args.checkpoint:
         from ..engine.evaluate import evaluate_checkpoint
-        overrides = [*args.set, *(["eval.uncertainty=true"] if args.uncertainty else [])]
+        overrides = [*args.set, *(["eval.uncertainty=true"] if args.uncertainty else []),
+                     *(["data.skip_bad_samples=true"] if args.skip_bad_samples else [])]
         metrics = evaluate_checkpoint(args.checkpoint, args.out, overrides=overrides, config_path=args.config,
                                       split=args.split, progress=not args.no_progress)
     else:

@@ -7,7 +7,8 @@ import re
 
 from ..io import SizeError, parse_wxh
 
-__all__ = ["parse_size", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device"]
+__all__ = ["parse_size", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device",
+           "add_skip_bad_samples"]
 
 _LIST = re.compile(r"^\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*$")
 
@@ -41,6 +42,12 @@ def add_no_progress(p: argparse.ArgumentParser) -> None:
 
 def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def add_skip_bad_samples(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-bad-samples", action="store_true",
+                   help="log and skip files that cannot be read instead of stopping at the first one; the run "
+                        "still stops when more than data.max_bad_fraction of them are bad (default 0.01)")
 
 
 def add_device(p: argparse.ArgumentParser, default: str | None = "auto") -> None:

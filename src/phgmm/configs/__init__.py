@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CONFIG_DIR", "find_config", "list_configs"]
+__all__ = ["CONFIG_DIR", "find_config", "require_config", "list_configs"]
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
@@ -32,14 +32,20 @@ def list_configs() -> list[tuple[str, str]]:
     return out
 
 
-def find_config(name: str) -> Path:
+def find_config(name: str) -> Path | None:
     """The shipped config called ``name`` (with or without ``.yaml``, e.g. ``demo`` or
-    ``experiments/compare_camvid``); a ConfigError lists the names when there is none."""
-    from ..config import ConfigError
-
+    ``experiments/compare_camvid``), or None."""
     stem = name[:-5] if name.endswith(".yaml") else name
     for candidate in (CONFIG_DIR / f"{stem}.yaml", CONFIG_DIR / "experiments" / f"{stem}.yaml"):
         if candidate.is_file():
             return candidate
-    names = ", ".join(n for n, _ in list_configs())
-    raise ConfigError(f"{name}: config file not found (and no shipped config of that name: {names})")
+    return None
+
+
+def require_config(name: str, error: type[Exception] = FileNotFoundError) -> Path:
+    """:func:`find_config`, raising ``error`` that lists the shipped names when there is none."""
+    found = find_config(name)
+    if found is None:
+        names = ", ".join(n for n, _ in list_configs())
+        raise error(f"{name}: config file not found (and no shipped config of that name: {names})")
+    return found

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from ..version import __version__
 
 __all__ = ["CheckpointError", "config_differences", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
            "load_model_from_checkpoint", "inference_model", "unwrap"]
@@ -87,11 +87,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     and say whether it is missing, empty, corrupt or refused because it would run code."""
     path = Path(path)
     if path.is_dir():
-        from ..pretrained import is_pretrained_dir, read_pretrained
-        if not is_pretrained_dir(path):
+        from ..models.serialization import ModelFileError, is_saved_model_dir, read_folder
+        if not is_saved_model_dir(path):
             raise CheckpointError(f"{path}: a folder without model.safetensors and config.json, so not a "
                                   f"published model (phgmm publish writes one)")
-        return read_pretrained(path)
+        try:
+            return read_folder(path)
+        except ModelFileError as exc:
+            raise CheckpointError(str(exc)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:

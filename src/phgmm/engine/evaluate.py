@@ -332,8 +332,14 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
     # PostNet's weights, when the checkpoint has them, let the latent measures report z's KL
     model = inference_model(state, cfg, checkpoint, keep_postnet=cfg.eval.latent).to(device)
     dataset = build_dataset_from_config(cfg, split or cfg.data.val_split, train=False)
-    loader = make_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory)
+    loader = make_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory,
+                              skip_bad=cfg.data.max_bad_fraction if cfg.data.skip_bad_samples else None)
     result = evaluate_model(model, loader, cfg, device, progress=progress)
+    skipped = getattr(loader, "skipped", [])
+    if skipped:
+        result.metrics["skipped_samples"] = skipped
+        if du.is_main():
+            print(f"skipped {len(skipped)} unreadable samples (--skip-bad-samples); they are not scored")
     if du.is_main():
         extra = {"checkpoint": str(checkpoint), "split": split or cfg.data.val_split,
                  "epoch": state.get("epoch"), "model": cfg.model.name, "backbone": cfg.model.backbone}

@@ -67,7 +67,7 @@ class OnnxModelInfo:
     backbone: str | None = None
 
     def to_metadata(self) -> dict[str, str]:
-        from .. import __version__
+        from ..version import __version__
 
         w, h = self.size
         props = {"format": _METADATA_FORMAT, "size": f"{int(w)}x{int(h)}",

@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from . import distributed as dist_utils
 
-__all__ = ["EpochDataset", "ResumableSampler", "ShardSampler", "make_train_loader", "make_eval_loader"]
+__all__ = ["EpochDataset", "ResumableSampler", "ShardSampler", "make_train_loader", "make_eval_loader",
+           "SkipBadSamples", "SkippingLoader", "TooManyBadSamples"]
 
 
 class EpochDataset(Dataset):
@@ -63,6 +64,80 @@ class EpochDataset(Dataset):
         return self.base[self.image_index(i)]
 
 
+class TooManyBadSamples(RuntimeError):
+    """More files than ``data.max_bad_fraction`` allows could not be read."""
+
+
+class _Bad:
+    """What :class:`SkipBadSamples` returns for a file that cannot be read."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class SkipBadSamples(Dataset):
+    """A dataset whose unreadable samples (``DatasetError``: truncated, missing, unknown ids …)
+    come back as markers that :func:`skipping_collate` drops, instead of stopping the run."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        from ..data.errors import DatasetError
+        try:
+            return self.base[i]
+        except DatasetError as exc:
+            return _Bad(str(exc))
+
+    def __getattr__(self, name: str):   # class_names, colors, load_raw … of the real dataset
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+
+def skipping_collate(batch: list) -> tuple:
+    """``(x, y, messages)``: the readable samples stacked (None when none is) and the bad files."""
+    from torch.utils.data import default_collate
+
+    good = [b for b in batch if not isinstance(b, _Bad)]
+    bad = [b.message for b in batch if isinstance(b, _Bad)]
+    x, y = default_collate(good) if good else (None, None)
+    return x, y, bad
+
+
+class SkippingLoader:
+    """Iterates ``(x, y)`` like the loader it wraps, logging every skipped file and stopping with
+    :class:`TooManyBadSamples` once more than ``max_fraction`` of the split's files were bad."""
+
+    def __init__(self, loader: DataLoader, max_fraction: float, log=None) -> None:
+        import sys
+        self.loader = loader
+        self.dataset = loader.dataset.base if isinstance(loader.dataset, SkipBadSamples) else loader.dataset
+        self.sampler = loader.sampler
+        self.limit = max(1, int(max_fraction * len(loader.dataset)))
+        self.max_fraction = max_fraction
+        self.skipped: list[str] = []
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for x, y, bad in self.loader:
+            for message in bad:
+                self.skipped.append(message)
+                self.log(f"skipped a bad sample: {message}")
+            if len(self.skipped) > self.limit:
+                raise TooManyBadSamples(
+                    f"{len(self.skipped)} unreadable samples, more than data.max_bad_fraction = "
+                    f"{self.max_fraction:g} of {len(self.loader.dataset)} allows; the first: {self.skipped[0]}")
+            if x is not None:
+                yield x, y
+
+
 class ResumableSampler(Sampler[int]):
     """DistributedSampler (one replica when not distributed) that can start mid-epoch.
 
@@ -107,20 +182,25 @@ def _pin(pin_memory: str) -> bool:
 
 
 def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int,
-                      pin_memory: str = "auto") -> tuple[DataLoader, ResumableSampler]:
+                      pin_memory: str = "auto", skip_bad: float | None = None) -> tuple[DataLoader, ResumableSampler]:
+    """The training loader; ``skip_bad`` (a fraction) skips unreadable files up to that share."""
     sampler = ResumableSampler(dataset, seed=seed)
     if len(sampler) < batch_size:
         raise ValueError(f"the training set yields {len(sampler)} samples per process, fewer than one "
                          f"batch of {batch_size}: lower train.batch_size or add data")
     # Its own generator: creating an iterator then never draws from the global RNG, so a run
     # resumed mid-epoch consumes random numbers exactly as the uninterrupted run did.
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                        pin_memory=_pin(pin_memory), drop_last=True, persistent_workers=False,
-                        generator=torch.Generator().manual_seed(seed))
-    return loader, sampler
+    loader = DataLoader(SkipBadSamples(dataset) if skip_bad is not None else dataset, batch_size=batch_size,
+                        sampler=sampler, num_workers=num_workers, pin_memory=_pin(pin_memory), drop_last=True,
+                        persistent_workers=False, generator=torch.Generator().manual_seed(seed),
+                        collate_fn=skipping_collate if skip_bad is not None else None)
+    return (SkippingLoader(loader, skip_bad) if skip_bad is not None else loader), sampler
 
 
 def make_eval_loader(dataset: Dataset, batch_size: int, num_workers: int,
-                     pin_memory: str = "auto") -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset)),
-                      num_workers=num_workers, pin_memory=_pin(pin_memory))
+                     pin_memory: str = "auto", skip_bad: float | None = None) -> DataLoader:
+    """The evaluation loader (every rank its shard, no padding); ``skip_bad`` as for training."""
+    loader = DataLoader(SkipBadSamples(dataset) if skip_bad is not None else dataset, batch_size=batch_size,
+                        sampler=ShardSampler(len(dataset)), num_workers=num_workers, pin_memory=_pin(pin_memory),
+                        collate_fn=skipping_collate if skip_bad is not None else None)
+    return SkippingLoader(loader, skip_bad) if skip_bad is not None else loader

@@ -265,13 +265,14 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         self.train_set = build_dataset_from_config(cfg, cfg.data.train_split, train=True)
         self.epoch_set = EpochDataset(self.train_set, cfg.data.samples_per_epoch, seed=cfg.seed)
+        skip = cfg.data.max_bad_fraction if cfg.data.skip_bad_samples else None
         self.loader, self.sampler = make_train_loader(self.epoch_set, t.batch_size, cfg.data.num_workers,
-                                                      cfg.seed, cfg.data.pin_memory)
+                                                      cfg.seed, cfg.data.pin_memory, skip_bad=skip)
         self.val_loader = None
         if t.val_every > 0:
             val_set = build_dataset_from_config(cfg, cfg.data.val_split, train=False)
             self.val_loader = make_eval_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers,
-                                               cfg.data.pin_memory)
+                                               cfg.data.pin_memory, skip_bad=skip)
         self.steps_per_epoch = len(self.loader) if t.max_steps_per_epoch is None else \
             min(len(self.loader), t.max_steps_per_epoch)
         self.classes = {"names": list(getattr(self.train_set, "class_names", [])),
@@ -463,13 +464,16 @@ class Trainer:
         finally:
             if self.writer is not None:
                 self.writer.close()
+        skipped = getattr(self.loader, "skipped", [])
+        if skipped and self.main:
+            print(f"skipped {len(skipped)} unreadable training samples (data.skip_bad_samples)", flush=True)
         best_path, last_path = self.ckpt_dir / "best.pt", self.ckpt_dir / "last.pt"
         if self.main and not best_path.exists() and last_path.exists():
             # no validation ran: the last weights are the best we know of
             save_checkpoint(best_path, _weights_only(load_checkpoint(last_path)))
         return {"output_dir": str(self.out), "last": str(last_path), "best": str(best_path),
                 "best_miou": s.best_miou, "history": s.history, "global_step": s.global_step,
-                "model": unwrap(self.model)}
+                "model": unwrap(self.model), "skipped_samples": list(skipped)}
 
 
 def _weights_only(snapshot: dict[str, Any]) -> dict[str, Any]:

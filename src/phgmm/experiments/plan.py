@@ -86,8 +86,8 @@ def _resolve_base(base: str, source: Path) -> Path:
     candidate = (source.parent / base)
     if candidate.is_file():
         return candidate.resolve()
-    from ..configs import find_config
-    return find_config(base)
+    from ..configs import require_config
+    return require_config(base, ConfigError)
 
 
 def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
@@ -95,8 +95,8 @@ def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
     not hours later."""
     path = Path(path)
     if not path.is_file():
-        from ..configs import find_config
-        path = find_config(str(path))
+        from ..configs import require_config
+        path = require_config(str(path), ConfigError)
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

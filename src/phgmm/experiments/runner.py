@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..config import save_config
 from ..io import read_json, write_json
 from .plan import Experiment, RunSpec

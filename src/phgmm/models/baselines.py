@@ -80,6 +80,12 @@ class _Baseline(Shareable, nn.Module):
     encoder: nn.Module
     head: nn.Module
 
+    @classmethod
+    def from_build_args(cls, name: str, **kwargs: Any) -> "_Baseline":
+        model = build_baseline(name, **kwargs)
+        model.build_args = {"name": name, **kwargs}
+        return model
+
     def parameter_counts(self) -> dict[str, int]:
         counts = {"encoder": _count(self.encoder), "head": _count(self.head)}
         counts["inference_total"] = counts["training_total"] = counts["encoder"] + counts["head"]
@@ -129,6 +135,8 @@ class DeepLabV3(_Baseline):
         rates: override the atrous rates.
         in_channels: image channels.
     """
+
+    model_names = ("deeplabv3",)
 
     def __init__(self, num_classes: int = 12, backbone: str = "resnet101", output_stride: int = 8,
                  aspp_channels: int = 256, dropout: float = 0.5, rates: Sequence[int] | None = None,
@@ -183,6 +191,8 @@ class FCN8s(_Baseline):
     finer grid (the input) and is cropped to it, as in the original FCN.
     """
 
+    model_names = ("fcn8s",)
+
     def __init__(self, num_classes: int = 12, backbone: str = "resnet101", in_channels: int = 3) -> None:
         super().__init__()
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
@@ -233,6 +243,8 @@ class PSPNet(_Baseline):
         dropout: before the classifier (0.1).
         output_stride: 8 (the paper's setting) or 16.
     """
+
+    model_names = ("pspnet",)
 
     def __init__(self, num_classes: int = 12, backbone: str = "resnet101", bins: Sequence[int] = (1, 2, 3, 6),
                  channels: int = 512, branch_channels: int | None = None, dropout: float = 0.1,
@@ -286,6 +298,8 @@ class UNet(_Baseline):
             then H/2 and H (the last two have no encoder skip: the ResNet has no stride-1/2 stage
             output) — default (256, 256, 128, 64, 32).
     """
+
+    model_names = ("unet",)
 
     def __init__(self, num_classes: int = 12, backbone: str = "resnet101",
                  channels: Sequence[int] = (256, 256, 128, 64, 32), in_channels: int = 3) -> None:

@@ -32,8 +32,10 @@ def gaussian_mixture(logits: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
         logits: N×K mixture logits (π = softmax(logits)).
         mu, logvar: N×K×L component means and log-variances.
     """
-    normal = Independent(Normal(mu.float(), std_from_logvar(logvar)), 1)
-    return MixtureSameFamily(Categorical(logits=logits.float()), normal)
+    # validate_args=False: a diverging run (NaN parameters) must reach the trainer's own
+    # non-finite check, which names the step and the term, instead of failing in a constructor
+    normal = Independent(Normal(mu.float(), std_from_logvar(logvar), validate_args=False), 1, validate_args=False)
+    return MixtureSameFamily(Categorical(logits=logits.float(), validate_args=False), normal, validate_args=False)
 
 
 def std_from_logvar(logvar: torch.Tensor) -> torch.Tensor:
@@ -135,7 +137,8 @@ class GlobalSpace(nn.Module):
     def distribution(self, s: torch.Tensor) -> tuple[Independent, torch.Tensor]:
         """q(g|x) and μ_g from the summary ``s``."""
         mu = self.mu(s)
-        return Independent(Normal(mu.float(), std_from_logvar(self.logvar(s))), 1), mu
+        normal = Normal(mu.float(), std_from_logvar(self.logvar(s)), validate_args=False)
+        return Independent(normal, 1, validate_args=False), mu
 
     def feature_map(self, g: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """The M-channel H/32 map from a global code (the mean μ_g at inference)."""

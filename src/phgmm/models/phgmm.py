@@ -62,6 +62,8 @@ class PHGMMOutput:
 
 
 class PHGMM(Shareable, nn.Module):
+    model_names = ("phgmm",)
+
     """Probabilistic Hourglass Gaussian Mixture Model for semantic segmentation.
 
     Args:
@@ -128,6 +130,10 @@ class PHGMM(Shareable, nn.Module):
         self.head = MergeHead(merge_in, decoder_channels, num_classes)
         self.postnet = (PostNet(num_classes, num_components, latent_dim, backbone, postnet, ignore_index)
                         if postnet else None)
+
+    @classmethod
+    def from_build_args(cls, name: str = "phgmm", **kwargs) -> "PHGMM":
+        return cls(**kwargs)
 
     # -- building blocks -------------------------------------------------------------------------
     def level_maps(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:

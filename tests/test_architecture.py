@@ -1,0 +1,112 @@
+"""The package's import graph: no cycle, and no import from a lower layer to a higher one.
+
+Layers, low to high (README "Architecture"): basics (version, io, configs) → config → data, metrics,
+report, visualize → models, losses → engine → experiments, benchmark, pretrained → cli and the
+package root. Imports inside functions count too: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "phgmm"
+
+LAYERS = [
+    ("phgmm.version", "phgmm.io", "phgmm.configs"),
+    ("phgmm.config",),
+    ("phgmm.data", "phgmm.metrics", "phgmm.report", "phgmm.visualize"),
+    ("phgmm.models", "phgmm.losses"),
+    ("phgmm.engine",),
+    ("phgmm.experiments", "phgmm.benchmark", "phgmm.pretrained"),
+    ("phgmm.cli", "phgmm.__main__", "phgmm"),
+]
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for f in SRC.rglob("*.py"):
+        parts = list(f.relative_to(SRC.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = f
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+
+    def owner(name: str) -> str | None:
+        while name not in mods and "." in name:
+            name = name.rsplit(".", 1)[0]
+        return name if name in mods else None
+
+    graph: dict[str, set[str]] = {}
+    for mod, path in mods.items():
+        package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
+                if not target or not target.startswith("phgmm"):
+                    continue
+                for alias in node.names:   # `from . import x` imports the module x
+                    dep = owner(f"{target}.{alias.name}") if f"{target}.{alias.name}" in mods else owner(target)
+                    if dep and dep != mod:
+                        deps.add(dep)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    dep = owner(alias.name) if alias.name.startswith("phgmm") else None
+                    if dep and dep != mod:
+                        deps.add(dep)
+        graph[mod] = deps
+    return graph
+
+
+def layer(mod: str) -> int:
+    best = None
+    for i, prefixes in enumerate(LAYERS):
+        for p in prefixes:
+            if (mod == p or mod.startswith(p + ".")) and (best is None or len(p) > best[1]):
+                best = (i, len(p))
+    assert best is not None, f"{mod} is in no layer: add it to LAYERS"
+    return best[0]
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(v: str) -> list[str] | None:
+        state[v] = 1
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if state.get(w) == 1:
+                return stack[stack.index(w):] + [w]
+            if w not in state and (c := visit(w)):
+                return c
+        stack.pop()
+        state[v] = 2
+        return None
+
+    for v in sorted(graph):
+        if v not in state and (c := visit(v)):
+            return c
+    return None
+
+
+def test_the_import_graph_has_no_cycle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " → ".join(cycle)
+
+
+def test_no_module_imports_a_higher_layer():
+    upward = [f"{a} → {b}" for a, deps in import_graph().items() for b in deps if layer(b) > layer(a)]
+    assert not upward, "imports that point upward:\n" + "\n".join(sorted(upward))
+
+
+def test_the_checks_can_fail():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    assert layer("phgmm.cli.train") > layer("phgmm.engine.train") > layer("phgmm.models.phgmm") > layer("phgmm.io")
