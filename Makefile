@@ -29,7 +29,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	@test -d $(DEMO_DATA) || $(VENV)/bin/phgmm synth --out $(DEMO_DATA) --num $(DEMO_NUM) --size 256x128 --seed 0
 	$(VENV)/bin/phgmm train --config configs/demo.yaml --overwrite
-	$(VENV)/bin/phgmm evaluate --checkpoint runs/demo/checkpoints/best.pt --out runs/demo
+	$(VENV)/bin/phgmm evaluate --checkpoint runs/demo/checkpoints/best.pt --out runs/demo --overwrite
 	@echo ""
 	@echo "Demo finished. Report: runs/demo/report.md (metrics: runs/demo/metrics.json)"
 

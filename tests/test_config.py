@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,29 @@ def test_paper_recipes():
         cfg = load_config(REPO / "configs" / name)
         assert cfg.data.dataset == dataset and cfg.model.backbone == "resnet101"
         assert cfg.data.size == (768, 384) and cfg.train.epochs == 100 and cfg.model.num_components == 12
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.size=[128]", "data.size must be two positive integers"),
+    ("data.size=[128, 0]", "data.size must be two positive integers"),
+    ("train.epochs=-1", "train.epochs must be >= 1, got -1"),
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("train.lr=1e30", "train.lr must be a number in (0, 10]"),
+    ("train.lr=0", "train.lr must be a number in (0, 10]"),
+    ("model.decode_posterior=1.5", "model.decode_posterior must be in [0, 1]"),
+    ("loss.free_bits=-1", "loss.free_bits must be a finite number >= 0"),
+    ("model.decoder_units=[1, 1]", "model.decoder_units must be four numbers"),
+    ("data.max_bad_fraction=2", "data.max_bad_fraction must be in [0, 1]"),
+])
+def test_values_no_run_can_use_are_refused_with_the_key(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        apply_overrides(Config(), [override])
+
+
+def test_shipped_configs_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("demo", ["train.epochs=1"])
+    assert cfg.model.backbone == "resnet18" and cfg.train.epochs == 1
+    assert load_config("demo.yaml").data.size == (256, 128)
+    with pytest.raises(ConfigError, match="no shipped config of that name: .*demo"):
+        load_config("nope")

@@ -40,8 +40,9 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     loader = make_eval_loader(val, 1, 0)
     res = evaluate_model(model, loader, cfg, torch.device("cpu"), trimap=True, progress=False)
     if rank == 0:
+        latent = {k: v for k, v in res.metrics["latent"].items() if isinstance(v, (int, float))}
         torch.save({"confusion": torch.tensor(res.metrics["confusion"]), "trimap": res.metrics["trimap"],
-                    "z": torch.from_numpy(res.z_points)}, Path(out) / "dist_eval.pt")
+                    "z": torch.from_numpy(res.z_points), "latent": latent}, Path(out) / "dist_eval.pt")
         torch.save(model.state_dict(), Path(out) / "model.pt")
     du.cleanup()
 
@@ -69,6 +70,14 @@ def test_two_process_training_and_evaluation(tmp_path):
     assert torch.equal(dist["confusion"], torch.tensor(res.metrics["confusion"]))
     assert dist["trimap"] == res.metrics["trimap"]
     assert dist["z"].shape == torch.from_numpy(res.z_points).shape
+    # latent-use measures gathered from both ranks equal the single process's (swap partners are
+    # the previous image of each rank's own stream, so only the counts that do not depend on the
+    # partner are compared exactly)
+    single = res.metrics["latent"]
+    for key in ("z_active_units", "g_active_units", "z_units", "g_units"):
+        assert dist["latent"][key] == single[key], key
+    assert dist["latent"]["g_kl"] == pytest.approx(single["g_kl"], rel=1e-5)
+    assert dist["latent"]["z_kl_to_posterior"] == pytest.approx(single["z_kl_to_posterior"], rel=1e-5)
 
     # the two-process checkpoint resumes in one process (a different world size)
     from phgmm.engine.checkpoint import load_checkpoint
@@ -80,3 +89,24 @@ def test_two_process_training_and_evaluation(tmp_path):
     summary = train(resumed, resume=last, progress=False)
     assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]
     assert load_checkpoint(last)["world_size"] == 1
+
+
+def _worker_no_postnet(rank: int, world: int, port: int, root: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from phgmm.engine import distributed as du
+    from phgmm.engine.train import train
+    cfg = tiny_cfg(Path(root), Path(out) / "nopost", "train.epochs=1", "train.batch_size=2",
+                   "train.max_steps_per_epoch=3", "train.val_every=0", "model.postnet=null")
+    train(cfg, progress=False)   # used to fail at step 2: the log-variance head got no gradient
+    du.cleanup()
+
+
+def test_two_process_training_without_postnet(tmp_path):
+    from phgmm.data.synthetic import generate_dataset
+    root = tmp_path / "synth"
+    generate_dataset(root, num=16, size=(128, 64), seed=5, fmt="cityscapes", val_fraction=0.25, progress=False)
+    mp.spawn(_worker_no_postnet, args=(2, _free_port(), str(root), str(tmp_path)), nprocs=2, join=True)
+    from phgmm.engine.checkpoint import load_checkpoint
+    assert load_checkpoint(tmp_path / "nopost" / "checkpoints" / "last.pt")["global_step"] == 3

@@ -83,6 +83,10 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(synth_root, tmp_pa
     with pytest.raises(TrainingError, match=r"non-finite loss at epoch 2, step 1 .*ℓ_z = nan"):
         train(cfg, resume=last, progress=False)
     assert last.read_bytes() == good
+    fresh = tiny_cfg(synth_root, tmp_path / "nan2", "train.epochs=1", "train.val_every=0")
+    with pytest.raises(TrainingError, match="no checkpoint had been written yet"):
+        train(fresh, progress=False)
+    assert not (tmp_path / "nan2" / "checkpoints" / "last.pt").exists()
 
 
 def test_sigint_mid_epoch_finishes_the_step_and_resumes_bit_identically(synth_root, tmp_path, monkeypatch):

@@ -215,7 +215,110 @@ def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Pa
     return save_figure(fig, path)
 
 
-# --------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------- report sections
+# Each section returns its Markdown lines (empty when its data is missing) and draws its figure.
+def _summary_section(metrics: dict, names: list[str], excluded: set[int]) -> list[str]:
+    """The headline numbers, then every other scalar entry of ``metrics``."""
+    rows = []
+    n_mean = len([i for i in range(len(names)) if i not in excluded])
+    if "miou" in metrics:
+        rows.append((f"mIoU ({n_mean} classes{', background excluded' if 0 in excluded else ''})" if names else "mIoU",
+                     _pct(metrics["miou"]) + " %"))
+    for key, label in (("pixel_accuracy", "pixel accuracy (all scored pixels)"), ("mean_precision", "mean precision"),
+                       ("mean_recall", "mean recall"), ("mean_boundary_iou", "mean Boundary IoU")):
+        if key in metrics:
+            rows.append((label, _pct(metrics[key]) + " %"))
+    if "num_images" in metrics:
+        rows.append(("images", str(metrics["num_images"])))
+    for k, v in metrics.items():
+        if k in _KNOWN_KEYS or isinstance(v, (dict, list, tuple)) or v is None:
+            continue
+        if isinstance(v, (int, float, str, bool, np.generic)):
+            rows.append((str(k), _fmt(v, 6) if isinstance(v, (float, np.floating)) else str(v)))
+    if not rows:
+        return []
+    return ["| metric | value |", "|---|---:|"] + [f"| {_md_escape(a)} | {b} |" for a, b in rows] + [""]
+
+
+def _per_class_section(metrics: dict, names: list[str], excluded: set[int], pal: np.ndarray,
+                       fig_dir: Path) -> list[str]:
+    """A table of the per-class scores and a bar chart of the per-class IoU."""
+    cols = [k for k in ("iou", "precision", "recall", "boundary_iou") if k in metrics]
+    if not names or not cols:
+        return []
+    header = {"iou": "IoU", "precision": "precision", "recall": "recall", "boundary_iou": "Boundary IoU"}
+    values = {k: _per_class(metrics, k, names) for k in cols}
+    md = ["## Per-class scores", "",
+          "Scores in %, from one confusion matrix over the whole split; \"–\" = undefined "
+          "(class absent from ground truth and prediction). Classes marked * are scored "
+          "but not in the mean.", "",
+          "| class | " + " | ".join(header[k] for k in cols) + " |",
+          "|---|" + "---:|" * len(cols)]
+    for i, n in enumerate(names):
+        mark = " *" if i in excluded else ""
+        md.append(f"| {_md_escape(n)}{mark} | " + " | ".join(_pct(values[k][i]) for k in cols) + " |")
+    md.append("")
+    if "iou" in metrics:
+        p = _iou_figure(fig_dir / "iou.png", names, values["iou"], pal, _num(metrics.get("miou")), excluded)
+        md += [f"![Per-class IoU]({FIGURE_DIR}/{p.name})", ""]
+    return md
+
+
+def _trimap_section(metrics: dict, fig_dir: Path) -> list[str]:
+    """The error near label boundaries: a few band widths in a table, all of them in a curve."""
+    trimap = metrics.get("trimap")
+    if not isinstance(trimap, dict) or all(_num(v) is None for v in trimap.values()):
+        return []
+    p = _trimap_figure(fig_dir / "trimap.png", trimap)
+    items = sorted(((float(k), k, v) for k, v in trimap.items()))
+    show = [(k, v) for f, k, v in items if f in (1, 2, 5, 10, 20, 30, 40)] or [(k, v) for _, k, v in items[:8]]
+    return ["## Trimap", "",
+            "Pixel error (%) inside a band of the given width (pixels) around ground-truth label "
+            "boundaries.", "",
+            "| width | " + " | ".join(str(k) for k, _ in show) + " |",
+            "|---|" + "---:|" * len(show),
+            "| error (%) | " + " | ".join(_pct(v) for _, v in show) + " |", "",
+            f"![Trimap error curve]({FIGURE_DIR}/{p.name})", ""]
+
+
+def _confusion_section(metrics: dict, names: list[str], fig_dir: Path) -> list[str]:
+    conf = metrics.get("confusion")
+    if conf is None or not names or np.asarray(conf).shape != (len(names), len(names)):
+        return []
+    p = _confusion_figure(fig_dir / "confusion.png", conf, names)
+    return ["## Confusion matrix", "", f"![Confusion matrix]({FIGURE_DIR}/{p.name})", ""]
+
+
+def _clustering_section(metrics: dict, tsne: tuple | None, fig_dir: Path) -> list[str]:
+    """Cluster-quality indices of z (one row per entry, e.g. per epoch) and the t-SNE plot."""
+    clustering = metrics.get("clustering")
+    if not clustering and tsne is None:
+        return []
+    md = ["## Clustering of the local latent space z", ""]
+    if clustering:
+        md += _clustering_table(clustering if isinstance(clustering, (list, tuple)) else [clustering])
+    if tsne is not None:
+        p = tsne_figure(fig_dir / "tsne.png", tsne[0], tsne[1])
+        md += [f"![t-SNE of z]({FIGURE_DIR}/{p.name})", ""]
+    return md
+
+
+def _clustering_table(entries: Sequence) -> list[str]:
+    extra = [k for k in ("epoch", "step") if any(isinstance(e, dict) and k in e for e in entries)]
+    md = ["Silhouette (higher is better), Calinski–Harabasz (higher is better), "
+          "Davies–Bouldin (lower is better).", "",
+          "| " + " | ".join(extra + ["silhouette", "Calinski–Harabasz", "Davies–Bouldin", "note"]) + " |",
+          "|" + "---:|" * (len(extra) + 3) + "---|"]
+    for e in entries:
+        if not isinstance(e, dict):
+            continue
+        cells = [str(e.get(k, "")) for k in extra]
+        cells += [_fmt(e.get("silhouette")), _fmt(e.get("calinski_harabasz")), _fmt(e.get("davies_bouldin")),
+                  _md_escape(e.get("reason") or "")]
+        md.append("| " + " | ".join(cells) + " |")
+    return md + [""]
+
+
 def _latent_section(metrics: dict) -> list[str]:
     """Use of the latent spaces (PHGMM): active units, KL, swap test, collapse-proof clustering."""
     lat = metrics.get("latent")
@@ -268,6 +371,41 @@ def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:
     return md + [""]
 
 
+def _samples_section(samples: Sequence[tuple] | None, names: list[str], pal: np.ndarray, ignore_index: int,
+                     fig_dir: Path) -> list[str]:
+    """A grid of sample images: input, ground truth, prediction, error (and uncertainty)."""
+    if not samples:
+        return []
+    p = _samples_figure(fig_dir / "samples.png", samples, names or [f"class_{i}" for i in range(len(pal))],
+                        [tuple(int(v) for v in c) for c in pal], ignore_index)
+    has_rgb = any(s[0] is not None for s in samples)
+    has_unc = any(len(s) > 3 and s[3] is not None for s in samples)
+    cols = ("input, " if has_rgb else "") + "ground truth, prediction, error (green = right, red = wrong, " \
+        "gray = ignored" + ("" if has_rgb else "; drawn over a gray canvas: no input image available") + ")" \
+        + (", predictive uncertainty" if has_unc else "")
+    return ["## Samples", "", f"Columns: {cols}.", "", f"![Samples]({FIGURE_DIR}/{p.name})", ""]
+
+
+# --------------------------------------------------------------------------- report
+def _class_names(metrics: dict, class_names: Sequence[str] | None) -> list[str]:
+    """The given names, else ``metrics["class_names"]``, else the IoU keys, else ``class_i``."""
+    names = list(class_names) if class_names is not None else list(metrics.get("class_names") or [])
+    if not names and isinstance(metrics.get("iou"), dict):
+        names = list(metrics["iou"].keys())
+    if not names and metrics.get("confusion") is not None:
+        names = [f"class_{i}" for i in range(len(metrics["confusion"]))]
+    return names
+
+
+def _num_colors(names: list[str], samples: Sequence[tuple] | None, ignore_index: int) -> int:
+    if names or not samples:
+        return len(names)
+    # no class list at all: cover every label seen in the samples
+    seen = [int(v) for smp in samples for a in (smp[1], smp[2]) for v in np.unique(to_numpy(a))
+            if int(v) != ignore_index and v >= 0]
+    return max(seen) + 1 if seen else 1
+
+
 def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequence[str] | None = None,
                  colors: Sequence[Sequence[int]] | None = None, samples: Sequence[tuple] | None = None,
                  tsne: tuple | None = None, title: str = "phgmm evaluation",
@@ -284,120 +422,18 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequenc
     out = Path(out_dir)
     fig_dir = out / FIGURE_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
-    names = list(class_names) if class_names is not None else list(metrics.get("class_names") or [])
-    if not names and isinstance(metrics.get("iou"), dict):
-        names = list(metrics["iou"].keys())
-    if not names and metrics.get("confusion") is not None:
-        names = [f"class_{i}" for i in range(len(metrics["confusion"]))]
-    n_colors = len(names)
-    if not names and samples:  # no class list at all: cover every label seen in the samples
-        seen = [int(v) for smp in samples for a in (smp[1], smp[2]) for v in np.unique(to_numpy(a))
-                if int(v) != ignore_index and v >= 0]
-        n_colors = max(seen) + 1 if seen else 1
-    pal = _palette(colors, max(1, n_colors))
+    names = _class_names(metrics, class_names)
+    pal = _palette(colors, max(1, _num_colors(names, samples, ignore_index)))
     excluded = {int(i) for i in exclude_from_mean}
     md: list[str] = [f"# {_md_escape(title)}", ""]
-
-    # Summary.
-    rows = []
-    n_mean = len([i for i in range(len(names)) if i not in excluded])
-    if "miou" in metrics:
-        rows.append((f"mIoU ({n_mean} classes{', background excluded' if 0 in excluded else ''})" if names else "mIoU",
-                     _pct(metrics["miou"]) + " %"))
-    if "pixel_accuracy" in metrics:
-        rows.append(("pixel accuracy (all scored pixels)", _pct(metrics["pixel_accuracy"]) + " %"))
-    if "mean_precision" in metrics:
-        rows.append(("mean precision", _pct(metrics["mean_precision"]) + " %"))
-    if "mean_recall" in metrics:
-        rows.append(("mean recall", _pct(metrics["mean_recall"]) + " %"))
-    if "mean_boundary_iou" in metrics:
-        rows.append(("mean Boundary IoU", _pct(metrics["mean_boundary_iou"]) + " %"))
-    if "num_images" in metrics:
-        rows.append(("images", str(metrics["num_images"])))
-    for k, v in metrics.items():
-        if k in _KNOWN_KEYS or isinstance(v, (dict, list, tuple)) or v is None:
-            continue
-        if isinstance(v, (int, float, str, bool, np.generic)):
-            rows.append((str(k), _fmt(v, 6) if isinstance(v, (float, np.floating)) else str(v)))
-    if rows:
-        md += ["| metric | value |", "|---|---:|"] + [f"| {_md_escape(a)} | {b} |" for a, b in rows] + [""]
-
-    # Per-class table + IoU bars.
-    if names and any(k in metrics for k in ("iou", "precision", "recall", "boundary_iou")):
-        cols = [k for k in ("iou", "precision", "recall", "boundary_iou") if k in metrics]
-        header = {"iou": "IoU", "precision": "precision", "recall": "recall", "boundary_iou": "Boundary IoU"}
-        values = {k: _per_class(metrics, k, names) for k in cols}
-        md += ["## Per-class scores", "",
-               "Scores in %, from one confusion matrix over the whole split; \"–\" = undefined "
-               "(class absent from ground truth and prediction). Classes marked * are scored "
-               "but not in the mean.", "",
-               "| class | " + " | ".join(header[k] for k in cols) + " |",
-               "|---|" + "---:|" * len(cols)]
-        for i, n in enumerate(names):
-            mark = " *" if i in excluded else ""
-            md.append(f"| {_md_escape(n)}{mark} | " + " | ".join(_pct(values[k][i]) for k in cols) + " |")
-        md.append("")
-        if "iou" in metrics:
-            p = _iou_figure(fig_dir / "iou.png", names, values["iou"], pal, _num(metrics.get("miou")), excluded)
-            md += [f"![Per-class IoU]({FIGURE_DIR}/{p.name})", ""]
-
-    # Trimap.
-    trimap = metrics.get("trimap")
-    if isinstance(trimap, dict) and any(_num(v) is not None for v in trimap.values()):
-        p = _trimap_figure(fig_dir / "trimap.png", trimap)
-        items = sorted(((float(k), k, v) for k, v in trimap.items()))
-        show = [(k, v) for f, k, v in items if f in (1, 2, 5, 10, 20, 30, 40)] or [(k, v) for _, k, v in items[:8]]
-        md += ["## Trimap", "",
-               "Pixel error (%) inside a band of the given width (pixels) around ground-truth label "
-               "boundaries.", "",
-               "| width | " + " | ".join(str(k) for k, _ in show) + " |",
-               "|---|" + "---:|" * len(show),
-               "| error (%) | " + " | ".join(_pct(v) for _, v in show) + " |", "",
-               f"![Trimap error curve]({FIGURE_DIR}/{p.name})", ""]
-
-    # Confusion matrix.
-    conf = metrics.get("confusion")
-    if conf is not None and names and np.asarray(conf).shape == (len(names), len(names)):
-        p = _confusion_figure(fig_dir / "confusion.png", conf, names)
-        md += ["## Confusion matrix", "", f"![Confusion matrix]({FIGURE_DIR}/{p.name})", ""]
-
-    # Clustering of z.
-    clustering = metrics.get("clustering")
-    if clustering or tsne is not None:
-        md += ["## Clustering of the local latent space z", ""]
-    if clustering:
-        entries = clustering if isinstance(clustering, (list, tuple)) else [clustering]
-        extra = [k for k in ("epoch", "step") if any(isinstance(e, dict) and k in e for e in entries)]
-        md += ["Silhouette (higher is better), Calinski–Harabasz (higher is better), "
-               "Davies–Bouldin (lower is better).", "",
-               "| " + " | ".join(extra + ["silhouette", "Calinski–Harabasz", "Davies–Bouldin", "note"]) + " |",
-               "|" + "---:|" * (len(extra) + 3) + "---|"]
-        for e in entries:
-            if not isinstance(e, dict):
-                continue
-            cells = [str(e.get(k, "")) for k in extra]
-            cells += [_fmt(e.get("silhouette")), _fmt(e.get("calinski_harabasz")), _fmt(e.get("davies_bouldin")),
-                      _md_escape(e.get("reason") or "")]
-            md.append("| " + " | ".join(cells) + " |")
-        md.append("")
-    if tsne is not None:
-        p = tsne_figure(fig_dir / "tsne.png", tsne[0], tsne[1])
-        md += [f"![t-SNE of z]({FIGURE_DIR}/{p.name})", ""]
-
+    md += _summary_section(metrics, names, excluded)
+    md += _per_class_section(metrics, names, excluded, pal, fig_dir)
+    md += _trimap_section(metrics, fig_dir)
+    md += _confusion_section(metrics, names, fig_dir)
+    md += _clustering_section(metrics, tsne, fig_dir)
     md += _latent_section(metrics)
     md += _uncertainty_section(metrics, fig_dir)
-
-    # Samples.
-    if samples:
-        p = _samples_figure(fig_dir / "samples.png", samples, names or [f"class_{i}" for i in range(len(pal))],
-                            [tuple(int(v) for v in c) for c in pal], ignore_index)
-        has_rgb = any(s[0] is not None for s in samples)
-        has_unc = any(len(s) > 3 and s[3] is not None for s in samples)
-        cols = ("input, " if has_rgb else "") + "ground truth, prediction, error (green = right, red = wrong, " \
-            "gray = ignored" + ("" if has_rgb else "; drawn over a gray canvas: no input image available") + ")" \
-            + (", predictive uncertainty" if has_unc else "")
-        md += ["## Samples", "", f"Columns: {cols}.", "", f"![Samples]({FIGURE_DIR}/{p.name})", ""]
-
+    md += _samples_section(samples, names, pal, ignore_index, fig_dir)
     path = out / "report.md"
     atomic_write_bytes(path, "\n".join(md).encode("utf-8"))
     return path

@@ -21,6 +21,7 @@ a gray canvas, as no RGB input is available here).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -93,24 +94,49 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
     outside ``[0, C)``, a class-index ground truth outside ``[0, C)`` ∪ {ignore}, or a native id
     not in ``gt_table``. Nothing is written when a file is refused.
     """
-    from ..report import write_report
-
     pred_dir, gt_dir, out_dir = Path(pred_dir), Path(gt_dir), Path(out_dir)
+    _check_folders(pred_dir, gt_dir)
+    table = _load_table(gt_table, unknown_ids, gt_channel, ignore_index)
+    class_names, colors = _resolve_classes(class_names, colors, table)
+    pairs = _pair_files(pred_dir, gt_dir, exclude=out_dir)
+    read_pair = _PairReader(len(class_names), ignore_index, table, unknown_ids, gt_channel)
+    evaluator = SegmentationEvaluator(len(class_names), class_names, ignore_index=ignore_index,
+                                      trimap_widths=trimap_widths, boundary_dilation_ratio=boundary_dilation_ratio)
+    samples = _accumulate(evaluator, pairs, read_pair, num_samples, progress)
+    metrics = metrics_json_safe(evaluator.compute())
+    # only now that every file was accepted: nothing is written when one is refused
+    _write_outputs(out_dir, metrics, class_names, colors, samples,
+                   title or f"phgmm score: {pred_dir} vs {gt_dir}", ignore_index)
+    return metrics
+
+
+# --------------------------------------------------------------------------- arguments
+def _check_folders(pred_dir: Path, gt_dir: Path) -> None:
     for d, what in ((pred_dir, "prediction"), (gt_dir, "ground-truth")):
         if not d.exists():
             raise FileNotFoundError(f"{what} folder {d} does not exist")
         if not d.is_dir():
             raise NotADirectoryError(f"{what} folder {d} is not a directory")
-    table = None
-    if gt_table is not None:
-        table = load_class_table(gt_table)
-        if unknown_ids not in ("error", "ignore"):
-            raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown_ids!r}")
-        if gt_channel not in ("single", "red"):
-            raise ValueError(f"gt_channel must be 'single' or 'red', got {gt_channel!r}")
-        if ignore_index != IGNORE_INDEX:
-            raise ValueError(f"a class table maps ignored ids to {IGNORE_INDEX}; ignore_index must be "
-                             f"{IGNORE_INDEX} with gt_table, got {ignore_index}")
+
+
+def _load_table(gt_table, unknown_ids: str, gt_channel: str, ignore_index: int) -> ClassTable | None:
+    """The ground truth's class table (``None``: it holds class indices), with its options checked."""
+    if gt_table is None:
+        return None
+    table = load_class_table(gt_table)
+    if unknown_ids not in ("error", "ignore"):
+        raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown_ids!r}")
+    if gt_channel not in ("single", "red"):
+        raise ValueError(f"gt_channel must be 'single' or 'red', got {gt_channel!r}")
+    if ignore_index != IGNORE_INDEX:
+        raise ValueError(f"a class table maps ignored ids to {IGNORE_INDEX}; ignore_index must be "
+                         f"{IGNORE_INDEX} with gt_table, got {ignore_index}")
+    return table
+
+
+def _resolve_classes(class_names, colors, table: ClassTable | None) -> tuple[list[str], list | None]:
+    """The class names and colours: as given, else the table's, else the 12 PHGMM classes."""
+    if table is not None:
         if class_names is None:
             class_names = list(table.names)
             if colors is None:
@@ -125,14 +151,19 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
         if colors is None:
             colors = dc if len(dc) == len(class_names) else None
     class_names = list(class_names)
-    C = len(class_names)
-    if C < 1:
+    if len(class_names) < 1:
         raise ValueError("class_names is empty")
-    if colors is not None and len(colors) < C:
-        raise ValueError(f"{len(colors)} colours for {C} classes")
+    if colors is not None and len(colors) < len(class_names):
+        raise ValueError(f"{len(colors)} colours for {len(class_names)} classes")
+    return class_names, colors
 
-    preds = list_pngs(pred_dir, exclude=out_dir)
-    gts = list_pngs(gt_dir, exclude=out_dir)
+
+# --------------------------------------------------------------------------- files
+def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path) -> list[tuple[Path, Path]]:
+    """``(prediction, ground truth)`` paths matched by relative path, sorted; every file needs its
+    partner."""
+    preds = list_pngs(pred_dir, exclude=exclude)
+    gts = list_pngs(gt_dir, exclude=exclude)
     if not preds:
         raise ValueError(f"no PNG files found in prediction folder {pred_dir}")
     if not gts:
@@ -145,24 +176,24 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
     if no_pred:
         raise FileNotFoundError(f"no prediction for ground truth {_describe(no_pred, gt_dir)}: "
                                 f"expected {_describe(no_pred, pred_dir)}")
+    return [(preds[rel], gts[rel]) for rel in sorted(preds)]
 
-    names = sorted(preds)
-    evaluator = SegmentationEvaluator(C, class_names, ignore_index=ignore_index,
-                                      trimap_widths=trimap_widths, boundary_dilation_ratio=boundary_dilation_ratio)
-    k = max(0, min(int(num_samples), len(names)))
-    sample_idx = set(np.linspace(0, len(names) - 1, k).round().astype(int).tolist()) if k else set()
-    samples = []
 
-    iterator = names
-    if progress:
-        from tqdm import tqdm
+@dataclass(frozen=True)
+class _PairReader:
+    """Reads a prediction and its ground truth as class indices, refusing values that cannot be."""
 
-        iterator = tqdm(names, desc="scoring", unit="img")
-    for i, rel in enumerate(iterator):
-        pp, gp = preds[rel], gts[rel]
+    num_classes: int
+    ignore_index: int
+    table: ClassTable | None
+    unknown_ids: str
+    gt_channel: str
+
+    def __call__(self, pp: Path, gp: Path) -> tuple[np.ndarray, np.ndarray]:
+        C = self.num_classes
         pred = read_label_png(pp)
-        if table is not None:  # native ids -> class indices, exactly as the data sets map them
-            gt = table.read_label(gp, unknown=unknown_ids, channel=gt_channel)
+        if self.table is not None:  # native ids -> class indices, exactly as the data sets map them
+            gt = self.table.read_label(gp, unknown=self.unknown_ids, channel=self.gt_channel)
         else:
             gt = read_label_png(gp)
         if pred.shape != gt.shape:
@@ -172,21 +203,41 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
         if bad.any():
             raise DatasetError(f"{pp}: prediction values [{_values(pred[bad])}] are outside the class "
                                f"range [0, {C}) (predictions must be the model's class indices)")
-        if table is None:
-            bad = ((gt < 0) | (gt >= C)) & (gt != ignore_index)
+        if self.table is None:
+            bad = ((gt < 0) | (gt >= C)) & (gt != self.ignore_index)
             if bad.any():
                 raise DatasetError(
                     f"{gp}: ground-truth values [{_values(gt[bad])}] are neither classes in [0, {C}) nor "
-                    f"the ignore value {ignore_index}; if this ground truth holds a data set's native "
+                    f"the ignore value {self.ignore_index}; if this ground truth holds a data set's native "
                     f"ids, give its class table (gt_table / --classes) to map them")
+        return pred, gt
+
+
+# --------------------------------------------------------------------------- scoring and writing
+def _accumulate(evaluator: SegmentationEvaluator, pairs: list[tuple[Path, Path]], read_pair: _PairReader,
+                num_samples: int, progress: bool) -> list[tuple]:
+    """Feed every pair to ``evaluator``; return ``num_samples`` evenly spread ``(None, gt, pred)``."""
+    k = max(0, min(int(num_samples), len(pairs)))
+    sample_idx = set(np.linspace(0, len(pairs) - 1, k).round().astype(int).tolist()) if k else set()
+    samples = []
+    iterator = pairs
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(pairs, desc="scoring", unit="img")
+    for i, (pp, gp) in enumerate(iterator):
+        pred, gt = read_pair(pp, gp)
         evaluator.update(pred, gt)
         if i in sample_idx:
             samples.append((None, gt, pred))
+    return samples
 
-    metrics = evaluator.compute()
-    metrics = metrics_json_safe(metrics)
+
+def _write_outputs(out_dir: Path, metrics: dict, class_names: list[str], colors, samples: list[tuple],
+                   title: str, ignore_index: int) -> None:
+    from ..report import write_report
+
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)
-    write_report(out_dir, metrics, class_names, colors, samples=samples or None,
-                 title=title or f"phgmm score: {pred_dir} vs {gt_dir}", ignore_index=ignore_index)
-    return metrics
+    write_report(out_dir, metrics, class_names, colors, samples=samples or None, title=title,
+                 ignore_index=ignore_index)

@@ -214,9 +214,11 @@ class Trainer:
         if du.is_distributed():
             ids = [self.device.index] if self.device.type == "cuda" else None
             # Without ℓ_z (no PostNet) the local space's log-variance head gets no gradient unless
-            # samples are decoded; DDP must then be told that some parameters sit out.
+            # samples are decoded. find_unused_parameters cannot see through the output's
+            # distributions (it would mark used parameters unused), but the graph is the same every
+            # step, so a static graph lets DDP learn once which parameters sit out.
             unused = cfg.model.name == "phgmm" and cfg.model.postnet is None and not cfg.model.sample_latent
-            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
+            self.net = DistributedDataParallel(self.model, device_ids=ids, static_graph=unused)
         if cfg.train.compile:
             self.net = torch.compile(self.net)
         self.writer = None
