@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal, kl_divergence
+from torch.distributions import Independent, MixtureSameFamily, Normal, kl_divergence
 
 __all__ = ["gmm_kl", "gmm_kl_per_dim", "gaussian_kl_per_dim", "soft_iou_loss", "segmentation_loss",
            "PHGMMLoss", "KL_METHODS"]

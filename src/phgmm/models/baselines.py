@@ -35,6 +35,7 @@ from torch import nn
 
 from .backbone import resnet_encoder
 from .decoder import bilinear_kernel
+from .layers import conv_bn_relu, count_parameters, resize_to
 from .shareable import Shareable
 
 __all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "build_baseline",
@@ -49,16 +50,6 @@ PHGMM_ONLY_KWARGS = frozenset({
 })
 
 
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
-    pad = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
 def _init_heads(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
@@ -68,10 +59,6 @@ def _init_heads(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def _count(m: nn.Module | None) -> int:
-    return sum(p.numel() for p in m.parameters()) if m is not None else 0
 
 
 class _Baseline(Shareable, nn.Module):
@@ -87,7 +74,7 @@ class _Baseline(Shareable, nn.Module):
         return model
 
     def parameter_counts(self) -> dict[str, int]:
-        counts = {"encoder": _count(self.encoder), "head": _count(self.head)}
+        counts = {"encoder": count_parameters(self.encoder), "head": count_parameters(self.head)}
         counts["inference_total"] = counts["training_total"] = counts["encoder"] + counts["head"]
         return counts
 
@@ -158,7 +145,7 @@ class DeepLabV3(_Baseline):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f4 = self.encoder(x)[3]
-        return _resize(self.head(f4), x.shape[-2:])
+        return resize_to(self.head(f4), x.shape[-2:])
 
 
 # -- FCN-8s --------------------------------------------------------------------------------------
@@ -228,7 +215,7 @@ class PyramidPooling(nn.Module):
         outs = [x]
         for b, stage in zip(self.bins, self.stages):
             pooled = x.mean(dim=(2, 3), keepdim=True) if b == 1 else F.adaptive_avg_pool2d(x, b)
-            outs.append(_resize(stage(pooled), size))
+            outs.append(resize_to(stage(pooled), size))
         return torch.cat(outs, dim=1)
 
 
@@ -261,7 +248,7 @@ class PSPNet(_Baseline):
         _init_heads(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _resize(self.head(self.encoder(x)[3]), x.shape[-2:])
+        return resize_to(self.head(self.encoder(x)[3]), x.shape[-2:])
 
 
 # -- U-Net-style encoder–decoder ------------------------------------------------------------------
@@ -271,7 +258,7 @@ class _UpBlock(nn.Module):
         self.convs = nn.Sequential(conv_bn_relu(cin + skip, cout), conv_bn_relu(cout, cout))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None, size: Sequence[int]) -> torch.Tensor:
-        x = _resize(x, size)
+        x = resize_to(x, size)
         if skip is not None:
             x = torch.cat([x, skip], dim=1)
         return self.convs(x)

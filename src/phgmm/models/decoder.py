@@ -28,19 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import BasicBlock
+from .layers import conv_bn_relu, resize_to
 
 __all__ = ["Decoder", "MergeHead", "bilinear_kernel"]
-
-
-def conv_bn_relu(cin: int, cout: int, kernel: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 class DecoderGroup(nn.Module):

@@ -13,6 +13,7 @@ from torch.distributions import Independent, MixtureSameFamily
 
 from .backbone import resnet_encoder
 from .decoder import Decoder, MergeHead
+from .layers import count_parameters as count
 from .latent import GlobalSpace, LocalSpace, MultiLevelSummary, gaussian_mixture
 from .postnet import PostNet
 from .shareable import Shareable
@@ -268,8 +269,6 @@ class PHGMM(Shareable, nn.Module):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per part: encoder, heads (local + global spaces), decoder (+merge), PostNet."""
-        def count(m: nn.Module | None) -> int:
-            return sum(p.numel() for p in m.parameters()) if m is not None else 0
         counts = {
             "encoder": count(self.encoder),
             "local_space": count(self.local_space),

@@ -1,0 +1,30 @@
+"""Small building blocks shared by PHGMM and the baselines (as smp's ``base/modules.py``)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["conv_bn_relu", "resize_to", "count_parameters"]
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
+    """Convolution (no bias: BN follows) + BatchNorm + ReLU, padded to keep the size."""
+    pad = dilation * (kernel // 2)
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize of an N×C×h×w map to ``size`` (H, W), pixel-centre aligned; a no-op at that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def count_parameters(module: nn.Module | None) -> int:
+    """Number of parameters of ``module`` (0 for None)."""
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
