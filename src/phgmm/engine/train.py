@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict, config_to_dict, save_config
+from ..io import check_output_dir, write_json
 from . import distributed as du
 from .builders import build_dataset_from_config, build_loss, build_model_from_config
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint, unwrap
@@ -253,14 +254,11 @@ class Trainer:
 
     # -- setup -----------------------------------------------------------------------------------
     def _prepare_output(self, resuming: bool, overwrite: bool) -> None:
-        from ..io import check_output_dir
-
         check_output_dir(self.out)
         last = self.ckpt_dir / "last.pt"
         if last.exists() and not resuming and not overwrite:
             raise RunExistsError(f"{self.out}: already holds a training run ({last}). Resume it with "
                                  f"--resume {last}, choose another output_dir, or pass --overwrite to replace it.")
-        self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.cfg, self.out / "config.yaml")
 
     def _build_data(self) -> None:
@@ -323,7 +321,6 @@ class Trainer:
         if best:
             save_checkpoint(self.ckpt_dir / "best.pt", _weights_only(snap))
         save_checkpoint(self.ckpt_dir / "last.pt", snap)
-        from ..io import write_json
         write_json(self.out / "history.json", self.state.history)
 
     # -- the loop --------------------------------------------------------------------------------

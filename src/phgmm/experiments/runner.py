@@ -122,13 +122,24 @@ def _save_tsne(result, path: Path, seed: int) -> None:
     tsne_figure(path, tsne_embedding(pts, seed=seed), labs)
 
 
+def _shipped_name(path: Path) -> str:
+    """``experiments/compare_camvid`` for a shipped file (what ``--config`` takes), else the path."""
+    from ..configs import CONFIG_DIR
+
+    try:
+        return Path(path).resolve().relative_to(CONFIG_DIR).with_suffix("").as_posix()
+    except ValueError:
+        return str(path)
+
+
 def run_experiment(exp: Experiment, only: str | list[str] | None = None, progress: bool = True,
                    report: bool = True, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     """Run (or continue) the selected runs in order, then rebuild the report from what finished."""
     exp.results_dir.mkdir(parents=True, exist_ok=True)
     info_path = exp.results_dir / "experiment.json"
     info = read_json(info_path) if info_path.is_file() else {}
-    info.update({"kind": exp.kind, "title": exp.title, "source": str(exp.source), "base": str(exp.base),
+    info.update({"kind": exp.kind, "title": exp.title, "source": _shipped_name(exp.source),
+                 "base": _shipped_name(exp.base),
                  "set": exp.overrides, "runs": [{"name": r.name, "set": r.overrides, "group": r.group} for r in exp.runs]})
     machines = info.setdefault("machines", [])
     here = machine_info()
