@@ -27,8 +27,16 @@ def test_run_benchmark_tiny():
                            warmup=1, iters=1, num_classes=4, count_flops=True,
                            model_kwargs={"phgmm": {"decoder_units": (1, 1, 1, 1), "latent_dim": 16,
                                                    "num_components": 2},
-                                         "deeplabv3": {"aspp_channels": 32}})
+                                         "deeplabv3": {"aspp_channels": 32}},
+                           predict_images=2, predict_rounds=1, onnx=True)
     ratios = result["ratios"]
+    assert ratios["predict_over_forward_images_per_s"] > 0
+    assert result["predict"]["images"] == 2 and result["predict"]["size_wh"] == [64, 32]
+    try:
+        import onnxruntime  # noqa: F401
+        assert ratios["onnx_over_pytorch_time"] > 0 and result["onnx"]["onnx_s"] > 0
+    except ImportError:
+        assert result["onnx"]["skipped"]
     assert set(RATIO_KEYS) <= set(ratios)
     for key in RATIO_KEYS:
         assert math.isfinite(ratios[key]) and ratios[key] > 0, key
@@ -52,6 +60,7 @@ def test_run_benchmark_tiny():
     json.dumps(result)  # serialisable as is
     table = format_table(result)
     assert "phgmm_infer_over_encoder" in table and "deeplabv3" in table
+    assert "predict_over_forward_images_per_s" in table and "predict: " in table and "onnx: " in table
 
 
 def test_measure_loader():
@@ -84,3 +93,31 @@ def test_cli_with_config_writes_json(tmp_path, capsys):
     assert result["settings"]["size_wh"] == [64, 32] and result["settings"]["train_batch"] == 2
     assert all(v > 0 for v in result["ratios"].values())
     assert "| ratio | value |" in capsys.readouterr().out
+
+
+def _tiny_phgmm():
+    from phgmm.models import build_model
+    torch.manual_seed(0)
+    return build_model("phgmm", num_classes=4, backbone="resnet18", postnet=None, decoder_units=(1, 1, 1, 1),
+                       latent_dim=16, num_components=2).eval()
+
+
+def test_measure_predict_tiny():
+    from phgmm.benchmark import measure_predict
+    info = measure_predict(_tiny_phgmm(), (64, 32), images=3, batch=2, rounds=1, workers=1)
+    assert info["images"] == 3 and info["forward_images_per_s"] > 0 and info["predict_images_per_s"] > 0
+    assert info["predict_over_forward"] == pytest.approx(info["predict_images_per_s"] / info["forward_images_per_s"])
+
+
+def test_measure_onnx_without_onnxruntime_is_a_note(monkeypatch):
+    import sys
+    from phgmm.benchmark import measure_onnx
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    info = measure_onnx(_tiny_phgmm(), (64, 32))
+    assert info["skipped"].startswith("skipped:") and "onnxruntime" in info["skipped"]
+
+
+def test_cli_predict_and_onnx_flags():
+    args = build_parser().parse_args(["benchmark", "--predict-images", "8", "--predict-workers", "2", "--onnx"])
+    assert args.predict_images == 8 and args.predict_workers == 2 and args.onnx
+    assert build_parser().parse_args(["benchmark"]).predict_images == 0

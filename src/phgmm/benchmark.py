@@ -29,6 +29,17 @@ Every time is the median over ``iters`` timed iterations (``infer_iters`` for in
 ``torch.cuda.synchronize`` around each on CUDA; the functions compared in a ratio are timed round-robin so that a drift of the machine's speed hits
 them alike. Optionally the throughput of a data loader is
 measured too, so that a report can check "loader images/s ≥ 2× training images/s".
+
+Two optional measurements of what users of the library feel (a fresh PHGMM built like the one
+measured above, inference network only):
+
+* ``predict_over_forward_images_per_s`` (``predict_images=N``, :func:`measure_predict`):
+  ``phgmm predict``'s images/s (:func:`phgmm.engine.predict.predict_paths` on N synthetic PNGs of
+  the benchmark's size: decoding, preprocessing, forward, argmax, writing three PNGs per image)
+  over the bare forward's images/s on the same preprocessed batches (``batch`` images each);
+* ``onnx_over_pytorch_time`` (``onnx=True``, :func:`measure_onnx`): onnxruntime's time (CPU
+  execution provider) over PyTorch's for the same exported model, size and batch, both on the
+  CPU; skipped with a note when ``onnx``/``onnxruntime`` are missing or the export fails.
 """
 
 from __future__ import annotations
@@ -51,8 +62,8 @@ from .io import metrics_json_safe
 from .models import MODEL_NAMES, build_model
 from .models.postnet import PostNet
 
-__all__ = ["run_benchmark", "format_table", "PEAK_FLOPS", "RATIO_KEYS", "measure_loader", "device_peak_flops",
-           "loader_from_config"]
+__all__ = ["run_benchmark", "format_table", "PEAK_FLOPS", "RATIO_KEYS", "OPTIONAL_RATIO_KEYS", "measure_loader",
+           "measure_predict", "measure_onnx", "device_peak_flops", "loader_from_config"]
 
 #: Dense tensor-core peak FLOP/s per GPU name fragment: bf16 (used with ``amp="bf16"``) and
 #: tf32 (used for fp32 runs, since cuDNN convolutions use TF32 by default).
@@ -65,6 +76,9 @@ PEAK_FLOPS: dict[str, dict[str, float]] = {
 RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
               "phgmm_infer_over_deeplabv3", "train_full_postnet_over_none",
               "train_light_postnet_over_none")
+
+#: ratios present only when their measurement was asked for (``predict_images``, ``onnx``)
+OPTIONAL_RATIO_KEYS = ("predict_over_forward_images_per_s", "onnx_over_pytorch_time")
 
 _IGNORE = 255
 
@@ -176,6 +190,135 @@ def measure_loader(loader: Any, batch_size: int = 2, workers: int = 2, batches: 
     if n_batches == 0:
         raise ValueError("the loader needs at least two batches to be timed")
     return {"images_per_s": n_images / dt, "batches": n_batches, "images": n_images, "workers": workers}
+
+
+# -- what users feel: predict's pipeline and onnxruntime ---------------------------------------------
+def _write_synthetic_images(folder: Any, size: tuple[int, int], n: int, seed: int) -> list[Any]:
+    """``n`` procedural street scenes of ``size`` = (W, H) as PNGs (realistic decode cost)."""
+    import cv2
+    import numpy as np
+
+    from .data.synthetic import render_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        rgb = render_scene(rng, size)[0]
+        path = folder / f"scene_{i:04d}.png"
+        if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
+            raise OSError(f"{path}: cannot write the benchmark's synthetic image")
+        paths.append(path)
+    return paths
+
+
+def measure_predict(model: nn.Module, size: Sequence[int] = (768, 384), images: int = 16, batch: int = 1,
+                    rounds: int = 3, device: str | torch.device = "cpu", workers: int | None = None,
+                    mf: torch.memory_format = torch.channels_last, seed: int = 0,
+                    say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``phgmm predict``'s images/s against the bare model forward's, at ``size`` and ``batch``.
+
+    Writes ``images`` synthetic PNGs of ``size`` = (W, H) to a temporary folder, then times, round
+    robin over ``rounds`` rounds (after one untimed round of each), (a) the model's forward over
+    the same images already preprocessed, in batches of ``batch``, and (b)
+    :func:`~phgmm.engine.predict.predict_paths` on the folder (reading, preprocessing, forward,
+    argmax, writing labels/color/overlay PNGs; ``workers`` threads each way) with the same batch.
+    Returns both images/s and their ratio ``predict_over_forward`` (median seconds per round).
+    """
+    import tempfile
+    from pathlib import Path
+
+    from .data.imageio import load_image
+    from .engine.predict import Predictor, predict_paths
+
+    say = say or (lambda _msg: None)
+    dev = torch.device(device)
+    w, h = (int(v) for v in size)
+    if images < 1 or batch < 1:
+        raise ValueError("images and batch must be positive")
+    predictor = Predictor(model=model.eval(), size=(w, h), device=str(dev))
+    predictor.memory_format = mf
+    with tempfile.TemporaryDirectory(prefix="phgmm-bench-predict-") as tmp:
+        folder = Path(tmp) / "images"
+        files = _write_synthetic_images(folder, (w, h), images, seed)
+        xs = [predictor.prepare(load_image(f)) for f in files]
+        batches = [predictor.stack(xs[i:i + batch]).to(dev) for i in range(0, len(xs), batch)]
+        out = Path(tmp) / "out"
+
+        def forward() -> None:
+            with torch.no_grad():
+                for x in batches:
+                    predictor.forward(x)
+
+        def predict() -> None:
+            predict_paths(predictor, [folder], out, overwrite=True, progress=False, batch=batch, workers=workers)
+
+        forward()
+        predict()
+        t = _time_interleaved({"forward": forward, "predict": predict}, dev, rounds)
+    info = {"images": images, "batch": batch, "size_wh": [w, h], "rounds": rounds, "workers": workers,
+            "forward_s": t["forward"], "predict_s": t["predict"],
+            "forward_images_per_s": images / t["forward"], "predict_images_per_s": images / t["predict"]}
+    info["predict_over_forward"] = info["predict_images_per_s"] / info["forward_images_per_s"]
+    say(f"predict: {info['predict_images_per_s']:.2f} images/s vs bare forward {info['forward_images_per_s']:.2f} "
+        f"images/s ({info['predict_over_forward']:.3f}x)")
+    return info
+
+
+def measure_onnx(model: nn.Module, size: Sequence[int] = (768, 384), batch: int = 1, warmup: int = 1,
+                 iters: int = 10, seed: int = 0, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """onnxruntime (CPU execution provider) time over PyTorch time for the same model, size
+    (W, H) and batch, both on the CPU (PyTorch fp32, channels-last), timed round robin.
+
+    The model is exported with :func:`phgmm.engine.export.export_onnx` to a temporary file.
+    Returns ``{"skipped": reason}`` when ``onnx``/``onnxruntime`` are missing or the export fails.
+    """
+    import tempfile
+    from pathlib import Path
+
+    say = say or (lambda _msg: None)
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        note = f"skipped: {exc.name or 'onnxruntime'} is not installed (pip install phgmm[onnx])"
+        say(f"onnx: {note}")
+        return {"skipped": note}
+    from .engine.export import InferenceGraph, OnnxPredictor, export_onnx
+
+    w, h = (int(v) for v in size)
+    cpu_model = InferenceGraph(model).to(memory_format=torch.channels_last)   # a CPU fp32 copy, no PostNet
+    torch.manual_seed(seed)
+    x = torch.randn(batch, 3, h, w)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    x_np = x.numpy()
+    with tempfile.TemporaryDirectory(prefix="phgmm-bench-onnx-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        try:
+            export_onnx(cpu_model, path, example_size=(w, h))
+        except Exception as exc:  # noqa: BLE001 - any exporter failure is reported, not fatal
+            note = f"skipped: export failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            say(f"onnx: {note}")
+            return {"skipped": note}
+        session = OnnxPredictor(path)
+
+        def pytorch() -> None:
+            with torch.no_grad():
+                cpu_model(x_cl)
+
+        def onnxrt() -> None:
+            session(x_np)
+
+        for _ in range(max(1, warmup)):
+            pytorch()
+            onnxrt()
+        t = _time_interleaved({"pytorch": pytorch, "onnx": onnxrt}, torch.device("cpu"), iters)
+    info = {"size_wh": [w, h], "batch": batch, "iters": iters, "pytorch_s": t["pytorch"], "onnx_s": t["onnx"],
+            "onnx_over_pytorch": t["onnx"] / t["pytorch"], "provider": "CPUExecutionProvider",
+            "onnxruntime": __import__("onnxruntime").__version__}
+    say(f"onnx: onnxruntime {t['onnx'] * 1e3:.1f} ms vs PyTorch {t['pytorch'] * 1e3:.1f} ms per batch of {batch} "
+        f"({info['onnx_over_pytorch']:.3f}x)")
+    return info
 
 
 # -- the benchmark -------------------------------------------------------------------------------
@@ -409,7 +552,9 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
                   num_classes: int | None = None, loader: Any = None, loader_workers: int = 2,
                   loader_batches: int = 20, peak_flops: float | None = None, count_flops: bool | None = None,
                   model_kwargs: dict[str, dict[str, Any]] | None = None, config: Any = None,
-                  seed: int = 0, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  seed: int = 0, progress: Callable[[str], None] | None = None, predict_images: int = 0,
+                  predict_workers: int | None = None, predict_rounds: int | None = None,
+                  onnx: bool = False) -> dict[str, Any]:
     """Measure training and inference speed, memory and size of PHGMM and baselines in one run.
 
     Args:
@@ -439,12 +584,18 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
             name); its size, training batch, backbone and classes are the defaults above.
         seed: seeds the weights and the random inputs.
         progress: called with a line of text after each measurement (e.g. ``print``).
+        predict_images: N > 0 also runs :func:`measure_predict` on N synthetic images of ``size``
+            with the inference ``batch`` (``predict_workers`` threads each way, ``predict_rounds``
+            rounds, default ``max(iters, 3)``): ratio ``predict_over_forward_images_per_s``.
+        onnx: also run :func:`measure_onnx` (CPU, ``infer_iters`` iterations): ratio
+            ``onnx_over_pytorch_time``, or a note in ``result["onnx"]["skipped"]``.
 
     Returns:
         A JSON-serialisable dict: ``settings`` (``size_wh`` = [W, H]), ``models`` (per model:
         parameter counts, train and inference seconds and images/s, peak memory, FLOPs/MFU),
         ``phgmm_train_step_s`` per PostNet variant, ``encoder_infer_s``, ``ratios``
-        (:data:`RATIO_KEYS`) and ``loader``.
+        (:data:`RATIO_KEYS`, plus :data:`OPTIONAL_RATIO_KEYS` when measured), ``loader``,
+        ``predict`` and ``onnx`` (None unless asked for).
     """
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -485,6 +636,21 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
     if loader is not None:
         loader_info = _loader_check(loader, train_batch, loader_workers, loader_batches,
                                     results["phgmm"]["train_images_per_s"], say)
+    ratios = _ratios(results, phgmm)
+    predict_info = onnx_info = None
+    if predict_images or onnx:
+        torch.manual_seed(seed)
+        fresh = build("phgmm").to(dev, memory_format=mf).eval()    # inference network, no PostNet
+        if predict_images:
+            predict_info = measure_predict(fresh, (w, h), images=predict_images, batch=batch,
+                                           rounds=predict_rounds or max(iters, 3), device=dev,
+                                           workers=predict_workers, mf=mf, seed=seed, say=say)
+            ratios["predict_over_forward_images_per_s"] = predict_info["predict_over_forward"]
+        if onnx:
+            onnx_info = measure_onnx(fresh, (w, h), batch=batch, warmup=warmup, iters=run.infer_iters,
+                                     seed=seed, say=say)
+            if "skipped" not in onnx_info:
+                ratios["onnx_over_pytorch_time"] = onnx_info["onnx_over_pytorch"]
     settings = {
         "backbone": backbone, "size_wh": [w, h], "batch": batch, "train_batch": train_batch,
         "warmup": warmup, "iters": iters, "infer_iters": run.infer_iters, "device": str(dev),
@@ -496,7 +662,8 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
         "timing": "median seconds per call",
     }
     return {"settings": settings, "models": results, "phgmm_train_step_s": phgmm["train_variants"],
-            "encoder_infer_s": phgmm["encoder_s"], "ratios": _ratios(results, phgmm), "loader": loader_info}
+            "encoder_infer_s": phgmm["encoder_s"], "ratios": ratios, "loader": loader_info,
+            "predict": predict_info, "onnx": onnx_info}
 
 
 def loader_from_config(config: Any) -> Any:
@@ -540,4 +707,15 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"loader: {ld['images_per_s']:.1f} images/s with {ld['workers']} workers = "
                      f"{ld['over_phgmm_train_images_per_s']:.1f}× PHGMM training images/s "
                      f"({'≥' if ld['at_least_2x_training'] else '<'} 2×)")
+    if result.get("predict"):
+        p = result["predict"]
+        lines.append(f"predict: {p['predict_images_per_s']:.2f} images/s vs bare forward "
+                     f"{p['forward_images_per_s']:.2f} images/s = {p['predict_over_forward']:.3f}× "
+                     f"({p['images']} PNGs of {p['size_wh'][0]}×{p['size_wh'][1]}, batch {p['batch']}, "
+                     f"median of {p['rounds']} rounds)")
+    if result.get("onnx"):
+        o = result["onnx"]
+        lines.append(f"onnx: {o['skipped']}" if "skipped" in o else
+                     f"onnx: onnxruntime {o['onnx_s'] * 1e3:.1f} ms vs PyTorch {o['pytorch_s'] * 1e3:.1f} ms "
+                     f"per batch of {o['batch']} on the CPU = {o['onnx_over_pytorch']:.3f}×")
     return "\n".join(lines)

@@ -104,6 +104,11 @@ class EvalConfig:
     active_threshold: float = 0.01       # a unit is active when Var_x(E[u|x]) exceeds this
     uncertainty: bool = False            # AUROC/AUPR of uncertainty maps for wrong pixels, ECE
     uncertainty_samples: int = 8         # PHGMM: decodes of z ~ q(z|x) for entropy and MI
+    mode: str = "whole"                  # whole | slide (sliding window over data.size images)
+    tile: tuple[int, int] | None = None  # slide window (W, H); None: the model's data.size
+    stride: tuple[int, int] | None = None  # slide step (W, H); None: 2/3 of the tile
+    flip: bool = False                   # test-time augmentation: average with the mirrored image
+    scales: tuple[float, ...] = (1.0,)   # test-time augmentation: input scale factors
 
 
 @dataclass
@@ -152,10 +157,14 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
             value = value.lower().split("x")
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: {key} must be a list (e.g. [768, 384]), got {value!r}")
+        kind = float if "float" in text else int
         try:
-            return tuple(int(v) for v in value)
+            out = tuple(kind(v) for v in value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}: {key} must be a list of integers, got {value!r}") from None
+            raise ConfigError(f"{where}: {key} must be a list of {kind.__name__}s, got {value!r}") from None
+        if kind is int and any(isinstance(v, float) and v != int(v) for v in value):
+            raise ConfigError(f"{where}: {key} must be a list of integers, got {value!r}")
+        return out
     if hint is bool or text.startswith("bool"):
         if isinstance(value, bool):
             return value
@@ -244,6 +253,9 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(e.batch_size >= 1, where, "eval.batch_size", e.batch_size, ">= 1")
     _check(e.trimap_max_width >= 1, where, "eval.trimap_max_width", e.trimap_max_width, ">= 1")
     _check(e.uncertainty_samples >= 0, where, "eval.uncertainty_samples", e.uncertainty_samples, ">= 0")
+    _check(e.mode in ("whole", "slide"), where, "eval.mode", e.mode, "whole or slide")
+    _check(len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales), where, "eval.scales",
+           list(e.scales), "one or more positive factors")
     return cfg
 
 

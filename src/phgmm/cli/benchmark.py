@@ -12,6 +12,8 @@ Training/inference speed, memory, parameters, FLOPs and the PHGMM ratios (see be
 measured in one run on the same random inputs. Prints a Markdown table (progress on stderr); --json
 writes every number and the settings. With --config, the models are built from the config's model
 section and its backbone, data.size and train.batch_size are the defaults; explicit flags win.
+--predict-images N and --onnx add two ratios a user of the model feels: `phgmm predict`'s
+images/s over the bare forward's (same size and --batch), and onnxruntime's time over PyTorch's.
 """
 
 
@@ -41,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="device peak TFLOP/s for the MFU (default: known GPUs' tensor-core peak)")
     p.add_argument("--loader-workers", type=int, default=None, metavar="N",
                    help="also time a DataLoader over the config's training set with N workers (needs --config)")
+    p.add_argument("--predict-images", type=int, default=0, metavar="N",
+                   help="also time `phgmm predict` on N synthetic PNGs of --size against the bare forward on "
+                        "the same batches (ratio predict_over_forward_images_per_s; default 0: off)")
+    p.add_argument("--predict-workers", type=int, default=None, metavar="N",
+                   help="threads reading and writing in the --predict-images measurement (default: predict's)")
+    p.add_argument("--onnx", action="store_true",
+                   help="also time onnxruntime against PyTorch on the CPU for the same exported PHGMM "
+                        "(ratio onnx_over_pytorch_time; skipped with a note without onnxruntime)")
     p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                    help="write the full result as JSON here")
     p.set_defaults(func=run)
@@ -59,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.set and not args.config:
         raise SystemExit("phgmm benchmark: --set overrides keys of --config; give --config too")
+    if args.predict_images < 0:
+        raise SystemExit(f"phgmm benchmark: --predict-images must be 0 (off) or positive, got {args.predict_images}")
     if args.loader_workers is not None and not args.config:
         raise SystemExit("phgmm benchmark: --loader-workers needs --config (the dataset comes from the config)")
     cfg = None
@@ -76,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                            peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None,
                            loader=loader_from_config(cfg) if args.loader_workers is not None else None,
                            loader_workers=args.loader_workers or 0, config=cfg,
+                           predict_images=args.predict_images, predict_workers=args.predict_workers,
+                           onnx=args.onnx,
                            progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_table(result))
     if args.json_out:

@@ -7,7 +7,7 @@ import re
 
 from ..io import SizeError, parse_wxh
 
-__all__ = ["parse_size", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device",
+__all__ = ["parse_size", "parse_scales", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device",
            "add_skip_bad_samples"]
 
 _LIST = re.compile(r"^\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*$")
@@ -23,6 +23,18 @@ def parse_size(text: str) -> tuple[int, int]:
         return parse_wxh(text)
     except SizeError:
         raise SizeError(f"size must be WIDTHxHEIGHT or [WIDTH,HEIGHT] (e.g. 768x384), got {text!r}") from None
+
+
+def parse_scales(text: str) -> tuple[float, ...]:
+    """``0.75,1.0,1.25`` → (0.75, 1.0, 1.25): positive factors."""
+    try:
+        scales = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must be comma-separated numbers, e.g. 0.75,1.0,1.25; "
+                                         f"got {text!r}") from None
+    if not scales or any(not s > 0 or s == float("inf") for s in scales):
+        raise argparse.ArgumentTypeError(f"scales must be positive numbers, got {text!r}")
+    return scales
 
 
 def add_set(p: argparse.ArgumentParser, what: str = "the config") -> None:

@@ -1,28 +1,58 @@
-"""``phgmm predict``: segment images with a checkpoint or an exported ONNX file."""
+"""``phgmm predict``: segment images and videos with a checkpoint or an exported ONNX file."""
 
 from __future__ import annotations
 
 import argparse
 
-from .options import add_device, add_no_progress, add_overwrite, add_size
+from .options import add_device, add_no_progress, add_overwrite, add_size, parse_scales, parse_size
 
 DESCRIPTION = """\
-Segment image files and folders of images. Per image <stem>, writes labels/<stem>.png (class
-indices, ready for `phgmm evaluate --predictions OUT/labels`), color/<stem>.png (colour mask),
-overlay/<stem>.png and, with --uncertainty, entropy/ and mi/ maps. Images are resized to the
-model's working size (the checkpoint's data.size, or the size recorded in the ONNX file) and the
-prediction back to the image's own size.
+Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
+quoted glob pattern expanded by phgmm ("data/**/*.png"). Per image <name>, writes
+labels/<name>.png (class indices, ready for `phgmm evaluate --predictions OUT/labels`),
+color/<name>.png (colour mask), overlay/<name>.png and, with --uncertainty, entropy/ and mi/ maps.
+<name> keeps the path below the folder (or the pattern's leading folders), e.g.
+labels/cityA/img1.png, so same-named files in different sub-folders never collide.
+Per video (.mp4, .avi, .mov, .mkv) <name>: overlay/<name>.mp4 at the source's frame rate and,
+with --save-frames, labels/<name>/000000.png ... per frame.
+
+--mode whole (default): each image is resized to the model's working size (the checkpoint's
+data.size, or the size recorded in the ONNX file) and the prediction back to the image's size.
+--mode slide: the image keeps its own resolution and is run in overlapping windows of --tile
+(default: the working size) every --stride (default: 2/3 of the tile), averaging the logits where
+windows overlap -- for frames larger than the training size (e.g. 2048x1024 with a model trained
+at 768x384). --tta flip and --scales 0.75,1.0,1.25 average the softmax of the augmented passes.
 """
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="segment images: colour masks, overlays, class-index PNGs",
+    p = sub.add_parser("predict", help="segment images and videos: colour masks, overlays, class-index PNGs",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("--checkpoint", metavar="CKPT", help="training checkpoint (.pt) to run with PyTorch")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image or video files, folders (recursive) or quoted glob patterns (\"data/**/*.png\")")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="training checkpoint (.pt) or published model folder, run with PyTorch")
     p.add_argument("--onnx", metavar="MODEL", help="run an exported ONNX model (phgmm export) on onnxruntime")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     add_size(p, "working size (default: the checkpoint's data.size, or the one stored in the ONNX file)")
+    p.add_argument("--mode", choices=("whole", "slide"), default="whole",
+                   help="whole: resize to the working size (default); slide: sliding windows at the image's "
+                        "own resolution")
+    p.add_argument("--tile", type=parse_size, default=None, metavar="WxH",
+                   help="--mode slide: window size (default: the working size)")
+    p.add_argument("--stride", type=parse_size, default=None, metavar="WxH",
+                   help="--mode slide: window step, at most the tile (default: 2/3 of the tile)")
+    p.add_argument("--tta", choices=("none", "flip"), default="none",
+                   help="test-time augmentation: flip averages with the mirrored image's prediction")
+    p.add_argument("--scales", type=parse_scales, default=(1.0,), metavar="S1,S2,...",
+                   help="test-time scales, e.g. 0.75,1.0,1.25: the input is resized by each factor and the "
+                        "softmax outputs averaged (default 1.0)")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="images of the same size per forward pass (default 1); in slide mode, windows per pass")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads reading ahead and, as many, writing (default: min(4, CPUs))")
+    p.add_argument("--save-frames", action="store_true",
+                   help="videos: also write per-frame class-index PNGs labels/<name>/000000.png ...")
     p.add_argument("--uncertainty", action="store_true",
                    help="also write predictive-entropy and mutual-information maps (PHGMM checkpoints only)")
     p.add_argument("--samples", type=int, default=8, help="samples of q(z|x) for --uncertainty (default 8)")
@@ -38,10 +68,19 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.checkpoint is None) == (args.onnx is None):
         raise SystemExit("phgmm predict: give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
+    if args.mode == "whole" and (args.tile or args.stride):
+        raise SystemExit("phgmm predict: --tile and --stride need --mode slide")
+    if args.batch < 1:
+        raise SystemExit(f"phgmm predict: --batch must be at least 1, got {args.batch}")
+    if args.workers is not None and args.workers < 1:
+        raise SystemExit(f"phgmm predict: --workers must be at least 1, got {args.workers}")
     from ..io import check_output_dir
     check_output_dir(args.out)
-    predictor = Predictor(checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, device=args.device)
+    predictor = Predictor(checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, device=args.device,
+                          mode=args.mode, tile=args.tile, stride=args.stride, flip=args.tta == "flip",
+                          scales=args.scales)
     written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty,
-                            samples=args.samples, overwrite=args.overwrite, progress=not args.no_progress)
+                            samples=args.samples, overwrite=args.overwrite, progress=not args.no_progress,
+                            batch=args.batch, workers=args.workers, save_frames=args.save_frames)
     print(f"wrote {len(written)} files to {args.out}")
     return 0

@@ -226,6 +226,8 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     evaluator = SegmentationEvaluator(cfg.model.num_classes, names, ignore_index=255,
                                       trimap_widths=widths, boundary=trimap if boundary is None else boundary)
     is_phgmm = hasattr(model, "encode")
+    e = cfg.eval
+    tta = e.mode != "whole" or e.flip or tuple(e.scales) != (1.0,)
     has_z = is_phgmm and model.local_space is not None
     want_z = (cfg.eval.clustering if clustering is None else clustering) and has_z
     probe = (_LatentProbe(model, cfg.model.num_classes, device)
@@ -244,13 +246,15 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     for x, y in loader:
         x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
         with autocast(dtype, device):
-            if is_phgmm:
-                enc = model.encode(x)
-                logits = model.decode(enc)
-                if want_z:
-                    z_points.append(enc.local[1].float().cpu())
+            enc = model.encode(x) if is_phgmm else None
+            if tta:     # what predict does with the same options: windows, flips, scales
+                from .inference import infer_logits
+                logits = infer_logits(model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride,
+                                      flip=e.flip, scales=e.scales)
             else:
-                enc, logits = None, model(x)
+                logits = model.decode(enc) if is_phgmm else model(x)
+            if want_z:
+                z_points.append(enc.local[1].float().cpu())
             pred = logits.argmax(1).cpu()
             if probe is not None:
                 probe.update(x, y, enc, pred)

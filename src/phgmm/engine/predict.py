@@ -1,56 +1,227 @@
-"""Inference on a user's images: colour masks, overlays, class-index PNGs and, for PHGMM,
-uncertainty maps from samples of q(z|x) (predictive entropy and mutual information)."""
+"""Inference on a user's images and videos: class-index PNGs, colour masks, overlays (an overlay
+video for a video) and, for PHGMM, uncertainty maps from samples of q(z|x) (predictive entropy and
+mutual information).
+
+Inputs (:func:`collect_inputs`): image and video files, folders (searched recursively; the path
+below the folder is kept in the output names, so ``cityA/img1.png`` and ``cityB/img1.png`` give
+``labels/cityA/img1.png`` and ``labels/cityB/img1.png``) and glob patterns expanded here
+(``"data/**/*.png"``, recursive; names keep the path below the pattern's fixed leading folders).
+
+Speed (:func:`predict_paths`): images are read, decoded and preprocessed by a pool of threads
+ahead of the model, batched (``batch`` images of the same input size per forward) and their
+outputs encoded and written by another pool, so that decoding and writing overlap the forward
+pass. PNGs are written for speed (zlib level 1, "up" row filter; see ``_PNG_PARAMS``).
+
+Modes and test-time augmentation (:class:`Predictor`): ``mode="whole"`` resizes each image to
+the model's working size, runs it, and resizes the logits back; ``mode="slide"`` runs the image
+at its own resolution (times each ``scales`` factor) in windows of ``tile`` (default: the working
+size) every ``stride`` (default: 2/3 of the tile), averaging overlapping logits — for frames
+larger than the training crops. ``flip`` and ``scales`` average the softmax of several passes.
+All of it is :func:`phgmm.engine.inference.infer_logits`.
+"""
 
 from __future__ import annotations
 
+import glob
 import logging
-from pathlib import Path
-from typing import Iterable, Sequence
+import os
+import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-__all__ = ["collect_images", "Predictor", "predict_paths", "IMAGE_SUFFIXES", "DEFAULT_SIZE"]
+from ..data.errors import DatasetError
+from ..data.imageio import IMAGE_EXTENSIONS
+from .inference import MODES, default_stride, infer_logits
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+__all__ = ["collect_images", "collect_inputs", "InputFile", "Predictor", "predict_paths", "IMAGE_SUFFIXES",
+           "VIDEO_EXTENSIONS", "DEFAULT_SIZE", "PNG_COMPRESSION"]
+
+#: image suffixes (an alias of :data:`phgmm.data.imageio.IMAGE_EXTENSIONS`, kept for older imports)
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
+#: video suffixes ``phgmm predict`` reads with OpenCV (frames → an overlay video)
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 #: working size (W, H) of an ONNX file without phgmm metadata (exported before it existed)
 DEFAULT_SIZE = (768, 384)
+#: zlib level of the written PNGs (1: fast; outputs are written while the model runs)
+PNG_COMPRESSION = 1
 
 log = logging.getLogger(__name__)
+_GLOB_MAGIC = re.compile(r"[*?\[]")
 
 
-def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
-    """Image files named directly, plus the images inside named folders (sorted, not recursive)."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
+# -- inputs --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class InputFile:
+    """One input: its path, its output name (a relative POSIX path without suffix, e.g.
+    ``"cityA/img1"``: outputs go to ``labels/cityA/img1.png``…) and whether it is a video."""
+
+    path: Path
+    name: str
+    video: bool = False
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return "image" if suffix in IMAGE_EXTENSIONS else ("video" if suffix in VIDEO_EXTENSIONS else None)
+
+
+def _strip(rel: PurePosixPath) -> str:
+    return str(rel.with_name(rel.name[: -len(rel.suffix)] if rel.suffix else rel.name))
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _walk(folder: Path, prefix: PurePosixPath, exclude: Path | None) -> list[InputFile]:
+    """Images and videos under ``folder`` (recursive; hidden folders and ``exclude`` skipped)."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _inside(Path(root, d), exclude))
+        for f in files:
+            p = Path(root, f)
+            kind = _kind(p)
+            if kind is not None and not f.startswith("."):
+                rel = prefix / PurePosixPath(p.relative_to(folder).as_posix())
+                found.append(InputFile(p, _strip(rel), kind == "video"))
+    return sorted(found, key=lambda i: i.name)
+
+
+def _glob_base(pattern: str) -> Path:
+    """The leading folders of a glob pattern that hold no wildcard (``data/**/*.png`` → ``data``)."""
+    base = []
+    for part in Path(pattern).parts:
+        if _GLOB_MAGIC.search(part):
+            break
+        base.append(part)
+    return Path(*base) if base else Path(".")
+
+
+def _suffixes() -> str:
+    return ", ".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None) -> list[InputFile]:
+    """The images and videos named by ``inputs``: files, folders (recursive) and glob patterns.
+
+    Output names: a file named directly keeps its stem; a file found in a folder keeps its path
+    below that folder; a glob match keeps its path below the pattern's fixed leading folders.
+    ``exclude`` (the output folder) is never searched. A file reached twice is listed once.
+    Raises ``FileNotFoundError`` / :class:`~phgmm.data.errors.DatasetError` naming the input.
+    """
+    skip = Path(exclude).resolve() if exclude is not None else None
+    items: list[InputFile] = []
+    seen: set[Path] = set()
+
+    def add(new: Iterable[InputFile]) -> int:
+        n = 0
+        for item in new:
+            key = item.path.resolve()
+            if key not in seen:
+                seen.add(key)
+                items.append(item)
+                n += 1
+        return n
+
+    for raw in inputs:
+        text = os.fspath(raw)
+        p = Path(text)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            found = _walk(p, PurePosixPath(), skip)
             if not found:
-                raise FileNotFoundError(f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            files += found
+                raise FileNotFoundError(f"{p}: folder holds no images or videos ({_suffixes()}), "
+                                        f"not even in its sub-folders")
+            add(found)
         elif p.is_file():
-            files.append(p)
+            kind = _kind(p)
+            if kind is None:
+                raise DatasetError(f"{p}: neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video "
+                                   f"({', '.join(VIDEO_EXTENSIONS)}) by its suffix")
+            add([InputFile(p, p.stem if p.suffix else p.name, kind == "video")])
+        elif _GLOB_MAGIC.search(text):
+            base = _glob_base(text)
+            found = []
+            for m in sorted(glob.glob(text, recursive=True)):
+                mp = Path(m)
+                if _inside(mp, skip):
+                    continue
+                rel = PurePosixPath(Path(os.path.relpath(mp, base)).as_posix())
+                if mp.is_dir():
+                    found += _walk(mp, rel if str(rel) != "." else PurePosixPath(), skip)
+                elif _kind(mp) is not None:
+                    found.append(InputFile(mp, _strip(rel), _kind(mp) == "video"))
+            if not found:
+                raise FileNotFoundError(f"{text}: the pattern matches no image or video files ({_suffixes()})")
+            add(found)
         else:
-            raise FileNotFoundError(f"{p}: no such image file or folder")
-    return files
+            raise FileNotFoundError(f"{p}: no such image, video or folder (and not a glob pattern)")
+    return items
+
+
+def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """The image files of :func:`collect_inputs` (videos left out), in order."""
+    return [item.path for item in collect_inputs(inputs) if not item.video]
+
+
+def _check_names(items: Sequence[InputFile]) -> None:
+    first: dict[str, Path] = {}
+    for item in items:
+        if item.name in first:
+            raise ValueError(f"{first[item.name]} and {item.path} would both write labels/{item.name}.png; "
+                             f"rename one, or pass the folder above them so that their sub-paths tell them apart")
+        first[item.name] = item.path
+
+
+# -- the predictor -------------------------------------------------------------------------------
+def _size(value: Sequence[int] | None, name: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    w, h = (int(v) for v in value)
+    if w < 1 or h < 1:
+        raise ValueError(f"{name} must be positive (W, H), got {tuple(value)}")
+    return w, h
 
 
 class Predictor:
-    """Runs a trained model (PyTorch checkpoint or ONNX file) on RGB images of any size.
+    """Runs a trained model (PyTorch checkpoint, in-memory model or ONNX file) on RGB images of any size.
 
-    The image is resized to the model's working size (``size`` = (W, H); by default the
-    checkpoint's ``data.size``, or the size recorded in the ONNX file's metadata), normalised, and
-    the logits are resized back to the image's own size before argmax. An explicit ``size`` wins.
-    An ONNX file without metadata (an older export) runs at :data:`DEFAULT_SIZE`, with a warning.
+    ``mode="whole"`` (default): the image is resized to the model's working size (``size`` = (W, H);
+    by default the checkpoint's ``data.size``, the size recorded in the ONNX file's metadata, or a
+    model's ``metadata["size"]``), normalised, and the logits are resized back to the image's own
+    size before argmax. An explicit ``size`` wins. An ONNX file without metadata (an older export)
+    runs at :data:`DEFAULT_SIZE`, with a warning.
+
+    ``mode="slide"``: the image keeps its own resolution; windows of ``tile`` (default: the working
+    size) every ``stride`` (default: 2/3 of the tile) are run and their logits averaged where they
+    overlap (an image smaller than a tile is padded). ``flip`` / ``scales``: test-time
+    augmentation (softmax of the passes averaged), see :func:`phgmm.engine.inference.infer_logits`.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, onnx: str | Path | None = None,
-                 size: Sequence[int] | None = None, device: str = "auto") -> None:
-        if (checkpoint is None) == (onnx is None):
-            raise ValueError("give exactly one of a checkpoint or an ONNX file")
+                 size: Sequence[int] | None = None, device: str = "auto", *, model: torch.nn.Module | None = None,
+                 mode: str = "whole", tile: Sequence[int] | None = None, stride: Sequence[int] | None = None,
+                 flip: bool = False, scales: Sequence[float] = (1.0,), class_names: Sequence[str] | None = None,
+                 colors: Sequence[Sequence[int]] | None = None) -> None:
+        if sum(v is not None for v in (checkpoint, onnx, model)) != 1:
+            raise ValueError("give exactly one of a checkpoint, an ONNX file or a model")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         from ..data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
 
         self.class_names = list(PHGMM_CLASS_NAMES)
@@ -58,17 +229,26 @@ class Predictor:
         self.onnx = None
         self.model = None
         self.mean = self.std = None       # None: the ImageNet statistics of data.transforms
-        if checkpoint is not None:
-            from .checkpoint import load_model_from_checkpoint
-            model, config, names, colors = load_model_from_checkpoint(checkpoint)
+        self.memory_format = torch.contiguous_format
+        size = _size(size, "size")
+        if checkpoint is not None or model is not None:
+            from .precision import memory_format
+            if checkpoint is not None:     # a training checkpoint or a published model folder
+                from ..pretrained import load
+                model = load(checkpoint)
+            meta = getattr(model, "metadata", None) or {}
+            names, cols, working = meta.get("class_names"), meta.get("colors"), meta.get("size")
+            channels_last = ((meta.get("config") or {}).get("train") or {}).get("channels_last", "auto")
             if names:
-                self.class_names, self.colors = list(names), list(colors)
+                self.class_names, self.colors = list(names), [tuple(c) for c in cols]
             self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                                        else ("cpu" if device == "auto" else device))
-            from .precision import memory_format
-            self.memory_format = memory_format(config["train"]["channels_last"])
+            self.memory_format = memory_format(channels_last)
             self.model = model.to(self.device, memory_format=self.memory_format).eval()
-            self.size = tuple(size) if size else tuple(config["data"]["size"])
+            if size is None and not working:
+                raise ValueError(f"{checkpoint or 'the model'}: no working size recorded (data.size): "
+                                 f"pass --size WxH (size=(W, H))")
+            self.size = size or tuple(int(v) for v in working)
         else:
             from .export import OnnxPredictor
             self.onnx = OnnxPredictor(onnx)
@@ -78,7 +258,7 @@ class Predictor:
                 self.class_names, self.colors = list(info.class_names), list(info.colors)
                 self.mean, self.std = info.mean, info.std
             if size:
-                self.size = tuple(size)
+                self.size = size
             elif info is not None:
                 self.size = tuple(info.size)
             else:
@@ -86,89 +266,445 @@ class Predictor:
                 log.warning("%s has no phgmm metadata (an older export): running at the default size %dx%d; "
                             "pass --size WxH (the size the model was trained at) or re-export it",
                             onnx, *DEFAULT_SIZE)
+        if class_names is not None:
+            self.class_names = list(class_names)
+        if colors is not None:
+            self.colors = [tuple(c) for c in colors]
+        self.mode = mode
+        self.tile = _size(tile, "tile") or tuple(self.size)
+        self.stride = _size(stride, "stride") or default_stride(self.tile)
+        if self.stride[0] > self.tile[0] or self.stride[1] > self.tile[1]:
+            raise ValueError(f"stride {self.stride[0]}x{self.stride[1]} is larger than the tile "
+                             f"{self.tile[0]}x{self.tile[1]}: pixels between the windows would get no prediction")
+        self.flip = bool(flip)
+        self.scales = tuple(float(s) for s in scales)
+        if not self.scales or any(not s > 0 for s in self.scales):
+            raise ValueError(f"scales must be positive numbers, got {self.scales}")
+        self._lut = self._normalisation_lut()   # after mean/std
+
+    def _normalisation_lut(self) -> np.ndarray:
+        """uint8 → normalised float32 per channel, one ``cv2.LUT``; for the ImageNet statistics
+        computed exactly as :func:`phgmm.data.transforms.normalize` does (bit-identical inputs)."""
+        from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+        mean = np.asarray(IMAGENET_MEAN if self.mean is None else self.mean, dtype=np.float32).reshape(1, 3)
+        std = np.asarray(IMAGENET_STD if self.std is None else self.std, dtype=np.float32).reshape(1, 3)
+        return ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - mean) / std).astype(np.float32).reshape(1, 256, 3)
 
     @property
     def can_sample(self) -> bool:
         return self.model is not None and hasattr(self.model, "sample_logits")
 
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def input_size(self, rgb: np.ndarray) -> tuple[int, int]:
+        """(W, H) of the model input for this image: the working size in whole mode, the image's
+        own size in slide mode."""
+        return tuple(self.size) if self.mode == "whole" else (int(rgb.shape[1]), int(rgb.shape[0]))
+
+    def prepare(self, rgb: np.ndarray) -> torch.Tensor:
+        """3×h×w normalised model input on the CPU, a channels-last view of an h×w×3 array (so a
+        batch of them is channels-last without a copy). Thread-safe: readers run it ahead."""
+        from ..data.transforms import resize_image
+        from ..visualize import to_rgb_uint8
+        arr = np.asarray(rgb)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+            arr = to_rgb_uint8(arr)
+        hwc = cv2.LUT(np.ascontiguousarray(resize_image(arr, self.input_size(arr))), self._lut)
+        return torch.from_numpy(hwc).permute(2, 0, 1)
+
+    @staticmethod
+    def stack(xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """N×3×h×w batch of :meth:`prepare`'d inputs (channels-last; one copy, none for N = 1)."""
+        if len(xs) == 1:
+            return xs[0].unsqueeze(0)
+        return torch.stack([x.permute(1, 2, 0) for x in xs]).permute(0, 3, 1, 2)
+
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
-        """1×3×H×W model input at the working size, normalised as the model was trained."""
-        from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, preprocess
-        x = preprocess(rgb, self.size).unsqueeze(0)
-        if self.mean is None or (tuple(self.mean), tuple(self.std)) == (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)):
-            return x
-        # another normalisation (recorded in an ONNX file): back to [0, 1], then its mean/std
-        def channels(v):
-            return torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1)
-        return (x * channels(IMAGENET_STD) + channels(IMAGENET_MEAN) - channels(self.mean)) / channels(self.std)
+        """1×3×h×w model input (see :meth:`input_size`), normalised as the model was trained."""
+        return self.prepare(rgb).unsqueeze(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The bare model: N×3×h×w → N×C×h×w float logits (on the model's device)."""
+        if self.onnx is not None:
+            return torch.from_numpy(self.onnx(x.detach().cpu().numpy()))
+        out = self.model(x.to(self.device).contiguous(memory_format=self.memory_format))
+        return getattr(out, "logits", out).float()
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
+        """N×C×h×w logits of a prepared batch, with this predictor's mode and test-time
+        augmentation (:func:`~phgmm.engine.inference.infer_logits`)."""
+        if self.onnx is None:
+            x = x.to(self.device)
+        return infer_logits(self.forward, x, mode=self.mode, tile=self.tile, stride=self.stride, flip=self.flip,
+                            scales=self.scales, max_batch=max_batch)
+
+    @staticmethod
+    def _to_image(t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+        if tuple(t.shape[-2:]) == tuple(hw):
+            return t
+        return F.interpolate(t, size=tuple(hw), mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def labels_from_logits(logits: torch.Tensor, hw: tuple[int, int] | None = None) -> np.ndarray:
+        """H×W class indices (uint8, or uint16 beyond 256 classes) of 1×C×h×w logits, resized
+        (bilinear) to ``hw`` = (H, W) first."""
+        if hw is not None:
+            logits = Predictor._to_image(logits, hw)
+        if logits.device.type == "cpu":   # argmax over C is several times faster channels-last
+            logits = logits.contiguous(memory_format=torch.channels_last)
+        pred = logits.argmax(1)[0].cpu()
+        if logits.shape[1] <= 256:
+            return pred.to(torch.uint8).numpy()
+        return pred.to(torch.int32).numpy().astype(np.uint16)
 
     @torch.no_grad()
     def logits(self, rgb: np.ndarray) -> torch.Tensor:
-        """1×C×H×W logits at the image's own resolution."""
-        x = self.preprocess(rgb)
-        if self.onnx is not None:
-            out = torch.from_numpy(self.onnx(x.numpy()))
-        else:
-            out = self.model(x.to(self.device).contiguous(memory_format=self.memory_format)).float().cpu()
-        return F.interpolate(out, size=rgb.shape[:2], mode="bilinear", align_corners=False)
+        """1×C×H×W logits at the image's own resolution (CPU)."""
+        return self._to_image(self.infer(self.preprocess(rgb)).float().cpu(), rgb.shape[:2])
 
     @torch.no_grad()
-    def sample_logits(self, rgb: np.ndarray, n: int) -> torch.Tensor:
-        """n×1×C×H×W logits decoded from n samples of z ~ q(z|x)."""
+    def sample_batch(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """n×N×C×h×w logits of a prepared batch, from n samples of z ~ q(z|x) (in slide mode
+        each window samples on its own; no flip/scale augmentation)."""
         if not self.can_sample:
             raise ValueError("uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
                              "ONNX files and baselines have no latent distribution")
-        x = self.preprocess(rgb).to(self.device).contiguous(memory_format=self.memory_format)
-        s = self.model.sample_logits(x, n).float().cpu()
-        return F.interpolate(s.flatten(0, 1), size=rgb.shape[:2], mode="bilinear",
-                             align_corners=False).unflatten(0, (n, 1))
+        x = x.to(self.device).contiguous(memory_format=self.memory_format)
+        if self.mode == "whole":
+            return self.model.sample_logits(x, n).float()
+
+        def samples_as_channels(t: torch.Tensor) -> torch.Tensor:   # N×(n·C)×h×w: slide averages per channel
+            s = self.model.sample_logits(t.contiguous(memory_format=self.memory_format), n).float()
+            return s.permute(1, 0, 2, 3, 4).flatten(1, 2)
+        out = infer_logits(samples_as_channels, x, mode="slide", tile=self.tile, stride=self.stride)
+        return out.unflatten(1, (n, -1)).permute(1, 0, 2, 3, 4)
+
+    @torch.no_grad()
+    def sample_logits(self, rgb: np.ndarray, n: int) -> torch.Tensor:
+        """n×1×C×H×W logits decoded from n samples of z ~ q(z|x), at the image's own resolution."""
+        if not self.can_sample:
+            raise ValueError("uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
+                             "ONNX files and baselines have no latent distribution")
+        s = self.sample_batch(self.preprocess(rgb), n).cpu()
+        return self._to_image(s.flatten(0, 1), rgb.shape[:2]).unflatten(0, (n, 1))
 
 
+# -- writing -------------------------------------------------------------------------------------
+# zlib level 1, run-length matching (OpenCV's default strategy), every row "up"-filtered instead of
+# adaptively: measured on 768×384 outputs, 2-3× faster to encode than OpenCV's defaults and smaller
+# (labels 0.4 ms, colour masks 1.3 ms, overlays 6.5 ms)
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
+    _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+
+
+def _write_png(path: Path, array: np.ndarray) -> Path:
+    """PNG (gray, or BGR order as OpenCV takes it) written atomically at :data:`PNG_COMPRESSION`."""
+    from ..io import atomic_write_bytes
+    ok, buf = cv2.imencode(".png", array, _PNG_PARAMS)
+    if not ok:  # pragma: no cover - OpenCV encodes every uint8/uint16 array
+        raise OSError(f"{path}: PNG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+class _Outputs:
+    """What one run writes, per image or frame (called from writer threads)."""
+
+    def __init__(self, out: Path, colors: Sequence[Sequence[int]]) -> None:
+        self.out = out
+        pal = np.zeros((max(256, len(colors)), 3), np.uint8)    # classes beyond the table: black
+        pal[:len(colors)] = np.asarray(colors, np.uint8).reshape(-1, 3)[:, ::-1]
+        self.palette_bgr = pal
+
+    def overlay_bgr(self, rgb: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        color = np.take(self.palette_bgr, pred, axis=0)
+        bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+        return color, cv2.addWeighted(bgr, 0.5, color, 0.5, 0.0)
+
+    def image(self, name: str, rgb: np.ndarray, pred: np.ndarray, maps: dict | None) -> list[Path]:
+        color, over = self.overlay_bgr(rgb, pred)
+        written = [_write_png(self.out / "labels" / f"{name}.png", pred),
+                   _write_png(self.out / "color" / f"{name}.png", color),
+                   _write_png(self.out / "overlay" / f"{name}.png", over)]
+        return written + self.maps(name, maps)
+
+    def frame(self, name: str, pred: np.ndarray, maps: dict | None) -> list[Path]:
+        return [_write_png(self.out / "labels" / f"{name}.png", pred)] + self.maps(name, maps)
+
+    def maps(self, name: str, maps: dict | None) -> list[Path]:
+        if not maps:
+            return []
+        from ..visualize import heatmap, save_png
+        written = []
+        top = float(np.log(maps["num_classes"]))     # both maps lie in [0, log C]
+        for key, folder in (("predictive_entropy", "entropy"), ("mutual_information", "mi")):
+            values = maps[key]
+            npy = self.out / folder / f"{name}.npy"
+            npy.parent.mkdir(parents=True, exist_ok=True)
+            np.save(npy, values)
+            written += [save_png(self.out / folder / f"{name}.png", heatmap(values, vmin=0.0, vmax=top)), npy]
+        return written
+
+
+class _Pending:
+    """Futures of background writes, bounded (the oldest is waited for when full); their results
+    (lists of written paths) are collected in order."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.futures: deque[Future] = deque()
+        self.written: list[Path] = []
+
+    def add(self, future: Future) -> None:
+        self.futures.append(future)
+        while len(self.futures) > self.limit:
+            self.written += self.futures.popleft().result()
+
+    def drain(self) -> list[Path]:
+        while self.futures:
+            self.written += self.futures.popleft().result()
+        return self.written
+
+
+class _VideoOut:
+    """The overlay video of one input video (frames encoded in order by one thread; written to a
+    temporary file and renamed when complete), plus per-frame labels through the shared pool."""
+
+    def __init__(self, item: InputFile, out: Path, outputs: _Outputs, fps: float, size: tuple[int, int]) -> None:
+        self.item = item
+        self.final = out / "overlay" / f"{item.name}.mp4"
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.final.with_name(f".{self.final.stem}.tmp-{os.getpid()}.mp4")
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise OSError(f"{self.final}: OpenCV cannot write an mp4v video here")
+        self.outputs = outputs
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="phgmm-video")
+        self.pending = _Pending(8)
+
+    def _write(self, rgb: np.ndarray, pred: np.ndarray) -> list[Path]:
+        self.writer.write(self.outputs.overlay_bgr(rgb, pred)[1])
+        return []
+
+    def add(self, rgb: np.ndarray, pred: np.ndarray) -> None:
+        self.pending.add(self.thread.submit(self._write, rgb, pred))
+
+    def close(self) -> Path:
+        try:
+            self.pending.drain()
+        finally:
+            self.thread.shutdown()
+            self.writer.release()
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        self.thread.shutdown(cancel_futures=True)
+        self.writer.release()
+        if self.tmp.exists():
+            self.tmp.unlink()
+
+
+# -- reading -------------------------------------------------------------------------------------
+@dataclass
+class _Frame:
+    item: InputFile
+    index: int | None          # frame number within a video, None for an image
+    rgb: np.ndarray
+    x: torch.Tensor            # 3×h×w prepared model input
+
+
+def _open_video(path: Path) -> tuple[cv2.VideoCapture, float, int]:
+    """An opened capture, its fps (25 when unknown) and frame count (0 when unknown)."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")      # our own error says it in one line
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DatasetError(f"{path}: cannot read the video (OpenCV cannot open it: not a video, truncated, "
+                           f"or a codec it lacks)")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    return cap, (fps if np.isfinite(fps) and fps > 0 else 25.0), max(count, 0)
+
+
+def _ordered(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], Any]], depth: int) -> Iterator[Any]:
+    """Results of ``tasks`` in order, up to ``depth`` of them running ahead on ``pool``."""
+    futures: deque[Future] = deque()
+    try:
+        for task in tasks:
+            futures.append(pool.submit(task))
+            if len(futures) > depth:
+                yield futures.popleft().result()
+        while futures:
+            yield futures.popleft().result()
+    finally:
+        for f in futures:
+            f.cancel()
+
+
+def _load_image(item: InputFile, predictor: Predictor) -> _Frame:
+    from ..data.imageio import load_image
+    rgb = load_image(item.path)
+    return _Frame(item, None, rgb, predictor.prepare(rgb))
+
+
+def _video_frames(item: InputFile, predictor: Predictor, depth: int) -> Iterator[_Frame]:
+    cap, _, _ = _open_video(item.path)
+    state = {"index": 0, "done": False}
+
+    def read() -> _Frame | None:   # runs on the one reader thread of this video: in order
+        if state["done"]:
+            return None
+        ok, bgr = cap.read()
+        if not ok:
+            state["done"] = True
+            return None
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        frame = _Frame(item, state["index"], rgb, predictor.prepare(rgb))
+        state["index"] += 1
+        return frame
+
+    def forever() -> Iterator[Callable[[], _Frame | None]]:
+        while not state["done"]:
+            yield read
+
+    reader = ThreadPoolExecutor(1, thread_name_prefix="phgmm-video-read")
+    try:
+        n = 0
+        for frame in _ordered(reader, forever(), depth):
+            if frame is None:
+                break
+            n += 1
+            yield frame
+        if n == 0:
+            raise DatasetError(f"{item.path}: cannot read the video (OpenCV opens it but decodes no frame)")
+    finally:
+        state["done"] = True
+        reader.shutdown(wait=True, cancel_futures=True)
+        cap.release()
+
+
+def _frames(items: Sequence[InputFile], predictor: Predictor, pool: ThreadPoolExecutor, depth: int) -> Iterator[_Frame]:
+    i = 0
+    while i < len(items):
+        if items[i].video:
+            yield from _video_frames(items[i], predictor, depth)
+            i += 1
+            continue
+        j = i
+        while j < len(items) and not items[j].video:
+            j += 1
+        yield from _ordered(pool, (partial(_load_image, item, predictor) for item in items[i:j]), depth)
+        i = j
+
+
+def _batches(frames: Iterable[_Frame], size: int) -> Iterator[list[_Frame]]:
+    """Consecutive frames with the same model-input size, at most ``size`` of them."""
+    group: list[_Frame] = []
+    for f in frames:
+        if group and (len(group) >= size or group[0].x.shape != f.x.shape):
+            yield group
+            group = []
+        group.append(f)
+    if group:
+        yield group
+
+
+# -- the run -------------------------------------------------------------------------------------
 def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: str | Path,
                   uncertainty: bool = False, samples: int = 8, overwrite: bool = False,
-                  progress: bool = True) -> list[Path]:
-    """Write, per image ``<stem>``, one file in each of these sub-folders of ``out_dir``:
-    ``labels/<stem>.png`` (class indices — ready for ``phgmm evaluate --predictions out/labels``),
-    ``color/<stem>.png`` (colour mask), ``overlay/<stem>.png`` (mask over the image) and, with
-    ``uncertainty``, ``entropy/`` and ``mi/`` (``.png`` heat maps scaled to [0, log C] and ``.npy``
-    float maps). Returns the written files."""
-    from ..data.imageio import load_image
-    from ..metrics import uncertainty_maps
-    from ..visualize import colorize, heatmap, overlay, save_png
+                  progress: bool = True, batch: int = 1, workers: int | None = None,
+                  save_frames: bool = False) -> list[Path]:
+    """Segment the images and videos named by ``inputs`` (files, folders, glob patterns: see
+    :func:`collect_inputs`) and write, per image with output name ``<name>`` (e.g. ``cityA/img1``),
+    one file in each of these sub-folders of ``out_dir``: ``labels/<name>.png`` (class indices —
+    ready for ``phgmm evaluate --predictions out/labels``), ``color/<name>.png`` (colour mask),
+    ``overlay/<name>.png`` (mask over the image) and, with ``uncertainty``, ``entropy/`` and
+    ``mi/`` (``.png`` heat maps scaled to [0, log C] and ``.npy`` float maps).
 
-    files = collect_images(inputs)
+    Per video ``<name>``: ``overlay/<name>.mp4`` (mp4v, the source's fps) and, with
+    ``save_frames``, ``labels/<name>/000000.png``… (and the uncertainty maps per frame, which
+    need ``save_frames``).
+
+    ``batch`` images of the same model-input size go through the model together; ``workers``
+    threads (default: min(4, CPUs)) read and preprocess ahead, as many write. Returns the written
+    files.
+    """
+    out = Path(out_dir)
+    items = collect_inputs(inputs, exclude=out)
+    if batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {batch}")
     if uncertainty and not predictor.can_sample:
         raise ValueError("--uncertainty needs a PHGMM checkpoint (it samples q(z|x))")
     if uncertainty and samples < 2:
         raise ValueError(f"--samples must be at least 2 for uncertainty maps, got {samples}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stems = [f.stem for f in files]
-    if len(set(stems)) != len(stems):
-        dup = sorted({s for s in stems if stems.count(s) > 1})
-        raise ValueError(f"several inputs share the file name(s) {dup[:5]}: their outputs would collide")
+    videos = [item for item in items if item.video]
+    if uncertainty and videos and not save_frames:
+        raise ValueError(f"{videos[0].path}: --uncertainty on a video writes its maps per frame: add --save-frames")
+    _check_names(items)
     if not overwrite:
-        clash = [out / "labels" / f"{s}.png" for s in stems if (out / "labels" / f"{s}.png").exists()]
-        if clash:
-            raise FileExistsError(f"{clash[0]} already exists: pass --overwrite or another --out folder")
-    folders = ["labels", "color", "overlay"] + (["entropy", "mi"] if uncertainty else [])
-    for name in folders:
+        for item in items:
+            first = out / ("overlay" if item.video else "labels") / f"{item.name}{'.mp4' if item.video else '.png'}"
+            if first.exists():
+                raise FileExistsError(f"{first} already exists: pass --overwrite or another --out folder")
+    total = 0
+    meta: dict[InputFile, tuple[float, int]] = {}
+    for item in videos:                 # every video must open before any work starts
+        cap, fps, count = _open_video(item.path)
+        cap.release()
+        meta[item] = (fps, count)
+        total += count
+    total += len(items) - len(videos)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ["labels", "color", "overlay"] + (["entropy", "mi"] if uncertainty else []):
         (out / name).mkdir(exist_ok=True)
-    written: list[Path] = []
-    for f in tqdm(files, desc="predict", disable=not progress, dynamic_ncols=True):
-        rgb = load_image(f)
-        logits = predictor.logits(rgb)
-        pred = logits.argmax(1)[0].numpy().astype(np.uint8)
-        color = colorize(pred, predictor.colors)
-        written += [save_png(out / "labels" / f"{f.stem}.png", pred),
-                    save_png(out / "color" / f"{f.stem}.png", color),
-                    save_png(out / "overlay" / f"{f.stem}.png", overlay(rgb, color, 0.5))]
-        if uncertainty:
-            maps = uncertainty_maps(predictor.sample_logits(rgb, samples))
-            top = float(np.log(len(predictor.class_names)))
-            for key, name in (("predictive_entropy", "entropy"), ("mutual_information", "mi")):
-                values = maps[key][0].numpy().astype(np.float32)
-                np.save(out / name / f"{f.stem}.npy", values)
-                written += [save_png(out / name / f"{f.stem}.png", heatmap(values, vmin=0.0, vmax=top)),
-                            out / name / f"{f.stem}.npy"]
-    return written
+
+    workers = max(1, min(4, os.cpu_count() or 1) if workers is None else int(workers))
+    outputs = _Outputs(out, predictor.colors)
+    depth = max(2 * batch, workers + batch)
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="phgmm-read")
+    writers = ThreadPoolExecutor(workers, thread_name_prefix="phgmm-write")
+    pending = _Pending(2 * workers + batch)
+    video: _VideoOut | None = None
+    bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, dynamic_ncols=True)
+    frames = _frames(items, predictor, readers, depth)
+    try:
+        for group in _batches(frames, batch):
+            x = predictor.stack([f.x for f in group])
+            logits = predictor.infer(x, max_batch=batch)
+            sampled = predictor.sample_batch(x, samples) if uncertainty else None
+            for k, f in enumerate(group):
+                hw = f.rgb.shape[:2]
+                pred = predictor.labels_from_logits(logits[k:k + 1], hw)
+                maps = None
+                if sampled is not None:
+                    from ..metrics import uncertainty_maps
+                    s = predictor._to_image(sampled[:, k].float(), hw).cpu().unsqueeze(1)
+                    m = uncertainty_maps(s)
+                    maps = {key: m[key][0].numpy().astype(np.float32)
+                            for key in ("predictive_entropy", "mutual_information")}
+                    maps["num_classes"] = int(s.shape[2])
+                if not f.item.video:
+                    pending.add(writers.submit(outputs.image, f.item.name, f.rgb, pred, maps))
+                else:
+                    if video is None or video.item is not f.item:
+                        if video is not None:
+                            pending.written.append(video.close())
+                        video = _VideoOut(f.item, out, outputs, meta[f.item][0], (hw[1], hw[0]))
+                    video.add(f.rgb, pred)
+                    if save_frames:
+                        pending.add(writers.submit(outputs.frame, f"{f.item.name}/{f.index:06d}", pred, maps))
+                bar.update(1)
+        if video is not None:
+            pending.written.append(video.close())
+            video = None
+        return pending.drain()
+    finally:
+        frames.close()
+        bar.close()
+        if video is not None:
+            video.abort()
+        readers.shutdown(wait=True, cancel_futures=True)
+        writers.shutdown(wait=True, cancel_futures=True)

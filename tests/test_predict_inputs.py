@@ -1,0 +1,179 @@
+"""``phgmm predict`` inputs: nested folders (sub-paths kept), quoted globs, videos, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from phgmm.cli import main
+from phgmm.config import apply_overrides, config_to_dict, load_config
+from phgmm.engine.builders import build_model_from_config
+from phgmm.engine.checkpoint import save_checkpoint
+from phgmm.engine.predict import IMAGE_SUFFIXES, Predictor, collect_inputs, predict_paths
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a small shared CPU: one intra-op thread is faster and steadier."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny PHGMM checkpoint at 128×64 (W×H), written directly (no training)."""
+    cfg = apply_overrides(load_config(REPO / "configs" / "demo.yaml"), [
+        "data.size=[128, 64]", "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16",
+        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8", "model.num_components=3"])
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg, inference=True, pretrained=False).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return save_checkpoint(path, {"model": model.state_dict(), "config": config_to_dict(cfg)})
+
+
+def _image(path: Path, seed: int, size=(96, 48)) -> Path:
+    from phgmm.visualize import save_png
+    rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    if path.suffix == ".png":
+        return save_png(path, rgb)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), rgb[:, :, ::-1])
+    return path
+
+
+@pytest.fixture
+def nested(tmp_path) -> Path:
+    root = tmp_path / "data"
+    _image(root / "cityA" / "img1.png", 1)
+    _image(root / "cityB" / "img1.png", 2)
+    _image(root / "cityB" / "deeper" / "img2.png", 3, size=(80, 40))
+    _image(root / "top.jpg", 4)
+    (root / "notes.txt").write_text("not an image")
+    _image(root / ".hidden" / "skip.png", 5)
+    return root
+
+
+def _rel(folder: Path, pattern: str = "*.png") -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob(pattern))
+
+
+def test_nested_folder_keeps_sub_paths(checkpoint, nested, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(nested), "--out", str(out), "--no-progress",
+                 "--batch", "2", "--workers", "2"]) == 0
+    expected = ["cityA/img1.png", "cityB/deeper/img2.png", "cityB/img1.png", "top.png"]
+    for folder in ("labels", "color", "overlay"):
+        assert _rel(out / folder) == expected, folder
+    from PIL import Image
+    lab = Image.open(out / "labels" / "cityB" / "deeper" / "img2.png")
+    assert lab.mode == "L" and lab.size == (80, 40)
+    # the labels are the predictor's argmax at the image's own size
+    from phgmm.data.imageio import load_image
+    pred = Predictor(checkpoint=checkpoint, device="cpu")
+    ref = pred.logits(load_image(nested / "cityA" / "img1.png")).argmax(1)[0].numpy()
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "labels" / "cityA" / "img1.png")), ref)
+
+
+def test_output_folder_inside_the_input_is_not_read_back(checkpoint, nested):
+    out = nested / "pred"
+    for extra in ([], ["--overwrite"]):
+        assert main(["predict", "--checkpoint", str(checkpoint), str(nested), "--out", str(out),
+                     "--no-progress", *extra]) == 0
+        assert len(_rel(out / "labels")) == 4
+
+
+def test_quoted_glob_is_expanded_by_phgmm(checkpoint, nested, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(checkpoint), f"{nested}/**/*.png", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert _rel(out / "labels") == ["cityA/img1.png", "cityB/deeper/img2.png", "cityB/img1.png"]
+    items = collect_inputs([f"{nested}/city*/img1.png"])
+    assert [i.name for i in items] == ["cityA/img1", "cityB/img1"]
+    assert [i.name for i in collect_inputs([nested / "top.jpg"])] == ["top"]
+    # the same file reached twice is predicted once
+    assert len(collect_inputs([nested, f"{nested}/**/*.png"])) == 4
+
+
+def _video(path: Path, frames: int = 5, size=(96, 48), fps: float = 10.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened()
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def _read_video(path: Path) -> tuple[int, float, tuple[int, int]]:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened()
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    cap.release()
+    return n, fps, size
+
+
+def test_video_gives_an_overlay_video_and_per_frame_labels(checkpoint, tmp_path):
+    clip = _video(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(clip), "--out", str(out), "--no-progress",
+                 "--save-frames", "--batch", "2"]) == 0
+    n, fps, size = _read_video(out / "overlay" / "clip.mp4")
+    assert (n, fps, size) == (5, 10.0, (96, 48))
+    assert _rel(out / "labels") == [f"clip/{i:06d}.png" for i in range(5)]
+    assert not list((out / "overlay").glob(".*"))            # the temporary file was renamed
+    # without --save-frames: the video only
+    out2 = tmp_path / "out2"
+    assert main(["predict", "--checkpoint", str(checkpoint), str(clip), "--out", str(out2), "--no-progress"]) == 0
+    assert _read_video(out2 / "overlay" / "clip.mp4")[0] == 5 and _rel(out2 / "labels") == []
+
+
+def test_video_uncertainty_maps_per_frame(checkpoint, tmp_path):
+    clip = _video(tmp_path / "clip.avi", frames=2)
+    out = tmp_path / "out"
+    pred = Predictor(checkpoint=checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="add --save-frames"):
+        predict_paths(pred, [clip], out, uncertainty=True, samples=2, progress=False)
+    predict_paths(pred, [clip], out, uncertainty=True, samples=2, progress=False, save_frames=True)
+    assert _rel(out / "mi") == ["clip/000000.png", "clip/000001.png"]
+    assert np.load(out / "entropy" / "clip" / "000001.npy").shape == (48, 96)
+
+
+def _error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_inputs_are_one_line_errors(checkpoint, nested, tmp_path, capsys):
+    base = ["predict", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--no-progress"]
+    missing = tmp_path / "nope.png"
+    assert f"{missing}: no such image, video or folder" in _error(capsys, base + [str(missing)])
+    assert "notes.txt: neither an image" in _error(capsys, base + [str(nested / "notes.txt")])
+    assert "the pattern matches no image or video files" in _error(capsys, base + [f"{nested}/**/*.bmp"])
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video" * 10)
+    assert f"{bad}: cannot read the video" in _error(capsys, base + [str(bad)])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "folder holds no images or videos" in _error(capsys, base + [str(empty)])
+    # two inputs that would write the same output
+    assert "would both write labels/img1.png" in _error(
+        capsys, base + [str(nested / "cityA"), str(nested / "cityB" / "img1.png")])
+
+
+def test_image_suffixes_are_the_data_layers():
+    from phgmm.data.imageio import IMAGE_EXTENSIONS
+    assert IMAGE_SUFFIXES is IMAGE_EXTENSIONS
