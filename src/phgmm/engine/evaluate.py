@@ -73,12 +73,12 @@ class _LatentProbe:
         self.num_classes = num_classes
         self.device = device
 
-    def update(self, x: torch.Tensor, y: torch.Tensor, enc, pred: torch.Tensor) -> None:
+    def update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor,
+               pred: torch.Tensor) -> None:
         from ..losses import gmm_kl_per_dim
         from ..metrics.latent import dominant_class, swap_partner
         from ..models.latent import LOGVAR_RANGE
 
-        model = self.model
         own = {}
         if self.has_z:
             own["pi"] = torch.softmax(enc.local[0].float(), dim=1)
@@ -168,7 +168,8 @@ class _UncertaintyProbe:
         self.calibration = CalibrationAccumulator(15)
         self.samples = samples
 
-    def update(self, model: nn.Module, enc, logits: torch.Tensor, y: torch.Tensor) -> None:
+    def update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor,
+               pred: torch.Tensor) -> None:
         from ..metrics import uncertainty_maps
         from ..models.latent import gaussian_mixture
 
@@ -202,6 +203,50 @@ class _UncertaintyProbe:
         return out
 
 
+class _ClusteringProbe:
+    """The per-image component means of z, for the paper's clustering indices and t-SNE (Fig. 9)."""
+
+    def __init__(self) -> None:
+        self.points: list[torch.Tensor] = []
+
+    def update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor,
+               pred: torch.Tensor) -> None:
+        self.points.append(enc.local[1].float().cpu())
+
+    def compute(self, result: "EvalResult", device: torch.device) -> None:
+        if not self.points:
+            return
+        pts = du.all_gather_tensors(torch.cat(self.points).to(device)).cpu()     # images×K×L
+        n_img, k, l = pts.shape
+        result.z_points = pts.reshape(n_img * k, l).numpy()
+        result.z_labels = np.tile(np.arange(k), n_img)
+        if k > 1:
+            from ..metrics import clustering_indices
+            result.metrics["clustering"] = clustering_indices(result.z_points, result.z_labels)
+
+
+def _forward(model: nn.Module, x: torch.Tensor, cfg: Config):
+    """``(enc, logits)`` of a batch: PHGMM decodes the means of its own codes (``enc`` is kept for
+    the latent probes); with slide / flip / scales, the logits are what ``phgmm predict`` computes."""
+    e = cfg.eval
+    enc = model.encode(x) if hasattr(model, "encode") else None
+    if e.mode != "whole" or e.flip or tuple(e.scales) != (1.0,):
+        from .inference import infer_logits
+        return enc, infer_logits(model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride,
+                                 flip=e.flip, scales=e.scales)
+    return enc, (model.decode(enc) if enc is not None else model(x))
+
+
+def _reduce(evaluator, seen: int, device: torch.device) -> int:
+    """Sum the evaluator's counts (and the image count) over processes; returns the image count."""
+    if not du.is_distributed():
+        return seen
+    state = evaluator.state_tensor().to(device)
+    du.all_reduce_sum(state)
+    evaluator.load_state_tensor(state.cpu())
+    return int(du.all_reduce_sum(torch.tensor([seen], device=device, dtype=torch.float64)).item())
+
+
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, trimap: bool = True,
                    boundary: bool | None = None, clustering: bool | None = None, report_samples: int | None = None,
@@ -220,81 +265,48 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     model = unwrap(model)
     was_training = model.training
     model.eval()
-    dataset = loader.dataset
-    names = list(getattr(dataset, "class_names", [str(i) for i in range(cfg.model.num_classes)]))
-    widths = range(1, cfg.eval.trimap_max_width + 1) if trimap else None
-    evaluator = SegmentationEvaluator(cfg.model.num_classes, names, ignore_index=255,
-                                      trimap_widths=widths, boundary=trimap if boundary is None else boundary)
-    is_phgmm = hasattr(model, "encode")
-    e = cfg.eval
-    tta = e.mode != "whole" or e.flip or tuple(e.scales) != (1.0,)
-    has_z = is_phgmm and model.local_space is not None
-    want_z = (cfg.eval.clustering if clustering is None else clustering) and has_z
-    probe = (_LatentProbe(model, cfg.model.num_classes, device)
-             if is_phgmm and (cfg.eval.latent if latent is None else latent) else None)
-    unc = (_UncertaintyProbe(cfg.model.num_classes, cfg.eval.uncertainty_samples if has_z else 0)
-           if (cfg.eval.uncertainty if uncertainty is None else uncertainty) else None)
-    n_samples = cfg.eval.report_samples if report_samples is None else report_samples
-    dtype = amp_dtype(cfg.train.amp, device)
-    fmt = memory_format(cfg.train.channels_last)
+    e, n_classes = cfg.eval, cfg.model.num_classes
+    names = list(getattr(loader.dataset, "class_names", [str(i) for i in range(n_classes)]))
+    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=255,
+                                      trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
+                                      boundary=trimap if boundary is None else boundary)
+    has_z = hasattr(model, "encode") and model.local_space is not None
+    cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
+    probe = (_LatentProbe(model, n_classes, device)
+             if hasattr(model, "encode") and (e.latent if latent is None else latent) else None)
+    unc = (_UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
+           if (e.uncertainty if uncertainty is None else uncertainty) else None)
+    probes = [p for p in (cluster, probe, unc) if p is not None]
+    n_samples = e.report_samples if report_samples is None else report_samples
+    dtype, fmt = amp_dtype(cfg.train.amp, device), memory_format(cfg.train.channels_last)
     model.to(memory_format=fmt)
-    z_points: list[torch.Tensor] = []
     preds_kept: list[np.ndarray] = []
-    seen = 0
-    tick = time.perf_counter()
-    bar = tqdm(total=len(loader), desc="evaluate", disable=not (progress and du.is_main()), dynamic_ncols=True)
-    for x, y in loader:
+    seen, tick = 0, time.perf_counter()
+    for x, y in tqdm(loader, desc="evaluate", disable=not (progress and du.is_main()), dynamic_ncols=True):
         x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
         with autocast(dtype, device):
-            enc = model.encode(x) if is_phgmm else None
-            if tta:     # what predict does with the same options: windows, flips, scales
-                from .inference import infer_logits
-                logits = infer_logits(model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride,
-                                      flip=e.flip, scales=e.scales)
-            else:
-                logits = model.decode(enc) if is_phgmm else model(x)
-            if want_z:
-                z_points.append(enc.local[1].float().cpu())
+            enc, logits = _forward(model, x, cfg)
             pred = logits.argmax(1).cpu()
-            if probe is not None:
-                probe.update(x, y, enc, pred)
-            if unc is not None:
-                unc.update(model, enc, logits, y)
+            for p in probes:
+                p.update(model, x, y, enc, logits, pred)
         evaluator.update(pred, y)
         if du.is_main() and len(preds_kept) < n_samples:
             preds_kept += [p.numpy().astype(np.uint8) for p in pred[: n_samples - len(preds_kept)]]
         seen += x.shape[0]
-        bar.update(1)
-    bar.close()
     elapsed = time.perf_counter() - tick
 
-    if du.is_distributed():
-        state = evaluator.state_tensor().to(device)
-        du.all_reduce_sum(state)
-        evaluator.load_state_tensor(state.cpu())
-        counts = du.all_reduce_sum(torch.tensor([seen], device=device, dtype=torch.float64))
-        seen = int(counts.item())
-    metrics = evaluator.compute()
-    metrics["images_per_s"] = seen / max(1e-9, elapsed) * 1.0
-    result = EvalResult(metrics=metrics)
-
-    if want_z and z_points:
-        pts = torch.cat(z_points)                                   # images×K×L
-        pts = du.all_gather_tensors(pts.to(device)).cpu()
-        n_img, k, l = pts.shape
-        result.z_points = pts.reshape(n_img * k, l).numpy()
-        result.z_labels = np.tile(np.arange(k), n_img)
-        if k > 1:
-            from ..metrics import clustering_indices
-            metrics["clustering"] = clustering_indices(result.z_points, result.z_labels)
+    seen = _reduce(evaluator, seen, device)
+    result = EvalResult(metrics={**evaluator.compute(), "images_per_s": seen / max(1e-9, elapsed)})
+    if cluster is not None:
+        cluster.compute(result, device)
     if probe is not None:
-        metrics.update(probe.compute(metrics["miou"], cfg.eval.active_threshold))
+        result.metrics.update(probe.compute(result.metrics["miou"], e.active_threshold))
     if unc is not None:
-        metrics["uncertainty"] = unc.compute(device)
-    if du.is_main() and preds_kept:
+        result.metrics["uncertainty"] = unc.compute(device)
+    if du.is_main():
         for i, pred in enumerate(preds_kept):
-            rgb, gt = dataset.load_raw(loader.sampler.indices[i] if hasattr(loader.sampler, "indices") else i)
-            result.samples.append((rgb, gt, pred))
+            index = loader.sampler.indices[i] if hasattr(loader.sampler, "indices") else i
+            result.samples.append((*loader.dataset.load_raw(index), pred))
     model.train(was_training)
     return result
 
