@@ -23,3 +23,13 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip("../shared/realdata is not present (only development checkouts have it)")
     return REALDATA
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models on a small shared CPU: one intra-op thread is faster and steadier
+    (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

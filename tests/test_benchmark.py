@@ -12,13 +12,7 @@ from phgmm.benchmark import RATIO_KEYS, format_table, measure_loader, run_benchm
 from phgmm.cli import build_parser
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny kernels: one thread is faster and steadier on a small, shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_run_benchmark_tiny():

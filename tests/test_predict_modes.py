@@ -6,20 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from phgmm.cli import build_parser, main
 
 from test_predict_inputs import _image, checkpoint  # noqa: F401  (module-scoped fixture)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a small shared CPU: one intra-op thread is faster and steadier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _labels(folder: Path) -> dict[str, np.ndarray]:

@@ -283,6 +283,18 @@ def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
     return validate(cfg, "--set" if overrides else "config")
 
 
+def read_yaml_file(path: str | Path) -> tuple[Path, Any]:
+    """A YAML file, or a shipped config of that name (``phgmm configs``): its path and content."""
+    path = Path(path)
+    if not path.is_file():
+        from .configs import require_config
+        path = require_config(str(path), ConfigError)
+    try:
+        return path, yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """Read a YAML config (or start from the defaults when ``path`` is None) and apply overrides.
 
@@ -291,14 +303,7 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     if path is None:
         cfg = Config()
     else:
-        path = Path(path)
-        if not path.is_file():
-            from .configs import require_config
-            path = require_config(str(path), ConfigError)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        path, data = read_yaml_file(path)
         cfg = config_from_dict(data, str(path))
     return apply_overrides(cfg, overrides)
 

@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..config import Config, ConfigError, apply_overrides, load_config
+from ..config import Config, ConfigError, apply_overrides, load_config, read_yaml_file
 
 __all__ = ["Experiment", "RunSpec", "load_experiment", "EXPERIMENT_KINDS"]
 
@@ -93,14 +91,7 @@ def _resolve_base(base: str, source: Path) -> Path:
 def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
     """Read an experiment file; every run's config is resolved once so that a typo fails now,
     not hours later."""
-    path = Path(path)
-    if not path.is_file():
-        from ..configs import require_config
-        path = require_config(str(path), ConfigError)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    path, data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with kind, base, runs")
     unknown = set(data) - {"kind", "title", "base", "set", "output_dir", "results_dir", "runs"}
