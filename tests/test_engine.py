@@ -366,3 +366,17 @@ def test_output_locations_are_checked_before_any_work(synth_root, tmp_path, caps
     assert main(["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress"]) == 2
     assert "--overwrite" in capsys.readouterr().err and (out / "metrics.json").read_bytes() == before
     assert main(["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress", "--overwrite"]) == 0
+
+
+def test_an_optimiser_state_with_one_group_resumes_into_the_split_groups():
+    """Checkpoints written before weight decay was split (one AdamW group) keep every moment."""
+    from phgmm.engine.train import _regroup, parameter_groups
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+    old = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    old.step()
+    new = torch.optim.AdamW(parameter_groups(model, 0.01), lr=1e-3)
+    new.load_state_dict(_regroup(old.state_dict(), model, new))
+    for p in model.parameters():
+        torch.testing.assert_close(new.state[p]["exp_avg"], old.state[p]["exp_avg"], rtol=0, atol=0)
+    assert [g["weight_decay"] for g in new.param_groups] == [0.01, 0.0]

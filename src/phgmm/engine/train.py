@@ -151,16 +151,42 @@ class TrainingState:
             raise CheckpointError(f"{source}: holds weights only (no optimiser state), so training cannot "
                                   f"resume from it; resume from last.pt, or start a new run")
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
+            self.optimizer.load_state_dict(_regroup(state["optimizer"], self.model, self.optimizer))
         except ValueError as exc:
             raise CheckpointError(f"{source}: its optimiser state does not fit ({exc}); it was written by an "
                                   f"older phgmm with other parameter groups: start a new run") from None
-        self.scheduler.load_state_dict(state["scheduler"])
+        scheduler = dict(state["scheduler"])
+        groups = len(self.optimizer.param_groups)
+        for key in ("base_lrs", "_last_lr"):     # one entry per group; an old single group is shared
+            if isinstance(scheduler.get(key), list) and len(scheduler[key]) == 1 and groups > 1:
+                scheduler[key] = scheduler[key] * groups
+        self.scheduler.load_state_dict(scheduler)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best_miou = state["global_step"], state.get("best_miou", -1.0)
         self.history = list(state.get("history", []))
+
+
+def _regroup(saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """An optimiser state written with one parameter group (phgmm 0.1 before the weight-decay
+    split), rearranged into this optimiser's groups: each parameter keeps its AdamW moments, each
+    group its own weight decay. Other states are returned unchanged."""
+    groups = optimizer.state_dict()["param_groups"]
+    if len(saved["param_groups"]) != 1 or len(groups) == 1:
+        return saved
+    old = saved["param_groups"][0]
+    position = {id(p): i for i, p in enumerate(unwrap(model).parameters())}   # the old group's order
+    new_order = [p for g in optimizer.param_groups for p in g["params"]]
+    if len(old["params"]) != len(new_order):
+        return saved
+    state = {}
+    for new_index, p in enumerate(new_order):
+        old_index = old["params"][position[id(p)]]
+        if old_index in saved["state"]:
+            state[new_index] = saved["state"][old_index]
+    merged = [{**old, "params": g["params"], "weight_decay": g["weight_decay"]} for g in groups]
+    return {"state": state, "param_groups": merged}
 
 
 @contextlib.contextmanager
