@@ -308,3 +308,29 @@ def test_sample_logits_leaves_the_model_unchanged_in_train_mode():
     assert model.training
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_skip_dropout_drops_whole_images_skips_in_training_only():
+    model = PHGMM(postnet=None, skip_dropout=0.5, **SMALL)
+    x = torch.randn(6, 3, 64, 96)
+    seed = next(s for s in range(100) if 0 < (torch.rand(6, generator=torch.Generator().manual_seed(s)) >= 0.5).sum() < 6)
+    torch.manual_seed(seed)
+    out = model(x).logits
+    torch.manual_seed(seed)
+    keep = (torch.rand(6, 1, 1, 1) >= 0.5).float()
+    assert 0 < keep.sum() < 6
+    feats = model.encoder(x)
+    _, _, skips = model.level_maps(feats)
+    logits_pi, mu, _ = model.local_space.heads(model.level_maps(feats)[0])
+    g = model.global_space.mu(model.level_maps(feats)[1])
+    expected = model._decode(x.shape[-2:], feats, skips, torch.softmax(logits_pi, 1), mu, g, keep)
+    torch.testing.assert_close(out, expected)
+    kept_all = model._decode(x.shape[-2:], feats, skips, torch.softmax(logits_pi, 1), mu, g)
+    dropped = keep.flatten() == 0
+    assert not torch.allclose(out[dropped], kept_all[dropped])   # (kept images move too: BN batch statistics)
+    no_skip = PHGMM(postnet=None, **SMALL)
+    no_skip.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), no_skip.eval()(x))   # evaluation: the paper's network
+    with pytest.raises(ValueError, match="skip_dropout"):
+        PHGMM(skip_dropout=1.0, **SMALL)

@@ -61,6 +61,7 @@ class ModelConfig:
     use_local: bool = True               # z; false: the "without z" ablation (decoder from the skips)
     sample_latent: bool = False          # decode samples of z and g in training (remedy)
     decode_posterior: float = 0.0        # weight of ℓ_s on PostNet's posterior sample (CVAE remedy)
+    skip_dropout: float = 0.0            # drop an image's encoder skips in training (remedy)
     pretrained_backbone: str | None = None  # a torchvision ResNet state dict (.pth), optional
 
 
@@ -234,6 +235,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
            list(m.decoder_units), "four numbers >= 1 (one per decoder group)")
     _check(m.postnet in ("full", "light", None), where, "model.postnet", m.postnet, "full, light or null")
     _check(0.0 <= m.decode_posterior <= 1.0, where, "model.decode_posterior", m.decode_posterior, "in [0, 1]")
+    _check(0.0 <= m.skip_dropout < 1.0, where, "model.skip_dropout", m.skip_dropout, "in [0, 1)")
     _check(l.kl in ("matched", "mc", "variational"), where, "loss.kl", l.kl, "matched, mc or variational")
     for key in ("lambda_g", "lambda_z", "lambda_s", "free_bits"):
         v = getattr(l, key)

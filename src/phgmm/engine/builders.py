@@ -23,7 +23,8 @@ def build_model_from_config(cfg: Config, inference: bool = False, pretrained: bo
                   component_dim=m.component_dim, global_dim=m.global_dim,
                   local_channels=m.local_channels, decoder_channels=m.decoder_channels,
                   decoder_units=tuple(m.decoder_units), sample_latent=m.sample_latent,
-                  decode_posterior=0.0 if inference else m.decode_posterior, use_local=m.use_local)
+                  decode_posterior=0.0 if inference else m.decode_posterior, use_local=m.use_local,
+                  skip_dropout=m.skip_dropout)
     model = build_model(m.name, num_classes=m.num_classes, backbone=m.backbone, **kwargs)
     if m.pretrained_backbone and pretrained and not inference:
         load_pretrained_backbone(model, m.pretrained_backbone)

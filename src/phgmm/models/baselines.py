@@ -46,7 +46,7 @@ __all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "bu
 PHGMM_ONLY_KWARGS = frozenset({
     "num_components", "use_global", "postnet", "latent_dim", "component_dim", "global_dim",
     "decoder_units", "decoder_channels", "sample_latent", "local_channels", "ignore_index",
-    "decode_posterior", "use_local",
+    "decode_posterior", "use_local", "skip_dropout",
 })
 
 

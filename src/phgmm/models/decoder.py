@@ -46,8 +46,11 @@ class DecoderGroup(nn.Module):
         self.units = nn.Sequential(*(BasicBlock(channels, channels) for _ in range(num_units)))
         self.side = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
 
-    def forward(self, x: torch.Tensor | None, skip_pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor | None, skip_pre: torch.Tensor,
+                skip_keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         skip = self.skip[2](self.skip[1](skip_pre))
+        if skip_keep is not None:       # N×1×1×1: 0 drops this image's skip (decoder weakening)
+            skip = skip * skip_keep
         x = self.units(skip if x is None else resize_to(x, skip.shape[-2:]) + skip)
         return x, self.side(x)
 
@@ -67,18 +70,20 @@ class Decoder(nn.Module):
                                     for c, n in zip(reversed(list(encoder_channels)), units))
         self.channels = channels
 
-    def forward(self, z_map: torch.Tensor | None, skip_pre: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, z_map: torch.Tensor | None, skip_pre: Sequence[torch.Tensor],
+                skip_keep: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Side outputs coarse → fine from the local-space map and the skip convolutions' outputs.
 
         Args:
             z_map: N×512×(H/32)×(W/32) decoder input (None for a decoder without one).
             skip_pre: ``groups[i].skip[0]`` applied to the encoder levels, fine → coarse
                 (F1 … F4 order, as the encoder returns its levels).
+            skip_keep: optional N×1×1×1 mask multiplied into every skip (training-time skip dropout).
         """
         x = self.input(z_map) if self.input is not None else None
         sides = []
         for group, pre in zip(self.groups, reversed(list(skip_pre))):
-            x, side = group(x, pre)
+            x, side = group(x, pre, skip_keep)
             sides.append(side)
         return sides
 

@@ -86,6 +86,9 @@ class PHGMM(Shareable, nn.Module):
             (the loss's ``(1 − α)·ℓ_s(q) + α·ℓ_s(p)``). 0 is the paper's recipe.
         use_local: build the local space z (the ablation's "without z" is False: the decoder
             then starts from the H/32 skip alone, and there is no PostNet or ℓ_z).
+        skip_dropout: in training, drop all encoder skips of an image with this probability, so
+            the decoder must work from z and g alone for that image (decoder weakening, the
+            image analogue of Bowman et al.'s word dropout). 0 is the paper's network.
         in_channels: image channels.
         ignore_index: label value excluded from PostNet's one-hot input.
     """
@@ -95,7 +98,7 @@ class PHGMM(Shareable, nn.Module):
                  component_dim: int = 64, global_dim: int = 64, local_channels: int = 512,
                  decoder_channels: int | None = None, decoder_units: Sequence[int] = (3, 23, 4, 3),
                  sample_latent: bool = False, decode_posterior: float = 0.0, use_local: bool = True,
-                 in_channels: int = 3, ignore_index: int = 255) -> None:
+                 skip_dropout: float = 0.0, in_channels: int = 3, ignore_index: int = 255) -> None:
         super().__init__()
         self.build_args = {"name": "phgmm", "num_classes": num_classes, "num_components": num_components,
                            "backbone": backbone, "use_global": use_global, "postnet": postnet,
@@ -103,6 +106,7 @@ class PHGMM(Shareable, nn.Module):
                            "local_channels": local_channels, "decoder_channels": decoder_channels,
                            "decoder_units": list(decoder_units), "sample_latent": sample_latent,
                            "decode_posterior": decode_posterior, "use_local": use_local,
+                           "skip_dropout": skip_dropout,
                            "in_channels": in_channels, "ignore_index": ignore_index}
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -110,6 +114,8 @@ class PHGMM(Shareable, nn.Module):
             raise ValueError(f"num_components must be at least 1, got {num_components}")
         if postnet not in ("full", "light", None):
             raise ValueError(f"postnet must be 'full', 'light' or None, got {postnet!r}")
+        if not 0.0 <= skip_dropout < 1.0:
+            raise ValueError(f"skip_dropout must be in [0, 1), got {skip_dropout}")
         if not 0.0 <= decode_posterior <= 1.0:
             raise ValueError(f"decode_posterior must be in [0, 1], got {decode_posterior}")
         if decode_posterior > 0 and (postnet is None or not use_local):
@@ -121,6 +127,7 @@ class PHGMM(Shareable, nn.Module):
         self.latent_dim = latent_dim
         self.sample_latent = sample_latent
         self.decode_posterior = float(decode_posterior)
+        self.skip_dropout = float(skip_dropout)
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
         chans = self.encoder.channels
         self.local_space = (LocalSpace(chans, num_classes, num_components, latent_dim, component_dim,
@@ -168,12 +175,13 @@ class PHGMM(Shareable, nn.Module):
         return s_z, s_g, skips
 
     def _decode(self, size: Sequence[int], feats: list[torch.Tensor], skips: list[torch.Tensor],
-                pi: torch.Tensor | None, z: torch.Tensor | None, g: torch.Tensor | None) -> torch.Tensor:
+                pi: torch.Tensor | None, z: torch.Tensor | None, g: torch.Tensor | None,
+                skip_keep: torch.Tensor | None = None) -> torch.Tensor:
         """Logits at ``size`` (H, W) from the encoder's maps and the latent codes (π and z: N×K
-        and N×K×L; g: N×L)."""
+        and N×K×L; g: N×L); ``skip_keep`` (N×1×1×1) masks the skips (training only)."""
         grid = tuple(feats[3].shape[-2:])
         z_map = self.local_space.decode_input(pi, z, grid) if self.local_space is not None else None
-        sides = self.decoder(z_map, skips)
+        sides = self.decoder(z_map, skips, skip_keep)
         if self.global_space is not None and g is not None:
             sides.append(self.global_space.feature_map(g, grid))
         return self.head(sides, feats[0].shape[-2:], size)
@@ -219,12 +227,16 @@ class PHGMM(Shareable, nn.Module):
         if self.global_space is not None:
             q_g, g = self.global_space.distribution(s_g)
             g = q_g.rsample() if sample else g
-        logits = self._decode(x.shape[-2:], feats, skips, pi, z, g)
+        keep = None
+        if self.training and self.skip_dropout > 0:
+            keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.skip_dropout).to(skips[0].dtype)
+        logits = self._decode(x.shape[-2:], feats, skips, pi, z, g, keep)
         p_z = self.postnet(x, y)[0] if (self.postnet is not None and y is not None) else None
         posterior_logits = None
         if p_z is not None and self.decode_posterior > 0 and self.training:
             z_post = p_z.component_distribution.rsample()
-            posterior_logits = self._decode(x.shape[-2:], feats, skips, p_z.mixture_distribution.probs, z_post, g)
+            posterior_logits = self._decode(x.shape[-2:], feats, skips, p_z.mixture_distribution.probs, z_post, g,
+                                            keep)
         return PHGMMOutput(logits=logits, q_z=q_z, p_z=p_z, q_g=q_g, posterior_logits=posterior_logits)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | PHGMMOutput:
