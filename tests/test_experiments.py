@@ -38,31 +38,30 @@ def write_experiment(path: Path, root: Path, runs: dict[str, list[str]], kind: s
 
 
 def test_compare_trains_every_model_and_skips_finished_runs(synth_root, tmp_path):
-    exp_file = write_experiment(tmp_path / "exp.yaml", synth_root, {
-        "phgmm": [], "deeplabv3": ["model.name=deeplabv3"], "fcn8s": ["model.name=fcn8s"],
-        "pspnet": ["model.name=pspnet"], "unet": ["model.name=unet"]})
+    # every model through the engine is test_models_cli.py; here two kinds are enough for the table
+    exp_file = write_experiment(tmp_path / "exp.yaml", synth_root, {"phgmm": [], "fcn8s": ["model.name=fcn8s"]})
     exp = load_experiment(exp_file, kind="compare")
     logs: list[str] = []
     run_experiment(exp, progress=False, log=logs.append)
     results = tmp_path / "results"
-    for name in ("phgmm", "deeplabv3", "fcn8s", "pspnet", "unet"):
+    for name in ("phgmm", "fcn8s"):
         m = read_json(results / name / "metrics.json")
         assert m["model"] == name and 0 <= m["miou"] <= 1 and len(m["trimap"]) == 5
         assert m["timing"]["train_seconds_per_epoch"] > 0 and m["timing"]["inference_seconds_per_image"] > 0
         assert (results / name / "history.json").is_file() and (results / name / "config.yaml").is_file()
     assert "latent" in read_json(results / "phgmm" / "metrics.json")
     md = (results / "results.md").read_text()
-    for name in ("phgmm", "deeplabv3", "fcn8s", "pspnet", "unet"):
+    for name in ("phgmm", "fcn8s"):
         assert f"| {name} |" in md
     assert "## Per-class IoU" in md and "## Use of the latent spaces" in md and "![trimap.png]" in md
     rows = list(csv.DictReader((results / "results.csv").open()))
-    assert [r["run"] for r in rows] == ["phgmm", "deeplabv3", "fcn8s", "pspnet", "unet"]
+    assert [r["run"] for r in rows] == ["phgmm", "fcn8s"]
     assert all(len(r) == len(rows[0]) for r in rows) and "iou_sky" in rows[0]
     # a rerun trains nothing: every run is found finished
     before = {p: p.stat().st_mtime_ns for p in results.glob("*/metrics.json")}
     logs.clear()
     run_experiment(exp, progress=False, log=logs.append)
-    assert sum("finished earlier" in line for line in logs) == 5
+    assert sum("finished earlier" in line for line in logs) == 2
     assert before == {p: p.stat().st_mtime_ns for p in results.glob("*/metrics.json")}
 
 
