@@ -49,7 +49,10 @@ def load_results(results_dir: str | Path) -> tuple[dict[str, Any], list[dict[str
 
 
 def _pct(x: Any) -> str:
-    return "–" if x is None else f"{100 * float(x):.2f}"
+    if x is None:
+        return "–"
+    v = 100 * float(x)
+    return f"{0.0 if abs(v) < 0.005 else v:.2f}"      # no "-0.00" for a rounding-size difference
 
 
 def _num(x: Any, fmt: str = "{:.3f}") -> str:
