@@ -171,3 +171,23 @@ def test_bad_inputs_are_one_line_errors(checkpoint, nested, tmp_path, capsys):
 def test_image_suffixes_are_the_data_layers():
     from phgmm.data.imageio import IMAGE_EXTENSIONS
     assert IMAGE_SUFFIXES is IMAGE_EXTENSIONS
+
+
+def test_skip_bad_samples_skips_unreadable_images_and_still_stops_beyond_the_limit(checkpoint, tmp_path, capsys):  # noqa: F811
+    from phgmm.cli import main
+    folder = tmp_path / "imgs"
+    for i in range(3):
+        _image(folder / f"ok{i}.png", seed=i)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "a"),
+                 "--no-progress"]) == 2
+    assert "broken.png" in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "b"),
+                 "--no-progress", "--skip-bad-samples"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped a bad image" in err and "broken.png" in err and "skipped 1 unreadable" in err
+    assert sorted(p.name for p in (tmp_path / "b" / "labels").glob("*.png")) == ["ok0.png", "ok1.png", "ok2.png"]
+    (folder / "broken2.png").write_bytes(b"")
+    assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "c"),
+                 "--no-progress", "--skip-bad-samples"]) == 2
+    assert "2 unreadable images, more than" in capsys.readouterr().err

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_device, add_no_progress, add_overwrite, add_size, parse_scales, parse_size
+from .options import (add_device, add_no_progress, add_overwrite, add_size, add_skip_bad_samples, parse_scales,
+                      parse_size)
 
 DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
@@ -58,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=8, help="samples of q(z|x) for --uncertainty (default 8)")
     add_device(p)
     add_overwrite(p, "existing predictions in --out")
+    add_skip_bad_samples(p)
     add_no_progress(p)
     p.set_defaults(func=run)
     return p
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                           scales=args.scales)
     written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty,
                             samples=args.samples, overwrite=args.overwrite, progress=not args.no_progress,
-                            batch=args.batch, workers=args.workers, save_frames=args.save_frames)
+                            batch=args.batch, workers=args.workers, save_frames=args.save_frames,
+                            skip_bad=0.01 if args.skip_bad_samples else None)
     print(f"wrote {len(written)} files to {args.out}")
     return 0

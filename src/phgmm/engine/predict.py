@@ -26,6 +26,7 @@ import glob
 import logging
 import os
 import re
+import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -544,9 +545,15 @@ def _ordered(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], Any]], depth
             f.cancel()
 
 
-def _load_image(item: InputFile, predictor: Predictor) -> _Frame:
+def _load_image(item: InputFile, predictor: Predictor, skip_bad: bool = False) -> _Frame | str:
+    """The frame of an image file; with ``skip_bad``, an unreadable file gives its error message."""
     from ..data.imageio import load_image
-    rgb = load_image(item.path)
+    try:
+        rgb = load_image(item.path)
+    except DatasetError as exc:
+        if not skip_bad:
+            raise
+        return str(exc)
     return _Frame(item, None, rgb, predictor.prepare(rgb))
 
 
@@ -586,7 +593,10 @@ def _video_frames(item: InputFile, predictor: Predictor, depth: int) -> Iterator
         cap.release()
 
 
-def _frames(items: Sequence[InputFile], predictor: Predictor, pool: ThreadPoolExecutor, depth: int) -> Iterator[_Frame]:
+def _frames(items: Sequence[InputFile], predictor: Predictor, pool: ThreadPoolExecutor, depth: int,
+            skipped: list[str] | None = None) -> Iterator[_Frame]:
+    """Frames of every input in order; with a ``skipped`` list, unreadable images are logged
+    there (and on stderr) instead of stopping the run."""
     i = 0
     while i < len(items):
         if items[i].video:
@@ -596,7 +606,13 @@ def _frames(items: Sequence[InputFile], predictor: Predictor, pool: ThreadPoolEx
         j = i
         while j < len(items) and not items[j].video:
             j += 1
-        yield from _ordered(pool, (partial(_load_image, item, predictor) for item in items[i:j]), depth)
+        for frame in _ordered(pool, (partial(_load_image, item, predictor, skipped is not None)
+                                     for item in items[i:j]), depth):
+            if isinstance(frame, str):
+                skipped.append(frame)
+                print(f"skipped a bad image: {frame}", file=sys.stderr, flush=True)
+                continue
+            yield frame
         i = j
 
 
@@ -616,7 +632,7 @@ def _batches(frames: Iterable[_Frame], size: int) -> Iterator[list[_Frame]]:
 def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: str | Path,
                   uncertainty: bool = False, samples: int = 8, overwrite: bool = False,
                   progress: bool = True, batch: int = 1, workers: int | None = None,
-                  save_frames: bool = False) -> list[Path]:
+                  save_frames: bool = False, skip_bad: float | None = None) -> list[Path]:
     """Segment the images and videos named by ``inputs`` (files, folders, glob patterns: see
     :func:`collect_inputs`) and write, per image with output name ``<name>`` (e.g. ``cityA/img1``),
     one file in each of these sub-folders of ``out_dir``: ``labels/<name>.png`` (class indices —
@@ -629,8 +645,9 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
     need ``save_frames``).
 
     ``batch`` images of the same model-input size go through the model together; ``workers``
-    threads (default: min(4, CPUs)) read and preprocess ahead, as many write. Returns the written
-    files.
+    threads (default: min(4, CPUs)) read and preprocess ahead, as many write. ``skip_bad`` (a
+    fraction) logs and skips unreadable images, stopping once more than that share of the images
+    were bad. Returns the written files.
     """
     out = Path(out_dir)
     items = collect_inputs(inputs, exclude=out)
@@ -669,9 +686,14 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
     pending = _Pending(2 * workers + batch)
     video: _VideoOut | None = None
     bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, dynamic_ncols=True)
-    frames = _frames(items, predictor, readers, depth)
+    skipped: list[str] | None = [] if skip_bad is not None else None
+    limit = max(1, int((skip_bad or 0) * (len(items) - len(videos))))
+    frames = _frames(items, predictor, readers, depth, skipped)
     try:
         for group in _batches(frames, batch):
+            if skipped and len(skipped) > limit:
+                raise DatasetError(f"{len(skipped)} unreadable images, more than {skip_bad:g} of "
+                                   f"{len(items) - len(videos)} allows; the first: {skipped[0]}")
             x = predictor.stack([f.x for f in group])
             logits = predictor.infer(x, max_batch=batch)
             sampled = predictor.sample_batch(x, samples) if uncertainty else None
@@ -700,6 +722,8 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
         if video is not None:
             pending.written.append(video.close())
             video = None
+        if skipped:
+            print(f"skipped {len(skipped)} unreadable images (--skip-bad-samples)", file=sys.stderr, flush=True)
         return pending.drain()
     finally:
         frames.close()
