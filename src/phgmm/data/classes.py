@@ -124,7 +124,7 @@ class ClassTable:
                 raise DatasetError(
                     f"{path or 'label'}: label ids [{shown}] are not in class table "
                     f"'{self.source or self.name}' (known ids: {self._known_summary()}); fix the "
-                    f"labels, extend the table, or pass unknown_ids='ignore' to map them to 255")
+                    f"labels, extend the table, or set data.unknown_ids=ignore (--set data.unknown_ids=ignore; evaluate: --unknown-ids ignore) to map them to 255")
         if label.dtype == np.uint8 or label.dtype == np.uint16:
             return self.lut[label]
         lab = label.astype(np.int64)

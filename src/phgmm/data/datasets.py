@@ -321,7 +321,7 @@ class FolderDataset(SegmentationDataset):
             cols = ", ".join(f"#{int(k):06x}" for k in bad)
             raise DatasetError(f"{lab_path}: colour mask holds colours [{cols}] that are not in class "
                                f"table '{self.table.source or self.table.name}' (fix the mask, extend "
-                               f"the table, or pass unknown_ids='ignore')")
+                               f"the table, or set data.unknown_ids=ignore (--set data.unknown_ids=ignore; evaluate: --unknown-ids ignore))")
         return out
 
 

@@ -215,7 +215,7 @@ def export_onnx(model: nn.Module, out_path: str | os.PathLike, example_size: Seq
         raise ValueError(f"exporter must be 'auto', 'dynamo' or 'torchscript', got {exporter!r}")
     out = Path(out_path)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise FileExistsError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
     try:
         import onnx  # noqa: F401  (both exporters need it)
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -235,7 +235,7 @@ def export_onnx(model: nn.Module, out_path: str | os.PathLike, example_size: Seq
         if overwrite or not out.exists():
             os.replace(tmp, out)
         else:  # created by someone else while we exported
-            raise FileExistsError(f"{out} appeared during the export; pass overwrite=True to replace it")
+            raise FileExistsError(f"{out} appeared during the export; pass --overwrite (overwrite=True) to replace it")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

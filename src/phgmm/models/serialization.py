@@ -62,7 +62,7 @@ def save_folder(model: nn.Module, out_dir: str | Path, config: dict[str, Any] | 
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: exists and is not a folder")
     if is_saved_model_dir(out) and not overwrite:
-        raise FileExistsError(f"{out}: already holds a saved model; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(f"{out}: already holds a saved model; pass --overwrite (overwrite=True) to replace it")
     build = dict(getattr(model, "build_args", None) or {})
     if not build:
         raise ValueError("this model does not record how it was built; build it with phgmm.models.build_model")
