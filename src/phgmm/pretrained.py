@@ -21,33 +21,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .models.serialization import NORMALIZATION, model_from_folder, save_folder
+from .models.serialization import save_folder
 
 __all__ = ["load", "publish"]
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """The eval-mode model of a training checkpoint or a published folder, with ``.metadata``."""
-    from .config import config_from_dict
-    from .engine.checkpoint import CheckpointError, inference_model, load_checkpoint
-    from .models.serialization import ModelFileError
+    """The eval-mode model of a training checkpoint or a published folder, with ``.metadata``
+    (class names and colours, working size (W, H), normalisation, run config)."""
+    from .engine.checkpoint import load_inference_model
 
-    path = Path(path)
-    state = load_checkpoint(path, map_location)
-    if "build" in state:
-        from .models import build_model
-        try:
-            model = model_from_folder(state, build_model)
-        except ModelFileError as exc:
-            raise CheckpointError(str(exc)) from None
-    else:
-        model = inference_model(state, config_from_dict(state["config"], f"{path} (config)"), path)
-        classes = state.get("classes") or {}
-        size = (state["config"].get("data") or {}).get("size")
-        model.metadata = {"class_names": classes.get("names"), "colors": classes.get("colors"),
-                          "size": list(size) if size else None, "normalization": NORMALIZATION,
-                          "config": state["config"], "source": str(path)}
-    return model.to(map_location).eval()
+    return load_inference_model(path, map_location)
 
 
 def publish(checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:

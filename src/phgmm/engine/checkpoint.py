@@ -20,7 +20,7 @@ from torch import nn
 
 from ..version import __version__
 
-__all__ = ["CheckpointError", "config_differences", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
+__all__ = ["CheckpointError", "config_differences", "load_inference_model", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
            "load_model_from_checkpoint", "inference_model", "unwrap"]
 
 
@@ -161,6 +161,30 @@ def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: 
     if missing or unexpected:
         raise _mismatch(path, state, cfg, f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model.eval()
+
+
+def load_inference_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The eval-mode model of a training checkpoint or a published folder, with ``model.metadata``
+    (class names and colours, working size (W, H), normalisation, run config): ``phgmm.load``."""
+    from ..config import config_from_dict
+    from ..models import build_model
+    from ..models.serialization import NORMALIZATION, ModelFileError, model_from_folder
+
+    path = Path(path)
+    state = load_checkpoint(path, map_location)
+    if "build" in state:
+        try:
+            model = model_from_folder(state, build_model)
+        except ModelFileError as exc:
+            raise CheckpointError(str(exc)) from None
+    else:
+        model = inference_model(state, config_from_dict(state["config"], f"{path} (config)"), path)
+        classes = state.get("classes") or {}
+        size = (state["config"].get("data") or {}).get("size")
+        model.metadata = {"class_names": classes.get("names"), "colors": classes.get("colors"),
+                          "size": list(size) if size else None, "normalization": NORMALIZATION,
+                          "config": state["config"], "source": str(path)}
+    return model.to(map_location).eval()
 
 
 def load_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):

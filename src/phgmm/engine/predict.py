@@ -235,8 +235,8 @@ class Predictor:
         if checkpoint is not None or model is not None:
             from .precision import memory_format
             if checkpoint is not None:     # a training checkpoint or a published model folder
-                from ..pretrained import load
-                model = load(checkpoint)
+                from .checkpoint import load_inference_model
+                model = load_inference_model(checkpoint)
             meta = getattr(model, "metadata", None) or {}
             names, cols, working = meta.get("class_names"), meta.get("colors"), meta.get("size")
             channels_last = ((meta.get("config") or {}).get("train") or {}).get("channels_last", "auto")
