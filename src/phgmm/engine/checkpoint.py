@@ -188,10 +188,7 @@ def load_inference_model(path: str | Path, map_location: str | torch.device = "c
 
 
 def load_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild the inference model of a checkpoint (no PostNet) → (model, config dict, names, colours)."""
-    from ..config import config_from_dict
-
-    state = load_checkpoint(path, map_location)
-    model = inference_model(state, config_from_dict(state["config"], f"{path} (config)"), path)
-    classes = state.get("classes", {})
-    return model, state["config"], classes.get("names"), [tuple(c) for c in classes.get("colors", [])]
+    """:func:`load_inference_model` as a tuple → (model, config dict, names, colours)."""
+    model = load_inference_model(path, map_location)
+    meta = model.metadata
+    return model, meta["config"], meta["class_names"], [tuple(c) for c in meta["colors"] or []]

@@ -58,7 +58,6 @@ class _LatentProbe:
     def __init__(self, model: nn.Module, num_classes: int, device: torch.device) -> None:
         from ..metrics import ConfusionMatrix
 
-        self.model = model
         self.has_z = model.local_space is not None
         self.has_g = model.global_space is not None
         self.swap = {name: ConfusionMatrix(num_classes, 255)
