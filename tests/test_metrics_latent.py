@@ -134,3 +134,34 @@ def test_collapse_proof_clustering_separates_informative_codes():
     constant = np.broadcast_to(mu[:1], mu.shape).copy()
     low = collapse_proof_clustering(constant, pi, dom)
     assert low["by_class"]["silhouette"] == 0 and low["active"]["silhouette"] == 0
+
+
+def test_decoding_postnets_posterior_is_scored_against_a_hand_decoded_loop():
+    torch.manual_seed(0)
+    model = PHGMM(**{**SMALL, "postnet": "light"}).eval()
+    with torch.no_grad():
+        model.postnet.heads.mu.weight.mul_(400.0)          # p(z|x,y) moves with the labels
+        model.local_space.fuse.weight.mul_(50.0)           # and the decoder listens to z
+    lat = _evaluate(model).metrics["latent"]
+
+    data = Pairs()
+    cm, changed, pixels = ConfusionMatrix(12), 0, 0
+    with torch.no_grad():
+        for i in range(len(data)):
+            x, y = data.x[i:i + 1], data.y[i:i + 1]
+            enc = model.encode(x)
+            _, (p_logits, p_mu, _) = model.postnet(x, y)
+            own = model.decode(enc).argmax(1)
+            decoded = model.decode(enc, torch.softmax(p_logits, 1), p_mu).argmax(1)
+            cm.update(decoded, y)
+            valid = y != 255
+            changed += int(((own != decoded) & valid).sum())
+            pixels += int(valid.sum())
+    assert changed > 0
+    assert lat["posterior_decode_pixels_changed"] == pytest.approx(changed / pixels)
+    assert lat["posterior_decode_miou"] == pytest.approx(cm.compute()["miou"])
+
+
+def test_no_posterior_decode_without_postnet():
+    lat = _evaluate(PHGMM(**SMALL).eval()).metrics["latent"]
+    assert "posterior_decode_miou" not in lat and "posterior_decode_gain" not in lat

@@ -333,6 +333,10 @@ def _latent_section(metrics: dict) -> list[str]:
             rows.append((f"mIoU lost when each image is decoded with another image's {space}",
                          f"{_pct(lat[f'swap_{space}_miou_drop'])} points "
                          f"({_pct(lat.get(f'swap_{space}_pixels_changed'))} % of pixels change)"))
+    if "posterior_decode_gain" in lat:
+        rows.append(("mIoU gained when decoded with PostNet's p(z|x,y), which sees the labels",
+                     f"{_pct(lat['posterior_decode_gain'])} points "
+                     f"({_pct(lat.get('posterior_decode_pixels_changed'))} % of pixels change)"))
     if "z_kl_to_posterior" in lat:
         rows.append(("KL(q(z|x) ‖ p(z|x,y)) per image, nats", _fmt(lat["z_kl_to_posterior"])))
     if "g_kl" in lat:

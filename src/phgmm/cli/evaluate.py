@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_no_progress, add_overwrite, add_set, add_skip_bad_samples, parse_scales, parse_size
+from .options import add_inference_options, add_no_progress, add_overwrite, add_set, add_skip_bad_samples
 
 DESCRIPTION = """\
 Either evaluate a checkpoint (or a published model folder) on a split of its data set
@@ -39,15 +39,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="ground-truth ids missing from --classes: stop (default) or score them as ignored")
     p.add_argument("--uncertainty", action="store_true",
                    help="also measure uncertainty maps (AUROC/AUPR for wrong pixels) and calibration (ECE)")
-    p.add_argument("--mode", choices=("whole", "slide"), default=None,
-                   help="whole (default): one forward per image at data.size; slide: overlapping windows of "
-                        "--tile (set data.size to the images' own size to slide over full-resolution frames)")
-    p.add_argument("--tile", type=parse_size, default=None, metavar="WxH", help="slide window (default: data.size)")
-    p.add_argument("--stride", type=parse_size, default=None, metavar="WxH", help="slide step (default: 2/3 of the tile)")
-    p.add_argument("--tta", choices=("none", "flip"), default=None,
-                   help="test-time augmentation: flip averages with the mirrored image (as phgmm predict)")
-    p.add_argument("--scales", type=parse_scales, default=None, metavar="S1,S2,...",
-                   help="test-time augmentation: average over these input scales, e.g. 0.75,1.0,1.25")
+    add_inference_options(p, from_config=True)
     p.add_argument("--out", required=True, metavar="DIR", help="where metrics.json and report.md go")
     add_overwrite(p, "an earlier metrics.json / report.md in --out")
     add_skip_bad_samples(p)

@@ -65,3 +65,25 @@ def add_skip_bad_samples(p: argparse.ArgumentParser) -> None:
 def add_device(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
     p.add_argument("--device", default=default, metavar="DEVICE",
                    help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+
+
+def add_inference_options(p: argparse.ArgumentParser, *, from_config: bool) -> None:
+    """--mode, --tile, --stride, --tta and --scales, spelled the same for predict and evaluate, so
+    that what is scored is what is predicted.
+
+    ``from_config``: the flags default to None and the config's ``eval.*`` keys decide (evaluate);
+    otherwise they default to one plain pass over the whole image (predict).
+    """
+    p.add_argument("--mode", choices=("whole", "slide"), default=None if from_config else "whole",
+                   help="whole (default): one forward per image at the working size; slide: overlapping "
+                        "windows of --tile at the image's own resolution (evaluate: set data.size to the "
+                        "frames' own size to slide over full-resolution frames)")
+    p.add_argument("--tile", type=parse_size, default=None, metavar="WxH",
+                   help="--mode slide: window size (default: the working size)")
+    p.add_argument("--stride", type=parse_size, default=None, metavar="WxH",
+                   help="--mode slide: window step, at most the tile (default: 2/3 of the tile)")
+    p.add_argument("--tta", choices=("none", "flip"), default=None if from_config else "none",
+                   help="test-time augmentation: flip averages with the mirrored image's prediction")
+    p.add_argument("--scales", type=parse_scales, default=None if from_config else (1.0,), metavar="S1,S2,...",
+                   help="test-time scales, e.g. 0.75,1.0,1.25: the input is resized by each factor and the "
+                        "softmax outputs averaged (default 1.0)")

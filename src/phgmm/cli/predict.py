@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import (add_device, add_no_progress, add_overwrite, add_size, add_skip_bad_samples, parse_scales,
-                      parse_size)
+from .options import add_device, add_inference_options, add_no_progress, add_overwrite, add_size, add_skip_bad_samples
 
 DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
@@ -36,18 +35,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--onnx", metavar="MODEL", help="run an exported ONNX model (phgmm export) on onnxruntime")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     add_size(p, "working size (default: the checkpoint's data.size, or the one stored in the ONNX file)")
-    p.add_argument("--mode", choices=("whole", "slide"), default="whole",
-                   help="whole: resize to the working size (default); slide: sliding windows at the image's "
-                        "own resolution")
-    p.add_argument("--tile", type=parse_size, default=None, metavar="WxH",
-                   help="--mode slide: window size (default: the working size)")
-    p.add_argument("--stride", type=parse_size, default=None, metavar="WxH",
-                   help="--mode slide: window step, at most the tile (default: 2/3 of the tile)")
-    p.add_argument("--tta", choices=("none", "flip"), default="none",
-                   help="test-time augmentation: flip averages with the mirrored image's prediction")
-    p.add_argument("--scales", type=parse_scales, default=(1.0,), metavar="S1,S2,...",
-                   help="test-time scales, e.g. 0.75,1.0,1.25: the input is resized by each factor and the "
-                        "softmax outputs averaged (default 1.0)")
+    add_inference_options(p, from_config=False)
     p.add_argument("--batch", type=int, default=1, metavar="N",
                    help="images of the same size per forward pass (default 1); in slide mode, windows per pass")
     p.add_argument("--workers", type=int, default=None, metavar="N",

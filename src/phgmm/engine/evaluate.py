@@ -53,7 +53,8 @@ def flat_scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 class _LatentProbe:
     """Collects what the latent-use measures need during an evaluation pass (PHGMM only):
-    per-image codes, the swap-test confusion matrices, PostNet's KL per dimension of z."""
+    per-image codes, the swap-test confusion matrices, and, when PostNet is kept, its KL per
+    dimension of z and the score of decoding its label-informed posterior means instead."""
 
     def __init__(self, model: nn.Module, num_classes: int, device: torch.device) -> None:
         from ..metrics import ConfusionMatrix
@@ -62,6 +63,8 @@ class _LatentProbe:
         self.has_g = model.global_space is not None
         self.swap = {name: ConfusionMatrix(num_classes, 255)
                      for name, on in (("z", self.has_z), ("g", self.has_g)) if on}
+        if self.has_z and getattr(model, "postnet", None) is not None:
+            self.swap["posterior"] = ConfusionMatrix(num_classes, 255)
         self.changed = {name: 0 for name in self.swap}
         self.pixels = 0
         self.carry: dict[str, torch.Tensor] | None = None
@@ -100,7 +103,10 @@ class _LatentProbe:
         if self.has_z and getattr(model, "postnet", None) is not None:
             from ..models.latent import gaussian_mixture
             q_z = gaussian_mixture(*enc.local)
-            p_z = model.postnet(x, y.to(x.device))[0]
+            p_z, (p_logits, p_mu, _) = model.postnet(x, y.to(x.device))
+            # what the decoder makes of the label-informed posterior's means: the most z could add
+            decoded = model.decode(enc, torch.softmax(p_logits.float(), dim=1), p_mu.float()).argmax(1).cpu()
+            self._score("posterior", decoded, pred, y)
             cat_kl, per_dim = gmm_kl_per_dim(q_z, p_z)
             dims = per_dim.double().sum(0).cpu()
             self.z_kl_dims = dims if self.z_kl_dims is None else self.z_kl_dims + dims
@@ -130,6 +136,10 @@ class _LatentProbe:
         for (name, cm), n_changed in zip(self.swap.items(), changed):
             du.all_reduce_sum(cm.matrix)
             miou = cm.compute()["miou"]
+            if name == "posterior":     # decoded from PostNet's p(z|x,y) instead of q(z|x)
+                out.update(posterior_decode_miou=miou, posterior_decode_gain=miou - own_miou,
+                           posterior_decode_pixels_changed=n_changed / max(1.0, pixels))
+                continue
             out[f"swap_{name}_miou"] = miou
             out[f"swap_{name}_miou_drop"] = own_miou - miou
             out[f"swap_{name}_pixels_changed"] = n_changed / max(1.0, pixels)
