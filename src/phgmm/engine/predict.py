@@ -2,15 +2,13 @@
 video for a video) and, for PHGMM, uncertainty maps from samples of q(z|x) (predictive entropy and
 mutual information).
 
-Inputs (:func:`collect_inputs`): image and video files, folders (searched recursively; the path
-below the folder is kept in the output names, so ``cityA/img1.png`` and ``cityB/img1.png`` give
-``labels/cityA/img1.png`` and ``labels/cityB/img1.png``) and glob patterns expanded here
-(``"data/**/*.png"``, recursive; names keep the path below the pattern's fixed leading folders).
+Inputs are gathered by :mod:`phgmm.engine.inputs` (files, folders, globs, videos); outputs are
+written by :mod:`phgmm.engine.outputs`. This module holds the model side and the pipeline.
 
 Speed (:func:`predict_paths`): images are read, decoded and preprocessed by a pool of threads
 ahead of the model, batched (``batch`` images of the same input size per forward) and their
 outputs encoded and written by another pool, so that decoding and writing overlap the forward
-pass. PNGs are written for speed (zlib level 1, "up" row filter; see ``_PNG_PARAMS``).
+pass. PNGs are written for speed (zlib level 1, "up" row filter; see :mod:`phgmm.engine.outputs`).
 
 Modes and test-time augmentation (:class:`Predictor`): ``mode="whole"`` resizes each image to
 the model's working size, runs it, and resizes the logits back; ``mode="slide"`` runs the image
@@ -22,16 +20,14 @@ All of it is :func:`phgmm.engine.inference.infer_logits`.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import re
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import cv2
@@ -41,152 +37,17 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.errors import DatasetError
-from ..data.imageio import IMAGE_EXTENSIONS
 from .inference import MODES, default_stride, infer_logits
+from .inputs import IMAGE_SUFFIXES, VIDEO_EXTENSIONS, InputFile, check_unique_names, collect_images, collect_inputs
+from .outputs import PNG_COMPRESSION, Outputs, Pending, VideoOut
 
 __all__ = ["collect_images", "collect_inputs", "InputFile", "Predictor", "predict_paths", "IMAGE_SUFFIXES",
            "VIDEO_EXTENSIONS", "DEFAULT_SIZE", "PNG_COMPRESSION"]
 
-#: image suffixes (an alias of :data:`phgmm.data.imageio.IMAGE_EXTENSIONS`, kept for older imports)
-IMAGE_SUFFIXES = IMAGE_EXTENSIONS
-#: video suffixes ``phgmm predict`` reads with OpenCV (frames → an overlay video)
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 #: working size (W, H) of an ONNX file without phgmm metadata (exported before it existed)
 DEFAULT_SIZE = (768, 384)
-#: zlib level of the written PNGs (1: fast; outputs are written while the model runs)
-PNG_COMPRESSION = 1
 
 log = logging.getLogger(__name__)
-_GLOB_MAGIC = re.compile(r"[*?\[]")
-
-
-# -- inputs --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class InputFile:
-    """One input: its path, its output name (a relative POSIX path without suffix, e.g.
-    ``"cityA/img1"``: outputs go to ``labels/cityA/img1.png``…) and whether it is a video."""
-
-    path: Path
-    name: str
-    video: bool = False
-
-
-def _kind(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    return "image" if suffix in IMAGE_EXTENSIONS else ("video" if suffix in VIDEO_EXTENSIONS else None)
-
-
-def _strip(rel: PurePosixPath) -> str:
-    return str(rel.with_name(rel.name[: -len(rel.suffix)] if rel.suffix else rel.name))
-
-
-def _inside(path: Path, folder: Path | None) -> bool:
-    if folder is None:
-        return False
-    try:
-        path.resolve().relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
-def _walk(folder: Path, prefix: PurePosixPath, exclude: Path | None) -> list[InputFile]:
-    """Images and videos under ``folder`` (recursive; hidden folders and ``exclude`` skipped)."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _inside(Path(root, d), exclude))
-        for f in files:
-            p = Path(root, f)
-            kind = _kind(p)
-            if kind is not None and not f.startswith("."):
-                rel = prefix / PurePosixPath(p.relative_to(folder).as_posix())
-                found.append(InputFile(p, _strip(rel), kind == "video"))
-    return sorted(found, key=lambda i: i.name)
-
-
-def _glob_base(pattern: str) -> Path:
-    """The leading folders of a glob pattern that hold no wildcard (``data/**/*.png`` → ``data``)."""
-    base = []
-    for part in Path(pattern).parts:
-        if _GLOB_MAGIC.search(part):
-            break
-        base.append(part)
-    return Path(*base) if base else Path(".")
-
-
-def _suffixes() -> str:
-    return ", ".join(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
-
-
-def collect_inputs(inputs: Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None) -> list[InputFile]:
-    """The images and videos named by ``inputs``: files, folders (recursive) and glob patterns.
-
-    Output names: a file named directly keeps its stem; a file found in a folder keeps its path
-    below that folder; a glob match keeps its path below the pattern's fixed leading folders.
-    ``exclude`` (the output folder) is never searched. A file reached twice is listed once.
-    Raises ``FileNotFoundError`` / :class:`~phgmm.data.errors.DatasetError` naming the input.
-    """
-    skip = Path(exclude).resolve() if exclude is not None else None
-    items: list[InputFile] = []
-    seen: set[Path] = set()
-
-    def add(new: Iterable[InputFile]) -> int:
-        n = 0
-        for item in new:
-            key = item.path.resolve()
-            if key not in seen:
-                seen.add(key)
-                items.append(item)
-                n += 1
-        return n
-
-    for raw in inputs:
-        text = os.fspath(raw)
-        p = Path(text)
-        if p.is_dir():
-            found = _walk(p, PurePosixPath(), skip)
-            if not found:
-                raise FileNotFoundError(f"{p}: folder holds no images or videos ({_suffixes()}), "
-                                        f"not even in its sub-folders")
-            add(found)
-        elif p.is_file():
-            kind = _kind(p)
-            if kind is None:
-                raise DatasetError(f"{p}: neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video "
-                                   f"({', '.join(VIDEO_EXTENSIONS)}) by its suffix")
-            add([InputFile(p, p.stem if p.suffix else p.name, kind == "video")])
-        elif _GLOB_MAGIC.search(text):
-            base = _glob_base(text)
-            found = []
-            for m in sorted(glob.glob(text, recursive=True)):
-                mp = Path(m)
-                if _inside(mp, skip):
-                    continue
-                rel = PurePosixPath(Path(os.path.relpath(mp, base)).as_posix())
-                if mp.is_dir():
-                    found += _walk(mp, rel if str(rel) != "." else PurePosixPath(), skip)
-                elif _kind(mp) is not None:
-                    found.append(InputFile(mp, _strip(rel), _kind(mp) == "video"))
-            if not found:
-                raise FileNotFoundError(f"{text}: the pattern matches no image or video files ({_suffixes()})")
-            add(found)
-        else:
-            raise FileNotFoundError(f"{p}: no such image, video or folder (and not a glob pattern)")
-    return items
-
-
-def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """The image files of :func:`collect_inputs` (videos left out), in order."""
-    return [item.path for item in collect_inputs(inputs) if not item.video]
-
-
-def _check_names(items: Sequence[InputFile]) -> None:
-    first: dict[str, Path] = {}
-    for item in items:
-        if item.name in first:
-            raise ValueError(f"{first[item.name]} and {item.path} would both write labels/{item.name}.png; "
-                             f"rename one, or pass the folder above them so that their sub-paths tell them apart")
-        first[item.name] = item.path
 
 
 # -- the predictor -------------------------------------------------------------------------------
@@ -393,122 +254,6 @@ class Predictor:
         return self._to_image(s.flatten(0, 1), rgb.shape[:2]).unflatten(0, (n, 1))
 
 
-# -- writing -------------------------------------------------------------------------------------
-# zlib level 1, run-length matching (OpenCV's default strategy), every row "up"-filtered instead of
-# adaptively: measured on 768×384 outputs, 2-3× faster to encode than OpenCV's defaults and smaller
-# (labels 0.4 ms, colour masks 1.3 ms, overlays 6.5 ms)
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
-    _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-
-
-def _write_png(path: Path, array: np.ndarray) -> Path:
-    """PNG (gray, or BGR order as OpenCV takes it) written atomically at :data:`PNG_COMPRESSION`."""
-    from ..io import atomic_write_bytes
-    ok, buf = cv2.imencode(".png", array, _PNG_PARAMS)
-    if not ok:  # pragma: no cover - OpenCV encodes every uint8/uint16 array
-        raise OSError(f"{path}: PNG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
-
-
-class _Outputs:
-    """What one run writes, per image or frame (called from writer threads)."""
-
-    def __init__(self, out: Path, colors: Sequence[Sequence[int]]) -> None:
-        self.out = out
-        pal = np.zeros((max(256, len(colors)), 3), np.uint8)    # classes beyond the table: black
-        pal[:len(colors)] = np.asarray(colors, np.uint8).reshape(-1, 3)[:, ::-1]
-        self.palette_bgr = pal
-
-    def overlay_bgr(self, rgb: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        color = np.take(self.palette_bgr, pred, axis=0)
-        bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
-        return color, cv2.addWeighted(bgr, 0.5, color, 0.5, 0.0)
-
-    def image(self, name: str, rgb: np.ndarray, pred: np.ndarray, maps: dict | None) -> list[Path]:
-        color, over = self.overlay_bgr(rgb, pred)
-        written = [_write_png(self.out / "labels" / f"{name}.png", pred),
-                   _write_png(self.out / "color" / f"{name}.png", color),
-                   _write_png(self.out / "overlay" / f"{name}.png", over)]
-        return written + self.maps(name, maps)
-
-    def frame(self, name: str, pred: np.ndarray, maps: dict | None) -> list[Path]:
-        return [_write_png(self.out / "labels" / f"{name}.png", pred)] + self.maps(name, maps)
-
-    def maps(self, name: str, maps: dict | None) -> list[Path]:
-        if not maps:
-            return []
-        from ..visualize import heatmap, save_png
-        written = []
-        top = float(np.log(maps["num_classes"]))     # both maps lie in [0, log C]
-        for key, folder in (("predictive_entropy", "entropy"), ("mutual_information", "mi")):
-            values = maps[key]
-            npy = self.out / folder / f"{name}.npy"
-            npy.parent.mkdir(parents=True, exist_ok=True)
-            np.save(npy, values)
-            written += [save_png(self.out / folder / f"{name}.png", heatmap(values, vmin=0.0, vmax=top)), npy]
-        return written
-
-
-class _Pending:
-    """Futures of background writes, bounded (the oldest is waited for when full); their results
-    (lists of written paths) are collected in order."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = max(1, limit)
-        self.futures: deque[Future] = deque()
-        self.written: list[Path] = []
-
-    def add(self, future: Future) -> None:
-        self.futures.append(future)
-        while len(self.futures) > self.limit:
-            self.written += self.futures.popleft().result()
-
-    def drain(self) -> list[Path]:
-        while self.futures:
-            self.written += self.futures.popleft().result()
-        return self.written
-
-
-class _VideoOut:
-    """The overlay video of one input video (frames encoded in order by one thread; written to a
-    temporary file and renamed when complete), plus per-frame labels through the shared pool."""
-
-    def __init__(self, item: InputFile, out: Path, outputs: _Outputs, fps: float, size: tuple[int, int]) -> None:
-        self.item = item
-        self.final = out / "overlay" / f"{item.name}.mp4"
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.final.with_name(f".{self.final.stem}.tmp-{os.getpid()}.mp4")
-        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
-            raise OSError(f"{self.final}: OpenCV cannot write an mp4v video here")
-        self.outputs = outputs
-        self.thread = ThreadPoolExecutor(1, thread_name_prefix="phgmm-video")
-        self.pending = _Pending(8)
-
-    def _write(self, rgb: np.ndarray, pred: np.ndarray) -> list[Path]:
-        self.writer.write(self.outputs.overlay_bgr(rgb, pred)[1])
-        return []
-
-    def add(self, rgb: np.ndarray, pred: np.ndarray) -> None:
-        self.pending.add(self.thread.submit(self._write, rgb, pred))
-
-    def close(self) -> Path:
-        try:
-            self.pending.drain()
-        finally:
-            self.thread.shutdown()
-            self.writer.release()
-        os.replace(self.tmp, self.final)
-        return self.final
-
-    def abort(self) -> None:
-        self.thread.shutdown(cancel_futures=True)
-        self.writer.release()
-        if self.tmp.exists():
-            self.tmp.unlink()
-
-
 # -- reading -------------------------------------------------------------------------------------
 @dataclass
 class _Frame:
@@ -660,7 +405,7 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
     videos = [item for item in items if item.video]
     if uncertainty and videos and not save_frames:
         raise ValueError(f"{videos[0].path}: --uncertainty on a video writes its maps per frame: add --save-frames")
-    _check_names(items)
+    check_unique_names(items)
     if not overwrite:
         for item in items:
             first = out / ("overlay" if item.video else "labels") / f"{item.name}{'.mp4' if item.video else '.png'}"
@@ -679,12 +424,12 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
         (out / name).mkdir(exist_ok=True)
 
     workers = max(1, min(4, os.cpu_count() or 1) if workers is None else int(workers))
-    outputs = _Outputs(out, predictor.colors)
+    outputs = Outputs(out, predictor.colors)
     depth = max(2 * batch, workers + batch)
     readers = ThreadPoolExecutor(workers, thread_name_prefix="phgmm-read")
     writers = ThreadPoolExecutor(workers, thread_name_prefix="phgmm-write")
-    pending = _Pending(2 * workers + batch)
-    video: _VideoOut | None = None
+    pending = Pending(2 * workers + batch)
+    video: VideoOut | None = None
     bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, dynamic_ncols=True)
     skipped: list[str] | None = [] if skip_bad is not None else None
     limit = max(1, int((skip_bad or 0) * (len(items) - len(videos))))
@@ -714,7 +459,7 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
                     if video is None or video.item is not f.item:
                         if video is not None:
                             pending.written.append(video.close())
-                        video = _VideoOut(f.item, out, outputs, meta[f.item][0], (hw[1], hw[0]))
+                        video = VideoOut(f.item, out, outputs, meta[f.item][0], (hw[1], hw[0]))
                     video.add(f.rgb, pred)
                     if save_frames:
                         pending.add(writers.submit(outputs.frame, f"{f.item.name}/{f.index:06d}", pred, maps))

@@ -1,0 +1,135 @@
+"""What ``phgmm predict`` writes: class-index PNGs, colour masks and overlays per image, an overlay
+video per video, uncertainty maps; all written atomically from background threads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .inputs import InputFile
+
+__all__ = ["Outputs", "Pending", "VideoOut", "write_png", "PNG_COMPRESSION"]
+
+#: zlib level of the written PNGs (1: fast; outputs are written while the model runs)
+PNG_COMPRESSION = 1
+
+# zlib level 1, run-length matching (OpenCV's default strategy), every row "up"-filtered instead of
+# adaptively: measured on 768×384 outputs, 2-3× faster to encode than OpenCV's defaults and smaller
+# (labels 0.4 ms, colour masks 1.3 ms, overlays 6.5 ms)
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
+    _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    """PNG (gray, or BGR order as OpenCV takes it) written atomically at :data:`PNG_COMPRESSION`."""
+    from ..io import atomic_write_bytes
+    ok, buf = cv2.imencode(".png", array, _PNG_PARAMS)
+    if not ok:  # pragma: no cover - OpenCV encodes every uint8/uint16 array
+        raise OSError(f"{path}: PNG encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
+class Outputs:
+    """What one run writes, per image or frame (called from writer threads)."""
+
+    def __init__(self, out: Path, colors: Sequence[Sequence[int]]) -> None:
+        self.out = out
+        pal = np.zeros((max(256, len(colors)), 3), np.uint8)    # classes beyond the table: black
+        pal[:len(colors)] = np.asarray(colors, np.uint8).reshape(-1, 3)[:, ::-1]
+        self.palette_bgr = pal
+
+    def overlay_bgr(self, rgb: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        color = np.take(self.palette_bgr, pred, axis=0)
+        bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+        return color, cv2.addWeighted(bgr, 0.5, color, 0.5, 0.0)
+
+    def image(self, name: str, rgb: np.ndarray, pred: np.ndarray, maps: dict | None) -> list[Path]:
+        color, over = self.overlay_bgr(rgb, pred)
+        written = [write_png(self.out / "labels" / f"{name}.png", pred),
+                   write_png(self.out / "color" / f"{name}.png", color),
+                   write_png(self.out / "overlay" / f"{name}.png", over)]
+        return written + self.maps(name, maps)
+
+    def frame(self, name: str, pred: np.ndarray, maps: dict | None) -> list[Path]:
+        return [write_png(self.out / "labels" / f"{name}.png", pred)] + self.maps(name, maps)
+
+    def maps(self, name: str, maps: dict | None) -> list[Path]:
+        if not maps:
+            return []
+        from ..visualize import heatmap, save_png
+        written = []
+        top = float(np.log(maps["num_classes"]))     # both maps lie in [0, log C]
+        for key, folder in (("predictive_entropy", "entropy"), ("mutual_information", "mi")):
+            values = maps[key]
+            npy = self.out / folder / f"{name}.npy"
+            npy.parent.mkdir(parents=True, exist_ok=True)
+            np.save(npy, values)
+            written += [save_png(self.out / folder / f"{name}.png", heatmap(values, vmin=0.0, vmax=top)), npy]
+        return written
+
+
+class Pending:
+    """Futures of background writes, bounded (the oldest is waited for when full); their results
+    (lists of written paths) are collected in order."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.futures: deque[Future] = deque()
+        self.written: list[Path] = []
+
+    def add(self, future: Future) -> None:
+        self.futures.append(future)
+        while len(self.futures) > self.limit:
+            self.written += self.futures.popleft().result()
+
+    def drain(self) -> list[Path]:
+        while self.futures:
+            self.written += self.futures.popleft().result()
+        return self.written
+
+
+class VideoOut:
+    """The overlay video of one input video (frames encoded in order by one thread; written to a
+    temporary file and renamed when complete), plus per-frame labels through the shared pool."""
+
+    def __init__(self, item: InputFile, out: Path, outputs: Outputs, fps: float, size: tuple[int, int]) -> None:
+        self.item = item
+        self.final = out / "overlay" / f"{item.name}.mp4"
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.final.with_name(f".{self.final.stem}.tmp-{os.getpid()}.mp4")
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise OSError(f"{self.final}: OpenCV cannot write an mp4v video here")
+        self.outputs = outputs
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="phgmm-video")
+        self.pending = Pending(8)
+
+    def _write(self, rgb: np.ndarray, pred: np.ndarray) -> list[Path]:
+        self.writer.write(self.outputs.overlay_bgr(rgb, pred)[1])
+        return []
+
+    def add(self, rgb: np.ndarray, pred: np.ndarray) -> None:
+        self.pending.add(self.thread.submit(self._write, rgb, pred))
+
+    def close(self) -> Path:
+        try:
+            self.pending.drain()
+        finally:
+            self.thread.shutdown()
+            self.writer.release()
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        self.thread.shutdown(cancel_futures=True)
+        self.writer.release()
+        if self.tmp.exists():
+            self.tmp.unlink()
