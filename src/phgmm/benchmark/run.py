@@ -1,55 +1,10 @@
-"""Speed, memory and size of PHGMM and the baselines, measured in one run (docs/design.md §5, Fig. 10).
-
-:func:`run_benchmark` builds every requested network on the same backbone and, on the same random
-inputs, measures
-
-* training throughput — images/s of a full step: forward, loss, backward, optimiser step (AdamW).
-  PHGMM uses :class:`phgmm.losses.PHGMMLoss` (labels go to PostNet); the baselines use
-  cross-entropy;
-* inference throughput — eval mode under ``torch.no_grad`` (PHGMM's eval forward: no PostNet);
-* peak memory — on CUDA ``torch.cuda.max_memory_allocated`` per phase; on CPU the growth of the
-  process's resident-set high-water mark (``getrusage`` ``ru_maxrss``) during the phase, labelled
-  ``cpu_rss_highwater_delta``: it only grows when a phase exceeds every earlier one, so it is a
-  lower bound for later models, not their footprint;
-* parameter counts (PHGMM: :meth:`PHGMM.parameter_counts`);
-* FLOPs (``torch.utils.flop_counter.FlopCounterMode``) and model FLOPs utilisation on CUDA:
-  achieved FLOP/s ÷ the device's peak (table :data:`PEAK_FLOPS`, or ``peak_flops=``);
-
-and these ratios, all from the same run:
-
-* ``phgmm_infer_over_encoder`` — PHGMM inference time ÷ its bare encoder's forward time;
-* ``phgmm_infer_flops_over_encoder`` — the same in FLOPs (counted on every device): the time
-  ratio's floor unless PHGMM's layers run faster per FLOP than the encoder's;
-* ``phgmm_infer_over_deeplabv3`` — PHGMM inference time ÷ DeepLab v3 inference time;
-* ``train_full_postnet_over_none`` — PHGMM training step with the full PostNet ÷ without PostNet;
-* ``train_light_postnet_over_none`` — the same with the light PostNet.
-
-Every time is the median over ``iters`` timed iterations (``infer_iters`` for inference) after
-``warmup`` untimed ones (at least one; peak memory is taken over those), with
-``torch.cuda.synchronize`` around each on CUDA; the functions compared in a ratio are timed round-robin so that a drift of the machine's speed hits
-them alike. Optionally the throughput of a data loader is
-measured too, so that a report can check "loader images/s ≥ 2× training images/s".
-
-Two optional measurements of what users of the library feel (a fresh PHGMM built like the one
-measured above, inference network only):
-
-* ``predict_over_forward_images_per_s`` (``predict_images=N``, :func:`measure_predict`):
-  ``phgmm predict``'s images/s (:func:`phgmm.engine.predict.predict_paths` on N synthetic PNGs of
-  the benchmark's size: decoding, preprocessing, forward, argmax, writing three PNGs per image)
-  over the bare forward's images/s on the same preprocessed batches (``batch`` images each);
-* ``onnx_over_pytorch_time`` (``onnx=True``, :func:`measure_onnx`): onnxruntime's time (CPU
-  execution provider) over PyTorch's for the same exported model, size and batch, both on the
-  CPU; skipped with a note when ``onnx``/``onnxruntime`` are missing or the export fails.
-"""
+"""The benchmark run: every requested network on the same backbone and random inputs, the PHGMM
+ratios, and a Markdown table of the result (see :mod:`phgmm.benchmark`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import platform
-import resource
-import statistics
-import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -57,21 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .engine.precision import amp_dtype, autocast, memory_format
-from .io import metrics_json_safe
-from .models import MODEL_NAMES, build_model
-from .models.postnet import PostNet
+from ..engine.precision import amp_dtype, autocast, memory_format
+from ..io import metrics_json_safe
+from ..models import MODEL_NAMES, build_model
+from ..models.postnet import PostNet
+from .timing import PeakMemory, count_flops, device_peak_flops, sync, time_interleaved
+from .user import measure_loader, measure_onnx, measure_predict
 
-__all__ = ["run_benchmark", "format_table", "PEAK_FLOPS", "RATIO_KEYS", "OPTIONAL_RATIO_KEYS", "measure_loader",
-           "measure_predict", "measure_onnx", "device_peak_flops", "loader_from_config"]
-
-#: Dense tensor-core peak FLOP/s per GPU name fragment: bf16 (used with ``amp="bf16"``) and
-#: tf32 (used for fp32 runs, since cuDNN convolutions use TF32 by default).
-PEAK_FLOPS: dict[str, dict[str, float]] = {
-    "H200": {"bf16": 989e12, "tf32": 494.5e12},
-    "H100": {"bf16": 989e12, "tf32": 494.5e12},
-    "A100": {"bf16": 312e12, "tf32": 156e12},
-}
+__all__ = ["run_benchmark", "format_table", "loader_from_config", "RATIO_KEYS", "OPTIONAL_RATIO_KEYS"]
 
 RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
               "phgmm_infer_over_deeplabv3", "train_full_postnet_over_none",
@@ -83,245 +31,6 @@ OPTIONAL_RATIO_KEYS = ("predict_over_forward_images_per_s", "onnx_over_pytorch_t
 _IGNORE = 255
 
 
-# -- helpers -------------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, iters: int) -> dict[str, float]:
-    """Median seconds of each function, timed round-robin (A B C A B C …) so that a slow drift of
-    the machine (other processes, clocks) affects every function alike — used for the ratios."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    _sync(device)
-    for _ in range(max(1, iters)):
-        for key, fn in fns.items():
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            _sync(device)
-            times[key].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def _maxrss_bytes() -> int:
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(r) if sys.platform == "darwin" else int(r) * 1024
-
-
-class _PeakMemory:
-    """Peak memory of a phase: CUDA max allocated, or CPU RSS high-water-mark growth."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.kind = "cuda_max_allocated" if device.type == "cuda" else "cpu_rss_highwater_delta"
-        self.value = 0
-
-    def __enter__(self) -> "_PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._start = _maxrss_bytes()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.device.type == "cuda":
-            self.value = int(torch.cuda.max_memory_allocated(self.device))
-        else:
-            self.value = _maxrss_bytes() - self._start
-
-
-def device_peak_flops(device: torch.device, amp: str | None) -> float | None:
-    """The device's dense peak FLOP/s from :data:`PEAK_FLOPS`, or None when unknown (or CPU)."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device).upper()
-    for key, peaks in PEAK_FLOPS.items():
-        if key in name:
-            return peaks["bf16" if amp == "bf16" else "tf32"]
-    return None
-
-
-def _count_flops(fn: Callable[[], Any]) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
-def _batch_images(batch: Any) -> int:
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0])
-    if isinstance(batch, dict):
-        for key in ("image", "images", "x"):
-            if key in batch:
-                return _batch_images(batch[key])
-        return _batch_images(next(iter(batch.values())))
-    if isinstance(batch, (list, tuple)) and batch:
-        return _batch_images(batch[0])
-    raise TypeError(f"cannot tell the batch size of a {type(batch).__name__}")
-
-
-def measure_loader(loader: Any, batch_size: int = 2, workers: int = 2, batches: int = 20) -> dict[str, float]:
-    """Images/s of a data loader (a ``DataLoader``/iterable of batches, or a ``Dataset``).
-
-    A dataset is wrapped in a shuffling ``DataLoader`` with ``workers`` workers. The first batch
-    (worker start-up) is not timed; then up to ``batches`` batches are.
-    """
-    if isinstance(loader, torch.utils.data.Dataset) and not isinstance(loader, torch.utils.data.IterableDataset):
-        loader = torch.utils.data.DataLoader(loader, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                             drop_last=False, persistent_workers=False)
-    else:
-        workers = getattr(loader, "num_workers", workers)
-    it = iter(loader)
-    try:
-        next(it)
-    except StopIteration:
-        raise ValueError("the loader yields no batches") from None
-    n_images, n_batches = 0, 0
-    t0 = time.perf_counter()
-    for batch in it:
-        n_images += _batch_images(batch)
-        n_batches += 1
-        if n_batches >= batches:
-            break
-    dt = time.perf_counter() - t0
-    if n_batches == 0:
-        raise ValueError("the loader needs at least two batches to be timed")
-    return {"images_per_s": n_images / dt, "batches": n_batches, "images": n_images, "workers": workers}
-
-
-# -- what users feel: predict's pipeline and onnxruntime ---------------------------------------------
-def _write_synthetic_images(folder: Any, size: tuple[int, int], n: int, seed: int) -> list[Any]:
-    """``n`` procedural street scenes of ``size`` = (W, H) as PNGs (realistic decode cost)."""
-    import cv2
-    import numpy as np
-
-    from .data.synthetic import render_scene
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        rgb = render_scene(rng, size)[0]
-        path = folder / f"scene_{i:04d}.png"
-        if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
-            raise OSError(f"{path}: cannot write the benchmark's synthetic image")
-        paths.append(path)
-    return paths
-
-
-def measure_predict(model: nn.Module, size: Sequence[int] = (768, 384), images: int = 16, batch: int = 1,
-                    rounds: int = 3, device: str | torch.device = "cpu", workers: int | None = None,
-                    mf: torch.memory_format = torch.channels_last, seed: int = 0,
-                    say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """``phgmm predict``'s images/s against the bare model forward's, at ``size`` and ``batch``.
-
-    Writes ``images`` synthetic PNGs of ``size`` = (W, H) to a temporary folder, then times, round
-    robin over ``rounds`` rounds (after one untimed round of each), (a) the model's forward over
-    the same images already preprocessed, in batches of ``batch``, and (b)
-    :func:`~phgmm.engine.predict.predict_paths` on the folder (reading, preprocessing, forward,
-    argmax, writing labels/color/overlay PNGs; ``workers`` threads each way) with the same batch.
-    Returns both images/s and their ratio ``predict_over_forward`` (median seconds per round).
-    """
-    import tempfile
-    from pathlib import Path
-
-    from .data.imageio import load_image
-    from .engine.predict import Predictor, predict_paths
-
-    say = say or (lambda _msg: None)
-    dev = torch.device(device)
-    w, h = (int(v) for v in size)
-    if images < 1 or batch < 1:
-        raise ValueError("images and batch must be positive")
-    predictor = Predictor(model=model.eval(), size=(w, h), device=str(dev))
-    predictor.memory_format = mf
-    with tempfile.TemporaryDirectory(prefix="phgmm-bench-predict-") as tmp:
-        folder = Path(tmp) / "images"
-        files = _write_synthetic_images(folder, (w, h), images, seed)
-        xs = [predictor.prepare(load_image(f)) for f in files]
-        batches = [predictor.stack(xs[i:i + batch]).to(dev) for i in range(0, len(xs), batch)]
-        out = Path(tmp) / "out"
-
-        def forward() -> None:
-            with torch.no_grad():
-                for x in batches:
-                    predictor.forward(x)
-
-        def predict() -> None:
-            predict_paths(predictor, [folder], out, overwrite=True, progress=False, batch=batch, workers=workers)
-
-        forward()
-        predict()
-        t = _time_interleaved({"forward": forward, "predict": predict}, dev, rounds)
-    info = {"images": images, "batch": batch, "size_wh": [w, h], "rounds": rounds, "workers": workers,
-            "forward_s": t["forward"], "predict_s": t["predict"],
-            "forward_images_per_s": images / t["forward"], "predict_images_per_s": images / t["predict"]}
-    info["predict_over_forward"] = info["predict_images_per_s"] / info["forward_images_per_s"]
-    say(f"predict: {info['predict_images_per_s']:.2f} images/s vs bare forward {info['forward_images_per_s']:.2f} "
-        f"images/s ({info['predict_over_forward']:.3f}x)")
-    return info
-
-
-def measure_onnx(model: nn.Module, size: Sequence[int] = (768, 384), batch: int = 1, warmup: int = 1,
-                 iters: int = 10, seed: int = 0, say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """onnxruntime (CPU execution provider) time over PyTorch time for the same model, size
-    (W, H) and batch, both on the CPU (PyTorch fp32, channels-last), timed round robin.
-
-    The model is exported with :func:`phgmm.engine.export.export_onnx` to a temporary file.
-    Returns ``{"skipped": reason}`` when ``onnx``/``onnxruntime`` are missing or the export fails.
-    """
-    import tempfile
-    from pathlib import Path
-
-    say = say or (lambda _msg: None)
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        note = f"skipped: {exc.name or 'onnxruntime'} is not installed (pip install phgmm[onnx])"
-        say(f"onnx: {note}")
-        return {"skipped": note}
-    from .engine.export import InferenceGraph, OnnxPredictor, export_onnx
-
-    w, h = (int(v) for v in size)
-    cpu_model = InferenceGraph(model).to(memory_format=torch.channels_last)   # a CPU fp32 copy, no PostNet
-    torch.manual_seed(seed)
-    x = torch.randn(batch, 3, h, w)
-    x_cl = x.contiguous(memory_format=torch.channels_last)
-    x_np = x.numpy()
-    with tempfile.TemporaryDirectory(prefix="phgmm-bench-onnx-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        try:
-            export_onnx(cpu_model, path, example_size=(w, h))
-        except Exception as exc:  # noqa: BLE001 - any exporter failure is reported, not fatal
-            note = f"skipped: export failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-            say(f"onnx: {note}")
-            return {"skipped": note}
-        session = OnnxPredictor(path)
-
-        def pytorch() -> None:
-            with torch.no_grad():
-                cpu_model(x_cl)
-
-        def onnxrt() -> None:
-            session(x_np)
-
-        for _ in range(max(1, warmup)):
-            pytorch()
-            onnxrt()
-        t = _time_interleaved({"pytorch": pytorch, "onnx": onnxrt}, torch.device("cpu"), iters)
-    info = {"size_wh": [w, h], "batch": batch, "iters": iters, "pytorch_s": t["pytorch"], "onnx_s": t["onnx"],
-            "onnx_over_pytorch": t["onnx"] / t["pytorch"], "provider": "CPUExecutionProvider",
-            "onnxruntime": __import__("onnxruntime").__version__}
-    say(f"onnx: onnxruntime {t['onnx'] * 1e3:.1f} ms vs PyTorch {t['pytorch'] * 1e3:.1f} ms per batch of {batch} "
-        f"({info['onnx_over_pytorch']:.3f}x)")
-    return info
-
-
-# -- the benchmark -------------------------------------------------------------------------------
 @dataclass
 class _Run:
     """What every measurement of one run shares: device, precision, inputs, iteration counts."""
@@ -384,10 +93,10 @@ def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
 def _warm(run: _Run, fn: Callable[[], Any]) -> int:
     """Run the warm-up calls (at least one) and return their peak memory: the first call is where
     activations, workspaces and the optimiser state get allocated."""
-    with _PeakMemory(run.dev) as mem:
+    with PeakMemory(run.dev) as mem:
         for _ in range(max(1, run.warmup)):
             fn()
-        _sync(run.dev)
+        sync(run.dev)
     return mem.value
 
 
@@ -410,18 +119,18 @@ def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, 
     if name == "phgmm":
         enc = _infer(run, model.encoder)
         _warm(run, enc)
-        t = _time_interleaved({"model": infer, "encoder": enc}, run.dev, run.infer_iters)
+        t = time_interleaved({"model": infer, "encoder": enc}, run.dev, run.infer_iters)
         t_inf, extra["encoder_s"] = t["model"], t["encoder"]
         run.say(f"{name}: bare encoder {t['encoder'] * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}")
-        entry["infer_flops"] = _count_flops(infer)
-        extra["flops_over_encoder"] = entry["infer_flops"] / _count_flops(enc)
+        entry["infer_flops"] = count_flops(infer)
+        extra["flops_over_encoder"] = entry["infer_flops"] / count_flops(enc)
     else:
-        t_inf = _time_interleaved({"model": infer}, run.dev, run.infer_iters)["model"]
+        t_inf = time_interleaved({"model": infer}, run.dev, run.infer_iters)["model"]
     entry.update(infer_s=t_inf, infer_images_per_s=run.x_inf.shape[0] / t_inf)
     run.say(f"{name}: inference {t_inf * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}")
     if run.count_flops:
         if "infer_flops" not in entry:
-            entry["infer_flops"] = _count_flops(infer)
+            entry["infer_flops"] = count_flops(infer)
         entry["infer_mfu"] = _mfu(run, entry["infer_flops"], t_inf)
     return extra
 
@@ -445,7 +154,7 @@ def _measure_phgmm_training(run: _Run, model: nn.Module, light_postnet: nn.Modul
         model.postnet = postnet
         steps[variant] = with_postnet(postnet, _train_step(run, model, True))
         entry[f"train_peak_memory_postnet_{variant}"] = _warm(run, steps[variant])
-    times = _time_interleaved(steps, run.dev, run.iters)
+    times = time_interleaved(steps, run.dev, run.iters)
     for variant in variants:
         run.say(f"phgmm: training step, PostNet {variant}: {times[variant] * 1e3:.1f} ms/batch "
                 f"of {run.x_tr.shape[0]}")
@@ -457,7 +166,7 @@ def _measure_training(run: _Run, name: str, model: nn.Module, entry: dict[str, A
     """A baseline's training step (cross-entropy): median seconds, peak memory into ``entry``."""
     step = _train_step(run, model, False)
     entry["train_peak_memory"] = _warm(run, step)
-    t_tr = _time_interleaved({"step": step}, run.dev, run.iters)["step"]
+    t_tr = time_interleaved({"step": step}, run.dev, run.iters)["step"]
     run.say(f"{name}: training step {t_tr * 1e3:.1f} ms/batch of {run.x_tr.shape[0]}")
     return t_tr
 
@@ -467,7 +176,7 @@ def _model_builder(config: Any, backbone: str, num_classes: int,
     """name → the model's inference network (no PostNet): from ``config``'s model section through
     the engine's builder, or from ``build_model`` with ``model_kwargs[name]``."""
     if config is not None:
-        from .engine.builders import build_model_from_config
+        from ..engine.builders import build_model_from_config
 
         def from_config(name: str) -> nn.Module:
             model = dataclasses.replace(config.model, name=name, backbone=backbone, num_classes=num_classes)
@@ -498,7 +207,7 @@ def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, bac
     model.to(run.dev, memory_format=run.mf)
     params = (dict(model.parameter_counts()) if hasattr(model, "parameter_counts")
               else {"inference_total": sum(p.numel() for p in model.parameters())})
-    entry: dict[str, Any] = {"params": params, "memory_kind": _PeakMemory(run.dev).kind}
+    entry: dict[str, Any] = {"params": params, "memory_kind": PeakMemory(run.dev).kind}
     extra = _measure_inference(run, name, model, entry)
     if is_phgmm:
         light = light.to(run.dev, memory_format=run.mf)
@@ -510,7 +219,7 @@ def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, bac
         t_tr = _measure_training(run, name, model, entry)
     entry.update(train_step_s=t_tr, train_images_per_s=run.x_tr.shape[0] / t_tr)
     if run.count_flops:
-        entry["train_flops"] = _count_flops(_train_step(run, model, is_phgmm))
+        entry["train_flops"] = count_flops(_train_step(run, model, is_phgmm))
         entry["train_mfu"] = _mfu(run, entry["train_flops"], t_tr)
     results[name] = entry
 
@@ -616,7 +325,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
     amp = "bf16" if dtype is not None else None
     mf = memory_format("true" if channels_last else "false")
     say = progress or (lambda _msg: None)
-    from .losses import PHGMMLoss
+    from ..losses import PHGMMLoss
 
     run = _Run(dev, dtype, mf, *_inputs(dev, mf, (w, h), batch, train_batch, num_classes, seed),
                warmup=warmup, iters=iters, infer_iters=max(iters, 20) if infer_iters is None else infer_iters,
@@ -657,7 +366,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(), "amp": amp, "channels_last": channels_last,
         "num_classes": num_classes, "torch": torch.__version__, "peak_flops": run.peak_flops,
-        "memory_kind": _PeakMemory(dev).kind, "phgmm_kwargs": metrics_json_safe(model_kwargs.get("phgmm", {})),
+        "memory_kind": PeakMemory(dev).kind, "phgmm_kwargs": metrics_json_safe(model_kwargs.get("phgmm", {})),
         "config_model": metrics_json_safe(vars(config.model)) if config is not None else None,
         "timing": "median seconds per call",
     }
@@ -669,7 +378,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
 def loader_from_config(config: Any) -> Any:
     """The config's training dataset (with its augmentations), built by the engine's builder:
     pass it as ``run_benchmark(loader=...)``."""
-    from .engine.builders import build_dataset_from_config
+    from ..engine.builders import build_dataset_from_config
 
     return build_dataset_from_config(config, config.data.train_split, train=True)
 
