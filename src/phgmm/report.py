@@ -41,7 +41,10 @@ def _num(x: Any) -> float | None:
 
 def _pct(x: Any) -> str:
     v = _num(x)
-    return "–" if v is None else f"{100.0 * v:.2f}"
+    if v is None:
+        return "–"
+    v = 100.0 * v
+    return f"{0.0 if abs(v) < 0.005 else v:.2f}"      # no "-0.00" for a rounding-size difference
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
