@@ -24,6 +24,7 @@ PEAK_FLOPS: dict[str, dict[str, float]] = {
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -44,6 +45,7 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], device: torch.device, it
 
 
 def maxrss_bytes() -> int:
+    """The process's resident-set high-water mark in bytes."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r) if sys.platform == "darwin" else int(r) * 1024
 
@@ -82,6 +84,7 @@ def device_peak_flops(device: torch.device, amp: str | None) -> float | None:
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of one call of ``fn`` (convolutions and matrix products, ``FlopCounterMode``)."""
     from torch.utils.flop_counter import FlopCounterMode
     counter = FlopCounterMode(display=False)
     with counter:
@@ -90,6 +93,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 def batch_images(batch: Any) -> int:
+    """How many images a loader's batch holds (a tensor, a dict of them, or a tuple whose first is)."""
     if isinstance(batch, torch.Tensor):
         return int(batch.shape[0])
     if isinstance(batch, dict):
