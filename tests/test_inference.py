@@ -16,6 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def _recording(model, shapes: list):
+    """``model`` as a function that also records the (H, W) of every input it is called on."""
+    def forward(t):
+        shapes.append(tuple(t.shape[-2:]))
+        return model(t)
+    return forward
+
+
 @pytest.fixture
 def conv() -> torch.nn.Module:
     """A fully-convolutional, flip-equivariant toy: one 1×1 convolution, 3 → 5 classes."""
@@ -38,11 +46,7 @@ def test_slide_with_overlapping_tiles_equals_whole_on_a_1x1_conv(conv):
 def test_slide_pads_an_image_smaller_than_the_tile(conv):
     x = torch.randn(1, 3, 20, 30)
     calls = []
-
-    def forward(t):
-        calls.append(tuple(t.shape[-2:]))
-        return conv(t)
-    out = infer_logits(forward, x, mode="slide", tile=(64, 32), stride=(40, 20))
+    out = infer_logits(_recording(conv, calls), x, mode="slide", tile=(64, 32), stride=(40, 20))
     assert calls == [(32, 64)]                   # one padded window of the tile's size
     torch.testing.assert_close(out, conv(x).detach(), atol=1e-6, rtol=0)
 
@@ -96,11 +100,7 @@ def test_flip_averages_the_softmax_of_the_mirrored_pass():
 def test_multi_scale_returns_log_probabilities_at_the_input_size(conv):
     x = torch.randn(1, 3, 30, 50)
     seen = []
-
-    def forward(t):
-        seen.append(tuple(t.shape[-2:]))
-        return conv(t)
-    out = infer_logits(forward, x, scales=(0.5, 1.0, 1.5), mode="slide", tile=(32, 32), stride=(16, 16))
+    out = infer_logits(_recording(conv, seen), x, scales=(0.5, 1.0, 1.5), mode="slide", tile=(32, 32), stride=(16, 16))
     assert out.shape == (1, 5, 30, 50)
     assert all(s == (32, 32) for s in seen)      # every window the tile's size, padded when needed
     torch.testing.assert_close(out.exp().sum(1), torch.ones(1, 30, 50), atol=1e-5, rtol=0)
