@@ -39,7 +39,8 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _pct(x: Any) -> str:
+def format_percent(x: Any) -> str:
+    """A fraction as a percentage with two decimals; "–" for a missing or non-finite value."""
     v = _num(x)
     if v is None:
         return "–"
@@ -226,11 +227,11 @@ def _summary_section(metrics: dict, names: list[str], excluded: set[int]) -> lis
     n_mean = len([i for i in range(len(names)) if i not in excluded])
     if "miou" in metrics:
         rows.append((f"mIoU ({n_mean} classes{', background excluded' if 0 in excluded else ''})" if names else "mIoU",
-                     _pct(metrics["miou"]) + " %"))
+                     format_percent(metrics["miou"]) + " %"))
     for key, label in (("pixel_accuracy", "pixel accuracy (all scored pixels)"), ("mean_precision", "mean precision"),
                        ("mean_recall", "mean recall"), ("mean_boundary_iou", "mean Boundary IoU")):
         if key in metrics:
-            rows.append((label, _pct(metrics[key]) + " %"))
+            rows.append((label, format_percent(metrics[key]) + " %"))
     if "num_images" in metrics:
         rows.append(("images", str(metrics["num_images"])))
     for k, v in metrics.items():
@@ -259,7 +260,7 @@ def _per_class_section(metrics: dict, names: list[str], excluded: set[int], pal:
           "|---|" + "---:|" * len(cols)]
     for i, n in enumerate(names):
         mark = " *" if i in excluded else ""
-        md.append(f"| {_md_escape(n)}{mark} | " + " | ".join(_pct(values[k][i]) for k in cols) + " |")
+        md.append(f"| {_md_escape(n)}{mark} | " + " | ".join(format_percent(values[k][i]) for k in cols) + " |")
     md.append("")
     if "iou" in metrics:
         p = _iou_figure(fig_dir / "iou.png", names, values["iou"], pal, _num(metrics.get("miou")), excluded)
@@ -280,7 +281,7 @@ def _trimap_section(metrics: dict, fig_dir: Path) -> list[str]:
             "boundaries.", "",
             "| width | " + " | ".join(str(k) for k, _ in show) + " |",
             "|---|" + "---:|" * len(show),
-            "| error (%) | " + " | ".join(_pct(v) for _, v in show) + " |", "",
+            "| error (%) | " + " | ".join(format_percent(v) for _, v in show) + " |", "",
             f"![Trimap error curve]({FIGURE_DIR}/{p.name})", ""]
 
 
@@ -334,12 +335,12 @@ def _latent_section(metrics: dict) -> list[str]:
                          f"{lat[f'{space}_active_units']} of {lat[f'{space}_units']}"))
         if f"swap_{space}_miou_drop" in lat:
             rows.append((f"mIoU lost when each image is decoded with another image's {space}",
-                         f"{_pct(lat[f'swap_{space}_miou_drop'])} points "
-                         f"({_pct(lat.get(f'swap_{space}_pixels_changed'))} % of pixels change)"))
+                         f"{format_percent(lat[f'swap_{space}_miou_drop'])} points "
+                         f"({format_percent(lat.get(f'swap_{space}_pixels_changed'))} % of pixels change)"))
     if "posterior_decode_gain" in lat:
         rows.append(("mIoU gained when decoded with PostNet's p(z|x,y), which sees the labels",
-                     f"{_pct(lat['posterior_decode_gain'])} points "
-                     f"({_pct(lat.get('posterior_decode_pixels_changed'))} % of pixels change)"))
+                     f"{format_percent(lat['posterior_decode_gain'])} points "
+                     f"({format_percent(lat.get('posterior_decode_pixels_changed'))} % of pixels change)"))
     if "z_kl_to_posterior" in lat:
         rows.append(("KL(q(z|x) ‖ p(z|x,y)) per image, nats", _fmt(lat["z_kl_to_posterior"])))
     if "g_kl" in lat:
@@ -368,12 +369,13 @@ def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:
     for key, label in labels.items():
         if key in unc:
             m = unc[key]
-            md.append(f"| {label} | {_fmt(m.get('auroc'))} | {_fmt(m.get('aupr'))} | {_pct(m.get('error_rate'))} % |")
+            md.append(f"| {label} | {_fmt(m.get('auroc'))} | {_fmt(m.get('aupr'))} | "
+                      f"{format_percent(m.get('error_rate'))} % |")
     cal = unc.get("calibration")
     if cal:
         from .metrics.calibration import reliability_diagram
         p = reliability_diagram(cal, fig_dir / "reliability.png", title="Reliability of the softmax")
-        md += ["", f"Expected calibration error of the softmax (15 bins): {_pct(cal.get('ece'))} %.", "",
+        md += ["", f"Expected calibration error of the softmax (15 bins): {format_percent(cal.get('ece'))} %.", "",
                f"![Reliability diagram]({FIGURE_DIR}/{p.name})"]
     return md + [""]
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_bytes, read_json
+from ..report import format_percent as _pct
 from ..report import new_figure, save_figure
 
 __all__ = ["load_results", "write_experiment_report"]
@@ -46,13 +47,6 @@ def load_results(results_dir: str | Path) -> tuple[dict[str, Any], list[dict[str
         runs.append(m)
     runs.sort(key=lambda m: order.index(m["run"]) if m["run"] in order else len(order))
     return info, runs
-
-
-def _pct(x: Any) -> str:
-    if x is None:
-        return "–"
-    v = 100 * float(x)
-    return f"{0.0 if abs(v) < 0.005 else v:.2f}"      # no "-0.00" for a rounding-size difference
 
 
 def _num(x: Any, fmt: str = "{:.3f}") -> str:
