@@ -1,6 +1,6 @@
 """Whole-image and sliding-window inference with test-time augmentation (flip, multi-scale).
 
-One function, :func:`infer_logits`, used by ``phgmm predict`` (and meant for ``evaluate``): it
+One function, :func:`infer_logits`, used by ``phgmm predict`` and ``phgmm evaluate``: it
 takes any ``forward`` that maps an ``N×3×h×w`` float tensor to ``N×C×h×w`` logits — a model, an
 ONNX session wrapped as a callable, ``model.sample_logits`` reshaped — and an already normalised
 input batch ``x`` (``N×3×H×W``), and returns ``N×C×H×W`` at the input's resolution.
@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["infer_logits", "slide_windows", "default_stride", "MODES"]
+__all__ = ["infer_logits", "check_options", "slide_windows", "default_stride", "size_pair", "MODES"]
 
 MODES = ("whole", "slide")
 
@@ -51,7 +51,8 @@ def default_stride(tile: Sequence[int]) -> tuple[int, int]:
     return tuple(max(1, int(round(int(t) * 2 / 3))) for t in tile)  # type: ignore[return-value]
 
 
-def _pair(value: Sequence[int] | None, name: str) -> tuple[int, int] | None:
+def size_pair(value: Sequence[int] | None, name: str) -> tuple[int, int] | None:
+    """``value`` as a positive (W, H) pair of ints (None stays None); a clear error names ``name``."""
     if value is None:
         return None
     try:
@@ -61,6 +62,23 @@ def _pair(value: Sequence[int] | None, name: str) -> tuple[int, int] | None:
     if w < 1 or h < 1:
         raise ValueError(f"{name} must be positive (W, H), got {tuple(value)}")
     return w, h
+
+
+def check_options(mode: str, tile: Sequence[int] | None, stride: Sequence[int] | None,
+                  scales: Sequence[float]) -> tuple[tuple[int, int] | None, tuple[int, int] | None, tuple[float, ...]]:
+    """Refuse what no inference can run, before any work: an unknown mode, a tile or stride that is
+    not a positive (W, H), a stride larger than the tile, a scale that is not a positive number.
+    Returns ``(tile, stride, scales)`` normalised (tile and stride stay None when not given)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    tile_wh, stride_wh = size_pair(tile, "tile"), size_pair(stride, "stride")
+    if tile_wh is not None and stride_wh is not None and (stride_wh[0] > tile_wh[0] or stride_wh[1] > tile_wh[1]):
+        raise ValueError(f"stride {stride_wh[0]}x{stride_wh[1]} is larger than the tile {tile_wh[0]}x{tile_wh[1]}: "
+                         f"pixels between the windows would get no prediction")
+    scales = tuple(float(s) for s in scales)
+    if not scales or any(not math.isfinite(s) or s <= 0 for s in scales):
+        raise ValueError(f"scales must be positive numbers, got {scales}")
+    return tile_wh, stride_wh, scales
 
 
 def slide_windows(height: int, width: int, tile: Sequence[int], stride: Sequence[int]
@@ -159,20 +177,11 @@ def infer_logits(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
         ``N×C×H×W`` float logits on ``forward``'s output device: raw logits for a single pass,
         log-mean-probabilities for several (softmax of either is the predictive distribution).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f"x must be an N×3×H×W tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    scales = tuple(float(s) for s in scales)
-    if not scales or any(not math.isfinite(s) or s <= 0 for s in scales):
-        raise ValueError(f"scales must be positive numbers, got {scales}")
-    tile_wh = _pair(tile, "tile")
-    stride_wh = _pair(stride, "stride")
+    tile_wh, stride_wh, scales = check_options(mode, tile, stride, scales)
     if max_batch is not None and int(max_batch) < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-    if tile_wh is not None and stride_wh is not None and (stride_wh[0] > tile_wh[0] or stride_wh[1] > tile_wh[1]):
-        raise ValueError(f"stride {stride_wh[0]}x{stride_wh[1]} is larger than the tile {tile_wh[0]}x{tile_wh[1]}: "
-                         f"pixels between the windows would get no prediction")
     height, width = x.shape[-2:]
 
     def one_pass(inp: torch.Tensor) -> torch.Tensor:

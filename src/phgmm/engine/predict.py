@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.errors import DatasetError
-from .inference import MODES, default_stride, infer_logits
+from .inference import check_options, default_stride, infer_logits, size_pair
 from .inputs import IMAGE_SUFFIXES, VIDEO_EXTENSIONS, InputFile, check_unique_names, collect_images, collect_inputs
 from .outputs import PNG_COMPRESSION, Outputs, Pending, VideoOut
 
@@ -51,15 +51,6 @@ log = logging.getLogger(__name__)
 
 
 # -- the predictor -------------------------------------------------------------------------------
-def _size(value: Sequence[int] | None, name: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    w, h = (int(v) for v in value)
-    if w < 1 or h < 1:
-        raise ValueError(f"{name} must be positive (W, H), got {tuple(value)}")
-    return w, h
-
-
 class Predictor:
     """Runs a trained model (PyTorch checkpoint, in-memory model or ONNX file) on RGB images of any size.
 
@@ -82,8 +73,8 @@ class Predictor:
                  colors: Sequence[Sequence[int]] | None = None) -> None:
         if sum(v is not None for v in (checkpoint, onnx, model)) != 1:
             raise ValueError("give exactly one of a checkpoint, an ONNX file or a model")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        size = size_pair(size, "size")
+        tile, stride, scales = check_options(mode, tile, stride, scales)
         from ..data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
 
         self.class_names = list(PHGMM_CLASS_NAMES)
@@ -92,7 +83,6 @@ class Predictor:
         self.model = None
         self.mean = self.std = None       # None: the ImageNet statistics of data.transforms
         self.memory_format = torch.contiguous_format
-        size = _size(size, "size")
         if checkpoint is not None or model is not None:
             from .precision import memory_format
             if checkpoint is not None:     # a training checkpoint or a published model folder
@@ -133,15 +123,12 @@ class Predictor:
         if colors is not None:
             self.colors = [tuple(c) for c in colors]
         self.mode = mode
-        self.tile = _size(tile, "tile") or tuple(self.size)
-        self.stride = _size(stride, "stride") or default_stride(self.tile)
-        if self.stride[0] > self.tile[0] or self.stride[1] > self.tile[1]:
-            raise ValueError(f"stride {self.stride[0]}x{self.stride[1]} is larger than the tile "
-                             f"{self.tile[0]}x{self.tile[1]}: pixels between the windows would get no prediction")
+        self.tile = tile or tuple(self.size)
+        self.stride = stride or default_stride(self.tile)
+        # a stride given alone is checked against the default tile (the working size) here
+        check_options(mode, self.tile, self.stride, scales)
         self.flip = bool(flip)
-        self.scales = tuple(float(s) for s in scales)
-        if not self.scales or any(not s > 0 for s in self.scales):
-            raise ValueError(f"scales must be positive numbers, got {self.scales}")
+        self.scales = scales
         self._lut = self._normalisation_lut()   # after mean/std
 
     def _normalisation_lut(self) -> np.ndarray:
