@@ -20,8 +20,8 @@ from torch import nn
 
 from ..version import __version__
 
-__all__ = ["CheckpointError", "config_differences", "load_inference_model", "save_checkpoint", "load_checkpoint", "capture_rng", "restore_rng",
-           "load_model_from_checkpoint", "inference_model", "unwrap"]
+__all__ = ["CheckpointError", "config_differences", "load_inference_model", "save_checkpoint", "load_checkpoint",
+           "capture_rng", "restore_rng", "load_model_from_checkpoint", "inference_model", "unwrap"]
 
 
 class CheckpointError(RuntimeError):
