@@ -55,7 +55,8 @@ def _pairwise_gaussian_kl(a: Independent, b: Independent) -> torch.Tensor:
 def gaussian_kl_per_dim(q: Independent, p: Independent | None = None) -> torch.Tensor:
     """KL(q ‖ p) per dimension (B…×L) of two diagonal Gaussians; ``p=None`` is N(0, I)."""
     base = q.base_dist
-    prior = p.base_dist if p is not None else Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale))
+    prior = p.base_dist if p is not None else Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale),
+                                                     validate_args=False)   # checking would sync
     return kl_divergence(base, prior)
 
 
@@ -120,11 +121,13 @@ def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
     a constant 0 that no gradient can move; it is negligible for present classes.
     """
     num_classes = logits.shape[1]
-    valid = target != ignore_index
-    probs = torch.softmax(logits.float(), dim=1).permute(0, 2, 3, 1)[valid]     # P×C
-    onehot = F.one_hot(target[valid].long(), num_classes).to(probs.dtype)      # P×C
-    inter = (probs * onehot).sum(0)
-    union = (probs + onehot - probs * onehot).sum(0)
+    # Masks instead of boolean indexing, so that no pixel count is read back to the host.
+    valid = (target != ignore_index).unsqueeze(1)                                   # N×1×H×W
+    probs = torch.softmax(logits.float(), dim=1) * valid                             # N×C×H×W
+    classes = torch.arange(num_classes, device=target.device).view(1, -1, 1, 1)
+    onehot = (target.unsqueeze(1) == classes).to(probs.dtype)                        # 0 where ignored
+    inter = (probs * onehot).sum((0, 2, 3))
+    union = (probs + onehot - probs * onehot).sum((0, 2, 3))
     return 1.0 - ((inter + smooth) / (union + smooth)).mean()
 
 
@@ -132,11 +135,11 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: 
     """ℓ_s of Eq. (7): pixel cross-entropy (mean over non-ignored pixels) + soft-IoU loss."""
     if logits.shape[-2:] != target.shape[-2:]:
         raise ValueError(f"logits are {tuple(logits.shape[-2:])} but labels are {tuple(target.shape[-2:])}")
-    if not (target != ignore_index).any():
-        # A batch with nothing to learn from gives a zero (not NaN) loss that keeps the graph.
-        return logits.sum() * 0.0
-    ce = F.cross_entropy(logits.float(), target.long(), ignore_index=ignore_index)
-    return ce + soft_iou_loss(logits, target, ignore_index)
+    # The mean over labelled pixels, written out so that a batch with nothing to learn from gives a
+    # zero (not NaN) loss without asking the host whether any pixel is labelled.
+    per_pixel = F.cross_entropy(logits.float(), target.long(), ignore_index=ignore_index, reduction="none")
+    labelled = (target != ignore_index).sum().clamp_min(1)
+    return per_pixel.sum() / labelled + soft_iou_loss(logits, target, ignore_index)
 
 
 class PHGMMLoss(nn.Module):

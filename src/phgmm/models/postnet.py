@@ -23,10 +23,10 @@ __all__ = ["PostNet", "one_hot_labels"]
 
 def one_hot_labels(y: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
     """N×H×W class ids → N×C×H×W float one-hot; ignored (or out-of-range) pixels are all zeros."""
-    valid = (y >= 0) & (y < num_classes)
-    safe = torch.where(valid, y, torch.zeros_like(y))
-    onehot = F.one_hot(safe.long(), num_classes).permute(0, 3, 1, 2).to(torch.float32)
-    return onehot * valid.unsqueeze(1)
+    # A comparison rather than F.one_hot, which reads the labels' range back to the host: the
+    # training step stays free of host synchronisations (docs/design.md §8).
+    classes = torch.arange(num_classes, device=y.device).view(1, -1, 1, 1)
+    return (y.unsqueeze(1) == classes).to(torch.float32)
 
 
 class PostNet(nn.Module):

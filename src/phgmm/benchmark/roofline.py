@@ -1,0 +1,226 @@
+"""Roofline bounds: the fastest a network's step could run on a GPU, from its operators alone.
+
+Every ATen operator of a training step or an inference is recorded on the ``meta`` device (shapes
+only, no arithmetic, so a ResNet-101 step at 768×384 × 16 traces in seconds on any machine) with its
+FLOPs (the formulas of ``torch.utils.flop_counter``: convolutions and matrix products, the same
+"model FLOPs" the benchmark's MFU divides by) and the bytes it must move at least: its tensor inputs
+read once and its outputs written once. Views move nothing; ``empty`` writes nothing.
+
+An operator cannot finish sooner than ``max(FLOPs ÷ peak, bytes ÷ bandwidth)``. Two sums of that
+bound over the step give two ceilings on its model-FLOPs utilisation (MFU):
+
+* ``eager`` — one kernel per operator, each at the device's peak FLOP rate or full memory
+  bandwidth, whichever binds, and no launch overhead: the best any eager execution of the network
+  can do;
+* ``fused`` — only the convolutions and matrix products move memory: every normalisation,
+  activation, addition and loss operator fused away into them for free. No kernel schedule that
+  keeps the network's layers can beat it.
+
+A training step also pays the optimiser: a fused AdamW reads parameter, gradient and both moments
+and writes parameter and moments, 28 bytes per fp32 parameter, added to both bounds.
+
+bf16 autocast is modelled by running the network in bf16 (the fp32 master weights' casts and the
+loss's fp32 upcast of the logits are the only differences; the first is not counted, the second is).
+The bounds are lower bounds on time, so the MFU ceilings are upper bounds: a measured MFU above
+``fused`` would mean a counting error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+
+from ..models import build_model
+
+__all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline",
+           "training_roofline", "inference_roofline", "ADAMW_BYTES_PER_PARAM"]
+
+#: fused AdamW on fp32 parameters: read parameter, gradient, exp_avg, exp_avg_sq; write three back
+ADAMW_BYTES_PER_PARAM = 7 * 4
+
+_IGNORE = 255
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A GPU's dense bf16 tensor-core peak (FLOP/s) and its memory bandwidth (bytes/s)."""
+
+    name: str
+    peak_flops: float
+    bandwidth: float
+
+    @property
+    def ridge(self) -> float:
+        """FLOPs per byte an operator needs to be bound by arithmetic rather than memory."""
+        return self.peak_flops / self.bandwidth
+
+
+#: datasheet figures (dense, no sparsity)
+DEVICES: dict[str, DeviceSpec] = {
+    "h100": DeviceSpec("NVIDIA H100 SXM5 80 GB (HBM3)", 989e12, 3.35e12),
+    "h200": DeviceSpec("NVIDIA H200 SXM 141 GB (HBM3e)", 989e12, 4.8e12),
+    "a100": DeviceSpec("NVIDIA A100 SXM 80 GB (HBM2e)", 312e12, 2.039e12),
+}
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One ATen operator call: its FLOPs, the bytes it moves at least, and whether it is a matrix op."""
+
+    name: str
+    flops: int
+    bytes: int
+    matrix: bool
+
+
+def _tensors(tree: Any) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+class _Recorder(TorchDispatchMode):
+    """Records an :class:`OpRecord` per operator call."""
+
+    _NO_TRAFFIC = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
+                   "_local_scalar_dense", "lift_fresh", "_record_function_enter_new",
+                   "_record_function_exit"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[OpRecord] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func.overloadpacket
+        name = packet.__name__
+        if func.is_view or name in self._NO_TRAFFIC:
+            return out
+        inputs = {id(t): t for t in _tensors((args, kwargs))}
+        # An in-place or out= operator returns an input: count what it reads, not that tensor twice.
+        outputs = [t for t in _tensors(out) if id(t) not in inputs]
+        moved = sum(_nbytes(t) for t in inputs.values()) + sum(_nbytes(t) for t in outputs)
+        matrix = packet in flop_registry
+        flops = int(flop_registry[packet](*args, **kwargs, out_val=out)) if matrix else 0
+        self.ops.append(OpRecord(name, flops, moved, matrix))
+        return out
+
+
+def trace_ops(fn: Callable[[], Any]) -> list[OpRecord]:
+    """Run ``fn`` (on meta tensors, typically) and return every operator it called."""
+    with _Recorder() as rec:
+        fn()
+    return rec.ops
+
+
+@dataclass(frozen=True)
+class Roofline:
+    """The bounds of one traced step on one device (seconds, and MFU ceilings)."""
+
+    device: DeviceSpec
+    flops: int               # model FLOPs: convolutions and matrix products
+    bytes_all: int           # every operator's minimal traffic (+ optimiser)
+    bytes_matrix: int        # the matrix operators' traffic alone (+ optimiser)
+    kernels: int             # operators that move memory: kernels of an eager run, at least
+    eager_s: float
+    fused_s: float
+    compute_s: float         # FLOPs ÷ peak: the bound if nothing waited on memory
+
+    @property
+    def eager_mfu(self) -> float:
+        return self.compute_s / self.eager_s
+
+    @property
+    def fused_mfu(self) -> float:
+        return self.compute_s / self.fused_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"device": self.device.name, "flops": self.flops, "bytes_all": self.bytes_all,
+                "bytes_matrix": self.bytes_matrix, "kernels": self.kernels, "eager_s": self.eager_s,
+                "fused_s": self.fused_s, "compute_s": self.compute_s, "eager_mfu_ceiling": self.eager_mfu,
+                "fused_mfu_ceiling": self.fused_mfu}
+
+
+def roofline(ops: list[OpRecord], device: DeviceSpec, extra_bytes: int = 0) -> Roofline:
+    """Sum ``max(FLOPs ÷ peak, bytes ÷ bandwidth)`` over ``ops`` (all of them, and the matrix ops
+    alone); ``extra_bytes`` (the optimiser's traffic) is added to both."""
+    def bound(op: OpRecord) -> float:
+        return max(op.flops / device.peak_flops, op.bytes / device.bandwidth)
+
+    extra_s = extra_bytes / device.bandwidth
+    flops = sum(op.flops for op in ops)
+    return Roofline(
+        device=device, flops=flops,
+        bytes_all=sum(op.bytes for op in ops) + extra_bytes,
+        bytes_matrix=sum(op.bytes for op in ops if op.matrix) + extra_bytes,
+        kernels=len(ops),
+        eager_s=sum(bound(op) for op in ops) + extra_s,
+        fused_s=sum(bound(op) for op in ops if op.matrix) + extra_s,
+        compute_s=flops / device.peak_flops)
+
+
+def _meta_model(name: str, backbone: str, num_classes: int, dtype: torch.dtype, postnet: str | None,
+                **kwargs: Any) -> nn.Module:
+    with torch.device("meta"):
+        if name == "phgmm":
+            kwargs["postnet"] = postnet
+        model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
+    return model.to(dtype=dtype, memory_format=torch.channels_last)
+
+
+def _meta_batch(size: tuple[int, int], batch: int, num_classes: int,
+                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    w, h = size
+    x = torch.empty(batch, 3, h, w, device="meta", dtype=dtype).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, num_classes, (batch, h, w), device="meta")
+    return x, y
+
+
+def training_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
+                      batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
+                      postnet: str | None = "full", dtype: torch.dtype = torch.bfloat16,
+                      **model_kwargs: Any) -> Roofline:
+    """The bounds of one training step as the benchmark times it: forward, loss (PHGMM's loss
+    with ``postnet``; cross-entropy for the baselines), backward and a fused AdamW step."""
+    model = _meta_model(name, backbone, num_classes, dtype, postnet, **model_kwargs)
+    model.train()
+    x, y = _meta_batch(size, batch, num_classes, dtype)
+    from ..losses import PHGMMLoss
+    loss_fn = PHGMMLoss(ignore_index=_IGNORE)
+
+    def step() -> None:
+        if name == "phgmm":
+            loss = loss_fn(model(x, y), y)["total"]
+        else:
+            loss = F.cross_entropy(model(x).float(), y, ignore_index=_IGNORE)
+        loss.backward()
+
+    ops = trace_ops(step)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return roofline(ops, device, extra_bytes=ADAMW_BYTES_PER_PARAM * params)
+
+
+def inference_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
+                       batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
+                       dtype: torch.dtype = torch.bfloat16, encoder_only: bool = False,
+                       **model_kwargs: Any) -> Roofline:
+    """The bounds of one eval-mode forward (``encoder_only``: PHGMM's bare encoder)."""
+    model = _meta_model(name, backbone, num_classes, dtype, None, **model_kwargs).eval()
+    net = model.encoder if encoder_only else model
+    x, _ = _meta_batch(size, batch, num_classes, dtype)
+
+    def forward() -> None:
+        with torch.no_grad():
+            net(x)
+
+    return roofline(trace_ops(forward), device)
