@@ -21,6 +21,9 @@ and these ratios, all from the same run:
 * ``phgmm_infer_flops_over_encoder`` — the same in FLOPs (counted on every device): the time
   ratio's floor unless PHGMM's layers run faster per FLOP than the encoder's;
 * ``phgmm_infer_over_deeplabv3`` — PHGMM inference time ÷ DeepLab v3 inference time;
+* ``phgmm_folded_over_unfolded`` — PHGMM inference with its BatchNorms folded into the
+  convolutions (:func:`phgmm.models.fold_batchnorm`, what ``phgmm predict`` and ``evaluate`` run)
+  ÷ the same network unfolded;
 * ``train_full_postnet_over_none`` — PHGMM training step with the full PostNet ÷ without PostNet;
 * ``train_light_postnet_over_none`` — the same with the light PostNet.
 

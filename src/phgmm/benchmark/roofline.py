@@ -37,7 +37,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
-from ..models import build_model
+from ..models import build_model, fold_batchnorm
 
 __all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline",
            "training_roofline", "inference_roofline", "ADAMW_BYTES_PER_PARAM"]
@@ -212,10 +212,13 @@ def training_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tu
 
 def inference_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
                        batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
-                       dtype: torch.dtype = torch.bfloat16, encoder_only: bool = False,
+                       dtype: torch.dtype = torch.bfloat16, encoder_only: bool = False, folded: bool = False,
                        **model_kwargs: Any) -> Roofline:
-    """The bounds of one eval-mode forward (``encoder_only``: PHGMM's bare encoder)."""
+    """The bounds of one eval-mode forward (``encoder_only``: PHGMM's bare encoder; ``folded``: with
+    the BatchNorms folded into the convolutions, as ``phgmm predict`` runs it)."""
     model = _meta_model(name, backbone, num_classes, dtype, None, **model_kwargs).eval()
+    if folded:
+        model = fold_batchnorm(model)
     net = model.encoder if encoder_only else model
     x, _ = _meta_batch(size, batch, num_classes, dtype)
 

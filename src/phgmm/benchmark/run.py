@@ -15,6 +15,7 @@ from torch import nn
 from ..engine.precision import amp_dtype, autocast, memory_format
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
+from ..models.fold import fold_batchnorm
 from ..models.postnet import PostNet
 from .timing import PeakMemory, count_flops, device_peak_flops, sync, time_interleaved
 from .user import measure_loader, measure_onnx, measure_predict
@@ -22,7 +23,7 @@ from .user import measure_loader, measure_onnx, measure_predict
 __all__ = ["run_benchmark", "format_table", "loader_from_config", "RATIO_KEYS", "OPTIONAL_RATIO_KEYS"]
 
 RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
-              "phgmm_infer_over_deeplabv3", "train_full_postnet_over_none",
+              "phgmm_infer_over_deeplabv3", "phgmm_folded_over_unfolded", "train_full_postnet_over_none",
               "train_light_postnet_over_none")
 
 #: ratios present only when their measurement was asked for (``predict_images``, ``onnx``)
@@ -118,10 +119,13 @@ def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, 
     extra: dict[str, float] = {}
     if name == "phgmm":
         enc = _infer(run, model.encoder)
+        folded = _infer(run, fold_batchnorm(model))     # as phgmm predict and evaluate run it
         _warm(run, enc)
-        t = time_interleaved({"model": infer, "encoder": enc}, run.dev, run.infer_iters)
-        t_inf, extra["encoder_s"] = t["model"], t["encoder"]
-        run.say(f"{name}: bare encoder {t['encoder'] * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}")
+        _warm(run, folded)
+        t = time_interleaved({"model": infer, "encoder": enc, "folded": folded}, run.dev, run.infer_iters)
+        t_inf, extra["encoder_s"], extra["folded_s"] = t["model"], t["encoder"], t["folded"]
+        run.say(f"{name}: bare encoder {t['encoder'] * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}, "
+                f"BatchNorm folded {t['folded'] * 1e3:.1f} ms")
         entry["infer_flops"] = count_flops(infer)
         extra["flops_over_encoder"] = entry["infer_flops"] / count_flops(enc)
     else:
@@ -230,6 +234,7 @@ def _ratios(results: dict[str, Any], phgmm: dict[str, Any]) -> dict[str, float]:
         "phgmm_infer_over_encoder": results["phgmm"]["infer_s"] / phgmm["encoder_s"],
         "phgmm_infer_flops_over_encoder": phgmm["flops_over_encoder"],
         "phgmm_infer_over_deeplabv3": results["phgmm"]["infer_s"] / results["deeplabv3"]["infer_s"],
+        "phgmm_folded_over_unfolded": phgmm["folded_s"] / results["phgmm"]["infer_s"],
         "train_full_postnet_over_none": variants["full"] / variants["none"],
         "train_light_postnet_over_none": variants["light"] / variants["none"],
     }

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict
+from ..models.fold import fold_batchnorm
 from . import distributed as du
 from .checkpoint import inference_model, load_checkpoint, unwrap
 from .precision import amp_dtype, autocast, memory_format
@@ -355,7 +356,9 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
     apply_overrides(cfg, overrides or [])
     device = du.init(cfg.device)
     # PostNet's weights, when the checkpoint has them, let the latent measures report z's KL
-    model = inference_model(state, cfg, checkpoint, keep_postnet=cfg.eval.latent).to(device)
+    model = inference_model(state, cfg, checkpoint, keep_postnet=cfg.eval.latent)
+    # Folded as phgmm predict folds it, so that what is scored is what is predicted.
+    model = fold_batchnorm(model).to(device)
     dataset = build_dataset_from_config(cfg, split or cfg.data.val_split, train=False)
     loader = make_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory,
                               skip_bad=cfg.data.max_bad_fraction if cfg.data.skip_bad_samples else None)

@@ -7,9 +7,11 @@ from typing import Any
 from torch import nn
 
 from .backbone import ResNetEncoder, resnet_encoder
+from .fold import fold_batchnorm
 from .phgmm import PHGMM, PHGMMOutput
 
-__all__ = ["PHGMM", "PHGMMOutput", "ResNetEncoder", "resnet_encoder", "build_model", "MODEL_NAMES"]
+__all__ = ["PHGMM", "PHGMMOutput", "ResNetEncoder", "resnet_encoder", "build_model", "MODEL_NAMES",
+           "fold_batchnorm"]
 
 MODEL_NAMES = ("phgmm", "deeplabv3", "fcn8s", "pspnet", "unet")
 

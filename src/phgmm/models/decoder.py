@@ -135,6 +135,8 @@ class MergeHead(nn.Module):
         for weight, m in zip(conv.weight.split(widths, dim=1), maps):
             part = resize_to(F.conv2d(m, weight), size)
             merged = part if merged is None else merged + part
+        if conv.bias is not None:       # none in training; the folded BatchNorm's (models/fold.py)
+            merged = merged + conv.bias.view(1, -1, 1, 1)
         logits = self.upsample(self.classifier(relu(bn(merged))))
         # The H/4 grid is ceil(ceil(H/2)/2), so 4× it covers the input: crop, never stretch.
         return logits[..., : out_size[0], : out_size[1]]
