@@ -91,6 +91,7 @@ def test_paper_recipes():
     ("loss.free_bits=-1", "loss.free_bits must be a finite number >= 0"),
     ("model.decoder_units=[1, 1]", "model.decoder_units must be four numbers"),
     ("data.max_bad_fraction=2", "data.max_bad_fraction must be in [0, 1]"),
+    ("train.compile_mode=fast", "train.compile_mode must be one of default, reduce-overhead"),
 ])
 def test_values_no_run_can_use_are_refused_with_the_key(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -89,9 +89,14 @@ class TrainConfig:
     amp: str = "auto"                    # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
     channels_last: str = "auto"          # auto (on: faster inference on CPU and GPU) | true | false
     compile: bool = False
+    compile_mode: str = "default"        # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune…
     sync_bn: bool = False
     max_steps_per_epoch: int | None = None
     checkpoint_every: int = 0            # steps between mid-epoch last.pt saves; 0: epoch ends only
+
+
+#: the modes ``torch.compile`` takes (train.compile_mode)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -250,6 +255,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
     for key in ("val_every", "checkpoint_every"):
         _check(getattr(t, key) >= 0, where, f"train.{key}", getattr(t, key), ">= 0 (0 turns it off)")
     _check(t.log_every >= 1, where, "train.log_every", t.log_every, ">= 1")
+    _check(t.compile_mode in COMPILE_MODES, where, "train.compile_mode", t.compile_mode,
+           "one of " + ", ".join(COMPILE_MODES))
     _check(t.max_steps_per_epoch is None or t.max_steps_per_epoch >= 1, where, "train.max_steps_per_epoch",
            t.max_steps_per_epoch, "null or >= 1")
     _check(e.batch_size >= 1, where, "eval.batch_size", e.batch_size, ">= 1")

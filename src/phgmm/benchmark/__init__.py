@@ -24,6 +24,8 @@ and these ratios, all from the same run:
 * ``phgmm_folded_over_unfolded`` — PHGMM inference with its BatchNorms folded into the
   convolutions (:func:`phgmm.models.fold_batchnorm`, what ``phgmm predict`` and ``evaluate`` run)
   ÷ the same network unfolded;
+* ``phgmm_folded_infer_over_encoder`` — the first ratio with both networks folded: PHGMM's cost
+  over its encoder as it is deployed;
 * ``train_full_postnet_over_none`` — PHGMM training step with the full PostNet ÷ without PostNet;
 * ``train_light_postnet_over_none`` — the same with the light PostNet.
 

@@ -118,7 +118,8 @@ def measure_predict(model: nn.Module, size: Sequence[int] = (768, 384), images: 
 def measure_onnx(model: nn.Module, size: Sequence[int] = (768, 384), batch: int = 1, warmup: int = 1,
                  iters: int = 10, seed: int = 0, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """onnxruntime (CPU execution provider) time over PyTorch time for the same model, size
-    (W, H) and batch, both on the CPU (PyTorch fp32, channels-last), timed round robin.
+    (W, H) and batch, both on the CPU (PyTorch fp32, channels-last, BatchNorm folded as
+    ``phgmm predict`` runs it), timed round robin.
 
     The model is exported with :func:`phgmm.engine.export.export_onnx` to a temporary file.
     Returns ``{"skipped": reason}`` when ``onnx``/``onnxruntime`` are missing or the export fails.
@@ -135,9 +136,11 @@ def measure_onnx(model: nn.Module, size: Sequence[int] = (768, 384), batch: int 
         say(f"onnx: {note}")
         return {"skipped": note}
     from ..engine.export import InferenceGraph, OnnxPredictor, export_onnx
+    from ..models.fold import fold_batchnorm
 
     w, h = (int(v) for v in size)
-    cpu_model = InferenceGraph(model).to(memory_format=torch.channels_last)   # a CPU fp32 copy, no PostNet
+    # a CPU fp32 copy, no PostNet, BatchNorm folded: PyTorch as phgmm predict runs it
+    cpu_model = InferenceGraph(fold_batchnorm(model)).to(memory_format=torch.channels_last)
     torch.manual_seed(seed)
     x = torch.randn(batch, 3, h, w)
     x_cl = x.contiguous(memory_format=torch.channels_last)

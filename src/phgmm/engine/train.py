@@ -247,7 +247,7 @@ class Trainer:
             unused = cfg.model.name == "phgmm" and cfg.model.postnet is None and not cfg.model.sample_latent
             self.net = DistributedDataParallel(self.model, device_ids=ids, static_graph=unused)
         if cfg.train.compile:
-            self.net = torch.compile(self.net)
+            self.net = torch.compile(self.net, mode=cfg.train.compile_mode)
         self.writer = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter

@@ -45,6 +45,13 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             names = list(module._modules)
             for first, second in zip(names, names[1:]):
                 _fold_pair(module, first, second)
+            for first, second in zip(names, names[1:]):
+                # An in-place ReLU that read the BatchNorm's fresh output now reads what came
+                # before it, which may be a caller's view (PHGMM's decoder skip is a slice of a
+                # shared convolution): autograd refuses to modify such a view in place.
+                after = module._modules[second]
+                if isinstance(module._modules[first], nn.Identity) and isinstance(after, nn.ReLU):
+                    after.inplace = False
     return folded
 
 
