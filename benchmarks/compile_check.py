@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from phgmm import PHGMM, PHGMMLoss
+from phgmm.engine.train import build_optimizer
 from phgmm.io import parse_wxh
 from phgmm.models import build_model, fold_batchnorm
 
@@ -89,7 +90,7 @@ def main() -> None:
                 torch.manual_seed(0)
                 if what == "train":
                     model = PHGMM(backbone=args.backbone, postnet=args.postnet).to(dev, memory_format=torch.channels_last)
-                    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+                    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
                     step = train_step(compiled(model, mode), PHGMMLoss(), opt, x, y, cuda)
                 else:
                     kwargs = {"postnet": None} if name == "phgmm" else {}

@@ -12,6 +12,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from phgmm import PHGMM, PHGMMLoss
+from phgmm.engine.train import build_optimizer
 from phgmm.io import parse_wxh
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     x = torch.randn(args.batch, 3, h, w, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 12, (args.batch, h, w), device=dev)
     model = PHGMM(backbone=args.backbone, postnet=args.postnet).to(dev, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)     # as phgmm train builds it
     loss_fn = PHGMMLoss()
 
     def step():

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from phgmm.benchmark.roofline import DEVICES, inference_roofline, training_roofline
+from phgmm.benchmark.roofline import (ADAMW_BYTES_PER_PARAM, DEVICES, by_operator, inference_roofline,
+                                      training_ops, training_roofline)
 from phgmm.io import parse_wxh
 
 
@@ -38,6 +39,8 @@ def main() -> None:
     p.add_argument("--size", type=parse_wxh, default=(768, 384), help="W×H")
     p.add_argument("--batch", type=int, default=16, help="training and inference batch")
     p.add_argument("--measured", metavar="BENCH.json", help="phgmm benchmark --json output from that GPU")
+    p.add_argument("--by-op", type=int, default=12, metavar="N",
+                   help="also list PHGMM's training step per operator, the N largest bounds (0: none)")
     p.add_argument("--json", metavar="OUT", help="write every number here")
     args = p.parse_args()
     dev = DEVICES[args.device]
@@ -82,12 +85,24 @@ def main() -> None:
     print("\n| ratio | value |\n|---|---:|")
     for k, v in ratios.items():
         print(f"| {k} | {v:.3f} |")
+    per_op = {}
+    if args.by_op:
+        ops, params = training_ops("phgmm", backbone=args.backbone, size=args.size, batch=args.batch)
+        per_op = by_operator(ops, dev)
+        print("\n## PHGMM training step per operator (eager bound)\n")
+        print("| operator | calls | TFLOP | least traffic (GB) | bound (ms) |\n|---|---:|---:|---:|---:|")
+        for op, row in list(per_op.items())[:args.by_op]:
+            print(f"| {op} | {row['calls']} | {row['flops'] / 1e12:.2f} | {row['bytes'] / 1e9:.2f} "
+                  f"| {row['bound_s'] * 1e3:.2f} |")
+        adamw = ADAMW_BYTES_PER_PARAM * params
+        print(f"| fused AdamW ({params / 1e6:.1f} M parameters) | 1 | 0 | {adamw / 1e9:.2f} "
+              f"| {adamw / dev.bandwidth * 1e3:.2f} |")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"device": dev.name, "settings": {"backbone": args.backbone, "size_wh": [w, h],
                                                          "batch": args.batch},
                        "steps": {k: r.as_dict() for k, r in rows.items()}, "measured_s": measured,
-                       "ratios": ratios}, f, indent=2)
+                       "ratios": ratios, "phgmm_train_by_operator": per_op}, f, indent=2)
 
 
 if __name__ == "__main__":

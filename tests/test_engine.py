@@ -298,6 +298,8 @@ def test_weight_decay_spares_norms_and_biases_and_best_holds_no_optimiser(synth_
                     progress=False)
     best = load_checkpoint(summary["best"])
     assert "optimizer" not in best and "model" in best and "classes" in best
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert [g["fused"] for g in last["optimizer"]["param_groups"]] == [True, True]   # build_optimizer
     assert Path(summary["best"]).stat().st_size < 0.6 * Path(summary["last"]).stat().st_size
 
 

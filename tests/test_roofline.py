@@ -11,8 +11,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from phgmm import PHGMM, PHGMMLoss
-from phgmm.benchmark.roofline import (ADAMW_BYTES_PER_PARAM, DEVICES, DeviceSpec, OpRecord, inference_roofline,
-                                      roofline, trace_ops, training_roofline)
+from phgmm.benchmark.roofline import (ADAMW_BYTES_PER_PARAM, DEVICES, DeviceSpec, OpRecord, by_operator,
+                                      inference_roofline, roofline, trace_ops, training_ops, training_roofline)
 
 SLOW_MEMORY = DeviceSpec("test", peak_flops=1e12, bandwidth=1e9)
 
@@ -65,6 +65,18 @@ def test_training_bounds_are_ordered_and_count_the_optimiser():
     assert 0 < r.eager_mfu < r.fused_mfu < 1
     base = training_roofline("fcn8s", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
     assert base.kernels < r.kernels                        # no PostNet, no latent spaces
+
+
+def test_per_operator_table_adds_up_to_the_eager_bound():
+    ops, params = training_ops("phgmm", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
+    table = by_operator(ops, SLOW_MEMORY)
+    r = roofline(ops, SLOW_MEMORY, extra_bytes=ADAMW_BYTES_PER_PARAM * params)
+    assert sum(row["calls"] for row in table.values()) == r.kernels == len(ops)
+    optimiser_s = ADAMW_BYTES_PER_PARAM * params / SLOW_MEMORY.bandwidth
+    assert sum(row["bound_s"] for row in table.values()) + optimiser_s == pytest.approx(r.eager_s)
+    bounds = [row["bound_s"] for row in table.values()]
+    assert bounds == sorted(bounds, reverse=True)
+    assert table["convolution"]["calls"] == table["convolution_backward"]["calls"] > 0
 
 
 def test_paper_setting_on_h100_traces_in_seconds_and_is_memory_bound():

@@ -37,10 +37,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
+from ..losses import PHGMMLoss
 from ..models import build_model, fold_batchnorm
 
-__all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline",
-           "training_roofline", "inference_roofline", "ADAMW_BYTES_PER_PARAM"]
+__all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline", "by_operator",
+           "training_ops", "training_roofline", "inference_roofline", "ADAMW_BYTES_PER_PARAM"]
 
 #: fused AdamW on fp32 parameters: read parameter, gradient, exp_avg, exp_avg_sq; write three back
 ADAMW_BYTES_PER_PARAM = 7 * 4
@@ -169,6 +170,19 @@ def roofline(ops: list[OpRecord], device: DeviceSpec, extra_bytes: int = 0) -> R
         compute_s=flops / device.peak_flops)
 
 
+def by_operator(ops: list[OpRecord], device: DeviceSpec) -> dict[str, dict[str, float]]:
+    """Per operator name: calls, FLOPs, least bytes and eager bound (seconds), largest bound first —
+    to set beside a profiler's time per operator on that device."""
+    table: dict[str, dict[str, float]] = {}
+    for op in ops:
+        row = table.setdefault(op.name, {"calls": 0, "flops": 0, "bytes": 0, "bound_s": 0.0})
+        row["calls"] += 1
+        row["flops"] += op.flops
+        row["bytes"] += op.bytes
+        row["bound_s"] += max(op.flops / device.peak_flops, op.bytes / device.bandwidth)
+    return dict(sorted(table.items(), key=lambda kv: -kv[1]["bound_s"]))
+
+
 def _meta_model(name: str, backbone: str, num_classes: int, dtype: torch.dtype, postnet: str | None,
                 **kwargs: Any) -> nn.Module:
     with torch.device("meta"):
@@ -186,16 +200,14 @@ def _meta_batch(size: tuple[int, int], batch: int, num_classes: int,
     return x, y
 
 
-def training_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
-                      batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
-                      postnet: str | None = "full", dtype: torch.dtype = torch.bfloat16,
-                      **model_kwargs: Any) -> Roofline:
-    """The bounds of one training step as the benchmark times it: forward, loss (PHGMM's loss
-    with ``postnet``; cross-entropy for the baselines), backward and a fused AdamW step."""
+def training_ops(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
+                 batch: int = 16, num_classes: int = 12, postnet: str | None = "full",
+                 dtype: torch.dtype = torch.bfloat16, **model_kwargs: Any) -> tuple[list[OpRecord], int]:
+    """The operators of one training step (forward, loss, backward) and the number of trained
+    parameters (for the optimiser's traffic)."""
     model = _meta_model(name, backbone, num_classes, dtype, postnet, **model_kwargs)
     model.train()
     x, y = _meta_batch(size, batch, num_classes, dtype)
-    from ..losses import PHGMMLoss
     loss_fn = PHGMMLoss(ignore_index=_IGNORE)
 
     def step() -> None:
@@ -205,8 +217,16 @@ def training_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tu
             loss = F.cross_entropy(model(x).float(), y, ignore_index=_IGNORE)
         loss.backward()
 
-    ops = trace_ops(step)
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trace_ops(step), sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def training_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
+                      batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
+                      postnet: str | None = "full", dtype: torch.dtype = torch.bfloat16,
+                      **model_kwargs: Any) -> Roofline:
+    """The bounds of one training step as the benchmark times it: forward, loss (PHGMM's loss
+    with ``postnet``; cross-entropy for the baselines), backward and a fused AdamW step."""
+    ops, params = training_ops(name, backbone, size, batch, num_classes, postnet, dtype, **model_kwargs)
     return roofline(ops, device, extra_bytes=ADAMW_BYTES_PER_PARAM * params)
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..engine.precision import amp_dtype, autocast, memory_format
+from ..engine.train import build_optimizer
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
 from ..models.fold import fold_batchnorm
@@ -68,8 +69,9 @@ def _inputs(dev: torch.device, mf: torch.memory_format, size: tuple[int, int], b
 
 
 def _train_step(run: _Run, model: nn.Module, is_phgmm: bool) -> Callable[[], None]:
-    """One full training step (forward, loss, backward, AdamW step) on the run's training batch."""
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
+    """One full training step (forward, loss, backward, AdamW step) on the run's training batch,
+    with the optimiser ``phgmm train`` builds (fused AdamW, weight decay on weights only)."""
+    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
 
     def step() -> None:
         model.train()

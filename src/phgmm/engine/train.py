@@ -42,7 +42,7 @@ from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, autocast, memory_format
 
 __all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
-           "poly_lambda", "parameter_groups", "config_of_checkpoint", "check_resume_config"]
+           "poly_lambda", "parameter_groups", "build_optimizer", "config_of_checkpoint", "check_resume_config"]
 
 LOSS_TERMS = ("total", "g", "z", "s")
 
@@ -80,6 +80,14 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
             continue
         (no_decay if p.ndim <= 1 or name.endswith("bias") else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over :func:`parameter_groups`, fused: one kernel for all parameters instead of a
+    loop over them (measured on a CPU: 0.42× the for-loop step for ResNet-101 PHGMM + PostNet,
+    ``python benchmarks/optimizer_step.py``). A checkpoint written by an unfused optimiser resumes
+    unfused: ``load_state_dict`` restores the saved group settings."""
+    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, fused=True)
 
 
 def _seed_everything(seed: int) -> None:
@@ -314,7 +322,7 @@ class Trainer:
                 print("train.sync_bn: PyTorch's SyncBatchNorm runs on GPUs only; using per-process BatchNorm")
         self.fmt = memory_format(t.channels_last)
         self.model = model.to(memory_format=self.fmt)
-        optimizer = torch.optim.AdamW(parameter_groups(self.model, t.weight_decay), lr=t.lr)
+        optimizer = build_optimizer(self.model, t.lr, t.weight_decay)
         total_steps = self.steps_per_epoch * t.epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, t.poly_power))
         self.amp = amp_dtype(t.amp, self.device)
