@@ -99,7 +99,7 @@ class Predictor:
             self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                                        else ("cpu" if device == "auto" else device))
             self.memory_format = memory_format(channels_last)
-            if fold_bn:     # same outputs up to rounding, 10–15 % faster (docs/design.md §8)
+            if fold_bn:     # same outputs up to rounding; 0.88× the time on a CPU (docs/design.md §8)
                 from ..models.fold import fold_batchnorm
                 model = fold_batchnorm(model)
             self.model = model.to(self.device, memory_format=self.memory_format).eval()
