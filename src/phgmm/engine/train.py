@@ -83,10 +83,10 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over :func:`parameter_groups`, fused: one kernel for all parameters instead of a
-    loop over them (measured on a CPU: 0.42× the for-loop step for ResNet-101 PHGMM + PostNet,
-    ``python benchmarks/optimizer_step.py``). A checkpoint written by an unfused optimiser resumes
-    unfused: ``load_state_dict`` restores the saved group settings."""
+    """AdamW over :func:`parameter_groups`, fused: a few multi-tensor kernels over all parameters
+    instead of a loop over them (on a CPU 0.42× the for-loop step for a ResNet-101 PHGMM with its
+    PostNet, ``python benchmarks/optimizer_step.py``). A checkpoint written by an unfused
+    optimiser resumes unfused: ``load_state_dict`` restores the saved group settings."""
     return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, fused=True)
 
 
