@@ -131,3 +131,40 @@ def test_metrics_json_safe_and_write_json(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["m.json"]  # no temp file left behind
     with pytest.raises(TypeError):
         metrics_json_safe({"x": object()})
+
+
+def _cityscapes_layout(root: Path) -> tuple[Path, Path]:
+    """Predictions named after Cityscapes images; a gtFine folder with label ids (road 7, car 26)
+    beside the colour and instance PNGs Cityscapes ships, which must not be scored."""
+    gt = np.full((6, 8), 7)
+    gt[:, 4:] = 26
+    pred = np.full((6, 8), ROAD)
+    pred[:, 6:] = CAR                                    # two car columns predicted road: 12 wrong
+    for name in ("aachen_000000_000019", "aachen_000001_000019"):
+        _save(root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_labelIds.png", gt)
+        _save(root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_color.png",
+              np.zeros((6, 8, 3), np.uint8))
+        Image.fromarray(np.full((6, 8), 26000, np.uint16)).save(
+            root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_instanceIds.png")
+        _save(root / "pred" / "aachen" / f"{name}_leftImg8bit.png", pred)
+    return root / "pred", root / "gtFine" / "val"
+
+
+def test_cityscapes_names_pair_images_with_their_label_ids(tmp_path):
+    pred_dir, gt_dir = _cityscapes_layout(tmp_path)
+    m = score_folders(pred_dir, gt_dir, tmp_path / "out", gt_table="cityscapes", progress=False)
+    assert m["pixel_accuracy"] == pytest.approx(72 / 96)
+    assert m["iou"]["road"] == pytest.approx(48 / 72) and m["iou"]["car"] == pytest.approx(24 / 48)
+
+
+def test_cityscapes_names_report_the_missing_file_by_its_real_name(tmp_path):
+    pred_dir, gt_dir = _cityscapes_layout(tmp_path)
+    (gt_dir / "aachen" / "aachen_000001_000019_gtFine_labelIds.png").unlink()
+    with pytest.raises(FileNotFoundError, match="aachen_000001_000019_leftImg8bit.png: expected "
+                                                ".*aachen_000001_000019_gtFine_labelIds.png"):
+        score_folders(pred_dir, gt_dir, tmp_path / "out", gt_table="cityscapes", progress=False)
+    _save(gt_dir / "aachen" / "aachen_000001_000019_gtFine_labelIds.png", np.full((6, 8), 7))
+    (pred_dir / "aachen" / "aachen_000000_000019_leftImg8bit.png").unlink()
+    with pytest.raises(FileNotFoundError, match="no prediction for ground truth .*aachen_000000_000019_gtFine_labelIds"
+                                                ".png: expected .*aachen_000000_000019_leftImg8bit.png"):
+        score_folders(pred_dir, gt_dir, tmp_path / "out", gt_table="cityscapes", progress=False)

@@ -159,23 +159,48 @@ def _resolve_classes(class_names, colors, table: ClassTable | None) -> tuple[lis
 
 
 # --------------------------------------------------------------------------- files
+#: Cityscapes' file names: an image ``<city>_<seq>_<frame>_leftImg8bit.png`` (and so its prediction)
+#: and its label ids ``<city>_<seq>_<frame>_gtFine_labelIds.png`` share the part before the suffix
+_CITYSCAPES_IMAGE = "_leftImg8bit.png"
+_CITYSCAPES_LABEL_IDS = ("_gtFine_labelIds.png", "_gtCoarse_labelIds.png")
+
+
+def _cityscapes_keys(preds: dict[str, Path], gts: dict[str, Path]) -> tuple[dict[str, Path], dict[str, Path]] | None:
+    """Both sides keyed by ``<city>/<city>_<seq>_<frame>`` when the predictions are named after
+    Cityscapes images and the ground truth is a Cityscapes ``gtFine``/``gtCoarse`` folder (whose
+    ``_color`` and ``_instanceIds`` PNGs are left out); None when the names are not Cityscapes'."""
+    labels = {rel[: -len(suffix)]: path for rel, path in gts.items()
+              for suffix in _CITYSCAPES_LABEL_IDS if rel.endswith(suffix)}
+    if not labels or not all(rel.endswith(_CITYSCAPES_IMAGE) for rel in preds):
+        return None
+    return {rel[: -len(_CITYSCAPES_IMAGE)]: path for rel, path in preds.items()}, labels
+
+
 def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path) -> list[tuple[Path, Path]]:
     """``(prediction, ground truth)`` paths matched by relative path, sorted; every file needs its
-    partner."""
+    partner. Cityscapes' own names pair too: ``…_leftImg8bit.png`` with ``…_gtFine_labelIds.png``."""
     preds = list_pngs(pred_dir, exclude=exclude)
     gts = list_pngs(gt_dir, exclude=exclude)
     if not preds:
         raise ValueError(f"no PNG files found in prediction folder {pred_dir}")
     if not gts:
         raise ValueError(f"no PNG files found in ground-truth folder {gt_dir}")
+    pred_name = gt_name = "{}"                  # key → file name below the folder, for messages
+    keyed = _cityscapes_keys(preds, gts) if set(preds) != set(gts) else None
+    if keyed is not None:
+        preds, gts = keyed
+        pred_name, gt_name = "{}" + _CITYSCAPES_IMAGE, "{}" + _CITYSCAPES_LABEL_IDS[0]
     no_gt = sorted(set(preds) - set(gts))
     if no_gt:
-        raise FileNotFoundError(f"no ground truth for prediction(s) {_describe(no_gt, pred_dir)}: "
-                                f"expected {_describe(no_gt, gt_dir)}")
+        raise FileNotFoundError(
+            f"no ground truth for prediction(s) {_describe([pred_name.format(k) for k in no_gt], pred_dir)}: "
+            f"expected {_describe([gt_name.format(k) for k in no_gt], gt_dir)}")
     no_pred = sorted(set(gts) - set(preds))
     if no_pred:
-        raise FileNotFoundError(f"no prediction for ground truth {_describe(no_pred, gt_dir)}: "
-                                f"expected {_describe(no_pred, pred_dir)}")
+        unmatched = [gts[k].relative_to(gt_dir).as_posix() for k in no_pred]
+        raise FileNotFoundError(
+            f"no prediction for ground truth {_describe(unmatched, gt_dir)}: "
+            f"expected {_describe([pred_name.format(k) for k in no_pred], pred_dir)}")
     return [(preds[rel], gts[rel]) for rel in sorted(preds)]
 
 
