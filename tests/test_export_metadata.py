@@ -155,3 +155,16 @@ def test_normalisation_comes_from_the_metadata(onnx_file, tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)   # already the working size
     expected = (rgb.astype(np.float32) / 255 - 0.5) / 0.25
     np.testing.assert_allclose(predictor.preprocess(rgb)[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+
+
+def test_export_says_what_it_does_and_refuses_an_existing_file_before_any_work(checkpoint, onnx_file, capsys,
+                                                                                 caplog):
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(onnx_file)]) == 2
+    out, err = capsys.readouterr()
+    assert "exists; pass --overwrite" in err and "exporting" not in out
+    with caplog.at_level("WARNING"):
+        assert main(["export", "--checkpoint", str(checkpoint), "--out", str(onnx_file), "--overwrite"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"exporting {checkpoint} to {onnx_file}") and "wrote" in out
+    assert not [r.getMessage() for r in caplog.records if "constant folding" in r.getMessage()]

@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.export import INPUT_NAME, OUTPUT_NAME, export_checkpoint
     from ..io import check_output_file
 
-    check_output_file(args.out, overwrite=True)   # export_checkpoint itself refuses to replace without --overwrite
-
+    check_output_file(args.out, overwrite=args.overwrite)    # refused before any work, not after it
+    print(f"exporting {args.checkpoint} to {args.out} (tracing and optimising the graph: "
+          f"about 10 s for a ResNet-18 PHGMM on a CPU)…", flush=True)
     out, info = export_checkpoint(args.checkpoint, args.out, example_size=args.size, opset=args.opset,
                                   overwrite=args.overwrite, exporter=args.exporter)
     w, h = info.size

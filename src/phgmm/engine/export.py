@@ -140,12 +140,17 @@ class InferenceGraph(nn.Module):
         return logits
 
 
+#: loggers that warn about nothing a user can act on during an export: the exporter's registry
+#: (one line per torchvision op it skips; torchvision is not installed) and onnxscript's optimiser
+#: (a Split with several outputs is left unfolded, which the graph does not need)
+_QUIET_LOGGERS = ("torch.onnx._internal.exporter._registration", "onnxscript.optimizer._constant_folding")
+
+
 def _export_dynamo(graph: nn.Module, example: torch.Tensor, path: str, opset: int | None) -> None:
-    # torchvision is not installed here; the exporter's registry logs one warning per torchvision
-    # op it skips. Silence that logger for the duration of the export.
-    reg_logger = logging.getLogger("torch.onnx._internal.exporter._registration")
-    old_level = reg_logger.level
-    reg_logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    old_levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -153,7 +158,8 @@ def _export_dynamo(graph: nn.Module, example: torch.Tensor, path: str, opset: in
                               output_names=[OUTPUT_NAME], opset_version=opset, external_data=False,
                               dynamic_shapes=(dict(_DIMS),), optimize=True, verbose=False)
     finally:
-        reg_logger.setLevel(old_level)
+        for lg, level in zip(loggers, old_levels):
+            lg.setLevel(level)
 
 
 def _export_torchscript(graph: nn.Module, example: torch.Tensor, path: str, opset: int | None) -> None:
