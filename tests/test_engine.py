@@ -381,3 +381,12 @@ def test_an_optimiser_state_with_one_group_resumes_into_the_split_groups():
     for p in model.parameters():
         torch.testing.assert_close(new.state[p]["exp_avg"], old.state[p]["exp_avg"], rtol=0, atol=0)
     assert [g["weight_decay"] for g in new.param_groups] == [0.01, 0.0]
+
+
+def test_start_summary_names_device_data_schedule_and_how_the_step_runs(synth_root, tmp_path, capsys):
+    train(tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1",
+                   "train.val_every=0", "train.channels_last=false"), progress=False)
+    out = capsys.readouterr().out
+    assert "phgmm train: phgmm (resnet18" in out and "on cpu" in out
+    assert "training images" in out and "schedule: 1 epochs × 1 steps of 4" in out
+    assert "  run: fp32, contiguous, fused AdamW\n" in out      # no autocast on a CPU, no compile

@@ -280,11 +280,21 @@ class Trainer:
                  f"({len(self.epoch_set)} samples per epoch), {n_val} validation, {cfg.data.size[0]}x{cfg.data.size[1]}",
                  f"  schedule: {t.epochs} epochs × {self.steps_per_epoch} steps of {t.batch_size}"
                  f"{' per process' if du.world_size() > 1 else ''}, AdamW lr {t.lr:g} (poly), weight decay {t.weight_decay:g}",
+                 f"  run: {self._run_description()}",
                  f"  output: {self.out} (config.yaml, history.json, checkpoints/, tb/)"]
         if resumed is not None:
             lines.append(f"  resuming {resumed.get('source', 'a checkpoint')} at epoch {s.epoch + 1}, "
                          f"step {s.step_in_epoch} (global step {s.global_step})")
         return "\n".join(lines)
+
+    def _run_description(self) -> str:
+        """Precision, memory format, optimiser and compilation, as the start summary shows them."""
+        t = self.cfg.train
+        parts = [f"{str(self.amp).removeprefix('torch.')} autocast" if self.amp is not None else "fp32",
+                 "channels-last" if self.fmt == torch.channels_last else "contiguous", "fused AdamW"]
+        if t.compile:
+            parts.append(f"torch.compile (mode {t.compile_mode})")
+        return ", ".join(parts)
 
     # -- setup -----------------------------------------------------------------------------------
     def _prepare_output(self, resuming: bool, overwrite: bool) -> None:
