@@ -31,7 +31,7 @@ def test_one_convolution_by_hand():
     assert r.eager_mfu == pytest.approx((flops / 1e12) / (moved / 1e9))
 
 
-def test_views_move_nothing_and_in_place_ops_count_their_operands_once():
+def test_views_move_nothing_and_in_place_ops_read_and_write_their_tensor():
     a = torch.empty(4, 6, device="meta")
     b = torch.empty(4, 6, device="meta")
 
@@ -39,11 +39,16 @@ def test_views_move_nothing_and_in_place_ops_count_their_operands_once():
         a.t().unsqueeze(0)           # views
         a.add_(b)                    # reads a and b, writes a in place
         torch.relu(a)                # reads a, writes a new tensor
+        a.relu_()                    # reads a, writes a
+        a.copy_(b)                   # reads b, writes a (a is not read)
+        torch.add(a, b, out=b)       # reads a and b, writes b
     ops = trace_ops(fn)
-    assert [(op.name, op.bytes, op.matrix) for op in ops] == [("add_", 2 * 96, False), ("relu", 2 * 96, False)]
+    assert [(op.name, op.bytes, op.matrix) for op in ops] == [
+        ("add_", 3 * 96, False), ("relu", 2 * 96, False), ("relu_", 2 * 96, False), ("copy_", 2 * 96, False),
+        ("add", 3 * 96, False)]
     r = roofline(ops, SLOW_MEMORY, extra_bytes=1000)
     assert r.fused_s == pytest.approx(1000 / 1e9)        # no matrix op: only the extra traffic
-    assert r.eager_s == pytest.approx((4 * 96 + 1000) / 1e9)
+    assert r.eager_s == pytest.approx((12 * 96 + 1000) / 1e9)
 
 
 def test_flops_match_flop_counter_on_a_real_forward():

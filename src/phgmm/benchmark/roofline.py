@@ -95,6 +95,8 @@ class _Recorder(TorchDispatchMode):
     _NO_TRAFFIC = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
                    "_local_scalar_dense", "lift_fresh", "_record_function_enter_new",
                    "_record_function_exit"}
+    _WRITE_ONLY = {"copy_", "fill_", "zero_", "normal_", "uniform_", "random_", "bernoulli_",
+                   "exponential_", "geometric_", "log_normal_", "cauchy_"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,10 +109,12 @@ class _Recorder(TorchDispatchMode):
         name = packet.__name__
         if func.is_view or name in self._NO_TRAFFIC:
             return out
-        inputs = {id(t): t for t in _tensors((args, kwargs))}
-        # An in-place or out= operator returns an input: count what it reads, not that tensor twice.
-        outputs = [t for t in _tensors(out) if id(t) not in inputs]
-        moved = sum(_nbytes(t) for t in inputs.values()) + sum(_nbytes(t) for t in outputs)
+        # Every tensor argument is read once and every result written once; an in-place result
+        # (relu_, add_) is both. A destination that is only written is not read: out= arguments
+        # and the first argument of the write-only operators.
+        operands = args[1:] if name in self._WRITE_ONLY else args
+        reads = {id(t): t for t in _tensors((operands, {k: v for k, v in kwargs.items() if k != "out"}))}
+        moved = sum(_nbytes(t) for t in reads.values()) + sum(_nbytes(t) for t in _tensors(out))
         matrix = packet in flop_registry
         flops = int(flop_registry[packet](*args, **kwargs, out_val=out)) if matrix else 0
         self.ops.append(OpRecord(name, flops, moved, matrix))

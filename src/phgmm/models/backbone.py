@@ -43,7 +43,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out += identity     # in place, as torchvision: no new map per block (neither backward needs it)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -68,7 +69,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out += identity     # in place, as BasicBlock
+        return self.relu(out)
 
 
 RESNET_DEPTHS: dict[int, tuple[type[nn.Module], list[int]]] = {
