@@ -4,7 +4,8 @@ Every ATen operator of a training step or an inference is recorded on the ``meta
 only, no arithmetic, so a ResNet-101 step at 768×384 × 16 traces in seconds on any machine) with its
 FLOPs (the formulas of ``torch.utils.flop_counter``: convolutions and matrix products, the same
 "model FLOPs" the benchmark's MFU divides by) and the bytes it must move at least: its tensor inputs
-read once and its outputs written once. Views move nothing; ``empty`` writes nothing.
+read once and its outputs written once (an in-place operator reads and writes its tensor; a copy's
+destination is only written). Views move nothing; ``empty`` writes nothing.
 
 An operator cannot finish sooner than ``max(FLOPs ÷ peak, bytes ÷ bandwidth)``. Two sums of that
 bound over the step give two ceilings on its model-FLOPs utilisation (MFU):
@@ -13,8 +14,8 @@ bound over the step give two ceilings on its model-FLOPs utilisation (MFU):
   bandwidth, whichever binds, and no launch overhead: the best any eager execution of the network
   can do;
 * ``fused`` — only the convolutions and matrix products move memory: every normalisation,
-  activation, addition and loss operator fused away into them for free. No kernel schedule that
-  keeps the network's layers can beat it.
+  activation, addition and loss operator fused away into them for free. No schedule that runs
+  each convolution as its own kernel can beat it.
 
 A training step also pays the optimiser: a fused AdamW reads parameter, gradient and both moments
 and writes parameter and moments, 28 bytes per fp32 parameter, added to both bounds.
