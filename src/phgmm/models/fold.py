@@ -21,11 +21,15 @@ __all__ = ["fold_batchnorm", "count_batchnorms"]
 _PAIRED_BLOCKS = {BasicBlock: (1, 2), Bottleneck: (1, 2, 3), ResNetEncoder: (1,)}
 
 
-def _fold_pair(owner: nn.Module, conv_name: str, bn_name: str) -> None:
+def _fold_pair(owner: nn.Module, conv_name: str, bn_name: str) -> bool:
+    """Merge ``owner.<bn_name>`` into ``owner.<conv_name>`` when they are a Conv2d and a BatchNorm2d
+    with running statistics; True when it did."""
     conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
-    if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
-        setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn))
-        setattr(owner, bn_name, nn.Identity())
+    if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats):
+        return False
+    setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn))
+    setattr(owner, bn_name, nn.Identity())
+    return True
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -37,21 +41,16 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
-        for block, indices in _PAIRED_BLOCKS.items():
-            if type(module) is block:
-                for i in indices:
-                    _fold_pair(module, f"conv{i}", f"bn{i}")
+        for i in _PAIRED_BLOCKS.get(type(module), ()):
+            _fold_pair(module, f"conv{i}", f"bn{i}")
         if isinstance(module, nn.Sequential):
             names = list(module._modules)
-            for first, second in zip(names, names[1:]):
-                _fold_pair(module, first, second)
-            for first, second in zip(names, names[1:]):
-                # An in-place ReLU that read the BatchNorm's fresh output now reads what came
-                # before it, which may be a caller's view (PHGMM's decoder skip is a slice of a
-                # shared convolution): autograd refuses to modify such a view in place.
-                after = module._modules[second]
-                if isinstance(module._modules[first], nn.Identity) and isinstance(after, nn.ReLU):
-                    after.inplace = False
+            for first, second, after in zip(names, names[1:], names[2:] + [None]):
+                if _fold_pair(module, first, second) and isinstance(module._modules.get(after), nn.ReLU):
+                    # An in-place ReLU that read the BatchNorm's fresh output now reads the
+                    # convolution's, which may be a caller's view (PHGMM's decoder skip is a slice
+                    # of a shared convolution): autograd refuses to modify such a view in place.
+                    module._modules[after].inplace = False
     return folded
 
 
