@@ -113,21 +113,22 @@ def _mfu(run: _Run, flops: int | None, seconds: float) -> float | None:
 def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> dict[str, float]:
     """Eval-mode inference time, images/s, peak memory (and FLOPs/MFU) into ``entry``.
 
-    PHGMM and its bare encoder are timed round-robin; for PHGMM returns ``encoder_s`` and
-    ``flops_over_encoder`` (always counted, one forward each: the floor under the time ratio, since
-    only a higher FLOP rate than the encoder's could bring the time ratio below it)."""
+    PHGMM, its bare encoder and both with BatchNorm folded are timed round-robin; for PHGMM returns
+    ``encoder_s``, ``folded_s``, ``folded_encoder_s`` and ``flops_over_encoder`` (always counted,
+    one forward each: the floor under the time ratio, since only a higher FLOP rate than the
+    encoder's could bring the time ratio below it)."""
     model.eval()
     infer = _infer(run, model)
     entry["infer_peak_memory"] = _warm(run, infer)
     extra: dict[str, float] = {}
     if name == "phgmm":
-        enc = _infer(run, model.encoder)
         folded_model = fold_batchnorm(model)             # as phgmm predict and evaluate run it
-        fns = {"model": infer, "encoder": enc, "folded": _infer(run, folded_model),
-               "folded_encoder": _infer(run, folded_model.encoder)}
-        for fn in list(fns.values())[1:]:
+        others = {"encoder": _infer(run, model.encoder), "folded": _infer(run, folded_model),
+                  "folded_encoder": _infer(run, folded_model.encoder)}
+        for fn in others.values():                       # the model itself was warmed above
             _warm(run, fn)
-        t = time_interleaved(fns, run.dev, run.infer_iters)
+        enc = others["encoder"]
+        t = time_interleaved({"model": infer, **others}, run.dev, run.infer_iters)
         t_inf = t["model"]
         extra.update(encoder_s=t["encoder"], folded_s=t["folded"], folded_encoder_s=t["folded_encoder"])
         run.say(f"{name}: bare encoder {t['encoder'] * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}; "
