@@ -15,13 +15,13 @@ median of ``--steps`` timed calls per mode, and the ratios to eager.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from typing import Callable
 
 import torch
 
 from phgmm import PHGMM, PHGMMLoss
+from phgmm.benchmark.timing import sync, time_interleaved
 from phgmm.engine.train import build_optimizer
 from phgmm.io import parse_wxh
 from phgmm.models import build_model, fold_batchnorm
@@ -44,18 +44,14 @@ def infer_step(model, x, amp: bool) -> Callable[[], None]:
     return step
 
 
-def timed(step: Callable[[], None], steps: int, cuda: bool) -> tuple[float, float]:
-    """(first call's seconds, median of ``steps`` further calls)."""
-    out = []
-    for _ in range(steps + 1):
-        if cuda:
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        out.append(time.perf_counter() - t)
-    return out[0], statistics.median(out[1:])
+def timed(step: Callable[[], None], steps: int, device: torch.device) -> tuple[float, float]:
+    """(first call's seconds — the compilation —, median of ``steps`` further calls)."""
+    sync(device)
+    t = time.perf_counter()
+    step()
+    sync(device)
+    first = time.perf_counter() - t
+    return first, time_interleaved({"step": step}, device, steps)["step"]
 
 
 def compiled(model: torch.nn.Module, mode: str) -> torch.nn.Module:
@@ -97,7 +93,7 @@ def main() -> None:
                     model = build_model(name, backbone=args.backbone, **kwargs).eval()
                     model = fold_batchnorm(model).to(dev, memory_format=torch.channels_last)
                     step = infer_step(compiled(model, mode), x, cuda)
-                first, med = timed(step, args.steps, cuda)
+                first, med = timed(step, args.steps, dev)
                 key = f"{what} {name} {mode}"
                 results[key] = med
                 print(f"{key:40s} first call {first:7.2f} s, median {med * 1e3:8.2f} ms "
