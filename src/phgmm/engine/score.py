@@ -185,22 +185,25 @@ def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path) -> list[tuple[Path,
         raise ValueError(f"no PNG files found in prediction folder {pred_dir}")
     if not gts:
         raise ValueError(f"no PNG files found in ground-truth folder {gt_dir}")
-    pred_name = gt_name = "{}"                  # key → file name below the folder, for messages
+    pred_name = gt_name = "{}"                  # key → the file name a missing partner would have
     keyed = _cityscapes_keys(preds, gts) if set(preds) != set(gts) else None
     if keyed is not None:
         preds, gts = keyed
-        pred_name, gt_name = "{}" + _CITYSCAPES_IMAGE, "{}" + _CITYSCAPES_LABEL_IDS[0]
+        found = next(iter(gts.values())).name
+        pred_name = "{}" + _CITYSCAPES_IMAGE
+        gt_name = "{}" + next(suffix for suffix in _CITYSCAPES_LABEL_IDS if found.endswith(suffix))
+
+    def present(files: dict[str, Path], root: Path, keys: list[str]) -> str:
+        return _describe([files[k].relative_to(root).as_posix() for k in keys], root)
+
     no_gt = sorted(set(preds) - set(gts))
     if no_gt:
-        raise FileNotFoundError(
-            f"no ground truth for prediction(s) {_describe([pred_name.format(k) for k in no_gt], pred_dir)}: "
-            f"expected {_describe([gt_name.format(k) for k in no_gt], gt_dir)}")
+        raise FileNotFoundError(f"no ground truth for prediction(s) {present(preds, pred_dir, no_gt)}: "
+                                f"expected {_describe([gt_name.format(k) for k in no_gt], gt_dir)}")
     no_pred = sorted(set(gts) - set(preds))
     if no_pred:
-        unmatched = [gts[k].relative_to(gt_dir).as_posix() for k in no_pred]
-        raise FileNotFoundError(
-            f"no prediction for ground truth {_describe(unmatched, gt_dir)}: "
-            f"expected {_describe([pred_name.format(k) for k in no_pred], pred_dir)}")
+        raise FileNotFoundError(f"no prediction for ground truth {present(gts, gt_dir, no_pred)}: "
+                                f"expected {_describe([pred_name.format(k) for k in no_pred], pred_dir)}")
     return [(preds[rel], gts[rel]) for rel in sorted(preds)]
 
 
