@@ -40,6 +40,7 @@ from torch.utils.flop_counter import flop_registry
 
 from ..losses import PHGMMLoss
 from ..models import build_model, fold_batchnorm
+from .timing import PEAK_FLOPS
 
 __all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline", "by_operator",
            "training_ops", "training_roofline", "inference_roofline", "ADAMW_BYTES_PER_PARAM"]
@@ -64,11 +65,12 @@ class DeviceSpec:
         return self.peak_flops / self.bandwidth
 
 
-#: datasheet figures (dense, no sparsity)
+#: datasheet figures: the benchmark's dense bf16 peaks (:data:`~phgmm.benchmark.timing.PEAK_FLOPS`,
+#: the same the measured MFU divides by) and the memory bandwidths
 DEVICES: dict[str, DeviceSpec] = {
-    "h100": DeviceSpec("NVIDIA H100 SXM5 80 GB (HBM3)", 989e12, 3.35e12),
-    "h200": DeviceSpec("NVIDIA H200 SXM 141 GB (HBM3e)", 989e12, 4.8e12),
-    "a100": DeviceSpec("NVIDIA A100 SXM 80 GB (HBM2e)", 312e12, 2.039e12),
+    "h100": DeviceSpec("NVIDIA H100 SXM5 80 GB (HBM3)", PEAK_FLOPS["H100"]["bf16"], 3.35e12),
+    "h200": DeviceSpec("NVIDIA H200 SXM 141 GB (HBM3e)", PEAK_FLOPS["H200"]["bf16"], 4.8e12),
+    "a100": DeviceSpec("NVIDIA A100 SXM 80 GB (HBM2e)", PEAK_FLOPS["A100"]["bf16"], 2.039e12),
 }
 
 
