@@ -83,6 +83,10 @@ class OpRecord:
     bytes: int
     matrix: bool
 
+    def bound(self, device: DeviceSpec) -> float:
+        """The least seconds this call can take on ``device``: ``max(FLOPs ÷ peak, bytes ÷ bandwidth)``."""
+        return max(self.flops / device.peak_flops, self.bytes / device.bandwidth)
+
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
@@ -162,9 +166,6 @@ class Roofline:
 def roofline(ops: list[OpRecord], device: DeviceSpec, extra_bytes: int = 0) -> Roofline:
     """Sum ``max(FLOPs ÷ peak, bytes ÷ bandwidth)`` over ``ops`` (all of them, and the matrix ops
     alone); ``extra_bytes`` (the optimiser's traffic) is added to both."""
-    def bound(op: OpRecord) -> float:
-        return max(op.flops / device.peak_flops, op.bytes / device.bandwidth)
-
     extra_s = extra_bytes / device.bandwidth
     flops = sum(op.flops for op in ops)
     return Roofline(
@@ -172,8 +173,8 @@ def roofline(ops: list[OpRecord], device: DeviceSpec, extra_bytes: int = 0) -> R
         bytes_all=sum(op.bytes for op in ops) + extra_bytes,
         bytes_matrix=sum(op.bytes for op in ops if op.matrix) + extra_bytes,
         kernels=len(ops),
-        eager_s=sum(bound(op) for op in ops) + extra_s,
-        fused_s=sum(bound(op) for op in ops if op.matrix) + extra_s,
+        eager_s=sum(op.bound(device) for op in ops) + extra_s,
+        fused_s=sum(op.bound(device) for op in ops if op.matrix) + extra_s,
         compute_s=flops / device.peak_flops)
 
 
@@ -186,7 +187,7 @@ def by_operator(ops: list[OpRecord], device: DeviceSpec) -> dict[str, dict[str, 
         row["calls"] += 1
         row["flops"] += op.flops
         row["bytes"] += op.bytes
-        row["bound_s"] += max(op.flops / device.peak_flops, op.bytes / device.bandwidth)
+        row["bound_s"] += op.bound(device)
     return dict(sorted(table.items(), key=lambda kv: -kv[1]["bound_s"]))
 
 
