@@ -69,6 +69,23 @@ def test_same_size_option_everywhere():
         assert parser.parse_args([*argv, "--size", "[96,48]"]).size == (96, 48), argv[0]
 
 
+def test_out_is_one_spelling_and_train_print_config_shows_it(capsys):
+    subs = _subparsers(build_parser())
+    for name in ("train", "evaluate", "predict", "synth", "export", "publish"):
+        assert "--out" in subs[name]._option_string_actions, name
+    import yaml
+
+    def printed(*argv: str) -> dict:
+        assert main(["train", "--config", "demo", *argv, "--print-config"]) == 0
+        return yaml.safe_load(capsys.readouterr().out)
+
+    default = printed("--set", "train.epochs=3")
+    assert default["train"]["epochs"] == 3 and default["output_dir"] == "runs/demo"
+    # --out wins over --set and stays the folder name the user typed, not a YAML number
+    cfg = printed("--set", "output_dir=elsewhere", "--out", "2026")
+    assert cfg["output_dir"] == "2026" and cfg["train"]["epochs"] == 8
+
+
 def test_no_progress_is_one_spelling():
     subs = _subparsers(build_parser())
     for name in ("train", "evaluate", "predict", "synth"):

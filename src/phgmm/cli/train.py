@@ -10,9 +10,10 @@ from .options import add_no_progress, add_skip_bad_samples, add_set
 DESCRIPTION = """\
 Train PHGMM or a baseline from a YAML config (configs/*.yaml): the data set, the model and the
 training schedule are config keys, each of which --set can override. Checkpoints (best.pt,
-last.pt), the resolved config.yaml and TensorBoard logs go to the config's output_dir; an existing
-run there is not overwritten unless --overwrite is given. --resume continues a run from its
-checkpoint exactly where it stopped (with the checkpoint's own config unless --config is given).
+last.pt), the resolved config.yaml and TensorBoard logs go to --out (default: the config's
+output_dir); an existing run there is not overwritten unless --overwrite is given. --resume
+continues a run from its checkpoint exactly where it stopped (with the checkpoint's own config
+unless --config is given).
 Under torchrun, one process per GPU trains with DistributedDataParallel.
 """
 
@@ -23,8 +24,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE",
                    help="YAML config file, or the name of a shipped one (e.g. demo; see `phgmm configs`)")
     add_set(p)
+    p.add_argument("--out", metavar="DIR",
+                   help="folder of the run (checkpoints, config.yaml, logs); the same as --set output_dir=DIR")
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (its config unless --config)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run in output_dir")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (after --config, --resume and --set) as YAML and exit")
     add_skip_bad_samples(p)
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     state = load_checkpoint(args.resume) if args.resume else None   # read once: it can be large
     cfg = load_config(args.config) if args.config else config_of_checkpoint(state, args.resume)
     apply_overrides(cfg, [*args.set, *(["data.skip_bad_samples=true"] if args.skip_bad_samples else [])])
+    if args.out:     # set directly, not as YAML: a folder named "2026" or "true" stays a name
+        cfg.output_dir = args.out
     if args.print_config:
         import yaml
 
