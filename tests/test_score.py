@@ -168,3 +168,32 @@ def test_cityscapes_names_report_the_missing_file_by_its_real_name(tmp_path):
     with pytest.raises(FileNotFoundError, match="no prediction for ground truth .*aachen_000000_000019_gtFine_labelIds"
                                                 ".png: expected .*aachen_000000_000019_leftImg8bit.png"):
         score_folders(pred_dir, gt_dir, tmp_path / "out", gt_table="cityscapes", progress=False)
+
+
+def test_evaluate_cli_summary_and_flags_the_chosen_mode_would_ignore(tmp_path, capsys):
+    from phgmm.cli import main
+
+    pred_dir, gt_dir = _make_dataset(tmp_path)
+    base = ["evaluate", "--predictions", str(pred_dir), "--ground-truth", str(gt_dir), "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "ok")]) == 0
+    # four classes are scored here (road, car, sky, building), not the paper's eleven
+    assert "mIoU 70.19 (4 classes, background excluded); pixel accuracy 92.67" in capsys.readouterr().out
+    # inference options would be silently ignored on saved predictions: refused, naming each one
+    with pytest.raises(SystemExit, match=r"--split, --uncertainty, --tta apply to evaluating a --checkpoint"):
+        main([*base, "--out", str(tmp_path / "x"), "--uncertainty", "--tta", "flip", "--split", "train"])
+    with pytest.raises(SystemExit, match=r"--classes, --gt-channel apply to scoring saved predictions"):
+        main(["evaluate", "--checkpoint", "best.pt", "--classes", "camvid", "--gt-channel", "red",
+              "--out", str(tmp_path / "y")])
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_evaluate_summary_reports_uncertainty():
+    from phgmm.cli.evaluate import summary_lines
+
+    metrics = {"class_names": ["background", "road", "car"], "iou": {"background": None, "road": 0.5, "car": None},
+               "miou": 0.5, "pixel_accuracy": 0.9,
+               "uncertainty": {"softmax_entropy": {"auroc": 0.8125}, "mutual_information": {"auroc": None},
+                               "calibration": {"ece": 0.0164}}}
+    assert summary_lines(metrics) == [
+        "mIoU 50.00 (1 class, background excluded); pixel accuracy 90.00",
+        "uncertainty, AUROC for wrong pixels: softmax entropy 0.812; calibration error (ECE) 1.64 %"]

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("phgmm evaluate: use either --checkpoint or --predictions/--ground-truth, not both")
     if not args.checkpoint and not (args.predictions and args.ground_truth):
         raise SystemExit("phgmm evaluate: give --checkpoint CKPT, or --predictions DIR and --ground-truth DIR")
+    _refuse_flags_of_the_other_mode(args)
     # before any work: a folder that cannot be written, or an earlier evaluation, stops us now
     check_output_dir(args.out, ("metrics.json", "report.md"), args.overwrite)
     if args.checkpoint:
@@ -74,7 +75,44 @@ def run(args: argparse.Namespace) -> int:
                                 unknown_ids=args.unknown_ids, gt_channel=args.gt_channel,
                                 progress=not args.no_progress)
     if metrics is not None:
-        print(f"mIoU {100 * metrics['miou']:.2f} (11 classes, background excluded); "
-              f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f}")
+        print("\n".join(summary_lines(metrics)))
         print(f"metrics: {Path(args.out) / 'metrics.json'}\nreport:  {Path(args.out) / 'report.md'}")
     return 0
+
+
+def _refuse_flags_of_the_other_mode(args: argparse.Namespace) -> None:
+    """Stop on a flag that the chosen mode would ignore: scoring saved predictions with --tta or
+    --uncertainty must not look as if it had measured them."""
+    checkpoint_only = [flag for flag, given in (
+        ("--config", args.config), ("--set", args.set), ("--split", args.split),
+        ("--uncertainty", args.uncertainty), ("--mode", args.mode), ("--tile", args.tile),
+        ("--stride", args.stride), ("--tta", args.tta), ("--scales", args.scales),
+        ("--skip-bad-samples", args.skip_bad_samples)) if given]
+    predictions_only = [flag for flag, given in (
+        ("--classes", args.classes), ("--gt-channel", args.gt_channel != "single"),
+        ("--unknown-ids", args.unknown_ids != "error")) if given]
+    if args.checkpoint and predictions_only:
+        raise SystemExit(f"phgmm evaluate: {', '.join(predictions_only)} apply to scoring saved predictions "
+                         f"(--predictions, --ground-truth), not to --checkpoint, which reads its own data set")
+    if not args.checkpoint and checkpoint_only:
+        raise SystemExit(f"phgmm evaluate: {', '.join(checkpoint_only)} apply to evaluating a --checkpoint; "
+                         f"saved predictions are scored as they are (give inference options to `phgmm predict`, "
+                         f"or evaluate the checkpoint)")
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """What the console shows of an evaluation: mIoU and pixel accuracy, and with --uncertainty how
+    well each map tells wrong pixels from right ones and the calibration error."""
+    names = metrics["class_names"]
+    scored = sum(metrics["iou"][n] is not None for n in names[1:])
+    lines = [f"mIoU {100 * metrics['miou']:.2f} ({scored} class{'es' if scored != 1 else ''}, {names[0]} excluded); "
+             f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f}"]
+    unc = metrics.get("uncertainty")
+    if unc:
+        maps = [f"{label} {unc[key]['auroc']:.3f}" for key, label in (
+            ("softmax_entropy", "softmax entropy"), ("mutual_information", "mutual information of z samples"))
+            if key in unc and unc[key].get("auroc") is not None]
+        ece = unc["calibration"]["ece"]
+        lines.append(f"uncertainty, AUROC for wrong pixels: {', '.join(maps) or 'undefined (no wrong pixels)'}; "
+                     f"calibration error (ECE) " + (f"{100 * ece:.2f} %" if ece is not None else "undefined"))
+    return lines
