@@ -67,6 +67,10 @@ def test_tile_without_slide_is_refused(checkpoint, tmp_path):  # noqa: F811
     with pytest.raises(SystemExit, match="need --mode slide"):
         main(["predict", "--checkpoint", str(checkpoint), str(tmp_path), "--out", str(tmp_path / "o"),
               "--tile", "64x32"])
+    with pytest.raises(SystemExit, match="--samples sets how many samples --uncertainty draws; add --uncertainty"):
+        main(["predict", "--checkpoint", str(checkpoint), str(tmp_path), "--out", str(tmp_path / "o"),
+              "--samples", "4"])
+    assert not (tmp_path / "o").exists()
 
 
 def test_evaluate_scores_with_the_same_slide_and_tta_options(tmp_path):

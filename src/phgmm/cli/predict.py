@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="videos: also write per-frame class-index PNGs labels/<name>/000000.png ...")
     p.add_argument("--uncertainty", action="store_true",
                    help="also write predictive-entropy and mutual-information maps (PHGMM checkpoints only)")
-    p.add_argument("--samples", type=int, default=8, help="samples of q(z|x) for --uncertainty (default 8)")
+    p.add_argument("--samples", type=int, default=None, help="samples of q(z|x) for --uncertainty (default 8)")
     add_device(p)
     add_overwrite(p, "existing predictions in --out")
     add_skip_bad_samples(p)
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("phgmm predict: give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
     if args.mode == "whole" and (args.tile or args.stride):
         raise SystemExit("phgmm predict: --tile and --stride need --mode slide")
+    if args.samples is not None and not args.uncertainty:
+        raise SystemExit("phgmm predict: --samples sets how many samples --uncertainty draws; add --uncertainty")
     if args.batch < 1:
         raise SystemExit(f"phgmm predict: --batch must be at least 1, got {args.batch}")
     if args.workers is not None and args.workers < 1:
@@ -69,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, device=args.device,
                           mode=args.mode, tile=args.tile, stride=args.stride, flip=args.tta == "flip",
                           scales=args.scales)
-    written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty,
-                            samples=args.samples, overwrite=args.overwrite, progress=not args.no_progress,
-                            batch=args.batch, workers=args.workers, save_frames=args.save_frames,
+    samples = 8 if args.samples is None else args.samples
+    written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty, samples=samples,
+                            overwrite=args.overwrite, progress=not args.no_progress, batch=args.batch, workers=args.workers, save_frames=args.save_frames,
                             skip_bad=0.01 if args.skip_bad_samples else None)
     print(f"wrote {len(written)} files to {args.out}")
     return 0
