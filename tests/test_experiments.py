@@ -4,6 +4,7 @@ finished runs when rerun and resumes an unfinished one from its checkpoint."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,11 @@ def test_compare_trains_every_model_and_skips_finished_runs(synth_root, tmp_path
     for name in ("phgmm", "fcn8s"):
         assert f"| {name} |" in md
     assert "## Per-class IoU" in md and "## Use of the latent spaces" in md and "![trimap.png]" in md
+    assert "decode p(z\\|x,y)" in md     # a "|" inside a cell is escaped, or the table loses its columns
+    tables = [[line for line in block.splitlines() if line.startswith("|")] for block in md.split("\n\n")]
+    for table in filter(None, tables):
+        cells = [len(re.split(r"(?<!\\)\|", line)) for line in table]
+        assert cells == [cells[0]] * len(table), table[0]
     rows = list(csv.DictReader((results / "results.csv").open()))
     assert [r["run"] for r in rows] == ["phgmm", "fcn8s"]
     assert all(len(r) == len(rows[0]) for r in rows) and "iou_sky" in rows[0]

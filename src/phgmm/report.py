@@ -19,7 +19,7 @@ import numpy as np
 from .io import atomic_write_bytes
 from .visualize import colorize, error_overlay, heatmap, to_numpy, to_rgb_uint8
 
-__all__ = ["write_report", "FIGURE_DIR"]
+__all__ = ["write_report", "FIGURE_DIR", "md_escape"]
 
 FIGURE_DIR = "figures"
 
@@ -53,7 +53,7 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return "–" if v is None else f"{v:.{digits}g}"
 
 
-def _md_escape(s: Any) -> str:
+def md_escape(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
@@ -241,7 +241,7 @@ def _summary_section(metrics: dict, names: list[str], excluded: set[int]) -> lis
             rows.append((str(k), _fmt(v, 6) if isinstance(v, (float, np.floating)) else str(v)))
     if not rows:
         return []
-    return ["| metric | value |", "|---|---:|"] + [f"| {_md_escape(a)} | {b} |" for a, b in rows] + [""]
+    return ["| metric | value |", "|---|---:|"] + [f"| {md_escape(a)} | {b} |" for a, b in rows] + [""]
 
 
 def _per_class_section(metrics: dict, names: list[str], excluded: set[int], pal: np.ndarray,
@@ -260,7 +260,7 @@ def _per_class_section(metrics: dict, names: list[str], excluded: set[int], pal:
           "|---|" + "---:|" * len(cols)]
     for i, n in enumerate(names):
         mark = " *" if i in excluded else ""
-        md.append(f"| {_md_escape(n)}{mark} | " + " | ".join(format_percent(values[k][i]) for k in cols) + " |")
+        md.append(f"| {md_escape(n)}{mark} | " + " | ".join(format_percent(values[k][i]) for k in cols) + " |")
     md.append("")
     if "iou" in metrics:
         p = _iou_figure(fig_dir / "iou.png", names, values["iou"], pal, _num(metrics.get("miou")), excluded)
@@ -318,7 +318,7 @@ def _clustering_table(entries: Sequence) -> list[str]:
             continue
         cells = [str(e.get(k, "")) for k in extra]
         cells += [_fmt(e.get("silhouette")), _fmt(e.get("calinski_harabasz")), _fmt(e.get("davies_bouldin")),
-                  _md_escape(e.get("reason") or "")]
+                  md_escape(e.get("reason") or "")]
         md.append("| " + " | ".join(cells) + " |")
     return md + [""]
 
@@ -352,7 +352,7 @@ def _latent_section(metrics: dict) -> list[str]:
     md = ["## Use of the latent spaces", "",
           "A latent space the decoder ignores has no active unit and costs nothing when swapped "
           "(docs/design.md §3, posterior collapse).", "", "| measure | value |", "|---|---:|"]
-    return md + [f"| {_md_escape(a)} | {b} |" for a, b in rows] + [""]
+    return md + [f"| {md_escape(a)} | {b} |" for a, b in rows] + [""]
 
 
 def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:
@@ -434,7 +434,7 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequenc
     names = _class_names(metrics, class_names)
     pal = _palette(colors, max(1, _num_colors(names, samples, ignore_index)))
     excluded = {int(i) for i in exclude_from_mean}
-    md: list[str] = [f"# {_md_escape(title)}", ""]
+    md: list[str] = [f"# {md_escape(title)}", ""]
     md += _summary_section(metrics, names, excluded)
     md += _per_class_section(metrics, names, excluded, pal, fig_dir)
     md += _trimap_section(metrics, fig_dir)

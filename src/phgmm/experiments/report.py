@@ -22,7 +22,7 @@ import numpy as np
 
 from ..io import atomic_write_bytes, read_json
 from ..report import format_percent as _pct
-from ..report import new_figure, save_figure
+from ..report import md_escape, new_figure, save_figure
 
 __all__ = ["load_results", "write_experiment_report"]
 
@@ -59,8 +59,9 @@ def _scored_classes(m: dict[str, Any]) -> list[str]:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    out = ["| " + " | ".join(map(md_escape, header)) + " |",
+           "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    out += ["| " + " | ".join(map(md_escape, r)) + " |" for r in rows]
     return out
 
 
