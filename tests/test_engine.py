@@ -214,7 +214,7 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
                  "--uncertainty", "--samples", "3", "--no-progress"]) == 0
     labels = sorted((pred_out / "labels").glob("*.png"))
     assert labels and len(list((pred_out / "mi").glob("*.png"))) == len(labels)
-    assert len(list((pred_out / "overlay").glob("*.png"))) == len(labels)
+    assert len(list((pred_out / "overlay").glob("*.jpg"))) == len(labels)
     ent = np.load(next((pred_out / "entropy").glob("*.npy")))
     assert ent.shape == (64, 128) and (ent >= 0).all() and (ent <= np.log(12) + 1e-4).all()
     # refuses to overwrite, then scores its own predictions against ground truth by folder

@@ -11,6 +11,7 @@ import torch
 
 from phgmm.cli import main
 from phgmm.config import apply_overrides, config_to_dict, load_config
+from phgmm.data.errors import DatasetError
 from phgmm.engine.builders import build_model_from_config
 from phgmm.engine.checkpoint import save_checkpoint
 from phgmm.engine.predict import IMAGE_SUFFIXES, Predictor, collect_inputs, predict_paths
@@ -64,13 +65,25 @@ def test_nested_folder_keeps_sub_paths(checkpoint, nested, tmp_path):
     assert main(["predict", "--checkpoint", str(checkpoint), str(nested), "--out", str(out), "--no-progress",
                  "--batch", "2", "--workers", "2"]) == 0
     expected = ["cityA/img1.png", "cityB/deeper/img2.png", "cityB/img1.png", "top.png"]
-    for folder in ("labels", "color", "overlay"):
+    for folder in ("labels", "color"):
         assert _rel(out / folder) == expected, folder
+    assert _rel(out / "overlay", "*.jpg") == [name.replace(".png", ".jpg") for name in expected]
     from PIL import Image
     lab = Image.open(out / "labels" / "cityB" / "deeper" / "img2.png")
     assert lab.mode == "L" and lab.size == (80, 40)
-    # the labels are the predictor's argmax at the image's own size
+    # the overlay is the image and the colour mask half and half, JPEG-encoded
+    over = Image.open(out / "overlay" / "cityB" / "deeper" / "img2.jpg")
+    assert over.format == "JPEG" and over.size == (80, 40)
     from phgmm.data.imageio import load_image
+    blend = (load_image(nested / "cityB" / "deeper" / "img2.png").astype(np.float32)
+             + np.asarray(Image.open(out / "color" / "cityB" / "deeper" / "img2.png").convert("RGB"), np.float32)) / 2
+    # JPEG keeps each 8×8 block's mean colour (the test images are noise, whose detail it does not keep)
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a.reshape(5, 8, 10, 8, 3).mean(axis=(1, 3))
+    got = np.asarray(over.convert("RGB"), np.float32)
+    assert np.abs(blocks(got) - blocks(blend)).max() < 2
+    assert np.abs(blocks(got) - blocks(blend / 2)).max() > 20     # not, say, a darker image
+    # the labels are the predictor's argmax at the image's own size
     pred = Predictor(checkpoint=checkpoint, device="cpu")
     ref = pred.logits(load_image(nested / "cityA" / "img1.png")).argmax(1)[0].numpy()
     np.testing.assert_array_equal(np.asarray(Image.open(out / "labels" / "cityA" / "img1.png")), ref)
@@ -191,3 +204,27 @@ def test_skip_bad_samples_skips_unreadable_images_and_still_stops_beyond_the_lim
     assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "c"),
                  "--no-progress", "--skip-bad-samples"]) == 2
     assert "2 unreadable images, more than" in capsys.readouterr().err
+
+
+def test_opencv_runs_one_thread_during_predict_and_is_restored(checkpoint, nested, tmp_path, monkeypatch):
+    # the reader/writer threads are the parallelism; OpenCV's own pool would fight the model's threads
+    from phgmm.engine import outputs
+    seen: list[int] = []
+    real = outputs.Outputs.image
+
+    def image(self, *args):
+        seen.append(cv2.getNumThreads())
+        return real(self, *args)
+    monkeypatch.setattr(outputs.Outputs, "image", image)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        predictor = Predictor(checkpoint=checkpoint, device="cpu")
+        predict_paths(predictor, [nested], tmp_path / "out", progress=False)
+        assert seen == [1] * 4 and cv2.getNumThreads() == 3
+        (nested / "cityA" / "zz_broken.png").write_bytes(b"not a png")   # a run that fails midway
+        with pytest.raises(DatasetError, match="zz_broken.png"):
+            predict_paths(predictor, [nested], tmp_path / "out2", progress=False)
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)

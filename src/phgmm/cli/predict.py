@@ -10,7 +10,8 @@ DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
 quoted glob pattern expanded by phgmm ("data/**/*.png"). Per image <name>, writes
 labels/<name>.png (class indices, ready for `phgmm evaluate --predictions OUT/labels`),
-color/<name>.png (colour mask), overlay/<name>.png and, with --uncertainty, entropy/ and mi/ maps.
+color/<name>.png (colour mask), overlay/<name>.jpg (the mask over the image) and, with
+--uncertainty, entropy/ and mi/ maps.
 <name> keeps the path below the folder (or the pattern's leading folders), e.g.
 labels/cityA/img1.png, so same-named files in different sub-folders never collide.
 Per video (.mp4, .avi, .mov, .mkv) <name>: overlay/<name>.mp4 at the source's frame rate and,
