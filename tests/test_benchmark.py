@@ -17,12 +17,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_run_benchmark_tiny():
     # Tiny on purpose (2 shared CPU cores): resnet18, 64×32 (W×H), one timed iteration, slim heads.
+    said: list[str] = []
     result = run_benchmark(["phgmm", "fcn8s"], backbone="resnet18", size=(64, 32), batch=1, train_batch=2,
                            warmup=1, iters=1, num_classes=4, count_flops=True,
                            model_kwargs={"phgmm": {"decoder_units": (1, 1, 1, 1), "latent_dim": 16,
                                                    "num_components": 2},
                                          "deeplabv3": {"aspp_channels": 32}},
-                           predict_images=2, predict_rounds=1, onnx=True)
+                           predict_images=2, predict_rounds=1, onnx=True, progress=said.append)
+    # the first line says what will be measured and how, before minutes of measuring
+    assert said[0].startswith("measuring phgmm, deeplabv3, fcn8s, phgmm predict on 2 images, ONNX Runtime on cpu")
+    assert "resnet18 at 64x32, inference batch 1 (20 timed), training batch 2 (1 timed after 1 warm-up)" in said[0]
+    assert said[1] == "[1/3] phgmm" and "[3/3] fcn8s" in said
     ratios = result["ratios"]
     assert ratios["predict_over_forward_images_per_s"] > 0
     assert result["predict"]["images"] == 2 and result["predict"]["size_wh"] == [64, 32]

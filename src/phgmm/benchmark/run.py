@@ -346,9 +346,18 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
                peak_flops=device_peak_flops(dev, amp) if peak_flops is None else peak_flops, say=say,
                phgmm_loss=PHGMMLoss(ignore_index=_IGNORE))
     build = _model_builder(config, backbone, num_classes, model_kwargs)
+    extras = [what for what, on in (("the data loader", loader is not None),
+                                    (f"phgmm predict on {predict_images} images", predict_images),
+                                    ("ONNX Runtime", onnx)) if on]
+    say(f"measuring {', '.join(names)}{''.join(f', {e}' for e in extras)} on {dev} ({torch.get_num_threads()} "
+        f"threads): {backbone} at {w}x{h}, inference batch {batch} ({run.infer_iters} timed), training batch "
+        f"{train_batch} ({iters} timed after {warmup} warm-up); a line per measurement follows"
+        + (" (at full size on a CPU, minutes per model: --models, --iters and --size shorten it)"
+           if dev.type == "cpu" else ""))
     results: dict[str, Any] = {}
     phgmm: dict[str, Any] = {}
-    for name in names:
+    for i, name in enumerate(names, 1):
+        say(f"[{i}/{len(names)}] {name}")
         torch.manual_seed(seed)
         _measure_model(run, name, build(name), num_classes, backbone, results, phgmm)
         if dev.type == "cuda":
