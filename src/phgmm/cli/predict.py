@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                           scales=args.scales)
     samples = 8 if args.samples is None else args.samples
     written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty, samples=samples,
-                            overwrite=args.overwrite, progress=not args.no_progress, batch=args.batch, workers=args.workers, save_frames=args.save_frames,
+                            overwrite=args.overwrite, progress=not args.no_progress, batch=args.batch,
+                            workers=args.workers, save_frames=args.save_frames,
                             skip_bad=0.01 if args.skip_bad_samples else None)
     print(f"wrote {len(written)} files to {args.out}")
     return 0

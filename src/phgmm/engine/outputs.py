@@ -21,8 +21,8 @@ __all__ = ["Outputs", "Pending", "VideoOut", "write_png", "write_jpeg", "PNG_COM
 PNG_COMPRESSION = 1
 
 #: quality of the overlay JPEGs: a photograph under a mask, for looking at. Measured on 768×384
-#: overlays: 0.8 ms to encode and about 70 KB, against 6.3 ms and 420 KB as PNG even at zlib level 1;
-#: on a 2-core CPU that PNG alone took a tenth of `phgmm predict`'s throughput (benchmarks/README.md)
+#: overlays: 0.8 ms to encode and about 70 KB, against 6.3 ms and 420 KB as PNG even at zlib level 1,
+#: the largest cost of `phgmm predict` outside the forward (benchmarks/README.md)
 JPEG_QUALITY = 90
 # full-resolution colour (4:4:4): the default 4:2:0 halves it and smears the mask's colours across
 # class boundaries, the very thing an overlay shows (0.8 ms and 70 KB instead of 0.5 ms and 55 KB)
@@ -32,7 +32,7 @@ if hasattr(cv2, "IMWRITE_JPEG_SAMPLING_FACTOR"):
 
 # zlib level 1, run-length matching (OpenCV's default strategy), every row "up"-filtered instead of
 # adaptively: measured on 768×384 outputs, 2-3× faster to encode than OpenCV's defaults and smaller
-# (labels 0.4 ms, colour masks 1.3 ms, overlays 6.5 ms)
+# (labels 0.4 ms, colour masks 1.3 ms)
 _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
     _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
