@@ -388,5 +388,5 @@ def test_start_summary_names_device_data_schedule_and_how_the_step_runs(synth_ro
                    "train.val_every=0", "train.channels_last=false"), progress=False)
     out = capsys.readouterr().out
     assert "phgmm train: phgmm (resnet18" in out and "on cpu" in out
-    assert "training images" in out and "schedule: 1 epochs × 1 steps of 4" in out
+    assert "training images" in out and "schedule: 1 epoch × 1 step of 4" in out
     assert "  run: fp32, contiguous, fused AdamW\n" in out      # no autocast on a CPU, no compile

@@ -90,6 +90,11 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.o
     return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, fused=True)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 epoch``, ``6 epochs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -278,7 +283,7 @@ class Trainer:
                  f"{f' × {du.world_size()} processes' if du.world_size() > 1 else ''}",
                  f"  data: {cfg.data.dataset} at {cfg.data.root}: {len(self.train_set)} training images "
                  f"({len(self.epoch_set)} samples per epoch), {n_val} validation, {cfg.data.size[0]}x{cfg.data.size[1]}",
-                 f"  schedule: {t.epochs} epochs × {self.steps_per_epoch} steps of {t.batch_size}"
+                 f"  schedule: {_count(t.epochs, 'epoch')} × {_count(self.steps_per_epoch, 'step')} of {t.batch_size}"
                  f"{' per process' if du.world_size() > 1 else ''}, AdamW lr {t.lr:g} (poly), weight decay {t.weight_decay:g}",
                  f"  run: {self._run_description()}",
                  f"  output: {self.out} (config.yaml, history.json, checkpoints/, tb/)"]
