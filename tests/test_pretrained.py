@@ -83,10 +83,20 @@ def test_bad_model_files_are_named_and_explained(tmp_path):
         load_checkpoint(tmp_path / "rand.pt")
     assert "weights_only" not in str(err.value) and "code" not in str(err.value)
     (tmp_path / "folder").mkdir()
-    with pytest.raises(CheckpointError, match="without model.safetensors"):
+    with pytest.raises(CheckpointError, match="without model.safetensors and config.json, so not a published model"):
         load_checkpoint(tmp_path / "folder")
+    # what a user may pass by mistake is named for what it is
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "best.pt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=r"a training run: its model is .*run/checkpoints/best.pt"):
+        load_checkpoint(tmp_path / "run")
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
+    with pytest.raises(CheckpointError, match=r"model.onnx: an ONNX model, not a checkpoint: .*phgmm predict --onnx"):
+        load_checkpoint(tmp_path / "model.onnx")
     model = PHGMM(postnet=None, **SMALL)
     model.save_pretrained(tmp_path / "m")
+    with pytest.raises(CheckpointError, match=r"config.json: one file of a published model: give its folder"):
+        phgmm.load(tmp_path / "m" / "config.json")
     (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="model.safetensors: not readable"):
         phgmm.load(tmp_path / "m")

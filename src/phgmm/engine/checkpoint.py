@@ -85,18 +85,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a training checkpoint (``weights_only=True``) or a published model folder
     (``model.safetensors`` + ``config.json``, see :mod:`phgmm.pretrained`); errors name the file
     and say whether it is missing, empty, corrupt or refused because it would run code."""
+    from ..models.serialization import ModelFileError, is_saved_model_dir, read_folder
     path = Path(path)
     if path.is_dir():
-        from ..models.serialization import ModelFileError, is_saved_model_dir, read_folder
         if not is_saved_model_dir(path):
-            raise CheckpointError(f"{path}: a folder without model.safetensors and config.json, so not a "
-                                  f"published model (phgmm publish writes one)")
+            best = path / "checkpoints" / "best.pt"
+            hint = (f"a training run: its model is {best}" if best.is_file() else
+                    "so not a published model (phgmm publish writes one)")
+            raise CheckpointError(f"{path}: a folder without model.safetensors and config.json, {hint}")
         try:
             return read_folder(path)
         except ModelFileError as exc:
             raise CheckpointError(str(exc)) from None
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    # files a user may well pass by mistake, named for what they are before PyTorch says "corrupt"
+    if path.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{path}: an ONNX model, not a checkpoint: predict with it through "
+                              f"`phgmm predict --onnx {path}`")
+    if path.name in ("model.safetensors", "config.json") and is_saved_model_dir(path.parent):
+        raise CheckpointError(f"{path}: one file of a published model: give its folder, {path.parent}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted copy or download?)")
     try:
