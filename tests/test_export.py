@@ -84,12 +84,20 @@ def test_deeplabv3_parity_and_overwrite(tmp_path):
     assert np.abs(got - _torch_logits(model, x)).max() <= TOL
 
 
-def test_parse_size_and_missing_file(tmp_path):
+def test_parse_size_and_missing_file(tmp_path, capsys):
     assert parse_wxh("768x384") == (768, 384)
     with pytest.raises(SizeError, match="WIDTHxHEIGHT"):
         parse_wxh("384")
     with pytest.raises(FileNotFoundError):
         OnnxPredictor(tmp_path / "missing.onnx")
+    # a checkpoint given as --onnx: one line naming the file and what it probably is, no traceback
+    (tmp_path / "best.pt").write_bytes(b"PK\x03\x04 not a protobuf")
+    from phgmm.cli import main
+    assert main(["predict", "--onnx", str(tmp_path / "best.pt"), str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "best.pt: not a model onnxruntime can load" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"best.pt: not a model onnxruntime can load \(a PyTorch checkpoint: "
+                                         r"predict with it through --checkpoint\)"):
+        OnnxPredictor(tmp_path / "best.pt")
 
 
 def test_torchscript_fallback_exporter(tmp_path):

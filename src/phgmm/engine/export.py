@@ -299,8 +299,14 @@ class OnnxPredictor:
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                            providers=list(providers or ["CPUExecutionProvider"]))
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as exc:   # onnxruntime raises its own classes; the first line says enough
+            hint = (" (a PyTorch checkpoint: predict with it through --checkpoint)"
+                    if self.path.suffix.lower() in (".pt", ".pth") else "")
+            raise ValueError(f"{self.path}: not a model onnxruntime can load{hint}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         props = self.session.get_modelmeta().custom_metadata_map or {}
