@@ -88,7 +88,7 @@ def test_bad_model_files_are_named_and_explained(tmp_path):
     # what a user may pass by mistake is named for what it is
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "best.pt").write_bytes(b"x")
-    with pytest.raises(CheckpointError, match=r"a training run: its model is .*run/checkpoints/best.pt"):
+    with pytest.raises(CheckpointError, match=r"run: a training run, not a model folder: give its checkpoint, .*run/checkpoints/best.pt"):
         load_checkpoint(tmp_path / "run")
     (tmp_path / "model.onnx").write_bytes(b"onnx")
     with pytest.raises(CheckpointError, match=r"model.onnx: an ONNX model, not a checkpoint: .*phgmm predict --onnx"):

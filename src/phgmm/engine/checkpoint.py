@@ -90,9 +90,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.is_dir():
         if not is_saved_model_dir(path):
             best = path / "checkpoints" / "best.pt"
-            hint = (f"a training run: its model is {best}" if best.is_file() else
-                    "so not a published model (phgmm publish writes one)")
-            raise CheckpointError(f"{path}: a folder without model.safetensors and config.json, {hint}")
+            if best.is_file():
+                raise CheckpointError(f"{path}: a training run, not a model folder: give its checkpoint, {best}")
+            raise CheckpointError(f"{path}: a folder without model.safetensors and config.json, so not a "
+                                  f"published model (phgmm publish writes one)")
         try:
             return read_folder(path)
         except ModelFileError as exc:
