@@ -119,3 +119,21 @@ def test_training_forward_and_loss_never_wait_on_the_device():
     for loss_fn in (PHGMMLoss(), PHGMMLoss(free_bits=0.1, warmup_steps=10)):
         seen = _host_syncs(lambda: loss_fn(model(x, y), y, step=3)["total"].backward())
         assert not seen, f"host synchronisations in the training step: {dict(seen)}"
+
+
+@pytest.mark.parametrize("name", ["phgmm", "deeplabv3", "fcn8s", "pspnet", "unet"])
+def test_inference_never_waits_on_the_device(name):
+    """What predict and evaluate run (BatchNorm folded; whole image, and slide + flip + scales) reads
+    nothing back to the host, so it can run ahead of a GPU and be captured as a CUDA graph."""
+    from phgmm.engine.inference import infer_logits
+    from phgmm.models import build_model, fold_batchnorm
+    torch.manual_seed(0)
+    kwargs = {"postnet": None} if name == "phgmm" else {}
+    model = fold_batchnorm(build_model(name, num_classes=5, backbone="resnet18", **kwargs).eval())
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        assert not _host_syncs(lambda: model(x).argmax(1))
+        assert not _host_syncs(lambda: infer_logits(model, x, mode="slide", tile=(48, 32), stride=(32, 16),
+                                                    flip=True, scales=(0.75, 1.0)))
+        if name == "phgmm":                                   # the samples behind the uncertainty maps
+            assert not _host_syncs(lambda: model.sample_logits(x, 3))
