@@ -110,3 +110,35 @@ def test_two_process_training_without_postnet(tmp_path):
     mp.spawn(_worker_no_postnet, args=(2, _free_port(), str(root), str(tmp_path)), nprocs=2, join=True)
     from phgmm.engine.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "nopost" / "checkpoints" / "last.pt")["global_step"] == 3
+
+
+def test_a_device_that_cannot_serve_is_one_clear_line_before_any_work(monkeypatch, tmp_path, capsys):
+    from phgmm.cli import main
+    from phgmm.engine.precision import check_device
+    assert check_device("cpu") == torch.device("cpu") and check_device(" CPU ") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_device("auto") == torch.device("cpu")
+    for name, message in (("tpu", "not a device name"), ("mps", "runs on cpu or cuda")):
+        with pytest.raises(ValueError, match=message):
+            check_device(name)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(ValueError, match=r"device 'cuda': this PyTorch .* is a CPU build without CUDA"):
+        check_device("cuda")
+    monkeypatch.setattr(torch.version, "cuda", "12.8")            # a CUDA build ...
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)    # ... on a machine without a GPU
+    with pytest.raises(ValueError, match="no CUDA GPU is visible to PyTorch"):
+        check_device("cuda")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"'cuda:1': only 1 CUDA GPU\(s\) are visible"):
+        check_device("cuda:1")
+    # every command says it in one line (exit 2, no traceback), before reading any data or checkpoint
+    monkeypatch.setattr(torch.version, "cuda", None)
+    for argv in (["train", "--config", "demo", "--set", "device=cuda", "--out", str(tmp_path / "t")],
+                 ["predict", "--checkpoint", str(tmp_path / "missing.pt"), str(tmp_path), "--out",
+                  str(tmp_path / "p"), "--device", "cuda"],
+                 ["benchmark", "--device", "cuda"]):
+        assert main(argv) == 2, argv
+        assert "CPU build without CUDA" in capsys.readouterr().err, argv
+    assert main(["predict", "--onnx", str(tmp_path / "m.onnx"), str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--device", "cuda"]) == 2
+    assert "an ONNX model runs on onnxruntime's CPU provider" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.precision import amp_dtype, autocast, memory_format
+from ..engine.precision import amp_dtype, autocast, check_device, memory_format
 from ..engine.train import build_optimizer
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
@@ -319,9 +319,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
         (:data:`RATIO_KEYS`, plus :data:`OPTIONAL_RATIO_KEYS` when measured), ``loader``,
         ``predict`` and ``onnx`` (None unless asked for).
     """
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device is CUDA but torch.cuda.is_available() is False")
+    dev = check_device(device)
     if amp not in (None, "none", "bf16"):
         raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
     if config is not None and model_kwargs:

@@ -58,8 +58,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from ..benchmark import format_table, loader_from_config, run_benchmark
     from ..io import check_output_file, write_json
     from ..models import MODEL_NAMES
@@ -77,9 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if args.config:
         from ..config import load_config
         cfg = load_config(args.config, overrides=args.set)
-    device = args.device
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from ..engine.precision import check_device
+    device = check_device(args.device or "auto")     # before minutes of measuring, not after
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     result = run_benchmark(models or MODEL_NAMES, backbone=args.backbone, size=args.size,
                            batch=args.batch, train_batch=args.train_batch, warmup=args.warmup, iters=args.iters,

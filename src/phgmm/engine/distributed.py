@@ -42,9 +42,8 @@ def init(device: str = "auto") -> torch.device:
     NCCL on CUDA, gloo on CPU. ``device`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (with
     torchrun, ``cuda`` means this process's LOCAL_RANK GPU).
     """
-    want_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but no CUDA GPU is available")
+    from .precision import check_device
+    want_cuda = check_device(device).type == "cuda"      # a device that cannot serve is refused here
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not is_distributed():
         backend = "nccl" if want_cuda else "gloo"
         if want_cuda:

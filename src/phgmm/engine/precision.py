@@ -1,13 +1,39 @@
-"""Mixed precision and memory-format choices for a device (config switches ``train.amp`` and
-``train.channels_last``)."""
+"""The device a model runs on (``device``, ``--device``), and the mixed-precision and memory-format
+choices for it (config switches ``train.amp`` and ``train.channels_last``)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
-__all__ = ["amp_dtype", "autocast", "memory_format"]
+__all__ = ["amp_dtype", "autocast", "check_device", "memory_format"]
+
+
+def check_device(device: str | torch.device = "auto") -> torch.device:
+    """The torch device for ``auto`` (CUDA when a GPU is visible, else the CPU), ``cpu``, ``cuda`` or
+    ``cuda:N``; a name PyTorch cannot serve here is a ``ValueError`` that says why, before any work."""
+    name = str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {str(device)!r}: not a device name (auto, cpu, cuda or cuda:N)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r}: phgmm runs on cpu or cuda")
+    if dev.type == "cuda":
+        if torch.version.cuda is None:
+            raise ValueError(f"device {str(device)!r}: this PyTorch ({torch.__version__}) is a CPU build without CUDA; "
+                             f"install a CUDA build (make … TORCH=torch) or use the CPU")
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: no CUDA GPU is visible to PyTorch "
+                             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {str(device)!r}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
+    return dev
 
 
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:

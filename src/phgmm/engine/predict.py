@@ -87,7 +87,8 @@ class Predictor:
         self.mean = self.std = None       # None: the ImageNet statistics of data.transforms
         self.memory_format = torch.contiguous_format
         if checkpoint is not None or model is not None:
-            from .precision import memory_format
+            from .precision import check_device, memory_format
+            self.device = check_device(device)     # before loading: a device that cannot serve stops now
             if checkpoint is not None:     # a training checkpoint or a published model folder
                 from .checkpoint import load_inference_model
                 model = load_inference_model(checkpoint)
@@ -96,8 +97,6 @@ class Predictor:
             channels_last = ((meta.get("config") or {}).get("train") or {}).get("channels_last", "auto")
             if names:
                 self.class_names, self.colors = list(names), [tuple(c) for c in cols]
-            self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                       else ("cpu" if device == "auto" else device))
             self.memory_format = memory_format(channels_last)
             if fold_bn:     # same outputs up to rounding; 0.88× the time on a CPU (docs/design.md §8)
                 from ..models.fold import fold_batchnorm
@@ -108,6 +107,9 @@ class Predictor:
                                  f"pass --size WxH (size=(W, H))")
             self.size = size or tuple(int(v) for v in working)
         else:
+            if str(device).lower() not in ("auto", "cpu"):
+                raise ValueError(f"device {device!r}: an ONNX model runs on onnxruntime's CPU provider here; "
+                                 f"leave the device out, or predict with the checkpoint on the GPU")
             from .export import OnnxPredictor
             self.onnx = OnnxPredictor(onnx)
             self.device = torch.device("cpu")
