@@ -17,7 +17,8 @@ data.size), class names and colours, normalisation mean/std, model name and numb
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a trained model's inference graph to ONNX", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="training checkpoint (.pt)")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT",
+                   help="training checkpoint (.pt) or published model folder (phgmm publish)")
     p.add_argument("--out", required=True, metavar="FILE", help="output .onnx file")
     add_overwrite(p, "an existing output file")
     add_size(p, "example input size used for tracing (default: the checkpoint's data.size); "
