@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check --quiet src tests benchmarks
 	$(PY) -m pytest -q
 
 demo: $(STAMP)

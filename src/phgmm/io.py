@@ -16,7 +16,10 @@ import os
 import tempfile
 from enum import Enum
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:     # numpy is imported where it is used: this module loads with the CLI's first line
+    import numpy as np
 
 __all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError",
            "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file"]
@@ -194,7 +197,7 @@ def parse_wxh(text: str | Sequence[int]) -> tuple[int, int]:
     return w, h
 
 
-def to_numpy(x: Any, dtype: Any = None) -> "np.ndarray":
+def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
     """A NumPy array from a tensor (any device) or anything ``np.asarray`` takes."""
     import numpy as np
 
