@@ -38,22 +38,22 @@ if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
     _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 
 
+def _encode_and_write(path: Path, array: np.ndarray, ext: str, params: list[int]) -> Path:
+    from ..io import atomic_write_bytes
+    ok, buf = cv2.imencode(ext, array, params)
+    if not ok:  # pragma: no cover - OpenCV encodes every uint8 array (and uint16 as PNG)
+        raise OSError(f"{path}: {ext[1:].upper()} encoding failed")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
 def write_png(path: Path, array: np.ndarray) -> Path:
     """PNG (gray, or BGR order as OpenCV takes it) written atomically at :data:`PNG_COMPRESSION`."""
-    from ..io import atomic_write_bytes
-    ok, buf = cv2.imencode(".png", array, _PNG_PARAMS)
-    if not ok:  # pragma: no cover - OpenCV encodes every uint8/uint16 array
-        raise OSError(f"{path}: PNG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+    return _encode_and_write(path, array, ".png", _PNG_PARAMS)
 
 
 def write_jpeg(path: Path, bgr: np.ndarray) -> Path:
     """JPEG (BGR order) written atomically at :data:`JPEG_QUALITY`: for pictures, never for labels."""
-    from ..io import atomic_write_bytes
-    ok, buf = cv2.imencode(".jpg", bgr, _JPEG_PARAMS)
-    if not ok:  # pragma: no cover - OpenCV encodes every 8-bit BGR array
-        raise OSError(f"{path}: JPEG encoding failed")
-    return atomic_write_bytes(path, buf.tobytes())
+    return _encode_and_write(path, bgr, ".jpg", _JPEG_PARAMS)
 
 
 class Outputs:
