@@ -43,17 +43,16 @@ def init(device: str = "auto") -> torch.device:
     torchrun, ``cuda`` means this process's LOCAL_RANK GPU).
     """
     from .precision import check_device
-    want_cuda = check_device(device).type == "cuda"      # a device that cannot serve is refused here
+    dev = check_device(device)                 # a device that cannot serve is refused here
+    want_cuda = dev.type == "cuda"
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not is_distributed():
         backend = "nccl" if want_cuda else "gloo"
         if want_cuda:
             torch.cuda.set_device(local_rank())
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
-    if want_cuda:
-        if is_distributed() or device in ("auto", "cuda"):
-            return torch.device("cuda", local_rank() if is_distributed() else torch.cuda.current_device())
-        return torch.device(device)
-    return torch.device("cpu")
+    if want_cuda and (is_distributed() or dev.index is None):
+        return torch.device("cuda", local_rank() if is_distributed() else torch.cuda.current_device())
+    return dev
 
 
 def barrier() -> None:

@@ -17,22 +17,23 @@ def check_device(device: str | torch.device = "auto") -> torch.device:
     name = str(device).strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    what = f"device {str(device)!r}"
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"device {str(device)!r}: not a device name (auto, cpu, cuda or cuda:N)") from None
+        raise ValueError(f"{what}: not a device name (auto, cpu, cuda or cuda:N)") from None
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {str(device)!r}: phgmm runs on cpu or cuda")
+        raise ValueError(f"{what}: phgmm runs on cpu or cuda")
     if dev.type == "cuda":
         if torch.version.cuda is None:
-            raise ValueError(f"device {str(device)!r}: this PyTorch ({torch.__version__}) is a CPU build without CUDA; "
+            raise ValueError(f"{what}: this PyTorch ({torch.__version__}) is a CPU build without CUDA; "
                              f"install a CUDA build (make … TORCH=torch) or use the CPU")
         count = torch.cuda.device_count()
         if count == 0:
-            raise ValueError(f"device {str(device)!r}: no CUDA GPU is visible to PyTorch "
+            raise ValueError(f"{what}: no CUDA GPU is visible to PyTorch "
                              f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
         if dev.index is not None and dev.index >= count:
-            raise ValueError(f"device {str(device)!r}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
+            raise ValueError(f"{what}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
     return dev
 
 
