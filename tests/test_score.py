@@ -178,6 +178,7 @@ def test_evaluate_cli_summary_and_flags_the_chosen_mode_would_ignore(tmp_path, c
     assert main([*base, "--out", str(tmp_path / "ok")]) == 0
     # four classes are scored here (road, car, sky, building), not the paper's eleven
     assert "mIoU 70.19 (4 classes, background excluded); pixel accuracy 92.67" in capsys.readouterr().out
+    assert "| mIoU (4 classes, background excluded) | 70.19 % |" in (tmp_path / "ok" / "report.md").read_text()
     # inference options would be silently ignored on saved predictions: refused, naming each one
     with pytest.raises(SystemExit, match=r"--split, --uncertainty, --tta apply to evaluating a --checkpoint"):
         main([*base, "--out", str(tmp_path / "x"), "--uncertainty", "--tta", "flip", "--split", "train"])

@@ -12,14 +12,14 @@ import io
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from .io import atomic_write_bytes
 from .visualize import colorize, error_overlay, heatmap, to_numpy, to_rgb_uint8
 
-__all__ = ["write_report", "FIGURE_DIR", "md_escape"]
+__all__ = ["write_report", "FIGURE_DIR", "md_escape", "classes_in_mean"]
 
 FIGURE_DIR = "figures"
 
@@ -51,6 +51,14 @@ def format_percent(x: Any) -> str:
 def _fmt(x: Any, digits: int = 4) -> str:
     v = _num(x)
     return "–" if v is None else f"{v:.{digits}g}"
+
+
+def classes_in_mean(metrics: dict, names: Sequence[str], excluded: Iterable[int] = (0,)) -> int:
+    """How many classes the mIoU averages: those not excluded whose IoU is defined (present in the
+    ground truth or the prediction), as :func:`phgmm.metrics.confusion.compute_scores` takes them."""
+    iou = metrics.get("iou") or {}
+    skip = set(excluded)
+    return sum(i not in skip and (not iou or iou.get(n) is not None) for i, n in enumerate(names))
 
 
 def md_escape(s: Any) -> str:
@@ -224,7 +232,7 @@ def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Pa
 def _summary_section(metrics: dict, names: list[str], excluded: set[int]) -> list[str]:
     """The headline numbers, then every other scalar entry of ``metrics``."""
     rows = []
-    n_mean = len([i for i in range(len(names)) if i not in excluded])
+    n_mean = classes_in_mean(metrics, names, excluded)
     if "miou" in metrics:
         rows.append((f"mIoU ({n_mean} classes{', background excluded' if 0 in excluded else ''})" if names else "mIoU",
                      format_percent(metrics["miou"]) + " %"))

@@ -103,8 +103,9 @@ def _refuse_flags_of_the_other_mode(args: argparse.Namespace) -> None:
 def summary_lines(metrics: dict) -> list[str]:
     """What the console shows of an evaluation: mIoU and pixel accuracy, and with --uncertainty how
     well each map tells wrong pixels from right ones and the calibration error."""
+    from ..report import classes_in_mean
     names = metrics["class_names"]
-    scored = sum(metrics["iou"][n] is not None for n in names[1:])
+    scored = classes_in_mean(metrics, names)
     lines = [f"mIoU {100 * metrics['miou']:.2f} ({scored} class{'es' if scored != 1 else ''}, {names[0]} excluded); "
              f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f}"]
     unc = metrics.get("uncertainty")
