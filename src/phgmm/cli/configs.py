@@ -25,20 +25,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-MODEL_NOTES = {
-    "phgmm": "PHGMM: local (z, Gaussian mixture) and global (g) latent spaces (Saire & Ramírez Rivera)",
-    "deeplabv3": "DeepLab v3: ASPP on a dilated ResNet, output stride 8 (Chen et al. 2017)",
-    "fcn8s": "FCN-8s: score layers fused by learned upsampling (Long et al. 2015)",
-    "pspnet": "PSPNet: pyramid pooling on a dilated ResNet (Zhao et al. 2017)",
-    "unet": "U-Net/SegNet family: encoder-decoder with skips (Ronneberger et al. 2015)",
-}
-
-
 def run_models(args: argparse.Namespace) -> int:
-    from ..models import MODEL_NAMES
+    from ..models import MODEL_NAMES, MODEL_NOTES
 
     for name in MODEL_NAMES:
-        print(f"{name:10s} {MODEL_NOTES.get(name, '')}")
+        print(f"{name:12s} {MODEL_NOTES[name]}")
     print("\nbackbones (model.backbone): resnet18, resnet34, resnet50, resnet101, resnet152 "
           "(torchvision's parameter names; trained from scratch unless model.pretrained_backbone)")
     return 0

@@ -26,7 +26,6 @@ convolution + ReLU without normalisation; every other convolution has BN.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Sequence
 
 import torch
@@ -36,19 +35,11 @@ from torch import nn
 from .backbone import resnet_encoder
 from .decoder import bilinear_kernel
 from .layers import conv_bn_relu, count_parameters, resize_to
+from .registry import PHGMM_ONLY_KWARGS, build_registered, register
 from .shareable import Shareable
 
 __all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "build_baseline",
-           "BASELINES", "PHGMM_ONLY_KWARGS"]
-
-#: Model keys that only PHGMM understands. The config system passes one set of model keys to
-#: whichever network it builds, so the baselines accept and ignore these.
-PHGMM_ONLY_KWARGS = frozenset({
-    "num_components", "use_global", "postnet", "latent_dim", "component_dim", "global_dim",
-    "decoder_units", "decoder_channels", "sample_latent", "local_channels", "ignore_index",
-    "decode_posterior", "use_local", "skip_dropout",
-})
-
+           "PHGMM_ONLY_KWARGS"]
 
 def _init_heads(module: nn.Module) -> None:
     for m in module.modules():
@@ -109,6 +100,7 @@ class ASPP(nn.Module):
         return self.project(torch.cat([b(x) for b in self.branches], dim=1))
 
 
+@register("deeplabv3", "DeepLab v3: ASPP on a dilated ResNet, output stride 8 (Chen et al. 2017)")
 class DeepLabV3(_Baseline):
     """DeepLab v3 (Chen et al. 2017) on a dilated ResNet.
 
@@ -171,6 +163,7 @@ class _FCNHead(nn.Module):
             nn.init.zeros_(conv.bias)
 
 
+@register("fcn8s", "FCN-8s: score layers fused by learned upsampling (Long et al. 2015)")
 class FCN8s(_Baseline):
     """FCN-8s (Long et al. 2015) on a ResNet: score F4, F3, F2; 2× fuse, 2× fuse, 8× to H×W.
 
@@ -219,6 +212,7 @@ class PyramidPooling(nn.Module):
         return torch.cat(outs, dim=1)
 
 
+@register("pspnet", "PSPNet: pyramid pooling on a dilated ResNet (Zhao et al. 2017)")
 class PSPNet(_Baseline):
     """PSPNet (Zhao et al. 2017): dilated ResNet (output stride 8), pyramid pooling, head.
 
@@ -277,6 +271,7 @@ class _UNetHead(nn.Module):
         self.classifier = nn.Conv2d(c5, num_classes, 1)
 
 
+@register("unet", "U-Net/SegNet family: encoder-decoder with skips (Ronneberger et al. 2015)")
 class UNet(_Baseline):
     """U-Net-style encoder–decoder on the ResNet features (SegNet/U-Net family).
 
@@ -309,28 +304,6 @@ class UNet(_Baseline):
         return h.classifier(y)
 
 
-BASELINES: dict[str, type[_Baseline]] = {
-    "deeplabv3": DeepLabV3,
-    "fcn8s": FCN8s,
-    "pspnet": PSPNet,
-    "unet": UNet,
-}
-
-
 def build_baseline(name: str, num_classes: int = 12, backbone: str = "resnet101", **kwargs: Any) -> nn.Module:
-    """Build a comparison network by name (``deeplabv3``, ``fcn8s``, ``pspnet``, ``unet``).
-
-    PHGMM-only keys (:data:`PHGMM_ONLY_KWARGS`) are accepted and ignored, so one config section
-    can build any model; any other key the network does not take raises ``TypeError``.
-    """
-    key = name.lower()
-    if key not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(BASELINES)}")
-    cls = BASELINES[key]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    own = {k: v for k, v in kwargs.items() if k not in PHGMM_ONLY_KWARGS or k in accepted}
-    unknown = sorted(set(own) - accepted)
-    if unknown:
-        raise TypeError(f"{cls.__name__} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-                        f"it accepts {', '.join(sorted(accepted - {'num_classes', 'backbone'}))}")
-    return cls(num_classes=num_classes, backbone=backbone, **own)
+    """Build a comparison network by name (see :func:`phgmm.models.registry.build_registered`)."""
+    return build_registered(name, num_classes=num_classes, backbone=backbone, **kwargs)

@@ -16,6 +16,7 @@ from .decoder import Decoder, MergeHead
 from .layers import count_parameters as count
 from .latent import GlobalSpace, LocalSpace, MultiLevelSummary, gaussian_mixture
 from .postnet import PostNet
+from .registry import register
 from .shareable import Shareable
 
 __all__ = ["PHGMM", "PHGMMOutput", "Encoded"]
@@ -62,6 +63,7 @@ class PHGMMOutput:
     posterior_logits: torch.Tensor | None = None
 
 
+@register("phgmm", "PHGMM: local (z, Gaussian mixture) and global (g) latent spaces (Saire & Ramírez Rivera)")
 class PHGMM(Shareable, nn.Module):
     model_names = ("phgmm",)
 
