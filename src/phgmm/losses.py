@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Independent, MixtureSameFamily, Normal, kl_divergence
 
+from .models.auxiliary import AuxLogits
+
 __all__ = ["gmm_kl", "gmm_kl_per_dim", "gaussian_kl_per_dim", "soft_iou_loss", "segmentation_loss",
            "PHGMMLoss", "KL_METHODS"]
 
@@ -185,10 +187,13 @@ class PHGMMLoss(nn.Module):
     def forward(self, output, target: torch.Tensor, step: int | None = None) -> dict[str, torch.Tensor]:
         logits = output if isinstance(output, torch.Tensor) else output.logits
         l_s = segmentation_loss(logits, target, self.ignore_index)
+        # auxiliary heads (HRNet + OCR's soft regions, DANet, OCNet): their weighted ℓ_s is part of ℓ_s
+        for weight, aux in getattr(output, "aux", ()):
+            l_s = l_s + weight * segmentation_loss(aux, target, self.ignore_index)
         zero = l_s.new_zeros(())
         l_g = l_z = opt_g = opt_z = zero
         opt_s = l_s
-        if not isinstance(output, torch.Tensor):
+        if not isinstance(output, (torch.Tensor, AuxLogits)):
             if output.q_g is not None:
                 per_dim = gaussian_kl_per_dim(output.q_g)
                 l_g = per_dim.sum(-1).mean()

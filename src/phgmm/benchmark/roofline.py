@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -40,6 +39,7 @@ from torch.utils.flop_counter import flop_registry
 
 from ..losses import PHGMMLoss
 from ..models import build_model, fold_batchnorm
+from ..models.auxiliary import cross_entropy_with_aux
 from .timing import PEAK_FLOPS
 
 __all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline", "by_operator",
@@ -222,7 +222,7 @@ def training_ops(name: str = "phgmm", backbone: str = "resnet101", size: tuple[i
         if name == "phgmm":
             loss = loss_fn(model(x, y), y)["total"]
         else:
-            loss = F.cross_entropy(model(x).float(), y, ignore_index=_IGNORE)
+            loss = cross_entropy_with_aux(model(x), y, _IGNORE)
         loss.backward()
 
     return trace_ops(step), sum(p.numel() for p in model.parameters() if p.requires_grad)

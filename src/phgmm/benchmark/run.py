@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..engine.precision import amp_dtype, autocast, check_device, memory_format
 from ..engine.train import build_optimizer
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
+from ..models.auxiliary import cross_entropy_with_aux
 from ..models.fold import fold_batchnorm
 from ..models.postnet import PostNet
 from .timing import PeakMemory, count_flops, device_peak_flops, sync, time_interleaved
@@ -80,7 +80,7 @@ def _train_step(run: _Run, model: nn.Module, is_phgmm: bool) -> Callable[[], Non
             if is_phgmm:
                 loss = run.phgmm_loss(model(run.x_tr, run.y_tr), run.y_tr)["total"]
             else:
-                loss = F.cross_entropy(model(run.x_tr).float(), run.y_tr, ignore_index=_IGNORE)
+                loss = cross_entropy_with_aux(model(run.x_tr), run.y_tr, _IGNORE)
         loss.backward()
         opt.step()
     return step

@@ -9,6 +9,7 @@ from torch import nn
 # each network module registers its classes on import (models/registry.py); the order here is
 # the order `phgmm models` lists them
 from . import baselines  # noqa: F401
+from . import hrnet, ocr, danet, ocnet  # noqa: F401  (HRNet, HRNet + OCR, attention rows)
 from .backbone import ResNetEncoder, resnet_encoder
 from .fold import fold_batchnorm
 from .phgmm import PHGMM, PHGMMOutput
