@@ -19,7 +19,7 @@ import yaml
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
            "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
-           "save_config", "all_keys", "validate"]
+           "save_config", "all_keys", "validate", "RECIPES"]
 
 
 class ConfigError(ValueError):
@@ -62,6 +62,7 @@ class ModelConfig:
     sample_latent: bool = False          # decode samples of z and g in training (remedy)
     decode_posterior: float = 0.0        # weight of ℓ_s on PostNet's posterior sample (CVAE remedy)
     skip_dropout: float = 0.0            # drop an image's encoder skips in training (remedy)
+    summary_norm: str = "none"           # none | batch: BatchNorm before the summaries' sigmoid (departure)
     pretrained_backbone: str | None = None  # a torchvision ResNet state dict (.pth), optional
 
 
@@ -74,6 +75,11 @@ class LossConfig:
     mc_samples: int = 1
     kl_warmup_steps: int = 0             # λ_z, λ_g ramp from 0 over these steps (remedy)
     free_bits: float = 0.0               # KL floor per latent dimension, nats (remedy)
+    ce_scale: str = "mean"               # mean (default) | eq7 (mean × 1/C, Eq. 7 as printed) | sum (per image)
+    kl_direction: str = "q_to_posterior"  # q_to_posterior (Eq. 6) | posterior_to_q (Probabilistic U-Net)
+    geco_target: float | None = None     # GECO: the ℓ_s the constraint asks for (κ); null: off
+    geco_rate: float = 0.01              # GECO: λ ← λ·exp(rate · moving average of ℓ_s − κ)
+    geco_alpha: float = 0.99             # GECO: the constraint's moving-average decay
 
 
 @dataclass
@@ -117,8 +123,25 @@ class EvalConfig:
     scales: tuple[float, ...] = (1.0,)   # test-time augmentation: input scale factors
 
 
+#: Named recipes: ``recipe: NAME`` (in a config file or ``--set recipe=NAME``) stands for these keys,
+#: applied before the other keys of the same file or ``--set`` list, so that those still win.
+RECIPES: dict[str, dict[str, Any]] = {
+    # Eq. 3–7 exactly as the paper prints them: the 1/C factor on the cross-entropy
+    "paper": {"loss.ce_scale": "eq7"},
+    # Probabilistic U-Net (Kohl et al. 2018): the decoder trained on samples of PostNet's posterior
+    # only, KL(posterior ‖ prior) with β = 1, the cross-entropy summed over each image's pixels
+    "punet": {"model.decode_posterior": 1.0, "model.sample_latent": True, "loss.kl_direction": "posterior_to_q",
+              "loss.ce_scale": "sum", "loss.lambda_s": 1.0, "loss.lambda_z": 1.0, "loss.lambda_g": 1.0},
+    # GECO (Rezende & Viola 2018) on the default objective: the KL terms minimised subject to
+    # ℓ_s ≤ κ. κ = 1.0 is sized for the CPU CamVid and demo budgets, which end near ℓ_s ≈ 1.3, so the
+    # multiplier on ℓ_s keeps growing (the KL terms' weight shrinking); set loss.geco_target per task
+    "geco": {"loss.geco_target": 1.0, "loss.geco_rate": 0.05},
+}
+
+
 @dataclass
 class Config:
+    recipe: str | None = None            # a name from RECIPES (first: the keys below override it)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -194,6 +217,11 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
 
 
 def _set(cfg: Config, key: str, value: Any, where: str) -> None:
+    if key == "recipe" and value is not None:
+        if value not in RECIPES:
+            raise ConfigError(f"{where}: unknown recipe {value!r}; choose one of {', '.join(RECIPES)}")
+        for k, v in RECIPES[value].items():
+            _set(cfg, k, v, f"{where} (recipe {value})")
     parts = key.split(".")
     if len(parts) == 1 and parts[0] not in _SECTIONS:
         target, name = cfg, parts[0]
@@ -241,6 +269,16 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(m.postnet in ("full", "light", None), where, "model.postnet", m.postnet, "full, light or null")
     _check(0.0 <= m.decode_posterior <= 1.0, where, "model.decode_posterior", m.decode_posterior, "in [0, 1]")
     _check(0.0 <= m.skip_dropout < 1.0, where, "model.skip_dropout", m.skip_dropout, "in [0, 1)")
+    _check(m.summary_norm in ("none", "batch"), where, "model.summary_norm", m.summary_norm, "none or batch")
+    _check(l.ce_scale in ("mean", "eq7", "sum"), where, "loss.ce_scale", l.ce_scale, "mean, eq7 or sum")
+    _check(l.kl_direction in ("q_to_posterior", "posterior_to_q"), where, "loss.kl_direction", l.kl_direction,
+           "q_to_posterior or posterior_to_q")
+    _check(l.geco_target is None or math.isfinite(l.geco_target), where, "loss.geco_target", l.geco_target,
+           "null or a number")
+    _check(math.isfinite(l.geco_rate) and l.geco_rate >= 0, where, "loss.geco_rate", l.geco_rate, ">= 0")
+    _check(0.0 <= l.geco_alpha < 1.0, where, "loss.geco_alpha", l.geco_alpha, "in [0, 1)")
+    _check(cfg.recipe is None or cfg.recipe in RECIPES, where, "recipe", cfg.recipe,
+           "null or one of " + ", ".join(RECIPES))
     _check(l.kl in ("matched", "mc", "variational"), where, "loss.kl", l.kl, "matched, mc or variational")
     for key in ("lambda_g", "lambda_z", "lambda_s", "free_bits"):
         v = getattr(l, key)
@@ -273,13 +311,20 @@ def config_from_dict(d: dict, where: str = "config") -> Config:
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: expected a mapping of sections (data, model, …), got {type(d).__name__}")
     cfg = Config()
-    for key, value in _flatten(d):
+    for key, value in _recipe_first(_flatten(d)):
         _set(cfg, key, value, where)
     return validate(cfg, where)
 
 
+def _recipe_first(items: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``recipe`` before every other key, so that the keys beside it override the recipe's."""
+    items = list(items)
+    return sorted(items, key=lambda kv: kv[0] != "recipe")
+
+
 def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
     """Apply ``key=value`` strings; values are parsed as YAML (``3e-4``, ``true``, ``[1, 2]``)."""
+    parsed = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
@@ -288,7 +333,9 @@ def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        _set(cfg, key.strip(), value, f"--set {item}")
+        parsed.append((key.strip(), (value, item)))
+    for key, (value, item) in _recipe_first(parsed):
+        _set(cfg, key, value, f"--set {item}")
     return validate(cfg, "--set" if overrides else "config")
 
 

@@ -21,6 +21,20 @@ offers two remedies from the VAE literature, both off by default in the paper's 
 The conditional-VAE remedy (the decoder also reads a sample of PostNet's posterior, Sohn et al.
 2015) adds ``posterior_logits`` to the model's output; ℓ_s is then
 ``(1 − α)·ℓ_s(q) + α·ℓ_s(p)`` with α the model's ``decode_posterior``.
+
+Three switches make the other published objectives (config recipes, :data:`phgmm.config.RECIPES`):
+
+* ``ce_scale`` — the cross-entropy's reduction: ``mean`` over labelled pixels (default, every
+  segmentation library), ``eq7`` (that mean × 1/C, Eq. 7 as printed), or ``sum`` over each image's
+  labelled pixels, averaged over the batch (the ELBO's reconstruction term, as the Probabilistic
+  U-Net's reference code scales it);
+* ``kl_direction`` — ``q_to_posterior`` (Eq. 6: KL(q(z|x) ‖ p(z|x,y))) or ``posterior_to_q``
+  (KL(p(z|x,y) ‖ q(z|x)), the Probabilistic U-Net's KL(posterior ‖ prior), Kohl et al. 2018);
+* GECO (Rezende & Viola 2018, ``geco_target`` set): minimise the KL terms subject to
+  ℓ_s ≤ κ. ``total = λ_g·ℓ_g + λ_z·ℓ_z + λ·(ℓ̂_s − κ)`` where ℓ̂_s carries ℓ_s's gradient and the
+  moving average of ℓ_s − κ as its value, and after every training step the Lagrange multiplier
+  follows ``λ ← λ·exp(ν·(moving average of ℓ_s − κ))``: it grows while the constraint is violated
+  and shrinks once it holds, i.e. a β-VAE whose β = 1/λ is tuned to a reconstruction target.
 """
 
 from __future__ import annotations
@@ -34,9 +48,13 @@ from torch.distributions import Independent, MixtureSameFamily, Normal, kl_diver
 from .models.auxiliary import AuxLogits
 
 __all__ = ["gmm_kl", "gmm_kl_per_dim", "gaussian_kl_per_dim", "soft_iou_loss", "segmentation_loss",
-           "PHGMMLoss", "KL_METHODS"]
+           "PHGMMLoss", "KL_METHODS", "CE_SCALES", "KL_DIRECTIONS"]
 
 KL_METHODS = ("matched", "mc", "variational")
+#: the cross-entropy's reduction in ℓ_s (see :func:`segmentation_loss`)
+CE_SCALES = ("mean", "eq7", "sum")
+#: which way ℓ_z's KL runs: Eq. 6's KL(q(z|x) ‖ p(z|x,y)), or the Probabilistic U-Net's reverse
+KL_DIRECTIONS = ("q_to_posterior", "posterior_to_q")
 
 
 def _components(m: MixtureSameFamily) -> tuple[torch.Tensor, Independent]:
@@ -133,39 +151,70 @@ def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
     return 1.0 - ((inter + smooth) / (union + smooth)).mean()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """ℓ_s of Eq. (7): pixel cross-entropy (mean over non-ignored pixels) + soft-IoU loss."""
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+                      ce_scale: str = "mean") -> torch.Tensor:
+    """ℓ_s of Eq. (7): pixel cross-entropy + soft-IoU loss.
+
+    ``ce_scale`` is the cross-entropy's reduction: ``mean`` over the batch's labelled pixels (the
+    default); ``eq7``, that mean × 1/C, the factor Eq. 7 prints before the sum over classes;
+    ``sum`` over each image's labelled pixels, averaged over the images (the per-image
+    reconstruction term of an ELBO, the Probabilistic U-Net's scale). The soft-IoU term is the
+    same in all three.
+    """
     if logits.shape[-2:] != target.shape[-2:]:
         raise ValueError(f"logits are {tuple(logits.shape[-2:])} but labels are {tuple(target.shape[-2:])}")
+    if ce_scale not in CE_SCALES:
+        raise ValueError(f"unknown ce_scale {ce_scale!r}; choose one of {', '.join(CE_SCALES)}")
     # The mean over labelled pixels, written out so that a batch with nothing to learn from gives a
     # zero (not NaN) loss without asking the host whether any pixel is labelled.
     per_pixel = F.cross_entropy(logits.float(), target.long(), ignore_index=ignore_index, reduction="none")
-    labelled = (target != ignore_index).sum().clamp_min(1)
-    return per_pixel.sum() / labelled + soft_iou_loss(logits, target, ignore_index)
+    if ce_scale == "sum":
+        ce = per_pixel.sum() / per_pixel.shape[0]
+    else:
+        ce = per_pixel.sum() / (target != ignore_index).sum().clamp_min(1)
+        if ce_scale == "eq7":
+            ce = ce / logits.shape[1]
+    return ce + soft_iou_loss(logits, target, ignore_index)
 
 
 class PHGMMLoss(nn.Module):
     """``L = λ_g ℓ_g + λ_z ℓ_z + λ_s ℓ_s`` (Eq. 3). Returns ``{"total", "g", "z", "s"}``.
 
-    ``g``, ``z`` and ``s`` are the terms as the paper defines them (for logging); ``total`` is what
-    is minimised, with the remedies applied: the warm-up factor on λ_g and λ_z at ``step``, the
-    free-bits floor per dimension, and the conditional-VAE share of ℓ_s. With their defaults
-    (``warmup_steps=0``, ``free_bits=0``, no ``posterior_logits``) ``total`` is Eq. (3) exactly.
+    ``g``, ``z`` and ``s`` are the terms as the paper defines them (for logging; ``s`` at the
+    chosen ``ce_scale``, ``z`` in the chosen ``kl_direction``); ``total`` is what is minimised, with
+    the remedies applied: the warm-up factor on λ_g and λ_z at ``step``, the free-bits floor per
+    dimension, the conditional-VAE share of ℓ_s and GECO's multiplier. With their defaults
+    (``warmup_steps=0``, ``free_bits=0``, no ``posterior_logits``, ``ce_scale="mean"``,
+    ``kl_direction="q_to_posterior"``, ``geco_target=None``) ``total`` is Eq. (3) with the plain
+    mean cross-entropy; ``ce_scale="eq7"`` makes it Eq. (3)–(7) exactly as printed.
 
     Terms the model does not provide (no global space, no PostNet or no labels for PostNet) are
     zero. Plain N×C×H×W logits (baselines) give ``total = λ_s·ℓ_s``.
+
+    GECO's state (the multiplier λ, the moving average of the constraint and whether it has
+    started) is kept in buffers, so it is saved and restored with the loss's ``state_dict``; it
+    moves only in training steps (``step`` given and the module in training mode).
     """
 
     def __init__(self, lambda_g: float = 1.1, lambda_z: float = 0.4, lambda_s: float = 0.4,
                  kl: str = "matched", ignore_index: int = 255, mc_samples: int = 1,
-                 warmup_steps: int = 0, free_bits: float = 0.0, decode_posterior: float = 0.0) -> None:
+                 warmup_steps: int = 0, free_bits: float = 0.0, decode_posterior: float = 0.0,
+                 ce_scale: str = "mean", kl_direction: str = "q_to_posterior",
+                 geco_target: float | None = None, geco_rate: float = 0.01, geco_alpha: float = 0.99,
+                 geco_init: float = 1.0) -> None:
         super().__init__()
         if kl not in KL_METHODS:
             raise ValueError(f"unknown KL method {kl!r}; choose one of {', '.join(KL_METHODS)}")
+        if ce_scale not in CE_SCALES:
+            raise ValueError(f"unknown ce_scale {ce_scale!r}; choose one of {', '.join(CE_SCALES)}")
+        if kl_direction not in KL_DIRECTIONS:
+            raise ValueError(f"unknown kl_direction {kl_direction!r}; choose one of {', '.join(KL_DIRECTIONS)}")
         if free_bits < 0 or warmup_steps < 0:
             raise ValueError("free_bits and warmup_steps must be >= 0")
         if free_bits > 0 and kl != "matched":
             raise ValueError(f"free bits need a KL per dimension: use kl='matched', not {kl!r}")
+        if not (0.0 <= geco_alpha < 1.0) or geco_rate < 0 or geco_init <= 0:
+            raise ValueError("GECO needs 0 <= geco_alpha < 1, geco_rate >= 0 and geco_init > 0")
         self.lambda_g, self.lambda_z, self.lambda_s = lambda_g, lambda_z, lambda_s
         self.kl = kl
         self.ignore_index = ignore_index
@@ -173,6 +222,14 @@ class PHGMMLoss(nn.Module):
         self.warmup_steps = int(warmup_steps)
         self.free_bits = float(free_bits)
         self.decode_posterior = float(decode_posterior)
+        self.ce_scale = ce_scale
+        self.kl_direction = kl_direction
+        self.geco_target = None if geco_target is None else float(geco_target)
+        self.geco_rate, self.geco_alpha = float(geco_rate), float(geco_alpha)
+        # GECO's state: the multiplier, the constraint's moving average, and whether it has a value
+        self.register_buffer("geco_lambda", torch.tensor(float(geco_init)))
+        self.register_buffer("geco_average", torch.tensor(0.0))
+        self.register_buffer("geco_started", torch.tensor(False))
 
     def kl_weight(self, step: int | None) -> float:
         """The warm-up factor on λ_g and λ_z at training step ``step`` (1 without warm-up)."""
@@ -184,12 +241,45 @@ class PHGMMLoss(nn.Module):
         """Σ_l max(mean over the batch of KL_l, free_bits)."""
         return per_dim.flatten(0, -2).mean(0).clamp_min(self.free_bits).sum()
 
+    def _kl_z(self, output) -> tuple[torch.Tensor, torch.Tensor]:
+        """ℓ_z as logged and as optimised (they differ with free bits), in ``kl_direction``."""
+        q, p = output.q_z, output.p_z
+        if self.kl_direction == "posterior_to_q":
+            q, p = p, q
+        if self.free_bits > 0:
+            cat_kl, per_dim = gmm_kl_per_dim(q, p)
+            return cat_kl.mean() + per_dim.sum(-1).mean(), cat_kl.mean() + self._floor(per_dim)
+        l_z = gmm_kl(q, p, self.kl, self.mc_samples).mean()
+        return l_z, l_z
+
+    def _geco(self, opt_s: torch.Tensor, update: bool) -> torch.Tensor:
+        """λ·(ℓ̂_s − κ): ℓ_s's gradient with the moving average's value; moves λ when ``update``."""
+        if self.geco_lambda.device != opt_s.device:
+            self.to(opt_s.device)           # the buffers follow the loss terms onto the device
+        constraint = opt_s - self.geco_target
+        if not update:
+            return self.geco_lambda * constraint
+        c = constraint.detach()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            c = c.clone()           # every process's multiplier follows the same (mean) constraint
+            torch.distributed.all_reduce(c)
+            c = c / torch.distributed.get_world_size()
+        with torch.no_grad():
+            # the first step starts the average at its value instead of pulling it from 0
+            avg = torch.where(self.geco_started, self.geco_alpha * self.geco_average + (1 - self.geco_alpha) * c, c)
+            self.geco_average.copy_(avg)
+            self.geco_started.fill_(True)
+        term = self.geco_lambda.clone() * (constraint + (avg - constraint).detach())
+        with torch.no_grad():
+            self.geco_lambda.mul_(torch.exp(self.geco_rate * avg)).clamp_(1e-6, 1e6)
+        return term
+
     def forward(self, output, target: torch.Tensor, step: int | None = None) -> dict[str, torch.Tensor]:
         logits = output if isinstance(output, torch.Tensor) else output.logits
-        l_s = segmentation_loss(logits, target, self.ignore_index)
+        l_s = segmentation_loss(logits, target, self.ignore_index, self.ce_scale)
         # auxiliary heads (HRNet + OCR's soft regions, DANet, OCNet): their weighted ℓ_s is part of ℓ_s
         for weight, aux in getattr(output, "aux", ()):
-            l_s = l_s + weight * segmentation_loss(aux, target, self.ignore_index)
+            l_s = l_s + weight * segmentation_loss(aux, target, self.ignore_index, self.ce_scale)
         zero = l_s.new_zeros(())
         l_g = l_z = opt_g = opt_z = zero
         opt_s = l_s
@@ -198,18 +288,17 @@ class PHGMMLoss(nn.Module):
                 per_dim = gaussian_kl_per_dim(output.q_g)
                 l_g = per_dim.sum(-1).mean()
                 opt_g = self._floor(per_dim) if self.free_bits > 0 else l_g
-            if output.p_z is not None:
-                if self.free_bits > 0:
-                    cat_kl, per_dim = gmm_kl_per_dim(output.q_z, output.p_z)
-                    l_z = cat_kl.mean() + per_dim.sum(-1).mean()
-                    opt_z = cat_kl.mean() + self._floor(per_dim)
-                else:
-                    l_z = opt_z = gmm_kl(output.q_z, output.p_z, self.kl, self.mc_samples).mean()
+            if output.p_z is not None and output.q_z is not None:
+                l_z, opt_z = self._kl_z(output)
             if output.posterior_logits is not None and self.decode_posterior > 0:
-                l_post = segmentation_loss(output.posterior_logits, target, self.ignore_index)
+                l_post = segmentation_loss(output.posterior_logits, target, self.ignore_index, self.ce_scale)
                 opt_s = (1 - self.decode_posterior) * l_s + self.decode_posterior * l_post
         w = self.kl_weight(step)
-        total = w * (self.lambda_g * opt_g + self.lambda_z * opt_z) + self.lambda_s * opt_s
+        if self.geco_target is not None:
+            recon = self._geco(opt_s, update=self.training and step is not None)
+        else:
+            recon = self.lambda_s * opt_s
+        total = w * (self.lambda_g * opt_g + self.lambda_z * opt_z) + recon
         return {"total": total, "g": l_g, "z": l_z, "s": l_s}
 
 

@@ -25,6 +25,8 @@ def build_model_from_config(cfg: Config, inference: bool = False, pretrained: bo
                   decoder_units=tuple(m.decoder_units), sample_latent=m.sample_latent,
                   decode_posterior=0.0 if inference else m.decode_posterior, use_local=m.use_local,
                   skip_dropout=m.skip_dropout)
+    if m.summary_norm != "none":            # only then, so that every other network keeps its signature
+        kwargs["summary_norm"] = m.summary_norm
     model = build_model(m.name, num_classes=m.num_classes, backbone=m.backbone, **kwargs)
     if m.pretrained_backbone and pretrained and not inference:
         load_pretrained_backbone(model, m.pretrained_backbone)
@@ -49,7 +51,9 @@ def build_loss(cfg: Config) -> PHGMMLoss:
     l = cfg.loss
     return PHGMMLoss(lambda_g=l.lambda_g, lambda_z=l.lambda_z, lambda_s=l.lambda_s, kl=l.kl,
                      mc_samples=l.mc_samples, warmup_steps=l.kl_warmup_steps, free_bits=l.free_bits,
-                     decode_posterior=cfg.model.decode_posterior)
+                     decode_posterior=cfg.model.decode_posterior, ce_scale=l.ce_scale,
+                     kl_direction=l.kl_direction, geco_target=l.geco_target, geco_rate=l.geco_rate,
+                     geco_alpha=l.geco_alpha)
 
 
 def build_dataset_from_config(cfg: Config, split: str, train: bool):

@@ -111,7 +111,8 @@ def _takes_labels(model: nn.Module) -> bool:
 #: checkpoint_every, num_workers, output_dir …) may change on resume; the poly schedule is then
 #: recomputed over the new number of epochs.
 RESUME_FIXED = {"train": ("lr", "weight_decay", "poly_power", "batch_size"),
-                "loss": ("lambda_g", "lambda_z", "lambda_s", "kl", "kl_warmup_steps", "free_bits")}
+                "loss": ("lambda_g", "lambda_z", "lambda_s", "kl", "kl_warmup_steps", "free_bits", "ce_scale",
+                         "kl_direction", "geco_target", "geco_rate", "geco_alpha")}
 
 
 def check_resume_config(cfg: Config, state: dict[str, Any]) -> None:
@@ -348,6 +349,8 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
+        if state.get("loss"):
+            self.loss_fn.load_state_dict(state["loss"])
         if state.get("world_size", 1) == du.world_size():
             restore_rng(state["rng"])
         elif self.main:
@@ -360,7 +363,8 @@ class Trainer:
     def snapshot(self) -> dict[str, Any]:
         """A checkpoint of the current position (what ``--resume`` reads)."""
         return {**self.state.state_dict(), "rng": capture_rng(), "config": config_to_dict(self.cfg),
-                "classes": self.classes, "world_size": du.world_size()}
+                "classes": self.classes, "world_size": du.world_size(),
+                "loss": self.loss_fn.state_dict()}     # GECO's multiplier and moving average
 
     def save_checkpoints(self, best: bool = False) -> None:
         """``last.pt`` (the full position) and, when ``best``, ``best.pt`` (weights, no optimiser)."""
@@ -437,7 +441,8 @@ class Trainer:
         n_steps = max(1, s.step_in_epoch - first)
         elapsed = time.perf_counter() - tick
         means = (sums / n_steps).tolist()
-        return {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in zip(LOSS_TERMS, means)},
+        geco = {"geco_lambda": float(self.loss_fn.geco_lambda)} if self.loss_fn.geco_target is not None else {}
+        return {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in zip(LOSS_TERMS, means)}, **geco,
                 "images_per_s": seen / max(1e-9, elapsed), "epoch_seconds": elapsed,
                 "global_step": s.global_step}
 
@@ -453,6 +458,8 @@ class Trainer:
                 self.writer.add_scalar(f"train/loss_{k}", v, step)
             self.writer.add_scalar("train/lr", self.state.scheduler.get_last_lr()[0], step)
             self.writer.add_scalar("train/kl_weight", self.loss_fn.kl_weight(step), step)
+            if self.loss_fn.geco_target is not None:
+                self.writer.add_scalar("train/geco_lambda", float(self.loss_fn.geco_lambda), step)
             self.writer.add_scalar("train/images_per_s", rate, step)
 
     def validate(self) -> dict[str, Any]:

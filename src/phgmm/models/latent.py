@@ -47,15 +47,29 @@ def std_from_logvar(logvar: torch.Tensor) -> torch.Tensor:
 
 
 class MultiLevelSummary(nn.Module):
-    """``s = concat_l GAP(sigmoid(conv3×3(F_l → C)))`` — a 4C-vector per image (Fig. 3/4)."""
+    """``s = concat_l GAP(sigmoid(conv3×3(F_l → C)))`` — a 4C-vector per image (Fig. 3/4).
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int) -> None:
+    ``norm="batch"`` (a departure from the paper, off by default) puts a BatchNorm without affine
+    parameters between each convolution and its sigmoid: the pre-sigmoid maps then have zero mean
+    and unit variance over the batch, so training cannot switch the summary off by driving them
+    into the sigmoid's flat negative tail (docs/latent.md).
+    """
+
+    def __init__(self, in_channels: Sequence[int], num_classes: int, norm: str = "none") -> None:
         super().__init__()
+        if norm not in ("none", "batch"):
+            raise ValueError(f"summary norm must be 'none' or 'batch', got {norm!r}")
         self.convs = nn.ModuleList(nn.Conv2d(c, num_classes, 3, padding=1) for c in in_channels)
+        self.norms = (nn.ModuleList(nn.BatchNorm2d(num_classes, affine=False) for _ in in_channels)
+                      if norm == "batch" else None)
         self.out_features = num_classes * len(in_channels)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        return self.pool([conv(f) for conv, f in zip(self.convs, features)])
+        return self.pool(self.normalize([conv(f) for conv, f in zip(self.convs, features)]))
+
+    def normalize(self, pre: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The convolutions' outputs as the sigmoid reads them (normalised with ``norm="batch"``)."""
+        return [n(p) for n, p in zip(self.norms, pre)] if self.norms is not None else list(pre)
 
     @staticmethod
     def pool(pre: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -93,9 +107,10 @@ class LocalSpace(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, num_components: int = 12,
-                 latent_dim: int = 256, component_dim: int = 64, out_channels: int = 512) -> None:
+                 latent_dim: int = 256, component_dim: int = 64, out_channels: int = 512,
+                 summary_norm: str = "none") -> None:
         super().__init__()
-        self.summary = MultiLevelSummary(in_channels, num_classes)
+        self.summary = MultiLevelSummary(in_channels, num_classes, summary_norm)
         self.heads = MixtureHeads(self.summary.out_features, num_components, latent_dim)
         # FC_k: R^L → R^D, one weight matrix per component.
         self.component_weight = nn.Parameter(torch.empty(num_components, component_dim, latent_dim))
@@ -125,9 +140,9 @@ class GlobalSpace(nn.Module):
     """
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, latent_dim: int = 256,
-                 out_channels: int = 64) -> None:
+                 out_channels: int = 64, summary_norm: str = "none") -> None:
         super().__init__()
-        self.summary = MultiLevelSummary(in_channels, num_classes)
+        self.summary = MultiLevelSummary(in_channels, num_classes, summary_norm)
         self.mu = nn.Linear(self.summary.out_features, latent_dim)
         self.logvar = nn.Linear(self.summary.out_features, latent_dim)
         self.project = nn.Linear(latent_dim, out_channels)

@@ -14,7 +14,7 @@ from torch.distributions import Independent, MixtureSameFamily
 from .backbone import resnet_encoder
 from .decoder import Decoder, MergeHead
 from .layers import count_parameters as count
-from .latent import GlobalSpace, LocalSpace, MultiLevelSummary, gaussian_mixture
+from .latent import GlobalSpace, LocalSpace, gaussian_mixture
 from .postnet import PostNet
 from .registry import register
 from .shareable import Shareable
@@ -65,8 +65,6 @@ class PHGMMOutput:
 
 @register("phgmm", "PHGMM: local (z, Gaussian mixture) and global (g) latent spaces (Saire & Ramírez Rivera)")
 class PHGMM(Shareable, nn.Module):
-    model_names = ("phgmm",)
-
     """Probabilistic Hourglass Gaussian Mixture Model for semantic segmentation.
 
     Args:
@@ -91,16 +89,22 @@ class PHGMM(Shareable, nn.Module):
         skip_dropout: in training, drop all encoder skips of an image with this probability, so
             the decoder must work from z and g alone for that image (decoder weakening, the
             image analogue of Bowman et al.'s word dropout). 0 is the paper's network.
+        summary_norm: ``"batch"`` normalises the multi-level summaries' maps before their sigmoid
+            (BatchNorm without affine parameters), so that training cannot saturate the summary
+            into a constant; a departure from the paper, whose ``"none"`` is the default.
         in_channels: image channels.
         ignore_index: label value excluded from PostNet's one-hot input.
     """
+
+    model_names = ("phgmm",)
 
     def __init__(self, num_classes: int = 12, num_components: int = 12, backbone: str = "resnet101",
                  use_global: bool = True, postnet: str | None = "full", latent_dim: int = 256,
                  component_dim: int = 64, global_dim: int = 64, local_channels: int = 512,
                  decoder_channels: int | None = None, decoder_units: Sequence[int] = (3, 23, 4, 3),
                  sample_latent: bool = False, decode_posterior: float = 0.0, use_local: bool = True,
-                 skip_dropout: float = 0.0, in_channels: int = 3, ignore_index: int = 255) -> None:
+                 skip_dropout: float = 0.0, in_channels: int = 3, ignore_index: int = 255,
+                 summary_norm: str = "none") -> None:
         super().__init__()
         self.build_args = {"name": "phgmm", "num_classes": num_classes, "num_components": num_components,
                            "backbone": backbone, "use_global": use_global, "postnet": postnet,
@@ -108,7 +112,7 @@ class PHGMM(Shareable, nn.Module):
                            "local_channels": local_channels, "decoder_channels": decoder_channels,
                            "decoder_units": list(decoder_units), "sample_latent": sample_latent,
                            "decode_posterior": decode_posterior, "use_local": use_local,
-                           "skip_dropout": skip_dropout,
+                           "skip_dropout": skip_dropout, "summary_norm": summary_norm,
                            "in_channels": in_channels, "ignore_index": ignore_index}
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -133,13 +137,14 @@ class PHGMM(Shareable, nn.Module):
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
         chans = self.encoder.channels
         self.local_space = (LocalSpace(chans, num_classes, num_components, latent_dim, component_dim,
-                                       local_channels) if use_local else None)
-        self.global_space = GlobalSpace(chans, num_classes, latent_dim, global_dim) if use_global else None
+                                       local_channels, summary_norm) if use_local else None)
+        self.global_space = (GlobalSpace(chans, num_classes, latent_dim, global_dim, summary_norm)
+                             if use_global else None)
         self.decoder = Decoder(chans, local_channels if use_local else None, decoder_channels, decoder_units)
         merge_in = 4 * decoder_channels + (global_dim if use_global else 0)
         self.head = MergeHead(merge_in, decoder_channels, num_classes)
-        self.postnet = (PostNet(num_classes, num_components, latent_dim, backbone, postnet, ignore_index)
-                        if postnet else None)
+        self.postnet = (PostNet(num_classes, num_components, latent_dim, backbone, postnet, ignore_index,
+                                summary_norm) if postnet else None)
 
     @classmethod
     def from_build_args(cls, name: str = "phgmm", **kwargs) -> "PHGMM":
@@ -172,7 +177,9 @@ class PHGMM(Shareable, nn.Module):
             *parts, skip = out.split([c.out_channels for c in convs], dim=1)
             summary_maps.append(parts)
             skips.append(skip)
-        pooled = iter([MultiLevelSummary.pool([maps[i] for maps in summary_maps]) for i in range(len(summaries))])
+        owners = [space.summary for space in spaces if space is not None]
+        pooled = iter([owner.pool(owner.normalize([maps[i] for maps in summary_maps]))
+                       for i, owner in enumerate(owners)])
         s_z, s_g = (next(pooled) if space is not None else None for space in spaces)
         return s_z, s_g, skips
 

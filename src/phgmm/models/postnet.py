@@ -33,7 +33,8 @@ class PostNet(nn.Module):
     """Predicts the posterior mixture p(z|x, y) from the image and its labels."""
 
     def __init__(self, num_classes: int, num_components: int, latent_dim: int,
-                 backbone: str = "resnet101", variant: str = "full", ignore_index: int = 255) -> None:
+                 backbone: str = "resnet101", variant: str = "full", ignore_index: int = 255,
+                 summary_norm: str = "none") -> None:
         super().__init__()
         if variant not in ("full", "light"):
             raise ValueError(f"postnet must be 'full', 'light' or None, got {variant!r}")
@@ -42,7 +43,7 @@ class PostNet(nn.Module):
         self.ignore_index = ignore_index
         self.encoder = resnet_encoder("resnet18" if variant == "light" else backbone,
                                       in_channels=3 + num_classes)
-        self.summary = MultiLevelSummary(self.encoder.channels, num_classes)
+        self.summary = MultiLevelSummary(self.encoder.channels, num_classes, summary_norm)
         self.heads = MixtureHeads(self.summary.out_features, num_components, latent_dim)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[MixtureSameFamily, tuple]:

@@ -20,7 +20,7 @@ __all__ = ["register", "registered", "build_registered", "PHGMM_ONLY_KWARGS", "M
 PHGMM_ONLY_KWARGS = frozenset({
     "num_components", "use_global", "postnet", "latent_dim", "component_dim", "global_dim",
     "decoder_units", "decoder_channels", "sample_latent", "local_channels", "ignore_index",
-    "decode_posterior", "use_local", "skip_dropout",
+    "decode_posterior", "use_local", "skip_dropout", "summary_norm",
 })
 
 
