@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from .version import __version__
 
-__all__ = ["__version__", "PHGMM", "PHGMMLoss", "load"]
+__all__ = ["__version__", "PHGMM", "PHGMMLoss", "load", "config"]
+
+#: sub-packages reachable as attributes after a plain ``import phgmm`` (``phgmm.config.load_config(…)``,
+#: ``phgmm.models.fold_batchnorm(…)`` as the README writes them), each imported on first use
+_SUBMODULES = ("config", "data", "engine", "experiments", "losses", "metrics", "models", "pretrained", "report",
+               "visualize", "benchmark")
 
 
 def __getattr__(name: str):
@@ -18,4 +23,7 @@ def __getattr__(name: str):
     if name == "PHGMMLoss":
         from .losses import PHGMMLoss
         return PHGMMLoss
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'phgmm' has no attribute {name!r}")

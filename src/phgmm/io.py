@@ -22,7 +22,7 @@ if TYPE_CHECKING:     # numpy is imported where it is used: this module loads wi
     import numpy as np
 
 __all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError",
-           "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file"]
+           "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file", "set_default_mode"]
 
 
 def _current_umask() -> int:
@@ -33,6 +33,13 @@ def _current_umask() -> int:
 
 # mkstemp creates 0600 files; give the final file the usual 0666 & ~umask permissions.
 _FILE_MODE = 0o666 & ~_current_umask()
+
+
+def set_default_mode(path: str | os.PathLike) -> None:
+    """Give a file written through a temporary one (``mkstemp``, safetensors: both 0600) the
+    permissions a plain ``open()`` would have (0666 less the umask, e.g. 0644): shared model files
+    must be readable by the people they are shared with."""
+    os.chmod(path, _FILE_MODE)
 
 
 def metrics_json_safe(obj: Any) -> Any:
@@ -155,7 +162,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
+        set_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:

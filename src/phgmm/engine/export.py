@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..io import set_default_mode
+
 __all__ = ["export_onnx", "export_checkpoint", "OnnxPredictor", "OnnxModelInfo", "InferenceGraph",
            "INPUT_NAME", "OUTPUT_NAME", "METADATA_PREFIX"]
 
@@ -238,6 +240,7 @@ def export_onnx(model: nn.Module, out_path: str | os.PathLike, example_size: Seq
         _export_graph(graph, example, tmp, opset, exporter)
         if info is not None:
             _write_metadata(tmp, info.to_metadata())
+        set_default_mode(tmp)      # mkstemp's 0600 would keep the shared file from its readers
         if overwrite or not out.exists():
             os.replace(tmp, out)
         else:  # created by someone else while we exported
