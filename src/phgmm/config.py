@@ -150,6 +150,7 @@ class Config:
     output_dir: str = "runs/phgmm"
     seed: int = 0
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    threads: int | None = None           # PyTorch intra-op threads; null: the free cores (cores − data.num_workers)
 
 
 _SECTIONS = {"data", "model", "loss", "train", "eval"}
@@ -256,6 +257,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(len(size) == 2 and all(int(v) > 0 for v in size), where, "data.size", list(size),
            "two positive integers [W, H] (e.g. [768, 384] or 768x384)")
     _check(d.num_workers >= 0, where, "data.num_workers", d.num_workers, ">= 0")
+    _check(cfg.threads is None or cfg.threads >= 1, where, "threads", cfg.threads, "null (automatic) or >= 1")
     _check(d.samples_per_epoch is None or d.samples_per_epoch >= 1, where, "data.samples_per_epoch",
            d.samples_per_epoch, "null or >= 1")
     _check(d.unknown_ids in ("error", "ignore"), where, "data.unknown_ids", d.unknown_ids, "error or ignore")

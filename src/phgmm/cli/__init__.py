@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..threads import prefer_passive_wait
 from ..version import __version__
 from . import benchmark, configs, evaluate, experiment, export, predict, publish, synth, train
 
@@ -57,6 +58,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything loads torch (_user_errors does): OpenMP reads its wait policy once, at start.
+    prefer_passive_wait()
     args = build_parser().parse_args(argv)
     errors = _user_errors()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_device, add_set, add_size
+from .options import add_device, add_set, add_size, add_threads
 
 DESCRIPTION = """\
 Training/inference speed, memory, parameters, FLOPs and the PHGMM ratios (see benchmarks/README.md),
@@ -53,14 +53,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "(ratio onnx_over_pytorch_time; skipped with a note without onnxruntime)")
     p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                    help="write the full result as JSON here")
+    add_threads(p)
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benchmark import format_table, loader_from_config, run_benchmark
+    from ..benchmark import format_table
     from ..io import check_output_file, write_json
-    from ..models import MODEL_NAMES
 
     if args.json_out:
         check_output_file(args.json_out)     # before minutes of measuring, not after
@@ -78,7 +78,21 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.precision import check_device
     device = check_device(args.device or "auto")     # before minutes of measuring, not after
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    result = run_benchmark(models or MODEL_NAMES, backbone=args.backbone, size=args.size,
+    from ..threads import thread_budget
+    with thread_budget(args.threads if args.threads is not None else getattr(cfg, "threads", None)):
+        result = _measure(args, cfg, device, models)
+    print(format_table(result))
+    if args.json_out:
+        print(f"wrote {write_json(args.json_out, result)}")
+    return 0
+
+
+def _measure(args: argparse.Namespace, cfg, device, models: list[str] | None) -> dict:
+    """:func:`phgmm.benchmark.run_benchmark` with the command's options."""
+    from ..benchmark import loader_from_config, run_benchmark
+    from ..models import MODEL_NAMES
+
+    return run_benchmark(models or MODEL_NAMES, backbone=args.backbone, size=args.size,
                            batch=args.batch, train_batch=args.train_batch, warmup=args.warmup, iters=args.iters,
                            infer_iters=args.infer_iters, device=device, amp=args.amp,
                            channels_last=args.channels_last,
@@ -88,7 +102,3 @@ def run(args: argparse.Namespace) -> int:
                            predict_images=args.predict_images, predict_workers=args.predict_workers,
                            onnx=args.onnx,
                            progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    print(format_table(result))
-    if args.json_out:
-        print(f"wrote {write_json(args.json_out, result)}")
-    return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_inference_options, add_no_progress, add_overwrite, add_set, add_skip_bad_samples
+from .options import (add_inference_options, add_no_progress, add_overwrite, add_set, add_skip_bad_samples,
+                      add_threads, threads_override)
 
 DESCRIPTION = """\
 Either evaluate a checkpoint (or a published model folder) on a split of its data set
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="where metrics.json and report.md go")
     add_overwrite(p, "an earlier metrics.json / report.md in --out")
     add_skip_bad_samples(p)
+    add_threads(p)
     add_no_progress(p)
     p.set_defaults(func=run)
     return p
@@ -66,14 +68,17 @@ def run(args: argparse.Namespace) -> int:
                      *([f"eval.tile=[{args.tile[0]},{args.tile[1]}]"] if args.tile else []),
                      *([f"eval.stride=[{args.stride[0]},{args.stride[1]}]"] if args.stride else []),
                      *([f"eval.flip={'true' if args.tta == 'flip' else 'false'}"] if args.tta else []),
-                     *([f"eval.scales=[{','.join(map(str, args.scales))}]"] if args.scales else [])]
+                     *([f"eval.scales=[{','.join(map(str, args.scales))}]"] if args.scales else []),
+                     *threads_override(args)]
         metrics = evaluate_checkpoint(args.checkpoint, args.out, overrides=overrides, config_path=args.config,
                                       split=args.split, progress=not args.no_progress)
     else:
         from ..engine.score import score_folders
-        metrics = score_folders(args.predictions, args.ground_truth, args.out, gt_table=args.classes or None,
-                                unknown_ids=args.unknown_ids, gt_channel=args.gt_channel,
-                                progress=not args.no_progress)
+        from ..threads import thread_budget
+        with thread_budget(args.threads):
+            metrics = score_folders(args.predictions, args.ground_truth, args.out, gt_table=args.classes or None,
+                                    unknown_ids=args.unknown_ids, gt_channel=args.gt_channel,
+                                    progress=not args.no_progress)
     if metrics is not None:
         print("\n".join(summary_lines(metrics)))
         print(f"metrics: {Path(args.out) / 'metrics.json'}\nreport:  {Path(args.out) / 'report.md'}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_no_progress, add_set
+from .options import add_no_progress, add_set, add_threads, threads_override
 
 DESCRIPTION = """\
 Run the paper's experiments from an experiment file (see `phgmm configs`: experiments/*):
@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         add_set(k, "every run's config (applied before each run's own overrides)")
         k.add_argument("--only", metavar="NAME,...", help="run only these runs (comma-separated names)")
         k.add_argument("--list", action="store_true", help="list the runs and whether each has finished, then exit")
+        add_threads(k)
         add_no_progress(k)
         k.set_defaults(func=run)
     r = kinds.add_parser("report", help="rebuild the tables and plots from finished runs",
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments import load_experiment, run_experiment
 
     exp = load_experiment(args.config, kind=args.kind)
-    exp.overrides = [*exp.overrides, *args.set]
+    exp.overrides = [*exp.overrides, *args.set, *threads_override(args)]
     if args.list:
         for r in exp.runs:
             done = (exp.results_dir / r.name / "metrics.json").is_file()

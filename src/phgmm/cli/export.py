@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_overwrite, add_size
+from .options import add_overwrite, add_size, add_threads
 
 DESCRIPTION = """\
 Export the inference graph (eval mode, no PostNet) of a checkpoint to ONNX, with dynamic batch,
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
                    help="auto (default): dynamo, falling back to TorchScript")
+    add_threads(p, config=False)
     p.set_defaults(func=run)
     return p
 
@@ -37,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(args.out, overwrite=args.overwrite)    # refused before any work, not after it
     print(f"exporting {args.checkpoint} to {args.out} (tracing and optimising the graph: "
           f"about 10 s for a ResNet-18 PHGMM on a CPU)…", flush=True)
-    out, info = export_checkpoint(args.checkpoint, args.out, example_size=args.size, opset=args.opset,
-                                  overwrite=args.overwrite, exporter=args.exporter)
+    from ..threads import thread_budget
+    with thread_budget(args.threads):
+        out, info = export_checkpoint(args.checkpoint, args.out, example_size=args.size, opset=args.opset,
+                                      overwrite=args.overwrite, exporter=args.exporter)
     w, h = info.size
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB; input '{INPUT_NAME}' N×3×H×W float32, "
           f"output '{OUTPUT_NAME}' N×{info.num_classes}×H×W; working size {w}x{h})")

@@ -8,7 +8,7 @@ import re
 from ..io import SizeError, parse_wxh
 
 __all__ = ["parse_size", "parse_scales", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device",
-           "add_skip_bad_samples"]
+           "add_skip_bad_samples", "add_threads", "threads_override"]
 
 _LIST = re.compile(r"^\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*$")
 
@@ -60,6 +60,32 @@ def add_skip_bad_samples(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad-samples", action="store_true",
                    help="log and skip files that cannot be read instead of stopping at the first one; the run "
                         "still stops when more than data.max_bad_fraction of them are bad (default 0.01)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def add_threads(p: argparse.ArgumentParser, config: bool = True, what: str = "the model") -> None:
+    """``--threads N``: PyTorch's intra-op threads (and, where a config is read, its ``threads`` key)."""
+    where = " (the same as --set threads=N)" if config else ""
+    default = ("the cores this process may use, less the data.num_workers loader processes, at least 1"
+               if config else "the cores this process may use")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help=f"CPU threads for {what}{where}; default: {default} (OMP_NUM_THREADS, when set, "
+                        f"is respected)")
+
+
+def threads_override(args: argparse.Namespace) -> list[str]:
+    """``["threads=N"]`` for a given ``--threads``, to append to the ``--set`` overrides."""
+    n = getattr(args, "threads", None)
+    return [f"threads={n}"] if n is not None else []
 
 
 def add_device(p: argparse.ArgumentParser, default: str | None = "auto") -> None:

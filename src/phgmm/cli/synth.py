@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .options import add_no_progress, add_size
+from .options import add_no_progress, add_size, add_threads
 
 DESCRIPTION = """\
 Write procedural street scenes (all 12 PHGMM classes) in the Cityscapes or SYNTHIA on-disk format,
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="cityscapes format: fraction written to val (default 0.2)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    add_threads(p, config=False, what="rendering (OpenCV)")
     add_no_progress(p)
     # the old spelling: no progress bar and no summary line
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import check_output_dir
 
     check_output_dir(args.out)
+    _set_opencv_threads(args.threads)
     t0 = time.perf_counter()
     out = generate_dataset(args.out, args.num, args.size, args.seed, args.format, args.val_fraction,
                            args.overwrite, progress=not (args.no_progress or args.quiet))
@@ -47,3 +49,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.num} {args.format} scenes of {args.size[0]}x{args.size[1]} to {out} "
               f"({args.num / dt:.1f} images/s)")
     return 0
+
+
+def _set_opencv_threads(threads: int | None) -> None:
+    """The renderer's parallel work is OpenCV's: ``--threads``, or the cores this process may use
+    (OpenCV's own default counts the machine's, which oversubscribes a container)."""
+    import cv2
+
+    from ..threads import intra_op_threads
+    cv2.setNumThreads(intra_op_threads(threads))

@@ -348,12 +348,22 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
                         progress: bool = True) -> dict[str, Any]:
     """Evaluate a checkpoint on its validation split (or ``split``) and write the report."""
     from ..config import apply_overrides, load_config
-    from .builders import build_dataset_from_config
-    from .loaders import make_eval_loader
+    from ..threads import thread_budget
 
     state = load_checkpoint(checkpoint, map_location="cpu")
     cfg = load_config(config_path) if config_path else config_from_dict(state["config"], f"{checkpoint} (config)")
     apply_overrides(cfg, overrides or [])
+    # PyTorch threads beside the loader workers, not on top of them (phgmm.threads); restored after
+    with thread_budget(cfg.threads, cfg.data.num_workers):
+        return _evaluate_read_checkpoint(state, cfg, checkpoint, out_dir, split, progress)
+
+
+def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: str | Path, out_dir: str | Path,
+                              split: str | None, progress: bool) -> dict[str, Any]:
+    """:func:`evaluate_checkpoint` once the checkpoint is read and the config resolved."""
+    from .builders import build_dataset_from_config
+    from .loaders import make_eval_loader
+
     device = du.init(cfg.device)
     # PostNet's weights, when the checkpoint has them, let the latent measures report z's KL
     model = inference_model(state, cfg, checkpoint, keep_postnet=cfg.eval.latent)

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict, config_to_dict, save_config
 from ..io import check_output_dir, write_json
+from ..threads import thread_budget
 from . import distributed as du
 from .builders import build_dataset_from_config, build_loss, build_model_from_config
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint, unwrap
@@ -300,6 +301,9 @@ class Trainer:
                  "channels-last" if self.fmt == torch.channels_last else "contiguous", "fused AdamW"]
         if t.compile:
             parts.append(f"torch.compile (mode {t.compile_mode})")
+        if self.device.type == "cpu":    # what phgmm.threads chose: worth seeing on a shared machine
+            n, w = torch.get_num_threads(), self.cfg.data.num_workers
+            parts.append(f"{_count(n, 'CPU thread')}" + (f" beside {_count(w, 'loader worker')}" if w else ""))
         return ", ".join(parts)
 
     # -- setup -----------------------------------------------------------------------------------
@@ -550,7 +554,9 @@ def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool 
             split a long run into jobs; the schedule still follows ``cfg.train.epochs``.
         progress: show a progress bar (rank 0 only).
     """
-    return Trainer(cfg, resume=resume, overwrite=overwrite, progress=progress).fit(stop_after_epochs)
+    # PyTorch threads beside the loader workers, not on top of them (phgmm.threads); restored after
+    with thread_budget(cfg.threads, cfg.data.num_workers):
+        return Trainer(cfg, resume=resume, overwrite=overwrite, progress=progress).fit(stop_after_epochs)
 
 
 def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:
