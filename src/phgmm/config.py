@@ -64,6 +64,7 @@ class ModelConfig:
     skip_dropout: float = 0.0            # drop an image's encoder skips in training (remedy)
     summary_norm: str = "none"           # none | batch: BatchNorm before the summaries' sigmoid (departure)
     pretrained_backbone: str | None = None  # a torchvision ResNet state dict (.pth), optional
+    init_from: str | None = None         # fine-tune: a checkpoint or published folder; every weight that fits
 
 
 @dataclass

@@ -21,7 +21,8 @@ from torch import nn
 from ..version import __version__
 
 __all__ = ["CheckpointError", "config_differences", "load_inference_model", "save_checkpoint", "load_checkpoint",
-           "capture_rng", "restore_rng", "load_model_from_checkpoint", "inference_model", "unwrap"]
+           "capture_rng", "restore_rng", "load_model_from_checkpoint", "inference_model", "unwrap",
+           "init_from_weights"]
 
 
 class CheckpointError(RuntimeError):
@@ -201,3 +202,36 @@ def load_model_from_checkpoint(path: str | Path, map_location: str | torch.devic
     model = load_inference_model(path, map_location)
     meta = model.metadata
     return model, meta["config"], meta["class_names"], [tuple(c) for c in meta["colors"] or []]
+
+
+def _names(keys: list[str], shapes: dict[str, tuple] | None = None, most: int = 4) -> str:
+    """A short list of tensor names (with "source → here" shapes when given), the rest counted."""
+    shown = [f"{k} {list(shapes[k][0])} → {list(shapes[k][1])}" if shapes else k for k in keys[:most]]
+    return ", ".join(shown) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
+def init_from_weights(model: nn.Module, path: str | Path) -> str:
+    """Fine-tuning (``model.init_from``): copy into ``model`` every tensor of a training checkpoint or
+    published model folder whose name and shape match; the others keep their fresh initialisation.
+    Returns one line saying what was loaded and naming what was not (e.g. a classifier for another
+    class count). Nothing else is taken from the file: the run starts at step 0 with a new
+    optimiser and schedule (``--resume`` continues a run instead). A file none of whose tensors
+    fit is an error."""
+    source = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    fits = {k: v for k, v in source.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not fits:
+        raise CheckpointError(f"{path}: model.init_from: none of its {len(source)} tensors fits this "
+                              f"{model.__class__.__name__} (another network or backbone?)")
+    model.load_state_dict(fits, strict=False)
+    other_shape = {k: (tuple(source[k].shape), tuple(own[k].shape)) for k in own if k in source and k not in fits}
+    absent = [k for k in own if k not in source]
+    line = f"model.init_from {path}: loaded {len(fits)} of {len(own)} tensors"
+    if other_shape:
+        line += f"; fresh, another shape: {_names(list(other_shape), other_shape)}"
+    if absent:
+        line += f"; fresh, not in the file: {_names(absent)}"
+    unused = len(source) - len(fits) - len(other_shape)
+    if unused:
+        line += f"; {unused} of the file's tensors have no place here"
+    return line

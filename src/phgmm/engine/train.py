@@ -38,7 +38,8 @@ from ..io import check_output_dir, write_json
 from ..threads import thread_budget
 from . import distributed as du
 from .builders import build_dataset_from_config, build_loss, build_model_from_config
-from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint, unwrap
+from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
+                         save_checkpoint, unwrap)
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, autocast, memory_format
 
@@ -122,7 +123,7 @@ def check_resume_config(cfg: Config, state: dict[str, Any]) -> None:
 
     source = state.get("source", "checkpoint")
     model = config_differences(state.get("config", {}), cfg, "model")
-    model = [d for d in model if not d.startswith("model.pretrained_backbone")]
+    model = [d for d in model if not d.startswith(("model.pretrained_backbone", "model.init_from"))]
     if model:
         raise CheckpointError(f"{source}: its weights do not fit the model of this config ({'; '.join(model)}); "
                               f"resume with the checkpoint's own model settings")
@@ -252,6 +253,10 @@ class Trainer:
         self._build_model()
         if state is not None:
             self._restore(state)
+        elif cfg.model.init_from:     # fine-tuning: the weights that fit, a fresh schedule
+            line = init_from_weights(self.model, cfg.model.init_from)
+            if self.main:
+                print(line, flush=True)
         self.net: nn.Module = self.model
         if du.is_distributed():
             ids = [self.device.index] if self.device.type == "cuda" else None
