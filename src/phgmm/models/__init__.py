@@ -10,6 +10,7 @@ from torch import nn
 # the order `phgmm models` lists them
 from . import baselines  # noqa: F401
 from . import hrnet, ocr, danet, ocnet  # noqa: F401  (HRNet, HRNet + OCR, attention rows)
+from . import ccnet, deeplabv2, realtime, segnet  # noqa: F401  (attention, classic, real-time rows)
 from .backbone import ResNetEncoder, resnet_encoder
 from .fold import fold_batchnorm
 from .phgmm import PHGMM, PHGMMOutput

@@ -25,9 +25,11 @@ def _fold_pair(owner: nn.Module, conv_name: str, bn_name: str) -> bool:
     """Merge ``owner.<bn_name>`` into ``owner.<conv_name>`` when they are a Conv2d and a BatchNorm2d
     with running statistics; True when it did."""
     conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
-    if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats):
+    if not (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d)
+            and bn.track_running_stats):
         return False
-    setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn))
+    # a transposed convolution's output channels are its weight's second axis (ENet's upsampling)
+    setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d)))
     setattr(owner, bn_name, nn.Identity())
     return True
 
