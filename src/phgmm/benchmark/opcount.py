@@ -1,0 +1,163 @@
+"""How many ATen operators a training step and an eval forward dispatch (docs/gpu.md).
+
+An eager GPU step launches about one kernel per dispatched operator, so on a GPU where PHGMM's
+step is bound by launches (docs/results/gpu_h100) this count is the cost a CPU can see. It is
+deterministic: it depends on the network and on PyTorch, not on the machine, the threads or the
+input size, so a test can guard it (``tests/test_opcount.py`` against
+``tests/fixtures/op_counts.json``) and a change that adds operators shows up without a GPU.
+
+Two figures per phase:
+
+* ``ops`` — every operator that reaches the dispatcher's Python mode (forward, autograd's backward
+  and the optimiser), views included;
+* ``kernels`` — the ones that can launch a device kernel: ``ops`` without views (``view``,
+  ``split``, ``expand``, ``t`` …), allocations of uninitialised memory (``empty*``) and
+  metadata-only calls. This is the figure to compare with a GPU profile's kernel count.
+
+The training step is what ``phgmm train`` and ``phgmm benchmark`` run (forward, loss — PHGMMLoss
+with the full PostNet for PHGMM, cross-entropy for the others —, backward, fused AdamW step), the
+second step after one untimed one (the first creates the optimiser's moments). The eval forward is
+``model.eval()`` under ``torch.no_grad``, unfolded and with BatchNorm folded (what ``phgmm
+predict`` and ``evaluate`` run).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..models.auxiliary import cross_entropy_with_aux
+
+__all__ = ["OpCounter", "count_ops", "training_step", "model_op_counts", "op_counts", "PHASES",
+           "DEFAULT_SETTING"]
+
+#: the phases counted per model
+PHASES = ("train", "eval", "eval_folded")
+
+#: the fixed small configuration the committed record (tests/fixtures/op_counts.json) is taken at
+DEFAULT_SETTING = {"backbone": "resnet18", "size_wh": [128, 64], "batch": 2, "num_classes": 12,
+                   "postnet": "full", "channels_last": True}
+
+_IGNORE = 255
+_NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
+              "lift_fresh", "lift_fresh_copy", "_record_function_enter_new", "_record_function_exit",
+              "detach", "alias", "_to_copy_meta", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
+              "is_same_size", "_has_compatible_shallow_copy_type", "set_", "resize_"}
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts every operator dispatched inside it, by name (``aten.convolution`` → ``convolution``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: collections.Counter[str] = collections.Counter()
+        self.kernels: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        self.ops[name] += 1
+        if not (func.is_view or name in _NO_KERNEL):
+            self.kernels[name] += 1
+        return func(*args, **(kwargs or {}))
+
+    @property
+    def total(self) -> int:
+        return sum(self.ops.values())
+
+    @property
+    def total_kernels(self) -> int:
+        return sum(self.kernels.values())
+
+
+def count_ops(fn: Callable[[], Any]) -> OpCounter:
+    """Run ``fn`` once under an :class:`OpCounter` and return it."""
+    with OpCounter() as counter:
+        fn()
+    return counter
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                  loss_fn: nn.Module | None = None, autocast: Any = None) -> Callable[[], torch.Tensor]:
+    """One training step as the benchmark times it: forward, loss (``loss_fn(output, y)["total"]``
+    when given — PHGMM's — else cross-entropy, auxiliary heads included), backward, optimiser step. Returns the loss."""
+    takes_labels = hasattr(model, "infer")
+
+    def step() -> torch.Tensor:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast if autocast is not None else _null():
+            if loss_fn is not None:
+                loss = loss_fn(model(x, y) if takes_labels else model(x), y)["total"]
+            else:
+                loss = cross_entropy_with_aux(model(x), y, ignore_index=_IGNORE)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+    return step
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int] = (128, 64), batch: int = 2,
+                    num_classes: int = 12, postnet: str | None = "full", channels_last: bool = True,
+                    model_kwargs: dict[str, Any] | None = None, seed: int = 0,
+                    phases: Sequence[str] = PHASES) -> dict[str, dict[str, Any]]:
+    """Operator counts of ``name``'s training step, eval forward and folded eval forward on the CPU.
+
+    Returns ``{phase: {"ops": n, "kernels": n, "by_op": {name: kernels}}}`` for ``phases`` (of
+    :data:`PHASES`).
+    """
+    from ..engine.train import build_optimizer
+    from ..losses import PHGMMLoss
+    from ..models import build_model, fold_batchnorm
+
+    torch.manual_seed(seed)
+    kwargs = dict(model_kwargs or {})
+    if name == "phgmm":
+        kwargs.setdefault("postnet", postnet)
+    model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
+    mf = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=mf)
+    w, h = (int(v) for v in size_wh)
+    x = torch.randn(batch, 3, h, w).contiguous(memory_format=mf)
+    y = torch.randint(0, num_classes, (batch, h, w))
+    y[:, : max(1, h // 16)] = _IGNORE
+    loss_fn = PHGMMLoss(ignore_index=_IGNORE) if name == "phgmm" else None
+    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
+    result = {}
+    if "train" in phases:
+        step = training_step(model, opt, x, y, loss_fn)
+        step()                              # creates the optimiser's moments: not a steady step
+        result["train"] = count_ops(step)
+    if name == "phgmm":
+        model.postnet = None                # the inference network, as predict builds it
+    model.eval()
+    with torch.no_grad():
+        if "eval" in phases:
+            result["eval"] = count_ops(lambda: model(x))
+        if "eval_folded" in phases:
+            folded = fold_batchnorm(model)
+            result["eval_folded"] = count_ops(lambda: folded(x))
+    return {phase: {"ops": c.total, "kernels": c.total_kernels, "by_op": dict(c.kernels.most_common())}
+            for phase, c in result.items()}
+
+
+def op_counts(models: Sequence[str] | None = None, **setting: Any) -> dict[str, Any]:
+    """:func:`model_op_counts` for every model (default: every registered one) at ``setting``
+    (default :data:`DEFAULT_SETTING`), with the setting and PyTorch's version."""
+    from ..models import MODEL_NAMES
+
+    setting = {**DEFAULT_SETTING, **setting}
+    names = list(models or MODEL_NAMES)
+    return {"setting": setting, "torch": torch.__version__.split("+")[0],
+            "models": {n: model_op_counts(n, **setting) for n in names}}
