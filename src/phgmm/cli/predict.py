@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_device, add_inference_options, add_no_progress, add_overwrite, add_size, add_skip_bad_samples
+from .options import (add_device, add_inference_options, add_no_progress, add_overwrite, add_size, add_skip_bad_samples,
+                      add_threads)
 
 DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
 quoted glob pattern expanded by phgmm ("data/**/*.png"). Per image <name>, writes
 labels/<name>.png (class indices, ready for `phgmm evaluate --predictions OUT/labels`),
 color/<name>.png (colour mask), overlay/<name>.jpg (the mask over the image) and, with
---uncertainty, entropy/ and mi/ maps.
+--uncertainty, entropy/ maps (PHGMM: of its samples of z, with mi/, their mutual information;
+any other model or ONNX file: of the softmax). --skip-existing continues an interrupted run:
+inputs whose outputs are all there are left out.
 <name> keeps the path below the folder (or the pattern's leading folders), e.g.
 labels/cityA/img1.png, so same-named files in different sub-folders never collide.
 Per video (.mp4, .avi, .mov, .mkv) <name>: overlay/<name>.mp4 at the source's frame rate and,
@@ -44,11 +47,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--save-frames", action="store_true",
                    help="videos: also write per-frame class-index PNGs labels/<name>/000000.png ...")
     p.add_argument("--uncertainty", action="store_true",
-                   help="also write predictive-entropy and mutual-information maps (PHGMM checkpoints only)")
-    p.add_argument("--samples", type=int, default=None, help="samples of q(z|x) for --uncertainty (default 8)")
+                   help="also write entropy maps: PHGMM's predictive entropy over samples of z (and their "
+                        "mutual information in mi/); the softmax entropy for any other model or ONNX file")
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples of q(z|x) for --uncertainty with a PHGMM checkpoint (default 8)")
     add_device(p)
     add_overwrite(p, "existing predictions in --out")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave out the inputs whose outputs are all in --out already (continue an interrupted run)")
     add_skip_bad_samples(p)
+    add_threads(p, config=False)
     add_no_progress(p)
     p.set_defaults(func=run)
     return p
@@ -56,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.predict import Predictor, predict_paths
+    from ..threads import thread_budget
 
     if (args.checkpoint is None) == (args.onnx is None):
         raise SystemExit("phgmm predict: give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
@@ -67,15 +76,22 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"phgmm predict: --batch must be at least 1, got {args.batch}")
     if args.workers is not None and args.workers < 1:
         raise SystemExit(f"phgmm predict: --workers must be at least 1, got {args.workers}")
+    if args.skip_existing and args.overwrite:
+        raise SystemExit("phgmm predict: --skip-existing keeps finished outputs and --overwrite replaces them: "
+                         "give one of them")
     from ..io import check_output_dir
     check_output_dir(args.out)
-    predictor = Predictor(checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, device=args.device,
-                          mode=args.mode, tile=args.tile, stride=args.stride, flip=args.tta == "flip",
-                          scales=args.scales)
-    samples = 8 if args.samples is None else args.samples
-    written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty, samples=samples,
-                            overwrite=args.overwrite, progress=not args.no_progress, batch=args.batch,
-                            workers=args.workers, save_frames=args.save_frames,
-                            skip_bad=0.01 if args.skip_bad_samples else None)
+    with thread_budget(args.threads):
+        predictor = Predictor(checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, device=args.device,
+                              mode=args.mode, tile=args.tile, stride=args.stride, flip=args.tta == "flip",
+                              scales=args.scales, threads=args.threads)
+        if args.samples is not None and not predictor.can_sample:
+            raise SystemExit(f"phgmm predict: --samples draws from PHGMM's q(z|x); {args.checkpoint or args.onnx} "
+                             f"has no latent distribution (its entropy map is the softmax's): drop --samples")
+        samples = 8 if args.samples is None else args.samples
+        written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty, samples=samples,
+                                overwrite=args.overwrite, progress=not args.no_progress, batch=args.batch,
+                                workers=args.workers, save_frames=args.save_frames,
+                                skip_bad=0.01 if args.skip_bad_samples else None, skip_existing=args.skip_existing)
     print(f"wrote {len(written)} files to {args.out}")
     return 0

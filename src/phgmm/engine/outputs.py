@@ -87,6 +87,8 @@ class Outputs:
         written = []
         top = float(np.log(maps["num_classes"]))     # both maps lie in [0, log C]
         for key, folder in (("predictive_entropy", "entropy"), ("mutual_information", "mi")):
+            if key not in maps:     # a model without samples of z has its softmax entropy only
+                continue
             values = maps[key]
             npy = self.out / folder / f"{name}.npy"
             npy.parent.mkdir(parents=True, exist_ok=True)
