@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_bytes, read_json
+from ..report import classes_in_mean, md_escape, new_figure, save_figure
 from ..report import format_percent as _pct
-from ..report import md_escape, new_figure, save_figure
 
 __all__ = ["load_results", "write_experiment_report"]
 
@@ -44,9 +44,17 @@ def load_results(results_dir: str | Path) -> tuple[dict[str, Any], list[dict[str
         hist = folder / "history.json"
         m["history"] = read_json(hist) if hist.is_file() else []
         m["has_tsne"] = (folder / "tsne.png").is_file()
+        cfg = folder / "config.yaml"
+        m["config"] = _read_yaml(cfg) if cfg.is_file() else {}
         runs.append(m)
     runs.sort(key=lambda m: order.index(m["run"]) if m["run"] in order else len(order))
     return info, runs
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
 
 
 def _num(x: Any, fmt: str = "{:.3f}") -> str:
@@ -95,11 +103,104 @@ def _latent_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
         rows.append([m["run"], _pct(m.get("miou")), z, g, _pct(lat.get("swap_z_miou_drop")),
                      _pct(lat.get("swap_z_pixels_changed")), _pct(lat.get("swap_g_miou_drop")),
                      _pct(lat.get("posterior_decode_gain")),
-                     _num(lat.get("z_kl_to_posterior")), _num(lat.get("g_kl")),
+                     _num(lat.get("z_kl_to_posterior")), _training_kl(m), _num(lat.get("g_kl")),
                      _num((m.get("clustering") or {}).get("silhouette")),
                      _num((m.get("clustering_active") or {}).get("silhouette")),
                      _num((m.get("clustering_by_class") or {}).get("silhouette"))])
     return rows
+
+
+def _pts(x: Any, digits: int = 3) -> str:
+    """A fraction as a percentage (or a mIoU difference in points) with ``digits`` decimals."""
+    return "–" if x is None else f"{100 * float(x):.{digits}f}"
+
+
+#: the fair latent-use measures (random derangement and far partner, zero code, I(x; ·), the
+#: decoder's sensitivity, the untrained network's baseline) as the evaluation writes them
+FAIR_COLUMNS = (
+    ("swap z random: px changed", "swap_z_random_pixels_changed", _pts),
+    ("swap z random: mIoU drop", "swap_z_random_miou_drop", _pts),
+    ("swap z far: px changed", "swap_z_far_pixels_changed", _pts),
+    ("z zeroed: mIoU drop", "swap_z_zero_miou_drop", _pts),
+    ("swap g random: px changed", "swap_g_random_pixels_changed", _pts),
+    ("g zeroed: mIoU drop", "swap_g_zero_miou_drop", _pts),
+    ("I(x;z) nats", "mi_z", _num),
+    ("I(x;z) untrained", "untrained_mi_z", _num),
+    ("I(x;g) nats", "mi_g", _num),
+    ("I(x;g) untrained", "untrained_mi_g", _num),
+    ("sensitivity z/skips", "sensitivity_z", lambda x: _num(x, "{:.2e}")),
+    ("sensitivity g/skips", "sensitivity_g", lambda x: _num(x, "{:.2e}")),
+)
+
+
+def _fair_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for m in runs:
+        lat = m.get("latent") or {}
+        if not any(key in lat for _, key, _ in FAIR_COLUMNS):
+            continue
+        z = f"{lat['z_active_units']}/{lat['z_units']}" if "z_units" in lat else "–"
+        zu = str(lat["untrained_z_active_units"]) if "untrained_z_active_units" in lat else "–"
+        rows.append([m["run"], _pct(m.get("miou")), *[fmt(lat.get(key)) for _, key, fmt in FAIR_COLUMNS],
+                     f"{z} ({zu})"])
+    return rows
+
+
+def _seed_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per recipe run with several seeds: the mean ± standard deviation over its seeds."""
+    rows = []
+    for (_, _), ms in seed_groups(runs).items():
+        if len(ms) < 2:
+            continue
+        seed = _seed(ms[0])
+        name = ms[0]["run"]
+        label = ms[0].get("group") or (name[: -len(f"-s{seed}")] if name.endswith(f"-s{seed}") else name)
+
+        def stat(values: list[Any], fmt) -> str:
+            vals = [float(v) for v in values if v is not None]
+            if not vals:
+                return "–"
+            return fmt(np.mean(vals)) + (f" ± {fmt(np.std(vals, ddof=1))}" if len(vals) > 1 else "")
+
+        lats = [m.get("latent") or {} for m in ms]
+        rows.append([label, str(len(ms)), ", ".join(str(_seed(m)) for m in ms),
+                     stat([m.get("miou") for m in ms], _pct),
+                     stat([lat.get("swap_z_random_pixels_changed") for lat in lats], _pts),
+                     stat([lat.get("swap_z_zero_miou_drop") for lat in lats], _pts),
+                     stat([lat.get("mi_z") for lat in lats], _num),
+                     stat([lat.get("mi_g") for lat in lats], _num)])
+    return rows
+
+
+def _drop_empty_columns(header: list[str], rows: list[list[str]], keep: int = 4) -> tuple[list[str], list[list[str]]]:
+    """The table without the columns (after the first ``keep``) that are "–" in every row."""
+    cols = [i for i in range(len(header)) if i < keep or any(r[i] != "–" for r in rows)]
+    return [header[i] for i in cols], [[r[i] for i in cols] for r in rows]
+
+
+def _training_kl(m: dict[str, Any]) -> str:
+    """How the run's training ℓ_z was estimated (``loss.kl``) and which way it ran
+    (``loss.kl_direction``), from the run's saved config; "–" when the run has no ℓ_z."""
+    cfg = m.get("config") or {}
+    model, loss = cfg.get("model") or {}, cfg.get("loss") or {}
+    if m.get("model", model.get("name")) != "phgmm" or model.get("use_local") is False \
+            or ("postnet" in model and model.get("postnet") is None):
+        return "–"
+    if not loss:
+        return "?"
+    direction = loss.get("kl_direction", "q_to_posterior")
+    return f"{loss.get('kl', 'matched')}" + (", KL(p‖q)" if direction == "posterior_to_q" else "")
+
+
+def _mean_classes(runs: list[dict[str, Any]]) -> str:
+    """The summary's note on what the mIoU averages: the count of classes each run's mean took
+    (:func:`phgmm.report.classes_in_mean`), one number when all runs agree."""
+    counts = sorted({classes_in_mean(m, m.get("class_names") or list(m.get("iou") or {})) for m in runs})
+    names = runs[0].get("class_names") or list(runs[0].get("iou") or {})
+    first = names[0] if names else None
+    excluded = "background excluded" if first == "background" else f"class 0{f' ({first})' if first else ''} excluded"
+    count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} (by run)"
+    return f"mIoU over {count} classes ({excluded}; a class absent from both labels and predictions has no IoU)"
 
 
 def _trimap_plot(runs, path: Path) -> Path | None:
@@ -187,18 +288,58 @@ def _setting(m: dict[str, Any], key: str, default: Any = None) -> Any:
     return default
 
 
-def _orderings(runs: list[dict[str, Any]]) -> list[str]:
-    by_model = {}
+def _recipe(m: dict[str, Any]) -> tuple[str, ...]:
+    """A run's overrides less its seed and model name: runs that share it differ only by seed."""
+    return tuple(o for o in m.get("overrides", []) if o.partition("=")[0].strip() not in ("seed", "model.name"))
+
+
+def _seed(m: dict[str, Any]) -> Any:
+    seed = _setting(m, "seed")
+    return seed if seed is not None else (m.get("config") or {}).get("seed")
+
+
+def seed_groups(runs: list[dict[str, Any]]) -> dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]]:
+    """Runs grouped by (model, overrides other than the seed): each group is one recipe's seeds."""
+    groups: dict[tuple[Any, tuple[str, ...]], list[dict[str, Any]]] = {}
     for m in runs:
-        by_model.setdefault(m.get("model"), m)
+        groups.setdefault((m.get("model"), _recipe(m)), []).append(m)
+    return groups
+
+
+def _orderings(runs: list[dict[str, Any]]) -> list[str]:
+    # each model's plain recipe (fewest overrides besides seed and model), all of its seeds
+    by_model: dict[Any, list[dict[str, Any]]] = {}
+    for (model, recipe), members in seed_groups(runs).items():
+        if model not in by_model or len(recipe) < len(_recipe(by_model[model][0])):
+            by_model[model] = members
+    mean = {n: float(np.mean([m["miou"] for m in ms])) for n, ms in by_model.items()}
     lines = []
     want = [n for n in ("phgmm", "deeplabv3", "fcn8s") if n in by_model]
     if len(want) >= 2:
-        order = sorted(want, key=lambda n: -by_model[n]["miou"])
+        order = sorted(want, key=lambda n: -mean[n])
         holds = order == want
+        several = any(len(by_model[n]) > 1 for n in want)
+
+        def which(n: str) -> str:
+            ms = by_model[n]
+            if not several:
+                return f"{n} {_pct(mean[n])}"
+            seeds = ", ".join(str(_seed(m)) for m in ms)
+            return f"{n} {_pct(mean[n])} ({'mean of seeds ' if len(ms) > 1 else 'seed '}{seeds})"
+
         lines.append(f"- mIoU order {' > '.join(want)} (the paper's): "
                      f"{'holds' if holds else 'does not hold'} here; measured "
-                     + " > ".join(f"{n} {_pct(by_model[n]['miou'])}" for n in order) + ".")
+                     + " > ".join(which(n) for n in order) + ".")
+        if several:
+            per_seed = []
+            seeds = sorted({_seed(m) for n in want for m in by_model[n]}, key=str)
+            for seed in seeds:
+                have = {n: m["miou"] for n in want for m in by_model[n] if _seed(m) == seed}
+                if len(have) >= 2:
+                    per_seed.append(f"seed {seed}: " + " > ".join(f"{n} {_pct(v)}" for n, v in
+                                                                   sorted(have.items(), key=lambda kv: -kv[1])))
+            if per_seed:
+                lines.append("- Per seed: " + "; ".join(per_seed) + ".")
     tri = [(m["run"], _trimap_mean(m)) for m in runs if _trimap_mean(m) is not None]
     if len(tri) >= 2:
         best = min(tri, key=lambda t: t[1])
@@ -227,8 +368,15 @@ def write_experiment_report(results_dir: str | Path) -> Path:
         lines += ["## Summary (validation split, best epoch)", ""]
         lines += _table(["run", "model", "mIoU", "pixel acc.", "boundary IoU", "trimap 2", "trimap 10", "trimap 40",
                          "trimap mean", "train s/epoch", "infer ms/img", "params (M)"], _summary_rows(runs))
-        lines += ["", "Percentages; mIoU over the 11 named classes (background excluded); trimap = pixel error "
+        lines += ["", f"Percentages; {_mean_classes(runs)}; trimap = pixel error "
                   "within w pixels of a label boundary (lower is better).", ""]
+        seeds = _seed_rows(runs)
+        if seeds:
+            header, seeds = _drop_empty_columns(["recipe", "runs", "seeds", "mIoU", "swap z random: px changed",
+                                                 "z zeroed: mIoU drop", "I(x;z) nats", "I(x;g) nats"], seeds)
+            lines += ["## Mean over seeds", ""]
+            lines += _table(header, seeds)
+            lines += ["", "Mean ± sample standard deviation over the seeds of runs that differ only by seed.", ""]
         if kind == "compare":
             lines += ["## Orderings", "", *_orderings(runs), ""]
         classes = _scored_classes(runs[0])
@@ -239,15 +387,30 @@ def write_experiment_report(results_dir: str | Path) -> Path:
         if latent:
             lines += ["", "## Use of the latent spaces", ""]
             lines += _table(["run", "mIoU", "z active", "g active", "swap z: mIoU drop", "swap z: pixels changed",
-                             "swap g: mIoU drop", "decode p(z|x,y): mIoU gain", "KL(q‖p) of z", "KL of g",
+                             "swap g: mIoU drop", "decode p(z|x,y): mIoU gain", "KL(q‖p) of z, matched bound",
+                             "training ℓ_z (loss.kl)", "KL of g",
                              "silhouette (paper)",
                              "silhouette (active units)", "silhouette (by class)"], latent)
             lines += ["", "Active units: dimensions whose posterior mean varies across images with variance > 0.01 "
                       "(Burda et al. 2016). Swap: each image decoded with the previous image's z (or g); the mIoU drop "
                       "is what the model loses, in points. Decode p(z|x,y): each image decoded with the means of "
                       "PostNet's posterior, which sees the labels, instead of q(z|x)'s (empty where no PostNet was "
-                      "kept); a z the decoder can use gains here. Silhouette (paper) labels the per-image component means by "
+                      "kept); a z the decoder can use gains here. KL(q‖p) of z: evaluated at the best epoch on the validation "
+                      "split as the matched-component upper bound KL(π‖π*) + Σ_k π_k KL(q_k‖p_k), whatever estimator "
+                      "trained the run; the next column names that one (`loss.kl`: matched, mc or variational) and "
+                      "its direction where it was KL(p(z|x,y)‖q(z|x)). Silhouette (paper) labels the per-image component means by "
                       "their component index, which constant means win; the two others cannot be won by collapse.", ""]
+        fair = _fair_rows(runs)
+        if fair:
+            lines += ["", "## Latent use: partners that are not neighbouring frames, information, sensitivity", ""]
+            lines += _table(["run", "mIoU", *[h for h, _, _ in FAIR_COLUMNS], "z active (untrained)"], fair)
+            lines += ["", "Swap: each image decoded with a partner's code, everything else its own: *random*, a seeded "
+                      "random derangement of the evaluated set; *far*, the image whose label histogram differs most; "
+                      "*zeroed*, a code of zeros. Pixels changed in %, mIoU drops in points. I(x;z), I(x;g): mutual "
+                      "information between image and code under q, estimated against the aggregate posterior "
+                      "(Hoffman & Johnson 2016), in nats; at most log(number of images). Sensitivity: the decoder's "
+                      "mean Jacobian column norm for the code relative to the skips'. *untrained*: the same measure "
+                      "on a freshly initialised network of the same configuration.", ""]
         figures = [("trimap.png", _trimap_plot), ("timing.png", _timing_plot),
                    ("clustering_over_training.png", _clustering_plot), ("ablation_k.png", _ablation_plot)]
         lines += ["## Figures", ""]

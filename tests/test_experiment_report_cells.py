@@ -1,0 +1,128 @@
+"""The experiment report's cells against values computed by hand from fixture runs (small
+metrics.json / history.json / config.yaml folders with known numbers), so that a table that
+reads the wrong run, the wrong key or only one seed fails here."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from phgmm.experiments.report import write_experiment_report
+
+CLASSES = ["background", "a", "b", "c"]
+
+
+def _run(root: Path, name: str, model: str, overrides: list[str], miou: float, *, latent: dict | None = None,
+         loss: dict | None = None, group: str | None = None, iou: dict | None = None) -> None:
+    folder = root / name
+    folder.mkdir(parents=True)
+    metrics = {"run": name, "model": model, "group": group, "overrides": overrides, "miou": miou,
+               "pixel_accuracy": 0.8, "mean_boundary_iou": 0.25, "class_names": CLASSES,
+               "iou": iou or {"background": None, "a": 0.5, "b": None, "c": 0.2},
+               "trimap": {"2": 0.5, "10": 0.3, "40": 0.1},
+               "timing": {"train_seconds_per_epoch": 25.4, "inference_seconds_per_image": 0.0106},
+               "parameters": 12_940_000}
+    if latent is not None:
+        metrics["latent"] = latent
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "history.json").write_text(json.dumps([{"epoch": 1, "loss_total": 1.0}]))
+    seed = next((int(o.split("=")[1]) for o in overrides if o.startswith("seed=")), 0)
+    cfg = {"seed": seed, "model": {"name": model, "use_local": True, "postnet": "light"},
+           "loss": {"kl": "matched", "kl_direction": "q_to_posterior", **(loss or {})}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def _experiment(root: Path, kind: str, names: list[str]) -> None:
+    info = {"kind": kind, "title": "fixture", "source": "experiments/fixture", "base": "camvid", "set": [],
+            "runs": [{"name": n, "set": [], "group": None} for n in names], "machines": []}
+    (root / "experiment.json").write_text(json.dumps(info))
+
+
+def _tables(md: str) -> dict[str, list[dict[str, str]]]:
+    """Each markdown table under its section heading, as rows keyed by the header's cells."""
+    out, section, lines = {}, None, md.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("## "):
+            section = line[3:]
+        elif line.startswith("| ") and (i == 0 or not lines[i - 1].startswith("|")):
+            header = [c.strip() for c in line.strip("|").split(" | ")]
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append(dict(zip(header, [c.strip() for c in row.strip("|").split(" | ")])))
+            out.setdefault(section, rows)
+    return out
+
+
+@pytest.fixture
+def compare_dir(tmp_path: Path) -> Path:
+    lat = {"z_active_units": 3, "z_units": 48, "g_active_units": 0, "g_units": 16, "swap_z_miou_drop": 0.0123,
+           "swap_z_pixels_changed": 0.5, "swap_g_miou_drop": -0.001, "z_kl_to_posterior": 0.1234, "g_kl": 2.5,
+           "swap_z_random_pixels_changed": 0.00004, "swap_z_random_miou_drop": 0.0002, "swap_z_zero_miou_drop": 0.0387,
+           "mi_z": 1.5, "untrained_mi_z": 0.25, "sensitivity_z": 0.00123, "untrained_z_active_units": 0}
+    _run(tmp_path, "phgmm-s1", "phgmm", ["seed=1"], 0.36, latent=lat, loss={"kl": "mc"})
+    _run(tmp_path, "phgmm-s2", "phgmm", ["seed=2"], 0.34, latent={**lat, "mi_z": 2.5},
+         loss={"kl_direction": "posterior_to_q"})
+    _run(tmp_path, "fcn8s-s1", "fcn8s", ["seed=1", "model.name=fcn8s"], 0.30)
+    _run(tmp_path, "fcn8s-s2", "fcn8s", ["seed=2", "model.name=fcn8s"], 0.32)
+    _run(tmp_path, "deeplabv3-s1", "deeplabv3", ["seed=1", "model.name=deeplabv3"], 0.40)
+    # a PHGMM variant with a far better score: it must not stand for PHGMM in the ordering
+    _run(tmp_path, "warmup-s1", "phgmm", ["seed=1", "loss.kl_warmup_steps=9"], 0.99)
+    _experiment(tmp_path, "compare", ["phgmm-s1", "fcn8s-s1", "deeplabv3-s1", "phgmm-s2", "fcn8s-s2", "warmup-s1"])
+    return tmp_path
+
+
+def test_summary_and_per_class_cells(compare_dir):
+    md = write_experiment_report(compare_dir).read_text()
+    t = _tables(md)
+    row = next(r for r in t["Summary (validation split, best epoch)"] if r["run"] == "phgmm-s1")
+    assert (row["mIoU"], row["pixel acc."], row["boundary IoU"]) == ("36.00", "80.00", "25.00")
+    assert (row["trimap 2"], row["trimap 10"], row["trimap 40"], row["trimap mean"]) == ("50.00", "30.00", "10.00", "30.00")
+    assert (row["train s/epoch"], row["infer ms/img"], row["params (M)"]) == ("25", "10.6", "12.94")
+    # two of the three named classes have an IoU (b is absent from labels and predictions)
+    assert "mIoU over 2 classes (background excluded" in md
+    assert "11 named classes" not in md
+    per_class = next(r for r in t["Per-class IoU (Tables 1–2 layout)"] if r["run"] == "fcn8s-s2")
+    assert (per_class["a"], per_class["b"], per_class["c"], per_class["mIoU"]) == ("50.00", "–", "20.00", "32.00")
+    with open(compare_dir / "results.csv") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert float(rows["deeplabv3-s1"]["miou"]) == 0.40 and rows["phgmm-s2"]["overrides"] == "seed=2"
+
+
+def test_orderings_use_every_seed_of_each_plain_model(compare_dir):
+    md = write_experiment_report(compare_dir).read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- mIoU order"))
+    # PHGMM (36 + 34)/2 = 35, FCN-8s (30 + 32)/2 = 31, DeepLab one seed 40; warmup-s1 (99) is not PHGMM's recipe
+    assert line == ("- mIoU order phgmm > deeplabv3 > fcn8s (the paper's): does not hold here; measured "
+                    "deeplabv3 40.00 (seed 1) > phgmm 35.00 (mean of seeds 1, 2) > fcn8s 31.00 (mean of seeds 1, 2).")
+    per_seed = next(x for x in md.splitlines() if x.startswith("- Per seed"))
+    assert per_seed == ("- Per seed: seed 1: deeplabv3 40.00 > phgmm 36.00 > fcn8s 30.00; "
+                        "seed 2: phgmm 34.00 > fcn8s 32.00.")
+    seeds = {r["recipe"]: r for r in _tables(md)["Mean over seeds"]}
+    # sample standard deviation of (36, 34) is √2 = 1.414…
+    assert seeds["phgmm"]["mIoU"] == "35.00 ± 1.41" and seeds["phgmm"]["seeds"] == "1, 2"
+    assert seeds["phgmm"]["I(x;z) nats"] == "2.000 ± 0.707"
+    assert seeds["fcn8s"]["mIoU"] == "31.00 ± 1.41" and "warmup" not in seeds and "deeplabv3" not in seeds
+
+
+def test_latent_cells_name_the_estimator_and_the_fair_measures(compare_dir):
+    t = _tables(write_experiment_report(compare_dir).read_text())
+    lat = {r["run"]: r for r in t["Use of the latent spaces"]}
+    assert lat["phgmm-s1"]["z active"] == "3/48" and lat["phgmm-s1"]["g active"] == "0/16"
+    assert lat["phgmm-s1"]["swap z: mIoU drop"] == "1.23" and lat["phgmm-s1"]["swap z: pixels changed"] == "50.00"
+    assert lat["phgmm-s1"]["swap g: mIoU drop"] == "-0.10"
+    assert lat["phgmm-s1"]["KL(q‖p) of z, matched bound"] == "0.123" and lat["phgmm-s1"]["KL of g"] == "2.500"
+    assert lat["phgmm-s1"]["training ℓ_z (loss.kl)"] == "mc"
+    assert lat["phgmm-s2"]["training ℓ_z (loss.kl)"] == "matched, KL(p‖q)"
+    fair = {r["run"]: r for r in t["Latent use: partners that are not neighbouring frames, information, sensitivity"]}
+    row = fair["phgmm-s1"]
+    assert row["swap z random: px changed"] == "0.004" and row["swap z random: mIoU drop"] == "0.020"
+    assert row["z zeroed: mIoU drop"] == "3.870" and row["I(x;z) nats"] == "1.500"
+    assert row["I(x;z) untrained"] == "0.250" and row["sensitivity z/skips"] == "1.23e-03"
+    assert row["swap g random: px changed"] == "–" and row["z active (untrained)"] == "3/48 (0)"
+    assert set(fair) == {"phgmm-s1", "phgmm-s2"}
