@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from phgmm.models import build_model
+from phgmm.models.auxiliary import AuxLogits, main_logits
 from phgmm.models.ccnet import CCNet, CrissCrossAttention
 
 
@@ -59,13 +60,18 @@ def test_ccnet_output_at_an_odd_size(train):
     assert model.head.recurrence == 2
     with torch.set_grad_enabled(train):
         out = model(torch.randn(2, 3, 97, 61))
-    assert out.shape == (2, 5, 97, 61) and torch.isfinite(out).all()
+    # training: the main logits and the F3 deep-supervision head's, weight 0.4; evaluation: plain logits
+    assert isinstance(out, AuxLogits) == train
+    for logits in [main_logits(out), *(a for _, a in getattr(out, "aux", ()))]:
+        assert logits.shape == (2, 5, 97, 61) and torch.isfinite(logits).all()
+    assert [w for w, _ in getattr(out, "aux", ())] == ([0.4] if train else [])
 
 
 def test_ccnet_r101_parameter_count_is_the_reference_layers():
     """The CCNet paper gives no parameter count; this is the reference implementation's RCCA head
     (speedinghzl/CCNet, networks/ccnet.py: conva, cca, convb, bottleneck; without its deep-
-    supervision head) on a ResNet-101 (torchvision's 44,549,160 less the 2,049,000 of fc), 19 classes."""
+    supervision head, counted apart) on a ResNet-101 (torchvision's 44,549,160 less the 2,049,000 of
+    fc), 19 classes."""
     with torch.device("meta"):
         model = CCNet(num_classes=19, backbone="resnet101")
     c, ci, n = 2048, 512, 19
@@ -78,3 +84,5 @@ def test_ccnet_r101_parameter_count_is_the_reference_layers():
     assert counts["encoder"] == 44_549_160 - 2_049_000
     assert counts["head"] == head == 23_934_100
     assert counts["inference_total"] == 66_434_260
+    dsn = 1024 * ci * 9 + 2 * ci + ci * n + n                    # F3 → 512 (3×3 + BN) → classes
+    assert counts["aux"] == dsn and counts["training_total"] == 66_434_260 + dsn == 71_163_623

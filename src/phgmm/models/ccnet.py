@@ -10,10 +10,11 @@ exports to ONNX anywhere.
 
 The head follows the reference implementation's RCCA module: 3×3 conv (F4 → 512) + BN + ReLU,
 criss-cross attention ×R, 3×3 conv + BN + ReLU, concatenated with F4, 3×3 conv to 512 + BN + ReLU,
-dropout 0.1, 1×1 classifier, bilinear upsampling from output stride 8. Departures: ReLU where the
-reference's in-place activated BN uses leaky ReLU (slope 0.01); its deep-supervision head on stage 3
-(an auxiliary loss of weight 0.4) is left out, as the engine trains every network on ℓ_s of its one
-output.
+dropout 0.1, 1×1 classifier, bilinear upsampling from output stride 8. In training mode the
+reference's deep-supervision head on F3 (3×3 conv to 512 + BN + ReLU, dropout 0.1, 1×1 classifier)
+adds its ℓ_s with weight 0.4 (an :class:`~.auxiliary.AuxLogits`); evaluation, prediction and the ONNX
+export see the main logits only, and the head is counted in ``training_total`` only. Departure: ReLU
+where the reference's in-place activated BN uses leaky ReLU (slope 0.01).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
 from .baselines import _Baseline, _init_heads
-from .layers import conv_bn_relu, resize_to
+from .layers import conv_bn_relu, count_parameters, resize_to
 from .registry import register
 
-__all__ = ["CCNet", "CrissCrossAttention", "RCCAHead"]
+__all__ = ["CCNet", "CrissCrossAttention", "RCCAHead", "deep_supervision_head"]
 
 
 class CrissCrossAttention(nn.Module):
@@ -76,6 +78,11 @@ class RCCAHead(nn.Module):
         return self.fuse(torch.cat([x, self.refine(y)], dim=1))
 
 
+def deep_supervision_head(cin: int, num_classes: int, channels: int = 512, dropout: float = 0.1) -> nn.Sequential:
+    """The reference's auxiliary classifier on F3: 3×3 conv-BN-ReLU, dropout, 1×1."""
+    return nn.Sequential(*conv_bn_relu(cin, channels), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1))
+
+
 @register("ccnet", "CCNet: recurrent criss-cross attention (R=2) on a dilated ResNet, output stride 8 "
                    "(Huang et al. 2019)")
 class CCNet(_Baseline):
@@ -87,20 +94,35 @@ class CCNet(_Baseline):
         channels: width of the attention head (512).
         recurrence: R, how many times the criss-cross attention is applied (2).
         dropout: before the classifier (0.1).
+        aux_weight: weight of the F3 deep-supervision head's ℓ_s in training (0.4); 0 builds no such head.
         in_channels: image channels.
     """
 
     model_names = ("ccnet",)
 
     def __init__(self, num_classes: int = 12, backbone: str = "resnet101", channels: int = 512,
-                 recurrence: int = 2, dropout: float = 0.1, in_channels: int = 3) -> None:
+                 recurrence: int = 2, dropout: float = 0.1, aux_weight: float = 0.4, in_channels: int = 3) -> None:
         super().__init__()
         if recurrence < 1:
             raise ValueError(f"CCNet recurrence must be >= 1, got {recurrence}")
         self.encoder = resnet_encoder(backbone, in_channels=in_channels,
                                       replace_stride_with_dilation=(False, True, True))
         self.head = RCCAHead(self.encoder.channels[3], num_classes, channels, recurrence, dropout)
+        self.aux_weight = float(aux_weight)
+        self.aux_head = deep_supervision_head(self.encoder.channels[2], num_classes) if aux_weight else None
         _init_heads(self.head)
+        if self.aux_head is not None:
+            _init_heads(self.aux_head)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return resize_to(self.head(self.encoder(x)[3]), x.shape[-2:])
+    def parameter_counts(self) -> dict[str, int]:
+        counts = super().parameter_counts()
+        counts["aux"] = count_parameters(self.aux_head)
+        counts["training_total"] += counts["aux"]
+        return counts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
+        f3, f4 = self.encoder(x)[2:]
+        logits = resize_to(self.head(f4), x.shape[-2:])
+        if not self.training or self.aux_head is None:
+            return logits
+        return AuxLogits(logits, ((self.aux_weight, resize_to(self.aux_head(f3), x.shape[-2:])),))

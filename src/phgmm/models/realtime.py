@@ -25,8 +25,11 @@ refined, added to the attention-refined F3, upsampled to H/8 and refined. Featur
 concatenation → 1×1 conv-BN-ReLU → channel attention (pool → 1×1 → ReLU → 1×1 → sigmoid) →
 ``f·a + f``. Head: 3×3 conv-BN-ReLU to 64, 1×1 to C, bilinear ×8. Departures: on the 1×1 pooled
 maps (ARM's attention, global context) a biased convolution replaces the BN (BN cannot train on a
-batch of one 1×1 map; as the other networks here); the two auxiliary heads of the reference are
-left out, since the engine trains every network on ℓ_s of its one output.
+batch of one 1×1 map; as the other networks here). In training mode the two auxiliary heads of the
+paper (on the context path's refined H/16 and H/8 features; 3×3 conv-BN-ReLU to 256 and a 1×1
+classifier, as the authors' TorchSeg code) add their ℓ_s with weight α = 1 (an
+:class:`~.auxiliary.AuxLogits`); evaluation, prediction and the ONNX export see the main logits only,
+and those heads count in ``training_total`` only.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
 from .baselines import _Baseline, _init_heads
-from .layers import resize_to
+from .layers import count_parameters, resize_to
 from .pooling import max_pool2x2_with_argmax, max_unpool2x2
 from .registry import register
 
@@ -263,23 +267,40 @@ class BiSeNet(_Baseline):
         num_classes: C.
         backbone: the context path's ResNet (``resnet18`` in the paper's real-time setting).
         channels: width of the spatial and context paths (128; the fusion has twice that).
+        aux_weight: α, the weight of each auxiliary head's ℓ_s in training (1); 0 builds none.
         in_channels: image channels (both paths take the image).
     """
 
     model_names = ("bisenet",)
 
     def __init__(self, num_classes: int = 12, backbone: str = "resnet18", channels: int = 128,
-                 in_channels: int = 3) -> None:
+                 aux_weight: float = 1.0, in_channels: int = 3) -> None:
         super().__init__()
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
         self.head = _BiSeNetHead(self.encoder.channels, num_classes, channels, in_channels=in_channels)
+        self.aux_weight = float(aux_weight)
+        self.aux_heads = nn.ModuleList(
+            nn.Sequential(_conv_bn(channels, 256, 3, act=nn.ReLU(inplace=True)), nn.Conv2d(256, num_classes, 1))
+            for _ in range(2)) if aux_weight else None
         _init_heads(self.head)
+        if self.aux_heads is not None:
+            _init_heads(self.aux_heads)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.head
+    def parameter_counts(self) -> dict[str, int]:
+        counts = super().parameter_counts()
+        counts["aux"] = count_parameters(self.aux_heads)
+        counts["training_total"] += counts["aux"]
+        return counts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
+        h, size = self.head, x.shape[-2:]
         _, _, f3, f4 = self.encoder(x)
         sp = h.spatial(x)
         g = F.relu(h.global_context(f4.mean(dim=(2, 3), keepdim=True)))
-        c32 = h.refine32(resize_to(h.arm32(f4) + g, f3.shape[-2:]))
-        c16 = h.refine16(resize_to(h.arm16(f3) + c32, sp.shape[-2:]))
-        return resize_to(h.classifier(h.ffm(sp, c16)), x.shape[-2:])
+        c32 = h.refine32(resize_to(h.arm32(f4) + g, f3.shape[-2:]))       # H/16
+        c16 = h.refine16(resize_to(h.arm16(f3) + c32, sp.shape[-2:]))     # H/8
+        logits = resize_to(h.classifier(h.ffm(sp, c16)), size)
+        if not self.training or self.aux_heads is None:
+            return logits
+        return AuxLogits(logits, tuple((self.aux_weight, resize_to(head(c), size))
+                                       for head, c in zip(self.aux_heads, (c32, c16))))
