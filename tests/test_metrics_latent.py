@@ -13,7 +13,7 @@ from phgmm.config import Config
 from phgmm.engine.evaluate import evaluate_model
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.metrics import ConfusionMatrix
-from phgmm.metrics.latent import active_units, collapse_proof_clustering, dominant_class, swap_partner
+from phgmm.metrics.latent import active_units, adjacent_partner, collapse_proof_clustering, dominant_class
 
 SMALL = dict(backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, component_dim=4,
              local_channels=16, global_dim=4, num_components=3, postnet=None)
@@ -35,16 +35,21 @@ class Pairs(Dataset):
         return self.x[i], self.y[i]
 
 
-def _cfg() -> Config:
+def _cfg(partners: tuple[str, ...] = ()) -> Config:
     cfg = Config()
     cfg.model.num_classes = 12
     cfg.train.channels_last = "false"
+    # the other measures are tested in tests/test_latent_use.py
+    cfg.eval.latent_partners = partners
+    cfg.eval.latent_untrained = False
+    cfg.eval.latent_sensitivity_batches = 0
+    cfg.eval.latent_mi_samples = 2
     return cfg
 
 
-def _evaluate(model):
+def _evaluate(model, partners: tuple[str, ...] = ()):
     loader = make_eval_loader(Pairs(), batch_size=3, num_workers=0)
-    return evaluate_model(model, loader, _cfg(), torch.device("cpu"), trimap=False, report_samples=0,
+    return evaluate_model(model, loader, _cfg(partners), torch.device("cpu"), trimap=False, report_samples=0,
                           progress=False)
 
 
@@ -55,12 +60,12 @@ def test_collapsed_latents_have_no_active_unit_and_swapping_changes_nothing():
         for lin in (model.local_space.heads.mu, model.local_space.heads.logits, model.global_space.mu):
             lin.weight.zero_()
             lin.bias.normal_()
-    m = _evaluate(model).metrics
+    m = _evaluate(model, ("adjacent",)).metrics
     lat = m["latent"]
     assert lat["z_active_units"] == 0 and lat["z_units"] == 3 * 8
     assert lat["g_active_units"] == 0 and lat["g_units"] == 8
-    assert lat["swap_z_miou_drop"] == 0 and lat["swap_z_pixels_changed"] == 0
-    assert lat["swap_g_miou_drop"] == 0 and lat["swap_g_pixels_changed"] == 0
+    assert lat["swap_z_adjacent_miou_drop"] == 0 and lat["swap_z_adjacent_pixels_changed"] == 0
+    assert lat["swap_g_adjacent_miou_drop"] == 0 and lat["swap_g_adjacent_pixels_changed"] == 0
     # the paper's index calls twelve constant vectors perfect clusters; the variants do not
     assert m["clustering"]["silhouette"] > 0.99
     assert m["clustering_active"]["silhouette"] == 0 and m["clustering_active"]["davies_bouldin"] is None
@@ -74,7 +79,7 @@ def test_latents_that_matter_are_active_and_swapping_them_costs():
     with torch.no_grad():
         model.local_space.heads.mu.weight.mul_(400.0)     # μ_z varies strongly with the image
         model.local_space.fuse.weight.mul_(50.0)          # and the decoder listens to it
-    result = _evaluate(model)
+    result = _evaluate(model, ("adjacent",))
     lat = result.metrics["latent"]
 
     # by hand: the same images in the same order, one at a time
@@ -84,8 +89,8 @@ def test_latents_that_matter_are_active_and_swapping_them_costs():
     mu = torch.cat([e.local[1] for e in encs]).numpy().astype(np.float64)
     var = mu.reshape(len(data), -1).var(axis=0)
     assert lat["z_active_units"] == int((var > 0.01).sum()) > 0
-    # partner: the previous image in the stream; the first batch (0, 1, 2) is rolled by one
-    partner = [2, 0, 1, 2, 3, 4, 5]
+    # partner: the previous image in evaluation order, the first takes the last
+    partner = [6, 0, 1, 2, 3, 4, 5]
     cm, changed, pixels = ConfusionMatrix(12), 0, 0
     with torch.no_grad():
         for i, j in enumerate(partner):
@@ -97,9 +102,10 @@ def test_latents_that_matter_are_active_and_swapping_them_costs():
             changed += int(((own != swapped) & valid).sum())
             pixels += int(valid.sum())
     assert changed > 0
-    assert lat["swap_z_pixels_changed"] == pytest.approx(changed / pixels)
-    assert lat["swap_z_miou"] == pytest.approx(cm.compute()["miou"])
-    assert lat["swap_z_miou_drop"] == pytest.approx(result.metrics["miou"] - cm.compute()["miou"])
+    assert lat["swap_z_adjacent_pixels_changed"] == pytest.approx(changed / pixels)
+    assert lat["swap_z_adjacent_miou"] == pytest.approx(cm.compute()["miou"])
+    assert lat["swap_z_adjacent_miou_drop"] == pytest.approx(lat["decode_miou"] - cm.compute()["miou"])
+    assert lat["decode_miou"] == pytest.approx(result.metrics["miou"])
     # g's KL per dimension against N(0, I), written out
     mu_g = torch.cat([e.glob[0] for e in encs]).double()
     lv = torch.cat([e.glob[1] for e in encs]).double()
@@ -114,8 +120,7 @@ def test_active_units_and_partners_by_hand():
     means[:, 2] = [0.0, 0.1, 0.0, 0.1]      # variance 0.0025
     au = active_units(means)
     assert au["active"] == 1 and au["units"] == 3 and au["mask"].tolist() == [False, True, False]
-    assert swap_partner(torch.arange(3)).tolist() == [2, 0, 1]
-    assert swap_partner(torch.arange(3, 6), torch.tensor([2])).tolist() == [2, 3, 4]
+    assert adjacent_partner(3).tolist() == [2, 0, 1]
     y = np.array([[[0, 0, 3], [3, 255, 255]], [[0, 0, 0], [255, 255, 0]]])
     assert dominant_class(y, 12).tolist() == [3, -1]
     with pytest.raises(ValueError, match="at least 2 images"):

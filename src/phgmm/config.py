@@ -115,6 +115,13 @@ class EvalConfig:
     report_samples: int = 4
     latent: bool = True                  # PHGMM: active units, KL per dimension, swap test
     active_threshold: float = 0.01       # a unit is active when Var_x(E[u|x]) exceeds this
+    # latent-use measures (docs/latent.md, "How latent use is measured")
+    latent_partners: tuple[str, ...] = ("random", "far", "zero", "mean")  # swap partners; + adjacent
+    latent_seed: int = 0                 # seeds the random derangement, MI draws, sensitivity probes
+    latent_mi_samples: int = 16          # Monte-Carlo draws per image for I(x; z), I(x; g); 0: off
+    latent_sensitivity_batches: int = 2  # batches for the decoder's sensitivity; 0: off
+    latent_untrained: bool = True        # the same measures on a freshly initialised network
+    val_latent: str = "light"            # at validation in training: full | light | off
     uncertainty: bool = False            # AUROC/AUPR of uncertainty maps for wrong pixels, ECE
     uncertainty_samples: int = 8         # PHGMM: decodes of z ~ q(z|x) for entropy and MI
     mode: str = "whole"                  # whole | slide (sliding window over data.size images)
@@ -303,6 +310,11 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(e.batch_size >= 1, where, "eval.batch_size", e.batch_size, ">= 1")
     _check(e.trimap_max_width >= 1, where, "eval.trimap_max_width", e.trimap_max_width, ">= 1")
     _check(e.uncertainty_samples >= 0, where, "eval.uncertainty_samples", e.uncertainty_samples, ">= 0")
+    _check(set(e.latent_partners) <= {"random", "far", "zero", "mean", "adjacent"}, where, "eval.latent_partners",
+           list(e.latent_partners), "a list of random, far, zero, mean, adjacent")
+    for key in ("latent_mi_samples", "latent_sensitivity_batches"):
+        _check(getattr(e, key) >= 0, where, f"eval.{key}", getattr(e, key), ">= 0 (0 turns it off)")
+    _check(e.val_latent in ("full", "light", "off"), where, "eval.val_latent", e.val_latent, "full, light or off")
     _check(e.mode in ("whole", "slide"), where, "eval.mode", e.mode, "whole or slide")
     _check(len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales), where, "eval.scales",
            list(e.scales), "one or more positive factors")

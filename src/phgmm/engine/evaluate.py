@@ -22,6 +22,7 @@ from ..config import Config, config_from_dict
 from ..models.fold import fold_batchnorm
 from . import distributed as du
 from .checkpoint import inference_model, load_checkpoint, unwrap
+from .latent_probe import LatentOptions, LatentProbe
 from .precision import amp_dtype, autocast, memory_format
 
 __all__ = ["EvalResult", "evaluate_model", "evaluate_checkpoint", "write_evaluation", "flat_scalars"]
@@ -50,113 +51,6 @@ def flat_scalars(metrics: dict[str, Any]) -> dict[str, float]:
             for k, v in flat_scalars(value).items():
                 out[f"{prefix}{k}"] = v
     return out
-
-
-class _LatentProbe:
-    """Collects what the latent-use measures need during an evaluation pass (PHGMM only):
-    per-image codes, the swap-test confusion matrices, and, when PostNet is kept, its KL per
-    dimension of z and the score of decoding its label-informed posterior means instead."""
-
-    def __init__(self, model: nn.Module, num_classes: int, device: torch.device) -> None:
-        from ..metrics import ConfusionMatrix
-
-        self.has_z = model.local_space is not None
-        self.has_g = model.global_space is not None
-        self.swap = {name: ConfusionMatrix(num_classes, 255)
-                     for name, on in (("z", self.has_z), ("g", self.has_g)) if on}
-        if self.has_z and getattr(model, "postnet", None) is not None:
-            self.swap["posterior"] = ConfusionMatrix(num_classes, 255)
-        self.changed = {name: 0 for name in self.swap}
-        self.pixels = 0
-        self.carry: dict[str, torch.Tensor] | None = None
-        self.codes: dict[str, list[torch.Tensor]] = {"pi": [], "mu_z": [], "mu_g": [], "logvar_g": [], "dominant": []}
-        self.z_kl = torch.zeros((), dtype=torch.float64)
-        self.z_kl_dims: torch.Tensor | None = None
-        self.z_kl_images = 0
-        self.num_classes = num_classes
-        self.device = device
-
-    def update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor,
-               pred: torch.Tensor) -> None:
-        from ..losses import gmm_kl_per_dim
-        from ..metrics.latent import dominant_class, swap_partner
-        from ..models.latent import LOGVAR_RANGE
-
-        own = {}
-        if self.has_z:
-            own["pi"] = torch.softmax(enc.local[0].float(), dim=1)
-            own["mu_z"] = enc.local[1].float()
-        if self.has_g:
-            own["mu_g"] = enc.glob[0].float()
-            own["logvar_g"] = enc.glob[1].float().clamp(*LOGVAR_RANGE)
-        other = {k: swap_partner(v, None if self.carry is None else self.carry[k]) for k, v in own.items()}
-        self.carry = {k: v[-1:] for k, v in own.items()}
-        self.pixels += int((y != 255).sum())
-        if self.has_z:
-            swapped = model.decode(enc, other["pi"], other["mu_z"]).argmax(1).cpu()
-            self._score("z", swapped, pred, y)
-        if self.has_g:
-            swapped = model.decode(enc, mu_g=other["mu_g"]).argmax(1).cpu()
-            self._score("g", swapped, pred, y)
-        for k, v in own.items():
-            self.codes[k].append(v.cpu())
-        self.codes["dominant"].append(torch.from_numpy(dominant_class(y, self.num_classes)))
-        if self.has_z and getattr(model, "postnet", None) is not None:
-            from ..models.latent import gaussian_mixture
-            q_z = gaussian_mixture(*enc.local)
-            p_z, (p_logits, p_mu, _) = model.postnet(x, y.to(x.device))
-            # what the decoder makes of the label-informed posterior's means: the most z could add
-            decoded = model.decode(enc, torch.softmax(p_logits.float(), dim=1), p_mu.float()).argmax(1).cpu()
-            self._score("posterior", decoded, pred, y)
-            cat_kl, per_dim = gmm_kl_per_dim(q_z, p_z)
-            dims = per_dim.double().sum(0).cpu()
-            self.z_kl_dims = dims if self.z_kl_dims is None else self.z_kl_dims + dims
-            self.z_kl += cat_kl.double().sum().cpu()
-            self.z_kl_images += x.shape[0]
-
-    def _score(self, name: str, swapped: torch.Tensor, pred: torch.Tensor, y: torch.Tensor) -> None:
-        self.swap[name].update(swapped, y)
-        self.changed[name] += int(((swapped != pred) & (y != 255)).sum())
-
-    def compute(self, own_miou: float, threshold: float) -> dict[str, Any]:
-        """The latent-use metrics (every process must call it: codes are gathered)."""
-        from ..metrics.latent import collapse_proof_clustering, latent_summary
-
-        gathered = {}
-        for k, parts in self.codes.items():
-            if parts:
-                gathered[k] = du.all_gather_tensors(torch.cat(parts).to(self.device)).cpu().numpy()
-        counts = torch.tensor([self.pixels, *self.changed.values(), self.z_kl_images], dtype=torch.float64,
-                              device=self.device)
-        du.all_reduce_sum(counts)
-        pixels, *changed, kl_images = counts.tolist()
-        out: dict[str, Any] = {}
-        if len(next(iter(gathered.values()))) >= 2:
-            out = latent_summary(gathered.get("mu_z"), gathered.get("pi"), gathered.get("mu_g"),
-                                 gathered.get("logvar_g"), threshold)
-        for (name, cm), n_changed in zip(self.swap.items(), changed):
-            du.all_reduce_sum(cm.matrix)
-            miou = cm.compute()["miou"]
-            if name == "posterior":     # decoded from PostNet's p(z|x,y) instead of q(z|x)
-                out.update(posterior_decode_miou=miou, posterior_decode_gain=miou - own_miou,
-                           posterior_decode_pixels_changed=n_changed / max(1.0, pixels))
-                continue
-            out[f"swap_{name}_miou"] = miou
-            out[f"swap_{name}_miou_drop"] = own_miou - miou
-            out[f"swap_{name}_pixels_changed"] = n_changed / max(1.0, pixels)
-        if self.z_kl_dims is not None or kl_images:
-            dims = self.z_kl_dims if self.z_kl_dims is not None else torch.zeros(1, dtype=torch.float64)
-            dims = du.all_reduce_sum(dims.to(self.device)).cpu()
-            cat = float(du.all_reduce_sum(self.z_kl.to(self.device)).cpu())
-            per_dim = (dims / max(1.0, kl_images)).tolist()
-            out.update(z_kl_to_posterior=cat / max(1.0, kl_images) + sum(per_dim),
-                       z_kl_categorical=cat / max(1.0, kl_images), z_kl_per_dim=per_dim,
-                       z_kl_dims_above_0_01=int(sum(v > 0.01 for v in per_dim)))
-        clustering = {}
-        if "mu_z" in gathered and len(gathered["mu_z"]) >= 2:
-            clustering = collapse_proof_clustering(gathered["mu_z"], gathered["pi"], gathered["dominant"], threshold)
-        return {"latent": out, **({"clustering_active": clustering["active"],
-                                   "clustering_by_class": clustering["by_class"]} if clustering else {})}
 
 
 class _UncertaintyProbe:
@@ -261,12 +155,13 @@ def _reduce(evaluator, seen: int, device: torch.device) -> int:
 def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, trimap: bool = True,
                    boundary: bool | None = None, clustering: bool | None = None, report_samples: int | None = None,
                    progress: bool = True, latent: bool | None = None,
-                   uncertainty: bool | None = None) -> EvalResult:
+                   uncertainty: bool | None = None, latent_level: str = "full") -> EvalResult:
     """Score ``model`` on ``loader``'s split (every process must call it; all get the result).
 
     PHGMM is always decoded from the means of z and g (docs/design.md §5), whatever its
     ``sample_latent`` says. ``latent`` (default ``eval.latent``) adds the latent-use measures
-    (:mod:`phgmm.metrics.latent`) under ``metrics["latent"]``; ``uncertainty`` (default
+    (:mod:`phgmm.engine.latent_probe`; a second pass over the split) under ``metrics["latent"]``,
+    all of them at ``latent_level`` "full", the light set of validation at "light"; ``uncertainty`` (default
     ``eval.uncertainty``) adds ``metrics["uncertainty"]``: AUROC / AUPR of each uncertainty map
     for telling wrong pixels from right ones, and the calibration (ECE) of the softmax.
     """
@@ -282,7 +177,7 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
                                       boundary=trimap if boundary is None else boundary)
     has_z = hasattr(model, "encode") and model.local_space is not None
     cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
-    probe = (_LatentProbe(model, n_classes, device)
+    probe = (LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level))
              if hasattr(model, "encode") and (e.latent if latent is None else latent) else None)
     unc = (_UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
            if (e.uncertainty if uncertainty is None else uncertainty) else None)
@@ -309,8 +204,8 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     result = EvalResult(metrics={**evaluator.compute(), "images_per_s": seen / max(1e-9, elapsed)})
     if cluster is not None:
         cluster.compute(result, device)
-    if probe is not None:
-        result.metrics.update(probe.compute(result.metrics["miou"], e.active_threshold))
+    if probe is not None:     # a second pass: the swaps need every image's codes first
+        result.metrics.update(probe.finish(model, loader, cfg, result.metrics["miou"], e.active_threshold, progress))
     if unc is not None:
         result.metrics["uncertainty"] = unc.compute(device)
     if du.is_main():

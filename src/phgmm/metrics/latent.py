@@ -7,7 +7,15 @@
 * **KL per dimension**: how many nats each dimension's posterior spends, averaged over images —
   for g against its prior N(0, I), for z against PostNet's posterior (matched components).
 * **Swap test**: the mIoU change when each image is decoded with another image's z (π and μ_z)
-  or g (μ_g), everything else unchanged. A decoder that ignores a latent loses nothing.
+  or g (μ_g), everything else unchanged. A decoder that ignores a latent loses nothing. The
+  partner is a seeded random derangement of the whole evaluated set
+  (:func:`random_derangement`) or the image whose label histogram differs most
+  (:func:`far_partner`); the previous image (:func:`adjacent_partner`) is only an option, since
+  neighbouring video frames are near-duplicates.
+* **Mutual information** I(x; z), I(x; g) under q against the aggregate posterior
+  (:func:`mutual_information`): scale-free, at most log N for N images.
+* **Decoder sensitivity** (:func:`decoder_sensitivity`): how strongly the logits move with the
+  codes the decoder reads, relative to the encoder's skip features.
 * **Clustering that collapse cannot win** (:func:`collapse_proof_clustering`): the paper's
   clustering labels the per-image component means by their component index, and K constant
   vectors cluster perfectly. Here the indices are computed over active units only, and a second
@@ -16,13 +24,17 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..io import to_numpy
 
-__all__ = ["active_units", "swap_partner", "dominant_class", "collapse_proof_clustering", "latent_summary"]
+__all__ = ["active_units", "dominant_class", "collapse_proof_clustering", "latent_summary",
+           "random_derangement", "adjacent_partner", "far_partner", "label_histograms", "partner_distance",
+           "mutual_information", "decoder_sensitivity", "SensitivitySums"]
 
 
 def active_units(means: Any, threshold: float = 0.01) -> dict[str, Any]:
@@ -39,22 +51,6 @@ def active_units(means: Any, threshold: float = 0.01) -> dict[str, Any]:
     mask = var > threshold
     return {"active": int(mask.sum()), "units": int(mask.size), "fraction": float(mask.mean()),
             "variance": var, "mask": mask}
-
-
-def swap_partner(current: Any, carry: Any | None = None):
-    """Another image's codes for every image of a batch: the previous image in the stream.
-
-    ``current`` is the batch's codes (N × …), ``carry`` the last image's codes of the previous
-    batch (1 × …) or None for the first batch, where the batch is rolled by one instead. Works for
-    torch tensors and NumPy arrays; a first batch of one image keeps its own codes.
-    """
-    import torch
-
-    if carry is None:
-        return torch.roll(current, 1, 0) if isinstance(current, torch.Tensor) else np.roll(current, 1, 0)
-    if isinstance(current, torch.Tensor):
-        return torch.cat([carry, current[:-1]])
-    return np.concatenate([carry, current[:-1]])
 
 
 def dominant_class(labels: Any, num_classes: int, ignore_index: int = 255,
@@ -137,3 +133,225 @@ def latent_summary(mu_z: Any | None, pi: Any | None, mu_g: Any | None, logvar_g:
             out.update(g_kl=float(kl.sum(axis=1).mean()), g_kl_per_dim=per_dim.tolist(),
                        g_kl_dims_above_0_01=int((per_dim > 0.01).sum()))
     return out
+
+
+# -- partners of the swap test -------------------------------------------------------------------
+
+def random_derangement(n: int, seed: int = 0) -> np.ndarray:
+    """A uniformly drawn permutation ``p`` of ``range(n)`` without a fixed point (``p[i] != i``).
+
+    Drawn by rejection from ``numpy.random.default_rng(seed)`` (a random permutation is a
+    derangement with probability about 1/e, so about e draws are needed): the same ``n`` and
+    ``seed`` give the same partners on every machine. Needs ``n >= 2``.
+    """
+    if n < 2:
+        raise ValueError(f"a derangement needs at least 2 images, got {n}")
+    rng = np.random.default_rng(seed)
+    while True:
+        p = rng.permutation(n)
+        if not np.any(p == np.arange(n)):
+            return p
+
+
+def adjacent_partner(n: int) -> np.ndarray:
+    """The previous image in evaluation order (the first takes the last): near-duplicates on
+    video data, so only an option beside :func:`random_derangement` and :func:`far_partner`."""
+    if n < 2:
+        raise ValueError(f"a partner needs at least 2 images, got {n}")
+    return np.roll(np.arange(n), 1)
+
+
+def label_histograms(labels: Any, num_classes: int) -> np.ndarray:
+    """Class frequencies of each label map (N×H×W → N×C, rows summing to 1 over the pixels whose
+    label is a class; ignored pixels, any value outside ``0..C-1``, are left out; an image
+    without such a pixel gets a row of zeros)."""
+    import torch
+
+    y = torch.as_tensor(to_numpy(labels)).reshape(len(labels), -1).long()
+    valid = (y >= 0) & (y < num_classes)
+    offsets = torch.arange(len(y))[:, None] * num_classes
+    counts = torch.bincount((y + offsets)[valid], minlength=len(y) * num_classes)
+    counts = counts.reshape(len(y), num_classes).double()
+    return (counts / counts.sum(1, keepdim=True).clamp_min(1)).numpy()
+
+
+def _total_variation(hist: np.ndarray) -> np.ndarray:
+    from sklearn.metrics import pairwise_distances
+
+    return 0.5 * pairwise_distances(np.asarray(hist, np.float64), metric="manhattan")
+
+
+def far_partner(hist: Any) -> np.ndarray:
+    """For each image, the other image whose label histogram differs most.
+
+    The distance is the total variation ½‖h_i − h_j‖₁ of the class frequencies
+    (:func:`label_histograms`), in [0, 1]; ties go to the lowest index. Brute force over all
+    pairs (N² distances: a few MB for thousands of images). Needs ``n >= 2``.
+    """
+    h = to_numpy(hist, np.float64)
+    if len(h) < 2:
+        raise ValueError(f"a partner needs at least 2 images, got {len(h)}")
+    d = _total_variation(h)
+    np.fill_diagonal(d, -1.0)
+    return d.argmax(axis=1)
+
+
+def partner_distance(hist: Any, partner: Any) -> float:
+    """Mean total-variation distance between each image's label histogram and its partner's:
+    how different the swapped images are (0: identical class frequencies, 1: disjoint)."""
+    h = to_numpy(hist, np.float64)
+    p = np.asarray(partner)
+    return float((0.5 * np.abs(h - h[p]).sum(axis=1)).mean())
+
+
+# -- information: I(x; z) under q against the aggregate posterior ----------------------------------
+
+def _elements_per_row(q) -> int:
+    """Numbers one row of ``q.log_prob`` (one point against all N posteriors) touches."""
+    comp = getattr(q, "component_distribution", None)
+    return int((comp if comp is not None else q).mean.numel())
+
+
+def mutual_information(q, samples: int = 16, seed: int = 0, max_elements: int = 2 ** 24) -> dict[str, float]:
+    """The mutual information I(x; z) between the image and its code under the encoder's q.
+
+    With x uniform over the N evaluated images and z ~ q(z|x_n), the aggregate posterior is
+    q(z) = (1/N) Σ_m q(z|x_m) (Hoffman & Johnson 2016) and
+    I(x; z) = E_n E_{z~q(z|x_n)} [log q(z|x_n) − log q(z)] = (1/N) Σ_n KL(q(z|x_n) ‖ q(z)),
+    estimated as He et al. (2019, "Lagging inference networks") do, by Monte Carlo: ``samples``
+    draws per image, log q(z) by logsumexp over the N posteriors minus log N.
+
+    It is scale-free (unchanged by any invertible map applied to z), 0 when every image has the
+    same posterior (each term is then exactly 0), and at most log N (since q(z) ≥ q(z|x_n)/N):
+    with well-separated posteriors it saturates at log N, so values are comparable only between
+    sets of the same size (hence ``fraction`` = MI / log N).
+
+    Args:
+        q: N posteriors as one batched distribution (``batch_shape == (N,)``), e.g.
+            ``Independent(Normal(μ, σ), 1)`` or a ``MixtureSameFamily``; its dtype (float64
+            recommended) is the arithmetic's.
+        samples: Monte-Carlo draws per image.
+        seed: seeds the draws (the global RNG is restored afterwards).
+        max_elements: bounds the size of one chunk of log-density evaluations.
+
+    Returns:
+        ``{"mi", "stderr" (Monte-Carlo standard error), "upper_bound" (log N), "fraction", "n",
+        "samples"}`` in nats.
+    """
+    import torch
+
+    n = int(q.batch_shape[0])
+    if n < 2:
+        raise ValueError(f"mutual information over images needs at least 2 images, got {n}")
+    device = q.mean.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        z = q.sample((samples,))                       # S×N×L
+    rows = z.transpose(0, 1).reshape(n * samples, -1)  # row r is a draw from image r // S
+    owner = torch.arange(n, device=device).repeat_interleave(samples)
+    chunk = max(1, max_elements // max(1, _elements_per_row(q)))
+    terms = []
+    for start in range(0, len(rows), chunk):
+        lp = q.log_prob(rows[start:start + chunk].unsqueeze(-2))      # B×N: log q(z|x_m)
+        own = lp.gather(1, owner[start:start + chunk, None]).squeeze(1)
+        terms.append(own - (torch.logsumexp(lp, dim=1) - math.log(n)))
+    d = torch.cat(terms).double()
+    mi = float(d.mean())
+    return {"mi": mi, "stderr": float(d.std() / math.sqrt(len(d))) if len(d) > 1 else 0.0,
+            "upper_bound": math.log(n), "fraction": mi / math.log(n), "n": n, "samples": samples}
+
+
+# -- the decoder's sensitivity to its inputs ------------------------------------------------------
+
+@dataclass
+class SensitivitySums:
+    """Running sums of :func:`decoder_sensitivity` over batches (add them with ``+``).
+
+    Per input group (``"z"``: the decoder's z input π_k·μ_k, N×K×L; ``"g"``: μ_g, N×L;
+    ``"skips"``: the four skip features): ``grad`` = Σ_i |∂φ/∂u_i|, ``attribution`` =
+    Σ_i |u_i · ∂φ/∂u_i|, ``count`` = number of elements, over ``probes`` random projections φ.
+    """
+
+    grad: dict[str, float] = field(default_factory=dict)
+    attribution: dict[str, float] = field(default_factory=dict)
+    count: dict[str, int] = field(default_factory=dict)
+    images: int = 0
+
+    def __add__(self, other: "SensitivitySums") -> "SensitivitySums":
+        keys = set(self.count) | set(other.count)
+        return SensitivitySums({k: self.grad.get(k, 0.0) + other.grad.get(k, 0.0) for k in keys},
+                               {k: self.attribution.get(k, 0.0) + other.attribution.get(k, 0.0) for k in keys},
+                               {k: self.count.get(k, 0) + other.count.get(k, 0) for k in keys},
+                               self.images + other.images)
+
+    def result(self) -> dict[str, float]:
+        """``jacobian_<group>`` (mean Jacobian column norm, below), ``sensitivity_z`` /
+        ``sensitivity_g`` (their ratio to the skips'), ``attribution_<group>`` (share of the
+        total first-order attribution) and ``sensitivity_images``."""
+        out: dict[str, float] = {"sensitivity_images": self.images}
+        # E|vᵀJe_i| = sqrt(2/π)·‖Je_i‖ for v ~ N(0, I): rescaled, the mean is the column norm's
+        jac = {k: math.sqrt(math.pi / 2) * self.grad[k] / max(1, self.count[k]) for k in self.count}
+        total_attr = sum(self.attribution.values())
+        for k in sorted(self.count):
+            out[f"jacobian_{k}"] = jac[k]
+            out[f"attribution_{k}"] = self.attribution[k] / total_attr if total_attr > 0 else 0.0
+        for k in ("z", "g"):
+            if k in jac and "skips" in jac:
+                out[f"sensitivity_{k}"] = jac[k] / jac["skips"] if jac["skips"] > 0 else float("nan")
+        return out
+
+
+def decoder_sensitivity(model, enc, probes: int = 1, seed: int = 0) -> SensitivitySums:
+    """How strongly PHGMM's logits move with the codes the decoder reads, against the skips.
+
+    The logits ``f(u_z, u_g, s)`` of a batch depend on three inputs: the local code
+    u_z = (π_k · μ_k)_k (N×K×L, what each component's FC reads), the global code u_g = μ_g (N×L)
+    and the encoder's skip features s (the four skip convolutions' outputs, ``enc.skips``). For
+    an input element u_i its sensitivity is the norm of its Jacobian column, ‖∂logits/∂u_i‖₂
+    over every class and pixel of its image. It is estimated with random projections: for
+    φ = Σ v ⊙ logits with v ~ N(0, I), ∂φ/∂u_i = vᵀJe_i is N(0, ‖Je_i‖²), so
+    sqrt(π/2)·E|∂φ/∂u_i| = ‖Je_i‖ (one backward pass per probe instead of one per logit).
+
+    :meth:`SensitivitySums.result` reports, per group, the mean column norm (``jacobian_*``),
+    the ratio ``sensitivity_z = jacobian_z / jacobian_skips`` (likewise g) and the share of
+    the first-order attribution Σ|u_i·∂φ/∂u_i| (``attribution_*``). The ratio compares one
+    element with one element: a code element reaches every pixel of the image, a skip element
+    a neighbourhood, so equal use does not give 1; compare it between networks (and with the
+    untrained baseline). A decoder that ignores a code gives 0. A decoder can be sensitive to
+    a code that never varies (a learnt constant): the swap test and the mutual information
+    tell that apart.
+
+    Runs in float32 with autograd (under ``torch.no_grad`` callers too); the model's weights
+    get no gradient.
+    """
+    import dataclasses
+
+    import torch
+
+    with torch.enable_grad():
+        inputs: dict[str, torch.Tensor] = {}
+        pi = None
+        if enc.local is not None:
+            weights = torch.softmax(enc.local[0].detach().float(), dim=1)
+            inputs["z"] = (weights.unsqueeze(-1) * enc.local[1].detach().float()).requires_grad_()
+            pi = torch.ones_like(weights)          # π_k·μ_k is handed over whole: 1 · u_k
+        if enc.glob is not None:
+            inputs["g"] = enc.glob[0].detach().float().requires_grad_()
+        skips = [s.detach().float().requires_grad_() for s in enc.skips]
+        plain = dataclasses.replace(enc, feats=[f.detach().float() for f in enc.feats], skips=skips)
+        logits = model.decode(plain, pi, inputs.get("z"), inputs.get("g")).float()
+        gen = torch.Generator(device=logits.device).manual_seed(seed)
+        sums = SensitivitySums(images=int(logits.shape[0]))
+        leaves = [*inputs.values(), *skips]
+        for p in range(probes):
+            v = torch.randn(logits.shape, generator=gen, device=logits.device)
+            grads = torch.autograd.grad((logits * v).sum(), leaves, retain_graph=p < probes - 1, allow_unused=True)
+            groups = {**{k: [(inputs[k], grads[i])] for i, k in enumerate(inputs)},
+                      "skips": list(zip(skips, grads[len(inputs):]))}
+            for k, pairs in groups.items():
+                grad = sum(float(g.abs().sum()) for _, g in pairs if g is not None)
+                attr = sum(float((u.detach() * g).abs().sum()) for u, g in pairs if g is not None)
+                sums.grad[k] = sums.grad.get(k, 0.0) + grad
+                sums.attribution[k] = sums.attribution.get(k, 0.0) + attr
+                sums.count[k] = sums.count.get(k, 0) + sum(u.numel() for u, _ in pairs)
+    return sums
