@@ -22,10 +22,12 @@ CKPT = Path("runs/experiments/latent2_camvid")
 
 
 def main(names: list[str]) -> None:
-    runs = names or [p.name for p in sorted(RES.iterdir())
-                     if (p / "metrics.json").is_file()
-                     and "mi_z" not in (json.loads((p / "metrics.json").read_text()).get("latent") or {})
-                     and "mi_g" not in (json.loads((p / "metrics.json").read_text()).get("latent") or {})]
+    def measured(folder: Path) -> bool:
+        m = json.loads((folder / "metrics.json").read_text())
+        lat = m.get("latent") or {}
+        return "mi_z" in lat or "mi_g" in lat or "latent_reevaluated" in m
+
+    runs = names or [p.name for p in sorted(RES.iterdir()) if (p / "metrics.json").is_file() and not measured(p)]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     for run in runs:
         best = CKPT / run / "checkpoints" / "best.pt"

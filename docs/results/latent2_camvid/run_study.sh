@@ -37,7 +37,17 @@ commit_finished() {   # every finished run whose metrics.json is not committed y
   done
 }
 
+reevaluate() {   # finished runs measured before evaluate had the fair latent-use measures
+  local snap=""
+  if [ "${STUDY_SNAPSHOT:-1}" = 1 ]; then snap=$(mktemp -d /tmp/latent2_src.XXXX); git archive HEAD src | tar -x -C "$snap"; fi
+  PYTHONPATH="${snap:+$snap/src}" $PY "$RES/reevaluate.py" && \
+    PYTHONPATH="${snap:+$snap/src}" $PY -m phgmm experiment report "$RES" >/dev/null
+  [ -n "$snap" ] && rm -rf "$snap"
+}
+
 while true; do
+  commit_finished
+  reevaluate
   commit_finished
   run=$($PY - "$EXP" "$RES" <<'PY'
 import os, sys, yaml
