@@ -223,3 +223,11 @@ def test_published_and_exported_files_are_readable_by_others(checkpoint, tmp_pat
                  "--exporter", "torchscript"]) == 0
     for path in (tmp_path / "pub" / "model.safetensors", tmp_path / "pub" / "config.json", tmp_path / "m.onnx"):
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_onnxruntime_waits_passively_under_the_phgmm_command(checkpoint, tmp_path, monkeypatch):  # noqa: F811
+    from phgmm.engine.export import OnnxPredictor, export_checkpoint
+    path, _ = export_checkpoint(checkpoint, tmp_path / "m.onnx", exporter="torchscript")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    options = OnnxPredictor(path, threads=1).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

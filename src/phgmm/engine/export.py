@@ -287,7 +287,8 @@ class OnnxPredictor:
     Args:
         path: the ``.onnx`` file.
         providers: onnxruntime execution providers (default: CPU).
-        threads: intra-op threads (None: onnxruntime's default).
+        threads: intra-op threads (None: onnxruntime's default). With ``OMP_WAIT_POLICY=PASSIVE``
+            in the environment (the ``phgmm`` command sets it) its threads sleep instead of spinning.
     """
 
     def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None,
@@ -302,6 +303,9 @@ class OnnxPredictor:
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
+        if os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE":
+            # the phgmm command's wait policy (phgmm.threads) for onnxruntime's own pool, which spins by default
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=list(providers or ["CPUExecutionProvider"]))

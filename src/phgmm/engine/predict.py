@@ -68,6 +68,9 @@ class Predictor:
 
     A PyTorch model runs with its BatchNorms folded into the convolutions before them
     (:func:`phgmm.models.fold.fold_batchnorm`, on a copy); ``fold_bn=False`` runs it as given.
+    ``threads``: onnxruntime's intra-op threads (default: the cores this process may use,
+    :func:`phgmm.threads.available_cores`); a PyTorch model runs on torch's threads
+    (``phgmm predict --threads`` sets them with :func:`phgmm.threads.thread_budget`).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, onnx: str | Path | None = None,
