@@ -205,6 +205,13 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
     assert set(metrics["clustering"]) >= {"silhouette", "calinski_harabasz", "davies_bouldin"}
     report = (out / "report.md").read_text()
     assert "IoU" in report and ".png" in report
+    # the latent-use measures that can tell (issue 20), in metrics.json and report.md
+    lat = metrics["latent"]
+    for key in ("swap_z_random_pixels_changed", "swap_z_far_miou_drop", "swap_g_random_miou_drop",
+                "swap_g_far_pixels_changed", "mi_z", "mi_g", "sensitivity_z", "sensitivity_g",
+                "untrained_z_active_units", "untrained_mi_z"):
+        assert key in lat, key
+    assert "a random other image" in report and "the most different image" in report and "I(x; ·)" in report
     model, config, names, colors = load_model_from_checkpoint(summary["best"])
     assert model.postnet is None and names[0] == "background" and len(colors) == 12
 

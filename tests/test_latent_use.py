@@ -324,3 +324,29 @@ def test_one_image_split_and_light_level():
     light = _evaluate(model, level="light", latent_mi_samples=2)["latent"]
     assert {"swap_z_random_miou_drop", "swap_g_far_pixels_changed", "mi_z", "sensitivity_g"} <= set(light)
     assert not any(k.startswith(("swap_z_zero", "swap_z_mean", "untrained_")) for k in light)
+
+
+def test_report_and_console_show_the_measures(tmp_path):
+    from phgmm.cli.evaluate import latent_line
+    from phgmm.report import _latent_section
+
+    lat = {"images": 5, "active_threshold": 0.01, "z_active_units": 0, "z_units": 24, "g_active_units": 1,
+           "g_units": 8, "untrained_z_active_units": 0, "untrained_g_active_units": 0, "mi_z": 0.0123,
+           "mi_z_stderr": 0.001, "mi_g": 1.5, "mi_g_stderr": 0.01, "mi_upper_bound": math.log(5),
+           "sensitivity_z": 0.5, "sensitivity_g": 2.0, "untrained_sensitivity_z": 1.25,
+           "swap_z_random_miou_drop": 0.002, "swap_z_random_pixels_changed": 0.0004,
+           "swap_g_random_miou_drop": 0.01, "swap_g_random_pixels_changed": 0.05,
+           "swap_z_far_miou_drop": 0.003, "swap_z_far_pixels_changed": 0.0006, "partner_far_distance": 0.7,
+           "decode_miou": 0.4, "partner_seed": 0}
+    md = "\n".join(_latent_section({"latent": lat}))
+    assert "| active units (variance of the posterior mean > 0.01) | 0 of 24 | 1 of 8 |" in md
+    assert "| active units of an untrained network (same config and seed) | 0 | 0 |" in md
+    assert "| I(x; ·) under q, nats (at most log N = 1.61) | 0.0123 ± 0.001 | 1.5 ± 0.01 |" in md
+    assert "a seeded derangement of the set" in md and "0.20 points, 0.04 % of pixels | 1.00 points, 5 % of pixels" in md
+    assert "label-histogram distance 0.7" in md and "zero code" not in md      # not measured: no row
+    line = latent_line(lat)
+    assert line.startswith("latent use (z | g): a random partner's code changes 0.04 % | 5 %")
+    assert "I(x; ·) 0.0123 | 1.5 of at most 1.61 nats" in line and "untrained 1.25 | –" in line
+    assert latent_line({}) == ""
+    one = "\n".join(_latent_section({"latent": {"images": 1, "measures_skipped": "1 image: …"}}))
+    assert "Not measured: 1 image" in one

@@ -331,36 +331,94 @@ def _clustering_table(entries: Sequence) -> list[str]:
     return md + [""]
 
 
+#: swap partners in the order report.md lists them, with their row labels
+_PARTNER_ROWS = (("random", "a random other image", "a seeded derangement of the set"),
+                 ("far", "the most different image", "by label histogram"),
+                 ("zero", "the zero code", None), ("mean", "the mean code of the set", None),
+                 ("adjacent", "the previous image", "near-duplicates on video data"))
+
+
+def _both(lat: dict, fmt) -> tuple[str, str]:
+    """The z and g cells of a row: ``fmt(space)``, or – where that space was not measured."""
+    return tuple(fmt(space) if fmt(space) is not None else "–" for space in ("z", "g"))
+
+
+def _latent_use_rows(lat: dict) -> list[tuple[str, str, str]]:
+    """Rows (measure, z, g) of the latent-use table: units, information, sensitivity, swaps."""
+    def units(prefix: str = ""):
+        return lambda sp: (f"{lat[f'{prefix}{sp}_active_units']}" + (f" of {lat[f'{sp}_units']}" if not prefix else "")
+                           if f"{prefix}{sp}_active_units" in lat else None)
+
+    def info(prefix: str = ""):
+        return lambda sp: (f"{_fmt(lat[f'{prefix}mi_{sp}'], 3)} ± {_fmt(lat.get(f'{prefix}mi_{sp}_stderr'), 2)}"
+                           if f"{prefix}mi_{sp}" in lat else None)
+
+    def value(key: str):
+        return lambda sp: _fmt(lat[key.format(sp)], 3) if key.format(sp) in lat else None
+
+    bound = lat.get("mi_upper_bound")
+    rows = [(f"active units (variance of the posterior mean > {lat.get('active_threshold')})", units()),
+            ("active units of an untrained network (same config and seed)", units("untrained_")),
+            (f"I(x; ·) under q, nats (at most log N = {_fmt(bound, 3)})", info()),
+            ("I(x; ·) of the untrained network, nats", info("untrained_")),
+            ("decoder sensitivity: mean ‖∂logits/∂u‖ per code element ÷ per skip element", value("sensitivity_{}")),
+            ("decoder sensitivity of the untrained network", value("untrained_sensitivity_{}")),
+            ("share of the first-order attribution Σ|u·∂φ/∂u| (skips: the rest)", value("attribution_{}"))]
+    out = [(label, *_both(lat, fn)) for label, fn in rows]
+    for kind, label, detail in _PARTNER_ROWS:
+        def swap(sp, kind=kind):
+            key = f"swap_{sp}_{kind}_miou_drop"
+            if key not in lat:
+                return None
+            return (f"{format_percent(lat[key])} points, "
+                    f"{_fmt(100 * lat[f'swap_{sp}_{kind}_pixels_changed'], 3)} % of pixels")
+        distance = lat.get(f"partner_{kind}_distance")
+        details = [d for d in (detail, distance is not None and f"label-histogram distance {_fmt(distance, 2)}") if d]
+        note = f" ({'; '.join(details)})" if details else ""
+        out.append((f"decoded with {label}{note}: mIoU lost, pixels changed", *_both(lat, swap)))
+    return [r for r in out if r[1:] != ("–", "–")]
+
+
 def _latent_section(metrics: dict) -> list[str]:
-    """Use of the latent spaces (PHGMM): active units, KL, swap test, collapse-proof clustering."""
+    """Use of the latent spaces (PHGMM): active units beside an untrained network's, I(x; z) and
+    I(x; g), the decoder's sensitivity, the swap test with fair partners, KL, collapse-proof
+    clustering (docs/latent.md, "How latent use is measured")."""
     lat = metrics.get("latent")
     if not lat:
         return []
+    md = ["## Use of the latent spaces", "",
+          "A latent space the decoder ignores costs nothing when swapped, carries no information about "
+          "the image (I(x; ·) = 0; at most log N for N images) and has no active unit — but an untrained "
+          "network may have none either, hence its row. Definitions and biases: docs/latent.md, "
+          "\"How latent use is measured\".", ""]
+    if "measures_skipped" in lat:
+        md += [f"Not measured: {lat['measures_skipped']}.", ""]
+    use = _latent_use_rows(lat)
+    if use:
+        md += ["| measure | z | g |", "|---|---:|---:|"]
+        md += [f"| {md_escape(a)} | {b} | {c} |" for a, b, c in use]
+        if "decode_miou" in lat:
+            md += ["", f"mIoU lost is against decoding each whole image from its own means "
+                   f"({format_percent(lat['decode_miou'])} mIoU); partner seed {lat.get('partner_seed')}, "
+                   f"{lat.get('images')} images, {lat.get('mi_samples')} Monte-Carlo draws per image, "
+                   f"sensitivity on {lat.get('sensitivity_images', 0)} images."]
+        md.append("")
     rows = []
-    for space in ("z", "g"):
-        if f"{space}_units" in lat:
-            rows.append((f"active units of {space} (variance of the posterior mean > {lat.get('active_threshold')})",
-                         f"{lat[f'{space}_active_units']} of {lat[f'{space}_units']}"))
-        if f"swap_{space}_miou_drop" in lat:
-            rows.append((f"mIoU lost when each image is decoded with another image's {space}",
-                         f"{format_percent(lat[f'swap_{space}_miou_drop'])} points "
-                         f"({format_percent(lat.get(f'swap_{space}_pixels_changed'))} % of pixels change)"))
     if "posterior_decode_gain" in lat:
         rows.append(("mIoU gained when decoded with PostNet's p(z|x,y), which sees the labels",
                      f"{format_percent(lat['posterior_decode_gain'])} points "
                      f"({format_percent(lat.get('posterior_decode_pixels_changed'))} % of pixels change)"))
     if "z_kl_to_posterior" in lat:
-        rows.append(("KL(q(z|x) ‖ p(z|x,y)) per image, nats", _fmt(lat["z_kl_to_posterior"])))
+        rows.append(("KL(q(z|x) ‖ p(z|x,y)) per image, nats (matched upper bound)", _fmt(lat["z_kl_to_posterior"])))
     if "g_kl" in lat:
         rows.append(("KL(q(g|x) ‖ N(0, I)) per image, nats", _fmt(lat["g_kl"])))
     for key, label in (("clustering_active", "silhouette of μ_k by k over active units"),
                        ("clustering_by_class", "silhouette of each image's z by its dominant class")):
         if isinstance(metrics.get(key), dict):
             rows.append((label, _fmt(metrics[key].get("silhouette"))))
-    md = ["## Use of the latent spaces", "",
-          "A latent space the decoder ignores has no active unit and costs nothing when swapped "
-          "(docs/design.md §3, posterior collapse).", "", "| measure | value |", "|---|---:|"]
-    return md + [f"| {md_escape(a)} | {b} |" for a, b in rows] + [""]
+    if rows:
+        md += ["| measure | value |", "|---|---:|"] + [f"| {md_escape(a)} | {b} |" for a, b in rows] + [""]
+    return md
 
 
 def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:

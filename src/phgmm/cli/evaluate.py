@@ -113,6 +113,9 @@ def summary_lines(metrics: dict) -> list[str]:
     scored = classes_in_mean(metrics, names)
     lines = [f"mIoU {100 * metrics['miou']:.2f} ({scored} class{'es' if scored != 1 else ''}, {names[0]} excluded); "
              f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f}"]
+    latent = latent_line(metrics.get("latent") or {})
+    if latent:
+        lines.append(latent)
     unc = metrics.get("uncertainty")
     if unc:
         maps = [f"{label} {unc[key]['auroc']:.3f}" for key, label in (
@@ -122,3 +125,24 @@ def summary_lines(metrics: dict) -> list[str]:
         lines.append(f"uncertainty, AUROC for wrong pixels: {', '.join(maps) or 'undefined (no wrong pixels)'}; "
                      f"calibration error (ECE) " + (f"{100 * ece:.2f} %" if ece is not None else "undefined"))
     return lines
+
+
+def latent_line(lat: dict) -> str:
+    """One line of PHGMM's latent use, "z | g" side by side: the pixels a random and the most
+    different partner's code change, I(x; ·) against its bound log N, the decoder's sensitivity
+    relative to the skips (and an untrained network's); empty where nothing was measured."""
+    def pair(key: str, fmt) -> str | None:
+        cells = [lat.get(key.format(s)) for s in ("z", "g")]
+        return None if all(c is None for c in cells) else " | ".join("–" if c is None else fmt(c) for c in cells)
+
+    def pct(x):
+        return f"{100 * x:.3g} %"
+
+    info = pair("mi_{}", lambda v: f"{v:.3g}")
+    parts = [f"{name} {text}" for name, text in (
+        ("a random partner's code changes", pair("swap_{}_random_pixels_changed", pct)),
+        ("the most different image's", pair("swap_{}_far_pixels_changed", pct)),
+        ("I(x; ·)", info and f"{info} of at most {lat.get('mi_upper_bound', float('nan')):.3g} nats"),
+        ("sensitivity ÷ skips", pair("sensitivity_{}", lambda v: f"{v:.3g}")),
+        ("untrained", pair("untrained_sensitivity_{}", lambda v: f"{v:.3g}"))) if text is not None]
+    return "latent use (z | g): " + "; ".join(parts) if parts else ""

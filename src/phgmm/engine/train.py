@@ -475,8 +475,10 @@ class Trainer:
         """Score the validation split; returns the ``val_*`` entries of the epoch's record."""
         from .evaluate import evaluate_model, flat_scalars
 
+        e = self.cfg.eval      # the light latent-use measures by default (eval.val_latent)
         result = evaluate_model(unwrap(self.model), self.val_loader, self.cfg, self.device, trimap=False,
-                                report_samples=0, progress=self.progress)
+                                report_samples=0, progress=self.progress,
+                                latent=e.latent and e.val_latent != "off", latent_level=e.val_latent)
         record = {f"val_{k}": v for k, v in flat_scalars(result.metrics).items()}
         if self.writer is not None:
             for k, v in record.items():
