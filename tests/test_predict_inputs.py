@@ -195,15 +195,19 @@ def test_skip_bad_samples_skips_unreadable_images_and_still_stops_beyond_the_lim
     assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "a"),
                  "--no-progress"]) == 2
     assert "broken.png" in capsys.readouterr().err
+    # the flag's limit is 1 % of the files: 1 bad file in 4 is more than that
     assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "b"),
-                 "--no-progress", "--skip-bad-samples"]) == 0
+                 "--no-progress", "--skip-bad-samples"]) == 2
+    assert "1 unreadable images, more than 1% of 4 allows (0)" in capsys.readouterr().err
+    from phgmm.engine.predict import Predictor, predict_paths
+    predictor = Predictor(checkpoint)
+    predict_paths(predictor, [folder], tmp_path / "c", progress=False, skip_bad=0.25)    # 1 in 4 allowed
     err = capsys.readouterr().err
     assert "skipped a bad image" in err and "broken.png" in err and "skipped 1 unreadable" in err
-    assert sorted(p.name for p in (tmp_path / "b" / "labels").glob("*.png")) == ["ok0.png", "ok1.png", "ok2.png"]
+    assert sorted(p.name for p in (tmp_path / "c" / "labels").glob("*.png")) == ["ok0.png", "ok1.png", "ok2.png"]
     (folder / "broken2.png").write_bytes(b"")
-    assert main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "c"),
-                 "--no-progress", "--skip-bad-samples"]) == 2
-    assert "2 unreadable images, more than" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="2 unreadable images, more than 25% of 5 allows"):
+        predict_paths(predictor, [folder], tmp_path / "d", progress=False, skip_bad=0.25)
 
 
 def test_opencv_runs_one_thread_during_predict_and_is_restored(checkpoint, nested, tmp_path, monkeypatch):

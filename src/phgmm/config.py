@@ -19,7 +19,7 @@ import yaml
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
            "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
-           "save_config", "all_keys", "validate", "RECIPES"]
+           "save_config", "all_keys", "validate", "RECIPES", "load_yaml_text"]
 
 
 class ConfigError(ValueError):
@@ -191,11 +191,11 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
             return None
         raise ConfigError(f"{where}: {key} may not be null")
     if "tuple" in text:
-        if isinstance(value, str) and "x" in value.lower():     # "768x384"
+        kind = float if "float" in text else str if "str" in text else int
+        if kind is not str and isinstance(value, str) and "x" in value.lower():     # "768x384"
             value = value.lower().split("x")
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: {key} must be a list (e.g. [768, 384]), got {value!r}")
-        kind = float if "float" in text else int
         try:
             out = tuple(kind(v) for v in value)
         except (TypeError, ValueError):
@@ -221,6 +221,8 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     if hint is str or text.startswith("str"):
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+        if isinstance(value, bool):    # YAML 1.1 reads off/no/false as False: keep its YAML spelling
+            return "true" if value else "false"
         return str(value)
     return value
 
@@ -253,6 +255,14 @@ def _flatten(d: dict, prefix: str = "") -> Iterable[tuple[str, Any]]:
             yield key, v
 
 
+#: other spellings of train.amp's values (YAML 1.1 reads ``off`` and ``no`` as false, ``on`` as true)
+_AMP_ALIASES = {"false": "off", "no": "off", "none": "off", "fp32": "off", "true": "auto", "on": "auto",
+                "yes": "auto"}
+
+#: the encoder depths models/backbone.py builds (RESNET_DEPTHS; not imported: this module loads no torch)
+_RESNET_DEPTHS = ("18", "34", "50", "101", "152")
+
+
 def _check(ok: bool, where: str, key: str, value: Any, need: str) -> None:
     if not ok:
         raise ConfigError(f"{where}: {key} must be {need}, got {value!r}")
@@ -272,6 +282,8 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(0.0 <= d.max_bad_fraction <= 1.0, where, "data.max_bad_fraction", d.max_bad_fraction, "in [0, 1]")
     _check(m.num_classes >= 2, where, "model.num_classes", m.num_classes, ">= 2")
     _check(m.num_components >= 1, where, "model.num_components", m.num_components, ">= 1")
+    _check(str(m.backbone).lower().removeprefix("resnet") in _RESNET_DEPTHS, where, "model.backbone", m.backbone,
+           "one of " + ", ".join(f"resnet{d}" for d in _RESNET_DEPTHS))
     for key in ("latent_dim", "component_dim", "global_dim", "local_channels"):
         _check(getattr(m, key) >= 1, where, f"model.{key}", getattr(m, key), ">= 1")
     _check(len(m.decoder_units) == 4 and all(u >= 1 for u in m.decoder_units), where, "model.decoder_units",
@@ -303,6 +315,12 @@ def validate(cfg: Config, where: str = "config") -> Config:
     for key in ("val_every", "checkpoint_every"):
         _check(getattr(t, key) >= 0, where, f"train.{key}", getattr(t, key), ">= 0 (0 turns it off)")
     _check(t.log_every >= 1, where, "train.log_every", t.log_every, ">= 1")
+    t.amp = _AMP_ALIASES.get(str(t.amp).lower(), str(t.amp).lower())
+    _check(t.amp in ("auto", "bf16", "fp16", "off"), where, "train.amp", t.amp, "auto, bf16, fp16 or off")
+    for section, key in (("train", "channels_last"), ("data", "pin_memory")):
+        value = str(getattr(getattr(cfg, section), key)).lower()
+        setattr(getattr(cfg, section), key, value)
+        _check(value in ("auto", "true", "false"), where, f"{section}.{key}", value, "auto, true or false")
     _check(t.compile_mode in COMPILE_MODES, where, "train.compile_mode", t.compile_mode,
            "one of " + ", ".join(COMPILE_MODES))
     _check(t.max_steps_per_epoch is None or t.max_steps_per_epoch >= 1, where, "train.max_steps_per_epoch",
@@ -345,9 +363,11 @@ def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml_text(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        except ConfigError as exc:
+            raise ConfigError(f"--set {item}: {exc}") from None
         parsed.append((key.strip(), (value, item)))
     for key, (value, item) in _recipe_first(parsed):
         _set(cfg, key, value, f"--set {item}")
@@ -361,9 +381,41 @@ def read_yaml_file(path: str | Path) -> tuple[Path, Any]:
         from .configs import require_config
         path = require_config(str(path), ConfigError)
     try:
-        return path, yaml.safe_load(path.read_text()) or {}
+        return path, load_yaml_text(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _mapping_without_repeats(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":   # "<<: *base" keys may be overridden: YAML's rule
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            repeated = key in seen
+        except TypeError:        # an unhashable key: PyYAML's own error follows
+            continue
+        first = seen.setdefault(key, key_node.start_mark.line + 1)
+        if repeated:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: {key!r} is given twice in the same section "
+                              f"(first on line {first}); YAML would silently keep only the last one: remove one")
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
+
+
+def load_yaml_text(text: str) -> Any:
+    """``yaml.safe_load``, except that a key repeated in one mapping is a :class:`ConfigError`
+    ("line 7: 'epochs' is given twice …") instead of the last one silently winning."""
+    return yaml.load(text, Loader=_StrictLoader)
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:

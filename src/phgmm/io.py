@@ -10,6 +10,7 @@ reader never sees a half-written ``metrics.json``.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -22,7 +23,8 @@ if TYPE_CHECKING:     # numpy is imported where it is used: this module loads wi
     import numpy as np
 
 __all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError",
-           "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file", "set_default_mode"]
+           "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file", "set_default_mode",
+           "DiskFullError", "is_disk_full"]
 
 
 def _current_umask() -> int:
@@ -164,13 +166,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(fh.fileno())
         set_default_mode(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if is_disk_full(exc):
+            earlier = " (its earlier version is unchanged)" if path.exists() else ""
+            raise DiskFullError(f"{path}: no space left on device. Nothing was lost: the file was being written "
+                                f"under a temporary name, now removed{earlier}, and every file written before it "
+                                f"is complete. Free some space and run the command again") from None
         raise
     return path
+
+
+class DiskFullError(OSError):
+    """No space left on the device (or the user's quota) while writing a file: the message names
+    the file and says what was kept, as one line for the user."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is the operating system's "no space left" (ENOSPC) or "quota exceeded"."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:

@@ -49,23 +49,49 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ..engine.checkpoint import CheckpointError
     from ..engine.loaders import TooManyBadSamples
     from ..engine.train import TrainingError
+    from ..io import DiskFullError
     try:
         from ..data import DatasetError
     except ImportError:  # pragma: no cover - the data package always defines it
         DatasetError = ValueError  # type: ignore[misc,assignment]
     return (ConfigError, CheckpointError, TrainingError, TooManyBadSamples, DatasetError, FileNotFoundError, FileExistsError,
-            ValueError)
+            ValueError, DiskFullError)
+
+
+def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--scales -1,1`` as ``--scales=-1,1``: argparse takes a value that starts with '-' (and is
+    not a plain negative number) for an option and answers "expected one argument"; joined, the
+    value reaches the option's own check, which says what is wrong with it."""
+    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    command = commands.get(next((t for t in argv if not t.startswith("-")), ""), parser)
+    takes_value = {o for a in command._actions if a.option_strings and a.nargs is None
+                   and not isinstance(a, argparse._StoreConstAction) for o in a.option_strings}
+    known = set(command._option_string_actions)
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if token in takes_value and following is not None and following.startswith("-") \
+                and following.split("=", 1)[0] not in known and following != "--":
+            out.append(f"{token}={following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     # Before anything loads torch (_user_errors does): OpenMP reads its wait policy once, at start.
     prefer_passive_wait()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(_dash_values(parser, sys.argv[1:] if argv is None else list(argv)))
     errors = _user_errors()
     try:
         return int(args.func(args) or 0)
     except errors as exc:
-        print(f"phgmm {args.command}: error: {exc}", file=sys.stderr)
+        from ..data.errors import plain_message
+        print(f"phgmm {args.command}: error: {plain_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"phgmm {args.command}: interrupted", file=sys.stderr)

@@ -59,7 +59,8 @@ def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
 def add_skip_bad_samples(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad-samples", action="store_true",
                    help="log and skip files that cannot be read instead of stopping at the first one; the run "
-                        "still stops when more than data.max_bad_fraction of them are bad (default 0.01)")
+                        "still stops once more than 1 %% of the files are bad (train and evaluate: "
+                        "data.max_bad_fraction, default 0.01), so 1 bad file in 4 stops it")
 
 
 def _positive_int(text: str) -> int:

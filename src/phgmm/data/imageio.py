@@ -24,10 +24,15 @@ from ..visualize import to_rgb_uint8
 from .errors import DatasetError
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "imread", "load_image", "load_label",
-           "read_label_png"]
+           "read_label_png", "exif_orientation", "apply_orientation"]
 
 #: Suffixes (lower case) of the image files the project reads; every folder listing uses this.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
+
+# A file OpenCV cannot decode is reported here as one DatasetError naming it; OpenCV's own
+# "[ WARN:0@1.05] … PNG input buffer is incomplete" and "[ERROR:0@28.0] … IHDR chunk shall be
+# first" lines would only repeat it, less clearly, and break the one-line message.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 # Pillow modes that hold one value per pixel (a palette image holds its palette indices)
 _SINGLE_CHANNEL_MODES = {"1", "L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"}
@@ -57,9 +62,46 @@ def imread(path: str | os.PathLike, what: str = "image") -> np.ndarray:
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as 8-bit RGB (HxWx3 uint8); gray, RGBA and 16-bit are converted.
 
-    Raises :class:`DatasetError` if the file is missing, unreadable or truncated.
+    The EXIF orientation a camera records (a phone photo taken upright is stored sideways) is
+    applied, so the pixels are the picture every viewer shows and the one its label map was
+    drawn on. Raises :class:`DatasetError` if the file is missing, unreadable or truncated.
     """
-    return to_rgb_uint8(imread(path, "image"), bgr=True)
+    rgb = to_rgb_uint8(imread(path, "image"), bgr=True)
+    return apply_orientation(rgb, exif_orientation(path))
+
+
+def exif_orientation(path: str | os.PathLike) -> int:
+    """The EXIF orientation tag (1–8) of an image file; 1 (as stored) when it has none."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    with open(p, "rb") as fh:
+        head = fh.read(1 << 16)
+    # TIFF: OpenCV's decoder turns it already, even with IMREAD_UNCHANGED
+    if head[:4] in (b"II*\0", b"MM\0*"):
+        return 1
+    # only files that hold EXIF are opened (JPEG's APP1 "Exif", PNG's eXIf, WebP's EXIF chunk)
+    if not (b"Exif" in head or b"eXIf" in head or b"EXIF" in head):
+        return 1
+    try:
+        with Image.open(p) as img:
+            value = img.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 1      # the pixels decoded; unreadable metadata is no reason to refuse them
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` (H×W or H×W×C) turned as EXIF ``orientation`` says (Pillow's ``exif_transpose``)."""
+    if orientation in (5, 6, 7, 8):
+        image = np.swapaxes(image, 0, 1)      # transpose; then flips give the four turned cases
+    flip_rows = orientation in (3, 4, 7, 8)
+    flip_cols = orientation in (2, 3, 6, 7)
+    if flip_rows:
+        image = image[::-1]
+    if flip_cols:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image) if orientation != 1 else image
 
 
 def load_label(path: str | os.PathLike, channel: str = "single") -> np.ndarray:

@@ -38,13 +38,37 @@ def load_pretrained_backbone(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: pretrained backbone file not found (model.pretrained_backbone)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from .checkpoint import read_torch_file
+
+    state = read_torch_file(path)          # refuses, in one line, a file that would run code
+    if isinstance(state, dict) and "model" in state and "config" in state:
+        resume = f"; to continue its training, --resume {path}" if "optimizer" in state else ""
+        raise ValueError(f"{path}: a phgmm training checkpoint, not a torchvision ResNet state dict "
+                         f"(model.pretrained_backbone): to start from all its weights, give it as "
+                         f"model.init_from={path}{resume}")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors (model.pretrained_backbone expects a "
+                         f"torchvision ResNet's, e.g. torch.save(resnet101().state_dict(), path))")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    try:
-        model.encoder.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: does not fit the {getattr(model.encoder, 'depth', '?')}-layer "
-                         f"encoder: {str(exc).splitlines()[0]}") from None
+    problems = _state_dict_problems(model.encoder.state_dict(), state)
+    if problems:
+        depth = getattr(model.encoder, "depth", "?")
+        raise ValueError(f"{path}: does not fit the encoder of model.backbone=resnet{depth}: {problems} "
+                         f"(model.pretrained_backbone takes a torchvision ResNet-{depth} state dict)")
+    model.encoder.load_state_dict(state, strict=True)
+
+
+def _state_dict_problems(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+    """One line on why ``given`` does not load into a module whose state dict is ``own``:
+    how many keys are missing, unexpected or of another shape, each with a first example."""
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    shapes = [f"{k} {list(given[k].shape)} instead of {list(own[k].shape)}"
+              for k in own if k in given and given[k].shape != own[k].shape]
+    parts = [f"{len(found)} {what} (e.g. {found[0]})" for what, found in
+             (("missing keys", missing), ("unexpected keys", unexpected), ("tensors of another shape", shapes))
+             if found]
+    return "; ".join(parts)
 
 
 def build_loss(cfg: Config) -> PHGMMLoss:

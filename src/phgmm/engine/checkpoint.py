@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..io import DiskFullError, is_disk_full
 from ..version import __version__
 
 __all__ = ["CheckpointError", "config_differences", "load_inference_model", "save_checkpoint", "load_checkpoint",
            "capture_rng", "restore_rng", "load_model_from_checkpoint", "inference_model", "unwrap",
-           "init_from_weights"]
+           "init_from_weights", "read_torch_file", "check_finite_weights"]
 
 
 class CheckpointError(RuntimeError):
@@ -76,10 +77,59 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise _disk_full(path, resumable="optimizer" in state) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _disk_full(path: Path, resumable: bool) -> DiskFullError:
+    """The one line for a checkpoint that did not fit on the disk: what was kept, how to go on."""
+    if path.exists():
+        kept = f"the previous {path.name} there is complete and unchanged"
+        if resumable:     # the earlier file at this path is of the same kind: a training position
+            kept += f"; after freeing some space, continue with --resume {path}"
+        else:
+            kept += "; free some space and run again"
+    else:
+        kept = f"no {path.name} had been written yet; free some space and run again"
+    return DiskFullError(f"{path}: no space left on device while saving it. Nothing was lost: the checkpoint "
+                         f"was written under a temporary name, now removed; {kept}")
+
+
+def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming the file: a pickle that
+    would call a function or build a class (what ``weights_only`` blocks) is refused as asking to
+    run code, anything else unreadable is corrupt or truncated. Never suggests ``weights_only=False``."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        code = _code_reference(str(exc))
+        if code is not None:    # a class or function reference: unpickling would call it
+            raise CheckpointError(f"{path}: refused to load: the file asks to run code ({code}) when it is read, "
+                                  f"which a file of weights never needs; phgmm does not load such files. Ask its "
+                                  f"author for a checkpoint written by phgmm or a plain state dict of tensors") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
+                              f"(not a PyTorch file written by phgmm)") from None
+    except Exception as exc:  # truncated/corrupt zip archives raise several different errors
+        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+
+
+def _code_reference(message: str) -> str | None:
+    """The function or class a pickle asks for, from PyTorch's weights-only refusal ("Unsupported
+    global: GLOBAL print …"; torch 2.13: "unsupported GLOBAL posix.system …"), or None."""
+    import re
+
+    match = re.search(r"unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", message, re.IGNORECASE)
+    if match is None:
+        return None
+    return match.group(1)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -109,19 +159,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: one file of a published model: give its folder, {path.parent}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (an interrupted copy or download?)")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        if "Unsupported global" in text:    # a class or function reference: unpickling would call it
-            raise CheckpointError(f"{path}: refused to load: the file holds objects other than tensors and "
-                                  f"plain containers, and loading it would run code. phgmm never loads "
-                                  f"such files; ask its author for a checkpoint written by phgmm") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
-                              f"(not a PyTorch file written by phgmm)") from None
-    except Exception as exc:  # truncated/corrupt zip archives raise several different errors
-        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    state = read_torch_file(path, map_location)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a phgmm checkpoint (expected the keys 'model' and 'config')")
     state["source"] = str(path)   # for messages; never written back (snapshots are built anew)
@@ -159,6 +197,7 @@ def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: 
     from .builders import build_model_from_config
 
     keep_postnet = keep_postnet and any(k.startswith("postnet.") for k in state["model"])
+    check_finite_weights(state["model"], path)
     try:
         model = build_model_from_config(cfg, inference=not keep_postnet, pretrained=False)
     except (TypeError, ValueError) as exc:
@@ -173,6 +212,18 @@ def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: 
     return model.eval()
 
 
+def check_finite_weights(weights: dict[str, Any], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinity (a diverged run's): such a model predicts one class
+    everywhere, or makes scikit-learn fail on its latent codes, without saying why."""
+    bad = [k for k, v in weights.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} of its {len(weights)} weight tensors hold NaN or infinite values "
+                              f"(first: {bad[0]}): the training that wrote it diverged, so its predictions would "
+                              f"mean nothing. Use an earlier checkpoint, or train again (a lower train.lr, "
+                              f"train.grad_clip)")
+
+
 def load_inference_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
     """The eval-mode model of a training checkpoint or a published folder, with ``model.metadata``
     (class names and colours, working size (W, H), normalisation, run config): ``phgmm.load``."""
@@ -183,6 +234,7 @@ def load_inference_model(path: str | Path, map_location: str | torch.device = "c
     path = Path(path)
     state = load_checkpoint(path, map_location)
     if "build" in state:
+        check_finite_weights(state["model"], path)
         try:
             model = model_from_folder(state, build_model)
         except ModelFileError as exc:

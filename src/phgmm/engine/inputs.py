@@ -146,10 +146,15 @@ def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def check_unique_names(items: Sequence[InputFile]) -> None:
-    """Refuse two inputs that would write the same output name, naming both files."""
+    """Refuse two inputs that would write the same output file, naming both inputs and the file.
+
+    An image writes ``labels/<name>.png`` (and ``color/``, ``overlay/<name>.jpg``), a video
+    ``overlay/<name>.mp4`` (and ``labels/<name>/`` frames): two of a kind with one name clash; an
+    image and a video of the same name do not."""
     first: dict[str, Path] = {}
     for item in items:
-        if item.name in first:
-            raise ValueError(f"{first[item.name]} and {item.path} would both write labels/{item.name}.png; "
+        target = f"overlay/{item.name}.mp4" if item.video else f"labels/{item.name}.png"
+        if target in first:
+            raise ValueError(f"{first[target]} and {item.path} would both write {target}; "
                              f"rename one, or pass the folder above them so that their sub-paths tell them apart")
-        first[item.name] = item.path
+        first[target] = item.path

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from . import distributed as dist_utils
 
 __all__ = ["EpochDataset", "ResumableSampler", "ShardSampler", "make_train_loader", "make_eval_loader",
-           "SkipBadSamples", "SkippingLoader", "TooManyBadSamples"]
+           "SkipBadSamples", "SkippingLoader", "TooManyBadSamples", "bad_sample_limit"]
 
 
 class EpochDataset(Dataset):
@@ -68,6 +68,12 @@ class TooManyBadSamples(RuntimeError):
     """More files than ``data.max_bad_fraction`` allows could not be read."""
 
 
+def bad_sample_limit(max_fraction: float, n: int) -> int:
+    """How many of ``n`` files may be unreadable: at most ``max_fraction`` of them, rounded down
+    (1 bad file in 4 is 25 %, more than a 1 % limit allows; 1 in 100 is not)."""
+    return int(max_fraction * n + 1e-9)     # the epsilon: 0.2 × 10 must allow 2
+
+
 class _Bad:
     """What :class:`SkipBadSamples` returns for a file that cannot be read."""
 
@@ -117,7 +123,7 @@ class SkippingLoader:
         self.loader = loader
         self.dataset = loader.dataset.base if isinstance(loader.dataset, SkipBadSamples) else loader.dataset
         self.sampler = loader.sampler
-        self.limit = max(1, int(max_fraction * len(loader.dataset)))
+        self.limit = bad_sample_limit(max_fraction, len(loader.dataset))
         self.max_fraction = max_fraction
         self.skipped: list[str] = []
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -133,7 +139,8 @@ class SkippingLoader:
             if len(self.skipped) > self.limit:
                 raise TooManyBadSamples(
                     f"{len(self.skipped)} unreadable samples, more than data.max_bad_fraction = "
-                    f"{self.max_fraction:g} of {len(self.loader.dataset)} allows; the first: {self.skipped[0]}")
+                    f"{self.max_fraction:g} of {len(self.loader.dataset)} allows ({self.limit}); the first: "
+                    f"{self.skipped[0]}. Fix the files, or allow more with --set data.max_bad_fraction=F")
             if x is not None:
                 yield x, y
 

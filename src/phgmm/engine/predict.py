@@ -40,6 +40,7 @@ from ..data.errors import DatasetError
 from ..threads import available_cores
 from .inference import check_options, default_stride, infer_logits, size_pair
 from .inputs import IMAGE_SUFFIXES, VIDEO_EXTENSIONS, InputFile, check_unique_names, collect_images, collect_inputs
+from .loaders import bad_sample_limit
 from .outputs import PNG_COMPRESSION, Outputs, Pending, VideoOut
 
 __all__ = ["collect_images", "collect_inputs", "InputFile", "Predictor", "predict_paths", "IMAGE_SUFFIXES",
@@ -506,7 +507,7 @@ class _Run:
         """Run every input; the written files."""
         n_images = sum(not item.video for item in items)
         total = n_images + sum(count for _, count in self.videos.values())
-        limit = max(1, int((self.skip_bad or 0) * n_images))
+        limit = bad_sample_limit(self.skip_bad or 0.0, n_images)
         readers = ThreadPoolExecutor(self.workers, thread_name_prefix="phgmm-read")
         self.writers = ThreadPoolExecutor(self.workers, thread_name_prefix="phgmm-write")
         bar = tqdm(total=total, desc="predict", unit="img", disable=not progress, dynamic_ncols=True)
@@ -519,8 +520,8 @@ class _Run:
         try:
             for group in _batches(frames, self.batch):
                 if self.skipped and len(self.skipped) > limit:
-                    raise DatasetError(f"{len(self.skipped)} unreadable images, more than {self.skip_bad:g} of "
-                                       f"{n_images} allows; the first: {self.skipped[0]}")
+                    raise DatasetError(f"{len(self.skipped)} unreadable images, more than {self.skip_bad:.0%} of "
+                                       f"{n_images} allows ({limit}); the first: {self.skipped[0]}")
                 self.run_batch(group)
                 bar.update(len(group))
             self.close_video()

@@ -146,6 +146,7 @@ class TrainingState:
         self.global_step = 0
         self.best_miou = -1.0
         self.history: list[dict[str, Any]] = []
+        self.running: dict[str, Any] | None = None  # the unfinished epoch's loss sums (Trainer._running_now)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -182,6 +183,7 @@ class TrainingState:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step, self.best_miou = state["global_step"], state.get("best_miou", -1.0)
         self.history = list(state.get("history", []))
+        self.running = state.get("epoch_running")
 
 
 def _regroup(saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
@@ -240,6 +242,7 @@ class Trainer:
         self.cfg, self.progress = cfg, progress
         self.device = du.init(cfg.device)
         self.main = du.is_main()
+        self._record_precision_that_runs()
         self.out = Path(cfg.output_dir)
         self.ckpt_dir = self.out / "checkpoints"
         state = load_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
@@ -275,6 +278,17 @@ class Trainer:
         self._stop = {"stop": False}
         if self.main:
             print(self.summary(state), flush=True)
+
+    def _record_precision_that_runs(self) -> None:
+        """train.amp as it runs here: bf16 or fp16 asked for on a CPU (where phgmm always trains in
+        fp32: autocast is slower there for these convolutions) becomes ``off`` with a note, so that
+        config.yaml and the checkpoints never record a precision the run did not use."""
+        t = self.cfg.train
+        if amp_dtype(t.amp, self.device) is None and t.amp in ("bf16", "fp16"):
+            if self.main:
+                print(f"train.amp={t.amp}: mixed precision runs on CUDA only; on {self.device} this run trains "
+                      f"in fp32, and its config.yaml records train.amp=off", flush=True)
+            t.amp = "off"
 
     def summary(self, resumed: dict[str, Any] | None = None) -> str:
         """The start-of-run summary: model, device, data, schedule, outputs (and the resume point)."""
@@ -367,13 +381,39 @@ class Trainer:
                   f"weights, optimiser and schedule continue; the sample order of the new world size applies")
         if self.state.step_in_epoch >= self.steps_per_epoch:
             self.state.epoch, self.state.step_in_epoch = self.state.epoch + 1, 0
+        self._carry_best(state)
+
+    def _carry_best(self, state: dict[str, Any]) -> None:
+        """Resumed into another run folder: its best.pt must hold the weights of the best mIoU the
+        position records. The source run's best.pt is copied when it records that mIoU; without
+        it the recorded best is dropped, so that this folder's next validation writes its own."""
+        s, best = self.state, self.ckpt_dir / "best.pt"
+        if s.best_miou < 0 or best.exists():
+            return
+        theirs = Path(state["source"]).parent / "best.pt" if state.get("source") else None
+        recorded = None
+        if theirs is not None and theirs.is_file():
+            with contextlib.suppress(CheckpointError):
+                recorded = load_checkpoint(theirs).get("best_miou")
+        if recorded is not None and math.isclose(recorded, s.best_miou):
+            if self.main:
+                _copy_atomically(theirs, best)
+                print(f"copied {theirs} (val mIoU {100 * recorded:.2f}) to {best}: the best weights so far",
+                      flush=True)
+            return
+        if self.main:
+            print(f"no best.pt with the recorded best val mIoU {100 * s.best_miou:.2f} beside "
+                  f"{state.get('source', 'the checkpoint')}: {best} will hold the best of this run's validations",
+                  flush=True)
+        s.best_miou = -1.0
 
     # -- checkpoints -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """A checkpoint of the current position (what ``--resume`` reads)."""
         return {**self.state.state_dict(), "rng": capture_rng(), "config": config_to_dict(self.cfg),
                 "classes": self.classes, "world_size": du.world_size(),
-                "loss": self.loss_fn.state_dict()}     # GECO's multiplier and moving average
+                "loss": self.loss_fn.state_dict(),      # GECO's multiplier and moving average
+                "epoch_running": self._running_now()}   # the unfinished epoch's loss sums
 
     def save_checkpoints(self, best: bool = False) -> None:
         """``last.pt`` (the full position) and, when ``best``, ``best.pt`` (weights, no optimiser)."""
@@ -429,7 +469,8 @@ class Trainer:
         self.sampler.set_start(first * t.batch_size)
         bar = tqdm(total=self.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}",
                    disable=not (self.progress and self.main), dynamic_ncols=True, leave=True)
-        sums = torch.zeros(len(LOSS_TERMS), device=self.device)
+        run = self._start_running(first)
+        sums = run["sums"]
         seen, tick, every = 0, time.perf_counter(), max(1, t.log_every)
         for x, y in self.loader:
             if s.step_in_epoch >= self.steps_per_epoch:
@@ -437,6 +478,7 @@ class Trainer:
             out = self.run_step(x, y)
             sums += out["terms"]
             seen += out["images"] * du.world_size()
+            run["images"] += out["images"] * du.world_size()
             bar.update(1)
             if s.global_step % every == 0:
                 self._log_step(out["terms"], seen / max(1e-9, time.perf_counter() - tick), bar)
@@ -447,13 +489,35 @@ class Trainer:
                 raise KeyboardInterrupt
         bar.close()
         du.broadcast_buffers(self.model)
-        n_steps = max(1, s.step_in_epoch - first)
-        elapsed = time.perf_counter() - tick
+        # the whole epoch, across an interruption and resume (no step ran: an empty record)
+        done = self._running_now() or {"steps": 0, "images": 0, "seconds": time.perf_counter() - tick}
+        n_steps = max(1, done["steps"])
+        elapsed = done["seconds"]
+        seen = done["images"]
         means = (sums / n_steps).tolist()
         geco = {"geco_lambda": float(self.loss_fn.geco_lambda)} if self.loss_fn.geco_target is not None else {}
         return {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in zip(LOSS_TERMS, means)}, **geco,
                 "images_per_s": seen / max(1e-9, elapsed), "epoch_seconds": elapsed,
                 "global_step": s.global_step}
+
+    def _start_running(self, first: int) -> dict[str, Any]:
+        """The epoch's running loss sums, images and seconds: zero at its start; resumed mid-epoch,
+        what the checkpoint saved, so that history.json averages the whole epoch, not its last part."""
+        saved = (self.state.running or {}) if first > 0 else {}
+        self._running = {"sums": torch.tensor(saved.get("sums", [0.0] * len(LOSS_TERMS)), device=self.device),
+                         "images": saved.get("images", 0), "seconds": saved.get("seconds", 0.0),
+                         # an older checkpoint saved no sums: average the steps run since
+                         "first": first - saved.get("steps", 0), "tick": time.perf_counter()}
+        return self._running
+
+    def _running_now(self) -> dict[str, Any] | None:
+        """The unfinished epoch's running record, as a checkpoint stores it (None at an epoch's start)."""
+        run = getattr(self, "_running", None)
+        if run is None or self.state.step_in_epoch == 0:
+            return None
+        return {"sums": run["sums"].tolist(), "images": run["images"],
+                "steps": self.state.step_in_epoch - run["first"],
+                "seconds": run["seconds"] + time.perf_counter() - run["tick"]}
 
     def _log_step(self, terms: torch.Tensor, rate: float, bar) -> None:
         if not self.main:
@@ -486,16 +550,8 @@ class Trainer:
                     self.writer.add_scalar(k.replace("val_", "val/", 1), v, self.state.global_step)
         if self.main:
             m = result.metrics
-            latent = m.get("latent") or {}
-            extra = ""
-            if "swap_z_miou_drop" in latent:
-                extra = (f"; z: {latent['z_active_units']} active units, swap costs "
-                         f"{100 * latent['swap_z_miou_drop']:.2f} mIoU")
-            if "swap_g_miou_drop" in latent:
-                extra += (f"; g: {latent['g_active_units']} active, swap costs "
-                          f"{100 * latent['swap_g_miou_drop']:.2f}")
             print(f"epoch {self.state.epoch}: val mIoU {100 * m['miou']:.2f} "
-                  f"(pixel acc. {100 * m['pixel_accuracy']:.2f}){extra}", flush=True)
+                  f"(pixel acc. {100 * m['pixel_accuracy']:.2f}){_latent_note(m.get('latent') or {})}", flush=True)
         return record
 
     def fit(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
@@ -542,6 +598,40 @@ class Trainer:
                 "model": unwrap(self.model), "skipped_samples": list(skipped)}
 
 
+def _latent_note(latent: dict[str, Any]) -> str:
+    """The validation line's latent part: active units, I(x; ·) and the share of pixels a random
+    partner's code changes, for z and g, each only where measured (a validation split of one
+    image has none of them: they need two images)."""
+    parts = []
+    for space, unit_word in (("z", "active units"), ("g", "active")):
+        bits = []
+        if f"{space}_active_units" in latent:
+            bits.append(f"{latent[f'{space}_active_units']} {unit_word}")
+        if f"mi_{space}" in latent:
+            bits.append(f"I(x;{space}) {latent[f'mi_{space}']:.3g} of {latent['mi_upper_bound']:.2f} nats")
+        if f"swap_{space}_random_pixels_changed" in latent:
+            bits.append(f"a random partner's {space} changes "
+                        f"{100 * latent[f'swap_{space}_random_pixels_changed']:.3g} % of pixels")
+        if bits:
+            parts.append(f"; {space}: " + ", ".join(bits))
+    return "".join(parts)
+
+
+def _copy_atomically(src: Path, dst: Path) -> None:
+    """``dst`` becomes a copy of ``src``; a reader never sees half of it."""
+    import os
+    import shutil
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def _weights_only(snapshot: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint for using the model, not for resuming: no optimiser, schedule or RNG."""
     drop = {"optimizer", "scheduler", "scaler", "rng", "source"}
@@ -567,5 +657,13 @@ def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool 
 
 
 def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:
-    """The config a loaded checkpoint was trained with (for ``--resume`` without ``--config``)."""
-    return config_from_dict(state["config"], f"{path} (config)")
+    """The config a loaded checkpoint was trained with (for ``--resume`` without ``--config``).
+
+    Its ``output_dir`` is the run folder the checkpoint sits in (``<run>/checkpoints/last.pt``)
+    wherever the command runs: a relative folder saved from another working directory, or a
+    run folder moved since, would otherwise start a second run folder beside the original."""
+    cfg = config_from_dict(state["config"], f"{path} (config)")
+    where = Path(path).resolve().parent
+    if where.name == "checkpoints" and (where.parent / "config.yaml").is_file():
+        cfg.output_dir = str(where.parent)
+    return cfg

@@ -80,6 +80,24 @@ def _list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
+#: what a run may say: anything else (``sets:``, ``seeds: 3``) would be ignored, and a run named
+#: ``fcn8s`` would train the base config's model under that name
+RUN_KEYS = ("name", "set", "group")
+
+
+def _refuse_unknown_run_keys(item: dict[str, Any], where: str) -> None:
+    """A run's keys other than :data:`RUN_KEYS` are refused, with the nearest known key."""
+    import difflib
+
+    for key in item:
+        if key in RUN_KEYS:
+            continue
+        near = difflib.get_close_matches(str(key), RUN_KEYS, n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}:?" if near else \
+            "overrides go in set: [KEY=VALUE, …] (e.g. set: [seed=1])"
+        raise ConfigError(f"{where}: unknown run key {key!r}; a run takes {', '.join(RUN_KEYS)}: {hint}")
+
+
 def _resolve_base(base: str, source: Path) -> Path:
     candidate = (source.parent / base)
     if candidate.is_file():
@@ -110,6 +128,7 @@ def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
         if not isinstance(item, dict) or "name" not in item:
             raise ConfigError(f"{where}: expected a mapping with name and set")
         name = str(item["name"])
+        _refuse_unknown_run_keys(item, f"{where} ({name!r})")
         if not _NAME.match(name):
             raise ConfigError(f"{where}: run name {name!r} must be a plain folder name (letters, digits, . _ -)")
         runs.append(RunSpec(name, _list(item.get("set"), where), item.get("group")))

@@ -112,14 +112,70 @@ def model_from_folder(state: dict[str, Any], build: Callable[..., nn.Module]) ->
 
     ``build(name, **kwargs)`` constructs the network from the saved build arguments
     (``phgmm.models.build_model``, or a class's own constructor)."""
-    args = dict(state["build"])
-    model = build(args.pop("name"), **args)
+    source = state.get("source")
+    model = _build_described(state, build)
+    _check_classes(state, model)
+    _check_size(state)
+    wrong = _shape_mismatches(model, state["model"])
+    if wrong:
+        raise ModelFileError(f"{source}: {WEIGHTS_NAME} does not fit the model described in {CONFIG_NAME}: "
+                             f"{len(wrong)} tensors have another shape (first: {wrong[0]}); was {CONFIG_NAME} "
+                             f"edited? Publish the checkpoint again (phgmm publish)")
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
     if missing or unexpected:
-        raise ModelFileError(f"{state.get('source')}: weights do not fit the model described in {CONFIG_NAME} "
+        raise ModelFileError(f"{source}: weights do not fit the model described in {CONFIG_NAME} "
                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     meta = state["metadata"]
     model.metadata = {"class_names": meta.get("class_names"), "colors": meta.get("colors"),
                       "size": meta.get("size"), "normalization": meta.get("normalization", NORMALIZATION),
                       "config": state["config"], "source": state.get("source")}
     return model.eval()
+
+
+def _build_described(state: dict[str, Any], build: Callable[..., nn.Module]) -> nn.Module:
+    """The network ``config.json``'s ``build`` describes; a setting the network does not take
+    (an edited or foreign file) is a :class:`ModelFileError` naming it, not a TypeError."""
+    where = f"{state.get('source')}/{CONFIG_NAME}" if state.get("source") else CONFIG_NAME
+    args = dict(state["build"])
+    name = args.pop("name", None)
+    if not isinstance(name, str):
+        raise ModelFileError(f"{where}: 'build' names no network (expected \"name\": \"phgmm\", …)")
+    try:
+        return build(name, **args)
+    except TypeError as exc:     # an unexpected keyword: say which, in the file's own terms
+        bad = str(exc).rsplit("argument", 1)[-1].strip(" '")
+        raise ModelFileError(f"{where}: 'build' holds a setting the {name} network does not take "
+                             f"({bad or exc}); was the file edited? Publish the checkpoint again") from None
+    except (ValueError, KeyError) as exc:
+        raise ModelFileError(f"{where}: 'build' cannot be built ({exc})") from None
+
+
+def _check_classes(state: dict[str, Any], model: nn.Module) -> None:
+    """Class names and colours, where given, count the network's output classes: a list cut
+    short would name the wrong class for every prediction past its end."""
+    where = f"{state.get('source')}/{CONFIG_NAME}" if state.get("source") else CONFIG_NAME
+    n = getattr(model, "num_classes", None) or state["build"].get("num_classes")
+    for key in ("class_names", "colors"):
+        values = state["metadata"].get(key)
+        if n is not None and values is not None and len(values) != n:
+            raise ModelFileError(f"{where}: '{key}' lists {len(values)} entries but the network predicts "
+                                 f"{n} classes; was the file edited? Publish the checkpoint again")
+
+
+def _check_size(state: dict[str, Any]) -> None:
+    """The working size, where recorded, is two positive integers (W, H)."""
+    size = state["metadata"].get("size")
+    if size is None:
+        return
+    if not (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        where = f"{state.get('source')}/{CONFIG_NAME}" if state.get("source") else CONFIG_NAME
+        raise ModelFileError(f"{where}: 'size', the working size the model was trained at, must be two "
+                             f"positive integers [W, H] (e.g. [768, 384]), got {size!r}")
+
+
+def _shape_mismatches(model: nn.Module, weights: dict[str, Any]) -> list[str]:
+    """``name: file [a, b], config [c, d]`` for each tensor whose shape differs from the model's."""
+    own = model.state_dict()
+    return [f"{k}: file {list(v.shape)}, config {list(own[k].shape)}" for k, v in weights.items()
+            if k in own and tuple(v.shape) != tuple(own[k].shape)]
