@@ -372,7 +372,7 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
-        if state.get("loss"):
+        if state.get("loss") and isinstance(self.loss_fn, nn.Module):
             self.loss_fn.load_state_dict(state["loss"])
         if state.get("world_size", 1) == du.world_size():
             restore_rng(state["rng"])
@@ -412,7 +412,8 @@ class Trainer:
         """A checkpoint of the current position (what ``--resume`` reads)."""
         return {**self.state.state_dict(), "rng": capture_rng(), "config": config_to_dict(self.cfg),
                 "classes": self.classes, "world_size": du.world_size(),
-                "loss": self.loss_fn.state_dict(),      # GECO's multiplier and moving average
+                # GECO's multiplier and moving average (a plain function as the loss has no state)
+                "loss": self.loss_fn.state_dict() if isinstance(self.loss_fn, nn.Module) else {},
                 "epoch_running": self._running_now()}   # the unfinished epoch's loss sums
 
     def save_checkpoints(self, best: bool = False) -> None:
@@ -495,7 +496,8 @@ class Trainer:
         elapsed = done["seconds"]
         seen = done["images"]
         means = (sums / n_steps).tolist()
-        geco = {"geco_lambda": float(self.loss_fn.geco_lambda)} if self.loss_fn.geco_target is not None else {}
+        geco = ({"geco_lambda": float(self.loss_fn.geco_lambda)}
+                if getattr(self.loss_fn, "geco_target", None) is not None else {})
         return {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in zip(LOSS_TERMS, means)}, **geco,
                 "images_per_s": seen / max(1e-9, elapsed), "epoch_seconds": elapsed,
                 "global_step": s.global_step}
@@ -531,7 +533,7 @@ class Trainer:
                 self.writer.add_scalar(f"train/loss_{k}", v, step)
             self.writer.add_scalar("train/lr", self.state.scheduler.get_last_lr()[0], step)
             self.writer.add_scalar("train/kl_weight", self.loss_fn.kl_weight(step), step)
-            if self.loss_fn.geco_target is not None:
+            if getattr(self.loss_fn, "geco_target", None) is not None:
                 self.writer.add_scalar("train/geco_lambda", float(self.loss_fn.geco_lambda), step)
             self.writer.add_scalar("train/images_per_s", rate, step)
 
