@@ -18,7 +18,8 @@ TINY = ["data.size=128x64", "data.num_workers=0", "train.batch_size=2", "train.m
         "model.local_channels=32", "model.global_dim=8", "model.num_components=3"]
 
 
-@pytest.mark.parametrize("name", ["phgmm", "deeplabv3", "fcn8s", "pspnet", "unet"])
+@pytest.mark.parametrize("name", ["phgmm", "deeplabv3", "fcn8s", "pspnet", "unet",
+                                  "ccnet", "deeplabv2", "segnet", "enet", "bisenet"])
 def test_model_trains_resumes_evaluates_predicts_through_the_cli(name, synth_root, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     sets = [f"--set={s}" for s in [*TINY, f"data.root={synth_root}", f"output_dir={out}", f"model.name={name}",
