@@ -70,12 +70,14 @@ def test_two_process_training_and_evaluation(tmp_path):
     assert torch.equal(dist["confusion"], torch.tensor(res.metrics["confusion"]))
     assert dist["trimap"] == res.metrics["trimap"]
     assert dist["z"].shape == torch.from_numpy(res.z_points).shape
-    # latent-use measures gathered from both ranks equal the single process's (swap partners are
-    # the previous image of each rank's own stream, so only the counts that do not depend on the
-    # partner are compared exactly)
+    # latent-use measures gathered from both ranks equal the single process's: the swap partners
+    # are drawn over the whole set in dataset order, whichever process holds an image
     single = res.metrics["latent"]
-    for key in ("z_active_units", "g_active_units", "z_units", "g_units"):
+    for key in ("z_active_units", "g_active_units", "z_units", "g_units", "images"):
         assert dist["latent"][key] == single[key], key
+    for key in ("swap_z_random_pixels_changed", "swap_g_far_pixels_changed", "swap_z_zero_miou",
+                "partner_random_distance", "mi_z", "mi_g", "untrained_z_active_units"):
+        assert dist["latent"][key] == pytest.approx(single[key], rel=1e-5, abs=1e-9), key
     assert dist["latent"]["g_kl"] == pytest.approx(single["g_kl"], rel=1e-5)
     assert dist["latent"]["z_kl_to_posterior"] == pytest.approx(single["z_kl_to_posterior"], rel=1e-5)
 

@@ -44,7 +44,8 @@ class LatentOptions:
         partners: swap partners, any of :data:`PARTNERS`.
         seed: seeds the random derangement, the Monte-Carlo draws and the sensitivity probes.
         mi_samples: Monte-Carlo draws per image for I(x; z) and I(x; g); 0 skips them.
-        sensitivity_batches: batches on which the decoder's sensitivity is measured; 0 skips it.
+        sensitivity_batches: batches (each process's first) on which the decoder's sensitivity is
+            measured; 0 skips it.
         untrained: also measure a freshly initialised network (active units, information,
             sensitivity) on the same images.
     """
