@@ -38,6 +38,13 @@ def test_segnet_parameter_count_is_the_papers():
     assert abs(counts["inference_total"] - 29.46e6) < 0.03e6
 
 
+def test_segnet_half_is_segnet_at_half_width():
+    with torch.device("meta"):
+        model = build_model("segnet_half", num_classes=11)
+    assert isinstance(model, SegNet) and model.head.classifier.in_channels == 32
+    assert model.parameter_counts()["inference_total"] == 7_366_347
+
+
 def test_segnet_backbone_is_ignored():
     a = build_model("segnet", num_classes=3, backbone="resnet18", **SMALL_SEGNET)
     b = build_model("segnet", num_classes=3, backbone="resnet101", **SMALL_SEGNET)

@@ -175,7 +175,7 @@ class _ENetDecoder(nn.Module):
 
 
 @register("enet", "ENet: initial block, regular/dilated/asymmetric bottlenecks, max-unpooling decoder "
-                  "(Paszke et al. 2016)")
+                  "(Paszke et al. 2016); model.backbone does not apply")
 class ENet(_Baseline):
     """ENet (Paszke et al. 2016).
 

@@ -27,7 +27,7 @@ from .layers import conv_bn_relu
 from .pooling import max_pool2x2_with_argmax, max_unpool2x2
 from .registry import register
 
-__all__ = ["SegNet", "VGG16_BLOCKS"]
+__all__ = ["SegNet", "SegNetHalf", "VGG16_BLOCKS"]
 
 #: convolutions per VGG-16 block (13 in all)
 VGG16_BLOCKS = (2, 2, 3, 3, 3)
@@ -55,7 +55,7 @@ class _SegNetDecoder(nn.Module):
 
 
 @register("segnet", "SegNet: VGG-16 encoder, decoder unpooling with the max-pooling indices "
-                    "(Badrinarayanan et al. 2017)")
+                    "(Badrinarayanan et al. 2017); model.backbone does not apply")
 class SegNet(_Baseline):
     """SegNet (Badrinarayanan et al. 2017).
 
@@ -89,3 +89,16 @@ class SegNet(_Baseline):
         for block, (size, where) in zip(self.head.blocks, reversed(trail)):
             x = block(max_unpool2x2(x, where, size))
         return self.head.classifier(x)
+
+
+@register("segnet_half", "SegNet at half width (32-256 channels, a quarter of the FLOPs): the CPU-scale "
+                         "stand-in, not a variant of the paper; model.backbone does not apply")
+class SegNetHalf(SegNet):
+    """:class:`SegNet` with every block at half width (32, 64, 128, 256, 256; 7.37 M parameters with
+    11 classes, a quarter of the convolutions' multiply-adds), for the CPU-scale comparison."""
+
+    model_names = ("segnet_half",)
+
+    def __init__(self, num_classes: int = 12, backbone: str = "resnet101",
+                 channels: Sequence[int] = (32, 64, 128, 256, 256), in_channels: int = 3) -> None:
+        super().__init__(num_classes, backbone, channels, in_channels)
