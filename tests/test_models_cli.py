@@ -18,7 +18,10 @@ TINY = ["data.size=128x64", "data.num_workers=0", "train.batch_size=2", "train.m
         "model.local_channels=32", "model.global_dim=8", "model.num_components=3"]
 
 
+# HRNet and HRNet + OCR run here at their small width (W18-Small-v2): the same code as W48, which
+# costs minutes per case on two cores
 @pytest.mark.parametrize("name", ["phgmm", "deeplabv3", "fcn8s", "pspnet", "unet",
+                                  "hrnet_w18", "hrnet_w18_ocr", "danet", "ocnet", "ocnet_asp",
                                   "ccnet", "deeplabv2", "segnet", "enet", "bisenet"])
 def test_model_trains_resumes_evaluates_predicts_through_the_cli(name, synth_root, tmp_path):  # noqa: F811
     out = tmp_path / "run"
