@@ -350,3 +350,27 @@ def test_report_and_console_show_the_measures(tmp_path):
     assert latent_line({}) == ""
     one = "\n".join(_latent_section({"latent": {"images": 1, "measures_skipped": "1 image: …"}}))
     assert "Not measured: 1 image" in one
+
+
+def test_experiment_report_carries_the_measures(tmp_path):
+    import csv
+    import json
+
+    from phgmm.experiments.report import write_experiment_report
+
+    lat = {"z_active_units": 0, "z_units": 24, "swap_z_adjacent_miou_drop": 0.0005,
+           "swap_z_adjacent_pixels_changed": 0.002, "swap_g_far_pixels_changed": 0.0123, "mi_z": 0.25,
+           "mi_upper_bound": math.log(101), "untrained_mi_z": 0.125, "sensitivity_g": 3.5}
+    run = tmp_path / "literal"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"run": "literal", "model": "phgmm", "miou": 0.3, "latent": lat,
+                                                  "class_names": ["background", "a"], "iou": {"a": 0.3}}))
+    (tmp_path / "experiment.json").write_text(json.dumps({"kind": "latent", "runs": [{"name": "literal"}]}))
+    md = write_experiment_report(tmp_path).read_text()
+    # the early table's swap (the previous image) reads the adjacent partner's keys
+    assert "| literal | 30.00 | 0/24 | – | 0.05 | 0.20 |" in md
+    assert "swap g far: px changed" in md and "| 1.230 |" in md
+    with open(tmp_path / "results.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["mi_z"]) == 0.25 and float(row["untrained_mi_z"]) == 0.125
+    assert float(row["swap_g_far_pixels_changed"]) == 0.0123 and row["swap_z_random_pixels_changed"] == ""

@@ -100,8 +100,11 @@ def _latent_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
             continue
         z = f"{lat['z_active_units']}/{lat['z_units']}" if "z_units" in lat else "–"
         g = f"{lat['g_active_units']}/{lat['g_units']}" if "g_units" in lat else "–"
-        rows.append([m["run"], _pct(m.get("miou")), z, g, _pct(lat.get("swap_z_miou_drop")),
-                     _pct(lat.get("swap_z_pixels_changed")), _pct(lat.get("swap_g_miou_drop")),
+        # this table's swap is the previous image's code: the early key, or the adjacent partner's
+        adj = {k: lat.get(f"swap_{k}", lat.get(f"swap_{k.replace('_', '_adjacent_', 1)}"))
+               for k in ("z_miou_drop", "z_pixels_changed", "g_miou_drop")}
+        rows.append([m["run"], _pct(m.get("miou")), z, g, _pct(adj["z_miou_drop"]),
+                     _pct(adj["z_pixels_changed"]), _pct(adj["g_miou_drop"]),
                      _pct(lat.get("posterior_decode_gain")),
                      _num(lat.get("z_kl_to_posterior")), _training_kl(m), _num(lat.get("g_kl")),
                      _num((m.get("clustering") or {}).get("silhouette")),
@@ -123,6 +126,7 @@ FAIR_COLUMNS = (
     ("swap z far: px changed", "swap_z_far_pixels_changed", _pts),
     ("z zeroed: mIoU drop", "swap_z_zero_miou_drop", _pts),
     ("swap g random: px changed", "swap_g_random_pixels_changed", _pts),
+    ("swap g far: px changed", "swap_g_far_pixels_changed", _pts),
     ("g zeroed: mIoU drop", "swap_g_zero_miou_drop", _pts),
     ("I(x;z) nats", "mi_z", _num),
     ("I(x;z) untrained", "untrained_mi_z", _num),
@@ -131,6 +135,15 @@ FAIR_COLUMNS = (
     ("sensitivity z/skips", "sensitivity_z", lambda x: _num(x, "{:.2e}")),
     ("sensitivity g/skips", "sensitivity_g", lambda x: _num(x, "{:.2e}")),
 )
+
+
+#: the latent-use measures results.csv carries, as metrics.json's ``latent`` names them
+CSV_LATENT = (*[f"swap_{s}_{p}_{v}" for s in ("z", "g") for p in ("random", "far", "zero", "mean")
+                for v in ("pixels_changed", "miou_drop")],
+              "partner_random_distance", "partner_far_distance", "mi_z", "mi_z_stderr", "mi_g", "mi_g_stderr",
+              "mi_upper_bound", "sensitivity_z", "sensitivity_g", "attribution_z", "attribution_g",
+              "untrained_z_active_units", "untrained_g_active_units", "untrained_mi_z", "untrained_mi_g",
+              "untrained_sensitivity_z", "untrained_sensitivity_g")
 
 
 def _fair_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
@@ -432,7 +445,7 @@ def _write_csv(runs: list[dict[str, Any]], path: Path) -> None:
     header = ["run", "model", "group", "miou", "pixel_accuracy", "mean_boundary_iou", "trimap_mean",
               *[f"trimap_{w}" for w in TRIMAP_WIDTHS], *[f"iou_{c}" for c in classes],
               "train_seconds_per_epoch", "train_seconds_per_image", "inference_seconds_per_image",
-              "z_active_units", "g_active_units", "swap_z_miou_drop", "swap_g_miou_drop", "overrides"]
+              "z_active_units", "g_active_units", "swap_z_miou_drop", "swap_g_miou_drop", *CSV_LATENT, "overrides"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -443,5 +456,5 @@ def _write_csv(runs: list[dict[str, Any]], path: Path) -> None:
                     *[(m.get("iou") or {}).get(c) for c in classes], t.get("train_seconds_per_epoch"),
                     t.get("train_seconds_per_image"), t.get("inference_seconds_per_image"),
                     lat.get("z_active_units"), lat.get("g_active_units"), lat.get("swap_z_miou_drop"),
-                    lat.get("swap_g_miou_drop"), " ".join(m.get("overrides", []))])
+                    lat.get("swap_g_miou_drop"), *[lat.get(k) for k in CSV_LATENT], " ".join(m.get("overrides", []))])
     atomic_write_bytes(path, buf.getvalue().encode())
