@@ -38,7 +38,7 @@ class EvalResult:
 
 def flat_scalars(metrics: dict[str, Any]) -> dict[str, float]:
     """The scalar numbers of a metrics dict, nested ones under dotted-underscore names
-    (``miou``, ``clustering_silhouette``, ``latent_swap_z_miou_drop`` …): what a training
+    (``miou``, ``clustering_silhouette``, ``swap_z_random_miou_drop``, ``mi_z`` …): what a training
     history and TensorBoard record at each validation."""
     out: dict[str, float] = {}
     for key, value in metrics.items():
