@@ -18,7 +18,8 @@ from phgmm.engine.evaluate import evaluate_model
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.metrics import ConfusionMatrix
 from phgmm.metrics.latent import (SensitivitySums, adjacent_partner, decoder_sensitivity, far_partner,
-                                  label_histograms, mutual_information, partner_distance, random_derangement)
+                                  label_histograms, mutual_information, mutual_information_bounds,
+                                  partner_distance, random_derangement)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,6 +77,9 @@ def test_mutual_information_of_known_posterior_sets():
     assert mi["fraction"] == pytest.approx(1.0)
     same = mutual_information(_gaussians(torch.zeros(n, dim) + 3.0, 0.5))
     assert same["mi"] == pytest.approx(0.0, abs=1e-12)    # every term is 0 up to rounding
+    for q, value in ((separated, math.log(n)), (_gaussians(torch.zeros(n, dim) + 3.0, 0.5), 0.0)):
+        bounds = mutual_information_bounds(q)
+        assert bounds["upper"] == pytest.approx(value, abs=1e-9) and bounds["lower"] == pytest.approx(value, abs=1e-9)
     halves = torch.zeros(n, dim)
     halves[n // 2:, 0] = 200.0                            # two separated groups: one bit
     assert mutual_information(_gaussians(halves))["mi"] == pytest.approx(math.log(2), abs=1e-9)
@@ -102,6 +106,8 @@ def test_mutual_information_matches_numerical_integration_for_overlapping_poster
     ref = _mi_by_quadrature([Normal(mu[i], sigma[i]) for i in range(4)])
     est = mutual_information(q, samples=20_000, seed=1)
     assert abs(est["mi"] - ref) < 4 * est["stderr"] and est["stderr"] < 0.01
+    bounds = mutual_information_bounds(q)                 # pairwise Bhattacharyya ≤ I ≤ pairwise KL
+    assert bounds["lower"] < ref < bounds["upper"] < math.log(4)
     # a K-component mixture per image (z's posterior), again against the integral
     locs = torch.tensor([[[-2.0], [1.0]], [[0.0], [3.0]], [[-1.0], [-0.5]]], dtype=torch.float64)
     scales = torch.tensor([[[0.5], [1.0]], [[0.7], [0.4]], [[1.2], [0.3]]], dtype=torch.float64)
@@ -111,6 +117,9 @@ def test_mutual_information_matches_numerical_integration_for_overlapping_poster
                              for i in range(3)])
     est = mutual_information(mix, samples=20_000, seed=2, max_elements=5000)       # chunked
     assert abs(est["mi"] - ref) < 4 * est["stderr"]
+    bounds = mutual_information_bounds(mix, max_elements=5)                         # one row at a time
+    assert ref < bounds["upper"] < math.log(3) and bounds["lower"] is None
+    assert bounds["upper"] == pytest.approx(mutual_information_bounds(mix)["upper"])
     with pytest.raises(ValueError, match="at least 2"):
         mutual_information(_gaussians(torch.zeros(1, 2)))
 
@@ -240,6 +249,8 @@ def test_codes_that_matter_are_large_on_every_measure_and_constant_codes_near_ze
     for space in ("z", "g"):
         assert matter[f"mi_{space}"] > 0.9 * math.log(n)
         assert constant[f"mi_{space}"] == pytest.approx(0.0, abs=1e-12)
+        assert constant[f"mi_{space}_upper"] == pytest.approx(0.0, abs=1e-12)
+        assert matter[f"mi_{space}_upper"] > 0.9 * math.log(n)
         for kind in ("random", "far"):
             assert matter[f"swap_{space}_{kind}_pixels_changed"] > 0.01, (space, kind)
             assert constant[f"swap_{space}_{kind}_pixels_changed"] == 0, (space, kind)

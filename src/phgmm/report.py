@@ -353,6 +353,14 @@ def _latent_use_rows(lat: dict) -> list[tuple[str, str, str]]:
         return lambda sp: (f"{_fmt(lat[f'{prefix}mi_{sp}'], 3)} ± {_fmt(lat.get(f'{prefix}mi_{sp}_stderr'), 2)}"
                            if f"{prefix}mi_{sp}" in lat else None)
 
+    def bounds():
+        def cell(sp):
+            up, low = lat.get(f"mi_{sp}_upper"), lat.get(f"mi_{sp}_lower")
+            if up is None:
+                return None
+            return f"[{_fmt(low, 2)}, {_fmt(up, 2)}]" if low is not None else f"≤ {_fmt(up, 2)}"
+        return cell
+
     def value(key: str):
         return lambda sp: _fmt(lat[key.format(sp)], 3) if key.format(sp) in lat else None
 
@@ -360,6 +368,7 @@ def _latent_use_rows(lat: dict) -> list[tuple[str, str, str]]:
     rows = [(f"active units (variance of the posterior mean > {lat.get('active_threshold')})", units()),
             ("active units of an untrained network (same config and seed)", units("untrained_")),
             (f"I(x; ·) under q, nats (at most log N = {_fmt(bound, 3)})", info()),
+            ("I(x; ·), noise-free pairwise bounds (Bhattacharyya ≤ I ≤ KL)", bounds()),
             ("I(x; ·) of the untrained network, nats", info("untrained_")),
             ("decoder sensitivity: mean ‖∂logits/∂u‖ per code element ÷ per skip element", value("sensitivity_{}")),
             ("decoder sensitivity of the untrained network", value("untrained_sensitivity_{}")),

@@ -131,8 +131,9 @@ def _posteriors(codes: dict[str, torch.Tensor], device: torch.device) -> dict[st
 
 def _information(codes: dict[str, torch.Tensor], opts: LatentOptions, device: torch.device,
                  prefix: str = "") -> dict[str, float]:
-    """Active units are computed elsewhere; here I(x; z) and I(x; g) with their standard errors."""
-    from ..metrics.latent import mutual_information
+    """I(x; z) and I(x; g): the Monte-Carlo estimate with its standard error, and the noise-free
+    pairwise bounds (``mi_<space>_upper``; g also ``mi_g_lower``)."""
+    from ..metrics.latent import mutual_information, mutual_information_bounds
 
     out: dict[str, float] = {}
     if opts.mi_samples < 1:
@@ -141,6 +142,8 @@ def _information(codes: dict[str, torch.Tensor], opts: LatentOptions, device: to
         mi = mutual_information(q, opts.mi_samples, opts.seed)
         out.update({f"{prefix}mi_{space}": mi["mi"], f"{prefix}mi_{space}_stderr": mi["stderr"]})
         out[f"{prefix}mi_upper_bound"] = mi["upper_bound"]
+        bounds = mutual_information_bounds(q)
+        out.update({f"{prefix}mi_{space}_{k}": v for k, v in bounds.items() if v is not None})
     if out and not prefix:
         out["mi_samples"] = opts.mi_samples
     return out

@@ -140,7 +140,8 @@ FAIR_COLUMNS = (
 #: the latent-use measures results.csv carries, as metrics.json's ``latent`` names them
 CSV_LATENT = (*[f"swap_{s}_{p}_{v}" for s in ("z", "g") for p in ("random", "far", "zero", "mean")
                 for v in ("pixels_changed", "miou_drop")],
-              "partner_random_distance", "partner_far_distance", "mi_z", "mi_z_stderr", "mi_g", "mi_g_stderr",
+              "partner_random_distance", "partner_far_distance", "mi_z", "mi_z_stderr", "mi_z_upper", "mi_g",
+              "mi_g_stderr", "mi_g_lower", "mi_g_upper",
               "mi_upper_bound", "sensitivity_z", "sensitivity_g", "attribution_z", "attribution_g",
               "untrained_z_active_units", "untrained_g_active_units", "untrained_mi_z", "untrained_mi_g",
               "untrained_sensitivity_z", "untrained_sensitivity_g")
