@@ -16,7 +16,9 @@ or a data set's native ids when --classes names its class table (e.g. --classes 
 that cannot be what you said are refused, never scored. Writes metrics.json (mIoU, per-class IoU,
 precision, recall, confusion matrix, trimap, Boundary IoU; for PHGMM the use of its latent spaces
 and the clustering of z) and report.md to --out, which must not hold an earlier evaluation
-unless --overwrite is given.
+unless --overwrite is given. PHGMM's latent use (docs/latent.md) takes a second pass: each image
+decoded with a seeded random other image's and the most different image's codes, I(x; z) and
+I(x; g), the decoder's sensitivity, and an untrained network's baseline (eval.latent_* keys).
 """
 
 
