@@ -97,6 +97,7 @@ class TrainConfig:
     channels_last: str = "auto"          # auto (on: faster inference on CPU and GPU) | true | false
     compile: bool = False
     compile_mode: str = "default"        # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune…
+    cuda_graph: bool = False             # replay the whole step as one CUDA graph (bf16/fp32, one GPU; docs/gpu.md)
     sync_bn: bool = False
     max_steps_per_epoch: int | None = None
     checkpoint_every: int = 0            # steps between mid-epoch last.pt saves; 0: epoch ends only

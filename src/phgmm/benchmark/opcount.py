@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..engine.stepping import batched_bn_counters
 from ..models.auxiliary import cross_entropy_with_aux
 
 __all__ = ["OpCounter", "count_ops", "training_step", "model_op_counts", "op_counts", "PHASES",
@@ -46,7 +47,7 @@ _IGNORE = 255
 _NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
               "lift_fresh", "lift_fresh_copy", "_record_function_enter_new", "_record_function_exit",
               "detach", "alias", "_to_copy_meta", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
-              "is_same_size", "_has_compatible_shallow_copy_type", "set_", "resize_"}
+              "is_same_size", "_has_compatible_shallow_copy_type", "set_", "resize_", "_unsafe_view"}
 
 
 class OpCounter(TorchDispatchMode):
@@ -83,13 +84,15 @@ def count_ops(fn: Callable[[], Any]) -> OpCounter:
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: nn.Module | None = None, autocast: Any = None) -> Callable[[], torch.Tensor]:
     """One training step as the benchmark times it: forward, loss (``loss_fn(output, y)["total"]``
-    when given — PHGMM's — else cross-entropy, auxiliary heads included), backward, optimiser step. Returns the loss."""
+    when given — PHGMM's — else cross-entropy, auxiliary heads included), backward, optimiser step,
+    the BatchNorm counters advanced in one add (:func:`~phgmm.engine.stepping.batched_bn_counters`,
+    as ``phgmm train`` does). Returns the loss."""
     takes_labels = hasattr(model, "infer")
 
     def step() -> torch.Tensor:
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        with autocast if autocast is not None else _null():
+        with autocast if autocast is not None else _null(), batched_bn_counters(model):
             if loss_fn is not None:
                 loss = loss_fn(model(x, y) if takes_labels else model(x), y)["total"]
             else:

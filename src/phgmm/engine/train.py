@@ -42,6 +42,7 @@ from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_c
                          save_checkpoint, unwrap)
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, autocast, memory_format
+from .stepping import batched_bn_counters
 
 __all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
            "poly_lambda", "parameter_groups", "build_optimizer", "config_of_checkpoint", "check_resume_config"]
@@ -271,6 +272,7 @@ class Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=ids, static_graph=unused)
         if cfg.train.compile:
             self.net = torch.compile(self.net, mode=cfg.train.compile_mode)
+        self.graphed = self._graphed_step() if cfg.train.cuda_graph else None
         self.writer = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
@@ -320,6 +322,8 @@ class Trainer:
                  "channels-last" if self.fmt == torch.channels_last else "contiguous", "fused AdamW"]
         if t.compile:
             parts.append(f"torch.compile (mode {t.compile_mode})")
+        if getattr(self, "graphed", None) is not None:
+            parts.append("the whole step replayed as one CUDA graph")
         if self.device.type == "cpu":    # what phgmm.threads chose: worth seeing on a shared machine
             n, w = torch.get_num_threads(), self.cfg.data.num_workers
             parts.append(f"{_count(n, 'CPU thread')}" + (f" beside {_count(w, 'loader worker')}" if w else ""))
@@ -427,12 +431,34 @@ class Trainer:
         write_json(self.out / "history.json", self.state.history)
 
     # -- the loop --------------------------------------------------------------------------------
+    def _graphed_step(self):
+        """The whole-step CUDA graph of ``train.cuda_graph`` (engine/graphed.py), or None after one
+        line that says why it cannot run here (training then runs eagerly, the same arithmetic)."""
+        from .graphed import GraphedTrainStep, training_graph_refusal
+
+        why = training_graph_refusal(self.device, self.amp, du.is_distributed(), self.cfg.train.compile,
+                                     self.model, self.loss_fn)
+        if why is not None:
+            if self.main:
+                print(why, flush=True)
+            return None
+        return GraphedTrainStep(self.model, self.loss_fn, self.state.optimizer, self.device, self.amp,
+                                self.cfg.train.grad_clip, self.takes_labels, self.fmt)
+
     def run_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step; returns the detached loss terms (on the device)."""
         s, t = self.state, self.cfg.train
+        stacked = self.graphed.step(x, y) if self.graphed is not None else None
+        if stacked is not None:                       # replayed: the same step, one launch
+            if not bool(torch.isfinite(stacked).all()):
+                self._non_finite(dict(zip(LOSS_TERMS, stacked.tolist())))
+            s.scheduler.step()
+            s.global_step += 1
+            s.step_in_epoch += 1
+            return {"terms": stacked, "images": x.shape[0]}
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
         y = y.to(self.device, non_blocking=True)
-        with autocast(self.amp, self.device):
+        with autocast(self.amp, self.device), batched_bn_counters(self.model):
             output = self.net(x, y) if self.takes_labels else self.net(x)
             terms = self.loss_fn(output, y, step=s.global_step)
         stacked = torch.stack([terms[k].detach().float() for k in LOSS_TERMS])

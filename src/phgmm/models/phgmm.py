@@ -14,7 +14,7 @@ from torch.distributions import Independent, MixtureSameFamily
 from .backbone import resnet_encoder
 from .decoder import Decoder, MergeHead
 from .layers import count_parameters as count
-from .latent import GlobalSpace, LocalSpace, gaussian_mixture
+from .latent import GlobalSpace, LocalSpace, MultiLevelSummary, gaussian_mixture
 from .postnet import PostNet
 from .registry import register
 from .shareable import Shareable
@@ -61,6 +61,76 @@ class PHGMMOutput:
     p_z: MixtureSameFamily | None = None
     q_g: Independent | None = None
     posterior_logits: torch.Tensor | None = None
+
+
+def _flat_weight(w: torch.Tensor) -> torch.Tensor | None:
+    """A 4-D weight as a flat view in its memory order (contiguous or channels-last); None otherwise."""
+    if w.is_contiguous():
+        return w.reshape(-1)
+    if w.is_contiguous(memory_format=torch.channels_last):
+        return w.permute(0, 2, 3, 1).reshape(-1)
+    return None
+
+
+def _merged_level_weights(owners: Sequence[MultiLevelSummary], skip_convs: Sequence[nn.Conv2d]
+                          ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per encoder level, the summary convolutions' (owners' order) and the skip convolution's
+    weights and biases concatenated along the output channels, all levels built by one
+    ``torch.cat`` (eight per call before: a weight and a bias per level), in the weights' memory
+    format. Under autocast the merged tensors are cast once here instead of once per convolution
+    (the same rounding of the same values). Weights that are neither contiguous nor channels-last,
+    or mixed formats within a level, fall back to a concatenation per level."""
+    levels = [[o.convs[level] for o in owners] + [skip] for level, skip in enumerate(skip_convs)]
+    missing = [c.out_channels for convs in levels for c in convs if c.bias is None]
+    zeros = levels[0][-1].weight.new_zeros(max(missing)) if missing else None
+    flats, layouts = [], []
+    for convs in levels:
+        flat = [_flat_weight(c.weight) for c in convs]
+        cl = [not c.weight.is_contiguous() for c in convs]
+        if any(f is None for f in flat) or len(set(cl)) > 1:
+            return _merged_level_weights_per_level(levels, zeros)
+        flats += flat
+        layouts.append(cl[0])
+    biases = [c.bias if c.bias is not None else zeros[: c.out_channels] for convs in levels for c in convs]
+    merged = torch.cat(flats + biases)
+    device = merged.device.type
+    if torch.is_autocast_enabled(device) and merged.is_floating_point():
+        merged = merged.to(torch.get_autocast_dtype(device))
+    weight_sizes = [sum(c.weight.numel() for c in convs) for convs in levels]
+    bias_sizes = [sum(c.out_channels for c in convs) for convs in levels]
+    chunks = merged.split(weight_sizes + bias_sizes)
+    out = []
+    for convs, chunk, bias, channels_last in zip(levels, chunks, chunks[len(levels):], layouts):
+        n, cin, kh, kw = sum(c.out_channels for c in convs), *convs[0].weight.shape[1:]
+        weight = chunk.view(n, kh, kw, cin).permute(0, 3, 1, 2) if channels_last else chunk.view(n, cin, kh, kw)
+        out.append((weight, bias))
+    return out
+
+
+def _merged_level_weights_per_level(levels: list[list[nn.Conv2d]], zeros: torch.Tensor | None
+                                    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(torch.cat([c.weight for c in convs]),
+             torch.cat([c.bias if c.bias is not None else zeros[: c.out_channels] for c in convs]))
+            for convs in levels]
+
+
+def _pooled_together(owners: Sequence[MultiLevelSummary], slabs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Each owner's ``pool`` (sigmoid, spatial mean, levels concatenated) from the per-level slabs
+    that hold the owners' maps side by side: one sigmoid and one mean per level for all owners,
+    one concatenation, then each owner's channels gathered by a copy (the same numbers, fewer
+    kernels forward and backward)."""
+    means = torch.cat([torch.sigmoid(slab).mean(dim=(2, 3)) for slab in slabs], dim=1)
+    if len(owners) == 1:
+        return [means]
+    widths = {c.out_channels for o in owners for c in o.convs}
+    if len(widths) > 1:       # owners of different widths: gather each owner's channels level by level
+        offsets = [0]
+        for level in range(len(slabs)):
+            offsets += [offsets[-1] + o.convs[level].out_channels for o in owners]
+        return [torch.cat([means[:, offsets[level * len(owners) + i]: offsets[level * len(owners) + i + 1]]
+                           for level in range(len(slabs))], dim=1) for i in range(len(owners))]
+    n, width = means.shape[0], widths.pop()
+    return [part.reshape(n, -1) for part in means.view(n, len(slabs), len(owners), width).unbind(2)]
 
 
 @register("phgmm", "PHGMM: local (z, Gaussian mixture) and global (g) latent spaces (Saire & Ramírez Rivera)")
@@ -160,26 +230,32 @@ class PHGMM(Shareable, nn.Module):
         maps, but F_l — the largest tensors here — is read once, and one convolution with 5C
         outputs runs much faster than three narrow ones (measured: ``phgmm benchmark``).
 
+        Fewer kernels for the same numbers (docs/gpu.md): the merged weights and biases of all four
+        levels come from one ``torch.cat`` (:func:`_merged_level_weights`), and, without a summary
+        norm, the local and global summaries, adjacent in each level's output, pass one sigmoid and
+        one spatial mean per level instead of one each (:func:`_pooled_together`).
+
         Returns:
             ``s_z`` (N×4C; None without a local space), ``s_g`` (N×4C, None without a global
             space) and the skip convolutions' outputs, one per level in F1 … F4 order (before
             their BN + ReLU).
         """
         spaces = [self.local_space, self.global_space]
-        summaries = [space.summary.convs for space in spaces if space is not None]
-        summary_maps, skips = [], []  # per level: [local?, global?]; the skip's output
-        for level, (f, skip_conv) in enumerate(zip(feats, self.decoder.skip_convs())):
-            convs = [s[level] for s in summaries] + [skip_conv]
-            weight = torch.cat([c.weight for c in convs])
-            bias = torch.cat([c.bias if c.bias is not None else c.weight.new_zeros(c.out_channels)
-                              for c in convs])
-            out = F.conv2d(f, weight, bias, padding=skip_conv.padding)
-            *parts, skip = out.split([c.out_channels for c in convs], dim=1)
-            summary_maps.append(parts)
-            skips.append(skip)
         owners = [space.summary for space in spaces if space is not None]
-        pooled = iter([owner.pool(owner.normalize([maps[i] for maps in summary_maps]))
-                       for i, owner in enumerate(owners)])
+        skip_convs = self.decoder.skip_convs()
+        per_owner = any(o.norms is not None for o in owners)   # each owner's BatchNorm reads its own maps
+        slabs, skips = [], []  # per level: the summaries' channels (one slab, or one map per owner); the skip's
+        for level, (f, (weight, bias)) in enumerate(zip(feats, _merged_level_weights(owners, skip_convs))):
+            out = F.conv2d(f, weight, bias, padding=skip_convs[level].padding)
+            widths = [o.convs[level].out_channels for o in owners]
+            *parts, skip = out.split((widths if per_owner else [sum(widths)]) + [skip_convs[level].out_channels], dim=1)
+            slabs.append(parts)
+            skips.append(skip)
+        if per_owner:
+            pooled = [owner.pool(owner.normalize([parts[i] for parts in slabs])) for i, owner in enumerate(owners)]
+        else:
+            pooled = _pooled_together(owners, [parts[0] for parts in slabs])
+        pooled = iter(pooled)
         s_z, s_g = (next(pooled) if space is not None else None for space in spaces)
         return s_z, s_g, skips
 
