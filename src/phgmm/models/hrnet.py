@@ -108,7 +108,8 @@ class HRNetBackbone(nn.Module):
     def __init__(self, width: int = 48, depth: str = "full", in_channels: int = 3) -> None:
         super().__init__()
         stage1_blocks, stages = hrnet_depth(depth)
-        self.width, self.depth = width, depth
+        # not `depth`: load_pretrained_backbone reads that name as a ResNet depth
+        self.width, self.stage_depth = width, depth
         self.stem = nn.Sequential(_conv_bn(in_channels, 64, 3, stride=2), _conv_bn(64, 64, 3, stride=2))
         down = nn.Sequential(nn.Conv2d(64, 256, 1, bias=False), nn.BatchNorm2d(256))
         self.layer1 = nn.Sequential(Bottleneck(64, 64, downsample=down),
