@@ -39,6 +39,19 @@ def test_run_benchmark_tiny():
     assert set(RATIO_KEYS) <= set(ratios)
     for key in RATIO_KEYS:
         assert math.isfinite(ratios[key]) and ratios[key] > 0, key
+    # each ratio is the quotient its name says, numerator first, of the figures reported beside it
+    # (a positive finite value would pass the loop above upside down)
+    m, steps = result["models"], result["phgmm_train_step_s"]
+    assert ratios["phgmm_infer_over_deeplabv3"] == pytest.approx(m["phgmm"]["infer_s"] / m["deeplabv3"]["infer_s"])
+    assert ratios["phgmm_infer_over_encoder"] == pytest.approx(m["phgmm"]["infer_s"] / result["encoder_infer_s"])
+    assert ratios["train_full_postnet_over_none"] == pytest.approx(steps["full"] / steps["none"])
+    assert ratios["train_light_postnet_over_none"] == pytest.approx(steps["light"] / steps["none"])
+    assert ratios["phgmm_train_images_per_s_over_deeplabv3"] == pytest.approx(
+        m["phgmm"]["train_images_per_s"] / m["deeplabv3"]["train_images_per_s"])
+    assert m["phgmm"]["train_step_s"] == steps["full"]
+    for name, entry in m.items():                  # an inference launches fewer kernels than a step
+        assert entry["train_kernels"] > entry["infer_kernels"] > 0, name
+    assert "| kernels/train step |" in format_table(result)
     assert set(result["models"]) == {"phgmm", "deeplabv3", "fcn8s"}
     for name, entry in result["models"].items():
         assert entry["train_images_per_s"] > 0 and entry["infer_images_per_s"] > 0, name

@@ -12,12 +12,14 @@ import torch
 from torch import nn
 
 from ..engine.precision import amp_dtype, autocast, check_device, memory_format
+from ..engine.stepping import batched_bn_counters
 from ..engine.train import build_optimizer
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
 from ..models.auxiliary import cross_entropy_with_aux
 from ..models.fold import fold_batchnorm
 from ..models.postnet import PostNet
+from .opcount import count_ops
 from .timing import PeakMemory, count_flops, device_peak_flops, sync, time_interleaved
 from .user import measure_loader, measure_onnx, measure_predict
 
@@ -26,7 +28,7 @@ __all__ = ["run_benchmark", "format_table", "loader_from_config", "RATIO_KEYS", 
 RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
               "phgmm_infer_over_deeplabv3", "phgmm_folded_over_unfolded", "phgmm_folded_infer_over_encoder",
               "train_full_postnet_over_none",
-              "train_light_postnet_over_none")
+              "train_light_postnet_over_none", "phgmm_train_images_per_s_over_deeplabv3")
 
 #: ratios present only when their measurement was asked for (``predict_images``, ``onnx``)
 OPTIONAL_RATIO_KEYS = ("predict_over_forward_images_per_s", "onnx_over_pytorch_time")
@@ -51,6 +53,7 @@ class _Run:
     peak_flops: float | None
     say: Callable[[str], None]
     phgmm_loss: nn.Module
+    graphs: bool = False               # also time CUDA-graph replays (CUDA only)
 
     def autocast(self) -> Any:
         return autocast(self.dtype, self.dev)
@@ -76,7 +79,7 @@ def _train_step(run: _Run, model: nn.Module, is_phgmm: bool) -> Callable[[], Non
     def step() -> None:
         model.train()
         opt.zero_grad(set_to_none=True)
-        with run.autocast():
+        with run.autocast(), batched_bn_counters(model):    # as phgmm train steps
             if is_phgmm:
                 loss = run.phgmm_loss(model(run.x_tr, run.y_tr), run.y_tr)["total"]
             else:
@@ -92,6 +95,63 @@ def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
         with torch.no_grad(), run.autocast():
             fn(run.x_inf)
     return infer
+
+
+class _CrossEntropyTerms(nn.Module):
+    """The baselines' training loss (cross-entropy, auxiliary heads included) as the loss terms a
+    graphed step returns."""
+
+    def forward(self, output: Any, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = cross_entropy_with_aux(output, y, _IGNORE)
+        zero = loss.new_zeros(())
+        return {"total": loss, "g": zero, "z": zero, "s": loss}
+
+
+def _graphed_train_step(run: _Run, model: nn.Module, is_phgmm: bool) -> Callable[[], None]:
+    """The training step of :func:`_train_step` captured as one CUDA graph (engine/graphed.py)."""
+    from ..engine.graphed import GraphedTrainStep
+
+    loss = run.phgmm_loss if is_phgmm else _CrossEntropyTerms()
+    graphed = GraphedTrainStep(model, loss, build_optimizer(model, lr=1e-4, weight_decay=0.01), run.dev,
+                               run.dtype, takes_labels=is_phgmm, memory_format=run.mf)
+
+    def step() -> None:
+        model.train()
+        graphed.step(run.x_tr, run.y_tr)
+    return step
+
+
+def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> None:
+    """CUDA only (``graphs=True``): the training step and the folded inference replayed as CUDA
+    graphs, their times and images/s beside the eager ones in ``entry``."""
+    from ..engine.graphed import GraphedForward
+
+    step = _graphed_train_step(run, model, name == "phgmm")
+    _warm(run, step)                                      # captures
+    t_tr = time_interleaved({"step": step}, run.dev, run.iters)["step"]
+    folded = fold_batchnorm(model).to(run.dev, memory_format=run.mf)
+    forward = GraphedForward(folded, run.dev, run.dtype)
+    infer = lambda: forward(run.x_inf)                    # noqa: E731
+    _warm(run, infer)
+    t_inf = time_interleaved({"infer": infer}, run.dev, run.infer_iters)["infer"]
+    entry.update(train_graphed_step_s=t_tr, train_graphed_images_per_s=run.x_tr.shape[0] / t_tr,
+                 infer_graphed_folded_s=t_inf, infer_graphed_folded_images_per_s=run.x_inf.shape[0] / t_inf)
+    run.say(f"{name}: CUDA graphs: training step {t_tr * 1e3:.1f} ms, folded inference {t_inf * 1e3:.1f} ms")
+
+
+def _count_kernels(run: _Run, model: nn.Module, is_phgmm: bool, entry: dict[str, Any]) -> None:
+    """Operators that launch a kernel in one eager training step and one inference (opcount.py):
+    what an eager GPU step pays in launches."""
+    step = _train_step(run, model, is_phgmm)
+    step()                                                # the optimiser's moments exist from here
+    entry["train_kernels"] = count_ops(step).total_kernels
+    if is_phgmm:
+        postnet, model.postnet = model.postnet, None
+    model.eval()
+    with torch.no_grad(), run.autocast():
+        entry["infer_kernels"] = count_ops(lambda: model(run.x_inf)).total_kernels
+    if is_phgmm:
+        model.postnet = postnet
 
 
 def _warm(run: _Run, fn: Callable[[], Any]) -> int:
@@ -232,6 +292,11 @@ def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, bac
     if run.count_flops:
         entry["train_flops"] = count_flops(_train_step(run, model, is_phgmm))
         entry["train_mfu"] = _mfu(run, entry["train_flops"], t_tr)
+    _count_kernels(run, model, is_phgmm, entry)
+    if run.graphs and run.dev.type == "cuda":
+        _measure_graphs(run, name, model, entry)
+        if run.count_flops:
+            entry["train_graphed_mfu"] = _mfu(run, entry["train_flops"], entry["train_graphed_step_s"])
     results[name] = entry
 
 
@@ -245,6 +310,8 @@ def _ratios(results: dict[str, Any], phgmm: dict[str, Any]) -> dict[str, float]:
         "phgmm_folded_infer_over_encoder": phgmm["folded_s"] / phgmm["folded_encoder_s"],
         "train_full_postnet_over_none": variants["full"] / variants["none"],
         "train_light_postnet_over_none": variants["light"] / variants["none"],
+        "phgmm_train_images_per_s_over_deeplabv3": (results["phgmm"]["train_images_per_s"]
+                                                    / results["deeplabv3"]["train_images_per_s"]),
     }
 
 
@@ -276,7 +343,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
                   model_kwargs: dict[str, dict[str, Any]] | None = None, config: Any = None,
                   seed: int = 0, progress: Callable[[str], None] | None = None, predict_images: int = 0,
                   predict_workers: int | None = None, predict_rounds: int | None = None,
-                  onnx: bool = False) -> dict[str, Any]:
+                  onnx: bool = False, graphs: bool = False) -> dict[str, Any]:
     """Measure training and inference speed, memory and size of PHGMM and baselines in one run.
 
     Args:
@@ -311,10 +378,15 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
             rounds, default ``max(iters, 3)``): ratio ``predict_over_forward_images_per_s``.
         onnx: also run :func:`measure_onnx` (CPU, ``infer_iters`` iterations): ratio
             ``onnx_over_pytorch_time``, or a note in ``result["onnx"]["skipped"]``.
+        graphs: on CUDA, also time each model's training step and folded inference replayed as CUDA
+            graphs (:mod:`phgmm.engine.graphed`): ``train_graphed_*`` and ``infer_graphed_folded_*``
+            per model. Ignored (with a progress line) elsewhere.
 
     Returns:
         A JSON-serialisable dict: ``settings`` (``size_wh`` = [W, H]), ``models`` (per model:
-        parameter counts, train and inference seconds and images/s, peak memory, FLOPs/MFU),
+        parameter counts, train and inference seconds and images/s, peak memory, FLOPs/MFU, the
+        kernel-launching operators of one training step and one inference: ``train_kernels``,
+        ``infer_kernels``),
         ``phgmm_train_step_s`` per PostNet variant, ``encoder_infer_s``, ``ratios``
         (:data:`RATIO_KEYS`, plus :data:`OPTIONAL_RATIO_KEYS` when measured), ``loader``,
         ``predict`` and ``onnx`` (None unless asked for).
@@ -335,64 +407,98 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
     dtype = amp_dtype(amp or "off", dev)
     amp = "bf16" if dtype is not None else None
     mf = memory_format("true" if channels_last else "false")
-    say = progress or (lambda _msg: None)
     from ..losses import PHGMMLoss
 
     run = _Run(dev, dtype, mf, *_inputs(dev, mf, (w, h), batch, train_batch, num_classes, seed),
                warmup=warmup, iters=iters, infer_iters=max(iters, 20) if infer_iters is None else infer_iters,
                count_flops=dev.type == "cuda" if count_flops is None else count_flops,
-               peak_flops=device_peak_flops(dev, amp) if peak_flops is None else peak_flops, say=say,
-               phgmm_loss=PHGMMLoss(ignore_index=_IGNORE))
+               peak_flops=device_peak_flops(dev, amp) if peak_flops is None else peak_flops,
+               say=progress or (lambda _msg: None), phgmm_loss=PHGMMLoss(ignore_index=_IGNORE), graphs=graphs)
     build = _model_builder(config, backbone, num_classes, model_kwargs)
-    extras = [what for what, on in (("the data loader", loader is not None),
-                                    (f"phgmm predict on {predict_images} images", predict_images),
-                                    ("ONNX Runtime", onnx)) if on]
-    say(f"measuring {', '.join(names)}{''.join(f', {e}' for e in extras)} on {dev} ({torch.get_num_threads()} "
-        f"threads): {backbone} at {w}x{h}, inference batch {batch} ({run.infer_iters} timed), training batch "
-        f"{train_batch} ({iters} timed after {warmup} warm-up); a line per measurement follows"
-        + (" (at full size on a CPU, minutes per model: --models, --iters and --size shorten it)"
-           if dev.type == "cpu" else ""))
-    results: dict[str, Any] = {}
-    phgmm: dict[str, Any] = {}
-    for i, name in enumerate(names, 1):
-        say(f"[{i}/{len(names)}] {name}")
-        torch.manual_seed(seed)
-        _measure_model(run, name, build(name), num_classes, backbone, results, phgmm)
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
-
+    _announce(run, names, backbone, (w, h), loader is not None, predict_images, onnx)
+    results, phgmm = _measure_models(run, names, build, num_classes, backbone, seed)
     loader_info = None
     if loader is not None:
         loader_info = _loader_check(loader, train_batch, loader_workers, loader_batches,
-                                    results["phgmm"]["train_images_per_s"], say)
+                                    results["phgmm"]["train_images_per_s"], run.say)
     ratios = _ratios(results, phgmm)
-    predict_info = onnx_info = None
-    if predict_images or onnx:
+    predict_info, onnx_info = _user_measurements(run, build, (w, h), seed, predict_images, predict_workers,
+                                                 predict_rounds, onnx, ratios)
+    settings = _settings(run, backbone, (w, h), channels_last, amp, num_classes, model_kwargs, config)
+    return {"settings": settings, "models": results, "phgmm_train_step_s": phgmm["train_variants"],
+            "encoder_infer_s": phgmm["encoder_s"], "ratios": ratios, "loader": loader_info,
+            "predict": predict_info, "onnx": onnx_info}
+
+
+def _announce(run: _Run, names: list[str], backbone: str, size: tuple[int, int], loader: bool,
+              predict_images: int, onnx: bool) -> None:
+    """The first progress line: what will be measured, where and how often."""
+    extras = [what for what, on in (("the data loader", loader),
+                                    (f"phgmm predict on {predict_images} images", predict_images),
+                                    ("ONNX Runtime", onnx)) if on]
+    run.say(f"measuring {', '.join(names)}{''.join(f', {e}' for e in extras)} on {run.dev} "
+            f"({torch.get_num_threads()} threads): {backbone} at {size[0]}x{size[1]}, inference batch "
+            f"{run.x_inf.shape[0]} ({run.infer_iters} timed), training batch {run.x_tr.shape[0]} ({run.iters} timed "
+            f"after {run.warmup} warm-up); a line per measurement follows"
+            + (" (at full size on a CPU, minutes per model: --models, --iters and --size shorten it)"
+               if run.dev.type == "cpu" else ""))
+    if run.graphs and run.dev.type != "cuda":
+        run.say("CUDA graphs: CUDA only; not measured on this device")
+
+
+def _measure_models(run: _Run, names: list[str], build: Callable[[str], nn.Module], num_classes: int,
+                    backbone: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every model in turn, each from the same seed: (per-model entries, PHGMM's extras)."""
+    results: dict[str, Any] = {}
+    phgmm: dict[str, Any] = {}
+    for i, name in enumerate(names, 1):
+        run.say(f"[{i}/{len(names)}] {name}")
         torch.manual_seed(seed)
-        fresh = build("phgmm").to(dev, memory_format=mf).eval()    # inference network, no PostNet
-        if predict_images:
-            predict_info = measure_predict(fresh, (w, h), images=predict_images, batch=batch,
-                                           rounds=predict_rounds or max(iters, 3), device=dev,
-                                           workers=predict_workers, mf=mf, seed=seed, say=say)
-            ratios["predict_over_forward_images_per_s"] = predict_info["predict_over_forward"]
-        if onnx:
-            onnx_info = measure_onnx(fresh, (w, h), batch=batch, warmup=warmup, iters=run.infer_iters,
-                                     seed=seed, say=say)
-            if "skipped" not in onnx_info:
-                ratios["onnx_over_pytorch_time"] = onnx_info["onnx_over_pytorch"]
-    settings = {
-        "backbone": backbone, "size_wh": [w, h], "batch": batch, "train_batch": train_batch,
-        "warmup": warmup, "iters": iters, "infer_iters": run.infer_iters, "device": str(dev),
+        _measure_model(run, name, build(name), num_classes, backbone, results, phgmm)
+        if run.dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return results, phgmm
+
+
+def _user_measurements(run: _Run, build: Callable[[str], nn.Module], size: tuple[int, int], seed: int,
+                       predict_images: int, predict_workers: int | None, predict_rounds: int | None, onnx: bool,
+                       ratios: dict[str, float]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``phgmm predict`` against the bare forward and ONNX Runtime against PyTorch, when asked for,
+    on a fresh PHGMM inference network; their ratios go into ``ratios``."""
+    predict_info = onnx_info = None
+    if not (predict_images or onnx):
+        return None, None
+    torch.manual_seed(seed)
+    fresh = build("phgmm").to(run.dev, memory_format=run.mf).eval()    # inference network, no PostNet
+    batch = run.x_inf.shape[0]
+    if predict_images:
+        predict_info = measure_predict(fresh, size, images=predict_images, batch=batch,
+                                       rounds=predict_rounds or max(run.iters, 3), device=run.dev,
+                                       workers=predict_workers, mf=run.mf, seed=seed, say=run.say)
+        ratios["predict_over_forward_images_per_s"] = predict_info["predict_over_forward"]
+    if onnx:
+        onnx_info = measure_onnx(fresh, size, batch=batch, warmup=run.warmup, iters=run.infer_iters, seed=seed,
+                                 say=run.say)
+        if "skipped" not in onnx_info:
+            ratios["onnx_over_pytorch_time"] = onnx_info["onnx_over_pytorch"]
+    return predict_info, onnx_info
+
+
+def _settings(run: _Run, backbone: str, size: tuple[int, int], channels_last: bool, amp: str | None,
+              num_classes: int, model_kwargs: dict[str, dict[str, Any]], config: Any) -> dict[str, Any]:
+    """What the result's numbers were measured under."""
+    dev = run.dev
+    return {
+        "backbone": backbone, "size_wh": list(size), "batch": run.x_inf.shape[0], "train_batch": run.x_tr.shape[0],
+        "warmup": run.warmup, "iters": run.iters, "infer_iters": run.infer_iters, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(), "amp": amp, "channels_last": channels_last,
         "num_classes": num_classes, "torch": torch.__version__, "peak_flops": run.peak_flops,
         "memory_kind": PeakMemory(dev).kind, "phgmm_kwargs": metrics_json_safe(model_kwargs.get("phgmm", {})),
         "config_model": metrics_json_safe(vars(config.model)) if config is not None else None,
+        "cuda_graphs": run.graphs and dev.type == "cuda",
         "timing": "median seconds per call",
     }
-    return {"settings": settings, "models": results, "phgmm_train_step_s": phgmm["train_variants"],
-            "encoder_infer_s": phgmm["encoder_s"], "ratios": ratios, "loader": loader_info,
-            "predict": predict_info, "onnx": onnx_info}
 
 
 def loader_from_config(config: Any) -> Any:
@@ -416,8 +522,9 @@ def format_table(result: dict[str, Any]) -> str:
         f"amp={s['amp']}, inference batch {s['batch']}, training batch {s['train_batch']}, "
         f"median of {s['iters']} (training) / {s['infer_iters']} (inference) after {s['warmup']} warm-up",
         "",
-        f"| model | params (inference) | train img/s | infer img/s | infer ms/batch | train {mem} | infer {mem} | train MFU | infer MFU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| model | params (inference) | train img/s | infer img/s | infer ms/batch | train {mem} | infer {mem} | train MFU | "
+        f"infer MFU | kernels/train step | kernels/inference |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, e in result["models"].items():
         def pct(v: float | None) -> str:
@@ -425,7 +532,17 @@ def format_table(result: dict[str, Any]) -> str:
         label = name + (f" (PostNet {e['train_postnet']})" if "train_postnet" in e else "")
         lines.append(f"| {label} | {e['params'].get('inference_total', 0) / 1e6:.2f} M | {e['train_images_per_s']:.2f} | "
                      f"{e['infer_images_per_s']:.2f} | {e['infer_s'] * 1e3:.1f} | {_mib(e.get('train_peak_memory'))} | "
-                     f"{_mib(e.get('infer_peak_memory'))} | {pct(e.get('train_mfu'))} | {pct(e.get('infer_mfu'))} |")
+                     f"{_mib(e.get('infer_peak_memory'))} | {pct(e.get('train_mfu'))} | {pct(e.get('infer_mfu'))} | "
+                     f"{e.get('train_kernels', '-')} | {e.get('infer_kernels', '-')} |")
+    graphed = {n: e for n, e in result["models"].items() if "train_graphed_step_s" in e}
+    if graphed:
+        lines += ["", "| model (CUDA graphs) | train img/s eager | train img/s graphed | graphed ÷ eager step | "
+                  "train MFU graphed | folded infer img/s graphed |", "|---|---:|---:|---:|---:|---:|"]
+        for name, e in graphed.items():
+            mfu = e.get("train_graphed_mfu")
+            lines.append(f"| {name} | {e['train_images_per_s']:.2f} | {e['train_graphed_images_per_s']:.2f} | "
+                         f"{e['train_graphed_step_s'] / e['train_step_s']:.3f} | "
+                         f"{'-' if mfu is None else f'{100 * mfu:.1f}%'} | {e['infer_graphed_folded_images_per_s']:.2f} |")
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in result["ratios"].items()]
     v = result["phgmm_train_step_s"]

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--onnx", action="store_true",
                    help="also time onnxruntime against PyTorch on the CPU for the same exported PHGMM "
                         "(ratio onnx_over_pytorch_time; skipped with a note without onnxruntime)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="on CUDA, also time each model's training step and folded inference replayed as CUDA "
+                        "graphs (train.cuda_graph; ignored with a note elsewhere)")
     p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
                    help="write the full result as JSON here")
     add_threads(p)
@@ -100,5 +103,5 @@ def _measure(args: argparse.Namespace, cfg, device, models: list[str] | None) ->
                            loader=loader_from_config(cfg) if args.loader_workers is not None else None,
                            loader_workers=args.loader_workers or 0, config=cfg,
                            predict_images=args.predict_images, predict_workers=args.predict_workers,
-                           onnx=args.onnx,
+                           onnx=args.onnx, graphs=args.cuda_graphs,
                            progress=lambda msg: print(msg, file=sys.stderr, flush=True))
