@@ -62,6 +62,23 @@ def test_flops_match_flop_counter_on_a_real_forward():
     assert sum(op.flops for op in ops) == counter.get_total_flops() > 0
 
 
+def test_flops_match_a_closed_form_count_of_a_conv_and_linear_stack():
+    """An independent count (the test above compares the FLOP registry with itself): 2 FLOPs per
+    multiply-add, N·C_out·H_out·W_out·C_in·k_h·k_w of them per convolution (groups divide C_in),
+    N·in·out per linear layer; biases, activations and pooling are not model FLOPs."""
+    n, h, w = 2, 24, 40
+    stack = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                          nn.BatchNorm2d(16), nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=4),
+                          nn.Conv2d(16, 4, 1), nn.Flatten(), nn.Linear(4 * 12 * 20, 10)).to("meta")
+    x = torch.empty(n, 3, h, w, device="meta")
+    expected = 2 * (n * 8 * h * w * 3 * 9                       # 3 → 8, 3×3, full resolution
+                    + n * 16 * (h // 2) * (w // 2) * 8 * 9     # 8 → 16, 3×3, stride 2
+                    + n * 16 * (h // 2) * (w // 2) * 4 * 9     # 16 → 16 in 4 groups, 3×3 dilated
+                    + n * 4 * (h // 2) * (w // 2) * 16         # 16 → 4, 1×1
+                    + n * (4 * 12 * 20) * 10)                  # linear
+    assert sum(op.flops for op in trace_ops(lambda: stack(x))) == expected
+
+
 def test_training_bounds_are_ordered_and_count_the_optimiser():
     r = training_roofline("phgmm", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
     params = sum(p.numel() for p in PHGMM(num_classes=5, backbone="resnet18", postnet="full").parameters())
