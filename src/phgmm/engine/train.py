@@ -635,8 +635,10 @@ def _latent_note(latent: dict[str, Any]) -> str:
         bits = []
         if f"{space}_active_units" in latent:
             bits.append(f"{latent[f'{space}_active_units']} {unit_word}")
-        if f"mi_{space}" in latent:
-            bits.append(f"I(x;{space}) {latent[f'mi_{space}']:.3g} of {latent['mi_upper_bound']:.2f} nats")
+        if f"mi_{space}" in latent:     # the Monte-Carlo estimate, its noise-free upper bound, log N
+            upper = latent.get(f"mi_{space}_upper")
+            bits.append(f"I(x;{space}) {latent[f'mi_{space}']:.3g}" + (f" (≤ {upper:.3g})" if upper is not None else "")
+                        + f" of {latent['mi_upper_bound']:.2f} nats")
         if f"swap_{space}_random_pixels_changed" in latent:
             bits.append(f"a random partner's {space} changes "
                         f"{100 * latent[f'swap_{space}_random_pixels_changed']:.3g} % of pixels")
