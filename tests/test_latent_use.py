@@ -359,6 +359,7 @@ def test_report_and_console_show_the_measures(tmp_path):
     assert line.startswith("latent use (z | g): a random partner's code changes 0.04 % | 5 %")
     assert "I(x; ·) 0.0123 | 1.5 of at most 1.61 nats" in line and "untrained 1.25 | –" in line
     assert latent_line({}) == ""
+    assert "I(x; ·) 0.0123 | 1.5 (noise-free upper bounds 0.02 | –) of" in latent_line({**lat, "mi_z_upper": 0.02})
     one = "\n".join(_latent_section({"latent": {"images": 1, "measures_skipped": "1 image: …"}}))
     assert "Not measured: 1 image" in one
 

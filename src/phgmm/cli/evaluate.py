@@ -141,6 +141,8 @@ def latent_line(lat: dict) -> str:
         return f"{100 * x:.3g} %"
 
     info = pair("mi_{}", lambda v: f"{v:.3g}")
+    upper = pair("mi_{}_upper", lambda v: f"{v:.3g}")
+    info = info and upper and f"{info} (noise-free upper bounds {upper})" or info
     parts = [f"{name} {text}" for name, text in (
         ("a random partner's code changes", pair("swap_{}_random_pixels_changed", pct)),
         ("the most different image's", pair("swap_{}_far_pixels_changed", pct)),
