@@ -28,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
 def run_models(args: argparse.Namespace) -> int:
     from ..models import MODEL_NAMES, MODEL_NOTES
 
+    width = max(map(len, MODEL_NAMES)) + 2
     for name in MODEL_NAMES:
-        print(f"{name:12s} {MODEL_NOTES[name]}")
+        print(f"{name:{width}s}{MODEL_NOTES[name]}")
     print("\nbackbones (model.backbone): resnet18, resnet34, resnet50, resnet101, resnet152 "
           "(torchvision's parameter names; trained from scratch unless model.pretrained_backbone)")
     return 0
