@@ -115,7 +115,10 @@ def _latent_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
 
 def _pts(x: Any, digits: int = 3) -> str:
     """A fraction as a percentage (or a mIoU difference in points) with ``digits`` decimals."""
-    return "–" if x is None else f"{100 * float(x):.{digits}f}"
+    if x is None:
+        return "–"
+    v = 100 * float(x)
+    return f"{0.0 if abs(v) < 0.5 * 10 ** -digits else v:.{digits}f}"    # no "-0.000" for a rounding-size value
 
 
 #: the fair latent-use measures (random derangement and far partner, zero code, I(x; ·), the
