@@ -22,6 +22,7 @@ import torch
 
 from phgmm import PHGMM, PHGMMLoss
 from phgmm.benchmark.timing import sync, time_interleaved
+from phgmm.engine.stepping import batched_bn_counters
 from phgmm.engine.train import build_optimizer
 from phgmm.io import parse_wxh
 from phgmm.models import build_model, fold_batchnorm
@@ -29,7 +30,7 @@ from phgmm.models import build_model, fold_batchnorm
 
 def train_step(model, loss_fn, opt, x, y, amp: bool) -> Callable[[], None]:
     def step():
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp), batched_bn_counters(model):
             terms = loss_fn(model(x, y), y)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()

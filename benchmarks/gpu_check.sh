@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Every GPU measurement docs/design.md §8 asks for (ResNet-101, 768×384, bf16, batch 16):
+# Every GPU figure of docs/gpu.md in ONE call that fits a 10-minute device command on an H200
+# (ResNet-101, 768×384, bf16, batch 16; PHGMM with its full PostNet and DeepLab v3):
 #   bash benchmarks/gpu_check.sh [h100|h200] [OUT_DIR] [PARTS]
-# PARTS (comma-separated, default all four; each part is a few minutes on an H100, so a machine
-# that limits one command to 10 minutes takes two calls, e.g. bench,infer,roofline then train):
-#   bench    phgmm benchmark: MFU, inference of PHGMM (also BatchNorm folded) and DeepLab v3, PostNet ratios
-#   infer    compile_check, inference: eager against CUDA graphs (reduce-overhead), PHGMM ÷ DeepLab v3
-#   train    compile_check, training step: eager against CUDA graphs
-#   roofline the roofline bounds with the measured times beside them (needs bench's JSON)
+# PARTS (comma-separated, default "check"):
+#   check    benchmarks/gpu_check.py: kernels per step (dispatch counter and torch.profiler), training
+#            images/s and MFU eager / graphed (train.cuda_graph) / compiled, inference images/s eager and
+#            graphed, graphed vs eager loss over 20 steps, the CamVid epoch time when CAMVID=ROOT is set;
+#            stops starting parts after BUDGET_S seconds (default 500) and keeps what it measured
+#   bench    phgmm benchmark --cuda-graphs (PostNet ratios, encoder ratios, folded inference; minutes)
+#   infer    compile_check, inference: eager against torch.compile reduce-overhead
+#   train    compile_check, training step: eager against torch.compile reduce-overhead
+#   roofline the roofline bounds with bench's measured times beside them (needs bench's JSON)
+# A CPU dry run of the check part: python benchmarks/gpu_check.py --device cpu --tiny --out /tmp/gpu_check
 set -euo pipefail
-GPU=${1:-h100}
+GPU=${1:-h200}
 OUT_DIR=${2:-${OUT:-gpu_check}}
-PARTS=",${3:-bench,infer,train,roofline},"
+PARTS=",${3:-check},"
 mkdir -p "$OUT_DIR"
-export PYTHONPATH=${PYTHONPATH:-src}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT_DIR/gpu.txt"
+export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT_DIR/gpu.txt"
+if [[ $PARTS == *,check,* ]]; then
+    python benchmarks/gpu_check.py --out "$OUT_DIR" --budget-s "${BUDGET_S:-500}" ${CAMVID:+--camvid "$CAMVID"} 2>&1 \
+        | tee "$OUT_DIR/gpu_check.log" || echo "gpu_check.py failed: see gpu_check.log"
+fi
 if [[ $PARTS == *,bench,* ]]; then
     python -m phgmm benchmark --device cuda --amp bf16 --backbone resnet101 --size 768x384 --batch 16 \
-        --train-batch 16 --models phgmm,deeplabv3 --iters 5 --infer-iters 10 \
+        --train-batch 16 --models phgmm,deeplabv3 --iters 5 --infer-iters 10 --cuda-graphs \
         --json "$OUT_DIR/bench_bf16.json" | tee "$OUT_DIR/bench.txt"
 fi
 # A compile failure is a finding, not a reason to lose the measurements after it.
