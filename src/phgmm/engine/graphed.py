@@ -56,6 +56,9 @@ __all__ = ["training_graph_refusal", "make_capturable", "StaticBatch", "GraphedT
 
 LOSS_TERMS = ("total", "g", "z", "s")
 _PREFIX = "train.cuda_graph"
+#: other threads keep working while a graph is captured (the loader's pin-memory thread, predict's
+#: readers and writers): only this thread's calls must be capturable
+_CAPTURE_MODE = "thread_local"
 
 
 def training_graph_refusal(device: torch.device, amp: torch.dtype | None, distributed: bool = False,
@@ -204,7 +207,7 @@ class GraphedTrainStep:
         self._restore(saved, saved_opt)
         self.optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, capture_error_mode=_CAPTURE_MODE):
             self.outputs = self.body()
 
     def _restore(self, saved: list[torch.Tensor], saved_opt: dict[int, dict[str, torch.Tensor]]) -> None:
@@ -280,6 +283,6 @@ class GraphedForward:
                 self._run(static_x)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode=_CAPTURE_MODE):
             out = self._run(static_x)
         return graph, static_x, out
