@@ -45,11 +45,12 @@ def _flat(values):
     return [v for v in values if v is not None]
 
 
-@pytest.mark.parametrize("variant", ["default", "channels_last", "summary_norm", "no_global", "no_local", "folded"])
+@pytest.mark.parametrize("variant", ["default", "channels_last", "summary_norm", "no_global", "no_local", "neither",
+                                     "folded"])
 def test_level_maps_match_the_literal_formulation(variant):
     kwargs = {"summary_norm": "batch"} if variant == "summary_norm" else {}
-    kwargs.update({"use_global": False} if variant == "no_global" else {})
-    kwargs.update({"use_local": False} if variant == "no_local" else {})
+    kwargs.update({"use_global": False} if variant in ("no_global", "neither") else {})
+    kwargs.update({"use_local": False} if variant in ("no_local", "neither") else {})
     model = _tiny(**kwargs)
     x = torch.randn(2, 3, 64, 96)
     if variant == "channels_last":

@@ -119,6 +119,8 @@ def _pooled_together(owners: Sequence[MultiLevelSummary], slabs: Sequence[torch.
     that hold the owners' maps side by side: one sigmoid and one mean per level for all owners,
     one concatenation, then each owner's channels gathered by a copy (the same numbers, fewer
     kernels forward and backward)."""
+    if not owners:
+        return []
     means = torch.cat([torch.sigmoid(slab).mean(dim=(2, 3)) for slab in slabs], dim=1)
     if len(owners) == 1:
         return [means]
