@@ -38,7 +38,7 @@ def load_pretrained_backbone(model: nn.Module, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: pretrained backbone file not found (model.pretrained_backbone)")
-    from .checkpoint import read_torch_file
+    from .torchfile import read_torch_file
 
     state = read_torch_file(path)          # refuses, in one line, a file that would run code
     if isinstance(state, dict) and "model" in state and "config" in state:

@@ -9,7 +9,6 @@ file that carries code is refused rather than run.
 from __future__ import annotations
 
 import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,12 @@ import torch
 from torch import nn
 
 from ..io import DiskFullError, is_disk_full
+from .torchfile import CheckpointError, read_torch_file
 from ..version import __version__
 
 __all__ = ["CheckpointError", "config_differences", "load_inference_model", "save_checkpoint", "load_checkpoint",
            "capture_rng", "restore_rng", "load_model_from_checkpoint", "inference_model", "unwrap",
            "init_from_weights", "read_torch_file", "check_finite_weights"]
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or does not fit; the message names the file."""
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -99,37 +95,6 @@ def _disk_full(path: Path, resumable: bool) -> DiskFullError:
         kept = f"no {path.name} had been written yet; free some space and run again"
     return DiskFullError(f"{path}: no space left on device while saving it. Nothing was lost: the checkpoint "
                          f"was written under a temporary name, now removed; {kept}")
-
-
-def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with one-line errors naming the file: a pickle that
-    would call a function or build a class (what ``weights_only`` blocks) is refused as asking to
-    run code, anything else unreadable is corrupt or truncated. Never suggests ``weights_only=False``."""
-    path = Path(path)
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        code = _code_reference(str(exc))
-        if code is not None:    # a class or function reference: unpickling would call it
-            raise CheckpointError(f"{path}: refused to load: the file asks to run code ({code}) when it is read, "
-                                  f"which a file of weights never needs; phgmm does not load such files. Ask its "
-                                  f"author for a checkpoint written by phgmm or a plain state dict of tensors") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
-                              f"(not a PyTorch file written by phgmm)") from None
-    except Exception as exc:  # truncated/corrupt zip archives raise several different errors
-        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
-
-
-def _code_reference(message: str) -> str | None:
-    """The function or class a pickle asks for, from PyTorch's weights-only refusal ("Unsupported
-    global: GLOBAL print …"; torch 2.13: "unsupported GLOBAL posix.system …"), or None."""
-    import re
-
-    match = re.search(r"unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)", message, re.IGNORECASE)
-    if match is None:
-        return None
-    return match.group(1)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
