@@ -94,7 +94,8 @@ def _merged_level_weights(owners: Sequence[MultiLevelSummary], skip_convs: Seque
     biases = [c.bias if c.bias is not None else zeros[: c.out_channels] for convs in levels for c in convs]
     merged = torch.cat(flats + biases)
     device = merged.device.type
-    if torch.is_autocast_enabled(device) and merged.is_floating_point():
+    # the meta device (the roofline's shape-only trace) has no autocast state to ask
+    if device in ("cpu", "cuda") and torch.is_autocast_enabled(device) and merged.is_floating_point():
         merged = merged.to(torch.get_autocast_dtype(device))
     weight_sizes = [sum(c.weight.numel() for c in convs) for convs in levels]
     bias_sizes = [sum(c.out_channels for c in convs) for convs in levels]
