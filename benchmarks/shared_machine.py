@@ -194,6 +194,11 @@ def main() -> int:
     busy = [int(b) for b in (args.busy or ("0,1" if args.quick else "0,1,2")).split(",")]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - {"train", "predict", "demo"})
+    if unknown:
+        ap.error(f"--tasks: unknown {', '.join(unknown)}; choose from train, predict, demo")
+    args.demo = args.demo or "demo" in tasks
+    tasks = [t for t in tasks if t != "demo"]      # the demo is timed on its own, beside 2 busy processes
     old_threads = torch_default_threads()
     work = Path(args.work or tempfile.mkdtemp(prefix="phgmm-shared-"))
     work.mkdir(parents=True, exist_ok=True)
