@@ -64,9 +64,16 @@ class _Baseline(Shareable, nn.Module):
         model.build_args = {"name": name, **kwargs}
         return model
 
+    #: attributes holding heads that only training runs (deep supervision): counted in
+    #: ``training_total`` and under ``aux``, not in ``inference_total``
+    aux_modules: tuple[str, ...] = ()
+
     def parameter_counts(self) -> dict[str, int]:
         counts = {"encoder": count_parameters(self.encoder), "head": count_parameters(self.head)}
         counts["inference_total"] = counts["training_total"] = counts["encoder"] + counts["head"]
+        if self.aux_modules:
+            counts["aux"] = sum(count_parameters(getattr(self, name)) for name in self.aux_modules)
+            counts["training_total"] += counts["aux"]
         return counts
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
 from .baselines import _Baseline, _init_heads
-from .layers import conv_bn_relu, count_parameters, resize_to
+from .layers import conv_bn_relu, resize_to
 from .registry import register
 
 __all__ = ["CCNet", "CrissCrossAttention", "RCCAHead", "deep_supervision_head"]
@@ -99,6 +99,7 @@ class CCNet(_Baseline):
     """
 
     model_names = ("ccnet",)
+    aux_modules = ("aux_head",)
 
     def __init__(self, num_classes: int = 12, backbone: str = "resnet101", channels: int = 512,
                  recurrence: int = 2, dropout: float = 0.1, aux_weight: float = 0.4, in_channels: int = 3) -> None:
@@ -113,12 +114,6 @@ class CCNet(_Baseline):
         _init_heads(self.head)
         if self.aux_head is not None:
             _init_heads(self.aux_head)
-
-    def parameter_counts(self) -> dict[str, int]:
-        counts = super().parameter_counts()
-        counts["aux"] = count_parameters(self.aux_head)
-        counts["training_total"] += counts["aux"]
-        return counts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
         f3, f4 = self.encoder(x)[2:]

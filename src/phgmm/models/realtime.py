@@ -43,7 +43,7 @@ from torch import nn
 from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
 from .baselines import _Baseline, _init_heads
-from .layers import count_parameters, resize_to
+from .layers import resize_to
 from .pooling import max_pool2x2_with_argmax, max_unpool2x2
 from .registry import register
 
@@ -272,6 +272,7 @@ class BiSeNet(_Baseline):
     """
 
     model_names = ("bisenet",)
+    aux_modules = ("aux_heads",)
 
     def __init__(self, num_classes: int = 12, backbone: str = "resnet18", channels: int = 128,
                  aux_weight: float = 1.0, in_channels: int = 3) -> None:
@@ -285,12 +286,6 @@ class BiSeNet(_Baseline):
         _init_heads(self.head)
         if self.aux_heads is not None:
             _init_heads(self.aux_heads)
-
-    def parameter_counts(self) -> dict[str, int]:
-        counts = super().parameter_counts()
-        counts["aux"] = count_parameters(self.aux_heads)
-        counts["training_total"] += counts["aux"]
-        return counts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
         h, size = self.head, x.shape[-2:]
