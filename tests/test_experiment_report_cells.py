@@ -83,7 +83,9 @@ def test_summary_and_per_class_cells(compare_dir):
     row = next(r for r in t["Summary (validation split, best epoch)"] if r["run"] == "phgmm-s1")
     assert (row["mIoU"], row["pixel acc."], row["boundary IoU"]) == ("36.00", "80.00", "25.00")
     assert (row["trimap 2"], row["trimap 10"], row["trimap 40"], row["trimap mean"]) == ("50.00", "30.00", "10.00", "30.00")
-    assert (row["train s/epoch"], row["infer ms/img"], row["params (M)"]) == ("25", "10.6", "12.94")
+    assert (row["train s/epoch"], row["infer ms/img"], row["params (M)"]) == ("25.4", "10.6", "12.94")
+    from phgmm.experiments.report import _seconds
+    assert [_seconds(x) for x in (399.4, 99.96, 25.44, 9.996, 3.864, None)] == ["399", "100", "25.4", "10.0", "3.86", "–"]
     # two of the three named classes have an IoU (b is absent from labels and predictions)
     assert "mIoU over 2 classes (background excluded" in md
     assert "11 named classes" not in md

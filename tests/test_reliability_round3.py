@@ -255,6 +255,18 @@ def test_resuming_from_another_working_folder_continues_the_original_run(synth, 
     assert not (tmp_path / "elsewhere" / "runs").exists()
 
 
+def test_resuming_from_another_working_folder_finds_a_relative_data_root(synth, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(synth, tmp_path / "data")
+    (tmp_path / "elsewhere").mkdir()
+    assert _train(Path("data"), Path("runs/x"), "train.epochs=1", "train.max_steps_per_epoch=1",
+                  "train.val_every=0", "data.num_workers=0") == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["train", "--resume", "../runs/x/checkpoints/last.pt", "--no-progress",
+                 "--set", "train.epochs=2"]) == 0
+    assert len(json.loads((tmp_path / "runs" / "x" / "history.json").read_text())) == 2
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_is_applied_to_images(tmp_path, orientation):
     from PIL import Image, ImageOps
@@ -338,6 +350,16 @@ def test_pretrained_backbone_given_a_phgmm_checkpoint_says_how_to_use_it(synth, 
            "1 tensors of another shape (e.g. conv1.weight [3] instead of [64, 3, 7, 7])" in line
 
 
+@pytest.mark.parametrize("name, encoder", [("hrnet_w18", "HRNetBackbone"), ("enet", "_ENetEncoder"),
+                                           ("segnet_half", "ModuleList")])
+def test_pretrained_backbone_on_a_network_without_a_resnet_says_so(synth, tmp_path, capsys, name, encoder):
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, tmp_path / "sd.pth")
+    assert _train(synth, tmp_path / "run", f"model.pretrained_backbone={tmp_path / 'sd.pth'}",
+                  "data.num_workers=0", f"model.name={name}") == 2
+    line = _one_line_error(capsys, "train")
+    assert f"has none (its encoder is {encoder}): train it from scratch" in line and "model.init_from" in line
+
+
 def test_an_unknown_backbone_names_the_key(capsys):
     assert main(["train", "--config", "demo", "--set", "model.backbone=resnet19", "--print-config"]) == 2
     assert "model.backbone must be one of resnet18, resnet34, resnet50, resnet101, resnet152, got 'resnet19'" \
@@ -365,6 +387,13 @@ def test_a_negative_looking_option_value_reaches_its_own_check(trained, tmp_path
     assert "scales must be positive numbers, got '-1,1'" in err and "expected one argument" not in err
 
 
+def test_a_negative_looking_value_of_a_nested_subcommand_reaches_its_own_check(capsys):
+    with pytest.raises(SystemExit):
+        main(["experiment", "compare", "--config", "experiments/compare_camvid", "--threads", "-two"])
+    err = capsys.readouterr().err
+    assert "expected a whole number of threads, got '-two'" in err and "expected one argument" not in err
+
+
 def test_skip_bad_samples_stops_at_one_bad_file_in_four(synth, trained, tmp_path, capsys):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -375,8 +404,50 @@ def test_skip_bad_samples_stops_at_one_bad_file_in_four(synth, trained, tmp_path
     assert main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), str(folder),
                  "--out", str(tmp_path / "p"), "--skip-bad-samples", "--no-progress"]) == 2
     assert "1 unreadable images, more than 1% of 4 allows (0)" in capsys.readouterr().err
+    # a small folder can allow its one bad file, and the three good ones are written
+    assert main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), str(folder),
+                 "--out", str(tmp_path / "q"), "--skip-bad-samples", "--max-bad-fraction", "0.25",
+                 "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "q" / "labels").rglob("*.png")) == sorted(
+        p.name for p in folder.iterdir() if p != bad)
+    assert "skipped 1 unreadable images" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="add --skip-bad-samples"):
+        main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), str(folder),
+              "--out", str(tmp_path / "r"), "--max-bad-fraction", "0.25"])
     from phgmm.engine.loaders import bad_sample_limit
     assert bad_sample_limit(0.01, 4) == 0 and bad_sample_limit(0.01, 100) == 1 and bad_sample_limit(0.2, 10) == 2
+
+
+@pytest.mark.parametrize("free, says", [(0, "no space left on device"), (1 << 30, "OpenCV wrote 1 of its 3 frames")])
+def test_a_video_that_cannot_be_written_whole_is_one_line_and_leaves_no_mp4(trained, tmp_path, capsys, monkeypatch,
+                                                                          free, says):
+    import types
+
+    import cv2
+
+    from phgmm.engine import outputs
+    clip = tmp_path / "in" / "clip.avi"
+    clip.parent.mkdir()
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 32))
+    for i in range(3):
+        writer.write(np.full((32, 64, 3), 60 * i, np.uint8))
+    writer.release()
+    write = outputs.VideoOut._write
+
+    def lossy(self, rgb, pred):     # what OpenCV does when the disk fills: frames vanish, no error
+        if self.frames == 0:
+            return write(self, rgb, pred)
+        self.frames += 1
+        return []
+
+    monkeypatch.setattr(outputs.VideoOut, "_write", lossy)
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: types.SimpleNamespace(free=free))
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), str(clip),
+                 "--out", str(tmp_path / "p"), "--no-progress"]) == 2
+    line = _one_line_error(capsys, "predict")
+    assert f"{tmp_path / 'p' / 'overlay' / 'clip.mp4'}: {says}" in line and "Nothing was lost" in line
+    assert not list((tmp_path / "p" / "overlay").iterdir())
 
 
 def test_a_video_name_clash_names_the_file_both_would_write(trained, tmp_path, capsys):

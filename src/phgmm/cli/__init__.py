@@ -62,8 +62,14 @@ def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """``--scales -1,1`` as ``--scales=-1,1``: argparse takes a value that starts with '-' (and is
     not a plain negative number) for an option and answers "expected one argument"; joined, the
     value reaches the option's own check, which says what is wrong with it."""
-    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
-    command = commands.get(next((t for t in argv if not t.startswith("-")), ""), parser)
+    command = parser
+    for token in argv:       # down the subcommands named (``experiment compare``) to the one that parses
+        if token.startswith("-"):
+            continue
+        commands = next((a.choices for a in command._actions if isinstance(a, argparse._SubParsersAction)), {})
+        if token not in commands:
+            break
+        command = commands[token]
     takes_value = {o for a in command._actions if a.option_strings and a.nargs is None
                    and not isinstance(a, argparse._StoreConstAction) for o in a.option_strings}
     known = set(command._option_string_actions)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .options import (add_inference_options, add_no_progress, add_overwrite, add_set, add_skip_bad_samples,
-                      add_threads, threads_override)
+                      add_threads, bad_fraction_overrides, threads_override)
 
 DESCRIPTION = """\
 Either evaluate a checkpoint (or a published model folder) on a split of its data set
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         from ..engine.evaluate import evaluate_checkpoint
         overrides = [*args.set, *(["eval.uncertainty=true"] if args.uncertainty else []),
-                     *(["data.skip_bad_samples=true"] if args.skip_bad_samples else []),
+                     *bad_fraction_overrides(args),
                      *([f"eval.mode={args.mode}"] if args.mode else []),
                      *([f"eval.tile=[{args.tile[0]},{args.tile[1]}]"] if args.tile else []),
                      *([f"eval.stride=[{args.stride[0]},{args.stride[1]}]"] if args.stride else []),
@@ -94,7 +94,8 @@ def _refuse_flags_of_the_other_mode(args: argparse.Namespace) -> None:
         ("--config", args.config), ("--set", args.set), ("--split", args.split),
         ("--uncertainty", args.uncertainty), ("--mode", args.mode), ("--tile", args.tile),
         ("--stride", args.stride), ("--tta", args.tta), ("--scales", args.scales),
-        ("--skip-bad-samples", args.skip_bad_samples)) if given]
+        ("--skip-bad-samples", args.skip_bad_samples),
+        ("--max-bad-fraction", args.max_bad_fraction is not None)) if given]
     predictions_only = [flag for flag, given in (
         ("--classes", args.classes), ("--gt-channel", args.gt_channel != "single"),
         ("--unknown-ids", args.unknown_ids != "error")) if given]

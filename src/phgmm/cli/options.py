@@ -8,7 +8,7 @@ import re
 from ..io import SizeError, parse_wxh
 
 __all__ = ["parse_size", "parse_scales", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device",
-           "add_skip_bad_samples", "add_threads", "threads_override"]
+           "add_skip_bad_samples", "add_threads", "bad_fraction_overrides", "threads_override"]
 
 _LIST = re.compile(r"^\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*$")
 
@@ -59,8 +59,30 @@ def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
 def add_skip_bad_samples(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad-samples", action="store_true",
                    help="log and skip files that cannot be read instead of stopping at the first one; the run "
-                        "still stops once more than 1 %% of the files are bad (train and evaluate: "
-                        "data.max_bad_fraction, default 0.01), so 1 bad file in 4 stops it")
+                        "still stops once more than --max-bad-fraction of the files are bad (default 1 %%, "
+                        "so 1 bad file in 4 stops it)")
+    p.add_argument("--max-bad-fraction", type=_fraction, default=None, metavar="F",
+                   help="with --skip-bad-samples: the share of files that may be bad (default 0.01; in a "
+                        "folder of 20 images, 0.05 lets 1 pass); train and evaluate: the same as "
+                        "--set data.max_bad_fraction=F")
+
+
+def bad_fraction_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``data.*`` overrides of ``--skip-bad-samples`` and ``--max-bad-fraction``."""
+    if args.max_bad_fraction is not None and not args.skip_bad_samples:
+        raise SystemExit("--max-bad-fraction sets how many files --skip-bad-samples may skip; add --skip-bad-samples")
+    return [*(["data.skip_bad_samples=true"] if args.skip_bad_samples else []),
+            *([f"data.max_bad_fraction={args.max_bad_fraction}"] if args.max_bad_fraction is not None else [])]
+
+
+def _fraction(text: str) -> float:
+    try:
+        f = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.05, got {text!r}") from None
+    if not 0 <= f <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0.05 is 5 %%), got {f}")
+    return f
 
 
 def _positive_int(text: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .options import (add_device, add_inference_options, add_no_progress, add_overwrite, add_size, add_skip_bad_samples,
-                      add_threads)
+                      add_threads, bad_fraction_overrides)
 
 DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
@@ -62,6 +62,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _skip_bad(args: argparse.Namespace) -> float | None:
+    """The share of unreadable inputs predict may skip, or None to stop at the first."""
+    bad_fraction_overrides(args)     # refuses --max-bad-fraction without --skip-bad-samples
+    if not args.skip_bad_samples:
+        return None
+    return 0.01 if args.max_bad_fraction is None else args.max_bad_fraction
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engine.predict import Predictor, predict_paths
     from ..threads import thread_budget
@@ -92,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
         written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty, samples=samples,
                                 overwrite=args.overwrite, progress=not args.no_progress, batch=args.batch,
                                 workers=args.workers, save_frames=args.save_frames,
-                                skip_bad=0.01 if args.skip_bad_samples else None, skip_existing=args.skip_existing)
+                                skip_bad=_skip_bad(args), skip_existing=args.skip_existing)
     print(f"wrote {len(written)} files to {args.out}")
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import add_no_progress, add_set, add_skip_bad_samples, add_threads, threads_override
+from .options import (add_no_progress, add_set, add_skip_bad_samples, add_threads, bad_fraction_overrides,
+                      threads_override)
 
 DESCRIPTION = """\
 Train PHGMM or a baseline from a YAML config (configs/*.yaml): the data set, the model and the
@@ -47,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("phgmm train: give --config FILE (e.g. configs/demo.yaml) or --resume CHECKPOINT")
     state = load_checkpoint(args.resume) if args.resume else None   # read once: it can be large
     cfg = load_config(args.config) if args.config else config_of_checkpoint(state, args.resume)
-    apply_overrides(cfg, [*args.set, *(["data.skip_bad_samples=true"] if args.skip_bad_samples else []),
-                          *threads_override(args)])
+    apply_overrides(cfg, [*args.set, *bad_fraction_overrides(args), *threads_override(args)])
     if args.out:     # set directly, not as YAML: a folder named "2026" or "true" stays a name
         cfg.output_dir = args.out
     if args.print_config:

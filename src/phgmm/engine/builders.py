@@ -50,6 +50,11 @@ def load_pretrained_backbone(model: nn.Module, path: str | Path) -> None:
         raise ValueError(f"{path}: not a state dict of tensors (model.pretrained_backbone expects a "
                          f"torchvision ResNet's, e.g. torch.save(resnet101().state_dict(), path))")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    encoder = getattr(model, "encoder", None)
+    if getattr(encoder, "depth", None) is None:     # HRNet, ENet, SegNet: their own encoders
+        raise ValueError(f"{path}: model.pretrained_backbone loads a torchvision ResNet into a ResNet encoder, and "
+                         f"{type(model).__name__} has none (its encoder is {type(encoder).__name__}): train it from "
+                         f"scratch, or start from a phgmm checkpoint of the same network with model.init_from=CKPT")
     problems = _state_dict_problems(model.encoder.state_dict(), state)
     if problems:
         depth = getattr(model.encoder, "depth", "?")

@@ -140,7 +140,7 @@ class SkippingLoader:
                 raise TooManyBadSamples(
                     f"{len(self.skipped)} unreadable samples, more than data.max_bad_fraction = "
                     f"{self.max_fraction:g} of {len(self.loader.dataset)} allows ({self.limit}); the first: "
-                    f"{self.skipped[0]}. Fix the files, or allow more with --set data.max_bad_fraction=F")
+                    f"{self.skipped[0]}. Fix the files, or allow more with --max-bad-fraction F (data.max_bad_fraction)")
             if x is not None:
                 yield x, y
 

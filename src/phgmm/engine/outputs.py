@@ -5,6 +5,7 @@ overlay video per video, uncertainty maps; all written atomically from backgroun
 from __future__ import annotations
 
 import os
+import shutil
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..io import DiskFullError, OutputError
 from .inputs import InputFile
 
 __all__ = ["Outputs", "Pending", "VideoOut", "write_png", "write_jpeg", "PNG_COMPRESSION", "JPEG_QUALITY"]
@@ -132,9 +134,11 @@ class VideoOut:
         self.outputs = outputs
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="phgmm-video")
         self.pending = Pending(8)
+        self.frames = 0
 
     def _write(self, rgb: np.ndarray, pred: np.ndarray) -> list[Path]:
         self.writer.write(self.outputs.overlay_bgr(rgb, pred)[1])
+        self.frames += 1
         return []
 
     def add(self, rgb: np.ndarray, pred: np.ndarray) -> None:
@@ -146,8 +150,25 @@ class VideoOut:
         finally:
             self.thread.shutdown()
             self.writer.release()
+        self._check_complete()
         os.replace(self.tmp, self.final)
         return self.final
+
+    def _check_complete(self) -> None:
+        """OpenCV's writer reports no error (a full disk included): read the file back and refuse
+        one that does not hold every frame, so that an .mp4 in place is always a whole video."""
+        cap = cv2.VideoCapture(str(self.tmp))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if n == self.frames:
+            return
+        self.tmp.unlink(missing_ok=True)
+        kept = ("Nothing was lost: the video was being written under a temporary name, now removed, and "
+                "every file written before it is complete")
+        if shutil.disk_usage(self.final.parent).free < 1 << 20:
+            raise DiskFullError(f"{self.final}: no space left on device. {kept}. Free some space and run the "
+                                f"command again with --skip-existing")
+        raise OutputError(f"{self.final}: OpenCV wrote {n} of its {self.frames} frames. {kept}")
 
     def abort(self) -> None:
         self.thread.shutdown(cancel_futures=True)

@@ -521,7 +521,8 @@ class _Run:
             for group in _batches(frames, self.batch):
                 if self.skipped and len(self.skipped) > limit:
                     raise DatasetError(f"{len(self.skipped)} unreadable images, more than {self.skip_bad:.0%} of "
-                                       f"{n_images} allows ({limit}); the first: {self.skipped[0]}")
+                                       f"{n_images} allows ({limit}); the first: {self.skipped[0]}. Fix the files, or allow more "
+                                       f"with --max-bad-fraction F")
                 self.run_batch(group)
                 bar.update(len(group))
             self.close_video()

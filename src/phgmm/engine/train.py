@@ -695,5 +695,21 @@ def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:
     cfg = config_from_dict(state["config"], f"{path} (config)")
     where = Path(path).resolve().parent
     if where.name == "checkpoints" and (where.parent / "config.yaml").is_file():
+        _find_relative_data_root(cfg, run=where.parent)
         cfg.output_dir = str(where.parent)
     return cfg
+
+
+def _find_relative_data_root(cfg: Config, run: Path) -> None:
+    """A relative ``data.root`` was relative to the folder training started in. When the command
+    runs elsewhere and the root is not there, that folder is the run folder less the saved relative
+    ``output_dir`` (``/home/u/runs/x`` less ``runs/x``); the data set is looked for there."""
+    saved, root = Path(cfg.output_dir), Path(cfg.data.root)
+    if saved.is_absolute() or root.is_absolute() or root.exists() or ".." in saved.parts:
+        return
+    n = len(saved.parts)
+    if n == 0 or run.parts[-n:] != saved.parts:
+        return
+    launch = Path(*run.parts[:-n])
+    if (launch / root).exists():
+        cfg.data.root = str(launch / root)
