@@ -105,3 +105,13 @@ def test_shipped_configs_are_found_by_name_from_any_folder(tmp_path, monkeypatch
     assert load_config("demo.yaml").data.size == (256, 128)
     with pytest.raises(ConfigError, match="no shipped config of that name: .*demo"):
         load_config("nope")
+
+
+@pytest.mark.parametrize("given, stored", [("off", "off"), ("no", "off"), ("false", "off"), ("on", "light"),
+                                           ("light", "light"), ("full", "full")])
+def test_val_latent_off_as_yaml_reads_it_is_off(given, stored):
+    # YAML 1.1 reads `off` as false: `--set eval.val_latent=off` must not be refused as "got 'false'"
+    cfg = apply_overrides(load_config("demo"), [f"eval.val_latent={given}"])
+    assert cfg.eval.val_latent == stored
+    with pytest.raises(ConfigError, match="eval.val_latent must be full, light or off, got 'some'"):
+        apply_overrides(load_config("demo"), ["eval.val_latent=some"])

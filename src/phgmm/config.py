@@ -333,6 +333,9 @@ def validate(cfg: Config, where: str = "config") -> Config:
            list(e.latent_partners), "a list of random, far, zero, mean, adjacent")
     for key in ("latent_mi_samples", "latent_sensitivity_batches"):
         _check(getattr(e, key) >= 0, where, f"eval.{key}", getattr(e, key), ">= 0 (0 turns it off)")
+    # YAML 1.1 reads `off` and `no` as false and `on` as true: `--set eval.val_latent=off` means off
+    e.val_latent = {"false": "off", "no": "off", "none": "off", "true": "light", "on": "light"}.get(
+        str(e.val_latent).lower(), e.val_latent)
     _check(e.val_latent in ("full", "light", "off"), where, "eval.val_latent", e.val_latent, "full, light or off")
     _check(e.mode in ("whole", "slide"), where, "eval.mode", e.mode, "whole or slide")
     _check(len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales), where, "eval.scales",
