@@ -38,6 +38,7 @@ commit_finished() {   # every finished run whose metrics.json is not committed y
 }
 
 reevaluate() {   # finished runs measured before evaluate had the fair latent-use measures
+  [ -f "$RES/reevaluate.py" ] || return 0     # a study measured with them from the start has none
   local snap=""
   if [ "${STUDY_SNAPSHOT:-1}" = 1 ]; then snap=$(mktemp -d /tmp/latent2_src.XXXX); git archive HEAD src | tar -x -C "$snap"; fi
   PYTHONPATH="${snap:+$snap/src}" $PY "$RES/reevaluate.py" && \
