@@ -259,6 +259,8 @@ def _flatten(d: dict, prefix: str = "") -> Iterable[tuple[str, Any]]:
 #: other spellings of train.amp's values (YAML 1.1 reads ``off`` and ``no`` as false, ``on`` as true)
 _AMP_ALIASES = {"false": "off", "no": "off", "none": "off", "fp32": "off", "true": "auto", "on": "auto",
                 "yes": "auto"}
+#: the same for eval.val_latent (``--set eval.val_latent=off`` arrives as false)
+_VAL_LATENT_ALIASES = {"false": "off", "no": "off", "none": "off", "true": "light", "on": "light"}
 
 #: the encoder depths models/backbone.py builds (RESNET_DEPTHS; not imported: this module loads no torch)
 _RESNET_DEPTHS = ("18", "34", "50", "101", "152")
@@ -333,9 +335,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
            list(e.latent_partners), "a list of random, far, zero, mean, adjacent")
     for key in ("latent_mi_samples", "latent_sensitivity_batches"):
         _check(getattr(e, key) >= 0, where, f"eval.{key}", getattr(e, key), ">= 0 (0 turns it off)")
-    # YAML 1.1 reads `off` and `no` as false and `on` as true: `--set eval.val_latent=off` means off
-    e.val_latent = {"false": "off", "no": "off", "none": "off", "true": "light", "on": "light"}.get(
-        str(e.val_latent).lower(), e.val_latent)
+    e.val_latent = _VAL_LATENT_ALIASES.get(str(e.val_latent).lower(), e.val_latent)
     _check(e.val_latent in ("full", "light", "off"), where, "eval.val_latent", e.val_latent, "full, light or off")
     _check(e.mode in ("whole", "slide"), where, "eval.mode", e.mode, "whole or slide")
     _check(len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales), where, "eval.scales",

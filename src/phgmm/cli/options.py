@@ -8,7 +8,7 @@ import re
 from ..io import SizeError, parse_wxh
 
 __all__ = ["parse_size", "parse_scales", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device",
-           "add_skip_bad_samples", "add_threads", "bad_fraction_overrides", "threads_override"]
+           "add_skip_bad_samples", "add_threads", "bad_fraction_overrides", "check_bad_fraction", "threads_override"]
 
 _LIST = re.compile(r"^\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*$")
 
@@ -67,10 +67,15 @@ def add_skip_bad_samples(p: argparse.ArgumentParser) -> None:
                         "--set data.max_bad_fraction=F")
 
 
-def bad_fraction_overrides(args: argparse.Namespace) -> list[str]:
-    """The ``data.*`` overrides of ``--skip-bad-samples`` and ``--max-bad-fraction``."""
+def check_bad_fraction(args: argparse.Namespace) -> None:
+    """Refuse ``--max-bad-fraction`` without ``--skip-bad-samples``, which it would not change."""
     if args.max_bad_fraction is not None and not args.skip_bad_samples:
         raise SystemExit("--max-bad-fraction sets how many files --skip-bad-samples may skip; add --skip-bad-samples")
+
+
+def bad_fraction_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``data.*`` overrides of ``--skip-bad-samples`` and ``--max-bad-fraction``."""
+    check_bad_fraction(args)
     return [*(["data.skip_bad_samples=true"] if args.skip_bad_samples else []),
             *([f"data.max_bad_fraction={args.max_bad_fraction}"] if args.max_bad_fraction is not None else [])]
 

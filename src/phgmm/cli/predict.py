@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .options import (add_device, add_inference_options, add_no_progress, add_overwrite, add_size, add_skip_bad_samples,
-                      add_threads, bad_fraction_overrides)
+                      add_threads, check_bad_fraction)
 
 DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
@@ -63,11 +63,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _skip_bad(args: argparse.Namespace) -> float | None:
-    """The share of unreadable inputs predict may skip, or None to stop at the first."""
-    bad_fraction_overrides(args)     # refuses --max-bad-fraction without --skip-bad-samples
+    """The share of unreadable inputs predict may skip (the default is data.max_bad_fraction's), or
+    None to stop at the first."""
+    from ..config import DataConfig
+
     if not args.skip_bad_samples:
         return None
-    return 0.01 if args.max_bad_fraction is None else args.max_bad_fraction
+    return DataConfig.max_bad_fraction if args.max_bad_fraction is None else args.max_bad_fraction
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"phgmm predict: --batch must be at least 1, got {args.batch}")
     if args.workers is not None and args.workers < 1:
         raise SystemExit(f"phgmm predict: --workers must be at least 1, got {args.workers}")
+    check_bad_fraction(args)
     if args.skip_existing and args.overwrite:
         raise SystemExit("phgmm predict: --skip-existing keeps finished outputs and --overwrite replaces them: "
                          "give one of them")

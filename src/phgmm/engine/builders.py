@@ -55,12 +55,12 @@ def load_pretrained_backbone(model: nn.Module, path: str | Path) -> None:
         raise ValueError(f"{path}: model.pretrained_backbone loads a torchvision ResNet into a ResNet encoder, and "
                          f"{type(model).__name__} has none (its encoder is {type(encoder).__name__}): train it from "
                          f"scratch, or start from a phgmm checkpoint of the same network with model.init_from=CKPT")
-    problems = _state_dict_problems(model.encoder.state_dict(), state)
+    problems = _state_dict_problems(encoder.state_dict(), state)
     if problems:
-        depth = getattr(model.encoder, "depth", "?")
+        depth = encoder.depth
         raise ValueError(f"{path}: does not fit the encoder of model.backbone=resnet{depth}: {problems} "
                          f"(model.pretrained_backbone takes a torchvision ResNet-{depth} state dict)")
-    model.encoder.load_state_dict(state, strict=True)
+    encoder.load_state_dict(state, strict=True)
 
 
 def _state_dict_problems(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
