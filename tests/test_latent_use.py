@@ -128,6 +128,27 @@ def test_mutual_information_matches_numerical_integration_for_overlapping_poster
         mutual_information(_gaussians(torch.zeros(1, 2)))
 
 
+
+def test_information_chunks_stay_small_on_the_cpu_and_do_not_change_the_estimate():
+    """Large chunks made evaluate spend half its time faulting in fresh pages (bench_latent_mi.py);
+    the CPU default keeps one chunk near 2^17 numbers (or one row), and the estimate is the same."""
+    from phgmm.metrics.latent import _elements_per_row, _rows_per_chunk
+
+    g = torch.Generator().manual_seed(0)
+    locs = torch.randn(40, 3, 50, generator=g, dtype=torch.float64) * 0.3
+    mix = MixtureSameFamily(Categorical(probs=torch.full((40, 3), 1 / 3, dtype=torch.float64)),
+                            Independent(Normal(locs, torch.ones_like(locs)), 1))
+    per_row = _elements_per_row(mix)
+    assert per_row == 40 * 3 * 50
+    rows = _rows_per_chunk(mix, None)
+    assert rows == 2 ** 17 // per_row and 1 < rows < 40            # chunked, each chunk near 1 MiB
+    assert _rows_per_chunk(mix, 10) == 1                            # never less than one row
+    small, large = mutual_information(mix, samples=8, seed=3), mutual_information(mix, samples=8, seed=3,
+                                                                                  max_elements=2 ** 24)
+    assert small["mi"] == pytest.approx(large["mi"], rel=1e-12, abs=1e-15) and small["mi"] > 0.01
+    assert mutual_information_bounds(mix)["upper"] == pytest.approx(
+        mutual_information_bounds(mix, max_elements=2 ** 24)["upper"], rel=1e-12)
+
 # -- decoder sensitivity ---------------------------------------------------------------------------
 
 class _LinearDecoder:
