@@ -286,12 +286,12 @@ def mutual_information(q, samples: int = 16, seed: int = 0, max_elements: int | 
     rows = z.transpose(0, 1).reshape(n * samples, -1)  # row r is a draw from image r // S
     owner = torch.arange(n, device=device).repeat_interleave(samples)
     chunk = _rows_per_chunk(q, max_elements)
-    terms = []
+    d = torch.empty(len(rows), dtype=rows.dtype, device=device)     # written in place, chunk by chunk
     for start in range(0, len(rows), chunk):
         lp = q.log_prob(rows[start:start + chunk].unsqueeze(-2))      # B×N: log q(z|x_m)
         own = lp.gather(1, owner[start:start + chunk, None]).squeeze(1)
-        terms.append(own - (torch.logsumexp(lp, dim=1) - math.log(n)))
-    d = torch.cat(terms).double().view(n, samples)
+        torch.sub(own, torch.logsumexp(lp, dim=1) - math.log(n), out=d[start:start + chunk])
+    d = d.double().view(n, samples)
     d = 0.5 * (d[:, :pairs] + d[:, pairs:]).flatten()   # one independent term per pair
     mi = float(d.mean())
     return {"mi": mi, "stderr": float(d.std() / math.sqrt(len(d))) if len(d) > 1 else 0.0,
