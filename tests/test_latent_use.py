@@ -128,7 +128,6 @@ def test_mutual_information_matches_numerical_integration_for_overlapping_poster
         mutual_information(_gaussians(torch.zeros(1, 2)))
 
 
-
 def test_information_chunks_stay_small_on_the_cpu_and_do_not_change_the_estimate():
     """Large chunks made evaluate spend half its time faulting in fresh pages (bench_latent_mi.py);
     the CPU default keeps one chunk near 2^17 numbers (or one row), and the estimate is the same."""
@@ -148,6 +147,7 @@ def test_information_chunks_stay_small_on_the_cpu_and_do_not_change_the_estimate
     assert small["mi"] == pytest.approx(large["mi"], rel=1e-12, abs=1e-15) and small["mi"] > 0.01
     assert mutual_information_bounds(mix)["upper"] == pytest.approx(
         mutual_information_bounds(mix, max_elements=2 ** 24)["upper"], rel=1e-12)
+
 
 # -- decoder sensitivity ---------------------------------------------------------------------------
 

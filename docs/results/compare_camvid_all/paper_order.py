@@ -38,6 +38,11 @@ PAPER = {
 NOT_IN_TABLE = {"unet": "U-Net is not in Table 1", "ocnet_asp": "the ASP variant; Table 1's OCNet row is set against `ocnet`"}
 
 
+def _side(miou: float, phgmm: float) -> str:
+    """Where a network stands against PHGMM's mIoU of the same table."""
+    return "above" if miou > phgmm else "below"
+
+
 def main() -> None:
     with open(HERE / "results.csv", newline="") as f:
         here = {r["run"]: 100 * float(r["miou"]) for r in csv.DictReader(f)}
@@ -58,14 +63,13 @@ def main() -> None:
         if n == "phgmm":
             lines.append(f"| {n} | {row} | {paper:.2f} | – | {here[n]:.2f} | – | – |")
             continue
-        side_paper = "above" if paper > ph_paper else "below"
-        side_here = "above" if here[n] > ph_here else "below"
+        side_paper, side_here = _side(paper, ph_paper), _side(here[n], ph_here)
         held += side_paper == side_here
         lines.append(f"| {n} | {row} | {paper:.2f} | {side_paper} | {here[n]:.2f} | {side_here} | "
                      f"{'yes' if side_paper == side_here else '**no**'} |")
     for n, why in NOT_IN_TABLE.items():
         if n in here:
-            lines.append(f"| {n} | – ({why}) | – | – | {here[n]:.2f} | {'above' if here[n] > ph_here else 'below'} | – |")
+            lines.append(f"| {n} | – ({why}) | – | – | {here[n]:.2f} | {_side(here[n], ph_here)} | – |")
     others = [n for n in both if n != "phgmm"]
     pairs = list(combinations(both, 2))
     same = sum((PAPER[a][1] - PAPER[b][1]) * (here[a] - here[b]) > 0 for a, b in pairs)
