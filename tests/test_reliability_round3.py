@@ -308,7 +308,7 @@ def test_amp_off_is_stored_as_off_and_fp16_on_a_cpu_records_what_runs(synth, tmp
     assert yaml.safe_load(capsys.readouterr().out)["train"]["amp"] == "off"
     assert _train(synth, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1", "train.val_every=0",
                   "data.num_workers=0", "train.amp=fp16", "device=cpu") == 0
-    assert "train.amp=fp16: mixed precision runs on CUDA only" in capsys.readouterr().out
+    assert "train.amp=fp16: a CPU has no fast fp16" in capsys.readouterr().out
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["amp"] == "off"
     assert main(["train", "--config", "demo", "--set", "train.amp=fp8", "--print-config"]) == 2
     assert "train.amp must be auto, bf16, fp16 or off, got 'fp8'" in _one_line_error(capsys, "train")

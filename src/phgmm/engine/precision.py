@@ -4,11 +4,21 @@ choices for it (config switches ``train.amp`` and ``train.channels_last``)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import platform
 
 import torch
 
-__all__ = ["amp_dtype", "autocast", "check_device", "memory_format"]
+__all__ = ["CPU_AUTO_BF16", "amp_dtype", "autocast", "check_device", "cpu_bf16", "memory_format", "precision_note",
+           "precision_reason"]
+
+#: ``train.amp=auto`` on a CPU with native bf16: bf16 autocast (True) or fp32 (False). Decided by the
+#: parity study in docs/results/bf16_parity_camvid (docs/performance.md, "bf16 on a CPU").
+CPU_AUTO_BF16 = False
+
+#: /proc/cpuinfo flags of instructions that compute in bf16 (x86: AVX-512 BF16, AMX; Arm: BF16)
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 def check_device(device: str | torch.device = "auto") -> torch.device:
@@ -37,19 +47,75 @@ def check_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU supports it, fp16 otherwise, None (fp32) on CPU or when ``off``."""
+@functools.cache
+def cpu_bf16() -> tuple[bool, str]:
+    """Whether this CPU computes in bf16 natively, and the reason in a few words.
+
+    Native means oneDNN's own bf16 check passes *and* the processor reports bf16 instructions
+    (``avx512_bf16``/``amx_bf16`` on x86, ``bf16`` on Arm): oneDNN also accepts plain AVX-512 and
+    emulates bf16 there, which is slower than fp32. Without /proc/cpuinfo (not Linux) the
+    answer is no: fp32 is never wrong, only slower."""
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False, "oneDNN has no bf16 kernels for this CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = set()
+            for line in f:
+                if line.split(":")[0].strip() in ("flags", "Features"):
+                    flags.update(line.split(":", 1)[1].split())
+    except OSError:
+        return False, f"no /proc/cpuinfo to read bf16 support from ({platform.system()})"
+    found = [f for f in _BF16_FLAGS if f in flags]
+    if not found:
+        return False, "the CPU has no bf16 instructions (no avx512_bf16, amx_bf16 or bf16 flag)"
+    return True, f"the CPU has {', '.join(found)}"
+
+
+def _normalised(setting: str) -> str:
     setting = str(setting).lower()
     if setting not in ("auto", "bf16", "fp16", "off", "false", "none", "fp32"):
         raise ValueError(f"train.amp must be auto, bf16, fp16 or off, got {setting!r}")
-    # On CPU autocast is slower than fp32 for these convolutions: always full precision there.
-    if device.type != "cuda" or setting in ("off", "false", "none", "fp32"):
+    return "off" if setting in ("false", "none", "fp32") else setting
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device``; None is fp32.
+
+    CUDA: bf16 where the GPU supports it, fp16 otherwise (``auto``), or as asked. CPU: bf16 when
+    asked for (or ``auto`` with :data:`CPU_AUTO_BF16`) on a processor with native bf16
+    (:func:`cpu_bf16`), fp32 otherwise; fp16 never (CPU fp16 kernels are emulated, slower than fp32)."""
+    setting = _normalised(setting)
+    if setting == "off":
+        return None
+    if device.type == "cpu":
+        wanted = setting == "bf16" or (setting == "auto" and CPU_AUTO_BF16)
+        return torch.bfloat16 if wanted and cpu_bf16()[0] else None
+    if device.type != "cuda":
         return None
     if setting == "bf16" or (setting == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16
     return torch.float16
 
 
+def precision_reason(setting: str, device: torch.device) -> str:
+    """Why ``train.amp=setting`` runs in the precision it does on ``device``, in a few words."""
+    setting = _normalised(setting)
+    if setting == "off" or device.type != "cpu":
+        return f"train.amp={setting}"
+    why = cpu_bf16()[1]
+    if setting == "fp16":
+        return "train.amp=fp16: a CPU has no fast fp16 (train.amp=bf16 is the CPU's lower precision)"
+    if setting == "auto" and not CPU_AUTO_BF16:
+        return f"train.amp=auto is fp32 on a CPU; train.amp=bf16 asks for bf16 ({why})"
+    return f"train.amp={setting}: {why}"
+
+
+def precision_note(setting: str, device: torch.device) -> str:
+    """The precision ``train.amp=setting`` runs in on ``device`` and why (the start summary's and
+    ``evaluate``/``predict``'s words), e.g. ``bfloat16 autocast (train.amp=bf16: the CPU has avx512_bf16)``."""
+    dtype = amp_dtype(setting, device)
+    name = "fp32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
+    return f"{name} ({precision_reason(setting, device)})"
 def autocast(dtype: torch.dtype | None, device: torch.device):
     if dtype is None:
         return contextlib.nullcontext()

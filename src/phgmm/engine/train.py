@@ -41,7 +41,7 @@ from .builders import build_dataset_from_config, build_loss, build_model_from_co
 from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
                          save_checkpoint, unwrap)
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
-from .precision import amp_dtype, autocast, memory_format
+from .precision import amp_dtype, autocast, memory_format, precision_note, precision_reason
 from .stepping import batched_bn_counters
 
 __all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
@@ -282,14 +282,15 @@ class Trainer:
             print(self.summary(state), flush=True)
 
     def _record_precision_that_runs(self) -> None:
-        """train.amp as it runs here: bf16 or fp16 asked for on a CPU (where phgmm always trains in
-        fp32: autocast is slower there for these convolutions) becomes ``off`` with a note, so that
-        config.yaml and the checkpoints never record a precision the run did not use."""
+        """train.amp as it runs here: a lower precision this device cannot run fast (fp16 on a CPU,
+        bf16 on a CPU without native bf16, see :func:`~phgmm.engine.precision.cpu_bf16`) becomes
+        ``off`` with a note, so that config.yaml and the checkpoints never record a precision the run
+        did not use."""
         t = self.cfg.train
         if amp_dtype(t.amp, self.device) is None and t.amp in ("bf16", "fp16"):
             if self.main:
-                print(f"train.amp={t.amp}: mixed precision runs on CUDA only; on {self.device} this run trains "
-                      f"in fp32, and its config.yaml records train.amp=off", flush=True)
+                print(f"{precision_reason(t.amp, self.device)}; this run trains in fp32 on {self.device}, "
+                      f"and its config.yaml records train.amp=off", flush=True)
             t.amp = "off"
 
     def summary(self, resumed: dict[str, Any] | None = None) -> str:
@@ -318,7 +319,7 @@ class Trainer:
     def _run_description(self) -> str:
         """Precision, memory format, optimiser and compilation, as the start summary shows them."""
         t = self.cfg.train
-        parts = [f"{str(self.amp).removeprefix('torch.')} autocast" if self.amp is not None else "fp32",
+        parts = [precision_note(t.amp, self.device),
                  "channels-last" if self.fmt == torch.channels_last else "contiguous", "fused AdamW"]
         if t.compile:
             parts.append(f"torch.compile (mode {t.compile_mode})")
