@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .options import (add_inference_options, add_no_progress, add_overwrite, add_set, add_skip_bad_samples,
-                      add_threads, bad_fraction_overrides, threads_override)
+                      add_precision, add_threads, bad_fraction_overrides, precision_override, threads_override)
 
 DESCRIPTION = """\
 Either evaluate a checkpoint (or a published model folder) on a split of its data set
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="where metrics.json and report.md go")
     add_overwrite(p, "an earlier metrics.json / report.md in --out")
     add_skip_bad_samples(p)
+    add_precision(p)
     add_threads(p)
     add_no_progress(p)
     p.set_defaults(func=run)
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                      *([f"eval.stride=[{args.stride[0]},{args.stride[1]}]"] if args.stride else []),
                      *([f"eval.flip={'true' if args.tta == 'flip' else 'false'}"] if args.tta else []),
                      *([f"eval.scales=[{','.join(map(str, args.scales))}]"] if args.scales else []),
-                     *threads_override(args)]
+                     *precision_override(args), *threads_override(args)]
         metrics = evaluate_checkpoint(args.checkpoint, args.out, overrides=overrides, config_path=args.config,
                                       split=args.split, progress=not args.no_progress)
     else:
@@ -94,7 +95,7 @@ def _refuse_flags_of_the_other_mode(args: argparse.Namespace) -> None:
         ("--config", args.config), ("--set", args.set), ("--split", args.split),
         ("--uncertainty", args.uncertainty), ("--mode", args.mode), ("--tile", args.tile),
         ("--stride", args.stride), ("--tta", args.tta), ("--scales", args.scales),
-        ("--skip-bad-samples", args.skip_bad_samples),
+        ("--skip-bad-samples", args.skip_bad_samples), ("--precision", args.precision),
         ("--max-bad-fraction", args.max_bad_fraction is not None)) if given]
     predictions_only = [flag for flag, given in (
         ("--classes", args.classes), ("--gt-channel", args.gt_channel != "single"),

@@ -110,6 +110,24 @@ def add_threads(p: argparse.ArgumentParser, config: bool = True, what: str = "th
                         f"is respected)")
 
 
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
+def add_precision(p: argparse.ArgumentParser, config: bool = True) -> None:
+    """``--precision``: the forward pass's autocast dtype (``train.amp``'s values; fp32 is ``off``)."""
+    where = " (the same as --set train.amp=...)" if config else ""
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help=f"autocast precision{where}: auto (bf16 or fp16 on a GPU; fp32 on a CPU), bf16 (on a CPU: "
+                        f"where it has native bf16 instructions, else fp32), fp16 (GPU) or fp32; "
+                        f"default: {'the checkpoint config' if config else 'auto'}'s")
+
+
+def precision_override(args: argparse.Namespace) -> list[str]:
+    """``["train.amp=..."]`` for a given ``--precision``, to append to the ``--set`` overrides."""
+    value = getattr(args, "precision", None)
+    return [] if value is None else [f"train.amp={'off' if value == 'fp32' else value}"]
+
+
 def threads_override(args: argparse.Namespace) -> list[str]:
     """``["threads=N"]`` for a given ``--threads``, to append to the ``--set`` overrides."""
     n = getattr(args, "threads", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .options import (add_device, add_inference_options, add_no_progress, add_overwrite, add_size, add_skip_bad_samples,
-                      add_threads, check_bad_fraction)
+                      add_precision, add_threads, check_bad_fraction)
 
 DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="leave out the inputs whose outputs are all in --out already (continue an interrupted run)")
     add_skip_bad_samples(p)
     add_threads(p, config=False)
+    add_precision(p, config=False)
     add_no_progress(p)
     p.set_defaults(func=run)
     return p
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise SystemExit(f"phgmm predict: --workers must be at least 1, got {args.workers}")
     check_bad_fraction(args)
+    if args.onnx and args.precision in ("bf16", "fp16"):
+        raise SystemExit(f"phgmm predict: --precision {args.precision} needs --checkpoint; an ONNX model runs "
+                         f"in fp32 on onnxruntime")
     if args.skip_existing and args.overwrite:
         raise SystemExit("phgmm predict: --skip-existing keeps finished outputs and --overwrite replaces them: "
                          "give one of them")
@@ -95,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
     with thread_budget(args.threads):
         predictor = Predictor(checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, device=args.device,
                               mode=args.mode, tile=args.tile, stride=args.stride, flip=args.tta == "flip",
-                              scales=args.scales, threads=args.threads)
+                              scales=args.scales, threads=args.threads, precision=args.precision or "auto")
+        if args.onnx is None:
+            print(f"phgmm predict: {predictor.precision}", flush=True)
         if args.samples is not None and not predictor.can_sample:
             raise SystemExit(f"phgmm predict: --samples draws from PHGMM's q(z|x); {args.checkpoint or args.onnx} "
                              f"has no latent distribution (its entropy map is the softmax's): drop --samples")

@@ -49,12 +49,11 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .stepping import batched_bn_counters
+from .stepping import LOSS_TERMS, batched_bn_counters
 
 __all__ = ["training_graph_refusal", "make_capturable", "StaticBatch", "GraphedTrainStep", "GraphedForward",
            "graph_autocast", "LOSS_TERMS"]
 
-LOSS_TERMS = ("total", "g", "z", "s")
 _PREFIX = "train.cuda_graph"
 #: other threads keep working while a graph is captured (the loader's pin-memory thread, predict's
 #: readers and writers): only this thread's calls must be capturable

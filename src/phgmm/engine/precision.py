@@ -97,25 +97,27 @@ def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
-def precision_reason(setting: str, device: torch.device) -> str:
-    """Why ``train.amp=setting`` runs in the precision it does on ``device``, in a few words."""
+def precision_reason(setting: str, device: torch.device, key: str = "train.amp") -> str:
+    """Why ``key=setting`` (``train.amp`` or a command's ``--precision``) runs in the precision it
+    does on ``device``, in a few words."""
     setting = _normalised(setting)
+    shown = "fp32" if setting == "off" and key.startswith("--") else setting
     if setting == "off" or device.type != "cpu":
-        return f"train.amp={setting}"
+        return f"{key}={shown}"
     why = cpu_bf16()[1]
     if setting == "fp16":
-        return "train.amp=fp16: a CPU has no fast fp16 (train.amp=bf16 is the CPU's lower precision)"
+        return f"{key}=fp16: a CPU has no fast fp16 ({key}=bf16 is the CPU's lower precision)"
     if setting == "auto" and not CPU_AUTO_BF16:
-        return f"train.amp=auto is fp32 on a CPU; train.amp=bf16 asks for bf16 ({why})"
-    return f"train.amp={setting}: {why}"
+        return f"{key}=auto is fp32 on a CPU; {key}=bf16 asks for bf16 ({why})"
+    return f"{key}={setting}: {why}"
 
 
-def precision_note(setting: str, device: torch.device) -> str:
+def precision_note(setting: str, device: torch.device, key: str = "train.amp") -> str:
     """The precision ``train.amp=setting`` runs in on ``device`` and why (the start summary's and
     ``evaluate``/``predict``'s words), e.g. ``bfloat16 autocast (train.amp=bf16: the CPU has avx512_bf16)``."""
     dtype = amp_dtype(setting, device)
     name = "fp32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
-    return f"{name} ({precision_reason(setting, device)})"
+    return f"{name} ({precision_reason(setting, device, key)})"
 def autocast(dtype: torch.dtype | None, device: torch.device):
     if dtype is None:
         return contextlib.nullcontext()

@@ -69,6 +69,10 @@ class Predictor:
 
     A PyTorch model runs with its BatchNorms folded into the convolutions before them
     (:func:`phgmm.models.fold.fold_batchnorm`, on a copy); ``fold_bn=False`` runs it as given.
+    ``precision`` is ``train.amp``'s setting for the forward pass (:func:`phgmm.engine.precision.amp_dtype`):
+    ``auto`` (bf16 on a GPU that has it, fp16 on other GPUs; on a CPU what
+    :data:`~phgmm.engine.precision.CPU_AUTO_BF16` says), ``bf16`` (autocast where the device has
+    native bf16, else fp32), ``fp16`` (GPU) or ``fp32``; an ONNX model always runs in fp32.
     ``threads``: onnxruntime's intra-op threads (default: the cores this process may use,
     :func:`phgmm.threads.available_cores`); a PyTorch model runs on torch's threads
     (``phgmm predict --threads`` sets them with :func:`phgmm.threads.thread_budget`).
@@ -79,7 +83,7 @@ class Predictor:
                  mode: str = "whole", tile: Sequence[int] | None = None, stride: Sequence[int] | None = None,
                  flip: bool = False, scales: Sequence[float] = (1.0,), class_names: Sequence[str] | None = None,
                  colors: Sequence[Sequence[int]] | None = None, fold_bn: bool = True,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "auto") -> None:
         if sum(v is not None for v in (checkpoint, onnx, model)) != 1:
             raise ValueError("give exactly one of a checkpoint, an ONNX file or a model")
         size = size_pair(size, "size")
@@ -87,6 +91,7 @@ class Predictor:
         self._defaults()
         if onnx is None:
             self._load_torch(checkpoint, model, device, size, fold_bn)
+            self._set_precision(precision)
         else:
             self._load_onnx(onnx, device, size, threads)
         if class_names is not None:
@@ -112,6 +117,18 @@ class Predictor:
         self.model = None
         self.mean = self.std = None       # None: the ImageNet statistics of data.transforms
         self.memory_format = torch.contiguous_format
+        self.amp: torch.dtype | None = None
+        self.precision = "fp32"
+
+    def _set_precision(self, precision: str) -> None:
+        """The autocast dtype of the forward pass, and the words that say which and why."""
+        from .precision import amp_dtype, precision_note
+        self.amp = amp_dtype(precision, self.device)
+        self.precision = precision_note(precision, self.device, "--precision")
+
+    def _autocast(self):
+        from .precision import autocast
+        return autocast(self.amp, self.device)
 
     def _load_torch(self, checkpoint: str | Path | None, model: torch.nn.Module | None, device: str,
                     size: tuple[int, int] | None, fold_bn: bool) -> None:
@@ -201,7 +218,8 @@ class Predictor:
         """The bare model: N×3×h×w → N×C×h×w float logits (on the model's device)."""
         if self.onnx is not None:
             return torch.from_numpy(self.onnx(x.detach().cpu().numpy()))
-        out = self.model(x.to(self.device).contiguous(memory_format=self.memory_format))
+        with self._autocast():
+            out = self.model(x.to(self.device).contiguous(memory_format=self.memory_format))
         return getattr(out, "logits", out).float()
 
     @torch.no_grad()
@@ -246,10 +264,12 @@ class Predictor:
                              "ONNX files and baselines have no latent distribution")
         x = x.to(self.device).contiguous(memory_format=self.memory_format)
         if self.mode == "whole":
-            return self.model.sample_logits(x, n).float()
+            with self._autocast():
+                return self.model.sample_logits(x, n).float()
 
         def samples_as_channels(t: torch.Tensor) -> torch.Tensor:   # N×(n·C)×h×w: slide averages per channel
-            s = self.model.sample_logits(t.contiguous(memory_format=self.memory_format), n).float()
+            with self._autocast():
+                s = self.model.sample_logits(t.contiguous(memory_format=self.memory_format), n).float()
             return s.permute(1, 0, 2, 3, 4).flatten(1, 2)
         out = infer_logits(samples_as_channels, x, mode="slide", tile=self.tile, stride=self.stride)
         return out.unflatten(1, (n, -1)).permute(1, 0, 2, 3, 4)

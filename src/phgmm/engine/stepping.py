@@ -1,4 +1,8 @@
-"""Fewer kernels per training step, with the same arithmetic (docs/gpu.md).
+"""The eager training step, and fewer kernels per step with the same arithmetic (docs/gpu.md).
+
+:func:`training_step`: forward, the configured loss, backward and the optimiser step — the one
+step ``phgmm train`` runs (:class:`~phgmm.engine.train.Trainer`) and the CPU precision benchmark
+times (benchmarks/bf16_cpu.py).
 
 :func:`batched_bn_counters`: every BatchNorm in training mode adds 1 to its ``num_batches_tracked``
 counter in its forward, one tiny kernel each (PHGMM at ResNet-101 with its full PostNet has over 300
@@ -10,13 +14,60 @@ the forward and all advanced after it by one multi-tensor add: the same counters
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["batched_bn_counters"]
+from .precision import autocast
+
+__all__ = ["LOSS_TERMS", "StepParts", "batched_bn_counters", "training_step"]
+
+#: the loss terms a step returns, in this order (stacked, fp32, detached)
+LOSS_TERMS = ("total", "g", "z", "s")
+
+
+@dataclass
+class StepParts:
+    """What one eager training step needs. ``net`` is what is called (the model, or its DDP or
+    compiled wrapper); ``model`` the bare network (BatchNorm counters, gradient clipping)."""
+
+    net: nn.Module
+    model: nn.Module
+    loss_fn: Callable[..., dict[str, torch.Tensor]]
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp: torch.dtype | None
+    memory_format: torch.memory_format = torch.contiguous_format
+    takes_labels: bool = False
+    grad_clip: float | None = None
+
+
+def training_step(parts: StepParts, x: torch.Tensor, y: torch.Tensor, step: int = 0,
+                  check: Callable[[torch.Tensor], Any] | None = None) -> torch.Tensor:
+    """One optimisation step: forward under autocast, the loss terms, backward (scaled for fp16),
+    optional gradient clipping, the optimiser step. Returns the detached terms stacked in
+    :data:`LOSS_TERMS` order (fp32, on the device); ``check`` sees them before backward (the
+    trainer's finiteness check, the step's one host synchronisation)."""
+    x = x.to(parts.device, non_blocking=True).contiguous(memory_format=parts.memory_format)
+    y = y.to(parts.device, non_blocking=True)
+    with autocast(parts.amp, parts.device), batched_bn_counters(parts.model):
+        output = parts.net(x, y) if parts.takes_labels else parts.net(x)
+        terms = parts.loss_fn(output, y, step=step)
+    stacked = torch.stack([terms[k].detach().float() for k in LOSS_TERMS])
+    if check is not None:
+        check(stacked)
+    parts.optimizer.zero_grad(set_to_none=True)
+    parts.scaler.scale(terms["total"]).backward()
+    if parts.grad_clip:
+        parts.scaler.unscale_(parts.optimizer)
+        torch.nn.utils.clip_grad_norm_(parts.model.parameters(), parts.grad_clip)
+    parts.scaler.step(parts.optimizer)
+    parts.scaler.update()
+    return stacked
 
 
 @contextlib.contextmanager

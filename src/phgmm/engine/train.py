@@ -41,14 +41,11 @@ from .builders import build_dataset_from_config, build_loss, build_model_from_co
 from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
                          save_checkpoint, unwrap)
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
-from .precision import amp_dtype, autocast, memory_format, precision_note, precision_reason
-from .stepping import batched_bn_counters
+from .precision import amp_dtype, memory_format, precision_note, precision_reason
+from .stepping import LOSS_TERMS, StepParts, training_step
 
 __all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
            "poly_lambda", "parameter_groups", "build_optimizer", "config_of_checkpoint", "check_resume_config"]
-
-LOSS_TERMS = ("total", "g", "z", "s")
-
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is left intact."""
@@ -448,34 +445,29 @@ class Trainer:
 
     def run_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step; returns the detached loss terms (on the device)."""
-        s, t = self.state, self.cfg.train
+        s = self.state
         stacked = self.graphed.step(x, y) if self.graphed is not None else None
         if stacked is not None:                       # replayed: the same step, one launch
-            if not bool(torch.isfinite(stacked).all()):
-                self._non_finite(dict(zip(LOSS_TERMS, stacked.tolist())))
+            self._check_finite(stacked)
             s.scheduler.step()
             s.global_step += 1
             s.step_in_epoch += 1
             return {"terms": stacked, "images": x.shape[0]}
-        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.fmt)
-        y = y.to(self.device, non_blocking=True)
-        with autocast(self.amp, self.device), batched_bn_counters(self.model):
-            output = self.net(x, y) if self.takes_labels else self.net(x)
-            terms = self.loss_fn(output, y, step=s.global_step)
-        stacked = torch.stack([terms[k].detach().float() for k in LOSS_TERMS])
-        if not bool(torch.isfinite(stacked).all()):    # the step's one host synchronisation
-            self._non_finite(dict(zip(LOSS_TERMS, stacked.tolist())))
-        s.optimizer.zero_grad(set_to_none=True)
-        s.scaler.scale(terms["total"]).backward()
-        if t.grad_clip:
-            s.scaler.unscale_(s.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        s.scaler.step(s.optimizer)
-        s.scaler.update()
+        stacked = training_step(self.step_parts(), x, y, step=s.global_step, check=self._check_finite)
         s.scheduler.step()
         s.global_step += 1
         s.step_in_epoch += 1
         return {"terms": stacked, "images": x.shape[0]}
+
+    def step_parts(self) -> StepParts:
+        """This run's eager training step (:func:`~phgmm.engine.stepping.training_step`)."""
+        s = self.state
+        return StepParts(self.net, self.model, self.loss_fn, s.optimizer, s.scaler, self.device, self.amp, self.fmt,
+                         self.takes_labels, self.cfg.train.grad_clip)
+
+    def _check_finite(self, stacked: torch.Tensor) -> None:
+        if not bool(torch.isfinite(stacked).all()):    # the step's one host synchronisation
+            self._non_finite(dict(zip(LOSS_TERMS, stacked.tolist())))
 
     def _non_finite(self, values: dict[str, float]) -> None:
         s = self.state

@@ -34,7 +34,7 @@ from torch import nn
 
 from .backbone import resnet_encoder
 from .decoder import bilinear_kernel
-from .layers import conv_bn_relu, count_parameters, resize_to
+from .layers import ConvTranspose2d, conv_bn_relu, count_parameters, resize_to
 from .registry import PHGMM_ONLY_KWARGS, build_registered, register
 from .shareable import Shareable
 
@@ -150,7 +150,7 @@ class DeepLabV3(_Baseline):
 # -- FCN-8s --------------------------------------------------------------------------------------
 def _learned_upsample(channels: int, factor: int) -> nn.ConvTranspose2d:
     """×factor transposed convolution (kernel 2f, stride f, padding f/2), bilinear-initialised."""
-    up = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False)
+    up = ConvTranspose2d(channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False)
     with torch.no_grad():
         up.weight.copy_(bilinear_kernel(channels, 2 * factor))
     return up

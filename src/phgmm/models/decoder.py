@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import BasicBlock
-from .layers import conv_bn_relu, resize_to
+from .layers import ConvTranspose2d, conv_bn_relu, resize_to
 
 __all__ = ["Decoder", "MergeHead", "bilinear_kernel"]
 
@@ -118,7 +118,7 @@ class MergeHead(nn.Module):
         # whole H/4 decoder group for no receptive field the skips lack.
         self.fuse = conv_bn_relu(in_channels, mid_channels, kernel=1)
         self.classifier = nn.Conv2d(mid_channels, num_classes, 1)
-        self.upsample = nn.ConvTranspose2d(num_classes, num_classes, 8, stride=4, padding=2, bias=False)
+        self.upsample = ConvTranspose2d(num_classes, num_classes, 8, stride=4, padding=2, bias=False)
         with torch.no_grad():
             self.upsample.weight.copy_(bilinear_kernel(num_classes, 8))
 

@@ -43,7 +43,7 @@ from torch import nn
 from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
 from .baselines import _Baseline, _init_heads
-from .layers import resize_to
+from .layers import ConvTranspose2d, resize_to
 from .pooling import max_pool2x2_with_argmax, max_unpool2x2
 from .registry import register
 
@@ -131,7 +131,7 @@ class _Upsample(nn.Module):
         self.main = _conv_bn(cin, cout, 1)
         self.project = _conv_bn(cin, inner, 1, act=nn.ReLU())
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(inner, inner, 3, stride=2, padding=1, output_padding=1, bias=False),
+            ConvTranspose2d(inner, inner, 3, stride=2, padding=1, output_padding=1, bias=False),
             nn.BatchNorm2d(inner), nn.ReLU())
         self.expand = _conv_bn(inner, cout, 1)
         self.drop = nn.Dropout2d(dropout)
@@ -171,7 +171,7 @@ class _ENetDecoder(nn.Module):
         self.stage4 = nn.Sequential(*(_Bottleneck(c1, relu=True) for _ in range(2)))
         self.up5 = _Upsample(c1, c0)
         self.stage5 = _Bottleneck(c0, relu=True)
-        self.fullconv = nn.ConvTranspose2d(c0, num_classes, 2, stride=2, bias=False)
+        self.fullconv = ConvTranspose2d(c0, num_classes, 2, stride=2, bias=False)
 
 
 @register("enet", "ENet: initial block, regular/dilated/asymmetric bottlenecks, max-unpooling decoder "
