@@ -23,6 +23,7 @@ import numpy as np
 from ..io import atomic_write_bytes, read_json
 from ..report import classes_in_mean, md_escape, new_figure, save_figure
 from ..report import format_percent as _pct
+from .curves import learning_curves_plot
 
 __all__ = ["load_results", "write_experiment_report"]
 
@@ -437,7 +438,8 @@ def write_experiment_report(results_dir: str | Path) -> Path:
                       "mean Jacobian column norm for the code relative to the skips'. *untrained*: the same measure "
                       "on a freshly initialised network of the same configuration.", ""]
         figures = [("trimap.png", _trimap_plot), ("timing.png", _timing_plot),
-                   ("clustering_over_training.png", _clustering_plot), ("ablation_k.png", _ablation_plot)]
+                   ("clustering_over_training.png", _clustering_plot), ("ablation_k.png", _ablation_plot),
+                   ("learning_curves.png", learning_curves_plot)]
         lines += ["## Figures", ""]
         for name, fn in figures:
             if fn(runs, results_dir / name) is not None:
