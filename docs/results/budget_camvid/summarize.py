@@ -1,0 +1,95 @@
+"""The ordering at each training budget, from the committed files: writes budget.md beside this script.
+
+    python docs/results/budget_camvid/summarize.py
+
+Budgets: 6 epochs (PHGMM: latent2_camvid's paper-mean-s0..s2, the default recipe with today's code;
+the others: compare_camvid_all for seed 0, seeds_camvid for seeds 1-2 where they exist),
+25 and 100 epochs (this folder's <network>-e25-s<seed> and <network>-e100-s<seed>). All runs share
+the camvid recipe; the 6-epoch runs trained in fp32, the 25- and 100-epoch runs in bf16
+(docs/results/bf16_parity_camvid/parity.md). For every budget: each network's val mIoU (mean ± sd
+over its seeds), its rank, whether the paper's side of PHGMM holds (the paper's Table 1 puts PHGMM
+above every network here), and, for 100 epochs, how much the last two validations moved.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent
+NETWORKS = ("phgmm", "deeplabv3", "deeplabv2", "fcn8s", "bisenet", "hrnet_w18_small")
+#: the 6-epoch runs: network -> [(study, run), ...] by seed
+SIX = {"phgmm": [("latent2_camvid", f"paper-mean-s{s}") for s in range(3)],   # the default recipe, today's code
+       "deeplabv3": [("compare_camvid_all", "deeplabv3"), ("seeds_camvid", "deeplabv3-s1"),
+                     ("seeds_camvid", "deeplabv3-s2")],
+       "deeplabv2": [("compare_camvid_all", "deeplabv2")],
+       "fcn8s": [("compare_camvid_all", "fcn8s"), ("seeds_camvid", "fcn8s-s1"), ("seeds_camvid", "fcn8s-s2")],
+       "bisenet": [("compare_camvid_all", "bisenet")],
+       "hrnet_w18_small": [("compare_camvid_all", "hrnet_w18_small")]}
+
+
+def _miou(study: str, run: str) -> float | None:
+    path = RESULTS / study / run / "metrics.json"
+    return 100 * float(json.loads(path.read_text())["miou"]) if path.is_file() else None
+
+
+def budget_runs(epochs: int) -> dict[str, list[tuple[str, str]]]:
+    """network -> its finished (study, run) pairs at this budget."""
+    if epochs == 6:
+        return {n: [r for r in SIX[n] if _miou(*r) is not None] for n in NETWORKS}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for n in NETWORKS:
+        out[n] = sorted(("budget_camvid", p.name) for p in HERE.glob(f"{n}-e{epochs}-s*")
+                        if (p / "metrics.json").is_file())
+    return out
+
+
+def mean_sd(v: list[float]) -> str:
+    return f"{v[0]:.2f}" if len(v) == 1 else f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
+
+
+def levelled(study: str, run: str) -> str:
+    """The change of val mIoU between the last two validations of a run, in points."""
+    hist = json.loads((RESULTS / study / run / "history.json").read_text())
+    vals = [(h["epoch"], 100 * h["val_miou"]) for h in hist if h.get("val_miou") is not None]
+    if len(vals) < 2:
+        return "–"
+    (e0, a), (e1, b) = vals[-2:]
+    return f"{b - a:+.2f} (epoch {e0:.0f} → {e1:.0f})"
+
+
+def section(epochs: int) -> list[str]:
+    runs = {n: r for n, r in budget_runs(epochs).items() if r}
+    if not runs:
+        return [f"### {epochs} epochs", "", "No run has finished yet.", ""]
+    scores = {n: [_miou(*r) for r in rs] for n, rs in runs.items()}
+    order = sorted(scores, key=lambda n: -statistics.mean(scores[n]))
+    head = ["rank", "network", "seeds", "val mIoU", "PHGMM above (paper's side)"]
+    if epochs == 100:
+        head.append("last two validations moved")
+    lines = [f"### {epochs} epochs", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ph = statistics.mean(scores["phgmm"]) if "phgmm" in scores else None
+    for rank, n in enumerate(order, 1):
+        side = "–" if n == "phgmm" or ph is None else ("holds" if ph > statistics.mean(scores[n]) else "does not hold")
+        row = [str(rank), n, str(len(scores[n])), mean_sd(scores[n]), side]
+        if epochs == 100:
+            row.append("; ".join(levelled(*r) for r in runs[n]))
+        lines.append("| " + " | ".join(row) + " |")
+    files = ", ".join(f"`{s}/{r}`" for rs in runs.values() for s, r in rs)
+    return lines + ["", f"From {files}.", ""]
+
+
+def main() -> None:
+    lines = ["# PHGMM's place at 6, 25 and 100 epochs (CamVid, ResNet-18, 240×176)", "",
+             "Written by `python docs/results/budget_camvid/summarize.py` from the committed files it names; "
+             "mean ± sample sd over seeds; 6 epochs in fp32, 25 and 100 in bf16.", ""]
+    for epochs in (6, 25, 100):
+        lines += section(epochs)
+    (HERE / "budget.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
