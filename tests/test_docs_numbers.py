@@ -33,25 +33,28 @@ TYPED: dict[str, set[str]] = {
     "docs/design.md": {"1.1", "0.4", "0.9", "0.01", "0.05", "1.0", "1.5", "82.12", "81.90", "75.21", "65.43",
                        "86.04", "85.68", "77.38", "1.167", "0.4×", "0.9×", "3 %"},
     "docs/latent.md": {"0.01", "0.5", "0.3", "0.1", "1.0", "4.6"},
-    "docs/models.md": {"0.4", "0.05", "3.9", "29.5", "65.8"},
+    "docs/models.md": {"0.4", "0.05", "3.9", "29.5", "65.8", "0.37", "2×"},
     "docs/performance.md": {"0.9", "1.5×", "2.5×", "1.0"},
     "docs/gpu.md": {"1.5", "0.4", "35 %"},
-    "docs/reliability.md": {"0.001", "0.5"},
-    "docs/uncertainty.md": set(),
+    "docs/reliability.md": {"0.001", "0.5", "1 %", "5 %"},
+    "docs/uncertainty.md": {"0.5"},
 }
 
 _FIGURE = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*(?:\s?%|×)|\d+\.\d+(?:·\d+)?)(?![\w])")
 
 
-def _diff_line(page: str, stated: str, generated: str) -> str:
-    """'page line N: stated … / generated …' for the first line that differs."""
+def _diff_line(page: str, stated: str, generated: str, most: int = 8) -> str:
+    """'page line N: the page says … / its generator prints …' for each line that differs."""
     a, b = stated.splitlines(), generated.splitlines()
+    out = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag != "equal":
-            was = a[i1] if i1 < len(a) else "(nothing)"
-            now = b[j1] if j1 < len(b) else "(nothing)"
-            return f"{page} line {i1 + 1}: the page says\n    {was}\n  its generator prints\n    {now}"
-    return f"{page}: differs in line endings"
+        if tag == "equal":
+            continue
+        for k in range(max(i2 - i1, j2 - j1)):
+            was = a[i1 + k] if i1 + k < i2 else "(nothing)"
+            now = b[j1 + k] if j1 + k < j2 else "(nothing)"
+            out.append(f"{page} line {i1 + k + 1}: the page says\n    {was}\n  its generator prints\n    {now}")
+    return "\n".join(out[:most]) if out else f"{page}: differs in line endings"
 
 
 def check_pages(root: Path, pages: list[str]) -> list[str]:
@@ -67,7 +70,7 @@ def check_pages(root: Path, pages: list[str]) -> list[str]:
         if not numbers.files_read():
             first = next((line.strip() for line in self.lines if line.strip()), "")
             line = next((i + 1 for i, t in enumerate(current["text"].splitlines()) if first and first in t), "?")
-            problems.append(f"{fname} line {line}: a generated block that reads no committed file")
+            problems.append(f"{current['page']} line {line}: a generated block that reads no committed file")
         return out
 
     import os
@@ -77,7 +80,7 @@ def check_pages(root: Path, pages: list[str]) -> list[str]:
     try:
         for page in pages:
             text = (root / page).read_text(encoding="utf-8")
-            current["text"] = text
+            current["text"], current["page"] = text, page
             out = cogapp.Cog().process_string(text, fname=page)
             if out != text:
                 problems.append(_diff_line(page, text, out))
@@ -140,7 +143,8 @@ def test_the_check_fails_when_a_metrics_value_changes(tmp_path):
     problems = check_pages(tmp_path, ["docs/comparisons.md"])
     assert len(problems) == 1
     assert problems[0].startswith("docs/comparisons.md line ")
-    assert "35.76" in problems[0] and "36.76" in problems[0]
+    assert "the page says\n    | phgmm | 35.76 | 80.70" in problems[0]
+    assert "its generator prints\n    | phgmm | 36.76 | 80.70" in problems[0]
 
 
 def test_a_block_that_reads_no_file_is_named(tmp_path):

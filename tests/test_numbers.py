@@ -24,13 +24,15 @@ def test_formatting_uses_a_minus_sign_and_explicit_plus():
     assert n.signed(-0.0239, 2, 100) == "−2.39"
     assert n.pct(0.357597) == "35.8"
     assert n.fmt(1668.4, 0) == "1,668"
+    assert n.fmt(-0.0004, 2) == "0.00" and n.fmt(-0.006, 2) == "−0.01"
     assert n.times(24.4 / 10.65) == "2.29×"
+    assert n.minutes_seconds(390.61) == "6 min 31 s" and n.minutes_seconds(59.6) == "1 min 0 s"
 
 
 def test_span_prints_lowest_to_highest_or_one_number():
     assert n.span([3.06, 1.38, 2.0]) == "1.38–3.06"
     assert n.span([1.001, 1.004]) == "1.00"
-    assert n.span([-0.0709, 0.0239], 2, 100) == "−7.09–2.39"
+    assert n.span([-0.0709, 0.0239], 2, 100) == "−7.09 to 2.39"
 
 
 def test_ordering_and_rank():

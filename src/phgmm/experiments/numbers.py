@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "RESULTS", "read_json", "read_csv", "study", "metrics", "history", "get", "files_read", "reset_files_read",
-    "mean_sd", "pm", "fmt", "signed", "pct", "span", "ratio", "times", "ordering", "rank", "kendall_tau",
+    "RESULTS", "read_json", "read_csv", "read_text", "read_yaml", "study", "metrics", "history", "get", "files_read", "reset_files_read",
+    "mean_sd", "pm", "fmt", "signed", "pct", "span", "ratio", "times", "minutes_seconds", "ordering", "rank", "kendall_tau",
     "pairs_agreeing", "welch_p", "link", "table",
 ]
 
@@ -78,6 +78,20 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
     _note(p)
     with open(p, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A committed text file (a log, a benchmark's printed output)."""
+    p = _resolve(path)
+    _note(p)
+    return p.read_text(encoding="utf-8")
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """A committed YAML file (a run's config.yaml)."""
+    import yaml
+
+    return yaml.safe_load(read_text(path))
 
 
 def metrics(name: str, run: str) -> dict[str, Any]:
@@ -184,6 +198,8 @@ def fmt(x: float, digits: int = 2, scale: float = 1.0) -> str:
     """``x·scale`` with ``digits`` decimals and a minus sign; thousands separated in integers."""
     v = x * scale
     s = f"{v:,.{digits}f}" if digits == 0 else f"{v:.{digits}f}"
+    if s.startswith("-") and not s.strip("-0.,"):
+        s = s[1:]                               # no "−0.00" for a value that rounds to zero
     return s.replace("-", MINUS)
 
 
@@ -205,10 +221,17 @@ def pm(values: Iterable[float], digits: int = 2, scale: float = 1.0) -> str:
 
 
 def span(values: Iterable[float], digits: int = 2, scale: float = 1.0) -> str:
-    """'lowest–highest' ('1.38–3.06'), or one number when they print the same."""
+    """'lowest–highest' ('1.38–3.06'; '−7.09 to 2.39' when the lowest is negative), or one
+    number when they print the same."""
     v = list(values)
     lo, hi = fmt(min(v), digits, scale), fmt(max(v), digits, scale)
-    return lo if lo == hi else f"{lo}–{hi}"
+    return lo if lo == hi else f"{lo} to {hi}" if lo.startswith(MINUS) else f"{lo}–{hi}"
+
+
+def minutes_seconds(seconds: float) -> str:
+    """433.2 → '7 min 13 s' (rounded to the second)."""
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s} s"
 
 
 def times(x: float, digits: int = 2) -> str:
