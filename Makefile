@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.phgmm-installed
 DEMO_DATA ?= data/synth-demo
 DEMO_NUM  ?= 500
 
-.PHONY: venv test demo bench clean-demo
+.PHONY: venv test demo bench docs clean-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: $(STAMP)
 	$(VENV)/bin/phgmm evaluate --checkpoint runs/demo/checkpoints/best.pt --out runs/demo --overwrite
 	@echo ""
 	@echo "Demo finished. Report: runs/demo/report.md (metrics: runs/demo/metrics.json)"
+
+# Every measured figure in README.md and docs/*.md is printed from docs/results/ by a cog generator
+# in the page; this rewrites them. `make test` fails when a page differs (tests/test_docs_numbers.py).
+docs: $(STAMP)
+	$(PY) -m cogapp -r README.md docs/*.md
 
 bench: $(STAMP)
 	$(PY) benchmarks/param_counts.py

@@ -82,12 +82,33 @@ def run(args: argparse.Namespace) -> int:
     device = check_device(args.device or "auto")     # before minutes of measuring, not after
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     from ..threads import thread_budget
+    before = machine_state()
     with thread_budget(args.threads if args.threads is not None else getattr(cfg, "threads", None)):
         result = _measure(args, cfg, device, models)
+    # a figure cited in the docs must say how and where it was measured (issue 29)
+    result["settings"]["command"] = " ".join(["phgmm", *sys.argv[1:]]) if sys.argv[0] else None
+    result["settings"]["machine"] = {"start": before, "end": machine_state()}
     print(format_table(result))
     if args.json_out:
         print(f"wrote {write_json(args.json_out, result)}")
     return 0
+
+
+def machine_state() -> dict:
+    """What the machine was doing: CPU model, cores, load averages and the time (UTC)."""
+    import datetime
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(),
+            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def _measure(args: argparse.Namespace, cfg, device, models: list[str] | None) -> dict:
