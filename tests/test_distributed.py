@@ -76,8 +76,12 @@ def test_two_process_training_and_evaluation(tmp_path):
     for key in ("z_active_units", "g_active_units", "z_units", "g_units", "images"):
         assert dist["latent"][key] == single[key], key
     for key in ("swap_z_random_pixels_changed", "swap_g_far_pixels_changed", "swap_z_zero_miou",
-                "partner_random_distance", "mi_z", "mi_g", "untrained_z_active_units"):
+                "partner_random_distance", "untrained_z_active_units"):
         assert dist["latent"][key] == pytest.approx(single[key], rel=1e-5, abs=1e-9), key
+    # I(x; z), I(x; g) of a nearly untrained network are near-zero differences of log-densities of
+    # about a nat: their rounding is absolute (seen: 6e-9 apart at -4.8e-4 on a busy machine)
+    for key in ("mi_z", "mi_g"):
+        assert dist["latent"][key] == pytest.approx(single[key], rel=1e-5, abs=1e-7), key
     assert dist["latent"]["g_kl"] == pytest.approx(single["g_kl"], rel=1e-5)
     assert dist["latent"]["z_kl_to_posterior"] == pytest.approx(single["z_kl_to_posterior"], rel=1e-5)
 

@@ -397,5 +397,8 @@ def test_start_summary_names_device_data_schedule_and_how_the_step_runs(synth_ro
     out = capsys.readouterr().out
     assert "phgmm train: phgmm (resnet18" in out and "on cpu" in out
     assert "training images" in out and "schedule: 1 epoch × 1 step of 4" in out
-    # no autocast on a CPU, no compile; the thread count phgmm.threads chose
-    assert re.search(r"  run: fp32, contiguous, fused AdamW, \d+ CPU threads?\n", out)
+    # the precision train.amp=auto runs in on this CPU and why, no compile; the thread count
+    # phgmm.threads chose
+    from phgmm.engine.precision import precision_note
+    note = re.escape(precision_note("auto", torch.device("cpu")))
+    assert re.search(rf"  run: {note}, contiguous, fused AdamW, \d+ CPU threads?\n", out)
