@@ -46,7 +46,7 @@ import yaml
 
 from ..visualize import colorize
 from .errors import DatasetError
-from .imageio import imread_label, load_label
+from .imageio import imread_label, label_ids, load_label
 
 __all__ = [
     "ClassTable",
@@ -156,11 +156,10 @@ class ClassTable:
         :meth:`map` — the path every data set and ``score_folders(gt_table=...)`` take. An 8-bit
         colour mask (three channels that differ) painted in the table's colours is mapped by
         :meth:`map_colors`; a palette PNG gives its indices as ids."""
-        if channel == "single":
-            raw = imread_label(path)
-            if is_colour_mask(raw) and raw.dtype == np.uint8:     # 16-bit: ids in channels (SYNTHIA)
-                return self.map_colors(raw, unknown=unknown, path=path)
-        return self.map(load_label(path, channel=channel), unknown=unknown, path=path)
+        raw = imread_label(path)
+        if channel == "single" and is_colour_mask(raw) and raw.dtype == np.uint8:     # 16-bit: ids (SYNTHIA)
+            return self.map_colors(raw, unknown=unknown, path=path)
+        return self.map(label_ids(raw, path, channel), unknown=unknown, path=path)
 
     def map_colors(self, raw_bgr: np.ndarray, unknown: str = "error", path: str | Path | None = None) -> np.ndarray:
         """A colour mask (H×W×3, OpenCV's BGR order; 16-bit is reduced to 8) → class indices: each

@@ -26,6 +26,7 @@ from ..visualize import to_rgb_uint8
 from .errors import DatasetError
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "imread", "imread_label", "is_palette_png", "load_image", "load_label",
+           "label_ids",
            "read_label_png", "exif_orientation", "apply_orientation"]
 
 #: Suffixes (lower case) of the image files the project reads; every folder listing uses this.
@@ -140,7 +141,13 @@ def load_label(path: str | os.PathLike, channel: str = "single") -> np.ndarray:
     """
     if channel not in ("single", "red"):
         raise ValueError(f"channel must be 'single' or 'red', got {channel!r}")
-    arr = imread_label(path)
+    return label_ids(imread_label(path), path, channel)
+
+
+def label_ids(arr: np.ndarray, path: str | os.PathLike, channel: str = "single") -> np.ndarray:
+    """:func:`load_label`'s ids from a file already read with :func:`imread_label` (one decode)."""
+    if channel not in ("single", "red"):
+        raise ValueError(f"channel must be 'single' or 'red', got {channel!r}")
     if arr.ndim == 3:
         if arr.shape[2] == 1:
             arr = arr[:, :, 0]

@@ -269,6 +269,7 @@ class Trainer:
         du.barrier()
         _seed_everything(cfg.seed)
         self._build_data()
+        census = self._unknown_ids_census()      # may refuse the data: before any log is opened
         self._build_model()
         if state is not None:
             self._restore(state)
@@ -295,17 +296,17 @@ class Trainer:
         self._stop = {"stop": False}
         if self.main:
             print(self.summary(state), flush=True)
-            self._unknown_ids_census()
+            if census:
+                print(census, flush=True)
 
-    def _unknown_ids_census(self) -> None:
-        """With ``data.unknown_ids=ignore``, say how much of the labels that turns into 255 (on a
-        sample of label maps), and refuse a run none of whose sampled label pixels has a class."""
-        if self.cfg.data.unknown_ids != "ignore":
-            return
+    def _unknown_ids_census(self) -> str:
+        """With ``data.unknown_ids=ignore``, the line saying how much of the labels that turns into
+        255 (on a sample of label maps); a run none of whose sampled label pixels has a class is
+        refused. Empty otherwise, and on every process but the first."""
+        if self.cfg.data.unknown_ids != "ignore" or not self.main:
+            return ""
         sets = [self.train_set] + ([self.val_loader.dataset] if self.val_loader is not None else [])
-        line = unknown_ids_note(sets)
-        if line:
-            print(line, flush=True)
+        return unknown_ids_note(sets)
 
     def close(self) -> None:
         """Release the run folder for another training (fit does it when it ends)."""
