@@ -121,8 +121,12 @@ def describe_miou_classes(cfg: Config, dataset) -> str:
     excluded = miou_exclusion(cfg, dataset)
     names = list(dataset.class_names)
     table = getattr(dataset, "table", None)
+    from ..data.classes import TABLE_DIR
+
+    path = getattr(table, "source", "") or ""
+    shipped = bool(path) and Path(path).resolve().parent == TABLE_DIR
     source = ("data.miou_exclude" if cfg.data.miou_exclude is not None
-              else f"class table {getattr(table, 'source', '') or getattr(table, 'name', '')}")
+              else f"class table {table.name if shipped or not path else path}")
     counted = len(names) - len(excluded)
     if not excluded:
         return f"mIoU over all {counted} classes ({source}; data.miou_exclude=[NAME] leaves one out)"
