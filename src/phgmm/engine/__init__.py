@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("builders", "checkpoint", "distributed", "evaluate", "export", "graphed", "inference", "inputs",
+_MODULES = ("builders", "checkpoint", "datachecks", "distributed", "evaluate", "export", "graphed", "inference", "inputs",
             "latent_probe", "loaders", "outputs", "precision", "predict", "runlock", "score", "stepping",
             "torchfile", "train")
 

@@ -255,7 +255,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
     from ..config import apply_overrides, load_config
     from ..threads import thread_budget
 
-    from .train import find_relative_data_paths
+    from .datachecks import find_relative_data_paths
 
     state = load_checkpoint(checkpoint, map_location="cpu")
     if config_path:
@@ -325,7 +325,7 @@ def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: st
     if note:
         print(note, flush=True)
     if cfg.data.unknown_ids == "ignore" and du.is_main():
-        from .train import unknown_ids_note
+        from .datachecks import unknown_ids_note
         line = unknown_ids_note([dataset])
         if line:
             print(line, flush=True)

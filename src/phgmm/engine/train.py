@@ -41,6 +41,7 @@ from ..data.datasets import check_disjoint_splits
 from .builders import build_dataset_from_config, build_loss, build_model_from_config, describe_miou_classes
 from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
                          save_checkpoint, unwrap)
+from .datachecks import find_relative_data_paths, find_relative_data_root, unknown_ids_note  # noqa: F401
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .runlock import acquire_run_lock, release_run_lock
 from .precision import amp_dtype, autocast, memory_format, precision_note, precision_reason
@@ -673,39 +674,6 @@ class Trainer:
                 "model": unwrap(self.model), "skipped_samples": list(skipped)}
 
 
-def unknown_ids_note(datasets: list, per_set: int = 16) -> str:
-    """``data.unknown_ids=ignore``: one line on the share of label pixels (of up to ``per_set``
-    label maps per data set, evenly spread) whose ids or colours the class table does not know and
-    that become 255; a :class:`~phgmm.data.DatasetError` when none of those pixels has a class."""
-    from ..data import DatasetError
-
-    unknown = total = known_class = files = 0
-    found: set = set()
-    for ds in datasets:
-        while hasattr(ds, "base"):          # the loaders' wrappers
-            ds = ds.base
-        table, channel = getattr(ds, "table", None), getattr(ds, "label_channel", "single")
-        folder = type(ds).__name__ == "FolderDataset"      # reads 16-bit colour masks too
-        if table is None or not ds.files:
-            continue
-        for i in np.unique(np.linspace(0, len(ds.files) - 1, min(per_set, len(ds.files))).round().astype(int)):
-            n_unknown, n, ids = table.unknown_fraction(ds.files[int(i)][1], channel, colour_16bit=folder)
-            unknown, total, files = unknown + n_unknown, total + n, files + 1
-            found.update(ids)
-            known_class += int((ds.load_pair(int(i))[1] != 255).sum())
-    if not files:
-        return ""
-    shown = sorted(found, key=lambda k: (k.startswith("#"), len(k), k))[:8]
-    what = ", ".join(shown) + (" …" if len(found) > 8 else "")
-    line = (f"data.unknown_ids=ignore: {100 * unknown / max(1, total):.2f} % of the pixels of {files} sampled label "
-            f"maps hold ids or colours the class table does not know{f' ({what})' if found else ''}; they are "
-            f"ignored (255) in the loss and the scores")
-    if known_class == 0:
-        raise DatasetError(f"{line.split(';')[0]}, and none of their pixels has a class: the run would learn and "
-                           f"score nothing. Check data.class_table against the label files")
-    return line
-
-
 def decoder_width_note(cfg: Config, path: str | Path, line: str) -> str:
     """The fine-tuning line's note when tensors were left fresh only because the decoder's width
     follows the class count (3·C): which width keeps them, and how many more would load."""
@@ -801,37 +769,6 @@ def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:
     cfg = config_from_dict(state["config"], f"{path} (config)")
     where = Path(path).resolve().parent
     if where.name == "checkpoints" and (where.parent / "config.yaml").is_file():
-        _find_relative_data_root(cfg, run=where.parent)
+        find_relative_data_root(cfg, run=where.parent)
         cfg.output_dir = str(where.parent)
     return cfg
-
-
-def _find_relative_data_root(cfg: Config, run: Path) -> None:
-    """A relative ``data.root`` (and ``data.masks_root``, ``data.class_table``) was relative to the
-    folder training started in. When the command runs elsewhere and the path is not there, that
-    folder is the run folder less the saved relative ``output_dir`` (``/home/u/runs/x`` less
-    ``runs/x``); the path is looked for there."""
-    from ..data.classes import BUILTIN_TABLES
-
-    saved = Path(cfg.output_dir)
-    if saved.is_absolute() or ".." in saved.parts:
-        return
-    n = len(saved.parts)
-    if n == 0 or run.parts[-n:] != saved.parts:
-        return
-    launch = Path(*run.parts[:-n])
-    for key in ("root", "masks_root", "class_table"):
-        value = getattr(cfg.data, key)
-        if value is None or (key == "class_table" and value in BUILTIN_TABLES):
-            continue
-        path = Path(value)
-        if not path.is_absolute() and not path.exists() and (launch / path).exists():
-            setattr(cfg.data, key, str(launch / path))
-
-
-def find_relative_data_paths(cfg: Config, checkpoint: str | Path) -> None:
-    """For a checkpoint in its run folder (``<run>/checkpoints/x.pt`` beside ``<run>/config.yaml``):
-    relative data paths of its config found from the folder its training started in."""
-    where = Path(checkpoint).resolve().parent
-    if where.name == "checkpoints" and (where.parent / "config.yaml").is_file():
-        _find_relative_data_root(cfg, run=where.parent)
