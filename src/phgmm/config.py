@@ -36,6 +36,7 @@ class DataConfig:
     masks_root: str | None = None        # folder datasets: masks beside images by default
     class_table: str | None = None       # YAML/CSV table or builtin name; None: the dataset's own
     unknown_ids: str = "error"           # error | ignore
+    miou_exclude: tuple[str, ...] | None = None  # classes left out of the mIoU; null: the class table's (shipped: background)
     skip_bad_samples: bool = False       # log and skip unreadable files instead of stopping
     max_bad_fraction: float = 0.01       # with skip_bad_samples: stop when more than this is bad
     augment: bool = True
@@ -195,6 +196,8 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         kind = float if "float" in text else str if "str" in text else int
         if kind is not str and isinstance(value, str) and "x" in value.lower():     # "768x384"
             value = value.lower().split("x")
+        if kind is str and isinstance(value, (str, int)) and not isinstance(value, bool):     # one name
+            value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: {key} must be a list (e.g. [768, 384]), got {value!r}")
         try:

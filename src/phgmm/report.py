@@ -61,6 +61,14 @@ def classes_in_mean(metrics: dict, names: Sequence[str], excluded: Iterable[int]
     return sum(i not in skip and (not iou or iou.get(n) is not None) for i, n in enumerate(names))
 
 
+def excluded_indices(metrics: dict, names: Sequence[str]) -> tuple[int, ...]:
+    """The class indices the mIoU of ``metrics`` left out: those ``miou_excluded`` names (recorded
+    since the class tables say it), else class 0, as every metrics.json written before did."""
+    if "miou_excluded" not in metrics:
+        return (0,)
+    return tuple(i for i, n in enumerate(names) if n in set(metrics["miou_excluded"] or []))
+
+
 def md_escape(s: Any) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
@@ -234,7 +242,8 @@ def _summary_section(metrics: dict, names: list[str], excluded: set[int]) -> lis
     rows = []
     n_mean = classes_in_mean(metrics, names, excluded)
     if "miou" in metrics:
-        rows.append((f"mIoU ({n_mean} classes{', background excluded' if 0 in excluded else ''})" if names else "mIoU",
+        left = ", ".join(names[i] for i in sorted(excluded) if i < len(names))
+        rows.append((f"mIoU ({n_mean} classes{f', {left} excluded' if left else ''})" if names else "mIoU",
                      format_percent(metrics["miou"]) + " %"))
     for key, label in (("pixel_accuracy", "pixel accuracy (all scored pixels)"), ("mean_precision", "mean precision"),
                        ("mean_recall", "mean recall"), ("mean_boundary_iou", "mean Boundary IoU")):
@@ -493,7 +502,7 @@ def _num_colors(names: list[str], samples: Sequence[tuple] | None, ignore_index:
 def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequence[str] | None = None,
                  colors: Sequence[Sequence[int]] | None = None, samples: Sequence[tuple] | None = None,
                  tsne: tuple | None = None, title: str = "phgmm evaluation",
-                 exclude_from_mean: Sequence[int] = (0,), ignore_index: int = 255) -> Path:
+                 exclude_from_mean: Sequence[int] | None = None, ignore_index: int = 255) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; returns the path.
 
     ``metrics`` uses the ``metrics.json`` keys (``miou``, ``iou``, ``precision``, ``recall``,
@@ -501,14 +510,16 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequenc
     ``num_images``; optionally ``clustering``: one dict of indices or a list of them, e.g. one per
     epoch). ``samples``: tuples ``(rgb or None, gt H×W, pred H×W[, uncertainty H×W])``.
     ``tsne``: ``(embedding (n, 2), labels (n,))``. Other scalar entries of ``metrics`` are listed
-    in the summary table.
+    in the summary table. ``exclude_from_mean``: the classes the mIoU leaves out; by default those
+    ``metrics["miou_excluded"]`` names, or class 0 for metrics written before it was recorded.
     """
     out = Path(out_dir)
     fig_dir = out / FIGURE_DIR
     fig_dir.mkdir(parents=True, exist_ok=True)
     names = _class_names(metrics, class_names)
     pal = _palette(colors, max(1, _num_colors(names, samples, ignore_index)))
-    excluded = {int(i) for i in exclude_from_mean}
+    excluded = {int(i) for i in (exclude_from_mean if exclude_from_mean is not None
+                                 else excluded_indices(metrics, names))}
     md: list[str] = [f"# {md_escape(title)}", ""]
     md += _summary_section(metrics, names, excluded)
     md += _per_class_section(metrics, names, excluded, pal, fig_dir)

@@ -40,6 +40,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="which channel of the ground-truth PNGs holds the ids (red: SYNTHIA GT/LABELS)")
     p.add_argument("--unknown-ids", choices=("error", "ignore"), default="error",
                    help="ground-truth ids missing from --classes: stop (default) or score them as ignored")
+    p.add_argument("--predicted-only", action="store_true",
+                   help="score only the ground-truth files that have a prediction (default: every ground-truth "
+                        "file needs one); metrics.json counts the others")
+    p.add_argument("--miou-exclude", metavar="NAMES",
+                   help="classes left out of the mIoU, comma-separated names or indices, 'none' for none "
+                        "(default: the --classes table's miou_exclude, else class 0; with --checkpoint: "
+                        "--set data.miou_exclude=[...])")
     p.add_argument("--uncertainty", action="store_true",
                    help="also measure uncertainty maps (AUROC/AUPR for wrong pixels) and calibration (ECE)")
     add_inference_options(p, from_config=True)
@@ -79,9 +86,12 @@ def run(args: argparse.Namespace) -> int:
         from ..engine.score import score_folders
         from ..threads import thread_budget
         with thread_budget(args.threads):
+            exclude = None if args.miou_exclude is None else \
+                [v.strip() for v in args.miou_exclude.split(",") if v.strip() and v.strip().lower() != "none"]
             metrics = score_folders(args.predictions, args.ground_truth, args.out, gt_table=args.classes or None,
                                     unknown_ids=args.unknown_ids, gt_channel=args.gt_channel,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, miou_exclude=exclude,
+                                    predicted_only=args.predicted_only)
     if metrics is not None:
         print("\n".join(summary_lines(metrics)))
         print(f"metrics: {Path(args.out) / 'metrics.json'}\nreport:  {Path(args.out) / 'report.md'}")
@@ -99,6 +109,7 @@ def _refuse_flags_of_the_other_mode(args: argparse.Namespace) -> None:
         ("--max-bad-fraction", args.max_bad_fraction is not None)) if given]
     predictions_only = [flag for flag, given in (
         ("--classes", args.classes), ("--gt-channel", args.gt_channel != "single"),
+        ("--predicted-only", args.predicted_only), ("--miou-exclude", args.miou_exclude is not None),
         ("--unknown-ids", args.unknown_ids != "error")) if given]
     if args.checkpoint and predictions_only:
         raise SystemExit(f"phgmm evaluate: {', '.join(predictions_only)} apply to scoring saved predictions "
@@ -112,11 +123,21 @@ def _refuse_flags_of_the_other_mode(args: argparse.Namespace) -> None:
 def summary_lines(metrics: dict) -> list[str]:
     """What the console shows of an evaluation: mIoU and pixel accuracy, and with --uncertainty how
     well each map tells wrong pixels from right ones and the calibration error."""
-    from ..report import classes_in_mean
+    from ..report import classes_in_mean, excluded_indices
     names = metrics["class_names"]
-    scored = classes_in_mean(metrics, names)
-    lines = [f"mIoU {100 * metrics['miou']:.2f} ({scored} class{'es' if scored != 1 else ''}, {names[0]} excluded); "
+    excluded = excluded_indices(metrics, names)
+    scored = classes_in_mean(metrics, names, excluded)
+    left = f", {', '.join(names[i] for i in excluded)} excluded" if excluded else ", none excluded"
+    lines = [f"mIoU {100 * metrics['miou']:.2f} ({scored} class{'es' if scored != 1 else ''}{left}); "
              f"pixel accuracy {100 * metrics['pixel_accuracy']:.2f}"]
+    if metrics.get("ground_truth_not_scored"):
+        n = metrics.get("num_images", 0)
+        lines.append(f"scored {n} of {n + metrics['ground_truth_not_scored']} ground-truth images: the "
+                     f"{metrics['ground_truth_not_scored']} without a prediction were left out (--predicted-only)")
+    if metrics.get("unknown_ids_ignored_pixels"):
+        lines.append(f"--unknown-ids ignore: {metrics['unknown_ids_ignored_pixels']} ground-truth pixels "
+                     f"({100 * metrics['unknown_ids_ignored_fraction']:.2f} %) held ids not in the class table "
+                     f"and were not scored")
     latent = latent_line(metrics.get("latent") or {})
     if latent:
         lines.append(latent)

@@ -34,8 +34,13 @@ def list_configs() -> list[tuple[str, str]]:
 
 def find_config(name: str) -> Path | None:
     """The shipped config called ``name`` (with or without ``.yaml``, e.g. ``demo`` or
-    ``experiments/compare_camvid``), or None."""
+    ``experiments/compare_camvid``; ``configs/demo.yaml`` too, the path in a clone), or None."""
     stem = name[:-5] if name.endswith(".yaml") else name
+    # "configs/demo.yaml", as the docs write it from a clone (whose configs/ is this folder), is the
+    # shipped "demo" from any folder
+    parts = Path(stem).parts
+    if len(parts) > 1 and parts[0] == "configs":
+        stem = Path(*parts[1:]).as_posix()
     for candidate in (CONFIG_DIR / f"{stem}.yaml", CONFIG_DIR / "experiments" / f"{stem}.yaml"):
         if candidate.is_file():
             return candidate

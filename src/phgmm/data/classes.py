@@ -10,6 +10,11 @@ YAML format::
       - {name: background, color: [0, 0, 0], ids: [0, 7]}
       - {name: road,       color: [128, 64, 128], ids: [1]}
     ignore_ids: [255]             # native ids mapped to 255 (ignored by loss and metrics)
+    miou_exclude: [background]    # classes trained and scored but left out of the mean IoU
+
+``miou_exclude`` (class names or indices) defaults to none: every class of a table counts in the
+mIoU unless the table says otherwise. The shipped tables leave out ``background`` (the paper's
+convention: class 0 is everything no other class names).
 
 A class may give ``names`` instead of ``ids`` when the table sets ``id_source:
 cityscapesscripts``: the names are then resolved with ``cityscapesscripts.helpers.labels``, and
@@ -31,6 +36,7 @@ one raises :class:`~phgmm.data.DatasetError`, unless the data set was built with
 from __future__ import annotations
 
 import csv
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +46,7 @@ import yaml
 
 from ..visualize import colorize
 from .errors import DatasetError
-from .imageio import load_label
+from .imageio import imread_label, label_ids, load_label
 
 __all__ = [
     "ClassTable",
@@ -69,11 +75,14 @@ class ClassTable:
     id_to_class: dict[int, int]
     ignore_ids: list[int] = field(default_factory=list)
     source: str = ""
+    #: class indices trained and scored but left out of the mean IoU (the shipped tables: background)
+    miou_exclude: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.colors):
             raise DatasetError(f"class table {self.source or self.name}: {len(self.names)} names "
                                f"but {len(self.colors)} colours")
+        self.miou_exclude = tuple(int(i) for i in self.miou_exclude)
         lut = np.full(MAX_NATIVE_ID + 1, IGNORE_INDEX, dtype=np.uint8)
         known = np.zeros(MAX_NATIVE_ID + 1, dtype=bool)
         for nid, cls in self.id_to_class.items():
@@ -121,6 +130,10 @@ class ClassTable:
             bad = self.unknown_ids_in(label)
             if bad:
                 shown = ", ".join(map(str, bad[:12])) + (" ..." if len(bad) > 12 else "")
+                if is_lossy(path):
+                    raise DatasetError(
+                        f"{path}: label ids [{shown}] are not in class table '{self.source or self.name}' "
+                        f"(known ids: {self._known_summary()}): {LOSSY_NOTE}")
                 raise DatasetError(
                     f"{path or 'label'}: label ids [{shown}] are not in class table "
                     f"'{self.source or self.name}' (known ids: {self._known_summary()}); fix the "
@@ -140,13 +153,81 @@ class ClassTable:
 
     def read_label(self, path: str | Path, unknown: str = "error", channel: str = "single") -> np.ndarray:
         """Read a native-id label file and map it: :func:`~phgmm.data.imageio.load_label` then
-        :meth:`map` — the path every data set and ``score_folders(gt_table=...)`` take."""
-        return self.map(load_label(path, channel=channel), unknown=unknown, path=path)
+        :meth:`map` — the path every data set and ``score_folders(gt_table=...)`` take. An 8-bit
+        colour mask (three channels that differ) painted in the table's colours is mapped by
+        :meth:`map_colors`; a palette PNG gives its indices as ids."""
+        raw = imread_label(path)
+        if channel == "single" and is_colour_mask(raw) and raw.dtype == np.uint8:     # 16-bit: ids (SYNTHIA)
+            return self.map_colors(raw, unknown=unknown, path=path)
+        return self.map(label_ids(raw, path, channel), unknown=unknown, path=path)
+
+    def map_colors(self, raw_bgr: np.ndarray, unknown: str = "error", path: str | Path | None = None) -> np.ndarray:
+        """A colour mask (H×W×3, OpenCV's BGR order; 16-bit is reduced to 8) → class indices: each
+        of the table's colours becomes its class; any other colour is an unknown id (an error, or
+        255 with ``unknown="ignore"``)."""
+        if raw_bgr.dtype != np.uint8:
+            raw_bgr = (raw_bgr >> 8).astype(np.uint8)
+        b, g, r = (raw_bgr[..., k].astype(np.int64) for k in range(3))
+        key = (r << 16) | (g << 8) | b
+        out = np.full(key.shape, IGNORE_INDEX, dtype=np.uint8)
+        known = np.zeros(key.shape, dtype=bool)
+        for cls, (cr, cg, cb) in enumerate(self.colors):
+            m = key == ((cr << 16) | (cg << 8) | cb)
+            out[m] = cls
+            known |= m
+        if not known.all() and unknown == "error":
+            bad = np.unique(key[~known])[:8]
+            cols = ", ".join(f"#{int(k):06x}" for k in bad)
+            where = f"{path or 'label'}: colour mask holds colours [{cols}] that are not in class table " \
+                    f"'{self.source or self.name}'"
+            if is_lossy(path):
+                raise DatasetError(f"{where}: {LOSSY_NOTE}")
+            raise DatasetError(f"{where} (fix the mask, extend the table, or set data.unknown_ids=ignore "
+                               f"(--set data.unknown_ids=ignore; evaluate: --unknown-ids ignore))")
+        return out
+
+    def unknown_fraction(self, path: str | Path, channel: str = "single",
+                         colour_16bit: bool = False) -> tuple[int, int, list[str]]:
+        """``(unknown pixels, pixels, unknown ids or "#rrggbb" colours)`` of a label file: what
+        ``unknown_ids=ignore`` turns into 255 (``colour_16bit``: a 16-bit file of three different
+        channels is a colour mask, as a folder data set reads it)."""
+        raw = imread_label(path) if channel == "single" else None
+        if raw is not None and is_colour_mask(raw) and (raw.dtype == np.uint8 or colour_16bit):
+            mapped = self.map_colors(raw, unknown="ignore", path=path)
+            rgb = raw[..., 2::-1].astype(np.int64) if raw.dtype == np.uint8 else (raw[..., 2::-1] >> 8).astype(np.int64)
+            key = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+            own = set((r << 16) | (g << 8) | b for r, g, b in self.colors)
+            bad = [int(k) for k in np.unique(key[mapped == IGNORE_INDEX]) if int(k) not in own]
+            unknown = int(np.isin(key, bad).sum()) if bad else 0
+            return unknown, int(key.size), [f"#{k:06x}" for k in bad]
+        label = load_label(path, channel=channel)
+        bad = self.unknown_ids_in(label)
+        unknown = int(np.isin(label, bad).sum()) if bad else 0
+        return unknown, int(label.size), [str(k) for k in bad]
 
     def colorize(self, label: np.ndarray) -> np.ndarray:
         """Class-index label (HxW) -> RGB colour mask (HxWx3 uint8) in this table's colours;
         ignore (255) is black (:func:`phgmm.visualize.colorize`)."""
         return colorize(label, self.colors)
+
+
+#: why a JPEG label map holds ids (or colours) no class has, and what to do
+LOSSY_NOTE = ("a JPEG label map: lossy compression blurs every edge into ids (or colours) that no class has, "
+              "so it cannot be read exactly. Save the masks as PNG (lossless); data.unknown_ids=ignore "
+              "would drop those edge pixels from the loss and the scores")
+
+
+def is_lossy(path: str | Path | None) -> bool:
+    """A label file in a lossy format (JPEG; WebP is read as lossless)."""
+    return path is not None and Path(path).suffix.lower() in (".jpg", ".jpeg")
+
+
+def is_colour_mask(raw: np.ndarray) -> bool:
+    """A label file read as stored that holds colours: three or four channels, not all equal."""
+    if raw.ndim != 3 or raw.shape[2] < 3:
+        return False
+    c0 = raw[..., 0]
+    return not (np.array_equal(c0, raw[..., 1]) and np.array_equal(c0, raw[..., 2]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,6 +280,10 @@ def _cityscapes_name_to_id() -> dict[str, int]:
     return {lab.name: int(lab.id) for lab in cs_labels}
 
 
+#: the keys of a YAML class table
+TABLE_KEYS = ("name", "classes", "ignore_ids", "miou_exclude", "id_source")
+
+
 def _table_from_dict(data: dict, source: str) -> ClassTable:
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list) or not data["classes"]:
         raise DatasetError(f"class table {source}: expected a mapping with a non-empty 'classes' list "
@@ -241,8 +326,32 @@ def _table_from_dict(data: dict, source: str) -> ClassTable:
         for nid in name_to_id.values():  # type: ignore[union-attr]
             if nid not in id_to_class and nid not in ignore_ids:
                 id_to_class[nid] = rest_class
+    for key in data:      # a misspelt miou_exclude would silently score every class
+        near = difflib.get_close_matches(str(key), TABLE_KEYS, n=1, cutoff=0.7)
+        if key not in TABLE_KEYS and near:
+            raise DatasetError(f"class table {source}: unknown key {key!r}; did you mean {near[0]}? "
+                               f"(a table takes {', '.join(TABLE_KEYS)})")
+    exclude = resolve_classes(data.get("miou_exclude") or [], names, f"class table {source}, miou_exclude")
     return ClassTable(name=str(data.get("name", Path(source).stem)), names=names, colors=colors,
-                      id_to_class=id_to_class, ignore_ids=ignore_ids, source=source)
+                      id_to_class=id_to_class, ignore_ids=ignore_ids, source=source, miou_exclude=exclude)
+
+
+def resolve_classes(values, names: list[str], where: str) -> tuple[int, ...]:
+    """Class names or indices (``[background]``, ``[0]``, ``"road"``) → sorted class indices;
+    one that names no class is a :class:`DatasetError` listing the classes."""
+    if isinstance(values, (str, int)):
+        values = [values]
+    out = set()
+    for v in values:
+        text = str(v).strip()
+        if text in names:
+            out.add(names.index(text))
+        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+            out.add(int(text))
+        else:
+            raise DatasetError(f"{where}: {v!r} is not a class of the table (classes: {', '.join(names)}; "
+                               f"or an index 0..{len(names) - 1})")
+    return tuple(sorted(out))
 
 
 def _table_from_csv(path: Path) -> ClassTable:

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .classes import ClassTable, load_class_table, IGNORE_INDEX
+from .classes import ClassTable, load_class_table, IGNORE_INDEX, is_colour_mask
 from .errors import DatasetError
-from .imageio import IMAGE_EXTENSIONS, imread, list_images, load_image
+from .imageio import IMAGE_EXTENSIONS, imread_label, list_images, load_image
 from .transforms import Augment, normalize, resize_pair, sample_rng
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "FolderDataset",
     "build_dataset",
     "synthia_split",
+    "check_disjoint_splits",
     "DATASET_NAMES",
 ]
 
@@ -285,44 +286,59 @@ class FolderDataset(SegmentationDataset):
     def __init__(self, images_dir, masks_dir, class_table, size=(768, 384), augment=False, seed=0,
                  unknown_ids="error", **kw):
         if class_table is None:
-            raise DatasetError("FolderDataset needs a class_table (a YAML/CSV file with name, ids and "
-                               "color per class, or a built-in name such as 'phgmm12')")
+            raise DatasetError(NEEDS_TABLE)
         images_dir = _check_root(images_dir, "image", self.LAYOUT)
         masks_dir = _check_root(masks_dir, "label-map", self.LAYOUT)
         files = _pair_by_stem(images_dir, masks_dir, self.LAYOUT)
         super().__init__(files, class_table, size, augment, seed, unknown_ids, **kw)
-        self._color_keys = np.array([(r << 16) | (g << 8) | b for r, g, b in self.table.colors], np.int64)
 
     def load_pair(self, i):
         img_path, lab_path = self.files[i]
-        raw = imread(lab_path, "label map")
+        raw = imread_label(lab_path)
         rgb = load_image(img_path)
         _check_same_size(rgb, raw, img_path, lab_path)
+        if is_colour_mask(raw):
+            return rgb, self.table.map_colors(raw, unknown=self.unknown_ids, path=lab_path)
         if raw.ndim == 3:
-            c0 = raw[..., 0]
-            if raw.shape[2] >= 3 and not (np.array_equal(c0, raw[..., 1]) and np.array_equal(c0, raw[..., 2])):
-                return rgb, self._map_colors(lab_path, raw)
-            raw = np.ascontiguousarray(c0)
+            raw = np.ascontiguousarray(raw[..., 0])
         return rgb, self.table.map(raw, unknown=self.unknown_ids, path=lab_path)
 
-    def _map_colors(self, lab_path, raw):
-        if raw.dtype != np.uint8:
-            raw = (raw >> 8).astype(np.uint8)
-        b, g, r = (raw[..., k].astype(np.int64) for k in range(3))
-        key = (r << 16) | (g << 8) | b
-        out = np.full(key.shape, IGNORE_INDEX, dtype=np.uint8)
-        known = np.zeros(key.shape, dtype=bool)
-        for cls, ck in enumerate(self._color_keys):
-            m = key == ck
-            out[m] = cls
-            known |= m
-        if not known.all() and self.unknown_ids == "error":
-            bad = np.unique(key[~known])[:8]
-            cols = ", ".join(f"#{int(k):06x}" for k in bad)
-            raise DatasetError(f"{lab_path}: colour mask holds colours [{cols}] that are not in class "
-                               f"table '{self.table.source or self.table.name}' (fix the mask, extend "
-                               f"the table, or set data.unknown_ids=ignore (--set data.unknown_ids=ignore; evaluate: --unknown-ids ignore))")
-        return out
+
+#: a folder data set without a class table: the key to set, and what it holds
+NEEDS_TABLE = ("a folder data set needs a class table: --set data.class_table=FILE (a YAML/CSV file with name, "
+               "ids and color per class, or a built-in name such as 'phgmm12'; from Python, class_table=...)")
+
+#: the split sub-folder names a folder data set is looked for in (besides the ones a config names)
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def _folder_layout(root, masks_root, split: str) -> tuple[Path, Path]:
+    """The images and label-map folders of ``split`` of a folder data set, or a :class:`DatasetError`
+    that names the layout mistake: ``data.root`` one folder too high (it holds ``images/``), a
+    split sub-folder that is missing beside the others, a label-map folder that is not there."""
+    images = Path(root).expanduser()
+    masks = Path(masks_root).expanduser() if masks_root is not None else images.parent / "masks"
+    if images.is_dir():
+        if (images / "images").is_dir() and not list_images(images) and not (images / split).is_dir():
+            raise DatasetError(f"{images}: holds images/{' and masks/' if (images / 'masks').is_dir() else ''}: "
+                               f"data.root is the folder of the images themselves, --set data.root={images / 'images'}")
+        if split and (images / split).is_dir():
+            images, masks = images / split, masks / split
+        elif split and not list_images(images):
+            subs = sorted(d.name for d in images.iterdir() if d.is_dir() and not d.name.startswith("."))
+            if subs:
+                raise DatasetError(
+                    f"{images / split}: the '{split}' split is missing ({images} holds {', '.join(f'{d}/' for d in subs)}); "
+                    f"add {images / split} and {masks / split}, name another split (data.train_split / "
+                    f"data.val_split), or train without validation (--set train.val_every=0)")
+    if images.is_dir() and not masks.exists():
+        hint = ("data.masks_root" if masks_root is not None
+                else f"by default the folder 'masks' beside the images, data.root={Path(root).expanduser()}")
+        if images.name in SPLIT_NAMES + (split,) and (images.parent.parent / "masks" / images.name).is_dir():
+            hint += (f"; data.root names the '{images.name}' split folder itself: point it at the folder holding "
+                     f"the splits, --set data.root={images.parent}")
+        raise DatasetError(f"{masks}: label-map folder does not exist ({hint}; or --set data.masks_root=DIR)")
+    return images, masks
 
 
 def build_dataset(name: str, root, split: str, size=(768, 384), augment: bool = False, seed: int = 0,
@@ -335,7 +351,9 @@ def build_dataset(name: str, root, split: str, size=(768, 384), augment: bool = 
     For ``folder``: ``root`` is the images folder; label maps come from ``masks_root`` or, when
     that is ``None``, from the sibling folder ``root/../masks``. If ``root`` contains a
     sub-folder named ``split`` (e.g. ``images/train`` with ``masks/train``) that sub-folder is
-    used on both sides. ``class_table`` is required.
+    used on both sides; a ``root`` without split sub-folders gives the same files for every split
+    (training refuses to validate on them, see :func:`check_disjoint_splits`). ``class_table``
+    is required.
     """
     key = name.lower()
     if key == "cityscapes":
@@ -345,11 +363,30 @@ def build_dataset(name: str, root, split: str, size=(768, 384), augment: bool = 
     if key == "camvid":
         return CamVidDataset(root, split, size, augment, seed, unknown_ids, class_table)
     if key == "folder":
-        images = Path(root).expanduser()
-        masks = Path(masks_root).expanduser() if masks_root is not None else images.parent / "masks"
-        if split and (images / split).is_dir():
-            images, masks = images / split, masks / split
+        if class_table is None:
+            raise DatasetError(NEEDS_TABLE)
+        images, masks = _folder_layout(root, masks_root, split)
         return FolderDataset(images, masks, class_table, size, augment, seed, unknown_ids)
     raise DatasetError(f"unknown data set {name!r} (expected one of {', '.join(DATASET_NAMES)})")
 
 
+def check_disjoint_splits(train: SegmentationDataset, val: SegmentationDataset, root, train_split: str = "train",
+                          val_split: str = "val") -> None:
+    """Refuse a validation split that holds training images: a folder data set without ``train/``
+    and ``val/`` sub-folders (or ``data.root`` pointed at ``images/train``) gives the same files for
+    both, and best.pt would be chosen on, and val mIoU measure, the images the model trains on."""
+    seen = {Path(a).resolve() for a, _ in train.files}
+    shared = [a for a, _ in val.files if Path(a).resolve() in seen]
+    if not shared:
+        return
+    folder = Path(shared[0]).parent
+    same = "the same" if len(shared) == len(val.files) == len(train.files) else f"{len(shared)} of the"
+    where = f"{folder} has no '{train_split}' and '{val_split}' sub-folders"
+    if folder.name in SPLIT_NAMES and (folder.parent / val_split).is_dir() and folder.name != val_split:
+        where = (f"data.root names the '{folder.name}' split folder itself: point it at the folder holding "
+                 f"the splits, --set data.root={folder.parent}")
+    raise DatasetError(
+        f"data.root={root}: validation would use {same} {len(train.files)} images as training ({where}), so "
+        f"best.pt would be chosen on, and val mIoU measure, the training images. Put them in "
+        f"images/{train_split} and images/{val_split} (with masks/{train_split}, masks/{val_split}), or train "
+        f"without validation (--set train.val_every=0)")

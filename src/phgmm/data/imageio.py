@@ -4,8 +4,10 @@
   ``phgmm predict`` folders).
 - :func:`imread`: raw decode with OpenCV ``IMREAD_UNCHANGED`` (8/16-bit, any channel count).
 - :func:`load_image`: an image as 8-bit RGB (through :func:`phgmm.visualize.to_rgb_uint8`).
+- :func:`imread_label`: a label file as stored, except that a palette PNG gives its indices
+  (OpenCV would expand them to the palette's colours).
 - :func:`load_label`: a label map with its native ids, as the data sets read it (OpenCV; 16-bit
-  and SYNTHIA's multi-channel maps included).
+  and SYNTHIA's multi-channel maps included; palette PNGs as their indices).
 - :func:`read_label_png`: a strictly single-channel class-index PNG (Pillow, so palette PNGs
   give their indices), as ``phgmm evaluate --predictions`` reads predictions.
 
@@ -23,7 +25,8 @@ import numpy as np
 from ..visualize import to_rgb_uint8
 from .errors import DatasetError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "imread", "load_image", "load_label",
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "imread", "imread_label", "is_palette_png", "load_image", "load_label",
+           "label_ids",
            "read_label_png", "exif_orientation", "apply_orientation"]
 
 #: Suffixes (lower case) of the image files the project reads; every folder listing uses this.
@@ -57,6 +60,31 @@ def imread(path: str | os.PathLike, what: str = "image") -> np.ndarray:
         raise DatasetError(f"{p}: cannot decode {what} (unreadable, truncated or not an image file; "
                            f"expected a valid PNG/JPEG)")
     return arr
+
+
+def is_palette_png(path: str | os.PathLike) -> bool:
+    """True for a PNG stored with a palette (colour type 3, Pillow's mode ``P``), as VOC and many
+    annotation tools write label maps: each pixel holds an index, the palette only says how to show it."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    # signature (8 bytes), IHDR length and type (8), width, height (8), bit depth (1), colour type (1)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[25] == 3
+
+
+def imread_label(path: str | os.PathLike) -> np.ndarray:
+    """A label file as stored (:func:`imread`), except that a palette PNG gives its indices (H×W
+    uint8): OpenCV would expand them to the palette's colours and the ids would be lost."""
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".png" and is_palette_png(p):
+        from PIL import Image, UnidentifiedImageError
+        try:
+            with Image.open(p) as img:
+                img.load()
+                if img.mode == "P":
+                    return np.ascontiguousarray(np.array(img))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            pass      # undecodable: imread names the file below
+    return imread(p, "label map")
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -108,12 +136,18 @@ def load_label(path: str | os.PathLike, channel: str = "single") -> np.ndarray:
     """Read a label map with its native ids (8- or 16-bit, no conversion).
 
     ``channel="single"``: the file must hold one channel (a 3-channel file whose channels are
-    equal is accepted); ``channel="red"``: for multi-channel files take the red channel (the
+    equal is accepted; a palette PNG gives its indices); ``channel="red"``: for multi-channel files take the red channel (the
     last one in OpenCV's BGR order), as SYNTHIA's ``GT/LABELS`` need.
     """
     if channel not in ("single", "red"):
         raise ValueError(f"channel must be 'single' or 'red', got {channel!r}")
-    arr = imread(path, "label map")
+    return label_ids(imread_label(path), path, channel)
+
+
+def label_ids(arr: np.ndarray, path: str | os.PathLike, channel: str = "single") -> np.ndarray:
+    """:func:`load_label`'s ids from a file already read with :func:`imread_label` (one decode)."""
+    if channel not in ("single", "red"):
+        raise ValueError(f"channel must be 'single' or 'red', got {channel!r}")
     if arr.ndim == 3:
         if arr.shape[2] == 1:
             arr = arr[:, :, 0]
@@ -125,7 +159,8 @@ def load_label(path: str | os.PathLike, channel: str = "single") -> np.ndarray:
                 arr = c0
             else:
                 raise DatasetError(f"{path}: label map has {arr.shape[2]} different channels, expected "
-                                   f"a single-channel id map (one integer id per pixel)")
+                                   f"a single-channel id map (one integer id per pixel), an 8-bit colour mask "
+                                   f"read through a class table, or ids in the red channel (SYNTHIA: channel red)")
     return np.ascontiguousarray(arr)
 
 

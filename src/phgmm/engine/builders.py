@@ -11,7 +11,8 @@ from ..config import Config, ConfigError
 from ..losses import PHGMMLoss
 from ..models import build_model
 
-__all__ = ["build_model_from_config", "build_loss", "build_dataset_from_config", "load_pretrained_backbone"]
+__all__ = ["build_model_from_config", "build_loss", "build_dataset_from_config", "load_pretrained_backbone",
+           "miou_exclusion", "describe_miou_classes"]
 
 
 def build_model_from_config(cfg: Config, inference: bool = False, pretrained: bool = True) -> nn.Module:
@@ -98,3 +99,36 @@ def build_dataset_from_config(cfg: Config, split: str, train: bool):
         raise ConfigError(f"{d.class_table or d.dataset}: the class table has {n} classes but "
                           f"model.num_classes is {cfg.model.num_classes}; set --set model.num_classes={n}")
     return dataset
+
+
+def miou_exclusion(cfg: Config, dataset=None) -> tuple[int, ...]:
+    """The class indices left out of the mean IoU: ``data.miou_exclude`` when set (names or
+    indices; ``[]``: none), else the data set's class table's ``miou_exclude`` (the shipped tables:
+    background), else class 0 (a data set without a table, as before tables said so)."""
+    from ..data.classes import resolve_classes
+
+    table = getattr(dataset, "table", None)
+    names = list(getattr(dataset, "class_names", None) or [str(i) for i in range(cfg.model.num_classes)])
+    if cfg.data.miou_exclude is not None:
+        return resolve_classes(list(cfg.data.miou_exclude), names, "data.miou_exclude")
+    if table is not None:
+        return tuple(table.miou_exclude)
+    return (0,)
+
+
+def describe_miou_classes(cfg: Config, dataset) -> str:
+    """The start summary's words for what the mIoU averages, and where that choice comes from."""
+    excluded = miou_exclusion(cfg, dataset)
+    names = list(dataset.class_names)
+    table = getattr(dataset, "table", None)
+    from ..data.classes import TABLE_DIR
+
+    path = getattr(table, "source", "") or ""
+    shipped = bool(path) and Path(path).resolve().parent == TABLE_DIR
+    source = ("data.miou_exclude" if cfg.data.miou_exclude is not None
+              else f"class table {table.name if shipped or not path else path}")
+    counted = len(names) - len(excluded)
+    if not excluded:
+        return f"mIoU over all {counted} classes ({source}; data.miou_exclude=[NAME] leaves one out)"
+    left = ", ".join(names[i] for i in excluded)
+    return f"mIoU over {counted} classes, {left} left out ({source}; data.miou_exclude=[] counts every class)"

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..config import Config, config_from_dict
 from ..models.fold import fold_batchnorm
 from . import distributed as du
+from .builders import miou_exclusion
 from .checkpoint import inference_model, load_checkpoint, unwrap
 from .latent_probe import LatentOptions, LatentProbe
 from .precision import amp_dtype, autocast, memory_format
@@ -129,6 +130,13 @@ class _ClusteringProbe:
             result.metrics["clustering"] = clustering_indices(result.z_points, result.z_labels)
 
 
+def _base_dataset(dataset):
+    """The data set under the loaders' wrappers (skipping bad samples, epochs)."""
+    while hasattr(dataset, "base"):
+        dataset = dataset.base
+    return dataset
+
+
 def _forward(model: nn.Module, x: torch.Tensor, cfg: Config):
     """``(enc, logits)`` of a batch: PHGMM decodes the means of its own codes (``enc`` is kept for
     the latent probes); with slide / flip / scales, the logits are what ``phgmm predict`` computes."""
@@ -172,12 +180,13 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     model.eval()
     e, n_classes = cfg.eval, cfg.model.num_classes
     names = list(getattr(loader.dataset, "class_names", [str(i) for i in range(n_classes)]))
-    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=255,
+    excluded = miou_exclusion(cfg, _base_dataset(loader.dataset))
+    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=255, exclude_from_mean=excluded,
                                       trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
                                       boundary=trimap if boundary is None else boundary)
     has_z = hasattr(model, "encode") and model.local_space is not None
     cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
-    probe = (LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level))
+    probe = (LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level), excluded)
              if hasattr(model, "encode") and (e.latent if latent is None else latent) else None)
     unc = (_UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
            if (e.uncertainty if uncertainty is None else uncertainty) else None)
@@ -201,7 +210,8 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     elapsed = time.perf_counter() - tick
 
     seen = _reduce(evaluator, seen, device)
-    result = EvalResult(metrics={**evaluator.compute(), "images_per_s": seen / max(1e-9, elapsed)})
+    result = EvalResult(metrics={**evaluator.compute(), "miou_excluded": [names[i] for i in excluded],
+                                 "images_per_s": seen / max(1e-9, elapsed)})
     if cluster is not None:
         cluster.compute(result, device)
     if probe is not None:     # a second pass: the swaps need every image's codes first
@@ -245,12 +255,58 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
     from ..config import apply_overrides, load_config
     from ..threads import thread_budget
 
+    from .datachecks import find_relative_data_paths
+
     state = load_checkpoint(checkpoint, map_location="cpu")
-    cfg = load_config(config_path) if config_path else config_from_dict(state["config"], f"{checkpoint} (config)")
+    if config_path:
+        cfg, source = load_config(config_path), f"--config {config_path}"
+    else:
+        cfg, source = config_from_dict(state["config"], f"{checkpoint} (config)"), f"the config saved in {checkpoint}"
+        find_relative_data_paths(cfg, checkpoint)     # evaluated from another folder than training ran in
     apply_overrides(cfg, overrides or [])
+    check_data_paths(cfg, source, overrides or [])
     # PyTorch threads beside the loader workers, not on top of them (phgmm.threads); restored after
     with thread_budget(cfg.threads, cfg.data.num_workers):
         return _evaluate_read_checkpoint(state, cfg, checkpoint, out_dir, split, progress)
+
+
+def check_data_paths(cfg: Config, source: str, overrides: list[str] = ()) -> None:
+    """Refuse a data path of ``cfg`` that is not there, naming the key, where its value came from
+    (the checkpoint's saved config, --config or --set) and how to point it elsewhere."""
+    from ..data import DatasetError
+    from ..data.classes import BUILTIN_TABLES
+
+    for key in ("root", "masks_root", "class_table"):
+        value = getattr(cfg.data, key)
+        if value is None or (key == "class_table" and value in BUILTIN_TABLES):
+            continue
+        if not Path(value).expanduser().exists():
+            given = any(o.split("=", 1)[0].strip() == f"data.{key}" for o in overrides)
+            origin = "given with --set" if given else f"from {source}"
+            raise DatasetError(f"{value}: data.{key} does not exist ({origin}); run from the folder the training "
+                               f"ran in, or point it elsewhere: --set data.{key}=PATH")
+
+
+def training_images_note(state: dict[str, Any], cfg: Config, dataset, split: str) -> tuple[int, str]:
+    """How many of the images about to be scored the checkpoint was trained on, and a line saying
+    so (a folder data set without split sub-folders gives the same files for every split)."""
+    from ..data import DatasetError
+    from .builders import build_dataset_from_config
+
+    try:
+        trained = config_from_dict(state["config"], "checkpoint config")
+        if split == trained.data.train_split:
+            return 0, ""     # asked for: scoring the training split is a choice, not an accident
+        train_set = build_dataset_from_config(trained, trained.data.train_split, train=False)
+    except (DatasetError, ValueError, OSError, KeyError):
+        return 0, ""         # the training data is not here: nothing to compare with
+    seen = {Path(a).resolve() for a, _ in train_set.files}
+    shared = sum(Path(a).resolve() in seen for a, _ in dataset.files)
+    if not shared:
+        return 0, ""
+    return shared, (f"note: {shared} of the {len(dataset.files)} images of split '{split}' are images this checkpoint was "
+            f"trained on (data.root {trained.data.root} has no '{split}' sub-folder): these scores measure how well "
+            f"it fits them, not how it does on new images")
 
 
 def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: str | Path, out_dir: str | Path,
@@ -265,6 +321,14 @@ def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: st
     # Folded as phgmm predict folds it, so that what is scored is what is predicted.
     model = fold_batchnorm(model).to(device)
     dataset = build_dataset_from_config(cfg, split or cfg.data.val_split, train=False)
+    shared, note = training_images_note(state, cfg, dataset, split or cfg.data.val_split) if du.is_main() else (0, "")
+    if note:
+        print(note, flush=True)
+    if cfg.data.unknown_ids == "ignore" and du.is_main():
+        from .datachecks import unknown_ids_note
+        line = unknown_ids_note([dataset])
+        if line:
+            print(line, flush=True)
     loader = make_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory,
                               skip_bad=cfg.data.max_bad_fraction if cfg.data.skip_bad_samples else None)
     result = evaluate_model(model, loader, cfg, device, progress=progress)
@@ -275,6 +339,7 @@ def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: st
             print(f"skipped {len(skipped)} unreadable samples (--skip-bad-samples); they are not scored")
     if du.is_main():
         extra = {"checkpoint": str(checkpoint), "split": split or cfg.data.val_split,
+                 **({"training_images_scored": shared} if shared else {}),
                  "epoch": state.get("epoch"), "model": cfg.model.name, "backbone": cfg.model.backbone}
         report = write_evaluation(result, out_dir, dataset.class_names, dataset.colors, cfg,
                                   title=f"phgmm evaluation — {cfg.model.name} ({cfg.model.backbone})", extra=extra)

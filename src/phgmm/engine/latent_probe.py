@@ -198,10 +198,11 @@ class LatentProbe:
     """Collects the latent-use measures of one evaluation (see the module's docstring)."""
 
     def __init__(self, model: nn.Module, num_classes: int, device: torch.device,
-                 options: LatentOptions | None = None) -> None:
+                 options: LatentOptions | None = None, miou_exclude: tuple[int, ...] = (0,)) -> None:
         from ..metrics import ConfusionMatrix
 
         self.opts = options or LatentOptions()
+        self.miou_exclude = tuple(miou_exclude)       # the evaluation's own mIoU, for every drop
         unknown = set(self.opts.partners) - set(PARTNERS)
         if unknown:
             raise ValueError(f"unknown swap partners {sorted(unknown)}; choose from {', '.join(PARTNERS)}")
@@ -298,7 +299,7 @@ class LatentProbe:
         if self.posterior is None:
             return out
         du.all_reduce_sum(self.posterior.matrix)
-        miou = self.posterior.compute()["miou"]
+        miou = self.posterior.compute(exclude_from_mean=self.miou_exclude)["miou"]
         out.update(posterior_decode_miou=miou, posterior_decode_gain=miou - own_miou,
                    posterior_decode_pixels_changed=changed / max(1.0, pixels))
         dims = self.z_kl_dims if self.z_kl_dims is not None else torch.zeros(self.num_latent_dims(),
@@ -360,10 +361,10 @@ class LatentProbe:
         pixels, *n_changed = counts
         for cm in cms.values():
             du.all_reduce_sum(cm.matrix)
-        reference = cms[("own", "")].compute()["miou"]
+        reference = cms[("own", "")].compute(exclude_from_mean=self.miou_exclude)["miou"]
         out: dict[str, Any] = {"decode_miou": reference}
         for (space, kind), n in zip(changed, n_changed):
-            miou = cms[(space, kind)].compute()["miou"]
+            miou = cms[(space, kind)].compute(exclude_from_mean=self.miou_exclude)["miou"]
             out.update({f"swap_{space}_{kind}_miou": miou, f"swap_{space}_{kind}_miou_drop": reference - miou,
                         f"swap_{space}_{kind}_pixels_changed": n / max(1.0, pixels)})
         out.update(_reduce_sensitivity(sums, self.device))

@@ -27,7 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..data.classes import IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table
+from ..data.classes import (IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table,
+                            resolve_classes)
 from ..data.errors import DatasetError
 from ..data.imageio import read_label_png
 from ..io import metrics_json_safe, write_json
@@ -71,7 +72,8 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
                   ignore_index: int = 255, progress: bool = True, num_samples: int = 4,
                   trimap_widths: Sequence[int] = range(1, 41), boundary_dilation_ratio: float = 0.02,
                   title: str | None = None, gt_table: ClassTable | str | os.PathLike | None = None,
-                  unknown_ids: str = "error", gt_channel: str = "single") -> dict:
+                  unknown_ids: str = "error", gt_channel: str = "single",
+                  miou_exclude: Sequence[str | int] | None = None, predicted_only: bool = False) -> dict:
     """Score the class-index PNGs in ``pred_dir`` against the ground truth in ``gt_dir``; write
     ``out_dir/metrics.json`` and ``out_dir/report.md``; return the metrics (JSON-safe dict).
 
@@ -86,7 +88,13 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
         unknown_ids: with ``gt_table``: ``"error"`` refuses a native id that is not in the table,
             ``"ignore"`` maps it to 255.
         gt_channel: with ``gt_table``: ``"single"`` or ``"red"`` (SYNTHIA's multi-channel
-            ``GT/LABELS``), as :func:`~phgmm.data.load_label` takes it.
+            ``GT/LABELS``), as :func:`~phgmm.data.load_label` takes it. With ``"single"`` an 8-bit
+            colour mask in the table's colours is read as training reads it.
+        miou_exclude: class names or indices left out of the mIoU (``[]``: none); default: the
+            table's ``miou_exclude`` with ``gt_table``, else class 0 (the 12 PHGMM classes' background).
+        predicted_only: score only the ground-truth files that have a prediction (a prediction
+            without ground truth is still an error); ``metrics["ground_truth_not_scored"]`` counts
+            the others.
 
     Raises ``FileNotFoundError`` for a missing folder or an unmatched file (naming it),
     ``ValueError`` for an empty folder or a size mismatch, and :class:`~phgmm.data.DatasetError`
@@ -98,12 +106,22 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
     _check_folders(pred_dir, gt_dir)
     table = _load_table(gt_table, unknown_ids, gt_channel, ignore_index)
     class_names, colors = _resolve_classes(class_names, colors, table)
-    pairs = _pair_files(pred_dir, gt_dir, exclude=out_dir)
+    if miou_exclude is not None:
+        excluded = resolve_classes(list(miou_exclude), list(class_names), "miou_exclude")
+    else:
+        excluded = table.miou_exclude if table is not None else (0,)
+    pairs, unpredicted = _pair_files(pred_dir, gt_dir, exclude=out_dir, predicted_only=predicted_only)
     read_pair = _PairReader(len(class_names), ignore_index, table, unknown_ids, gt_channel)
     evaluator = SegmentationEvaluator(len(class_names), class_names, ignore_index=ignore_index,
-                                      trimap_widths=trimap_widths, boundary_dilation_ratio=boundary_dilation_ratio)
+                                      exclude_from_mean=excluded, trimap_widths=trimap_widths,
+                                      boundary_dilation_ratio=boundary_dilation_ratio)
     samples = _accumulate(evaluator, pairs, read_pair, num_samples, progress)
-    metrics = metrics_json_safe(evaluator.compute())
+    metrics = metrics_json_safe({**evaluator.compute(), "miou_excluded": [class_names[i] for i in excluded]})
+    if predicted_only:
+        metrics["ground_truth_not_scored"] = unpredicted
+    if read_pair.census is not None:
+        metrics["unknown_ids_ignored_pixels"] = read_pair.census[0]
+        metrics["unknown_ids_ignored_fraction"] = read_pair.census[0] / max(1, read_pair.census[1])
     # only now that every file was accepted: nothing is written when one is refused
     _write_outputs(out_dir, metrics, class_names, colors, samples,
                    title or f"phgmm score: {pred_dir} vs {gt_dir}", ignore_index)
@@ -176,9 +194,12 @@ def _cityscapes_keys(preds: dict[str, Path], gts: dict[str, Path]) -> tuple[dict
     return {rel[: -len(_CITYSCAPES_IMAGE)]: path for rel, path in preds.items()}, labels
 
 
-def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path) -> list[tuple[Path, Path]]:
-    """``(prediction, ground truth)`` paths matched by relative path, sorted; every file needs its
-    partner. Cityscapes' own names pair too: ``…_leftImg8bit.png`` with ``…_gtFine_labelIds.png``."""
+def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path,
+                predicted_only: bool = False) -> tuple[list[tuple[Path, Path]], int]:
+    """``(prediction, ground truth)`` paths matched by relative path, sorted, and the count of
+    ground-truth files left without a prediction: every file needs its partner, except, with
+    ``predicted_only``, a ground truth. Cityscapes' own names pair too: ``…_leftImg8bit.png`` with
+    ``…_gtFine_labelIds.png``."""
     preds = list_pngs(pred_dir, exclude=exclude)
     gts = list_pngs(gt_dir, exclude=exclude)
     if not preds:
@@ -201,29 +222,47 @@ def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path) -> list[tuple[Path,
         raise FileNotFoundError(f"no ground truth for prediction(s) {present(preds, pred_dir, no_gt)}: "
                                 f"expected {_describe([gt_name.format(k) for k in no_gt], gt_dir)}")
     no_pred = sorted(set(gts) - set(preds))
-    if no_pred:
+    if no_pred and not predicted_only:
         raise FileNotFoundError(f"no prediction for ground truth {present(gts, gt_dir, no_pred)}: "
-                                f"expected {_describe([pred_name.format(k) for k in no_pred], pred_dir)}")
-    return [(preds[rel], gts[rel]) for rel in sorted(preds)]
+                                f"expected {_describe([pred_name.format(k) for k in no_pred], pred_dir)}; to score only "
+                                f"the {len(preds)} image{'s' if len(preds) != 1 else ''} that have a prediction, "
+                                f"add --predicted-only (score_folders(..., predicted_only=True))")
+    return [(preds[rel], gts[rel]) for rel in sorted(preds)], len(no_pred)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _PairReader:
-    """Reads a prediction and its ground truth as class indices, refusing values that cannot be."""
+    """Reads a prediction and its ground truth as class indices, refusing values that cannot be.
+    With a table and ``unknown_ids="ignore"``, ``census`` counts (ignored unknown pixels, pixels)."""
 
     num_classes: int
     ignore_index: int
     table: ClassTable | None
     unknown_ids: str
     gt_channel: str
+    census: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.table is not None and self.unknown_ids == "ignore":
+            self.census = [0, 0]
 
     def __call__(self, pp: Path, gp: Path) -> tuple[np.ndarray, np.ndarray]:
         C = self.num_classes
         pred = read_label_png(pp)
         if self.table is not None:  # native ids -> class indices, exactly as the data sets map them
             gt = self.table.read_label(gp, unknown=self.unknown_ids, channel=self.gt_channel)
+            if self.census is not None:
+                unknown, total, _ = self.table.unknown_fraction(gp, channel=self.gt_channel)
+                self.census[0] += unknown
+                self.census[1] += total
         else:
-            gt = read_label_png(gp)
+            try:
+                gt = read_label_png(gp)
+            except DatasetError as exc:
+                if "single-channel" not in str(exc):
+                    raise
+                raise DatasetError(f"{exc}; a colour mask is read through the class table whose colours it "
+                                   f"is painted in: --classes TABLE (score_folders(gt_table=...))") from None
         if pred.shape != gt.shape:
             raise ValueError(f"size mismatch: prediction {pp} is {pred.shape[1]}x{pred.shape[0]} (WxH) "
                              f"but ground truth {gp} is {gt.shape[1]}x{gt.shape[0]}")

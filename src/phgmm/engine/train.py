@@ -37,11 +37,14 @@ from ..config import Config, config_from_dict, config_to_dict, save_config
 from ..io import check_output_dir, write_json
 from ..threads import thread_budget
 from . import distributed as du
-from .builders import build_dataset_from_config, build_loss, build_model_from_config
+from ..data.datasets import check_disjoint_splits
+from .builders import build_dataset_from_config, build_loss, build_model_from_config, describe_miou_classes
 from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
                          save_checkpoint, unwrap)
+from .datachecks import find_relative_data_paths, find_relative_data_root, unknown_ids_note  # noqa: F401
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, memory_format, precision_note, precision_reason
+from .runlock import acquire_run_lock, release_run_lock
 from .stepping import LOSS_TERMS, StepParts, training_step
 
 __all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
@@ -130,7 +133,8 @@ def check_resume_config(cfg: Config, state: dict[str, Any]) -> None:
     if fixed:
         raise CheckpointError(f"{source}: a resumed run continues the checkpoint's optimiser, schedule and loss, "
                               f"so these settings cannot change: {'; '.join(fixed)}. Drop the override, or start "
-                              f"a new run from the weights (model.pretrained_backbone / a new output_dir)")
+                              f"a new run from its weights with the new settings: --set model.init_from={source} "
+                              f"and another --out (without --resume)")
 
 
 class TrainingState:
@@ -246,18 +250,31 @@ class Trainer:
         state = load_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
         if state is not None:
             check_resume_config(cfg, state)
+        self._lock = None
+        try:
+            self._set_up(state, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_up(self, state: dict[str, Any] | None, overwrite: bool) -> None:
+        cfg = self.cfg
         if self.main:
+            check_output_dir(self.out)
+            # before anything is written: a second training into this folder stops here, naming the first
+            self._lock = acquire_run_lock(self.out)
             self._prepare_output(state is not None, overwrite)
         du.barrier()
         _seed_everything(cfg.seed)
         self._build_data()
+        census = self._unknown_ids_census()      # may refuse the data: before any log is opened
         self._build_model()
         if state is not None:
             self._restore(state)
         elif cfg.model.init_from:     # fine-tuning: the weights that fit, a fresh schedule
             line = init_from_weights(self.model, cfg.model.init_from)
             if self.main:
-                print(line, flush=True)
+                print(line + decoder_width_note(cfg, cfg.model.init_from, line), flush=True)
         self.net: nn.Module = self.model
         if du.is_distributed():
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -277,6 +294,22 @@ class Trainer:
         self._stop = {"stop": False}
         if self.main:
             print(self.summary(state), flush=True)
+            if census:
+                print(census, flush=True)
+
+    def _unknown_ids_census(self) -> str:
+        """With ``data.unknown_ids=ignore``, the line saying how much of the labels that turns into
+        255 (on a sample of label maps); a run none of whose sampled label pixels has a class is
+        refused. Empty otherwise, and on every process but the first."""
+        if self.cfg.data.unknown_ids != "ignore" or not self.main:
+            return ""
+        sets = [self.train_set] + ([self.val_loader.dataset] if self.val_loader is not None else [])
+        return unknown_ids_note(sets)
+
+    def close(self) -> None:
+        """Release the run folder for another training (fit does it when it ends)."""
+        release_run_lock(getattr(self, "_lock", None))
+        self._lock = None
 
     def _record_precision_that_runs(self) -> None:
         """train.amp as it runs here: a lower precision this device cannot run fast (fp16 on a CPU,
@@ -306,6 +339,7 @@ class Trainer:
                  f"({len(self.epoch_set)} samples per epoch), {n_val} validation, {cfg.data.size[0]}x{cfg.data.size[1]}",
                  f"  schedule: {_count(t.epochs, 'epoch')} × {_count(self.steps_per_epoch, 'step')} of {t.batch_size}"
                  f"{' per process' if du.world_size() > 1 else ''}, AdamW lr {t.lr:g} (poly), weight decay {t.weight_decay:g}",
+                 f"  scores: {describe_miou_classes(cfg, self.train_set)}",
                  f"  run: {self._run_description()}",
                  f"  output: {self.out} (config.yaml, history.json, checkpoints/, tb/)"]
         if resumed is not None:
@@ -329,7 +363,6 @@ class Trainer:
 
     # -- setup -----------------------------------------------------------------------------------
     def _prepare_output(self, resuming: bool, overwrite: bool) -> None:
-        check_output_dir(self.out)
         last = self.ckpt_dir / "last.pt"
         if last.exists() and not resuming and not overwrite:
             raise RunExistsError(f"{self.out}: already holds a training run ({last}). Resume it with "
@@ -346,6 +379,7 @@ class Trainer:
         self.val_loader = None
         if t.val_every > 0:
             val_set = build_dataset_from_config(cfg, cfg.data.val_split, train=False)
+            check_disjoint_splits(self.train_set, val_set, cfg.data.root, cfg.data.train_split, cfg.data.val_split)
             self.val_loader = make_eval_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers,
                                                cfg.data.pin_memory, skip_bad=skip)
         self.steps_per_epoch = len(self.loader) if t.max_steps_per_epoch is None else \
@@ -576,7 +610,16 @@ class Trainer:
         return record
 
     def fit(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
-        """Train to ``train.epochs`` (or for ``stop_after_epochs`` epochs of this call)."""
+        """Train to ``train.epochs`` (or for ``stop_after_epochs`` epochs of this call); the run
+        folder is released for another training when it returns or raises."""
+        if self.main and self._lock is None:     # fit called again after it ended
+            self._lock = acquire_run_lock(self.out)
+        try:
+            return self._fit(stop_after_epochs)
+        finally:
+            self.close()
+
+    def _fit(self, stop_after_epochs: int | None) -> dict[str, Any]:
         s, t = self.state, self.cfg.train
         epochs_run = 0
         try:
@@ -607,6 +650,10 @@ class Trainer:
         finally:
             if self.writer is not None:
                 self.writer.close()
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        s = self.state
         skipped = getattr(self.loader, "skipped", [])
         if skipped and self.main:
             print(f"skipped {len(skipped)} unreadable training samples (data.skip_bad_samples)", flush=True)
@@ -617,6 +664,32 @@ class Trainer:
         return {"output_dir": str(self.out), "last": str(last_path), "best": str(best_path),
                 "best_miou": s.best_miou, "history": s.history, "global_step": s.global_step,
                 "model": unwrap(self.model), "skipped_samples": list(skipped)}
+
+
+def decoder_width_note(cfg: Config, path: str | Path, line: str) -> str:
+    """The fine-tuning line's note when tensors were left fresh only because the decoder's width
+    follows the class count (3·C): which width keeps them, and how many more would load."""
+    if "another shape" not in line or cfg.model.decoder_channels is not None:
+        return ""
+    try:
+        source = load_checkpoint(path)
+        src = (source.get("config") or {}).get("model") or {}
+        width = src.get("decoder_channels") or 3 * int(src.get("num_classes", cfg.model.num_classes))
+    except (CheckpointError, TypeError, ValueError):
+        return ""
+    here = 3 * cfg.model.num_classes
+    if width == here:
+        return ""
+    from copy import deepcopy
+    alt = deepcopy(cfg)
+    alt.model.decoder_channels = int(width)
+    alt.model.init_from = None
+    alt.model.pretrained_backbone = None
+    own = build_model_from_config(alt, pretrained=False).state_dict()
+    fits = sum(1 for k, v in source["model"].items() if k in own and tuple(v.shape) == tuple(own[k].shape))
+    return (f". The decoder's width follows the class count (model.decoder_channels unset: 3·C, {width} in the file, "
+            f"{here} here), which is why most of those are fresh: --set model.decoder_channels={width} keeps them "
+            f"({fits} of {len(own)} tensors would load)")
 
 
 def _latent_note(latent: dict[str, Any]) -> str:
@@ -688,21 +761,6 @@ def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:
     cfg = config_from_dict(state["config"], f"{path} (config)")
     where = Path(path).resolve().parent
     if where.name == "checkpoints" and (where.parent / "config.yaml").is_file():
-        _find_relative_data_root(cfg, run=where.parent)
+        find_relative_data_root(cfg, run=where.parent)
         cfg.output_dir = str(where.parent)
     return cfg
-
-
-def _find_relative_data_root(cfg: Config, run: Path) -> None:
-    """A relative ``data.root`` was relative to the folder training started in. When the command
-    runs elsewhere and the root is not there, that folder is the run folder less the saved relative
-    ``output_dir`` (``/home/u/runs/x`` less ``runs/x``); the data set is looked for there."""
-    saved, root = Path(cfg.output_dir), Path(cfg.data.root)
-    if saved.is_absolute() or root.is_absolute() or root.exists() or ".." in saved.parts:
-        return
-    n = len(saved.parts)
-    if n == 0 or run.parts[-n:] != saved.parts:
-        return
-    launch = Path(*run.parts[:-n])
-    if (launch / root).exists():
-        cfg.data.root = str(launch / root)

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..config import Config, ConfigError, apply_overrides, load_config, read_yaml_file
 
-__all__ = ["Experiment", "RunSpec", "load_experiment", "EXPERIMENT_KINDS"]
+__all__ = ["Experiment", "RunSpec", "load_experiment", "EXPERIMENT_KINDS", "settings_differences", "RUNTIME_KEYS"]
 
 EXPERIMENT_KINDS = ("compare", "ablation", "latent")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -147,3 +147,45 @@ def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
         except ConfigError as exc:
             raise ConfigError(f"{path}: run {run.name!r}: {exc}") from None
     return exp
+
+
+#: settings that say where and how fast a run goes, not what it computes: a finished run's
+#: config.yaml may differ in them from an experiment file run again elsewhere
+RUNTIME_KEYS = ("output_dir", "threads", "device", "data.root", "data.masks_root", "data.num_workers",
+                "data.pin_memory", "data.skip_bad_samples", "data.max_bad_fraction", "train.log_every",
+                "train.checkpoint_every", "eval.batch_size")
+
+
+def settings_differences(saved: dict[str, Any], overrides: list[str]) -> list[str]:
+    """``"train.epochs: ran with 1, the file now says 2"`` for each override of ``overrides`` that
+    a finished run's saved config (its config.yaml, as a dict) does not hold; runtime settings
+    (:data:`RUNTIME_KEYS`) are left out. Each override is applied through the config system, so
+    ``5e-4`` and ``0.0005`` are the same value."""
+    from ..config import config_from_dict, config_to_dict
+
+    try:
+        ran = config_from_dict(saved, "config.yaml")
+    except ConfigError:
+        return []             # written by another phgmm: nothing safe to compare
+    before = _flat(config_to_dict(ran))
+    wanted = [item for item in overrides if item.partition("=")[0].strip() not in RUNTIME_KEYS]
+    try:      # all at once, as the runs take them (a recipe first, the keys beside it after)
+        after = _flat(config_to_dict(apply_overrides(config_from_dict(config_to_dict(ran)), wanted)))
+    except ConfigError:
+        return []
+    return [f"{k}: ran with {_show(before.get(k))}, the file now says {_show(v)}"
+            for k, v in after.items() if k not in RUNTIME_KEYS and v != before.get(k)]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_bytes, read_json
-from ..report import classes_in_mean, md_escape, new_figure, save_figure
+from ..report import classes_in_mean, excluded_indices, md_escape, new_figure, save_figure
 from ..report import format_percent as _pct
 from .curves import learning_curves_plot
 
@@ -72,7 +72,14 @@ def _seconds(x: Any) -> str:
 
 def _scored_classes(m: dict[str, Any]) -> list[str]:
     names = m.get("class_names") or list(m.get("iou", {}))
+    if "miou_excluded" in m:       # recorded since the class tables say which classes the mIoU leaves out
+        return [n for n in names if n not in set(m["miou_excluded"] or [])]
     return [n for n in names if n != "background"]
+
+
+def names_of(m: dict[str, Any]) -> list[str]:
+    """A run's class names, as its metrics.json records them."""
+    return m.get("class_names") or list(m.get("iou") or {})
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -221,10 +228,14 @@ def _training_kl(m: dict[str, Any]) -> str:
 def _mean_classes(runs: list[dict[str, Any]]) -> str:
     """The summary's note on what the mIoU averages: the count of classes each run's mean took
     (:func:`phgmm.report.classes_in_mean`), one number when all runs agree."""
-    counts = sorted({classes_in_mean(m, m.get("class_names") or list(m.get("iou") or {})) for m in runs})
-    names = runs[0].get("class_names") or list(runs[0].get("iou") or {})
+    counts = sorted({classes_in_mean(m, names_of(m), excluded_indices(m, names_of(m))) for m in runs})
+    names = names_of(runs[0])
+    left = excluded_indices(runs[0], names)
     first = names[0] if names else None
-    excluded = "background excluded" if first == "background" else f"class 0{f' ({first})' if first else ''} excluded"
+    if "miou_excluded" in runs[0]:
+        excluded = f"{', '.join(names[i] for i in left)} excluded" if left else "none excluded"
+    else:
+        excluded = "background excluded" if first == "background" else f"class 0{f' ({first})' if first else ''} excluded"
     count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} (by run)"
     return f"mIoU over {count} classes ({excluded}; a class absent from both labels and predictions has no IoU)"
 
@@ -373,6 +384,23 @@ def _orderings(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _edited_lines(info: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+    """Finished runs whose config.yaml does not hold what the experiment file now sets (the file was
+    edited after they ran): what each ran with, so that no run is described by settings it never used."""
+    from .plan import settings_differences
+
+    own = {r["name"]: r.get("set", []) for r in info.get("runs", [])}
+    notes = []
+    for m in runs:
+        if not m.get("config"):
+            continue
+        diffs = settings_differences(m["config"], [*info.get("set", []), *own.get(m["run"], [])])
+        if diffs:
+            notes.append(f"- **{md_escape(m['run'])}** ran with other settings than the experiment file now gives "
+                         f"(its config.yaml): {md_escape('; '.join(diffs))}.")
+    return [*notes, ""] if notes else []
+
+
 def write_experiment_report(results_dir: str | Path) -> Path:
     """Write results.md, results.csv and the figures of the runs finished so far."""
     results_dir = Path(results_dir)
@@ -383,6 +411,7 @@ def write_experiment_report(results_dir: str | Path) -> Path:
               f"(report: `phgmm experiment report {results_dir}`).",
               f"Base config `{Path(str(info.get('base'))).name}` with `{' '.join(info.get('set', [])) or '(no overrides)'}`; "
               f"{len(runs)} of {len(info.get('runs', []))} runs finished.", ""]
+    lines += _edited_lines(info, runs)
     for mach in info.get("machines", []):
         lines.append(f"- Measured with phgmm {mach.get('phgmm')}, torch {mach.get('torch')}, Python {mach.get('python')} "
                      f"on {mach.get('gpu') or mach.get('processor')} ({mach.get('cpu_count')} CPUs, "

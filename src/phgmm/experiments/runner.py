@@ -20,7 +20,7 @@ import torch
 from ..version import __version__
 from ..config import save_config
 from ..io import read_json, write_json
-from .plan import Experiment, RunSpec
+from .plan import Experiment, RunSpec, settings_differences
 
 __all__ = ["run_experiment", "run_one", "machine_info", "measure_inference"]
 
@@ -73,7 +73,7 @@ def run_one(exp: Experiment, run: RunSpec, progress: bool = True, log: Callable[
 
     done = exp.results_dir / run.name
     if (done / "metrics.json").is_file():
-        log(f"[{run.name}] finished earlier: {done / 'metrics.json'}")
+        log(f"[{run.name}] finished earlier: {done / 'metrics.json'}{_edited_note(exp, run, done)}")
         return read_json(done / "metrics.json")
     cfg = exp.config(run)
     out = Path(cfg.output_dir)
@@ -109,6 +109,21 @@ def run_one(exp: Experiment, run: RunSpec, progress: bool = True, log: Callable[
     return metrics
 
 
+def _edited_note(exp: Experiment, run: RunSpec, done: Path) -> str:
+    """A finished run whose settings the experiment file no longer gives: it is kept as it ran
+    (its results stay true to its config.yaml), and this says so and how to run it again."""
+    import yaml
+
+    path = done / "config.yaml"
+    if not path.is_file():
+        return ""
+    diffs = settings_differences(yaml.safe_load(path.read_text()) or {}, [*exp.overrides, *run.overrides])
+    if not diffs:
+        return ""
+    return (f"; it ran with other settings than the file now gives ({'; '.join(diffs)}): kept as it ran, and "
+            f"results.md reports what it ran with. To run it with the file's settings, remove {done}")
+
+
 def _save_tsne(result, path: Path, seed: int) -> None:
     import numpy as np
 
@@ -142,7 +157,10 @@ def run_experiment(exp: Experiment, only: str | list[str] | None = None, progres
                  "base": _shipped_name(exp.base),
                  "set": exp.overrides, "runs": [{"name": r.name, "set": r.overrides, "group": r.group} for r in exp.runs]})
     machines = info.setdefault("machines", [])
-    here = machine_info()
+    from ..threads import thread_budget
+    first = exp.config(exp.select(only)[0])
+    with thread_budget(first.threads, first.data.num_workers):     # the threads the runs will use
+        here = machine_info()
     if here not in machines:
         machines.append(here)
     write_json(info_path, info)
