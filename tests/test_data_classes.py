@@ -78,3 +78,36 @@ def test_bad_tables(tmp_path):
     bad.write_text("classes: 3\n")
     with pytest.raises(DatasetError, match="classes"):
         load_class_table(bad)
+
+
+# every integer dtype a label can reach ClassTable.map with: uint8/uint16 PNGs, int64 from
+# read_label_png, int32/uint32 and the rest from other readers or arrays built by hand
+LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int16, np.int32, np.int64]
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_map_is_the_same_for_every_integer_dtype_with_id_zero(dtype):
+    """CamVid's native id 0 is sky (class 1), not ignore: every dtype maps it, and the others, alike."""
+    t = load_class_table("camvid")
+    ids = np.array([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [0, 0, 11, 3]], dtype)
+    expected = np.array([[SPEC_CAMVID[int(i)] for i in row] for row in ids.astype(np.int64)], np.uint8)
+    out = t.map(ids)
+    assert out.dtype == np.uint8 and out.shape == ids.shape
+    np.testing.assert_array_equal(out, expected)
+    assert out[0, 0] == 1 and out[3, 1] == 1       # spelled out: id 0 → sky
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_map_out_of_table_ids_for_every_integer_dtype(dtype):
+    """Ids outside the table (12, 127; negative and > 65535 where the dtype holds them) are an error,
+    or 255 with unknown='ignore'; ids beside them still map (0 → 1, 11 → 255 ignored, 1 → 2)."""
+    t = load_class_table("camvid")
+    info = np.iinfo(dtype)
+    extra = [v for v in (-1, -7, 70000) if info.min <= v <= info.max]
+    values = [0, 12, 1, 127, 11, *extra]
+    lab = np.array(values, dtype)
+    with pytest.raises(DatasetError, match="not in class table"):
+        t.map(lab)
+    expected = [1, 255, 2, 255, 255] + [255] * len(extra)
+    np.testing.assert_array_equal(t.map(lab, unknown="ignore"), expected)
+    assert t.unknown_ids_in(lab) == sorted([12, 127, *extra])
