@@ -73,7 +73,7 @@ OCR = Case(kwargs={"width": 8, "depth": "small", "mid_channels": 32, "key_channe
                  ("head.attention", None)),
            perturb=("head.attention.f_pixel", "head.attention.f_object", "head.attention.f_down"),
            calls={"head.attention": 1, "head.aux_head": 1}, aux=(0.4,),
-           # fits more slowly than the plain HRNet (0.81 after 80 steps against 0.97; docs/comparisons.md)
+           # fits more slowly than the plain HRNet (docs/comparisons.md, the HRNet + OCR row)
            steps=80, target=0.7)
 HRNET = Case(kwargs={"width": 8, "depth": "small"}, zero=_levels(0, 1, 2, 3), steps=40)
 OCNET = Case(zero=(("head.context", None), ("head.context.context", None)), perturb=("head.context.context.f_key",),
