@@ -82,9 +82,7 @@ OCNET = Case(zero=(("head.context", None), ("head.context.context", None)), pert
 CASES: dict[str, Case] = {
     "phgmm": Case(kwargs={"decoder_units": (1, 1, 1, 1), "latent_dim": 8, "num_components": 2,
                           "component_dim": 8, "global_dim": 8, "local_channels": 32, "postnet": "light"},
-                  # F1-F3 reach the logits through the skips, whose share at initialisation is about
-                  # 1e-4 of the logits (below this test's threshold); F4 and the latent codes dominate
-                  zero=(*_levels(3), ("local_space.heads.mu", None), ("local_space.heads.logits", None),
+                  zero=(*_levels(0, 1, 2, 3), ("local_space.heads.mu", None), ("local_space.heads.logits", None),
                         ("global_space.mu", None), ("global_space.conv", None)),
                   calls={"local_space.heads": 1, "global_space.mu": 1}, steps=30),
     "deeplabv3": Case(kwargs={"aspp_channels": 32},
@@ -185,6 +183,9 @@ def _zeroing_hook(index: int | None):
 
 
 def _changed(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest change relative to the largest logit. An unused branch changes nothing at all: the
+    same operations on the same numbers give the same bits, so any change means the branch is read
+    (PHGMM's mixture weights, beside its large initial logits, change them least: about 1e-5)."""
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
@@ -212,7 +213,7 @@ def test_branches_matter_and_run_as_often_as_documented(name, batch):
         with torch.no_grad():
             out = _forward(model, x)
         handle.remove()
-        assert _changed(out, ref) > 1e-3, f"zeroing {path}[{index}] leaves the logits as they were"
+        assert _changed(out, ref) > 0, f"zeroing {path}[{index}] leaves the logits as they were"
     for path in case.perturb:
         module = model.get_submodule(path)
         saved = {k: v.clone() for k, v in module.state_dict().items()}
@@ -221,7 +222,7 @@ def test_branches_matter_and_run_as_often_as_documented(name, batch):
                 p.add_(torch.randn_like(p) * p.abs().mean().clamp_min(0.1))
             out = _forward(model, x)
         module.load_state_dict(saved)
-        assert _changed(out, ref) > 1e-3, f"perturbing {path}'s weights leaves the logits as they were"
+        assert _changed(out, ref) > 0, f"perturbing {path}'s weights leaves the logits as they were"
 
 
 @pytest.mark.parametrize("name", list(CASES))
