@@ -23,7 +23,7 @@ case $group in
   benchmark) mutate=("src/phgmm/benchmark/*")
              tests=(tests/test_benchmark.py tests/test_roofline.py tests/test_opcount.py) ;;
   losses)    mutate=(src/phgmm/losses.py)
-             tests=(tests/test_losses.py) ;;
+             tests=(tests/test_losses.py tests/test_recipes.py) ;;
   metrics)   mutate=("src/phgmm/metrics/*")
              tests=(tests/test_metrics_boundary.py tests/test_metrics_calibration.py
                     tests/test_metrics_clustering.py tests/test_metrics_confusion.py tests/test_metrics_latent.py
@@ -39,7 +39,9 @@ esac
 scratch=${SCRATCH:-/tmp/phgmm-mutation}/$group
 out=$repo/docs/results/mutation/$group
 rm -rf "$scratch" && mkdir -p "$scratch" "$out"
-cp -r "$repo/src" "$repo/tests" "$scratch/"
+# configs/ is a link to src/phgmm/configs that tests read; copied as a folder so mutmut copies it on
+cp -r "$repo/src" "$repo/tests" "$repo/benchmarks" "$scratch/"
+cp -rL "$repo/configs" "$scratch/configs"
 find "$scratch" -name __pycache__ -prune -exec rm -rf {} +
 quote() { printf '"%s", ' "$@"; }
 { cat "$repo/pyproject.toml"
@@ -49,6 +51,7 @@ quote() { printf '"%s", ' "$@"; }
   echo "only_mutate = [$(quote "${mutate[@]}")]"
   echo "pytest_add_cli_args_test_selection = [$(quote "${tests[@]}")]"
   echo "pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-q\"]"
+  echo "also_copy = [\"configs\", \"benchmarks\"]"
 } > "$scratch/pyproject.toml"
 cd "$scratch"
 echo "mutmut run --max-children $children  # group $group: ${mutate[*]} against ${tests[*]}" > "$out/command.txt"
