@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.phgmm-installed
 DEMO_DATA ?= data/synth-demo
 DEMO_NUM  ?= 500
 
-.PHONY: venv test demo bench docs clean-demo
+.PHONY: venv test demo bench docs clean-demo mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,10 @@ bench: $(STAMP)
 
 clean-demo:
 	rm -rf runs/demo $(DEMO_DATA)
+
+# Mutation testing (mutmut 3; not part of `make test`, too slow for CI): every module group in turn,
+# results under docs/results/mutation/. One group: scripts/mutation.sh heads
+MUTATION_GROUPS ?= classes report benchmark losses heads metrics
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet "mutmut==3.8.1"
+	for g in $(MUTATION_GROUPS); do MUTMUT=$(VENV)/bin/mutmut scripts/mutation.sh $$g; done

@@ -29,11 +29,16 @@ def test_run_benchmark_tiny():
     assert "resnet18 at 64x32, inference batch 1 (20 timed), training batch 2 (1 timed after 1 warm-up)" in said[0]
     assert said[1] == "[1/3] phgmm" and "[3/3] fcn8s" in said
     ratios = result["ratios"]
-    assert ratios["predict_over_forward_images_per_s"] > 0
+    p = result["predict"]
+    assert ratios["predict_over_forward_images_per_s"] == p["predict_over_forward"] == pytest.approx(
+        p["predict_images_per_s"] / p["forward_images_per_s"])
+    assert p["predict_images_per_s"] == pytest.approx(2 / p["predict_s"])
+    assert p["forward_images_per_s"] == pytest.approx(2 / p["forward_s"])
     assert result["predict"]["images"] == 2 and result["predict"]["size_wh"] == [64, 32]
     try:
         import onnxruntime  # noqa: F401
-        assert ratios["onnx_over_pytorch_time"] > 0 and result["onnx"]["onnx_s"] > 0
+        o = result["onnx"]
+        assert ratios["onnx_over_pytorch_time"] == pytest.approx(o["onnx_s"] / o["pytorch_s"]) and o["onnx_s"] > 0
     except ImportError:
         assert result["onnx"]["skipped"]
     assert set(RATIO_KEYS) <= set(ratios)
@@ -79,6 +84,18 @@ def test_measure_loader():
     data = torch.utils.data.TensorDataset(torch.zeros(9, 3, 8, 8), torch.zeros(9, 8, 8, dtype=torch.long))
     info = measure_loader(data, batch_size=2, workers=0, batches=10)
     assert info["images"] == 7 and info["images_per_s"] > 0
+
+
+@pytest.mark.parametrize("train_images_per_s, twice", [(1e-9, True), (1e12, False)])
+def test_loader_ratio_is_loader_over_training_images_per_s(train_images_per_s, twice):
+    from phgmm.benchmark.run import _loader_check
+
+    data = torch.utils.data.TensorDataset(torch.zeros(9, 3, 8, 8), torch.zeros(9, 8, 8, dtype=torch.long))
+    said: list[str] = []
+    info = _loader_check(data, 2, 0, 10, train_images_per_s, said.append)
+    assert info["over_phgmm_train_images_per_s"] == pytest.approx(info["images_per_s"] / train_images_per_s)
+    assert info["at_least_2x_training"] is twice
+    assert said == [f"loader: {info['images_per_s']:.1f} images/s"]
 
 
 def test_cli_registers():
@@ -133,3 +150,25 @@ def test_cli_predict_and_onnx_flags():
     args = build_parser().parse_args(["benchmark", "--predict-images", "8", "--predict-workers", "2", "--onnx"])
     assert args.predict_images == 8 and args.predict_workers == 2 and args.onnx
     assert build_parser().parse_args(["benchmark"]).predict_images == 0
+
+
+def test_every_ratio_is_the_quotient_its_name_says():
+    """_ratios on figures that are all different (powers of two and three), so a ratio that reads
+    the wrong figure, or divides the other way, gives another number."""
+    from phgmm.benchmark.run import _ratios
+
+    results = {"phgmm": {"infer_s": 3.0, "train_images_per_s": 5.0},
+               "deeplabv3": {"infer_s": 7.0, "train_images_per_s": 11.0}}
+    phgmm = {"encoder_s": 13.0, "folded_s": 17.0, "folded_encoder_s": 19.0, "flops_over_encoder": 1.25,
+             "train_variants": {"full": 23.0, "light": 29.0, "none": 31.0}}
+    assert _ratios(results, phgmm) == {
+        "phgmm_infer_over_encoder": 3.0 / 13.0,
+        "phgmm_infer_flops_over_encoder": 1.25,
+        "phgmm_infer_over_deeplabv3": 3.0 / 7.0,
+        "phgmm_folded_over_unfolded": 17.0 / 3.0,
+        "phgmm_folded_infer_over_encoder": 17.0 / 19.0,
+        "train_full_postnet_over_none": 23.0 / 31.0,
+        "train_light_postnet_over_none": 29.0 / 31.0,
+        "phgmm_train_images_per_s_over_deeplabv3": 5.0 / 11.0,
+    }
+    assert set(_ratios(results, phgmm)) == set(RATIO_KEYS)

@@ -16,16 +16,23 @@ from phgmm.experiments.report import write_experiment_report
 CLASSES = ["background", "a", "b", "c"]
 
 
+#: per fixture run k: the offset of its three trimap errors, chosen so that the lowest mean, the
+#: highest, the first and the last run are four different runs
+TRIMAP_OFFSET = (0.0, 0.04, -0.03, 0.07, 0.02, -0.01)
+
+
 def _run(root: Path, name: str, model: str, overrides: list[str], miou: float, *, latent: dict | None = None,
-         loss: dict | None = None, group: str | None = None, iou: dict | None = None) -> None:
+         loss: dict | None = None, group: str | None = None, iou: dict | None = None, k: int = 0) -> None:
+    """A finished run; ``k`` moves every other measured number, so that no two runs share a column."""
     folder = root / name
     folder.mkdir(parents=True)
+    a = TRIMAP_OFFSET[k]
     metrics = {"run": name, "model": model, "group": group, "overrides": overrides, "miou": miou,
-               "pixel_accuracy": 0.8, "mean_boundary_iou": 0.25, "class_names": CLASSES,
+               "pixel_accuracy": 0.8 + 0.01 * k, "mean_boundary_iou": 0.25 - 0.01 * k, "class_names": CLASSES,
                "iou": iou or {"background": None, "a": 0.5, "b": None, "c": 0.2},
-               "trimap": {"2": 0.5, "10": 0.3, "40": 0.1},
-               "timing": {"train_seconds_per_epoch": 25.4, "inference_seconds_per_image": 0.0106},
-               "parameters": 12_940_000}
+               "trimap": {"2": 0.5 + a, "10": 0.3 + a, "40": 0.1 + a},
+               "timing": {"train_seconds_per_epoch": 25.4 * (k + 1), "inference_seconds_per_image": 0.0106 + 0.001 * k},
+               "parameters": 12_940_000 + 1_000_000 * k}
     if latent is not None:
         metrics["latent"] = latent
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -67,12 +74,12 @@ def compare_dir(tmp_path: Path) -> Path:
            "mi_z": 1.5, "untrained_mi_z": 0.25, "sensitivity_z": 0.00123, "untrained_z_active_units": 0}
     _run(tmp_path, "phgmm-s1", "phgmm", ["seed=1"], 0.36, latent=lat, loss={"kl": "mc"})
     _run(tmp_path, "phgmm-s2", "phgmm", ["seed=2"], 0.34, latent={**lat, "mi_z": 2.5},
-         loss={"kl_direction": "posterior_to_q"})
-    _run(tmp_path, "fcn8s-s1", "fcn8s", ["seed=1", "model.name=fcn8s"], 0.30)
-    _run(tmp_path, "fcn8s-s2", "fcn8s", ["seed=2", "model.name=fcn8s"], 0.32)
-    _run(tmp_path, "deeplabv3-s1", "deeplabv3", ["seed=1", "model.name=deeplabv3"], 0.40)
+         loss={"kl_direction": "posterior_to_q"}, k=1)
+    _run(tmp_path, "fcn8s-s1", "fcn8s", ["seed=1", "model.name=fcn8s"], 0.30, k=2)
+    _run(tmp_path, "fcn8s-s2", "fcn8s", ["seed=2", "model.name=fcn8s"], 0.32, k=3)
+    _run(tmp_path, "deeplabv3-s1", "deeplabv3", ["seed=1", "model.name=deeplabv3"], 0.40, k=4)
     # a PHGMM variant with a far better score: it must not stand for PHGMM in the ordering
-    _run(tmp_path, "warmup-s1", "phgmm", ["seed=1", "loss.kl_warmup_steps=9"], 0.99)
+    _run(tmp_path, "warmup-s1", "phgmm", ["seed=1", "loss.kl_warmup_steps=9"], 0.99, k=5)
     _experiment(tmp_path, "compare", ["phgmm-s1", "fcn8s-s1", "deeplabv3-s1", "phgmm-s2", "fcn8s-s2", "warmup-s1"])
     return tmp_path
 
@@ -94,6 +101,49 @@ def test_summary_and_per_class_cells(compare_dir):
     with open(compare_dir / "results.csv") as f:
         rows = {r["run"]: r for r in csv.DictReader(f)}
     assert float(rows["deeplabv3-s1"]["miou"]) == 0.40 and rows["phgmm-s2"]["overrides"] == "seed=2"
+
+
+#: the fixture's runs as (name, k, mIoU), in experiment.json's order
+FIXTURE_RUNS = [("phgmm-s1", 0, 0.36), ("fcn8s-s1", 2, 0.30), ("deeplabv3-s1", 4, 0.40), ("phgmm-s2", 1, 0.34),
+                ("fcn8s-s2", 3, 0.32), ("warmup-s1", 5, 0.99)]
+
+
+def test_every_summary_cell_and_csv_number_of_every_run(compare_dir):
+    """Each run differs from every other in every column, so a cell read from the wrong run or key fails."""
+    md = write_experiment_report(compare_dir).read_text()
+    rows = {r["run"]: r for r in _tables(md)["Summary (validation split, best epoch)"]}
+    # written out by hand: k = 0..5 gives pixel acc. 80..85 %, boundary IoU 25..20 %, trimap 2/10/40
+    # = 50/30/10 % + offset, train s/epoch 25.4·(k + 1), inference 10.6 + k ms, 12.94 + k M parameters
+    expected = {
+        "phgmm-s1": ["36.00", "80.00", "25.00", "50.00", "30.00", "10.00", "30.00", "25.4", "10.6", "12.94"],
+        "phgmm-s2": ["34.00", "81.00", "24.00", "54.00", "34.00", "14.00", "34.00", "50.8", "11.6", "13.94"],
+        "fcn8s-s1": ["30.00", "82.00", "23.00", "47.00", "27.00", "7.00", "27.00", "76.2", "12.6", "14.94"],
+        "fcn8s-s2": ["32.00", "83.00", "22.00", "57.00", "37.00", "17.00", "37.00", "102", "13.6", "15.94"],
+        "deeplabv3-s1": ["40.00", "84.00", "21.00", "52.00", "32.00", "12.00", "32.00", "127", "14.6", "16.94"],
+        "warmup-s1": ["99.00", "85.00", "20.00", "49.00", "29.00", "9.00", "29.00", "152", "15.6", "17.94"],
+    }
+    columns = ["mIoU", "pixel acc.", "boundary IoU", "trimap 2", "trimap 10", "trimap 40", "trimap mean",
+               "train s/epoch", "infer ms/img", "params (M)"]
+    assert set(rows) == set(expected)
+    for run, cells in expected.items():
+        assert [rows[run][c] for c in columns] == cells, run
+    assert [r["run"] for r in _tables(md)["Summary (validation split, best epoch)"]] == [r for r, _, _ in FIXTURE_RUNS]
+    # the lowest mean trimap error is fcn8s-s1's 27 %; the highest (fcn8s-s2), the first and the last
+    # run are other runs
+    assert "- Lowest mean trimap error (w = 1…40): fcn8s-s1 (27.00 %)." in md.splitlines()
+    with open(compare_dir / "results.csv") as f:
+        csv_rows = {r["run"]: r for r in csv.DictReader(f)}
+    for run, k, miou in FIXTURE_RUNS:
+        r, a = csv_rows[run], TRIMAP_OFFSET[k]
+        assert float(r["miou"]) == miou and float(r["pixel_accuracy"]) == pytest.approx(0.8 + 0.01 * k)
+        assert float(r["mean_boundary_iou"]) == pytest.approx(0.25 - 0.01 * k)
+        assert float(r["trimap_mean"]) == pytest.approx(0.3 + a)
+        assert (float(r["trimap_2"]), float(r["trimap_10"]), float(r["trimap_40"])) == pytest.approx(
+            (0.5 + a, 0.3 + a, 0.1 + a))
+        assert r["trimap_5"] == r["trimap_20"] == ""
+        assert float(r["train_seconds_per_epoch"]) == pytest.approx(25.4 * (k + 1))
+        assert float(r["inference_seconds_per_image"]) == pytest.approx(0.0106 + 0.001 * k)
+        assert (float(r["iou_a"]), r["iou_b"], float(r["iou_c"])) == (0.5, "", 0.2)
 
 
 def test_orderings_use_every_seed_of_each_plain_model(compare_dir):

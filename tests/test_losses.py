@@ -251,3 +251,37 @@ def test_decode_posterior_mixes_the_two_segmentation_terms():
     expected = 0.4 * (0.25 * segmentation_loss(logits, y) + 0.75 * segmentation_loss(post, y))
     assert out["total"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert out["s"].item() == pytest.approx(segmentation_loss(logits, y).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("ce_scale", ["mean", "sum"])
+def test_auxiliary_heads_add_their_weighted_segmentation_loss(ce_scale):
+    """A comparison network's training output: ℓ_s = ℓ_s(main) + Σ w_i ℓ_s(aux_i), each term with the
+    loss's ignore index and cross-entropy scale; the total is λ_s ℓ_s (no latent terms)."""
+    from phgmm.models.auxiliary import AuxLogits
+
+    g = torch.Generator().manual_seed(0)
+    main, a1, a2 = (torch.randn(2, 3, 4, 5, generator=g) for _ in range(3))
+    target = torch.randint(0, 3, (2, 4, 5), generator=g)
+    target[0, 0] = 7                                       # this loss's ignore index
+    loss = PHGMMLoss(ignore_index=7, ce_scale=ce_scale)
+    terms = loss(AuxLogits(main, ((0.4, a1), (1.5, a2))), target)
+    parts = [segmentation_loss(t, target, 7, ce_scale) for t in (main, a1, a2)]
+    assert len({float(p) for p in parts}) == 3
+    assert float(terms["s"]) == pytest.approx(float(parts[0] + 0.4 * parts[1] + 1.5 * parts[2]), rel=1e-6)
+    assert float(terms["total"]) == pytest.approx(0.4 * float(terms["s"]), rel=1e-6)
+    assert float(terms["g"]) == float(terms["z"]) == 0.0
+    plain = loss(main, target)
+    assert float(plain["s"]) == pytest.approx(float(parts[0]), rel=1e-6)
+
+
+def test_loss_settings_are_checked_at_their_bounds():
+    for bad in (dict(free_bits=-0.1), dict(warmup_steps=-1), dict(free_bits=0.5, kl="mc"),
+                dict(geco_alpha=1.0), dict(geco_alpha=-0.1), dict(geco_rate=-1e-3), dict(geco_init=0.0)):
+        with pytest.raises(ValueError):
+            PHGMMLoss(**bad)
+    for good in (dict(free_bits=0.0, kl="mc"), dict(geco_alpha=0.0), dict(geco_rate=0.0), dict(warmup_steps=0)):
+        PHGMMLoss(**good)
+    loss = PHGMMLoss(mc_samples=3, geco_target=0.5, geco_init=2.0)
+    assert loss.mc_samples == 3 and loss.geco_target == 0.5
+    assert float(loss.geco_lambda) == 2.0 and float(loss.geco_average) == 0.0 and not bool(loss.geco_started)
+    assert {"geco_lambda", "geco_average", "geco_started"} <= set(loss.state_dict())

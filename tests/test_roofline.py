@@ -154,3 +154,28 @@ def test_inference_never_waits_on_the_device(name):
                                                     flip=True, scales=(0.75, 1.0)))
         if name == "phgmm":                                   # the samples behind the uncertainty maps
             assert not _host_syncs(lambda: model.sample_logits(x, 3))
+
+
+def test_optimiser_traffic_is_28_bytes_per_parameter_worked_by_hand():
+    """A fused AdamW step on fp32 parameters reads the parameter, its gradient and both moments and
+    writes the parameter and both moments back: 4 + 3 tensors of 4 bytes = 28 bytes per parameter,
+    added to both traffic sums and to both time bounds of a training step (and never to inference)."""
+    per_param = (4 + 4 + 4 + 4) + (4 + 4 + 4)           # reads: p, grad, m, v; writes: p, m, v
+    kwargs = dict(backbone="resnet18", size=(64, 32), batch=1, num_classes=3)
+    ops, params = training_ops("fcn8s", **kwargs)
+    from phgmm.models import build_model
+    model = build_model("fcn8s", num_classes=3, backbone="resnet18")
+    assert params == sum(p.numel() for p in model.parameters()) > 0
+    r = training_roofline("fcn8s", device=SLOW_MEMORY, **kwargs)
+    assert r.bytes_all - sum(op.bytes for op in ops) == per_param * params
+    assert r.bytes_matrix - sum(op.bytes for op in ops if op.matrix) == per_param * params
+    bare = roofline(ops, SLOW_MEMORY)
+    assert r.eager_s - bare.eager_s == pytest.approx(per_param * params / 1e9)
+    assert r.fused_s - bare.fused_s == pytest.approx(per_param * params / 1e9)
+
+
+def test_device_table_is_the_datasheets():
+    """Dense bf16 tensor-core peaks and memory bandwidths as the vendors' datasheets print them."""
+    assert (DEVICES["h100"].peak_flops, DEVICES["h100"].bandwidth) == (989e12, 3.35e12)
+    assert (DEVICES["h200"].peak_flops, DEVICES["h200"].bandwidth) == (989e12, 4.8e12)
+    assert (DEVICES["a100"].peak_flops, DEVICES["a100"].bandwidth) == (312e12, 2.039e12)
