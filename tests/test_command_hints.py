@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from phgmm.cli import main
+from cli_helpers import one_line_error, set_args
 
 from test_user_datasets import TINY as FOLDER_TINY, make_folder
 
@@ -18,15 +19,7 @@ TINY = [o for o in FOLDER_TINY if not o.startswith(("data.dataset", "model.num_c
 
 
 def _sets(*overrides: str) -> list[str]:
-    return [a for o in (*TINY, *overrides) for a in ("--set", o)]
-
-
-def _one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith(f"phgmm {command}: error: "), err
-    return lines[0]
+    return set_args(*TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def test_a_resume_that_changes_the_learning_rate_names_init_from(twelve, capsys)
     last = twelve / "checkpoints" / "last.pt"
     capsys.readouterr()
     assert main(["train", "--resume", str(last), "--set", "train.lr=0.5", "--no-progress"]) == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "train.lr: checkpoint 0.001, here 0.5" in line
     assert f"--set model.init_from={last}" in line and "pretrained_backbone" not in line
 

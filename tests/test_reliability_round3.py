@@ -15,18 +15,16 @@ import pytest
 import torch
 
 from phgmm.cli import main
+from cli_helpers import TINY as BASE_TINY, one_line_error, set_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: a tiny PHGMM on the demo config: every case below trains in a few seconds on a CPU
-TINY = ["data.size=[128, 64]", "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16",
-        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8",
-        "model.num_components=3", "train.batch_size=2", "eval.batch_size=2", "eval.tsne=false",
-        "train.log_every=1"]
+TINY = BASE_TINY
 
 
 def _sets(*overrides: str) -> list[str]:
-    return [a for o in (*TINY, *overrides) for a in ("--set", o)]
+    return set_args(*TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +45,6 @@ def _copy(root: Path, tmp_path: Path) -> Path:
 def _train(root: Path, out: Path, *overrides: str) -> int:
     return main(["train", "--config", "demo", "--out", str(out), "--no-progress",
                  *_sets(f"data.root={root}", *overrides)])
-
-
-def _one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith(f"phgmm {command}: error: "), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +82,7 @@ def test_a_data_fault_in_a_loader_worker_is_one_line(synth, tmp_path, capsys, fa
             img.write_bytes(img.read_bytes()[:300])
     # the demo config's own data.num_workers (1): the error comes back from a worker process
     assert _train(root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert {"unknown id": "label ids [200] are not in class table", "other size": "label map is 128x32",
             "corrupt image": "cannot decode image"}[fault] in line
     assert str(root) in line and "DataLoader worker" not in line
@@ -106,7 +96,7 @@ def test_a_corrupt_image_in_evaluate_with_a_worker_is_one_line(synth, trained, t
     assert main(["evaluate", "--checkpoint", str(trained / "checkpoints" / "best.pt"),
                  "--out", str(tmp_path / "ev"), "--no-progress", "--set", f"data.root={root}",
                  "--set", "data.num_workers=1"]) == 2
-    line = _one_line_error(capsys, "evaluate")
+    line = one_line_error(capsys, "evaluate")
     assert f"{victim}: cannot decode image" in line
 
 
@@ -133,7 +123,7 @@ def test_an_edited_published_config_is_one_line(synth, published, tmp_path, caps
     images = sorted((synth / "leftImg8bit" / "val").rglob("*.png"))
     assert main(["predict", "--checkpoint", str(folder), str(images[0]), "--out", str(tmp_path / "p"),
                  "--no-progress"]) == 2
-    line = _one_line_error(capsys, "predict")
+    line = one_line_error(capsys, "predict")
     assert says in line and str(folder) in line
 
 
@@ -150,7 +140,7 @@ def test_a_full_disk_while_saving_last_pt_is_one_line_and_keeps_the_checkpoint(s
     capsys.readouterr()
     monkeypatch.setattr(torch, "save", _no_space)
     assert main(["train", "--resume", str(last), "--out", str(run), "--no-progress", "--set", "train.epochs=2"]) == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert f"{last}: no space left on device" in line and "Nothing was lost" in line
     assert f"--resume {last}" in line
     assert last.read_bytes() == before and not [p for p in last.parent.iterdir() if p.name.startswith(".")]
@@ -163,7 +153,7 @@ def test_a_full_disk_during_predict_is_one_line(synth, trained, tmp_path, capsys
     monkeypatch.setattr(os, "fsync", _no_space)
     assert main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), str(images[0]),
                  "--out", str(tmp_path / "p"), "--no-progress"]) == 2
-    line = _one_line_error(capsys, "predict")
+    line = one_line_error(capsys, "predict")
     assert "no space left on device" in line and "Nothing was lost" in line
     assert not [p for p in (tmp_path / "p").rglob("*") if p.is_file()]
 
@@ -199,7 +189,7 @@ def test_an_experiment_run_with_an_unknown_key_is_refused(tmp_path, capsys):
                       ("seeds: 3", "unknown run key 'seeds'")):
         (tmp_path / "e.yaml").write_text(f"kind: compare\nbase: demo\nruns:\n  - name: fcn8s\n    {key}\n")
         assert main(["experiment", "compare", "--config", str(tmp_path / "e.yaml")]) == 2
-        assert says in _one_line_error(capsys, "experiment")
+        assert says in one_line_error(capsys, "experiment")
 
 
 def test_nan_weights_are_named_by_predict_and_evaluate(synth, trained, tmp_path, capsys):
@@ -212,11 +202,11 @@ def test_nan_weights_are_named_by_predict_and_evaluate(synth, trained, tmp_path,
     capsys.readouterr()
     assert main(["predict", "--checkpoint", str(nan), str(images[0]), "--out", str(tmp_path / "p"),
                  "--no-progress"]) == 2
-    assert f"{nan}: 1 of its" in _one_line_error(capsys, "predict")
+    assert f"{nan}: 1 of its" in one_line_error(capsys, "predict")
     assert not (tmp_path / "p" / "labels").exists()
     assert main(["evaluate", "--checkpoint", str(nan), "--out", str(tmp_path / "e"), "--no-progress",
                  "--set", "data.num_workers=0"]) == 2
-    assert "hold NaN or infinite values (first: encoder.conv1.weight)" in _one_line_error(capsys, "evaluate")
+    assert "hold NaN or infinite values (first: encoder.conv1.weight)" in one_line_error(capsys, "evaluate")
 
 
 def test_history_after_an_interrupted_epoch_averages_the_whole_epoch(synth, tmp_path):
@@ -298,7 +288,7 @@ def test_predict_reads_a_turned_photo_as_a_viewer_shows_it(trained, tmp_path):
 def test_a_key_given_twice_in_a_config_is_refused(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("train:\n  epochs: 3\n  lr: 0.01\n  epochs: 1\n")
     assert main(["train", "--config", str(tmp_path / "c.yaml"), "--print-config"]) == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "c.yaml: line 4: 'epochs' is given twice in the same section (first on line 2)" in line
 
 
@@ -311,7 +301,7 @@ def test_amp_off_is_stored_as_off_and_fp16_on_a_cpu_records_what_runs(synth, tmp
     assert "train.amp=fp16: a CPU has no fast fp16" in capsys.readouterr().out
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["amp"] == "off"
     assert main(["train", "--config", "demo", "--set", "train.amp=fp8", "--print-config"]) == 2
-    assert "train.amp must be auto, bf16, fp16 or off, got 'fp8'" in _one_line_error(capsys, "train")
+    assert "train.amp must be auto, bf16, fp16 or off, got 'fp8'" in one_line_error(capsys, "train")
 
 
 # -- misleading messages -------------------------------------------------------------------------
@@ -328,24 +318,24 @@ def _evil(path: Path) -> Path:
 def test_a_pickle_that_runs_code_is_called_what_it_is(synth, tmp_path, capsys):
     evil = _evil(tmp_path / "evil.pt")
     assert main(["predict", "--checkpoint", str(evil), str(tmp_path), "--out", str(tmp_path / "p")]) == 2
-    line = _one_line_error(capsys, "predict")
+    line = one_line_error(capsys, "predict")
     assert "refused to load: the file asks to run code (posix.system)" in line or "(nt.system)" in line
     assert "corrupt" not in line and "weights_only" not in line
     assert _train(synth, tmp_path / "run", f"model.pretrained_backbone={evil}", "data.num_workers=0") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert f"{evil}: refused to load: the file asks to run code" in line and "weights_only" not in line
 
 
 def test_pretrained_backbone_given_a_phgmm_checkpoint_says_how_to_use_it(synth, trained, tmp_path, capsys):
     best = trained / "checkpoints" / "best.pt"
     assert _train(synth, tmp_path / "run", f"model.pretrained_backbone={best}", "data.num_workers=0") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert f"{best}: a phgmm training checkpoint, not a torchvision ResNet state dict" in line
     assert f"model.init_from={best}" in line
     torch.save({"conv1.weight": torch.zeros(3)}, tmp_path / "sd.pth")
     assert _train(synth, tmp_path / "run2", f"model.pretrained_backbone={tmp_path / 'sd.pth'}",
                   "data.num_workers=0", "model.backbone=resnet18") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "does not fit the encoder of model.backbone=resnet18: 119 missing keys (e.g. bn1.weight); " \
            "1 tensors of another shape (e.g. conv1.weight [3] instead of [64, 3, 7, 7])" in line
 
@@ -356,14 +346,14 @@ def test_pretrained_backbone_on_a_network_without_a_resnet_says_so(synth, tmp_pa
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, tmp_path / "sd.pth")
     assert _train(synth, tmp_path / "run", f"model.pretrained_backbone={tmp_path / 'sd.pth'}",
                   "data.num_workers=0", f"model.name={name}") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert f"has none (its encoder is {encoder}): train it from scratch" in line and "model.init_from" in line
 
 
 def test_an_unknown_backbone_names_the_key(capsys):
     assert main(["train", "--config", "demo", "--set", "model.backbone=resnet19", "--print-config"]) == 2
     assert "model.backbone must be one of resnet18, resnet34, resnet50, resnet101, resnet152, got 'resnet19'" \
-        in _one_line_error(capsys, "train")
+        in one_line_error(capsys, "train")
 
 
 def test_a_published_size_that_is_no_size_is_not_called_a_tile(synth, published, tmp_path, capsys):
@@ -374,7 +364,7 @@ def test_a_published_size_that_is_no_size_is_not_called_a_tile(synth, published,
     (folder / "config.json").write_text(json.dumps(meta))
     images = sorted((synth / "leftImg8bit" / "val").rglob("*.png"))
     assert main(["predict", "--checkpoint", str(folder), str(images[0]), "--out", str(tmp_path / "p")]) == 2
-    line = _one_line_error(capsys, "predict")
+    line = one_line_error(capsys, "predict")
     assert "'size', the working size the model was trained at, must be two positive integers" in line
     assert "tile" not in line
 
@@ -445,7 +435,7 @@ def test_a_video_that_cannot_be_written_whole_is_one_line_and_leaves_no_mp4(trai
     capsys.readouterr()
     assert main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), str(clip),
                  "--out", str(tmp_path / "p"), "--no-progress"]) == 2
-    line = _one_line_error(capsys, "predict")
+    line = one_line_error(capsys, "predict")
     assert f"{tmp_path / 'p' / 'overlay' / 'clip.mp4'}: {says}" in line and "Nothing was lost" in line
     assert not list((tmp_path / "p" / "overlay").iterdir())
 
@@ -459,5 +449,5 @@ def test_a_video_name_clash_names_the_file_both_would_write(trained, tmp_path, c
         writer.release()
     assert main(["predict", "--checkpoint", str(trained / "checkpoints" / "best.pt"), str(tmp_path),
                  "--out", str(tmp_path / "p"), "--no-progress"]) == 2
-    line = _one_line_error(capsys, "predict")
+    line = one_line_error(capsys, "predict")
     assert "would both write overlay/clip.mp4" in line and "labels/clip.png" not in line

@@ -20,17 +20,15 @@ import pytest
 import torch
 
 from phgmm.cli import main
+from cli_helpers import TINY as BASE_TINY, one_line_error, set_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = ["data.size=[128, 64]", "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16",
-        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8",
-        "model.num_components=3", "train.batch_size=2", "eval.batch_size=2", "eval.tsne=false",
-        "train.log_every=1", "data.num_workers=0", "train.max_steps_per_epoch=1", "train.val_every=0"]
+TINY = [*BASE_TINY, "data.num_workers=0", "train.max_steps_per_epoch=1", "train.val_every=0"]
 
 
 def _sets(*overrides: str) -> list[str]:
-    return [a for o in (*TINY, *overrides) for a in ("--set", o)]
+    return set_args(*TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +37,6 @@ def synth(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, num=4, size=(128, 64), seed=3, fmt="cityscapes", progress=False)
     return root
-
-
-def _one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith(f"phgmm {command}: error: "), err
-    return lines[0]
 
 
 def _wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
@@ -71,7 +61,7 @@ def test_a_second_training_into_a_running_ones_folder_refuses_and_a_killed_one_r
         config_before = (out / "config.yaml").read_text()
         assert main(["train", "--config", "demo", "--out", str(out), "--no-progress",
                      *_sets(f"data.root={synth}", "train.epochs=2", "train.lr=5e-4")]) == 2
-        line = _one_line_error(capsys, "train")
+        line = one_line_error(capsys, "train")
         assert f"{out}: another training is writing to this run folder (process {first.pid}" in line
         assert "--out" in line
         _wait_for(lambda: (out / "checkpoints" / "last.pt").is_file(), first)

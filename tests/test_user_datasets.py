@@ -16,14 +16,12 @@ import pytest
 from PIL import Image
 
 from phgmm.cli import main
+from cli_helpers import TINY as BASE_TINY, one_line_error, set_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: a tiny PHGMM on the demo config: each training below is one step on a CPU
-TINY = ["data.size=[128, 64]", "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16",
-        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8",
-        "model.num_components=3", "train.batch_size=2", "eval.batch_size=2", "eval.tsne=false",
-        "eval.latent=false", "train.log_every=1", "data.num_workers=0", "train.epochs=1",
+TINY = [*BASE_TINY, "eval.latent=false", "data.num_workers=0", "train.epochs=1",
         "train.max_steps_per_epoch=1", "data.dataset=folder", "model.num_classes=5"]
 
 #: the user's table: class 0 is a real class (road), not a background
@@ -81,20 +79,12 @@ def make_folder(root: Path, n: int = 4, splits: tuple[str, ...] = ("train", "val
 
 
 def _sets(*overrides: str) -> list[str]:
-    return [a for o in (*TINY, *overrides) for a in ("--set", o)]
+    return set_args(*TINY, *overrides)
 
 
 def _train(root: Path, out: Path, *overrides: str, images: str = "images") -> int:
     return main(["train", "--config", "demo", "--out", str(out), "--no-progress",
                  *_sets(f"data.root={root / images}", f"data.class_table={root / 'classes.yaml'}", *overrides)])
-
-
-def _one_line_error(capsys, command: str) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err, err
-    assert len(lines) == 1 and lines[0].startswith(f"phgmm {command}: error: "), err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +104,7 @@ def trained(mydata, tmp_path_factory) -> Path:
 def test_a_folder_without_split_sub_folders_is_not_validated_on_its_training_images(tmp_path, capsys):
     flat = make_folder(tmp_path / "flat", splits=())
     assert _train(flat, tmp_path / "run") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "validation would use the same 4 images as training" in line
     assert "has no 'train' and 'val' sub-folders" in line and "train.val_every=0" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -130,7 +120,7 @@ def test_a_folder_without_split_sub_folders_is_not_validated_on_its_training_ima
 def test_data_root_pointed_at_images_train_is_named(mydata, tmp_path, capsys):
     assert _train(mydata, tmp_path / "run", f"data.masks_root={mydata / 'masks' / 'train'}",
                   images="images/train") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "validation would use the same 4 images as training" in line
     assert "data.root names the 'train' split folder itself" in line and f"data.root={mydata / 'images'}" in line
 
@@ -138,14 +128,14 @@ def test_data_root_pointed_at_images_train_is_named(mydata, tmp_path, capsys):
 # -- layout mistakes -----------------------------------------------------------------------------
 def test_data_root_one_folder_too_high_says_where_to_point_it(mydata, tmp_path, capsys):
     assert _train(mydata, tmp_path / "run", images=".") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "holds images/ and masks/" in line and f"--set data.root={mydata / 'images'}" in line
 
 
 def test_a_missing_validation_split_is_named_as_such(tmp_path, capsys):
     root = make_folder(tmp_path / "d", splits=("train",))
     assert _train(root, tmp_path / "run") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert f"{root / 'images' / 'val'}: the 'val' split is missing" in line and "holds train/" in line
     assert "train.val_every=0" in line
 
@@ -153,7 +143,7 @@ def test_a_missing_validation_split_is_named_as_such(tmp_path, capsys):
 def test_a_folder_data_set_without_a_table_names_the_key(mydata, tmp_path, capsys):
     assert main(["train", "--config", "demo", "--out", str(tmp_path / "run"), "--no-progress",
                  *_sets(f"data.root={mydata / 'images'}")]) == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "--set data.class_table=FILE" in line and "FolderDataset" not in line
 
 
@@ -190,7 +180,7 @@ def test_colour_masks_score_as_ground_truth_as_they_train(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--predictions", str(preds), "--ground-truth", str(root / "masks" / "val"),
                  "--out", str(tmp_path / "score2"), "--no-progress"]) == 2
-    assert "--classes TABLE" in _one_line_error(capsys, "evaluate")
+    assert "--classes TABLE" in one_line_error(capsys, "evaluate")
 
 
 def test_jpeg_masks_are_called_lossy(tmp_path, capsys):
@@ -198,7 +188,7 @@ def test_jpeg_masks_are_called_lossy(tmp_path, capsys):
     (root / "classes.yaml").write_text(TABLE.replace("ids: [1]", "ids: [50]").replace("ids: [2]", "ids: [100]")
                                        .replace("ids: [3]", "ids: [150]").replace("ids: [4]", "ids: [200]"))
     assert _train(root, tmp_path / "run") == 2
-    line = _one_line_error(capsys, "train")
+    line = one_line_error(capsys, "train")
     assert "a JPEG label map: lossy compression" in line and "Save the masks as PNG" in line
 
 
@@ -216,7 +206,7 @@ def test_unknown_ids_ignore_counts_what_it_ignores(tmp_path, capsys):
     # a table that knows none of the ids: nothing would be learnt or scored
     (root / "classes.yaml").write_text(TABLE.replace("ids: [", "ids: [10"))
     assert _train(root, tmp_path / "run2", "data.unknown_ids=ignore") == 2
-    assert "none of their pixels has a class" in _one_line_error(capsys, "train")
+    assert "none of their pixels has a class" in one_line_error(capsys, "train")
 
 
 # -- which classes the mIoU averages -------------------------------------------------------------
@@ -248,7 +238,7 @@ def test_the_start_summary_says_what_the_miou_averages(mydata, tmp_path, capsys)
     assert "scores: mIoU over 4 classes, road left out" in capsys.readouterr().out
     (tmp_path / "typo.yaml").write_text(TABLE + "miou_exclud: [road]\n")
     assert _train(mydata, tmp_path / "run3", f"data.class_table={tmp_path / 'typo.yaml'}") == 2
-    assert "did you mean miou_exclude?" in _one_line_error(capsys, "train")
+    assert "did you mean miou_exclude?" in one_line_error(capsys, "train")
 
 
 def test_the_shipped_tables_still_leave_background_out():
@@ -266,7 +256,7 @@ def test_predictions_for_a_subset_of_the_ground_truth_can_be_scored(mydata, tmp_
     args = ["evaluate", "--predictions", str(preds), "--ground-truth", str(mydata / "masks" / "val"),
             "--classes", str(mydata / "classes.yaml"), "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 2
-    line = _one_line_error(capsys, "evaluate")
+    line = one_line_error(capsys, "evaluate")
     assert "to score only the 1 image that have a prediction, add --predicted-only" in line
     assert main([*args, "--out", str(tmp_path / "b"), "--predicted-only"]) == 0
     assert "scored 1 of 4 ground-truth images" in capsys.readouterr().out
@@ -288,6 +278,6 @@ def test_evaluate_from_another_folder_finds_or_names_the_data(mydata, tmp_path, 
     assert main(["evaluate", "--checkpoint", str(best), "--out", "ev", "--no-progress"]) == 0
     shutil.move(work / "mydata", tmp_path / "moved")
     assert main(["evaluate", "--checkpoint", str(best), "--out", "ev2", "--no-progress"]) == 2
-    line = _one_line_error(capsys, "evaluate")
+    line = one_line_error(capsys, "evaluate")
     assert f"mydata/images: data.root does not exist (from the config saved in {best})" in line
     assert "--set data.root=PATH" in line
