@@ -29,7 +29,7 @@ import torch
 from phgmm.benchmark.timing import time_interleaved
 from phgmm.config import load_config
 from phgmm.engine.builders import build_loss, build_model_from_config
-from phgmm.engine.precision import cpu_bf16
+from phgmm.engine.precision import autocast, cpu_bf16
 from phgmm.engine.stepping import StepParts, training_step
 from phgmm.engine.train import build_optimizer
 from phgmm.models import MODEL_NAMES
@@ -65,7 +65,7 @@ def _step(cfg: Any, model: torch.nn.Module, amp: torch.dtype | None, x: torch.Te
 
 def _forward(model: torch.nn.Module, x: torch.Tensor, amp: torch.dtype | None) -> Callable[[], None]:
     def run() -> None:
-        with torch.no_grad(), torch.autocast("cpu", dtype=amp or torch.bfloat16, enabled=amp is not None):
+        with torch.no_grad(), autocast(amp, CPU):
             model(x)
     return run
 
