@@ -14,9 +14,8 @@ __all__ = ["CPU_AUTO_BF16", "amp_dtype", "autocast", "check_device", "cpu_bf16",
            "precision_reason"]
 
 #: ``train.amp=auto`` on a CPU with native bf16: bf16 autocast (True) or fp32 (False). Decided by the
-#: parity study: three seeds of PHGMM and DeepLab v3 on the camvid recipe, bf16 within the fp32 seed
-#: spread for both (docs/results/bf16_parity_camvid/parity.md; docs/performance.md, "bf16 on a CPU").
-CPU_AUTO_BF16 = True
+#: parity study in docs/results/bf16_parity_camvid (docs/performance.md, "bf16 on a CPU").
+CPU_AUTO_BF16 = False
 
 #: /proc/cpuinfo flags of instructions that compute in bf16 (x86: AVX-512 BF16, AMX; Arm: BF16)
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
