@@ -82,7 +82,7 @@ def _assert_same_labels(got: dict[str, np.ndarray], ref: dict[str, np.ndarray], 
     PyTorch differ by ~1e-7) — and those must be rare. At the default 768×384 instead of the
     trained size, only about 40 % of these pixels agree."""
     from phgmm.data.imageio import load_image
-    predictor = Predictor(checkpoint=checkpoint, device="cpu")   # onnxruntime runs on the CPU too
+    predictor = Predictor(checkpoint=checkpoint, device="cpu", precision="fp32")   # as onnxruntime runs
     assert got.keys() == ref.keys() and len(ref) == 3
     for name in ref:
         assert len(np.unique(ref[name])) > 1, "a degenerate model would make the comparison vacuous"
@@ -107,7 +107,8 @@ def test_predict_onnx_equals_checkpoint_at_trained_size(checkpoint, onnx_file, i
     with caplog.at_level(logging.WARNING):
         by_onnx = _predict(tmp_path, "onnx", "--onnx", str(onnx_file), str(images))
     assert not caplog.records
-    by_ckpt = _predict(tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu")
+    by_ckpt = _predict(tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu",
+                       "--precision", "fp32")
     _assert_same_labels(by_onnx, by_ckpt, checkpoint, images)
     # the colour masks use the checkpoint's class colours, carried by the metadata
     from PIL import Image
@@ -138,7 +139,8 @@ def test_file_without_metadata_runs_at_default_size_with_a_warning(checkpoint, o
     # it still runs (at the default size), and with the trained size it matches the checkpoint
     assert len(_predict(tmp_path, "old-default", "--onnx", str(old), str(images))) == 3
     by_old = _predict(tmp_path, "old", "--onnx", str(old), str(images), "--size", "[128, 64]")
-    by_ckpt = _predict(tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu")
+    by_ckpt = _predict(tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu",
+                       "--precision", "fp32")
     _assert_same_labels(by_old, by_ckpt, checkpoint, images)
 
 

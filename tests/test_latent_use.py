@@ -235,6 +235,7 @@ def _cfg(**eval_keys) -> Config:
     cfg = Config()
     cfg.model.num_classes = 12
     cfg.train.channels_last = "false"
+    cfg.train.amp = "off"          # the hand-decoded references are fp32 (auto may be bf16 on a CPU)
     cfg.eval.clustering = False
     for k, v in eval_keys.items():
         setattr(cfg.eval, k, v)

@@ -39,6 +39,7 @@ def _cfg(partners: tuple[str, ...] = ()) -> Config:
     cfg = Config()
     cfg.model.num_classes = 12
     cfg.train.channels_last = "false"
+    cfg.train.amp = "off"          # the hand-computed references are fp32 (auto may be bf16 on a CPU)
     # the other measures are tested in tests/test_latent_use.py
     cfg.eval.latent_partners = partners
     cfg.eval.latent_untrained = False

@@ -94,7 +94,7 @@ class TrainConfig:
     grad_clip: float | None = None
     val_every: int = 1                   # epochs; 0 disables validation during training
     log_every: int = 10                  # steps between TensorBoard scalars
-    amp: str = "auto"                    # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
+    amp: str = "auto"                    # auto (bf16/fp16 on CUDA; bf16 on a CPU with bf16 instructions, else off) | bf16 | fp16 | off
     channels_last: str = "auto"          # auto (on: faster inference on CPU and GPU) | true | false
     compile: bool = False
     compile_mode: str = "default"        # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune…

@@ -117,8 +117,8 @@ def add_precision(p: argparse.ArgumentParser, config: bool = True) -> None:
     """``--precision``: the forward pass's autocast dtype (``train.amp``'s values; fp32 is ``off``)."""
     where = " (the same as --set train.amp=...)" if config else ""
     p.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help=f"autocast precision{where}: auto (bf16 or fp16 on a GPU; fp32 on a CPU), bf16 (on a CPU: "
-                        f"where it has native bf16 instructions, else fp32), fp16 (GPU) or fp32; "
+                   help=f"autocast precision{where}: auto (bf16 or fp16 on a GPU; on a CPU bf16 where it "
+                        f"has native bf16 instructions, else fp32), bf16 (on a CPU without them: fp32), fp16 (GPU) or fp32; "
                         f"default: {'the checkpoint config' if config else 'auto'}'s")
 
 

@@ -15,7 +15,7 @@ __all__ = ["CPU_AUTO_BF16", "amp_dtype", "autocast", "check_device", "cpu_bf16",
 
 #: ``train.amp=auto`` on a CPU with native bf16: bf16 autocast (True) or fp32 (False). Decided by the
 #: parity study in docs/results/bf16_parity_camvid (docs/performance.md, "bf16 on a CPU").
-CPU_AUTO_BF16 = False
+CPU_AUTO_BF16 = True
 
 #: /proc/cpuinfo flags of instructions that compute in bf16 (x86: AVX-512 BF16, AMX; Arm: BF16)
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
@@ -118,7 +118,10 @@ def precision_note(setting: str, device: torch.device, key: str = "train.amp") -
     dtype = amp_dtype(setting, device)
     name = "fp32" if dtype is None else f"{str(dtype).removeprefix('torch.')} autocast"
     return f"{name} ({precision_reason(setting, device, key)})"
+
+
 def autocast(dtype: torch.dtype | None, device: torch.device):
+    """Autocast to ``dtype`` on ``device``'s type; a no-op context for fp32 (``dtype`` None)."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
