@@ -6,7 +6,8 @@ inference `phgmm predict` runs, for every network, with ONNX Runtime (fp32) besi
 Each network is built from one config (default ``camvid``: ResNet-18, 240x176, batch 8) with
 ``model.name`` set to it; the fp32 and bf16 copies start from the same weights. The training step is
 :func:`phgmm.engine.stepping.training_step` with the config's loss and fused AdamW, exactly as the
-trainer calls it; inference is the BatchNorm-folded network, batch 1, at each ``--infer-sizes``.
+trainer calls it; inference is the BatchNorm-folded network, batch 1, at each ``--infer-sizes``, its
+convolution and linear weights cast to bf16 once for the bf16 pass (``precision.cast_for_autocast``).
 Within a network the two precisions (and ONNX Runtime) are timed round-robin (A B A B …), so the
 printed ratios hold on a busy machine; absolute times are only comparable within one run.
 """
@@ -29,7 +30,7 @@ import torch
 from phgmm.benchmark.timing import time_interleaved
 from phgmm.config import load_config
 from phgmm.engine.builders import build_loss, build_model_from_config
-from phgmm.engine.precision import autocast, cpu_bf16
+from phgmm.engine.precision import autocast, cast_for_autocast, cpu_bf16
 from phgmm.engine.stepping import StepParts, training_step
 from phgmm.engine.train import build_optimizer
 from phgmm.models import MODEL_NAMES
@@ -109,9 +110,10 @@ def measure(name: str, cfg_name: str, sizes: list[tuple[int, int]], iters: int, 
           f"({entry['train_bf16_over_fp32']:.3f})", flush=True)
     del steps, m16
     folded = fold_batchnorm(m32.eval()).to(memory_format=CL).eval()
+    folded16 = cast_for_autocast(copy.deepcopy(folded), torch.bfloat16)     # as phgmm predict runs it
     for w, h in sizes:
         xi = torch.randn(1, 3, h, w).contiguous(memory_format=CL)
-        fns = {"fp32": _forward(folded, xi, None), "bf16": _forward(folded, xi, torch.bfloat16)}
+        fns = {"fp32": _forward(folded, xi, None), "bf16": _forward(folded16, xi, torch.bfloat16)}
         session = _onnx(folded, (w, h)) if onnx else None
         if session is not None:
             fns["onnx"] = session[0]

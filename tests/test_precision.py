@@ -136,3 +136,27 @@ def test_predict_runs_in_the_precision_asked_for_and_refuses_bf16_for_onnx(tmp_p
     with pytest.raises(SystemExit, match="--precision bf16 needs --checkpoint; an ONNX model runs in fp32"):
         main(["predict", str(tmp_path / "a.png"), "--onnx", str(tmp_path / "m.onnx"), "--out",
               str(tmp_path / "out"), "--precision", "bf16"])
+
+
+@pytest.mark.parametrize("name", ["phgmm", "fcn8s"])
+def test_precast_weights_give_the_bit_identical_autocast_output_and_leave_the_caller_s_model_alone(native, name):
+    from phgmm.engine.predict import Predictor
+    from phgmm.models import build_model
+
+    native(True)
+    torch.manual_seed(0)
+    extra = {"decoder_units": (1, 1, 1, 1), "postnet": None} if name == "phgmm" else {}
+    model = build_model(name, backbone="resnet18", num_classes=12, **extra).eval()
+    x = torch.randn(1, 3, 72, 104)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = model(x)
+    pred = Predictor(model=model, size=(104, 72), device="cpu", precision="bf16", fold_bn=False)
+    dtypes = {type(m): m.weight.dtype for m in pred.model.modules() if getattr(m, "weight", None) is not None}
+    assert dtypes[torch.nn.Conv2d] is torch.bfloat16 and dtypes[torch.nn.BatchNorm2d] is torch.float32
+    if name == "fcn8s":       # the fp32 transposed convolution (models/layers.py) keeps fp32 weights
+        assert dtypes[ConvTranspose2d] is torch.float32
+    assert all(p.dtype is torch.float32 for p in model.parameters()), "the caller's model was cast"
+    out = pred.forward(x)
+    assert torch.equal(out, getattr(ref, "logits", ref).float())
+    fp32 = Predictor(model=model, size=(104, 72), device="cpu", precision="fp32", fold_bn=False)
+    assert fp32.model is model       # fp32: nothing to cast, no copy

@@ -20,6 +20,7 @@ All of it is :func:`phgmm.engine.inference.infer_logits`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -42,6 +43,7 @@ from .inference import check_options, default_stride, infer_logits, size_pair
 from .inputs import IMAGE_SUFFIXES, VIDEO_EXTENSIONS, InputFile, check_unique_names, collect_images, collect_inputs
 from .loaders import bad_sample_limit
 from .outputs import PNG_COMPRESSION, Outputs, Pending, VideoOut
+from .precision import amp_dtype, autocast, cast_for_autocast, check_device, memory_format, precision_note
 
 __all__ = ["collect_images", "collect_inputs", "InputFile", "Predictor", "predict_paths", "IMAGE_SUFFIXES",
            "VIDEO_EXTENSIONS", "DEFAULT_SIZE", "PNG_COMPRESSION"]
@@ -121,19 +123,20 @@ class Predictor:
         self.precision = "fp32"
 
     def _set_precision(self, precision: str) -> None:
-        """The autocast dtype of the forward pass, and the words that say which and why."""
-        from .precision import amp_dtype, precision_note
+        """The autocast dtype of the forward pass, and the words that say which and why; the model's
+        convolution and linear weights are cast to it once here instead of on every call (on a copy
+        where the model is the caller's own)."""
         self.amp = amp_dtype(precision, self.device)
         self.precision = precision_note(precision, self.device, "--precision")
+        if self.amp is not None:
+            self.model = cast_for_autocast(self.model if self._own_model else copy.deepcopy(self.model), self.amp)
 
     def _autocast(self):
-        from .precision import autocast
         return autocast(self.amp, self.device)
 
     def _load_torch(self, checkpoint: str | Path | None, model: torch.nn.Module | None, device: str,
                     size: tuple[int, int] | None, fold_bn: bool) -> None:
         """A checkpoint, published folder or model: on its device, folded, with its classes and size."""
-        from .precision import check_device, memory_format
         self.device = check_device(device)     # before loading: a device that cannot serve stops now
         if checkpoint is not None:     # a training checkpoint or a published model folder
             from .checkpoint import load_inference_model
@@ -146,6 +149,7 @@ class Predictor:
         if fold_bn:     # same outputs up to rounding; 0.88× the time on a CPU (docs/design.md §8)
             from ..models.fold import fold_batchnorm
             model = fold_batchnorm(model)
+        self._own_model = fold_bn or checkpoint is not None     # a copy (or loaded here), not the caller's
         self.model = model.to(self.device, memory_format=self.memory_format).eval()
         if size is None and not meta.get("size"):
             raise ValueError(f"{checkpoint or 'the model'}: no working size recorded (data.size): "
