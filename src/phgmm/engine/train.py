@@ -45,7 +45,7 @@ from .datachecks import find_relative_data_paths, find_relative_data_root, unkno
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, memory_format, precision_note, precision_reason
 from .runlock import acquire_run_lock, release_run_lock
-from .stepping import LOSS_TERMS, StepParts, training_step
+from .stepping import LOSS_TERMS, StepParts, takes_labels, training_step
 
 __all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
            "poly_lambda", "parameter_groups", "build_optimizer", "config_of_checkpoint", "check_resume_config"]
@@ -102,11 +102,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _takes_labels(model: nn.Module) -> bool:
-    """PHGMM's training forward reads the labels (for PostNet); the baselines take the image only."""
-    return hasattr(unwrap(model), "infer")
 
 
 #: Settings a resumed run takes from its checkpoint (the optimiser's and schedule's state carry
@@ -403,7 +398,7 @@ class Trainer:
         self.amp = amp_dtype(t.amp, self.device)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.loss_fn = build_loss(cfg)
-        self.takes_labels = _takes_labels(self.model)
+        self.takes_labels = takes_labels(self.model)
         self.state = TrainingState(self.model, optimizer, scheduler, scaler)
 
     def _restore(self, state: dict[str, Any]) -> None:
