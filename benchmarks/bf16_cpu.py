@@ -27,8 +27,9 @@ from typing import Any, Callable
 import torch
 
 from phgmm.benchmark.timing import time_interleaved
-from phgmm.config import load_config
 from phgmm.benchmark.step import train_step
+from phgmm.config import load_config
+from phgmm.conventions import IGNORE_INDEX
 from phgmm.engine.builders import build_model_from_config
 from phgmm.engine.precision import autocast, cpu_bf16
 from phgmm.models import MODEL_NAMES
@@ -49,7 +50,7 @@ def _batch(cfg: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(cfg.train.batch_size, 3, h, w, generator=g)
     y = torch.randint(0, cfg.model.num_classes, (cfg.train.batch_size, h, w), generator=g)
-    y[:, : max(1, h // 16)] = 255
+    y[:, : max(1, h // 16)] = IGNORE_INDEX
     return x, y
 
 

@@ -37,12 +37,12 @@ import torch
 from phgmm.benchmark.opcount import count_ops
 from phgmm.benchmark.step import step_parts, train_step
 from phgmm.benchmark.timing import count_flops, device_peak_flops, sync
+from phgmm.conventions import IGNORE_INDEX
 from phgmm.engine.graphed import GraphedForward, GraphedTrainStep, training_graph_refusal
 from phgmm.io import parse_wxh
 from phgmm.models import build_model, fold_batchnorm
 
 MODELS = ("phgmm", "deeplabv3")
-IGNORE = 255
 
 
 class Check:
@@ -59,7 +59,7 @@ class Check:
         g = torch.Generator().manual_seed(0)
         self.x = torch.randn(args.batch, 3, h, w, generator=g).to(self.dev).contiguous(memory_format=self.mf)
         self.y = torch.randint(0, 12, (args.batch, h, w), generator=g).to(self.dev)
-        self.y[:, : max(1, h // 16)] = IGNORE
+        self.y[:, : max(1, h // 16)] = IGNORE_INDEX
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.result: dict[str, Any] = {"settings": {

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from ..conventions import IGNORE_INDEX
 from .step import train_step
 
 __all__ = ["OpCounter", "count_ops", "model_op_counts", "op_counts", "PHASES", "DEFAULT_SETTING"]
@@ -40,7 +41,6 @@ PHASES = ("train", "eval", "eval_folded")
 DEFAULT_SETTING = {"backbone": "resnet18", "size_wh": [128, 64], "batch": 2, "num_classes": 12,
                    "postnet": "full", "channels_last": True}
 
-_IGNORE = 255
 _NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
               "lift_fresh", "lift_fresh_copy", "_record_function_enter_new", "_record_function_exit",
               "detach", "alias", "_to_copy_meta", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
@@ -99,7 +99,7 @@ def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int
     w, h = (int(v) for v in size_wh)
     x = torch.randn(batch, 3, h, w).contiguous(memory_format=mf)
     y = torch.randint(0, num_classes, (batch, h, w))
-    y[:, : max(1, h // 16)] = _IGNORE
+    y[:, : max(1, h // 16)] = IGNORE_INDEX
     result = {}
     if "train" in phases:
         step = train_step(model, x, y, memory_format=mf)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..conventions import IGNORE_INDEX
 from ..engine.precision import amp_dtype, autocast, check_device, memory_format
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
@@ -32,7 +33,6 @@ RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
 #: ratios present only when their measurement was asked for (``predict_images``, ``onnx``)
 OPTIONAL_RATIO_KEYS = ("predict_over_forward_images_per_s", "onnx_over_pytorch_time")
 
-_IGNORE = 255
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _inputs(dev: torch.device, mf: torch.memory_format, size: tuple[int, int], b
     x_inf = torch.randn(batch, 3, h, w, device=dev).contiguous(memory_format=mf)
     x_tr = torch.randn(train_batch, 3, h, w, device=dev).contiguous(memory_format=mf)
     y_tr = torch.randint(0, num_classes, (train_batch, h, w), device=dev)
-    y_tr[:, : max(1, h // 16)] = _IGNORE  # a band of ignored pixels, as in real labels
+    y_tr[:, : max(1, h // 16)] = IGNORE_INDEX  # a band of ignored pixels, as in real labels
     return x_inf, x_tr, y_tr
 
 
@@ -246,9 +246,9 @@ def _attach_postnets(model: nn.Module, num_classes: int, backbone: str, cfg: Con
     if getattr(model, "local_space", None) is None:
         raise ValueError("the benchmark measures PHGMM's PostNet: PHGMM needs its local space (use_local)")
     norm = model.build_args.get("summary_norm", "none")
-    model.postnet = PostNet(num_classes, model.num_components, model.latent_dim, backbone, "full", _IGNORE, norm)
+    model.postnet = PostNet(num_classes, model.num_components, model.latent_dim, backbone, "full", IGNORE_INDEX, norm)
     model.decode_posterior = float(cfg.model.decode_posterior)
-    return PostNet(num_classes, model.num_components, model.latent_dim, backbone, "light", _IGNORE, norm)
+    return PostNet(num_classes, model.num_components, model.latent_dim, backbone, "light", IGNORE_INDEX, norm)
 
 
 def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, backbone: str,

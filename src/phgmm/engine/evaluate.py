@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..config import Config, config_from_dict
 from ..models.fold import fold_batchnorm
 from . import distributed as du
+from ..conventions import IGNORE_INDEX
 from .builders import miou_exclusion
 from .checkpoint import inference_model, load_checkpoint, unwrap
 from .latent_probe import LatentOptions, LatentProbe
@@ -80,7 +81,7 @@ class _UncertaintyProbe:
 
         probs = torch.softmax(logits.float(), dim=1).cpu()
         conf, pred = probs.max(1)
-        valid = y != 255
+        valid = y != IGNORE_INDEX
         wrong = pred != y
         entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1)
         self.maps["softmax_entropy"].update(entropy, wrong, valid)
@@ -181,7 +182,7 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     e, n_classes = cfg.eval, cfg.model.num_classes
     names = list(getattr(loader.dataset, "class_names", [str(i) for i in range(n_classes)]))
     excluded = miou_exclusion(cfg, _base_dataset(loader.dataset))
-    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=255, exclude_from_mean=excluded,
+    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=IGNORE_INDEX, exclude_from_mean=excluded,
                                       trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
                                       boundary=trimap if boundary is None else boundary)
     has_z = hasattr(model, "encode") and model.local_space is not None
