@@ -30,6 +30,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..conventions import IGNORE_INDEX
+from ..models.contracts import LatentNetwork
 from .step import train_step
 
 __all__ = ["OpCounter", "count_ops", "model_op_counts", "op_counts", "PHASES", "DEFAULT_SETTING"]
@@ -91,8 +92,7 @@ def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int
 
     torch.manual_seed(seed)
     kwargs = dict(model_kwargs or {})
-    if name == "phgmm":
-        kwargs.setdefault("postnet", postnet)
+    kwargs.setdefault("postnet", postnet)   # PHGMM's; the other networks ignore PHGMM's keys
     model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
     mf = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=mf)
@@ -105,7 +105,7 @@ def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int
         step = train_step(model, x, y, memory_format=mf)
         step()                              # creates the optimiser's moments: not a steady step
         result["train"] = count_ops(step)
-    if name == "phgmm":
+    if isinstance(model, LatentNetwork):
         model.postnet = None                # the inference network, as predict builds it
     model.eval()
     with torch.no_grad():

@@ -193,9 +193,8 @@ def by_operator(ops: list[OpRecord], device: DeviceSpec) -> dict[str, dict[str, 
 def _meta_model(name: str, backbone: str, num_classes: int, dtype: torch.dtype, postnet: str | None,
                 **kwargs: Any) -> nn.Module:
     with torch.device("meta"):
-        if name == "phgmm":
-            kwargs["postnet"] = postnet
-        model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
+        # PHGMM's PostNet; the other networks ignore PHGMM's keys
+        model = build_model(name, num_classes=num_classes, backbone=backbone, **{**kwargs, "postnet": postnet})
     return model.to(dtype=dtype, memory_format=torch.channels_last)
 
 

@@ -16,6 +16,7 @@ from ..conventions import IGNORE_INDEX
 from ..engine.precision import amp_dtype, autocast, check_device, memory_format
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
+from ..models.contracts import LatentNetwork, SegmentationNetwork
 from ..models.fold import fold_batchnorm
 from ..models.postnet import PostNet
 from .opcount import count_ops
@@ -116,18 +117,19 @@ def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any
     run.say(f"{name}: CUDA graphs: training step {t_tr * 1e3:.1f} ms, folded inference {t_inf * 1e3:.1f} ms")
 
 
-def _count_kernels(run: _Run, model: nn.Module, is_phgmm: bool, entry: dict[str, Any]) -> None:
+def _count_kernels(run: _Run, model: nn.Module, entry: dict[str, Any]) -> None:
     """Operators that launch a kernel in one eager training step and one inference (opcount.py):
     what an eager GPU step pays in launches."""
     step = _train_step(run, model)
     step()                                                # the optimiser's moments exist from here
     entry["train_kernels"] = count_ops(step).total_kernels
-    if is_phgmm:
+    latent = isinstance(model, LatentNetwork)
+    if latent:                                            # the inference network has no PostNet
         postnet, model.postnet = model.postnet, None
     model.eval()
     with torch.no_grad(), run.autocast():
         entry["infer_kernels"] = count_ops(lambda: model(run.x_inf)).total_kernels
-    if is_phgmm:
+    if latent:
         model.postnet = postnet
 
 
@@ -158,7 +160,7 @@ def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, 
     infer = _infer(run, model)
     entry["infer_peak_memory"] = _warm(run, infer)
     extra: dict[str, float] = {}
-    if name == "phgmm":
+    if isinstance(model, LatentNetwork):
         folded_model = fold_batchnorm(model)             # as phgmm predict and evaluate run it
         others = {"encoder": _infer(run, model.encoder), "folded": _infer(run, folded_model),
                   "folded_encoder": _infer(run, folded_model.encoder)}
@@ -232,9 +234,8 @@ def _model_builder(config: Any, backbone: str, num_classes: int,
         return from_config
 
     def from_kwargs(name: str) -> nn.Module:
-        kwargs = {k: v for k, v in model_kwargs.get(name, {}).items() if k != "postnet"}
-        if name == "phgmm":
-            kwargs["postnet"] = None
+        # the inference network: no PostNet (PHGMM's key; the other networks ignore PHGMM's keys)
+        kwargs = {**model_kwargs.get(name, {}), "postnet": None}
         return build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
     return from_kwargs
 
@@ -254,14 +255,14 @@ def _attach_postnets(model: nn.Module, num_classes: int, backbone: str, cfg: Con
 def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, backbone: str,
                    results: dict[str, Any], phgmm: dict[str, Any]) -> None:
     """Every measurement of one model into ``results[name]``; PHGMM's extras into ``phgmm``."""
-    is_phgmm = name == "phgmm"
-    light = _attach_postnets(model, num_classes, backbone, run.cfg) if is_phgmm else None
+    latent = isinstance(model, LatentNetwork)
+    light = _attach_postnets(model, num_classes, backbone, run.cfg) if latent else None
     model.to(run.dev, memory_format=run.mf)
-    params = (dict(model.parameter_counts()) if hasattr(model, "parameter_counts")
+    params = (dict(model.parameter_counts()) if isinstance(model, SegmentationNetwork)
               else {"inference_total": sum(p.numel() for p in model.parameters())})
     entry: dict[str, Any] = {"params": params, "memory_kind": PeakMemory(run.dev).kind}
     extra = _measure_inference(run, name, model, entry)
-    if is_phgmm:
+    if latent:
         light = light.to(run.dev, memory_format=run.mf)
         phgmm.update(extra, train_variants=_measure_phgmm_training(run, model, light, entry))
         entry["params"]["postnet_light"] = sum(p.numel() for p in light.parameters())
@@ -273,7 +274,7 @@ def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, bac
     if run.count_flops:
         entry["train_flops"] = count_flops(_train_step(run, model))
         entry["train_mfu"] = _mfu(run, entry["train_flops"], t_tr)
-    _count_kernels(run, model, is_phgmm, entry)
+    _count_kernels(run, model, entry)
     if run.graphs and run.dev.type == "cuda":
         _measure_graphs(run, name, model, entry)
         if run.count_flops:

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict
+from ..models.contracts import LatentNetwork
 from ..models.fold import fold_batchnorm
 from . import distributed as du
 from ..conventions import IGNORE_INDEX
@@ -142,7 +143,7 @@ def _forward(model: nn.Module, x: torch.Tensor, cfg: Config):
     """``(enc, logits)`` of a batch: PHGMM decodes the means of its own codes (``enc`` is kept for
     the latent probes); with slide / flip / scales, the logits are what ``phgmm predict`` computes."""
     e = cfg.eval
-    enc = model.encode(x) if hasattr(model, "encode") else None
+    enc = model.encode(x) if isinstance(model, LatentNetwork) else None
     if e.mode != "whole" or e.flip or tuple(e.scales) != (1.0,):
         from .inference import infer_logits
         return enc, infer_logits(model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride,
@@ -185,10 +186,11 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     evaluator = SegmentationEvaluator(n_classes, names, ignore_index=IGNORE_INDEX, exclude_from_mean=excluded,
                                       trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
                                       boundary=trimap if boundary is None else boundary)
-    has_z = hasattr(model, "encode") and model.local_space is not None
+    latent_spaces = isinstance(model, LatentNetwork)
+    has_z = latent_spaces and model.local_space is not None
     cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
     probe = (LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level), excluded)
-             if hasattr(model, "encode") and (e.latent if latent is None else latent) else None)
+             if latent_spaces and (e.latent if latent is None else latent) else None)
     unc = (_UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
            if (e.uncertainty if uncertainty is None else uncertainty) else None)
     probes = [p for p in (cluster, probe, unc) if p is not None]

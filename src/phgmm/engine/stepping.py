@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..models.contracts import LatentNetwork
 from .checkpoint import unwrap
 from .precision import autocast
 
@@ -33,8 +34,9 @@ LOSS_TERMS = ("total", "g", "z", "s")
 
 
 def takes_labels(model: nn.Module) -> bool:
-    """PHGMM's training forward reads the labels (for PostNet); the baselines take the image only."""
-    return hasattr(unwrap(model), "infer")
+    """A network with latent spaces (PHGMM) reads the labels in its training forward (for PostNet);
+    the others take the image only."""
+    return isinstance(unwrap(model), LatentNetwork)
 
 
 def loss_terms(net: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,

@@ -38,6 +38,7 @@ from ..io import check_output_dir, write_json
 from ..threads import thread_budget
 from . import distributed as du
 from ..data.datasets import check_disjoint_splits
+from ..models.contracts import LatentNetwork, SegmentationNetwork
 from .builders import build_dataset_from_config, build_loss, build_model_from_config, describe_miou_classes
 from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
                          save_checkpoint, unwrap)
@@ -277,7 +278,8 @@ class Trainer:
             # samples are decoded. find_unused_parameters cannot see through the output's
             # distributions (it would mark used parameters unused), but the graph is the same every
             # step, so a static graph lets DDP learn once which parameters sit out.
-            unused = cfg.model.name == "phgmm" and cfg.model.postnet is None and not cfg.model.sample_latent
+            unused = (isinstance(self.model, LatentNetwork) and cfg.model.postnet is None
+                      and not cfg.model.sample_latent)
             self.net = DistributedDataParallel(self.model, device_ids=ids, static_graph=unused)
         if cfg.train.compile:
             self.net = torch.compile(self.net, mode=cfg.train.compile_mode)
@@ -321,7 +323,7 @@ class Trainer:
     def summary(self, resumed: dict[str, Any] | None = None) -> str:
         """The start-of-run summary: model, device, data, schedule, outputs (and the resume point)."""
         cfg, t, s = self.cfg, self.cfg.train, self.state
-        counts = self.model.parameter_counts() if hasattr(self.model, "parameter_counts") else {}
+        counts = self.model.parameter_counts() if isinstance(self.model, SegmentationNetwork) else {}
         params = ""
         if counts:
             params = f", {counts['inference_total'] / 1e6:.2f} M parameters"
