@@ -50,7 +50,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "phgmm"                  # phgmm | deeplabv3 | fcn8s | pspnet | unet
+    name: str = "phgmm"                  # a registered network: `phgmm models` lists them (MODEL_NAMES)
     backbone: str = "resnet101"
     num_classes: int = 12
     num_components: int = 12             # K

@@ -100,10 +100,6 @@ class ClassTable:
     def num_classes(self) -> int:
         return len(self.names)
 
-    def class_ids(self, cls: int) -> list[int]:
-        """Native ids mapped to class index ``cls``."""
-        return sorted(i for i, c in self.id_to_class.items() if c == cls)
-
     def unknown_ids_in(self, label: np.ndarray) -> list[int]:
         """Native ids present in ``label`` that the table does not know (sorted)."""
         if label.dtype == np.uint8:

@@ -405,7 +405,7 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
-        if state.get("loss") and isinstance(self.loss_fn, nn.Module):
+        if state.get("loss"):       # GECO's state (an older checkpoint saved none)
             self.loss_fn.load_state_dict(state["loss"])
         if state.get("world_size", 1) == du.world_size():
             restore_rng(state["rng"])
@@ -445,8 +445,7 @@ class Trainer:
         """A checkpoint of the current position (what ``--resume`` reads)."""
         return {**self.state.state_dict(), "rng": capture_rng(), "config": config_to_dict(self.cfg),
                 "classes": self.classes, "world_size": du.world_size(),
-                # GECO's multiplier and moving average (a plain function as the loss has no state)
-                "loss": self.loss_fn.state_dict() if isinstance(self.loss_fn, nn.Module) else {},
+                "loss": self.loss_fn.state_dict(),      # GECO's multiplier and moving average
                 "epoch_running": self._running_now()}   # the unfinished epoch's loss sums
 
     def save_checkpoints(self, best: bool = False) -> None:

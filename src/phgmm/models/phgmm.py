@@ -77,7 +77,7 @@ def _merged_level_weights(owners: Sequence[MultiLevelSummary], skip_convs: Seque
                           ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per encoder level, the summary convolutions' (owners' order) and the skip convolution's
     weights and biases concatenated along the output channels, all levels built by one
-    ``torch.cat`` (eight per call before: a weight and a bias per level), in the weights' memory
+    ``torch.cat`` (one kernel, not one per level's weight and bias), in the weights' memory
     format. Under autocast the merged tensors are cast once here instead of once per convolution
     (the same rounding of the same values). Weights that are neither contiguous nor channels-last,
     or mixed formats within a level, fall back to a concatenation per level."""
