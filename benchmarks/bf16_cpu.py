@@ -6,8 +6,9 @@ inference `phgmm predict` runs, for every network, with ONNX Runtime (fp32) besi
 Each network is built from one config (default ``camvid``: ResNet-18, 240x176, batch 8) with
 ``model.name`` set to it; the fp32 and bf16 copies start from the same weights. The training step is
 :func:`phgmm.engine.stepping.training_step` with the config's loss and fused AdamW, exactly as the
-trainer calls it; inference is the BatchNorm-folded network, batch 1, at each ``--infer-sizes``, its
-convolution and linear weights cast to bf16 once for the bf16 pass (``precision.cast_for_autocast``).
+trainer calls it (:func:`phgmm.benchmark.step.train_step`, as ``phgmm benchmark`` times it);
+inference is the BatchNorm-folded network, batch 1, at each ``--infer-sizes``, its convolution and
+linear weights cast to bf16 once for the bf16 pass (``precision.cast_for_autocast``).
 Within a network the two precisions (and ONNX Runtime) are timed round-robin (A B A B …), so the
 printed ratios hold on a busy machine; absolute times are only comparable within one run.
 """
@@ -28,11 +29,11 @@ from typing import Any, Callable
 import torch
 
 from phgmm.benchmark.timing import time_interleaved
+from phgmm.benchmark.step import train_step
 from phgmm.config import load_config
-from phgmm.engine.builders import build_loss, build_model_from_config
+from phgmm.conventions import IGNORE_INDEX
+from phgmm.engine.builders import build_model_from_config
 from phgmm.engine.precision import autocast, cast_for_autocast, cpu_bf16
-from phgmm.engine.stepping import StepParts, training_step
-from phgmm.engine.train import build_optimizer
 from phgmm.models import MODEL_NAMES
 from phgmm.models.fold import fold_batchnorm
 
@@ -51,17 +52,8 @@ def _batch(cfg: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(cfg.train.batch_size, 3, h, w, generator=g)
     y = torch.randint(0, cfg.model.num_classes, (cfg.train.batch_size, h, w), generator=g)
-    y[:, : max(1, h // 16)] = 255
+    y[:, : max(1, h // 16)] = IGNORE_INDEX
     return x, y
-
-
-def _step(cfg: Any, model: torch.nn.Module, amp: torch.dtype | None, x: torch.Tensor,
-          y: torch.Tensor) -> Callable[[], None]:
-    """The trainer's eager step for ``model`` in ``amp`` (None: fp32)."""
-    parts = StepParts(model, model, build_loss(cfg), build_optimizer(model, cfg.train.lr, cfg.train.weight_decay),
-                      torch.amp.GradScaler("cpu", enabled=False), CPU, amp, CL,
-                      takes_labels=hasattr(model, "infer"), grad_clip=cfg.train.grad_clip)
-    return lambda: training_step(parts, x, y)
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor, amp: torch.dtype | None) -> Callable[[], None]:
@@ -100,7 +92,8 @@ def measure(name: str, cfg_name: str, sizes: list[tuple[int, int]], iters: int, 
     m32 = build_model_from_config(cfg).to(memory_format=CL)
     m16 = copy.deepcopy(m32)
     x, y = _batch(cfg, seed)
-    steps = {"fp32": _step(cfg, m32, None, x, y), "bf16": _step(cfg, m16, torch.bfloat16, x, y)}
+    steps = {"fp32": train_step(m32, x, y, cfg, CPU, None, CL),
+             "bf16": train_step(m16, x, y, cfg, CPU, torch.bfloat16, CL)}
     for fn in steps.values():
         fn()                                               # warm-up: optimiser state, oneDNN primitives
     t = time_interleaved(steps, CPU, iters)

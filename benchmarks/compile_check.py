@@ -22,6 +22,7 @@ import torch
 
 from phgmm import PHGMM, PHGMMLoss
 from phgmm.benchmark.timing import sync, time_interleaved
+from phgmm.conventions import IGNORE_INDEX
 from phgmm.engine.stepping import batched_bn_counters
 from phgmm.engine.train import build_optimizer
 from phgmm.io import parse_wxh
@@ -76,7 +77,7 @@ def main() -> None:
     w, h = args.size
     x = torch.randn(args.batch, 3, h, w, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 12, (args.batch, h, w), device=dev)
-    y[:, : h // 16] = 255
+    y[:, : h // 16] = IGNORE_INDEX
     print(f"{dev}{' ' + torch.cuda.get_device_name() if cuda else ''}, torch {torch.__version__}, "
           f"{args.backbone}, {w}×{h}, batch {args.batch}", flush=True)
     results: dict[str, float] = {}

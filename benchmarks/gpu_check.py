@@ -4,8 +4,8 @@
                                    [--batch 16] [--steps 10] [--modes eager,graphed,compiled]
                                    [--budget-s 540] [--camvid ROOT] [--tiny]
 
-For PHGMM (full PostNet, PHGMMLoss) and DeepLab v3 (cross-entropy), bf16 autocast on CUDA,
-channels-last, random inputs:
+For PHGMM (full PostNet) and DeepLab v3, each with the default config's loss (the step ``phgmm
+train`` runs, ``phgmm.benchmark.step``), bf16 autocast on CUDA, channels-last, random inputs:
 
 1. kernels per training step: the dispatch counter's kernel-launching operators
    (``phgmm.benchmark.opcount``) and, on CUDA, the kernels ``torch.profiler`` saw in one eager step;
@@ -34,17 +34,15 @@ from typing import Any, Callable
 
 import torch
 
-from phgmm.benchmark.opcount import count_ops, training_step
-from phgmm.benchmark.run import _CrossEntropyTerms
+from phgmm.benchmark.opcount import count_ops
+from phgmm.benchmark.step import step_parts, train_step
 from phgmm.benchmark.timing import count_flops, device_peak_flops, sync
+from phgmm.conventions import IGNORE_INDEX
 from phgmm.engine.graphed import GraphedForward, GraphedTrainStep, training_graph_refusal
-from phgmm.engine.train import build_optimizer
 from phgmm.io import parse_wxh
-from phgmm.losses import PHGMMLoss
 from phgmm.models import build_model, fold_batchnorm
 
 MODELS = ("phgmm", "deeplabv3")
-IGNORE = 255
 
 
 class Check:
@@ -61,7 +59,7 @@ class Check:
         g = torch.Generator().manual_seed(0)
         self.x = torch.randn(args.batch, 3, h, w, generator=g).to(self.dev).contiguous(memory_format=self.mf)
         self.y = torch.randint(0, 12, (args.batch, h, w), generator=g).to(self.dev)
-        self.y[:, : max(1, h // 16)] = IGNORE
+        self.y[:, : max(1, h // 16)] = IGNORE_INDEX
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.result: dict[str, Any] = {"settings": {
@@ -92,9 +90,6 @@ class Check:
         kwargs = {"postnet": "full" if train else None} if name == "phgmm" else {}
         return build_model(name, backbone=self.args.backbone, **kwargs).to(self.dev, memory_format=self.mf)
 
-    def loss(self, name: str) -> torch.nn.Module:
-        return PHGMMLoss(ignore_index=IGNORE) if name == "phgmm" else _CrossEntropyTerms()
-
 
 class _Null:
     def __enter__(self) -> None:
@@ -117,15 +112,13 @@ def median_time(fn: Callable[[], Any], dev: torch.device, steps: int, warmup: in
     return statistics.median(times)
 
 
-def eager_step(c: Check, name: str, model: torch.nn.Module) -> Callable[[], torch.Tensor]:
-    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
-    loss = PHGMMLoss(ignore_index=IGNORE) if name == "phgmm" else None
-    return training_step(model, opt, c.x, c.y, loss, c.autocast())
+def eager_step(c: Check, model: torch.nn.Module) -> Callable[[], torch.Tensor]:
+    return train_step(model, c.x, c.y, device=c.dev, amp=c.amp, memory_format=c.mf)
 
 
-def graphed_step(c: Check, name: str, model: torch.nn.Module) -> Callable[[], torch.Tensor]:
-    graphed = GraphedTrainStep(model, c.loss(name), build_optimizer(model, lr=1e-4, weight_decay=0.01), c.dev,
-                               c.amp, takes_labels=name == "phgmm", memory_format=c.mf)
+def graphed_step(c: Check, model: torch.nn.Module) -> Callable[[], torch.Tensor]:
+    p = step_parts(model, device=c.dev, amp=c.amp, memory_format=c.mf)
+    graphed = GraphedTrainStep(model, p.loss_fn, p.optimizer, c.dev, c.amp, p.grad_clip, p.takes_labels, c.mf)
 
     def step() -> torch.Tensor:
         model.train()
@@ -136,7 +129,7 @@ def graphed_step(c: Check, name: str, model: torch.nn.Module) -> Callable[[], to
 def part_kernels(c: Check) -> None:
     for name in MODELS:
         model = c.model(name)
-        step = eager_step(c, name, model)
+        step = eager_step(c, model)
         step()
         e = c.entry(name)
         counter = count_ops(step)
@@ -166,18 +159,18 @@ def part_training(c: Check, mode: str) -> None:
             continue
         model = c.model(name)
         if mode == "graphed":
-            why = training_graph_refusal(c.dev, c.amp, model=model, loss_fn=c.loss(name))
+            why = training_graph_refusal(c.dev, c.amp, model=model, loss_fn=step_parts(model).loss_fn)
             if why:
                 c.note(f"training graphed, {name}: skipped: {why}")
                 return
-            step = graphed_step(c, name, model)
+            step = graphed_step(c, model)
         elif mode == "compiled":
             if not c.cuda and not c.args.compile_on_cpu:
                 c.note("training compiled: skipped on a CPU (--compile-on-cpu runs it)")
                 return
-            step = eager_step(c, name, torch.compile(model))
+            step = eager_step(c, torch.compile(model))
         else:
-            step = eager_step(c, name, model)
+            step = eager_step(c, model)
         t0 = time.perf_counter()
         step()
         sync(c.dev)
@@ -232,19 +225,14 @@ def part_loss_match(c: Check, steps: int = 20) -> None:
     losses = {}
     for mode in ("eager", "graphed"):
         model = c.model("phgmm")
-        loss_fn = PHGMMLoss(ignore_index=IGNORE)
-        opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
-        graphed = GraphedTrainStep(model, loss_fn, opt, c.dev, c.amp, memory_format=c.mf) if mode == "graphed" else None
+        step = graphed_step(c, model) if mode == "graphed" else eager_step(c, model)
         values = []
         for x, y in batches:
-            if graphed is not None:
-                values.append(float(graphed.step(x, y)[0]))
-            else:
-                c.x.copy_(x)
-                c.y.copy_(y)
-                values.append(float(training_step(model, opt, c.x, c.y, loss_fn, c.autocast())()))
+            c.x.copy_(x)
+            c.y.copy_(y)
+            values.append(float(step()[0]))
         losses[mode] = values
-        del model, opt, graphed
+        del model, step
         _free(c)
     rel = [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses["graphed"], losses["eager"])]
     c.result["loss_match"] = {"steps": steps, "eager": losses["eager"], "graphed": losses["graphed"],

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from phgmm.conventions import IGNORE_INDEX
 from phgmm.data.datasets import build_dataset
 from phgmm.losses import PHGMMLoss
 from phgmm.models import build_model
@@ -38,8 +39,8 @@ def _batch_stat_forward(model: nn.Module, x: torch.Tensor) -> object:
 
 
 def _miou(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
-    """Mean IoU over the classes present in labels or predictions (255 ignored)."""
-    keep = y != 255
+    """Mean IoU over the classes present in labels or predictions (IGNORE_INDEX ignored)."""
+    keep = y != IGNORE_INDEX
     p, t = pred[keep].numpy(), y[keep].numpy()
     ious = []
     for c in range(num_classes):
@@ -52,7 +53,7 @@ def _miou(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
 def run(name: str, x: torch.Tensor, y: torch.Tensor, steps: int, every: int, seed: int) -> list[dict]:
     torch.manual_seed(seed)
     model = build_model(name, num_classes=12)
-    loss_fn = PHGMMLoss(ignore_index=255)
+    loss_fn = PHGMMLoss()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     rows, start = [], time.perf_counter()
     for step in range(1, steps + 1):

@@ -1,6 +1,6 @@
 """The package's import graph: no cycle, and no import from a lower layer to a higher one.
 
-Layers, low to high (README "Architecture"): basics (version, io, configs, threads) → config → data, metrics,
+Layers, low to high (README "Architecture"): basics (version, io, conventions, configs, threads) → config → data, metrics,
 report, visualize → models, losses → engine → experiments, benchmark, pretrained → cli and the
 package root. Imports inside functions count too: a lazy import is still a dependency.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "phgmm"
 
 LAYERS = [
-    ("phgmm.version", "phgmm.io", "phgmm.configs", "phgmm.threads"),
+    ("phgmm.version", "phgmm.io", "phgmm.conventions", "phgmm.configs", "phgmm.threads"),
     ("phgmm.config",),
     ("phgmm.data", "phgmm.metrics", "phgmm.report", "phgmm.visualize"),
     ("phgmm.models", "phgmm.losses"),

@@ -102,14 +102,16 @@ def test_sigint_mid_epoch_finishes_the_step_and_resumes_bit_identically(synth_ro
     real = train_mod.build_loss
 
     def interrupting_loss(c):
-        fn = real(c)
+        loss = real(c)
+        forward = loss.forward
 
         def wrapped(out, y, step=None):
             calls["n"] += 1
             if calls["n"] == 2:
                 os.kill(os.getpid(), signal.SIGINT)   # a real Ctrl-C in the middle of step 2
-            return fn(out, y, step=step)
-        return wrapped
+            return forward(out, y, step=step)
+        loss.forward = wrapped                        # still the configured loss, with its state
+        return loss
     monkeypatch.setattr(train_mod, "build_loss", interrupting_loss)
     cfg = tiny_cfg(synth_root, tmp_path / "int", *extra)
     with pytest.raises(TrainingInterrupted):

@@ -15,8 +15,8 @@ import torch
 from phgmm import PHGMM, PHGMMLoss
 from phgmm.engine.graphed import (GraphedForward, GraphedTrainStep, StaticBatch, make_capturable,
                                   training_graph_refusal)
-from phgmm.engine.stepping import batched_bn_counters
-from phgmm.engine.train import LOSS_TERMS, build_optimizer, poly_lambda
+from phgmm.engine.stepping import LOSS_TERMS, batched_bn_counters
+from phgmm.engine.train import build_optimizer, poly_lambda
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CUDA = torch.device("cuda")          # a device object only: nothing runs on it here

@@ -17,6 +17,9 @@ from typing import Any, Iterable, get_type_hints
 
 import yaml
 
+from .conventions import (CE_SCALES, EVAL_MODES, KL_DIRECTIONS, KL_METHODS, LATENT_PARTNERS, POSTNET_VARIANTS,
+                          SUMMARY_NORMS, UNKNOWN_IDS, VAL_LATENT_LEVELS)
+
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
            "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
            "save_config", "all_keys", "validate", "RECIPES", "load_yaml_text"]
@@ -47,7 +50,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "phgmm"                  # phgmm | deeplabv3 | fcn8s | pspnet | unet
+    name: str = "phgmm"                  # a registered network: `phgmm models` lists them (MODEL_NAMES)
     backbone: str = "resnet101"
     num_classes: int = 12
     num_components: int = 12             # K
@@ -274,6 +277,12 @@ def _check(ok: bool, where: str, key: str, value: Any, need: str) -> None:
         raise ConfigError(f"{where}: {key} must be {need}, got {value!r}")
 
 
+def _either(values: Iterable[str]) -> str:
+    """``a, b or c``."""
+    *first, last = values
+    return f"{', '.join(first)} or {last}" if first else last
+
+
 def validate(cfg: Config, where: str = "config") -> Config:
     """Refuse values no run can use, naming the key: sizes, counts, rates, choices."""
     d, m, l, t, e = cfg.data, cfg.model, cfg.loss, cfg.train, cfg.eval
@@ -284,7 +293,7 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(cfg.threads is None or cfg.threads >= 1, where, "threads", cfg.threads, "null (automatic) or >= 1")
     _check(d.samples_per_epoch is None or d.samples_per_epoch >= 1, where, "data.samples_per_epoch",
            d.samples_per_epoch, "null or >= 1")
-    _check(d.unknown_ids in ("error", "ignore"), where, "data.unknown_ids", d.unknown_ids, "error or ignore")
+    _check(d.unknown_ids in UNKNOWN_IDS, where, "data.unknown_ids", d.unknown_ids, _either(UNKNOWN_IDS))
     _check(0.0 <= d.max_bad_fraction <= 1.0, where, "data.max_bad_fraction", d.max_bad_fraction, "in [0, 1]")
     _check(m.num_classes >= 2, where, "model.num_classes", m.num_classes, ">= 2")
     _check(m.num_components >= 1, where, "model.num_components", m.num_components, ">= 1")
@@ -294,20 +303,20 @@ def validate(cfg: Config, where: str = "config") -> Config:
         _check(getattr(m, key) >= 1, where, f"model.{key}", getattr(m, key), ">= 1")
     _check(len(m.decoder_units) == 4 and all(u >= 1 for u in m.decoder_units), where, "model.decoder_units",
            list(m.decoder_units), "four numbers >= 1 (one per decoder group)")
-    _check(m.postnet in ("full", "light", None), where, "model.postnet", m.postnet, "full, light or null")
+    _check(m.postnet in (*POSTNET_VARIANTS, None), where, "model.postnet", m.postnet,
+           _either((*POSTNET_VARIANTS, "null")))
     _check(0.0 <= m.decode_posterior <= 1.0, where, "model.decode_posterior", m.decode_posterior, "in [0, 1]")
     _check(0.0 <= m.skip_dropout < 1.0, where, "model.skip_dropout", m.skip_dropout, "in [0, 1)")
-    _check(m.summary_norm in ("none", "batch"), where, "model.summary_norm", m.summary_norm, "none or batch")
-    _check(l.ce_scale in ("mean", "eq7", "sum"), where, "loss.ce_scale", l.ce_scale, "mean, eq7 or sum")
-    _check(l.kl_direction in ("q_to_posterior", "posterior_to_q"), where, "loss.kl_direction", l.kl_direction,
-           "q_to_posterior or posterior_to_q")
+    _check(m.summary_norm in SUMMARY_NORMS, where, "model.summary_norm", m.summary_norm, _either(SUMMARY_NORMS))
+    _check(l.ce_scale in CE_SCALES, where, "loss.ce_scale", l.ce_scale, _either(CE_SCALES))
+    _check(l.kl_direction in KL_DIRECTIONS, where, "loss.kl_direction", l.kl_direction, _either(KL_DIRECTIONS))
     _check(l.geco_target is None or math.isfinite(l.geco_target), where, "loss.geco_target", l.geco_target,
            "null or a number")
     _check(math.isfinite(l.geco_rate) and l.geco_rate >= 0, where, "loss.geco_rate", l.geco_rate, ">= 0")
     _check(0.0 <= l.geco_alpha < 1.0, where, "loss.geco_alpha", l.geco_alpha, "in [0, 1)")
     _check(cfg.recipe is None or cfg.recipe in RECIPES, where, "recipe", cfg.recipe,
            "null or one of " + ", ".join(RECIPES))
-    _check(l.kl in ("matched", "mc", "variational"), where, "loss.kl", l.kl, "matched, mc or variational")
+    _check(l.kl in KL_METHODS, where, "loss.kl", l.kl, _either(KL_METHODS))
     for key in ("lambda_g", "lambda_z", "lambda_s", "free_bits"):
         v = getattr(l, key)
         _check(math.isfinite(v) and v >= 0, where, f"loss.{key}", v, "a finite number >= 0")
@@ -334,13 +343,13 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(e.batch_size >= 1, where, "eval.batch_size", e.batch_size, ">= 1")
     _check(e.trimap_max_width >= 1, where, "eval.trimap_max_width", e.trimap_max_width, ">= 1")
     _check(e.uncertainty_samples >= 0, where, "eval.uncertainty_samples", e.uncertainty_samples, ">= 0")
-    _check(set(e.latent_partners) <= {"random", "far", "zero", "mean", "adjacent"}, where, "eval.latent_partners",
-           list(e.latent_partners), "a list of random, far, zero, mean, adjacent")
+    _check(set(e.latent_partners) <= set(LATENT_PARTNERS), where, "eval.latent_partners",
+           list(e.latent_partners), "a list of " + ", ".join(LATENT_PARTNERS))
     for key in ("latent_mi_samples", "latent_sensitivity_batches"):
         _check(getattr(e, key) >= 0, where, f"eval.{key}", getattr(e, key), ">= 0 (0 turns it off)")
     e.val_latent = _VAL_LATENT_ALIASES.get(str(e.val_latent).lower(), e.val_latent)
-    _check(e.val_latent in ("full", "light", "off"), where, "eval.val_latent", e.val_latent, "full, light or off")
-    _check(e.mode in ("whole", "slide"), where, "eval.mode", e.mode, "whole or slide")
+    _check(e.val_latent in VAL_LATENT_LEVELS, where, "eval.val_latent", e.val_latent, _either(VAL_LATENT_LEVELS))
+    _check(e.mode in EVAL_MODES, where, "eval.mode", e.mode, _either(EVAL_MODES))
     _check(len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales), where, "eval.scales",
            list(e.scales), "one or more positive factors")
     return cfg

@@ -45,16 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Independent, MixtureSameFamily, Normal, kl_divergence
 
+from .conventions import CE_SCALES, IGNORE_INDEX, KL_DIRECTIONS, KL_METHODS
 from .models.auxiliary import AuxLogits
 
 __all__ = ["gmm_kl", "gmm_kl_per_dim", "gaussian_kl_per_dim", "soft_iou_loss", "segmentation_loss",
            "PHGMMLoss", "KL_METHODS", "CE_SCALES", "KL_DIRECTIONS"]
-
-KL_METHODS = ("matched", "mc", "variational")
-#: the cross-entropy's reduction in ℓ_s (see :func:`segmentation_loss`)
-CE_SCALES = ("mean", "eq7", "sum")
-#: which way ℓ_z's KL runs: Eq. 6's KL(q(z|x) ‖ p(z|x,y)), or the Probabilistic U-Net's reverse
-KL_DIRECTIONS = ("q_to_posterior", "posterior_to_q")
 
 
 def _components(m: MixtureSameFamily) -> tuple[torch.Tensor, Independent]:
@@ -132,7 +127,7 @@ def gmm_kl(q: MixtureSameFamily, p: MixtureSameFamily, method: str = "matched",
     return (pi_q * (self_term - cross_term)).sum(-1)
 
 
-def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                   smooth: float = 1.0) -> torch.Tensor:
     """1 − mean over classes of the soft IoU, from the softmax over the batch's non-ignored pixels.
 
@@ -151,7 +146,7 @@ def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
     return 1.0 - ((inter + smooth) / (union + smooth)).mean()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
                       ce_scale: str = "mean") -> torch.Tensor:
     """ℓ_s of Eq. (7): pixel cross-entropy + soft-IoU loss.
 
@@ -197,7 +192,7 @@ class PHGMMLoss(nn.Module):
     """
 
     def __init__(self, lambda_g: float = 1.1, lambda_z: float = 0.4, lambda_s: float = 0.4,
-                 kl: str = "matched", ignore_index: int = 255, mc_samples: int = 1,
+                 kl: str = "matched", ignore_index: int = IGNORE_INDEX, mc_samples: int = 1,
                  warmup_steps: int = 0, free_bits: float = 0.0, decode_posterior: float = 0.0,
                  ce_scale: str = "mean", kl_direction: str = "q_to_posterior",
                  geco_target: float | None = None, geco_rate: float = 0.01, geco_alpha: float = 0.99,

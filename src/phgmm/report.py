@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .conventions import IGNORE_INDEX
 from .io import atomic_write_bytes
 from .visualize import colorize, error_overlay, heatmap, to_numpy, to_rgb_uint8
 
@@ -502,7 +503,7 @@ def _num_colors(names: list[str], samples: Sequence[tuple] | None, ignore_index:
 def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequence[str] | None = None,
                  colors: Sequence[Sequence[int]] | None = None, samples: Sequence[tuple] | None = None,
                  tsne: tuple | None = None, title: str = "phgmm evaluation",
-                 exclude_from_mean: Sequence[int] | None = None, ignore_index: int = 255) -> Path:
+                 exclude_from_mean: Sequence[int] | None = None, ignore_index: int = IGNORE_INDEX) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; returns the path.
 
     ``metrics`` uses the ``metrics.json`` keys (``miou``, ``iou``, ``precision``, ``recall``,

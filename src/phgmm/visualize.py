@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .conventions import IGNORE_INDEX
 from .io import to_numpy
 
 __all__ = ["to_numpy", "to_rgb_uint8", "colorize", "overlay", "error_overlay", "heatmap",
@@ -93,7 +94,7 @@ def overlay(rgb: Any, color_mask: Any, alpha: float = 0.5) -> np.ndarray:
     return np.clip((1.0 - alpha) * a + alpha * b, 0, 255).round().astype(np.uint8)
 
 
-def error_overlay(rgb: Any, pred: Any, target: Any, ignore_index: int = 255, alpha: float = 0.5) -> np.ndarray:
+def error_overlay(rgb: Any, pred: Any, target: Any, ignore_index: int = IGNORE_INDEX, alpha: float = 0.5) -> np.ndarray:
     """Green where ``pred == target``, red where wrong, gray where ``target == ignore_index``,
     blended over ``rgb`` (paper Fig. 8)."""
     p = to_numpy(pred)

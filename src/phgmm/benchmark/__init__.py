@@ -3,9 +3,10 @@
 :func:`run_benchmark` builds every requested network on the same backbone and, on the same random
 inputs, measures
 
-* training throughput — images/s of a full step: forward, loss, backward, optimiser step (AdamW).
-  PHGMM uses :class:`phgmm.losses.PHGMMLoss` (labels go to PostNet); the baselines use
-  cross-entropy;
+* training throughput — images/s of the step ``phgmm train`` runs
+  (:func:`phgmm.engine.stepping.training_step` via :func:`phgmm.benchmark.step.train_step`):
+  forward, the configured loss (:class:`phgmm.losses.PHGMMLoss`; labels go to PHGMM's PostNet),
+  backward, fused AdamW step;
 * inference throughput — eval mode under ``torch.no_grad`` (PHGMM's eval forward: no PostNet);
 * peak memory — on CUDA ``torch.cuda.max_memory_allocated`` per phase; on CPU the growth of the
   process's resident-set high-water mark (``getrusage`` ``ru_maxrss``) during the phase, labelled

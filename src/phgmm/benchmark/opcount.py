@@ -14,9 +14,9 @@ Two figures per phase:
   ``split``, ``expand``, ``t`` …), allocations of uninitialised memory (``empty*``) and
   metadata-only calls. This is the figure to compare with a GPU profile's kernel count.
 
-The training step is what ``phgmm train`` and ``phgmm benchmark`` run (forward, loss — PHGMMLoss
-with the full PostNet for PHGMM, cross-entropy for the others —, backward, fused AdamW step), the
-second step after one untimed one (the first creates the optimiser's moments). The eval forward is
+The training step is what ``phgmm train`` and ``phgmm benchmark`` run (:func:`phgmm.benchmark.step.train_step`:
+forward, the default config's loss — with the full PostNet for PHGMM —, backward, fused AdamW
+step), the second step after one untimed one (the first creates the optimiser's moments). The eval forward is
 ``model.eval()`` under ``torch.no_grad``, unfolded and with BatchNorm folded (what ``phgmm
 predict`` and ``evaluate`` run).
 """
@@ -27,14 +27,13 @@ import collections
 from typing import Any, Callable, Sequence
 
 import torch
-from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..engine.stepping import batched_bn_counters
-from ..models.auxiliary import cross_entropy_with_aux
+from ..conventions import IGNORE_INDEX
+from ..models.contracts import LatentNetwork
+from .step import train_step
 
-__all__ = ["OpCounter", "count_ops", "training_step", "model_op_counts", "op_counts", "PHASES",
-           "DEFAULT_SETTING"]
+__all__ = ["OpCounter", "count_ops", "model_op_counts", "op_counts", "PHASES", "DEFAULT_SETTING"]
 
 #: the phases counted per model
 PHASES = ("train", "eval", "eval_folded")
@@ -43,7 +42,6 @@ PHASES = ("train", "eval", "eval_folded")
 DEFAULT_SETTING = {"backbone": "resnet18", "size_wh": [128, 64], "batch": 2, "num_classes": 12,
                    "postnet": "full", "channels_last": True}
 
-_IGNORE = 255
 _NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
               "lift_fresh", "lift_fresh_copy", "_record_function_enter_new", "_record_function_exit",
               "detach", "alias", "_to_copy_meta", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
@@ -81,36 +79,6 @@ def count_ops(fn: Callable[[], Any]) -> OpCounter:
     return counter
 
 
-def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                  loss_fn: nn.Module | None = None, autocast: Any = None) -> Callable[[], torch.Tensor]:
-    """One training step as the benchmark times it: forward, loss (``loss_fn(output, y)["total"]``
-    when given — PHGMM's — else cross-entropy, auxiliary heads included), backward, optimiser step,
-    the BatchNorm counters advanced in one add (:func:`~phgmm.engine.stepping.batched_bn_counters`,
-    as ``phgmm train`` does). Returns the loss."""
-    takes_labels = hasattr(model, "infer")
-
-    def step() -> torch.Tensor:
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        with autocast if autocast is not None else _null(), batched_bn_counters(model):
-            if loss_fn is not None:
-                loss = loss_fn(model(x, y) if takes_labels else model(x), y)["total"]
-            else:
-                loss = cross_entropy_with_aux(model(x), y, ignore_index=_IGNORE)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-    return step
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int] = (128, 64), batch: int = 2,
                     num_classes: int = 12, postnet: str | None = "full", channels_last: bool = True,
                     model_kwargs: dict[str, Any] | None = None, seed: int = 0,
@@ -120,29 +88,24 @@ def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int
     Returns ``{phase: {"ops": n, "kernels": n, "by_op": {name: kernels}}}`` for ``phases`` (of
     :data:`PHASES`).
     """
-    from ..engine.train import build_optimizer
-    from ..losses import PHGMMLoss
     from ..models import build_model, fold_batchnorm
 
     torch.manual_seed(seed)
     kwargs = dict(model_kwargs or {})
-    if name == "phgmm":
-        kwargs.setdefault("postnet", postnet)
+    kwargs.setdefault("postnet", postnet)   # PHGMM's; the other networks ignore PHGMM's keys
     model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
     mf = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=mf)
     w, h = (int(v) for v in size_wh)
     x = torch.randn(batch, 3, h, w).contiguous(memory_format=mf)
     y = torch.randint(0, num_classes, (batch, h, w))
-    y[:, : max(1, h // 16)] = _IGNORE
-    loss_fn = PHGMMLoss(ignore_index=_IGNORE) if name == "phgmm" else None
-    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
+    y[:, : max(1, h // 16)] = IGNORE_INDEX
     result = {}
     if "train" in phases:
-        step = training_step(model, opt, x, y, loss_fn)
+        step = train_step(model, x, y, memory_format=mf)
         step()                              # creates the optimiser's moments: not a steady step
         result["train"] = count_ops(step)
-    if name == "phgmm":
+    if isinstance(model, LatentNetwork):
         model.postnet = None                # the inference network, as predict builds it
     model.eval()
     with torch.no_grad():

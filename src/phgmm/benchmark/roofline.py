@@ -37,9 +37,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
-from ..losses import PHGMMLoss
+from ..config import Config
+from ..engine.builders import build_loss
+from ..engine.stepping import batched_bn_counters, loss_terms, takes_labels
 from ..models import build_model, fold_batchnorm
-from ..models.auxiliary import cross_entropy_with_aux
 from .timing import PEAK_FLOPS
 
 __all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline", "by_operator",
@@ -47,8 +48,6 @@ __all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofli
 
 #: fused AdamW on fp32 parameters: read parameter, gradient, exp_avg, exp_avg_sq; write three back
 ADAMW_BYTES_PER_PARAM = 7 * 4
-
-_IGNORE = 255
 
 
 @dataclass(frozen=True)
@@ -194,9 +193,8 @@ def by_operator(ops: list[OpRecord], device: DeviceSpec) -> dict[str, dict[str, 
 def _meta_model(name: str, backbone: str, num_classes: int, dtype: torch.dtype, postnet: str | None,
                 **kwargs: Any) -> nn.Module:
     with torch.device("meta"):
-        if name == "phgmm":
-            kwargs["postnet"] = postnet
-        model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
+        # PHGMM's PostNet; the other networks ignore PHGMM's keys
+        model = build_model(name, num_classes=num_classes, backbone=backbone, **{**kwargs, "postnet": postnet})
     return model.to(dtype=dtype, memory_format=torch.channels_last)
 
 
@@ -212,18 +210,19 @@ def training_ops(name: str = "phgmm", backbone: str = "resnet101", size: tuple[i
                  batch: int = 16, num_classes: int = 12, postnet: str | None = "full",
                  dtype: torch.dtype = torch.bfloat16, **model_kwargs: Any) -> tuple[list[OpRecord], int]:
     """The operators of one training step (forward, loss, backward) and the number of trained
-    parameters (for the optimiser's traffic)."""
+    parameters (for the optimiser's traffic, counted from it rather than traced).
+
+    The forward and the loss are those of :func:`phgmm.engine.stepping.training_step` with the
+    default config's loss, the BatchNorm counters advanced in one add, as ``phgmm train`` steps."""
     model = _meta_model(name, backbone, num_classes, dtype, postnet, **model_kwargs)
     model.train()
     x, y = _meta_batch(size, batch, num_classes, dtype)
-    loss_fn = PHGMMLoss(ignore_index=_IGNORE)
+    loss_fn, labels = build_loss(Config()), takes_labels(model)
 
     def step() -> None:
-        if name == "phgmm":
-            loss = loss_fn(model(x, y), y)["total"]
-        else:
-            loss = cross_entropy_with_aux(model(x), y, _IGNORE)
-        loss.backward()
+        with batched_bn_counters(model):
+            terms = loss_terms(model, loss_fn, x, y, labels, step=0)
+        terms["total"].backward()
 
     return trace_ops(step), sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -232,8 +231,8 @@ def training_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tu
                       batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
                       postnet: str | None = "full", dtype: torch.dtype = torch.bfloat16,
                       **model_kwargs: Any) -> Roofline:
-    """The bounds of one training step as the benchmark times it: forward, loss (PHGMM's loss
-    with ``postnet``; cross-entropy for the baselines), backward and a fused AdamW step."""
+    """The bounds of one training step as the benchmark times it: forward, the configured loss
+    (PHGMM's with ``postnet``), backward and a fused AdamW step."""
     ops, params = training_ops(name, backbone, size, batch, num_classes, postnet, dtype, **model_kwargs)
     return roofline(ops, device, extra_bytes=ADAMW_BYTES_PER_PARAM * params)
 

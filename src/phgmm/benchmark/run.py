@@ -11,15 +11,16 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from ..config import Config
+from ..conventions import IGNORE_INDEX
 from ..engine.precision import amp_dtype, autocast, check_device, memory_format
-from ..engine.stepping import batched_bn_counters
-from ..engine.train import build_optimizer
 from ..io import metrics_json_safe
 from ..models import MODEL_NAMES, build_model
-from ..models.auxiliary import cross_entropy_with_aux
+from ..models.contracts import LatentNetwork, SegmentationNetwork
 from ..models.fold import fold_batchnorm
 from ..models.postnet import PostNet
 from .opcount import count_ops
+from .step import step_parts, train_step
 from .timing import PeakMemory, count_flops, device_peak_flops, sync, time_interleaved
 from .user import measure_loader, measure_onnx, measure_predict
 
@@ -33,7 +34,6 @@ RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
 #: ratios present only when their measurement was asked for (``predict_images``, ``onnx``)
 OPTIONAL_RATIO_KEYS = ("predict_over_forward_images_per_s", "onnx_over_pytorch_time")
 
-_IGNORE = 255
 
 
 @dataclass
@@ -52,7 +52,7 @@ class _Run:
     count_flops: bool
     peak_flops: float | None
     say: Callable[[str], None]
-    phgmm_loss: nn.Module
+    cfg: Config                        # the training step's loss, optimiser settings and clipping
     graphs: bool = False               # also time CUDA-graph replays (CUDA only)
 
     def autocast(self) -> Any:
@@ -67,26 +67,14 @@ def _inputs(dev: torch.device, mf: torch.memory_format, size: tuple[int, int], b
     x_inf = torch.randn(batch, 3, h, w, device=dev).contiguous(memory_format=mf)
     x_tr = torch.randn(train_batch, 3, h, w, device=dev).contiguous(memory_format=mf)
     y_tr = torch.randint(0, num_classes, (train_batch, h, w), device=dev)
-    y_tr[:, : max(1, h // 16)] = _IGNORE  # a band of ignored pixels, as in real labels
+    y_tr[:, : max(1, h // 16)] = IGNORE_INDEX  # a band of ignored pixels, as in real labels
     return x_inf, x_tr, y_tr
 
 
-def _train_step(run: _Run, model: nn.Module, is_phgmm: bool) -> Callable[[], None]:
-    """One full training step (forward, loss, backward, AdamW step) on the run's training batch,
-    with the optimiser ``phgmm train`` builds (fused AdamW, weight decay on weights only)."""
-    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
-
-    def step() -> None:
-        model.train()
-        opt.zero_grad(set_to_none=True)
-        with run.autocast(), batched_bn_counters(model):    # as phgmm train steps
-            if is_phgmm:
-                loss = run.phgmm_loss(model(run.x_tr, run.y_tr), run.y_tr)["total"]
-            else:
-                loss = cross_entropy_with_aux(model(run.x_tr), run.y_tr, _IGNORE)
-        loss.backward()
-        opt.step()
-    return step
+def _train_step(run: _Run, model: nn.Module) -> Callable[[], Any]:
+    """The training step ``phgmm train`` runs for the run's config (step.py: its loss, fused AdamW,
+    clipping), on the run's training batch."""
+    return train_step(model, run.x_tr, run.y_tr, run.cfg, run.dev, run.dtype, run.mf)
 
 
 def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
@@ -97,23 +85,13 @@ def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
     return infer
 
 
-class _CrossEntropyTerms(nn.Module):
-    """The baselines' training loss (cross-entropy, auxiliary heads included) as the loss terms a
-    graphed step returns."""
-
-    def forward(self, output: Any, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = cross_entropy_with_aux(output, y, _IGNORE)
-        zero = loss.new_zeros(())
-        return {"total": loss, "g": zero, "z": zero, "s": loss}
-
-
-def _graphed_train_step(run: _Run, model: nn.Module, is_phgmm: bool) -> Callable[[], None]:
+def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
     """The training step of :func:`_train_step` captured as one CUDA graph (engine/graphed.py)."""
     from ..engine.graphed import GraphedTrainStep
 
-    loss = run.phgmm_loss if is_phgmm else _CrossEntropyTerms()
-    graphed = GraphedTrainStep(model, loss, build_optimizer(model, lr=1e-4, weight_decay=0.01), run.dev,
-                               run.dtype, takes_labels=is_phgmm, memory_format=run.mf)
+    p = step_parts(model, run.cfg, run.dev, run.dtype, run.mf)
+    graphed = GraphedTrainStep(model, p.loss_fn, p.optimizer, run.dev, run.dtype, p.grad_clip, p.takes_labels,
+                               run.mf)
 
     def step() -> None:
         model.train()
@@ -126,7 +104,7 @@ def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any
     graphs, their times and images/s beside the eager ones in ``entry``."""
     from ..engine.graphed import GraphedForward
 
-    step = _graphed_train_step(run, model, name == "phgmm")
+    step = _graphed_train_step(run, model)
     _warm(run, step)                                      # captures
     t_tr = time_interleaved({"step": step}, run.dev, run.iters)["step"]
     folded = fold_batchnorm(model).to(run.dev, memory_format=run.mf)
@@ -139,18 +117,19 @@ def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any
     run.say(f"{name}: CUDA graphs: training step {t_tr * 1e3:.1f} ms, folded inference {t_inf * 1e3:.1f} ms")
 
 
-def _count_kernels(run: _Run, model: nn.Module, is_phgmm: bool, entry: dict[str, Any]) -> None:
+def _count_kernels(run: _Run, model: nn.Module, entry: dict[str, Any]) -> None:
     """Operators that launch a kernel in one eager training step and one inference (opcount.py):
     what an eager GPU step pays in launches."""
-    step = _train_step(run, model, is_phgmm)
+    step = _train_step(run, model)
     step()                                                # the optimiser's moments exist from here
     entry["train_kernels"] = count_ops(step).total_kernels
-    if is_phgmm:
+    latent = isinstance(model, LatentNetwork)
+    if latent:                                            # the inference network has no PostNet
         postnet, model.postnet = model.postnet, None
     model.eval()
     with torch.no_grad(), run.autocast():
         entry["infer_kernels"] = count_ops(lambda: model(run.x_inf)).total_kernels
-    if is_phgmm:
+    if latent:
         model.postnet = postnet
 
 
@@ -181,7 +160,7 @@ def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, 
     infer = _infer(run, model)
     entry["infer_peak_memory"] = _warm(run, infer)
     extra: dict[str, float] = {}
-    if name == "phgmm":
+    if isinstance(model, LatentNetwork):
         folded_model = fold_batchnorm(model)             # as phgmm predict and evaluate run it
         others = {"encoder": _infer(run, model.encoder), "folded": _infer(run, folded_model),
                   "folded_encoder": _infer(run, folded_model.encoder)}
@@ -223,7 +202,7 @@ def _measure_phgmm_training(run: _Run, model: nn.Module, light_postnet: nn.Modul
     steps = {}
     for variant, postnet in variants.items():
         model.postnet = postnet
-        steps[variant] = with_postnet(postnet, _train_step(run, model, True))
+        steps[variant] = with_postnet(postnet, _train_step(run, model))
         entry[f"train_peak_memory_postnet_{variant}"] = _warm(run, steps[variant])
     times = time_interleaved(steps, run.dev, run.iters)
     for variant in variants:
@@ -234,8 +213,8 @@ def _measure_phgmm_training(run: _Run, model: nn.Module, light_postnet: nn.Modul
 
 
 def _measure_training(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> float:
-    """A baseline's training step (cross-entropy): median seconds, peak memory into ``entry``."""
-    step = _train_step(run, model, False)
+    """A baseline's training step (the configured loss): median seconds, peak memory into ``entry``."""
+    step = _train_step(run, model)
     entry["train_peak_memory"] = _warm(run, step)
     t_tr = time_interleaved({"step": step}, run.dev, run.iters)["step"]
     run.say(f"{name}: training step {t_tr * 1e3:.1f} ms/batch of {run.x_tr.shape[0]}")
@@ -255,32 +234,35 @@ def _model_builder(config: Any, backbone: str, num_classes: int,
         return from_config
 
     def from_kwargs(name: str) -> nn.Module:
-        kwargs = {k: v for k, v in model_kwargs.get(name, {}).items() if k != "postnet"}
-        if name == "phgmm":
-            kwargs["postnet"] = None
+        # the inference network: no PostNet (PHGMM's key; the other networks ignore PHGMM's keys)
+        kwargs = {**model_kwargs.get(name, {}), "postnet": None}
         return build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
     return from_kwargs
 
 
-def _attach_postnets(model: nn.Module, num_classes: int, backbone: str) -> nn.Module:
-    """PHGMM with the full PostNet (the paper's setting) attached; returns the light one."""
+def _attach_postnets(model: nn.Module, num_classes: int, backbone: str, cfg: Config) -> nn.Module:
+    """PHGMM with the full PostNet (the paper's setting) attached, and ``cfg``'s share of ℓ_s decoded
+    from PostNet's sample (the inference network is built without it, as the trainer's is with it);
+    returns the light PostNet."""
     if getattr(model, "local_space", None) is None:
         raise ValueError("the benchmark measures PHGMM's PostNet: PHGMM needs its local space (use_local)")
-    model.postnet = PostNet(num_classes, model.num_components, model.latent_dim, backbone, "full", _IGNORE)
-    return PostNet(num_classes, model.num_components, model.latent_dim, backbone, "light", _IGNORE)
+    norm = model.build_args.get("summary_norm", "none")
+    model.postnet = PostNet(num_classes, model.num_components, model.latent_dim, backbone, "full", IGNORE_INDEX, norm)
+    model.decode_posterior = float(cfg.model.decode_posterior)
+    return PostNet(num_classes, model.num_components, model.latent_dim, backbone, "light", IGNORE_INDEX, norm)
 
 
 def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, backbone: str,
                    results: dict[str, Any], phgmm: dict[str, Any]) -> None:
     """Every measurement of one model into ``results[name]``; PHGMM's extras into ``phgmm``."""
-    is_phgmm = name == "phgmm"
-    light = _attach_postnets(model, num_classes, backbone) if is_phgmm else None
+    latent = isinstance(model, LatentNetwork)
+    light = _attach_postnets(model, num_classes, backbone, run.cfg) if latent else None
     model.to(run.dev, memory_format=run.mf)
-    params = (dict(model.parameter_counts()) if hasattr(model, "parameter_counts")
+    params = (dict(model.parameter_counts()) if isinstance(model, SegmentationNetwork)
               else {"inference_total": sum(p.numel() for p in model.parameters())})
     entry: dict[str, Any] = {"params": params, "memory_kind": PeakMemory(run.dev).kind}
     extra = _measure_inference(run, name, model, entry)
-    if is_phgmm:
+    if latent:
         light = light.to(run.dev, memory_format=run.mf)
         phgmm.update(extra, train_variants=_measure_phgmm_training(run, model, light, entry))
         entry["params"]["postnet_light"] = sum(p.numel() for p in light.parameters())
@@ -290,9 +272,9 @@ def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, bac
         t_tr = _measure_training(run, name, model, entry)
     entry.update(train_step_s=t_tr, train_images_per_s=run.x_tr.shape[0] / t_tr)
     if run.count_flops:
-        entry["train_flops"] = count_flops(_train_step(run, model, is_phgmm))
+        entry["train_flops"] = count_flops(_train_step(run, model))
         entry["train_mfu"] = _mfu(run, entry["train_flops"], t_tr)
-    _count_kernels(run, model, is_phgmm, entry)
+    _count_kernels(run, model, entry)
     if run.graphs and run.dev.type == "cuda":
         _measure_graphs(run, name, model, entry)
         if run.count_flops:
@@ -407,13 +389,11 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
     dtype = amp_dtype(amp or "off", dev)
     amp = "bf16" if dtype is not None else None
     mf = memory_format("true" if channels_last else "false")
-    from ..losses import PHGMMLoss
-
     run = _Run(dev, dtype, mf, *_inputs(dev, mf, (w, h), batch, train_batch, num_classes, seed),
                warmup=warmup, iters=iters, infer_iters=max(iters, 20) if infer_iters is None else infer_iters,
                count_flops=dev.type == "cuda" if count_flops is None else count_flops,
                peak_flops=device_peak_flops(dev, amp) if peak_flops is None else peak_flops,
-               say=progress or (lambda _msg: None), phgmm_loss=PHGMMLoss(ignore_index=_IGNORE), graphs=graphs)
+               say=progress or (lambda _msg: None), cfg=config if config is not None else Config(), graphs=graphs)
     build = _model_builder(config, backbone, num_classes, model_kwargs)
     _announce(run, names, backbone, (w, h), loader is not None, predict_images, onnx)
     results, phgmm = _measure_models(run, names, build, num_classes, backbone, seed)

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ..conventions import IGNORE_INDEX, UNKNOWN_IDS
 from ..visualize import colorize
 from .errors import DatasetError
 from .imageio import imread_label, label_ids, load_label
@@ -59,7 +60,6 @@ __all__ = [
     "colorize",
 ]
 
-IGNORE_INDEX = 255
 MAX_NATIVE_ID = 65535  # 16-bit label PNGs (Synthia)
 TABLE_DIR = Path(__file__).resolve().parent / "tables"
 BUILTIN_TABLES = ("phgmm12", "cityscapes", "synthia", "camvid")
@@ -100,10 +100,6 @@ class ClassTable:
     def num_classes(self) -> int:
         return len(self.names)
 
-    def class_ids(self, cls: int) -> list[int]:
-        """Native ids mapped to class index ``cls``."""
-        return sorted(i for i, c in self.id_to_class.items() if c == cls)
-
     def unknown_ids_in(self, label: np.ndarray) -> list[int]:
         """Native ids present in ``label`` that the table does not know (sorted)."""
         if label.dtype == np.uint8:
@@ -121,7 +117,7 @@ class ClassTable:
         ``unknown="error"`` raises :class:`DatasetError` naming ``path`` when the label holds an id
         that is not in the table; ``unknown="ignore"`` maps such ids to 255.
         """
-        if unknown not in ("error", "ignore"):
+        if unknown not in UNKNOWN_IDS:
             raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown!r}")
         label = np.asarray(label)
         if label.dtype.kind not in "iu":

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..conventions import UNKNOWN_IDS
 from .classes import ClassTable, load_class_table, IGNORE_INDEX, is_colour_mask
 from .errors import DatasetError
 from .imageio import IMAGE_EXTENSIONS, imread_label, list_images, load_image
@@ -81,7 +82,7 @@ class SegmentationDataset(Dataset):
 
     def __init__(self, files, class_table, size=(768, 384), augment=False, seed=0,
                  unknown_ids="error", label_channel="single", augmentation: Augment | None = None):
-        if unknown_ids not in ("error", "ignore"):
+        if unknown_ids not in UNKNOWN_IDS:
             raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown_ids!r}")
         self.files: list[tuple[Path, Path]] = [(Path(a), Path(b)) for a, b in files]
         self.table: ClassTable = load_class_table(class_table)

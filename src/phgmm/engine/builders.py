@@ -104,7 +104,7 @@ def build_dataset_from_config(cfg: Config, split: str, train: bool):
 def miou_exclusion(cfg: Config, dataset=None) -> tuple[int, ...]:
     """The class indices left out of the mean IoU: ``data.miou_exclude`` when set (names or
     indices; ``[]``: none), else the data set's class table's ``miou_exclude`` (the shipped tables:
-    background), else class 0 (a data set without a table, as before tables said so)."""
+    background), else class 0 (a data set without a table)."""
     from ..data.classes import resolve_classes
 
     table = getattr(dataset, "table", None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,21 @@ __all__ = ["CheckpointError", "config_differences", "load_inference_model", "sav
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The bare model inside DDP / torch.compile wrappers."""
+    """The bare model inside DDP / DataParallel / torch.compile wrappers."""
     while True:
-        if hasattr(model, "module"):
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             model = model.module
-        elif hasattr(model, "_orig_mod"):
+        elif _compiled(model):
             model = model._orig_mod
         else:
             return model
+
+
+def _compiled(model: nn.Module) -> bool:
+    """Whether ``model`` is ``torch.compile``'s wrapper. Its module is loaded by torch.compile, so
+    a process that never compiled need not import it (seconds) to know the answer."""
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return eval_frame is not None and isinstance(model, eval_frame.OptimizedModule)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..conventions import IGNORE_INDEX
 
 __all__ = ["find_relative_data_root", "find_relative_data_paths", "unknown_ids_note"]
 
@@ -31,14 +32,14 @@ def unknown_ids_note(datasets: list, per_set: int = 16) -> str:
             n_unknown, n, ids = table.unknown_fraction(ds.files[int(i)][1], channel, colour_16bit=folder)
             unknown, total, files = unknown + n_unknown, total + n, files + 1
             found.update(ids)
-            known_class += int((ds.load_pair(int(i))[1] != 255).sum())
+            known_class += int((ds.load_pair(int(i))[1] != IGNORE_INDEX).sum())
     if not files:
         return ""
     shown = sorted(found, key=lambda k: (k.startswith("#"), len(k), k))[:8]
     what = ", ".join(shown) + (" …" if len(found) > 8 else "")
     line = (f"data.unknown_ids=ignore: {100 * unknown / max(1, total):.2f} % of the pixels of {files} sampled label "
             f"maps hold ids or colours the class table does not know{f' ({what})' if found else ''}; they are "
-            f"ignored (255) in the loss and the scores")
+            f"ignored ({IGNORE_INDEX}) in the loss and the scores")
     if known_class == 0:
         raise DatasetError(f"{line.split(';')[0]}, and none of their pixels has a class: the run would learn and "
                            f"score nothing. Check data.class_table against the label files")

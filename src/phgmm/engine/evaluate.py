@@ -19,8 +19,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict
+from ..models.contracts import LatentNetwork
 from ..models.fold import fold_batchnorm
 from . import distributed as du
+from ..conventions import IGNORE_INDEX
 from .builders import miou_exclusion
 from .checkpoint import inference_model, load_checkpoint, unwrap
 from .latent_probe import LatentOptions, LatentProbe
@@ -80,7 +82,7 @@ class _UncertaintyProbe:
 
         probs = torch.softmax(logits.float(), dim=1).cpu()
         conf, pred = probs.max(1)
-        valid = y != 255
+        valid = y != IGNORE_INDEX
         wrong = pred != y
         entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1)
         self.maps["softmax_entropy"].update(entropy, wrong, valid)
@@ -141,7 +143,7 @@ def _forward(model: nn.Module, x: torch.Tensor, cfg: Config):
     """``(enc, logits)`` of a batch: PHGMM decodes the means of its own codes (``enc`` is kept for
     the latent probes); with slide / flip / scales, the logits are what ``phgmm predict`` computes."""
     e = cfg.eval
-    enc = model.encode(x) if hasattr(model, "encode") else None
+    enc = model.encode(x) if isinstance(model, LatentNetwork) else None
     if e.mode != "whole" or e.flip or tuple(e.scales) != (1.0,):
         from .inference import infer_logits
         return enc, infer_logits(model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride,
@@ -181,13 +183,14 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     e, n_classes = cfg.eval, cfg.model.num_classes
     names = list(getattr(loader.dataset, "class_names", [str(i) for i in range(n_classes)]))
     excluded = miou_exclusion(cfg, _base_dataset(loader.dataset))
-    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=255, exclude_from_mean=excluded,
+    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=IGNORE_INDEX, exclude_from_mean=excluded,
                                       trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
                                       boundary=trimap if boundary is None else boundary)
-    has_z = hasattr(model, "encode") and model.local_space is not None
+    latent_spaces = isinstance(model, LatentNetwork)
+    has_z = latent_spaces and model.local_space is not None
     cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
     probe = (LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level), excluded)
-             if hasattr(model, "encode") and (e.latent if latent is None else latent) else None)
+             if latent_spaces and (e.latent if latent is None else latent) else None)
     unc = (_UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
            if (e.uncertainty if uncertainty is None else uncertainty) else None)
     probes = [p for p in (cluster, probe, unc) if p is not None]

@@ -49,10 +49,10 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .stepping import LOSS_TERMS, batched_bn_counters
+from .stepping import batched_bn_counters, loss_terms, stack_terms
 
 __all__ = ["training_graph_refusal", "make_capturable", "StaticBatch", "GraphedTrainStep", "GraphedForward",
-           "graph_autocast", "LOSS_TERMS"]
+           "graph_autocast"]
 
 _PREFIX = "train.cuda_graph"
 #: other threads keep working while a graph is captured (the loader's pin-memory thread, predict's
@@ -142,9 +142,9 @@ class GraphedTrainStep:
     """One training step (forward, loss, backward, optional clipping, fused AdamW) captured as a
     CUDA graph on the first call and replayed on every later one (see the module docstring).
 
-    ``step(x, y)`` returns the four loss terms (``LOSS_TERMS`` order, fp32, on the device) of this
-    step, or None when the batch's shape differs from the captured one (the caller then runs the
-    step eagerly). On a CPU :meth:`body` still runs eagerly: tests use it to check the arithmetic.
+    ``step(x, y)`` returns the four loss terms (:data:`~phgmm.engine.stepping.LOSS_TERMS` order, fp32,
+    on the device) of this step, or None when the batch's shape differs from the captured one (the
+    caller then runs the step eagerly). On a CPU :meth:`body` still runs eagerly: tests use it to check the arithmetic.
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
@@ -169,9 +169,8 @@ class GraphedTrainStep:
         stacked loss terms. The update is skipped (inside the kernels) when a term is not finite."""
         x, y = self.static.x, self.static.y
         with graph_autocast(self.amp, self.device), batched_bn_counters(self.model):
-            output = self.model(x, y) if self.takes_labels else self.model(x)
-            terms = self.loss_fn(output, y)
-        stacked = torch.stack([terms[k].detach().float() for k in LOSS_TERMS])
+            terms = loss_terms(self.model, self.loss_fn, x, y, self.takes_labels)
+        stacked = stack_terms(terms)
         self.found_inf.copy_(torch.logical_not(torch.isfinite(stacked).all()))
         terms["total"].backward()
         if self.grad_clip:

@@ -41,9 +41,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["infer_logits", "check_options", "slide_windows", "default_stride", "size_pair", "MODES"]
+from ..conventions import EVAL_MODES
 
-MODES = ("whole", "slide")
+__all__ = ["infer_logits", "check_options", "slide_windows", "default_stride", "size_pair"]
 
 
 def default_stride(tile: Sequence[int]) -> tuple[int, int]:
@@ -69,8 +69,8 @@ def check_options(mode: str, tile: Sequence[int] | None, stride: Sequence[int] |
     """Refuse what no inference can run, before any work: an unknown mode, a tile or stride that is
     not a positive (W, H), a stride larger than the tile, a scale that is not a positive number.
     Returns ``(tile, stride, scales)`` normalised (tile and stride stay None when not given)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode not in EVAL_MODES:
+        raise ValueError(f"mode must be one of {', '.join(EVAL_MODES)}, got {mode!r}")
     tile_wh, stride_wh = size_pair(tile, "tile"), size_pair(stride, "stride")
     if tile_wh is not None and stride_wh is not None and (stride_wh[0] > tile_wh[0] or stride_wh[1] > tile_wh[1]):
         raise ValueError(f"stride {stride_wh[0]}x{stride_wh[1]} is larger than the tile {tile_wh[0]}x{tile_wh[1]}: "

@@ -27,13 +27,10 @@ from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 from tqdm.auto import tqdm
 
+from ..conventions import IGNORE_INDEX, LATENT_PARTNERS
 from . import distributed as du
 
-__all__ = ["LatentOptions", "LatentProbe", "PARTNERS"]
-
-#: partner kinds of the swap test; "adjacent" (the previous image) is only an option
-PARTNERS = ("random", "far", "zero", "mean", "adjacent")
-LEVELS = ("full", "light", "off")
+__all__ = ["LatentOptions", "LatentProbe"]
 
 
 @dataclass
@@ -41,7 +38,8 @@ class LatentOptions:
     """What the second pass measures (``eval.latent_*`` of the config).
 
     Attributes:
-        partners: swap partners, any of :data:`PARTNERS`.
+        partners: swap partners, any of :data:`phgmm.conventions.LATENT_PARTNERS` ("adjacent", the
+            previous image, is only an option).
         seed: seeds the random derangement, the Monte-Carlo draws and the sensitivity probes.
         mi_samples: Monte-Carlo draws per image for I(x; z) and I(x; g); 0 skips them.
         sensitivity_batches: batches (each process's first) on which the decoder's sensitivity is
@@ -203,12 +201,12 @@ class LatentProbe:
 
         self.opts = options or LatentOptions()
         self.miou_exclude = tuple(miou_exclude)       # the evaluation's own mIoU, for every drop
-        unknown = set(self.opts.partners) - set(PARTNERS)
+        unknown = set(self.opts.partners) - set(LATENT_PARTNERS)
         if unknown:
-            raise ValueError(f"unknown swap partners {sorted(unknown)}; choose from {', '.join(PARTNERS)}")
+            raise ValueError(f"unknown swap partners {sorted(unknown)}; choose from {', '.join(LATENT_PARTNERS)}")
         self.has_z = model.local_space is not None
         self.has_g = model.global_space is not None
-        self.posterior = ConfusionMatrix(num_classes, 255) if (
+        self.posterior = ConfusionMatrix(num_classes, IGNORE_INDEX) if (
             self.has_z and getattr(model, "postnet", None) is not None) else None
         self.posterior_changed = 0
         self.pixels = 0
@@ -229,7 +227,7 @@ class LatentProbe:
         self.codes.add(enc)
         self.hist.append(label_histograms(y, self.num_classes))
         self.dominant.append(dominant_class(y, self.num_classes))
-        self.pixels += int((y != 255).sum())
+        self.pixels += int((y != IGNORE_INDEX).sum())
         if self.posterior is not None:
             self._posterior(model, x, y, enc, pred)
 
@@ -243,7 +241,7 @@ class LatentProbe:
         # what the decoder makes of the label-informed posterior's means: the most z could add
         decoded = model.decode(enc, torch.softmax(p_logits.float(), dim=1), p_mu.float()).argmax(1).cpu()
         self.posterior.update(decoded, y)
-        self.posterior_changed += int(((decoded != pred) & (y != 255)).sum())
+        self.posterior_changed += int(((decoded != pred) & (y != IGNORE_INDEX)).sum())
         cat_kl, per_dim = gmm_kl_per_dim(q_z, p_z)
         dims = per_dim.double().sum(0).cpu()
         self.z_kl_dims = dims if self.z_kl_dims is None else self.z_kl_dims + dims
@@ -327,7 +325,7 @@ class LatentProbe:
 
         spaces = [s for s, on in (("z", self.has_z), ("g", self.has_g)) if on]
         names = [(s, k) for s in spaces for k in partners]
-        cms = {name: ConfusionMatrix(self.num_classes, 255) for name in [("own", ""), *names]}
+        cms = {name: ConfusionMatrix(self.num_classes, IGNORE_INDEX) for name in [("own", ""), *names]}
         changed = {name: 0 for name in names}
         pixels, seen, batches = 0, 0, 0
         sums = SensitivitySums()
@@ -346,8 +344,8 @@ class LatentProbe:
                     swapped = model.decode(enc, **self._codes_for(space, kind, partners[kind], pos, codes,
                                                                    fixed, len(x))).argmax(1).cpu()
                     cms[(space, kind)].update(swapped, y)
-                    changed[(space, kind)] += int(((swapped != own) & (y != 255)).sum())
-            pixels += int((y != 255).sum())
+                    changed[(space, kind)] += int(((swapped != own) & (y != IGNORE_INDEX)).sum())
+            pixels += int((y != IGNORE_INDEX).sum())
             if batches < self.opts.sensitivity_batches:
                 sums = sums + decoder_sensitivity(model, enc, seed=self.opts.seed + batches)
                 batches += 1

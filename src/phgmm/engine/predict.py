@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.errors import DatasetError
+from ..models.contracts import LatentNetwork
 from ..threads import available_cores
 from .inference import check_options, default_stride, infer_logits, size_pair
 from .inputs import IMAGE_SUFFIXES, VIDEO_EXTENSIONS, InputFile, check_unique_names, collect_images, collect_inputs
@@ -185,7 +186,7 @@ class Predictor:
 
     @property
     def can_sample(self) -> bool:
-        return self.model is not None and hasattr(self.model, "sample_logits")
+        return isinstance(self.model, LatentNetwork)      # None with an ONNX model
 
     @property
     def num_classes(self) -> int:

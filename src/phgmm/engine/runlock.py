@@ -54,7 +54,7 @@ def acquire_run_lock(folder: str | os.PathLike) -> Path | None:
     """Lock ``folder`` for this process's training; returns the key to release it with.
 
     Raises :class:`RunBusyError` naming the holder when another process holds it. On a file
-    system without ``flock`` (some network mounts) training goes on unlocked, as before locks."""
+    system without ``flock`` (some network mounts) training goes on unlocked."""
     import fcntl
 
     folder = Path(folder)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..data.classes import (IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table,
                             resolve_classes)
+from ..conventions import UNKNOWN_IDS
 from ..data.errors import DatasetError
 from ..data.imageio import read_label_png
 from ..io import metrics_json_safe, write_json
@@ -69,7 +70,7 @@ def _describe(missing: list[str], root: Path) -> str:
 
 def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_dir: str | os.PathLike,
                   class_names: Sequence[str] | None = None, colors: Sequence[Sequence[int]] | None = None,
-                  ignore_index: int = 255, progress: bool = True, num_samples: int = 4,
+                  ignore_index: int = IGNORE_INDEX, progress: bool = True, num_samples: int = 4,
                   trimap_widths: Sequence[int] = range(1, 41), boundary_dilation_ratio: float = 0.02,
                   title: str | None = None, gt_table: ClassTable | str | os.PathLike | None = None,
                   unknown_ids: str = "error", gt_channel: str = "single",
@@ -142,7 +143,7 @@ def _load_table(gt_table, unknown_ids: str, gt_channel: str, ignore_index: int) 
     if gt_table is None:
         return None
     table = load_class_table(gt_table)
-    if unknown_ids not in ("error", "ignore"):
+    if unknown_ids not in UNKNOWN_IDS:
         raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown_ids!r}")
     if gt_channel not in ("single", "red"):
         raise ValueError(f"gt_channel must be 'single' or 'red', got {gt_channel!r}")

@@ -1,8 +1,9 @@
 """The eager training step, and fewer kernels per step with the same arithmetic (docs/gpu.md).
 
 :func:`training_step`: forward, the configured loss, backward and the optimiser step — the one
-step ``phgmm train`` runs (:class:`~phgmm.engine.train.Trainer`) and the CPU precision benchmark
-times (benchmarks/bf16_cpu.py).
+step ``phgmm train`` runs (:class:`~phgmm.engine.train.Trainer`) and ``phgmm benchmark`` times
+(:func:`phgmm.benchmark.step.train_step`). The graphed step (engine/graphed.py) and the roofline's
+trace share its forward and loss (:func:`loss_terms`) and its :data:`LOSS_TERMS` (:func:`stack_terms`).
 
 :func:`batched_bn_counters`: every BatchNorm in training mode adds 1 to its ``num_batches_tracked``
 counter in its forward, one tiny kernel each (PHGMM at ResNet-101 with its full PostNet has over 300
@@ -21,12 +22,34 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..models.contracts import LatentNetwork
+from .checkpoint import unwrap
 from .precision import autocast
 
-__all__ = ["LOSS_TERMS", "StepParts", "batched_bn_counters", "training_step"]
+__all__ = ["LOSS_TERMS", "StepParts", "batched_bn_counters", "training_step", "loss_terms", "stack_terms",
+           "takes_labels"]
 
 #: the loss terms a step returns, in this order (stacked, fp32, detached)
 LOSS_TERMS = ("total", "g", "z", "s")
+
+
+def takes_labels(model: nn.Module) -> bool:
+    """A network with latent spaces (PHGMM) reads the labels in its training forward (for PostNet);
+    the others take the image only."""
+    return isinstance(unwrap(model), LatentNetwork)
+
+
+def loss_terms(net: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
+               labels: bool, step: int | None = None) -> dict[str, torch.Tensor]:
+    """The forward (``net(x, y)`` when it ``labels``, else ``net(x)``) and the loss's terms: the part
+    of a training step that the eager step, the graphed step and the roofline's trace share."""
+    output = net(x, y) if labels else net(x)
+    return loss_fn(output, y, step=step)
+
+
+def stack_terms(terms: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss terms detached and stacked in :data:`LOSS_TERMS` order, fp32."""
+    return torch.stack([terms[k].detach().float() for k in LOSS_TERMS])
 
 
 @dataclass
@@ -55,9 +78,8 @@ def training_step(parts: StepParts, x: torch.Tensor, y: torch.Tensor, step: int 
     x = x.to(parts.device, non_blocking=True).contiguous(memory_format=parts.memory_format)
     y = y.to(parts.device, non_blocking=True)
     with autocast(parts.amp, parts.device), batched_bn_counters(parts.model):
-        output = parts.net(x, y) if parts.takes_labels else parts.net(x)
-        terms = parts.loss_fn(output, y, step=step)
-    stacked = torch.stack([terms[k].detach().float() for k in LOSS_TERMS])
+        terms = loss_terms(parts.net, parts.loss_fn, x, y, parts.takes_labels, step)
+    stacked = stack_terms(terms)
     if check is not None:
         check(stacked)
     parts.optimizer.zero_grad(set_to_none=True)

@@ -38,6 +38,7 @@ from ..io import check_output_dir, write_json
 from ..threads import thread_budget
 from . import distributed as du
 from ..data.datasets import check_disjoint_splits
+from ..models.contracts import LatentNetwork, SegmentationNetwork
 from .builders import build_dataset_from_config, build_loss, build_model_from_config, describe_miou_classes
 from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
                          save_checkpoint, unwrap)
@@ -45,7 +46,7 @@ from .datachecks import find_relative_data_paths, find_relative_data_root, unkno
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, memory_format, precision_note, precision_reason
 from .runlock import acquire_run_lock, release_run_lock
-from .stepping import LOSS_TERMS, StepParts, training_step
+from .stepping import LOSS_TERMS, StepParts, takes_labels, training_step
 
 __all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
            "poly_lambda", "parameter_groups", "build_optimizer", "config_of_checkpoint", "check_resume_config"]
@@ -102,11 +103,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _takes_labels(model: nn.Module) -> bool:
-    """PHGMM's training forward reads the labels (for PostNet); the baselines take the image only."""
-    return hasattr(unwrap(model), "infer")
 
 
 #: Settings a resumed run takes from its checkpoint (the optimiser's and schedule's state carry
@@ -282,7 +278,8 @@ class Trainer:
             # samples are decoded. find_unused_parameters cannot see through the output's
             # distributions (it would mark used parameters unused), but the graph is the same every
             # step, so a static graph lets DDP learn once which parameters sit out.
-            unused = cfg.model.name == "phgmm" and cfg.model.postnet is None and not cfg.model.sample_latent
+            unused = (isinstance(self.model, LatentNetwork) and cfg.model.postnet is None
+                      and not cfg.model.sample_latent)
             self.net = DistributedDataParallel(self.model, device_ids=ids, static_graph=unused)
         if cfg.train.compile:
             self.net = torch.compile(self.net, mode=cfg.train.compile_mode)
@@ -326,7 +323,7 @@ class Trainer:
     def summary(self, resumed: dict[str, Any] | None = None) -> str:
         """The start-of-run summary: model, device, data, schedule, outputs (and the resume point)."""
         cfg, t, s = self.cfg, self.cfg.train, self.state
-        counts = self.model.parameter_counts() if hasattr(self.model, "parameter_counts") else {}
+        counts = self.model.parameter_counts() if isinstance(self.model, SegmentationNetwork) else {}
         params = ""
         if counts:
             params = f", {counts['inference_total'] / 1e6:.2f} M parameters"
@@ -403,12 +400,12 @@ class Trainer:
         self.amp = amp_dtype(t.amp, self.device)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.loss_fn = build_loss(cfg)
-        self.takes_labels = _takes_labels(self.model)
+        self.takes_labels = takes_labels(self.model)
         self.state = TrainingState(self.model, optimizer, scheduler, scaler)
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
-        if state.get("loss") and isinstance(self.loss_fn, nn.Module):
+        if state.get("loss"):       # GECO's state (an older checkpoint saved none)
             self.loss_fn.load_state_dict(state["loss"])
         if state.get("world_size", 1) == du.world_size():
             restore_rng(state["rng"])
@@ -448,8 +445,7 @@ class Trainer:
         """A checkpoint of the current position (what ``--resume`` reads)."""
         return {**self.state.state_dict(), "rng": capture_rng(), "config": config_to_dict(self.cfg),
                 "classes": self.classes, "world_size": du.world_size(),
-                # GECO's multiplier and moving average (a plain function as the loss has no state)
-                "loss": self.loss_fn.state_dict() if isinstance(self.loss_fn, nn.Module) else {},
+                "loss": self.loss_fn.state_dict(),      # GECO's multiplier and moving average
                 "epoch_running": self._running_now()}   # the unfinished epoch's loss sums
 
     def save_checkpoints(self, best: bool = False) -> None:

@@ -2,8 +2,9 @@
 z, and sampling uncertainty.
 
 ``SegmentationEvaluator`` bundles the three split-level accumulators (confusion matrix, trimap,
-Boundary IoU) behind one ``update(pred, target)`` / ``compute()`` so that the evaluation engine
-and ``phgmm score`` produce the same ``metrics.json`` keys. Its ``state_tensor()`` /
+Boundary IoU) behind one ``update(pred, target)`` / ``compute()`` so that evaluating a checkpoint
+and scoring saved predictions (``phgmm evaluate --predictions``, :mod:`phgmm.engine.score`)
+produce the same ``metrics.json`` keys. Its ``state_tensor()`` /
 ``load_state_tensor()`` pack every count into one int64 tensor for ``dist.all_reduce``.
 
 ``metrics_json_safe`` and ``write_json`` live in :mod:`phgmm.io` and are re-exported here.
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from ..io import metrics_json_safe, read_json, write_json
+from ..conventions import IGNORE_INDEX
 from .boundary import BoundaryIoUAccumulator, boundary_dilation
 from .confusion import ConfusionMatrix, compute_scores
 from .trimap import TrimapAccumulator, label_boundary
@@ -50,7 +52,7 @@ class SegmentationEvaluator:
     """
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None,
-                 ignore_index: int = 255, exclude_from_mean: Iterable[int] = (0,),
+                 ignore_index: int = IGNORE_INDEX, exclude_from_mean: Iterable[int] = (0,),
                  trimap_widths: Iterable[float] | None = range(1, 41), boundary: bool = True,
                  boundary_dilation_ratio: float = 0.02,
                  device: torch.device | str | None = None) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..conventions import IGNORE_INDEX
 from ..io import label_pairs
 
 __all__ = ["BoundaryIoUAccumulator", "boundary_dilation", "label_boundary_region"]
@@ -85,7 +86,7 @@ class BoundaryIoUAccumulator:
     ``intersection`` and ``union`` are int64 per-class counts (mergeable / all-reducible).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255,
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX,
                  dilation_ratio: float = 0.02, dilation: int | None = None) -> None:
         self.num_classes = int(num_classes)
         self.ignore_index = None if ignore_index is None else int(ignore_index)

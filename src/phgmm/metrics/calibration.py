@@ -63,10 +63,6 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def _shape(x: Any) -> tuple[int, ...]:
-    return tuple(x.shape) if hasattr(x, "shape") else tuple(np.shape(x))
-
-
 def _as_bool(x: Any, name: str, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     t = _as_tensor(x, name)
     if tuple(t.shape) != shape:

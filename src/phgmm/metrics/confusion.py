@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from ..conventions import IGNORE_INDEX
+
 __all__ = ["ConfusionMatrix", "compute_scores", "as_long_tensor"]
 
 
@@ -47,7 +49,7 @@ class ConfusionMatrix:
     ``torch.distributed.all_reduce`` it in place.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255,
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX,
                  device: torch.device | str | None = None) -> None:
         if int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..conventions import IGNORE_INDEX
 from ..io import to_numpy
 
 __all__ = ["active_units", "dominant_class", "collapse_proof_clustering", "latent_summary",
@@ -53,7 +54,7 @@ def active_units(means: Any, threshold: float = 0.01) -> dict[str, Any]:
             "variance": var, "mask": mask}
 
 
-def dominant_class(labels: Any, num_classes: int, ignore_index: int = 255,
+def dominant_class(labels: Any, num_classes: int, ignore_index: int = IGNORE_INDEX,
                    exclude: tuple[int, ...] = (0,)) -> np.ndarray:
     """The most frequent scored class of each label map (N×H×W → N), background excluded;
     -1 for an image without any such pixel."""

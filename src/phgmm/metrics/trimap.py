@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..conventions import IGNORE_INDEX
 from ..io import label_pairs
 
 __all__ = ["TrimapAccumulator", "label_boundary", "boundary_distance"]
@@ -34,7 +35,7 @@ except Exception:  # pragma: no cover
     _cv2 = None
 
 
-def label_boundary(target: np.ndarray, ignore_index: int | None = 255) -> np.ndarray:
+def label_boundary(target: np.ndarray, ignore_index: int | None = IGNORE_INDEX) -> np.ndarray:
     """Boolean ``H×W`` map of boundary pixels of a label image (see the module docstring)."""
     t = np.asarray(target)
     if t.ndim != 2:
@@ -75,7 +76,7 @@ class TrimapAccumulator:
     so that several workers can be merged (``merge``) or all-reduced.
     """
 
-    def __init__(self, widths: Iterable[float] = range(1, 41), ignore_index: int | None = 255) -> None:
+    def __init__(self, widths: Iterable[float] = range(1, 41), ignore_index: int | None = IGNORE_INDEX) -> None:
         ws = sorted({(int(w) if float(w).is_integer() else float(w)) for w in widths})
         if not ws:
             raise ValueError("at least one trimap width is needed")

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-__all__ = ["AuxLogits", "main_logits", "cross_entropy_with_aux"]
+__all__ = ["AuxLogits", "main_logits"]
 
 
 @dataclass
@@ -27,12 +26,3 @@ class AuxLogits:
 def main_logits(output: object) -> torch.Tensor:
     """The main N×C×H×W logits of any network's output (a tensor, :class:`AuxLogits` or PHGMM's)."""
     return output if isinstance(output, torch.Tensor) else output.logits   # type: ignore[attr-defined]
-
-
-def cross_entropy_with_aux(output: object, target: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """Cross-entropy of the main logits plus each auxiliary head's, weighted: the comparison
-    networks' training loss as the benchmarks time it (every head's backward included)."""
-    loss = F.cross_entropy(main_logits(output).float(), target, ignore_index=ignore_index)
-    for weight, aux in getattr(output, "aux", ()):
-        loss = loss + weight * F.cross_entropy(aux.float(), target, ignore_index=ignore_index)
-    return loss

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
+from ..conventions import SUMMARY_NORMS
+
 __all__ = ["MultiLevelSummary", "MixtureHeads", "LocalSpace", "GlobalSpace", "gaussian_mixture",
            "std_from_logvar", "LOGVAR_RANGE"]
 
@@ -57,7 +59,7 @@ class MultiLevelSummary(nn.Module):
 
     def __init__(self, in_channels: Sequence[int], num_classes: int, norm: str = "none") -> None:
         super().__init__()
-        if norm not in ("none", "batch"):
+        if norm not in SUMMARY_NORMS:
             raise ValueError(f"summary norm must be 'none' or 'batch', got {norm!r}")
         self.convs = nn.ModuleList(nn.Conv2d(c, num_classes, 3, padding=1) for c in in_channels)
         self.norms = (nn.ModuleList(nn.BatchNorm2d(num_classes, affine=False) for _ in in_channels)

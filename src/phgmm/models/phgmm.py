@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Independent, MixtureSameFamily
 
+from ..conventions import IGNORE_INDEX, POSTNET_VARIANTS
 from .backbone import resnet_encoder
 from .decoder import Decoder, MergeHead
 from .layers import count_parameters as count
@@ -76,7 +77,7 @@ def _merged_level_weights(owners: Sequence[MultiLevelSummary], skip_convs: Seque
                           ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per encoder level, the summary convolutions' (owners' order) and the skip convolution's
     weights and biases concatenated along the output channels, all levels built by one
-    ``torch.cat`` (eight per call before: a weight and a bias per level), in the weights' memory
+    ``torch.cat`` (one kernel, not one per level's weight and bias), in the weights' memory
     format. Under autocast the merged tensors are cast once here instead of once per convolution
     (the same rounding of the same values). Weights that are neither contiguous nor channels-last,
     or mixed formats within a level, fall back to a concatenation per level."""
@@ -176,7 +177,7 @@ class PHGMM(Shareable, nn.Module):
                  component_dim: int = 64, global_dim: int = 64, local_channels: int = 512,
                  decoder_channels: int | None = None, decoder_units: Sequence[int] = (3, 23, 4, 3),
                  sample_latent: bool = False, decode_posterior: float = 0.0, use_local: bool = True,
-                 skip_dropout: float = 0.0, in_channels: int = 3, ignore_index: int = 255,
+                 skip_dropout: float = 0.0, in_channels: int = 3, ignore_index: int = IGNORE_INDEX,
                  summary_norm: str = "none") -> None:
         super().__init__()
         self.build_args = {"name": "phgmm", "num_classes": num_classes, "num_components": num_components,
@@ -191,7 +192,7 @@ class PHGMM(Shareable, nn.Module):
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         if num_components < 1:
             raise ValueError(f"num_components must be at least 1, got {num_components}")
-        if postnet not in ("full", "light", None):
+        if postnet not in (*POSTNET_VARIANTS, None):
             raise ValueError(f"postnet must be 'full', 'light' or None, got {postnet!r}")
         if not 0.0 <= skip_dropout < 1.0:
             raise ValueError(f"skip_dropout must be in [0, 1), got {skip_dropout}")

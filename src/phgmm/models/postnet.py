@@ -15,13 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import MixtureSameFamily
 
+from ..conventions import IGNORE_INDEX, POSTNET_VARIANTS
 from .backbone import resnet_encoder
 from .latent import MixtureHeads, MultiLevelSummary, gaussian_mixture
 
 __all__ = ["PostNet", "one_hot_labels"]
 
 
-def one_hot_labels(y: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+def one_hot_labels(y: torch.Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """N×H×W class ids → N×C×H×W float one-hot; ignored (or out-of-range) pixels are all zeros."""
     # A comparison rather than F.one_hot, which reads the labels' range back to the host: the
     # training step stays free of host synchronisations (docs/design.md §8).
@@ -33,10 +34,10 @@ class PostNet(nn.Module):
     """Predicts the posterior mixture p(z|x, y) from the image and its labels."""
 
     def __init__(self, num_classes: int, num_components: int, latent_dim: int,
-                 backbone: str = "resnet101", variant: str = "full", ignore_index: int = 255,
+                 backbone: str = "resnet101", variant: str = "full", ignore_index: int = IGNORE_INDEX,
                  summary_norm: str = "none") -> None:
         super().__init__()
-        if variant not in ("full", "light"):
+        if variant not in POSTNET_VARIANTS:
             raise ValueError(f"postnet must be 'full', 'light' or None, got {variant!r}")
         self.variant = variant
         self.num_classes = num_classes

@@ -1,8 +1,13 @@
 """The model zoo: every network ``model.name`` can build, with the paper it comes from.
 
 Each network module registers its classes with :func:`register`; ``phgmm.models`` imports every
-network module, so the table is complete once the package is imported. Adding a network is one
-decorator on its class and one import line in ``models/__init__.py``.
+network module, so the table is complete once the package is imported. Adding a comparison
+network: a class on the baselines' base (``models/baselines.py``: an ``encoder``, a ``head``,
+``parameter_counts`` and :class:`~phgmm.models.shareable.Shareable`'s saving and loading),
+decorated with :func:`register`, its names in the class's ``model_names`` (what
+``from_pretrained`` accepts), and an import line in ``models/__init__.py``;
+``tests/test_contracts.py`` then checks it against the contract every network honours
+(``models/contracts.py``).
 """
 
 from __future__ import annotations
