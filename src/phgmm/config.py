@@ -19,6 +19,7 @@ import yaml
 
 from .conventions import (CE_SCALES, EVAL_MODES, KL_DIRECTIONS, KL_METHODS, LATENT_PARTNERS, POSTNET_VARIANTS,
                           SUMMARY_NORMS, UNKNOWN_IDS, VAL_LATENT_LEVELS)
+from .io import AtomicFile
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
            "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
@@ -459,9 +460,6 @@ def config_to_dict(cfg: Config) -> dict:
 
 def save_config(cfg: Config, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    tmp.replace(path)
-    return path
+    with AtomicFile(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return Path(path)

@@ -34,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict, config_to_dict, save_config
-from ..io import check_output_dir, write_json
+from ..io import AtomicFile, check_output_dir, write_json
 from ..threads import thread_budget
 from . import distributed as du
 from ..data.datasets import check_disjoint_splits
@@ -711,17 +711,10 @@ def _latent_note(latent: dict[str, Any]) -> str:
 
 def _copy_atomically(src: Path, dst: Path) -> None:
     """``dst`` becomes a copy of ``src``; a reader never sees half of it."""
-    import os
     import shutil
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
+    with AtomicFile(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _weights_only(snapshot: dict[str, Any]) -> dict[str, Any]:
