@@ -92,8 +92,9 @@ class Outputs:
                 continue
             values = maps[key]
             npy = self.out / folder / f"{name}.npy"
-            npy.parent.mkdir(parents=True, exist_ok=True)
-            np.save(npy, values)
+            # atomic like every other output; the suffix stops np.save from appending ".npy"
+            with AtomicFile(npy, suffix=".npy") as tmp:
+                np.save(tmp, values)
             written += [save_png(self.out / folder / f"{name}.png", heatmap(values, vmin=0.0, vmax=top)), npy]
         return written
 
