@@ -364,8 +364,7 @@ def test_one_image_split_and_light_level():
 
 
 def test_report_and_console_show_the_measures(tmp_path):
-    from phgmm.cli.evaluate import latent_line
-    from phgmm.report import _latent_section
+    from phgmm.report import _latent_section, latent_use_line
 
     lat = {"images": 5, "active_threshold": 0.01, "z_active_units": 0, "z_units": 24, "g_active_units": 1,
            "g_units": 8, "untrained_z_active_units": 0, "untrained_g_active_units": 0, "mi_z": 0.0123,
@@ -381,11 +380,11 @@ def test_report_and_console_show_the_measures(tmp_path):
     assert "| I(x; ·) under q, nats (at most log N = 1.61) | 0.0123 ± 0.001 | 1.5 ± 0.01 |" in md
     assert "a seeded derangement of the set" in md and "0.20 points, 0.04 % of pixels | 1.00 points, 5 % of pixels" in md
     assert "label-histogram distance 0.7" in md and "zero code" not in md      # not measured: no row
-    line = latent_line(lat)
+    line = latent_use_line(lat)
     assert line.startswith("latent use (z | g): a random partner's code changes 0.04 % | 5 %")
     assert "I(x; ·) 0.0123 | 1.5 of at most 1.61 nats" in line and "untrained 1.25 | –" in line
-    assert latent_line({}) == ""
-    assert "I(x; ·) 0.0123 | 1.5 (noise-free upper bounds 0.02 | –) of" in latent_line({**lat, "mi_z_upper": 0.02})
+    assert latent_use_line({}) == ""
+    assert "I(x; ·) 0.0123 | 1.5 (noise-free upper bounds 0.02 | –) of" in latent_use_line({**lat, "mi_z_upper": 0.02})
     one = "\n".join(_latent_section({"latent": {"images": 1, "measures_skipped": "1 image: …"}}))
     assert "Not measured: 1 image" in one
 

@@ -19,6 +19,7 @@ import yaml
 
 from .conventions import (CE_SCALES, EVAL_MODES, KL_DIRECTIONS, KL_METHODS, LATENT_PARTNERS, POSTNET_VARIANTS,
                           SUMMARY_NORMS, UNKNOWN_IDS, VAL_LATENT_LEVELS)
+from .io import AtomicFile
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
            "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
@@ -284,8 +285,20 @@ def _either(values: Iterable[str]) -> str:
 
 
 def validate(cfg: Config, where: str = "config") -> Config:
-    """Refuse values no run can use, naming the key: sizes, counts, rates, choices."""
-    d, m, l, t, e = cfg.data, cfg.model, cfg.loss, cfg.train, cfg.eval
+    """Refuse values no run can use, naming the key: sizes, counts, rates, choices. The first
+    wrong value is named; ``train.amp``, ``train.channels_last``, ``data.pin_memory`` and
+    ``eval.val_latent`` are normalised (their aliases, lower case) in place."""
+    _validate_data(cfg, where)
+    _validate_model(cfg.model, where)
+    _validate_loss(cfg, where)
+    _validate_train(cfg, where)
+    _validate_eval(cfg.eval, where)
+    return cfg
+
+
+def _validate_data(cfg: Config, where: str) -> None:
+    """The data section and the thread count."""
+    d = cfg.data
     size = tuple(d.size) if d.size is not None else ()
     _check(len(size) == 2 and all(int(v) > 0 for v in size), where, "data.size", list(size),
            "two positive integers [W, H] (e.g. [768, 384] or 768x384)")
@@ -295,6 +308,10 @@ def validate(cfg: Config, where: str = "config") -> Config:
            d.samples_per_epoch, "null or >= 1")
     _check(d.unknown_ids in UNKNOWN_IDS, where, "data.unknown_ids", d.unknown_ids, _either(UNKNOWN_IDS))
     _check(0.0 <= d.max_bad_fraction <= 1.0, where, "data.max_bad_fraction", d.max_bad_fraction, "in [0, 1]")
+
+
+def _validate_model(m: ModelConfig, where: str) -> None:
+    """The model section."""
     _check(m.num_classes >= 2, where, "model.num_classes", m.num_classes, ">= 2")
     _check(m.num_components >= 1, where, "model.num_components", m.num_components, ">= 1")
     _check(str(m.backbone).lower().removeprefix("resnet") in _RESNET_DEPTHS, where, "model.backbone", m.backbone,
@@ -308,6 +325,11 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(0.0 <= m.decode_posterior <= 1.0, where, "model.decode_posterior", m.decode_posterior, "in [0, 1]")
     _check(0.0 <= m.skip_dropout < 1.0, where, "model.skip_dropout", m.skip_dropout, "in [0, 1)")
     _check(m.summary_norm in SUMMARY_NORMS, where, "model.summary_norm", m.summary_norm, _either(SUMMARY_NORMS))
+
+
+def _validate_loss(cfg: Config, where: str) -> None:
+    """The loss section and the recipe."""
+    l = cfg.loss  # noqa: E741  (each section by its letter: d, m, l, t, e)
     _check(l.ce_scale in CE_SCALES, where, "loss.ce_scale", l.ce_scale, _either(CE_SCALES))
     _check(l.kl_direction in KL_DIRECTIONS, where, "loss.kl_direction", l.kl_direction, _either(KL_DIRECTIONS))
     _check(l.geco_target is None or math.isfinite(l.geco_target), where, "loss.geco_target", l.geco_target,
@@ -322,6 +344,11 @@ def validate(cfg: Config, where: str = "config") -> Config:
         _check(math.isfinite(v) and v >= 0, where, f"loss.{key}", v, "a finite number >= 0")
     _check(l.kl_warmup_steps >= 0, where, "loss.kl_warmup_steps", l.kl_warmup_steps, ">= 0")
     _check(l.mc_samples >= 1, where, "loss.mc_samples", l.mc_samples, ">= 1")
+
+
+def _validate_train(cfg: Config, where: str) -> None:
+    """The train section (``train.amp``, ``train.channels_last`` normalised) and ``data.pin_memory``."""
+    t = cfg.train
     _check(t.epochs >= 1, where, "train.epochs", t.epochs, ">= 1")
     _check(t.batch_size >= 1, where, "train.batch_size", t.batch_size, ">= 1")
     _check(math.isfinite(t.lr) and 0 < t.lr <= 10, where, "train.lr", t.lr, "a number in (0, 10]")
@@ -340,6 +367,10 @@ def validate(cfg: Config, where: str = "config") -> Config:
            "one of " + ", ".join(COMPILE_MODES))
     _check(t.max_steps_per_epoch is None or t.max_steps_per_epoch >= 1, where, "train.max_steps_per_epoch",
            t.max_steps_per_epoch, "null or >= 1")
+
+
+def _validate_eval(e: EvalConfig, where: str) -> None:
+    """The eval section (``eval.val_latent`` normalised)."""
     _check(e.batch_size >= 1, where, "eval.batch_size", e.batch_size, ">= 1")
     _check(e.trimap_max_width >= 1, where, "eval.trimap_max_width", e.trimap_max_width, ">= 1")
     _check(e.uncertainty_samples >= 0, where, "eval.uncertainty_samples", e.uncertainty_samples, ">= 0")
@@ -352,7 +383,6 @@ def validate(cfg: Config, where: str = "config") -> Config:
     _check(e.mode in EVAL_MODES, where, "eval.mode", e.mode, _either(EVAL_MODES))
     _check(len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales), where, "eval.scales",
            list(e.scales), "one or more positive factors")
-    return cfg
 
 
 def config_from_dict(d: dict, where: str = "config") -> Config:
@@ -459,9 +489,6 @@ def config_to_dict(cfg: Config) -> dict:
 
 def save_config(cfg: Config, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    tmp.replace(path)
-    return path
+    with AtomicFile(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return Path(path)

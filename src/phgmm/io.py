@@ -3,8 +3,9 @@
 ``metrics_json_safe`` turns anything a metric computation returns (NumPy scalars and arrays,
 torch tensors, ``Path``, tuples, sets, NaN/inf floats, non-string dict keys) into plain JSON
 types; NaN and ±inf become ``null`` so that the file is strict JSON that every parser reads.
-``write_json`` writes atomically (temporary file in the same folder, then ``os.replace``), so a
-reader never sees a half-written ``metrics.json``.
+Every file the package writes goes through :class:`AtomicFile` (temporary file in the same
+folder, then ``os.replace``), so a reader never sees a half-written ``metrics.json``, checkpoint,
+model or video.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 if TYPE_CHECKING:     # numpy is imported where it is used: this module loads with the CLI's first line
     import numpy as np
 
-__all__ = ["metrics_json_safe", "write_json", "read_json", "atomic_write_bytes", "parse_wxh", "SizeError",
+__all__ = ["metrics_json_safe", "write_json", "read_json", "AtomicFile", "atomic_write_bytes", "parse_wxh", "SizeError",
            "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file", "set_default_mode",
            "DiskFullError", "is_disk_full"]
 
@@ -154,23 +155,58 @@ def check_output_file(path: str | os.PathLike, overwrite: bool = True) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        set_default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
+class AtomicFile:
+    """A file written under a temporary name in its own folder and renamed over ``path`` with
+    ``os.replace`` when complete, so that a reader sees the old file or the new one, never half.
+
+    As a context manager it yields the temporary path, commits when the block ends without an
+    error and removes the temporary file otherwise; a file written over a longer time (a video)
+    calls :meth:`commit` or :meth:`discard` itself. ``suffix`` keeps an extension that a writer
+    reads its format from (``.mp4``); ``fsync`` puts the data on the disk before the rename, for
+    files that must survive a crash (checkpoints, metrics).
+    """
+
+    def __init__(self, path: str | os.PathLike, suffix: str = ".tmp", fsync: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp: a name no other process writing the same file (two runs, two threads) can hold
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.fsync = fsync
+
+    def commit(self) -> Path:
+        """Rename the complete temporary file over ``path``; returns ``path``."""
+        if self.fsync:
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        set_default_mode(self.tmp)
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (nothing happens once it has been committed)."""
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: Any) -> None:
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+            if exc_type is None:
+                self.commit()
+        finally:
+            self.discard()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and durably (:class:`AtomicFile` with fsync); a full
+    disk is a :class:`DiskFullError` that says the earlier file is unchanged."""
+    path = Path(path)
+    try:
+        with AtomicFile(path, fsync=True) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
         if is_disk_full(exc):
             earlier = " (its earlier version is unchanged)" if path.exists() else ""
             raise DiskFullError(f"{path}: no space left on device. Nothing was lost: the file was being written "

@@ -20,7 +20,7 @@ from .conventions import IGNORE_INDEX
 from .io import atomic_write_bytes
 from .visualize import colorize, error_overlay, heatmap, to_numpy, to_rgb_uint8
 
-__all__ = ["write_report", "FIGURE_DIR", "md_escape", "classes_in_mean"]
+__all__ = ["write_report", "FIGURE_DIR", "md_escape", "classes_in_mean", "latent_use_line"]
 
 FIGURE_DIR = "figures"
 
@@ -438,6 +438,30 @@ def _latent_section(metrics: dict) -> list[str]:
     if rows:
         md += ["| measure | value |", "|---|---:|"] + [f"| {md_escape(a)} | {b} |" for a, b in rows] + [""]
     return md
+
+
+def latent_use_line(lat: dict) -> str:
+    """The one console line of PHGMM's latent use (``phgmm evaluate`` and each validation of
+    ``phgmm train``), "z | g" side by side: the pixels a random and the most different partner's
+    code change, I(x; ·) against its bound log N, the decoder's sensitivity relative to the skips
+    (and an untrained network's); empty where nothing was measured."""
+    def pair(key: str, fmt) -> str | None:
+        cells = [lat.get(key.format(s)) for s in ("z", "g")]
+        return None if all(c is None for c in cells) else " | ".join("–" if c is None else fmt(c) for c in cells)
+
+    def pct(x):
+        return f"{100 * x:.3g} %"
+
+    info = pair("mi_{}", lambda v: f"{v:.3g}")
+    upper = pair("mi_{}_upper", lambda v: f"{v:.3g}")
+    info = info and upper and f"{info} (noise-free upper bounds {upper})" or info
+    parts = [f"{name} {text}" for name, text in (
+        ("a random partner's code changes", pair("swap_{}_random_pixels_changed", pct)),
+        ("the most different image's", pair("swap_{}_far_pixels_changed", pct)),
+        ("I(x; ·)", info and f"{info} of at most {lat.get('mi_upper_bound', float('nan')):.3g} nats"),
+        ("sensitivity ÷ skips", pair("sensitivity_{}", lambda v: f"{v:.3g}")),
+        ("untrained", pair("untrained_sensitivity_{}", lambda v: f"{v:.3g}"))) if text is not None]
+    return "latent use (z | g): " + "; ".join(parts) if parts else ""
 
 
 def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:

@@ -316,6 +316,17 @@ def _names(models: Sequence[str]) -> list[str]:
     return ["phgmm", "deeplabv3"] + [m for m in dict.fromkeys(names) if m not in ("phgmm", "deeplabv3")]
 
 
+def _defaults(config: Any, backbone: str | None, num_classes: int | None, train_batch: int | None,
+              size: Sequence[int] | None) -> tuple[str, int, int, tuple[int, int]]:
+    """The backbone, class count, training batch and (W, H) asked for, else ``config``'s, else
+    ResNet-101, 12 classes, batch 2 and 768×384."""
+    backbone = backbone or (config.model.backbone if config is not None else "resnet101")
+    num_classes = num_classes or (config.model.num_classes if config is not None else 12)
+    train_batch = train_batch or (config.train.batch_size if config is not None else 2)
+    w, h = (int(v) for v in (size or (config.data.size if config is not None else (768, 384))))
+    return backbone, num_classes, train_batch, (w, h)
+
+
 def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = None,
                   size: Sequence[int] | None = None, batch: int = 1, train_batch: int | None = None,
                   warmup: int = 1, iters: int = 3, infer_iters: int | None = None,
@@ -378,10 +389,7 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
         raise ValueError(f"amp must be None or 'bf16', got {amp!r}")
     if config is not None and model_kwargs:
         raise ValueError("give model_kwargs or config, not both (the config's model section has the keys)")
-    backbone = backbone or (config.model.backbone if config is not None else "resnet101")
-    num_classes = num_classes or (config.model.num_classes if config is not None else 12)
-    train_batch = train_batch or (config.train.batch_size if config is not None else 2)
-    w, h = (int(v) for v in (size or (config.data.size if config is not None else (768, 384))))
+    backbone, num_classes, train_batch, (w, h) = _defaults(config, backbone, num_classes, train_batch, size)
     if batch < 1 or train_batch < 1:
         raise ValueError("batch sizes must be positive")
     names = _names(models)

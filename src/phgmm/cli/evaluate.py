@@ -123,7 +123,7 @@ def _refuse_flags_of_the_other_mode(args: argparse.Namespace) -> None:
 def summary_lines(metrics: dict) -> list[str]:
     """What the console shows of an evaluation: mIoU and pixel accuracy, and with --uncertainty how
     well each map tells wrong pixels from right ones and the calibration error."""
-    from ..report import classes_in_mean, excluded_indices
+    from ..report import classes_in_mean, excluded_indices, latent_use_line
     names = metrics["class_names"]
     excluded = excluded_indices(metrics, names)
     scored = classes_in_mean(metrics, names, excluded)
@@ -138,7 +138,7 @@ def summary_lines(metrics: dict) -> list[str]:
         lines.append(f"--unknown-ids ignore: {metrics['unknown_ids_ignored_pixels']} ground-truth pixels "
                      f"({100 * metrics['unknown_ids_ignored_fraction']:.2f} %) held ids not in the class table "
                      f"and were not scored")
-    latent = latent_line(metrics.get("latent") or {})
+    latent = latent_use_line(metrics.get("latent") or {})
     if latent:
         lines.append(latent)
     unc = metrics.get("uncertainty")
@@ -150,26 +150,3 @@ def summary_lines(metrics: dict) -> list[str]:
         lines.append(f"uncertainty, AUROC for wrong pixels: {', '.join(maps) or 'undefined (no wrong pixels)'}; "
                      f"calibration error (ECE) " + (f"{100 * ece:.2f} %" if ece is not None else "undefined"))
     return lines
-
-
-def latent_line(lat: dict) -> str:
-    """One line of PHGMM's latent use, "z | g" side by side: the pixels a random and the most
-    different partner's code change, I(x; ·) against its bound log N, the decoder's sensitivity
-    relative to the skips (and an untrained network's); empty where nothing was measured."""
-    def pair(key: str, fmt) -> str | None:
-        cells = [lat.get(key.format(s)) for s in ("z", "g")]
-        return None if all(c is None for c in cells) else " | ".join("–" if c is None else fmt(c) for c in cells)
-
-    def pct(x):
-        return f"{100 * x:.3g} %"
-
-    info = pair("mi_{}", lambda v: f"{v:.3g}")
-    upper = pair("mi_{}_upper", lambda v: f"{v:.3g}")
-    info = info and upper and f"{info} (noise-free upper bounds {upper})" or info
-    parts = [f"{name} {text}" for name, text in (
-        ("a random partner's code changes", pair("swap_{}_random_pixels_changed", pct)),
-        ("the most different image's", pair("swap_{}_far_pixels_changed", pct)),
-        ("I(x; ·)", info and f"{info} of at most {lat.get('mi_upper_bound', float('nan')):.3g} nats"),
-        ("sensitivity ÷ skips", pair("sensitivity_{}", lambda v: f"{v:.3g}")),
-        ("untrained", pair("untrained_sensitivity_{}", lambda v: f"{v:.3g}"))) if text is not None]
-    return "latent use (z | g): " + "; ".join(parts) if parts else ""

@@ -8,7 +8,6 @@ file that carries code is refused rather than run.
 
 from __future__ import annotations
 
-import os
 import random
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import DiskFullError, is_disk_full
+from ..io import AtomicFile, DiskFullError, is_disk_full
 from .torchfile import CheckpointError, read_torch_file
 from ..version import __version__
 
@@ -72,22 +71,14 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {**state, "phgmm_version": __version__}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with AtomicFile(path, fsync=True) as tmp:
+            torch.save(state, tmp)
     except OSError as exc:
         if is_disk_full(exc):
             raise _disk_full(path, resumable="optimizer" in state) from None
         raise
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

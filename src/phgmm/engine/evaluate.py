@@ -186,6 +186,31 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     evaluator = SegmentationEvaluator(n_classes, names, ignore_index=IGNORE_INDEX, exclude_from_mean=excluded,
                                       trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
                                       boundary=trimap if boundary is None else boundary)
+    cluster, probe, unc = _probes(model, cfg, device, excluded, clustering, latent, uncertainty, latent_level)
+    n_samples = e.report_samples if report_samples is None else report_samples
+    seen, elapsed, preds_kept = _score_pass(model, loader, cfg, device, evaluator,
+                                            [p for p in (cluster, probe, unc) if p is not None], n_samples, progress)
+
+    seen = _reduce(evaluator, seen, device)
+    result = EvalResult(metrics={**evaluator.compute(), "miou_excluded": [names[i] for i in excluded],
+                                 "images_per_s": seen / max(1e-9, elapsed)})
+    if cluster is not None:
+        cluster.compute(result, device)
+    if probe is not None:     # a second pass: the swaps need every image's codes first
+        result.metrics.update(probe.finish(model, loader, cfg, result.metrics["miou"], e.active_threshold, progress))
+    if unc is not None:
+        result.metrics["uncertainty"] = unc.compute(device)
+    if du.is_main():
+        result.samples += _samples(loader, preds_kept)
+    model.train(was_training)
+    return result
+
+
+def _probes(model: nn.Module, cfg: Config, device: torch.device, excluded, clustering: bool | None,
+            latent: bool | None, uncertainty: bool | None, latent_level: str):
+    """The clustering, latent-use and uncertainty probes asked for (each None when not, or when
+    the model has no latent space for it); ``None`` arguments take the ``eval`` section's value."""
+    e, n_classes = cfg.eval, cfg.model.num_classes
     latent_spaces = isinstance(model, LatentNetwork)
     has_z = latent_spaces and model.local_space is not None
     cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
@@ -193,8 +218,13 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
              if latent_spaces and (e.latent if latent is None else latent) else None)
     unc = (_UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
            if (e.uncertainty if uncertainty is None else uncertainty) else None)
-    probes = [p for p in (cluster, probe, unc) if p is not None]
-    n_samples = e.report_samples if report_samples is None else report_samples
+    return cluster, probe, unc
+
+
+def _score_pass(model: nn.Module, loader, cfg: Config, device: torch.device, evaluator, probes: list,
+                n_samples: int, progress: bool) -> tuple[int, float, list[np.ndarray]]:
+    """One pass over the split: the evaluator's counts and the probes' updates; returns the image
+    count, the seconds it took and the first ``n_samples`` predictions (main process only)."""
     dtype, fmt = amp_dtype(cfg.train.amp, device), memory_format(cfg.train.channels_last)
     model.to(memory_format=fmt)
     preds_kept: list[np.ndarray] = []
@@ -210,23 +240,16 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
         if du.is_main() and len(preds_kept) < n_samples:
             preds_kept += [p.numpy().astype(np.uint8) for p in pred[: n_samples - len(preds_kept)]]
         seen += x.shape[0]
-    elapsed = time.perf_counter() - tick
+    return seen, time.perf_counter() - tick, preds_kept
 
-    seen = _reduce(evaluator, seen, device)
-    result = EvalResult(metrics={**evaluator.compute(), "miou_excluded": [names[i] for i in excluded],
-                                 "images_per_s": seen / max(1e-9, elapsed)})
-    if cluster is not None:
-        cluster.compute(result, device)
-    if probe is not None:     # a second pass: the swaps need every image's codes first
-        result.metrics.update(probe.finish(model, loader, cfg, result.metrics["miou"], e.active_threshold, progress))
-    if unc is not None:
-        result.metrics["uncertainty"] = unc.compute(device)
-    if du.is_main():
-        for i, pred in enumerate(preds_kept):
-            index = loader.sampler.indices[i] if hasattr(loader.sampler, "indices") else i
-            result.samples.append((*loader.dataset.load_raw(index), pred))
-    model.train(was_training)
-    return result
+
+def _samples(loader, preds_kept: list[np.ndarray]) -> list[tuple]:
+    """The report's sample rows: each kept prediction beside its image and label as read from disk."""
+    rows = []
+    for i, pred in enumerate(preds_kept):
+        index = loader.sampler.indices[i] if hasattr(loader.sampler, "indices") else i
+        rows.append((*loader.dataset.load_raw(index), pred))
+    return rows
 
 
 def write_evaluation(result: EvalResult, out_dir: str | Path, class_names, colors, cfg: Config,

@@ -24,7 +24,6 @@ import copy
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import set_default_mode
+from ..io import AtomicFile
 
 __all__ = ["export_onnx", "export_checkpoint", "OnnxPredictor", "OnnxModelInfo", "InferenceGraph",
            "INPUT_NAME", "OUTPUT_NAME", "METADATA_PREFIX"]
@@ -233,21 +232,12 @@ def export_onnx(model: nn.Module, out_path: str | os.PathLike, example_size: Seq
     # Batch 2, not 1: torch.export specialises dimensions of size 0/1 to constants.
     example = torch.randn(2, _in_channels(graph.model), h, w)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        _export_graph(graph, example, tmp, opset, exporter)
+    with AtomicFile(out) as tmp:
+        _export_graph(graph, example, str(tmp), opset, exporter)
         if info is not None:
-            _write_metadata(tmp, info.to_metadata())
-        set_default_mode(tmp)      # mkstemp's 0600 would keep the shared file from its readers
-        if overwrite or not out.exists():
-            os.replace(tmp, out)
-        else:  # created by someone else while we exported
+            _write_metadata(str(tmp), info.to_metadata())
+        if not overwrite and out.exists():  # created by someone else while we exported
             raise FileExistsError(f"{out} appeared during the export; pass --overwrite (overwrite=True) to replace it")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 

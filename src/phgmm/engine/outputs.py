@@ -4,7 +4,6 @@ overlay video per video, uncertainty maps; all written atomically from backgroun
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..io import DiskFullError, OutputError
+from ..io import AtomicFile, DiskFullError, OutputError
 from .inputs import InputFile
 
 __all__ = ["Outputs", "Pending", "VideoOut", "write_png", "write_jpeg", "PNG_COMPRESSION", "JPEG_QUALITY"]
@@ -93,8 +92,9 @@ class Outputs:
                 continue
             values = maps[key]
             npy = self.out / folder / f"{name}.npy"
-            npy.parent.mkdir(parents=True, exist_ok=True)
-            np.save(npy, values)
+            # atomic like every other output; the suffix stops np.save from appending ".npy"
+            with AtomicFile(npy, suffix=".npy") as tmp:
+                np.save(tmp, values)
             written += [save_png(self.out / folder / f"{name}.png", heatmap(values, vmin=0.0, vmax=top)), npy]
         return written
 
@@ -127,9 +127,11 @@ class VideoOut:
         self.item = item
         self.final = out / "overlay" / f"{item.name}.mp4"
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.final.with_name(f".{self.final.stem}.tmp-{os.getpid()}.mp4")
+        self.file = AtomicFile(self.final, suffix=".mp4")     # OpenCV takes the container from the suffix
+        self.tmp = self.file.tmp
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
+            self.file.discard()
             raise OSError(f"{self.final}: OpenCV cannot write an mp4v video here")
         self.outputs = outputs
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="phgmm-video")
@@ -151,8 +153,7 @@ class VideoOut:
             self.thread.shutdown()
             self.writer.release()
         self._check_complete()
-        os.replace(self.tmp, self.final)
-        return self.final
+        return self.file.commit()
 
     def _check_complete(self) -> None:
         """OpenCV's writer reports no error (a full disk included): read the file back and refuse
@@ -162,7 +163,7 @@ class VideoOut:
         cap.release()
         if n == self.frames:
             return
-        self.tmp.unlink(missing_ok=True)
+        self.file.discard()
         kept = ("Nothing was lost: the video was being written under a temporary name, now removed, and "
                 "every file written before it is complete")
         if shutil.disk_usage(self.final.parent).free < 1 << 20:
@@ -173,5 +174,4 @@ class VideoOut:
     def abort(self) -> None:
         self.thread.shutdown(cancel_futures=True)
         self.writer.release()
-        if self.tmp.exists():
-            self.tmp.unlink()
+        self.file.discard()

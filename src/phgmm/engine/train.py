@@ -34,7 +34,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict, config_to_dict, save_config
-from ..io import check_output_dir, write_json
+from ..io import AtomicFile, check_output_dir, write_json
+from ..report import latent_use_line
 from ..threads import thread_budget
 from . import distributed as du
 from ..data.datasets import check_disjoint_splits
@@ -601,8 +602,9 @@ class Trainer:
                     self.writer.add_scalar(k.replace("val_", "val/", 1), v, self.state.global_step)
         if self.main:
             m = result.metrics
+            latent = latent_use_line(m.get("latent") or {})
             print(f"epoch {self.state.epoch}: val mIoU {100 * m['miou']:.2f} "
-                  f"(pixel acc. {100 * m['pixel_accuracy']:.2f}){_latent_note(m.get('latent') or {})}", flush=True)
+                  f"(pixel acc. {100 * m['pixel_accuracy']:.2f})" + (f"; {latent}" if latent else ""), flush=True)
         return record
 
     def fit(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
@@ -688,40 +690,12 @@ def decoder_width_note(cfg: Config, path: str | Path, line: str) -> str:
             f"({fits} of {len(own)} tensors would load)")
 
 
-def _latent_note(latent: dict[str, Any]) -> str:
-    """The validation line's latent part: active units, I(x; ·) and the share of pixels a random
-    partner's code changes, for z and g, each only where measured (a validation split of one
-    image has none of them: they need two images)."""
-    parts = []
-    for space, unit_word in (("z", "active units"), ("g", "active")):
-        bits = []
-        if f"{space}_active_units" in latent:
-            bits.append(f"{latent[f'{space}_active_units']} {unit_word}")
-        if f"mi_{space}" in latent:     # the Monte-Carlo estimate, its noise-free upper bound, log N
-            upper = latent.get(f"mi_{space}_upper")
-            bits.append(f"I(x;{space}) {latent[f'mi_{space}']:.3g}" + (f" (≤ {upper:.3g})" if upper is not None else "")
-                        + f" of {latent['mi_upper_bound']:.2f} nats")
-        if f"swap_{space}_random_pixels_changed" in latent:
-            bits.append(f"a random partner's {space} changes "
-                        f"{100 * latent[f'swap_{space}_random_pixels_changed']:.3g} % of pixels")
-        if bits:
-            parts.append(f"; {space}: " + ", ".join(bits))
-    return "".join(parts)
-
-
 def _copy_atomically(src: Path, dst: Path) -> None:
     """``dst`` becomes a copy of ``src``; a reader never sees half of it."""
-    import os
     import shutil
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
+    with AtomicFile(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _weights_only(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -405,6 +405,22 @@ def write_experiment_report(results_dir: str | Path) -> Path:
     """Write results.md, results.csv and the figures of the runs finished so far."""
     results_dir = Path(results_dir)
     info, runs = load_results(results_dir)
+    lines = _heading_lines(results_dir, info, runs)
+    if not runs:
+        lines.append("No run has finished yet.")
+    else:
+        lines += _score_sections(runs, info.get("kind", "compare"))
+        lines += _latent_sections(runs)
+        lines += _figure_section(runs, results_dir)
+    lines.append("")
+    report = results_dir / "results.md"
+    atomic_write_bytes(report, "\n".join(lines).encode())
+    _write_csv(runs, results_dir / "results.csv")
+    return report
+
+
+def _heading_lines(results_dir: Path, info: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+    """The title, the command that made the results, the base config, edited runs and the machines."""
     kind = info.get("kind", "compare")
     lines = [f"# {info.get('title', results_dir.name)}", ""]
     lines += [f"Command: `phgmm experiment {kind} --config {info.get('source')}` "
@@ -417,70 +433,79 @@ def write_experiment_report(results_dir: str | Path) -> Path:
                      f"on {mach.get('gpu') or mach.get('processor')} ({mach.get('cpu_count')} CPUs, "
                      f"{mach.get('torch_threads')} torch threads), {mach.get('platform')}.")
     lines.append("")
-    if not runs:
-        lines.append("No run has finished yet.")
-    else:
-        lines += ["## Summary (validation split, best epoch)", ""]
-        lines += _table(["run", "model", "mIoU", "pixel acc.", "boundary IoU", "trimap 2", "trimap 10", "trimap 40",
-                         "trimap mean", "train s/epoch", "infer ms/img", "params (M)"], _summary_rows(runs))
-        lines += ["", f"Percentages; {_mean_classes(runs)}; trimap = pixel error "
-                  "within w pixels of a label boundary (lower is better).", ""]
-        seeds = _seed_rows(runs)
-        if seeds:
-            header, seeds = _drop_empty_columns(["recipe", "runs", "seeds", "mIoU", "swap z random: px changed",
-                                                 "z zeroed: mIoU drop", "I(x;z) nats", "I(x;g) nats"], seeds)
-            lines += ["## Mean over seeds", ""]
-            lines += _table(header, seeds)
-            lines += ["", "Mean ± sample standard deviation over the seeds of runs that differ only by seed.", ""]
-        if kind == "compare":
-            lines += ["## Orderings", "", *_orderings(runs), ""]
-        classes = _scored_classes(runs[0])
-        lines += ["## Per-class IoU (Tables 1–2 layout)", ""]
-        lines += _table(["run", *classes, "mIoU"],
-                        [[m["run"], *[_pct((m.get("iou") or {}).get(c)) for c in classes], _pct(m.get("miou"))] for m in runs])
-        latent = _latent_rows(runs)
-        if latent:
-            lines += ["", "## Use of the latent spaces", ""]
-            lines += _table(["run", "mIoU", "z active", "g active", "swap z: mIoU drop", "swap z: pixels changed",
-                             "swap g: mIoU drop", "decode p(z|x,y): mIoU gain", "KL(q‖p) of z, matched bound",
-                             "training ℓ_z (loss.kl)", "KL of g",
-                             "silhouette (paper)",
-                             "silhouette (active units)", "silhouette (by class)"], latent)
-            lines += ["", "Active units: dimensions whose posterior mean varies across images with variance > 0.01 "
-                      "(Burda et al. 2016). Swap: each image decoded with the previous image's z (or g); the mIoU drop "
-                      "is what the model loses, in points. Decode p(z|x,y): each image decoded with the means of "
-                      "PostNet's posterior, which sees the labels, instead of q(z|x)'s (empty where no PostNet was "
-                      "kept); a z the decoder can use gains here. KL(q‖p) of z: evaluated at the best epoch on the validation "
-                      "split as the matched-component upper bound KL(π‖π*) + Σ_k π_k KL(q_k‖p_k), whatever estimator "
-                      "trained the run; the next column names that one (`loss.kl`: matched, mc or variational) and "
-                      "its direction where it was KL(p(z|x,y)‖q(z|x)). Silhouette (paper) labels the per-image component means by "
-                      "their component index, which constant means win; the two others cannot be won by collapse.", ""]
-        fair = _fair_rows(runs)
-        if fair:
-            lines += ["", "## Latent use: partners that are not neighbouring frames, information, sensitivity", ""]
-            lines += _table(["run", "mIoU", *[h for h, _, _ in FAIR_COLUMNS], "z active (untrained)"], fair)
-            lines += ["", "Swap: each image decoded with a partner's code, everything else its own: *random*, a seeded "
-                      "random derangement of the evaluated set; *far*, the image whose label histogram differs most; "
-                      "*zeroed*, a code of zeros. Pixels changed in %, mIoU drops in points. I(x;z), I(x;g): mutual "
-                      "information between image and code under q, estimated against the aggregate posterior "
-                      "(Hoffman & Johnson 2016), in nats; at most log(number of images). Sensitivity: the decoder's "
-                      "mean Jacobian column norm for the code relative to the skips'. *untrained*: the same measure "
-                      "on a freshly initialised network of the same configuration.", ""]
-        figures = [("trimap.png", _trimap_plot), ("timing.png", _timing_plot),
-                   ("clustering_over_training.png", _clustering_plot), ("ablation_k.png", _ablation_plot),
-                   ("learning_curves.png", learning_curves_plot)]
-        lines += ["## Figures", ""]
-        for name, fn in figures:
-            if fn(runs, results_dir / name) is not None:
-                lines.append(f"![{name}]({name})")
-        tsne = [m["run"] for m in runs if m.get("has_tsne")]
-        if tsne:
-            lines += ["", "t-SNE of z at the best epoch: " + ", ".join(f"[{r}]({r}/tsne.png)" for r in tsne)]
-    lines.append("")
-    report = results_dir / "results.md"
-    atomic_write_bytes(report, "\n".join(lines).encode())
-    _write_csv(runs, results_dir / "results.csv")
-    return report
+    return lines
+
+
+def _score_sections(runs: list[dict[str, Any]], kind: str) -> list[str]:
+    """The summary table, the mean over seeds, the orderings (a comparison) and the per-class IoU."""
+    lines = ["## Summary (validation split, best epoch)", ""]
+    lines += _table(["run", "model", "mIoU", "pixel acc.", "boundary IoU", "trimap 2", "trimap 10", "trimap 40",
+                     "trimap mean", "train s/epoch", "infer ms/img", "params (M)"], _summary_rows(runs))
+    lines += ["", f"Percentages; {_mean_classes(runs)}; trimap = pixel error "
+              "within w pixels of a label boundary (lower is better).", ""]
+    seeds = _seed_rows(runs)
+    if seeds:
+        header, seeds = _drop_empty_columns(["recipe", "runs", "seeds", "mIoU", "swap z random: px changed",
+                                             "z zeroed: mIoU drop", "I(x;z) nats", "I(x;g) nats"], seeds)
+        lines += ["## Mean over seeds", ""]
+        lines += _table(header, seeds)
+        lines += ["", "Mean ± sample standard deviation over the seeds of runs that differ only by seed.", ""]
+    if kind == "compare":
+        lines += ["## Orderings", "", *_orderings(runs), ""]
+    classes = _scored_classes(runs[0])
+    lines += ["## Per-class IoU (Tables 1–2 layout)", ""]
+    lines += _table(["run", *classes, "mIoU"],
+                    [[m["run"], *[_pct((m.get("iou") or {}).get(c)) for c in classes], _pct(m.get("miou"))] for m in runs])
+    return lines
+
+
+def _latent_sections(runs: list[dict[str, Any]]) -> list[str]:
+    """The latent-use tables of the runs that measured them: the early measures, then the fair ones."""
+    lines = []
+    latent = _latent_rows(runs)
+    if latent:
+        lines += ["", "## Use of the latent spaces", ""]
+        lines += _table(["run", "mIoU", "z active", "g active", "swap z: mIoU drop", "swap z: pixels changed",
+                         "swap g: mIoU drop", "decode p(z|x,y): mIoU gain", "KL(q‖p) of z, matched bound",
+                         "training ℓ_z (loss.kl)", "KL of g",
+                         "silhouette (paper)",
+                         "silhouette (active units)", "silhouette (by class)"], latent)
+        lines += ["", "Active units: dimensions whose posterior mean varies across images with variance > 0.01 "
+                  "(Burda et al. 2016). Swap: each image decoded with the previous image's z (or g); the mIoU drop "
+                  "is what the model loses, in points. Decode p(z|x,y): each image decoded with the means of "
+                  "PostNet's posterior, which sees the labels, instead of q(z|x)'s (empty where no PostNet was "
+                  "kept); a z the decoder can use gains here. KL(q‖p) of z: evaluated at the best epoch on the validation "
+                  "split as the matched-component upper bound KL(π‖π*) + Σ_k π_k KL(q_k‖p_k), whatever estimator "
+                  "trained the run; the next column names that one (`loss.kl`: matched, mc or variational) and "
+                  "its direction where it was KL(p(z|x,y)‖q(z|x)). Silhouette (paper) labels the per-image component means by "
+                  "their component index, which constant means win; the two others cannot be won by collapse.", ""]
+    fair = _fair_rows(runs)
+    if fair:
+        lines += ["", "## Latent use: partners that are not neighbouring frames, information, sensitivity", ""]
+        lines += _table(["run", "mIoU", *[h for h, _, _ in FAIR_COLUMNS], "z active (untrained)"], fair)
+        lines += ["", "Swap: each image decoded with a partner's code, everything else its own: *random*, a seeded "
+                  "random derangement of the evaluated set; *far*, the image whose label histogram differs most; "
+                  "*zeroed*, a code of zeros. Pixels changed in %, mIoU drops in points. I(x;z), I(x;g): mutual "
+                  "information between image and code under q, estimated against the aggregate posterior "
+                  "(Hoffman & Johnson 2016), in nats; at most log(number of images). Sensitivity: the decoder's "
+                  "mean Jacobian column norm for the code relative to the skips'. *untrained*: the same measure "
+                  "on a freshly initialised network of the same configuration.", ""]
+    return lines
+
+
+def _figure_section(runs: list[dict[str, Any]], results_dir: Path) -> list[str]:
+    """Draw the figures the runs have data for into ``results_dir``; their links and the t-SNE links."""
+    figures = [("trimap.png", _trimap_plot), ("timing.png", _timing_plot),
+               ("clustering_over_training.png", _clustering_plot), ("ablation_k.png", _ablation_plot),
+               ("learning_curves.png", learning_curves_plot)]
+    lines = ["## Figures", ""]
+    for name, fn in figures:
+        if fn(runs, results_dir / name) is not None:
+            lines.append(f"![{name}]({name})")
+    tsne = [m["run"] for m in runs if m.get("has_tsne")]
+    if tsne:
+        lines += ["", "t-SNE of z at the best epoch: " + ", ".join(f"[{r}]({r}/tsne.png)" for r in tsne)]
+    return lines
 
 
 def _write_csv(runs: list[dict[str, Any]], path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from ..io import atomic_write_bytes, set_default_mode
+from ..io import AtomicFile, atomic_write_bytes
 from ..version import __version__
 
 __all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "NORMALIZATION", "ModelFileError", "is_saved_model_dir",
@@ -77,10 +77,8 @@ def save_folder(model: nn.Module, out_dir: str | Path, config: dict[str, Any] | 
     meta = {"phgmm_version": __version__, "build": build, "config": config,
             "class_names": (classes or {}).get("names"), "colors": (classes or {}).get("colors"),
             "size": list(size) if size else None, "normalization": NORMALIZATION}
-    tmp = out / f".{WEIGHTS_NAME}.tmp"
-    save_file(weights, str(tmp), metadata={"format": "pt", "phgmm_version": __version__})
-    set_default_mode(tmp)      # safetensors creates its file 0600
-    tmp.replace(out / WEIGHTS_NAME)
+    with AtomicFile(out / WEIGHTS_NAME) as tmp:     # it also gives safetensors' 0600 file the usual mode
+        save_file(weights, str(tmp), metadata={"format": "pt", "phgmm_version": __version__})
     atomic_write_bytes(out / CONFIG_NAME, json.dumps(meta, indent=2).encode())
     return out
 
