@@ -285,3 +285,200 @@ def test_loss_settings_are_checked_at_their_bounds():
     assert loss.mc_samples == 3 and loss.geco_target == 0.5
     assert float(loss.geco_lambda) == 2.0 and float(loss.geco_average) == 0.0 and not bool(loss.geco_started)
     assert {"geco_lambda", "geco_average", "geco_started"} <= set(loss.state_dict())
+
+
+def _message(fn, *args, error=ValueError, **kw):
+    with pytest.raises(error) as e:
+        fn(*args, **kw)
+    return str(e.value)
+
+
+def test_error_messages_in_full():
+    """The messages say what was wrong and what is accepted; they are the interface for a bad setting."""
+    from torch.distributions import Categorical, Laplace, MixtureSameFamily
+
+    from phgmm.losses import gmm_kl_per_dim
+
+    q3, _ = random_mixture(2, 3, 4, seed=0)
+    q2, _ = random_mixture(2, 2, 4, seed=1)
+    assert _message(gmm_kl, q3, q3, "exact") == "unknown KL method 'exact'; choose one of matched, mc, variational"
+    same = "the matched KL needs the same number of components in q and p"
+    assert _message(gmm_kl, q3, q2) == same and _message(gmm_kl_per_dim, q3, q2) == same
+    assert _message(gmm_kl, q3, q3, "mc", 0) == "num_samples must be >= 1, got 0"
+    # components that are not Independent(Normal): plain Normals, or Independent Laplaces
+    mix = Categorical(logits=torch.zeros(2, 3))
+    not_independent = MixtureSameFamily(mix, Normal(torch.zeros(2, 3), torch.ones(2, 3)))
+    laplace = MixtureSameFamily(mix, Independent(Laplace(torch.zeros(2, 3, 4), torch.ones(2, 3, 4)), 1))
+    for bad in (not_independent, laplace):
+        assert _message(gmm_kl, bad, q3, error=TypeError) == "gmm_kl expects mixtures of Independent(Normal) components"
+        assert _message(gmm_kl, q3, bad, error=TypeError) == "gmm_kl expects mixtures of Independent(Normal) components"
+    logits, target = torch.randn(2, 3, 4, 5), torch.zeros(2, 4, 6, dtype=torch.long)
+    assert _message(segmentation_loss, logits, target) == "logits are (4, 5) but labels are (4, 6)"
+    assert _message(segmentation_loss, logits, target[..., :5], ce_scale="half") == (
+        "unknown ce_scale 'half'; choose one of mean, eq7, sum")
+    assert _message(PHGMMLoss, kl="exact") == "unknown KL method 'exact'; choose one of matched, mc, variational"
+    assert _message(PHGMMLoss, ce_scale="half") == "unknown ce_scale 'half'; choose one of mean, eq7, sum"
+    assert _message(PHGMMLoss, kl_direction="both") == (
+        "unknown kl_direction 'both'; choose one of q_to_posterior, posterior_to_q")
+    assert _message(PHGMMLoss, free_bits=-1) == "free_bits and warmup_steps must be >= 0"
+    assert _message(PHGMMLoss, free_bits=0.5, kl="mc") == "free bits need a KL per dimension: use kl='matched', not 'mc'"
+    assert _message(PHGMMLoss, geco_alpha=1.0) == "GECO needs 0 <= geco_alpha < 1, geco_rate >= 0 and geco_init > 0"
+
+
+def test_kl_per_dimension_against_the_closed_form_written_out():
+    """gaussian_kl_per_dim against a given prior, and the matched bound's parts, item by item."""
+    from phgmm.losses import gaussian_kl_per_dim, gmm_kl_per_dim
+
+    g = torch.Generator().manual_seed(3)
+    mq, sq = torch.randn(2, 5, 4, generator=g), torch.rand(2, 5, 4, generator=g) + 0.5
+    mp, sp = torch.randn(2, 5, 4, generator=g), torch.rand(2, 5, 4, generator=g) + 0.5
+    q, p = Independent(Normal(mq, sq), 1), Independent(Normal(mp, sp), 1)
+    by_hand = 0.5 * (torch.log(sp ** 2 / sq ** 2) + (sq ** 2 + (mq - mp) ** 2) / sp ** 2 - 1)
+    torch.testing.assert_close(gaussian_kl_per_dim(q, p), by_hand, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gaussian_kl_per_dim(q), 0.5 * (sq ** 2 + mq ** 2 - 1 - torch.log(sq ** 2)),
+                               rtol=1e-5, atol=1e-6)
+    # mixtures with batch 2×5 and K = 3 components over L = 4 dimensions
+    qm, (lq, muq, lvq) = random_mixture(10, 3, 4, seed=8)
+    pm, (lp, mup, lvp) = random_mixture(10, 3, 4, seed=9)
+    shape = lambda t: t.reshape(2, 5, *t.shape[1:])       # noqa: E731
+    qm, pm = gaussian_mixture(shape(lq), shape(muq), shape(lvq)), gaussian_mixture(shape(lp), shape(mup), shape(lvp))
+    cat, per_dim = gmm_kl_per_dim(qm, pm)
+    assert cat.shape == (2, 5) and per_dim.shape == (2, 5, 4)
+    for n in range(10):
+        b, h = divmod(n, 5)
+        pq, pp = torch.softmax(lq[n], 0), torch.softmax(lp[n], 0)
+        vq, vp = lvq[n].exp(), lvp[n].exp()
+        kl_k = 0.5 * (torch.log(vp / vq) + (vq + (muq[n] - mup[n]) ** 2) / vp - 1)      # K×L
+        assert cat[b, h].item() == pytest.approx((pq * torch.log(pq / pp)).sum().item(), rel=1e-5, abs=1e-6)
+        torch.testing.assert_close(per_dim[b, h], (pq[:, None] * kl_k).sum(0), rtol=1e-5, atol=1e-6)
+    # batch N alone (N×K×L components): the sum runs over K there too
+    flat_cat, flat_per_dim = gmm_kl_per_dim(gaussian_mixture(lq, muq, lvq), gaussian_mixture(lp, mup, lvp))
+    torch.testing.assert_close(flat_per_dim, per_dim.reshape(10, 4))
+    torch.testing.assert_close(flat_cat, cat.reshape(10))
+
+
+def test_mc_draws_one_sample_per_component_unless_told():
+    q, _ = random_mixture(3, 2, 4, seed=12)
+    p, _ = random_mixture(3, 2, 4, seed=13)
+
+    def seeded(fn):
+        torch.manual_seed(5)
+        return fn()
+
+    one = seeded(lambda: gmm_kl(q, p, "mc", num_samples=1))
+    assert torch.equal(seeded(lambda: gmm_kl(q, p, "mc")), one)
+    assert not torch.equal(seeded(lambda: gmm_kl(q, p, "mc", num_samples=2)), one)
+    # the same draw by hand: z = μ + σ·ε for every component, log q(z) − log p(z) weighted by π
+    torch.manual_seed(5)
+    eps = torch.randn(1, 3, 2, 4)
+    comp = q.component_distribution.base_dist
+    z = (comp.loc + comp.scale * eps)[0]                                     # 3×2×4
+    ratio = torch.stack([q.log_prob(z[:, k]) - p.log_prob(z[:, k]) for k in range(2)], -1)   # 3×2
+    torch.testing.assert_close(one, (q.mixture_distribution.probs * ratio).sum(-1), rtol=1e-5, atol=1e-5)
+    # PHGMMLoss passes its own mc_samples (1 by default)
+    logits, y = torch.randn(3, 4, 2, 2), torch.randint(0, 4, (3, 2, 2))
+    out = PHGMMOutput(logits=logits, q_z=q, p_z=p)
+    assert seeded(lambda: PHGMMLoss(kl="mc")(out, y)["z"]).item() == pytest.approx(one.mean().item(), rel=1e-6)
+    three = seeded(lambda: gmm_kl(q, p, "mc", num_samples=3)).mean()
+    assert seeded(lambda: PHGMMLoss(kl="mc", mc_samples=3)(out, y)["z"]).item() == pytest.approx(three.item(), rel=1e-6)
+    assert three.item() != pytest.approx(one.mean().item(), rel=1e-3)
+
+
+@pytest.mark.parametrize("kl", ["matched", "variational"])
+def test_the_loss_uses_its_kl_method_on_any_batch_shape(kl):
+    """ℓ_z is the chosen estimator's KL averaged over every batch item (N×H here), with free bits
+    or without; ℓ_g likewise sums each item's dimensions."""
+    _, (lq, muq, lvq) = random_mixture(6, 3, 4, seed=14)
+    _, (lp, mup, lvp) = random_mixture(6, 3, 4, seed=15)
+    shape = lambda t: t.reshape(2, 3, *t.shape[1:])       # noqa: E731
+    q, p = gaussian_mixture(shape(lq), shape(muq), shape(lvq)), gaussian_mixture(shape(lp), shape(mup), shape(lvp))
+    mu, sd = torch.randn(2, 3, 4), torch.rand(2, 3, 4) + 0.5
+    qg = Independent(Normal(mu, sd), 1)
+    logits, y = torch.randn(2, 5, 4, 4), torch.randint(0, 5, (2, 4, 4))
+    items_z = torch.stack([gmm_kl(gaussian_mixture(lq[n:n + 1], muq[n:n + 1], lvq[n:n + 1]),
+                                  gaussian_mixture(lp[n:n + 1], mup[n:n + 1], lvp[n:n + 1]), kl)[0] for n in range(6)])
+    items_g = 0.5 * (sd ** 2 + mu ** 2 - 1 - torch.log(sd ** 2)).sum(-1)                  # 2×3
+    out = PHGMMLoss(kl=kl)(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
+    assert out["z"].item() == pytest.approx(items_z.mean().item(), rel=1e-5)
+    assert out["g"].item() == pytest.approx(items_g.mean().item(), rel=1e-5)
+    if kl == "matched":
+        floored = PHGMMLoss(free_bits=1e-4)(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
+        assert floored["z"].item() == pytest.approx(items_z.mean().item(), rel=1e-5)
+    else:      # the variational estimate is not the matched bound
+        assert abs(out["z"].item() - gmm_kl(q, p, "matched").mean().item()) > 1e-3
+
+
+def test_ignore_index_reaches_the_soft_iou_term():
+    """Pixels labelled with a custom ignore index (7) leave both terms of ℓ_s."""
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 3, 4, 5, generator=g)
+    target = torch.randint(0, 3, (2, 4, 5), generator=g)
+    target[:, 0] = 7
+    keep = target != 7
+    ce = torch.nn.functional.cross_entropy(logits.permute(0, 2, 3, 1)[keep], target[keep])
+    probs = torch.softmax(logits, 1).permute(0, 2, 3, 1)[keep]                        # P×3
+    onehot = torch.nn.functional.one_hot(target[keep], 3).float()
+    iou = ((probs * onehot).sum(0) + 1) / ((probs + onehot - probs * onehot).sum(0) + 1)
+    assert segmentation_loss(logits, target, ignore_index=7).item() == pytest.approx((ce + 1 - iou.mean()).item(), rel=1e-5)
+
+
+def test_warmup_of_one_step_and_the_defaults_of_the_remedies():
+    q, _ = random_mixture(2, 3, 4, seed=30)
+    p, _ = random_mixture(2, 3, 4, seed=31)
+    assert PHGMMLoss(warmup_steps=1).kl_weight(0) == 0.0 and PHGMMLoss(warmup_steps=1).kl_weight(1) == 1.0
+    assert PHGMMLoss(warmup_steps=4).kl_weight(1) == 0.25 and PHGMMLoss().kl_weight(0) == 1.0
+    logits, post, y = torch.randn(2, 5, 4, 4), torch.randn(2, 5, 4, 4), torch.randint(0, 5, (2, 4, 4))
+    s = segmentation_loss(logits, y).item()
+    # by default the posterior decode is not trained on, and is not even in the graph
+    post.requires_grad_(True)
+    out = PHGMMLoss(lambda_z=0.0)(PHGMMOutput(logits=logits, q_z=q, p_z=p, posterior_logits=post), y)
+    assert out["total"].item() == pytest.approx(0.4 * s, rel=1e-6)
+    assert not out["total"].requires_grad and post.grad is None
+    # a share of the posterior decode without posterior logits: ℓ_s alone
+    out = PHGMMLoss(decode_posterior=0.5, lambda_z=0.0)(PHGMMOutput(logits=logits, q_z=q, p_z=p), y)
+    assert out["total"].item() == pytest.approx(0.4 * s, rel=1e-6)
+    # GECO's default rate (0.01) and averaging (0.99), and its value outside training steps
+    geco = PHGMMLoss(geco_target=0.5, lambda_z=0.0)
+    t0 = geco(logits, y, step=0)
+    assert t0["total"].item() == pytest.approx(s - 0.5, rel=1e-5)
+    assert geco.geco_lambda.item() == pytest.approx(math.exp(0.01 * (s - 0.5)), rel=1e-6)
+    geco(logits * 2, y, step=1)
+    s2 = segmentation_loss(logits * 2, y).item()
+    avg = 0.99 * (s - 0.5) + 0.01 * (s2 - 0.5)
+    assert geco.geco_average.item() == pytest.approx(avg, rel=1e-5)
+    lam = geco.geco_lambda.item()
+    assert lam == pytest.approx(math.exp(0.01 * (s - 0.5)) * math.exp(0.01 * avg), rel=1e-6)
+    geco.eval()
+    assert geco(logits, y, step=2)["total"].item() == pytest.approx(lam * (s - 0.5), rel=1e-5)
+    assert geco.geco_lambda.item() == lam
+
+
+def test_geco_multiplier_is_kept_between_1e_minus_6_and_1e6():
+    logits, y = torch.randn(2, 5, 4, 4), torch.randint(0, 5, (2, 4, 4))
+    up = PHGMMLoss(geco_target=-100.0, geco_rate=1.0)        # constraint ≈ +100: exp(100) unclamped
+    up(logits, y, step=0)
+    assert up.geco_lambda.item() == 1e6
+    down = PHGMMLoss(geco_target=100.0, geco_rate=1.0)       # constraint ≈ −100
+    down(logits, y, step=0)
+    assert down.geco_lambda.item() == pytest.approx(1e-6, rel=1e-6)
+    inside = PHGMMLoss(geco_target=0.0, geco_rate=1.0, geco_init=3.0)
+    inside(logits, y, step=0)
+    assert inside.geco_lambda.item() == pytest.approx(3.0 * math.exp(segmentation_loss(logits, y).item()), rel=1e-5)
+
+
+def test_geco_in_a_process_group_follows_the_mean_constraint(tmp_path):
+    """With torch.distributed initialised (gloo, one process), the constraint is all-reduced and
+    divided by the world size: the multiplier moves exactly as without a group."""
+    import torch.distributed as dist
+
+    logits, y = torch.randn(2, 5, 4, 4), torch.randint(0, 5, (2, 4, 4))
+    s = segmentation_loss(logits, y).item()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        loss = PHGMMLoss(geco_target=0.5, geco_rate=0.3)
+        t = loss(logits, y, step=0)
+    finally:
+        dist.destroy_process_group()
+    assert t["total"].item() == pytest.approx(s - 0.5, rel=1e-5)
+    assert loss.geco_average.item() == pytest.approx(s - 0.5, rel=1e-5)
+    assert loss.geco_lambda.item() == pytest.approx(math.exp(0.3 * (s - 0.5)), rel=1e-5)
