@@ -34,11 +34,14 @@ case $group in
              tests=(tests/test_metrics_boundary.py tests/test_metrics_calibration.py
                     tests/test_metrics_clustering.py tests/test_metrics_confusion.py tests/test_metrics_latent.py
                     tests/test_metrics_trimap.py tests/test_metrics_uncertainty.py) ;;
-  # heads: the wiring test's branch checks, not its overfits (seconds each, on every surviving mutant)
+  # heads: the wiring test's branch checks, not its overfits (seconds each, on every surviving mutant),
+  # and the operator, layout and parameter-count tests of each head's own file; not the W48 forward
+  # (two full-width HRNets built for one shape check)
   heads)     mutate=(src/phgmm/models/ccnet.py src/phgmm/models/danet.py src/phgmm/models/ocr.py
                      src/phgmm/models/ocnet.py src/phgmm/models/deeplabv2.py src/phgmm/models/auxiliary.py)
-             tests=(tests/test_models_wiring.py tests/test_models_attention.py tests/test_models_ccnet.py)
-             select=(-k "not overfit") ;;
+             tests=(tests/test_models_wiring.py tests/test_models_attention.py tests/test_models_ccnet.py
+                    tests/test_models_hrnet.py tests/test_models_classic.py)
+             select=(-k "not overfit and not w48_output") ;;
   hrnet)     mutate=(src/phgmm/models/hrnet.py)
              tests=(tests/test_models_wiring.py tests/test_models_hrnet.py) ;;
   *) echo "unknown group $group" >&2; exit 2 ;;

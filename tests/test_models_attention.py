@@ -108,7 +108,8 @@ def test_channel_attention_against_a_channel_pair_loop():
 @pytest.mark.parametrize("scale", [1, 2])
 def test_object_context_against_a_pixel_pair_loop(scale):
     torch.manual_seed(0)
-    oc = ObjectContext(channels=6, key_channels=4, value_channels=3, scale=scale).eval()
+    # scale 1 is the default
+    oc = ObjectContext(channels=6, key_channels=4, value_channels=3, **({"scale": 2} if scale == 2 else {})).eval()
     bn = oc.f_key[1]
     bn.running_mean.uniform_(-0.5, 0.5)
     bn.running_var.uniform_(0.5, 2.0)
@@ -145,3 +146,70 @@ def test_auxiliary_losses_are_added_to_l_s(name):
     out = model(x)
     expected = segmentation_loss(out.logits, y) + sum(w * segmentation_loss(a, y) for w, a in out.aux)
     torch.testing.assert_close(PHGMMLoss(lambda_s=1.0)(out, y)["s"], expected)
+
+
+@pytest.mark.parametrize("name", ["danet", "ocnet", "ocnet_asp"])
+def test_defaults_in_channels_and_output_stride_8(name):
+    """12 classes on a dilated ResNet-101 by default; in_channels reaches the stem; F4 at 1/8 of the
+    input (layers 3 and 4 dilated by 2 and 4, not strided)."""
+    from phgmm.models.registry import registered
+
+    with torch.device("meta"):
+        default = registered()[name].cls()      # the class's own defaults, not build_model's
+    assert count_parameters(default.encoder) == RESNET101_FEATURES
+    cls = default.head.cls          # DANet: dropout then a 1×1 conv; OCNet: the 1×1 conv
+    assert (cls[-1] if isinstance(cls, torch.nn.Sequential) else cls).out_channels == 12
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3, backbone="resnet18", in_channels=1).eval()
+    seen = {}
+    model.encoder.layer4.register_forward_hook(lambda m, i, o: seen.update(f4=o.shape))
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 64, 96)).shape == (1, 3, 64, 96)
+    assert seen["f4"][-2:] == (8, 12) and model.encoder.dilation == 4
+
+
+def test_danet_head_fuses_the_sum_of_both_branches_and_keeps_the_references_layers():
+    from phgmm.models.danet import DANetHead
+
+    torch.manual_seed(0)
+    head = DANetHead(32, 3).eval()
+    for cls in (head.cls, head.cls_p, head.cls_c):
+        assert [type(m).__name__ for m in cls] == ["Dropout2d", "Conv2d"] and cls[0].p == 0.1
+    with torch.no_grad():
+        head.pam.gamma.fill_(0.5)
+        head.cam.gamma.fill_(-0.5)
+        x = torch.randn(2, 32, 5, 7)
+        fused, p, c = head(x)
+        pp = head.post_p(head.pam(head.conv_p(x)))
+        cc = head.post_c(head.cam(head.conv_c(x)))
+    torch.testing.assert_close(fused, head.cls(pp + cc))
+    torch.testing.assert_close(p, head.cls_p(pp))
+    torch.testing.assert_close(c, head.cls_c(cc))
+
+
+def test_ocnet_modules_keep_the_references_layers():
+    """Widths at their defaults (512 in, 256 key/branch channels), the object context at scale 2
+    in ASP-OC, the atrous rates, dropout before every classifier, and ReLU after each BatchNorm."""
+    from phgmm.models.ocnet import ASPOC, BaseOC
+
+    attention = (lambda ch, kc: _conv(ch, kc, bias=True) + _bn(kc) + _conv(ch, kc, bias=True) + _conv(kc, ch, bias=True))
+    with torch.device("meta"):
+        base, asp = BaseOC(), ASPOC()
+    assert count_parameters(base) == attention(512, 256) + _conv(1024, 512) + _bn(512)
+    assert count_parameters(asp) == (_conv(512, 256, 3, bias=True) + _bn(256) + attention(256, 128)
+                                     + _conv(256, 256) + _bn(256) + _conv(512, 256) + _bn(256)
+                                     + 3 * (_conv(512, 256, 3) + _bn(256)) + _conv(5 * 256, 512) + _bn(512))
+    assert isinstance(base.fuse[-1], torch.nn.Dropout2d) and base.fuse[-1].p == 0.05
+    assert isinstance(asp.fuse[-1], torch.nn.Dropout2d) and asp.fuse[-1].p == 0.1
+    assert base.context.scale == 1 and asp.context.scale == 2
+    assert [b[0].dilation for b in asp.branches] == [(1, 1), (12, 12), (24, 24), (36, 36)]
+    assert [type(m).__name__ for m in asp.context_in] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert [type(m).__name__ for m in base.context.f_key] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    model = build_model("ocnet", num_classes=3, backbone="resnet18")
+    h = model.head
+    assert [type(m).__name__ for m in h.reduce] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert [type(m).__name__ for m in h.dsn] == ["Conv2d", "BatchNorm2d", "ReLU", "Dropout2d", "Conv2d"]
+    assert h.dsn[3].p == 0.1
+    with torch.no_grad():       # the 3×3 convolutions keep the map's size
+        assert h.reduce(torch.randn(1, 512, 5, 7)).shape == (1, 512, 5, 7)
+        assert h.dsn(torch.randn(1, 256, 5, 7)).shape == (1, 3, 5, 7)

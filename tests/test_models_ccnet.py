@@ -86,3 +86,36 @@ def test_ccnet_r101_parameter_count_is_the_reference_layers():
     assert counts["inference_total"] == 66_434_260
     dsn = 1024 * ci * 9 + 2 * ci + ci * n + n                    # F3 → 512 (3×3 + BN) → classes
     assert counts["aux"] == dsn and counts["training_total"] == 66_434_260 + dsn == 71_163_623
+
+
+def test_ccnet_layers_defaults_and_arguments():
+    """The RCCA head's defaults (512 channels, R = 2, dropout 0.1 before each classifier), queries
+    and keys at C/8, R = 1 allowed and 0 refused, no F3 head at aux_weight 0, the heads' reference
+    initialisation (zero biases), and the arguments that reach the encoder."""
+    from phgmm.models.ccnet import RCCAHead, deep_supervision_head
+
+    head = RCCAHead(64, 5)
+    assert (head.reduce[0].out_channels, head.recurrence) == (512, 2)
+    assert [type(m).__name__ for m in head.fuse] == ["Sequential", "Dropout2d", "Conv2d"] and head.fuse[1].p == 0.1
+    dsn = deep_supervision_head(64, 5)
+    assert [type(m).__name__ for m in dsn] == ["Conv2d", "BatchNorm2d", "ReLU", "Dropout2d", "Conv2d"]
+    assert dsn[3].p == 0.1 and dsn[0].out_channels == 512
+    assert [CrissCrossAttention(c).query.out_channels for c in (8, 16, 64, 4)] == [1, 2, 8, 1]
+    with torch.device("meta"):
+        default = CCNet()
+    assert default.parameter_counts()["encoder"] == 42_500_160 and default.head.fuse[-1].out_channels == 12
+    torch.manual_seed(0)
+    one = CCNet(num_classes=3, backbone="resnet18", channels=16, recurrence=1, dropout=0.3, aux_weight=0.0,
+                in_channels=1)
+    assert one.head.recurrence == 1 and one.head.fuse[1].p == 0.3 and one.aux_head is None
+    assert isinstance(one.train()(torch.randn(2, 1, 40, 24)), torch.Tensor)
+    seen = {}                  # output stride 8: layers 3 and 4 dilated by 2 and 4, not strided
+    one.encoder.layer4.register_forward_hook(lambda m, i, o: seen.update(f4=o.shape))
+    with torch.no_grad():
+        one.eval()(torch.randn(1, 1, 64, 96))
+    assert seen["f4"][-2:] == (8, 12) and one.encoder.dilation == 4
+    with pytest.raises(ValueError) as e:
+        CCNet(backbone="resnet18", recurrence=0)
+    assert str(e.value) == "CCNet recurrence must be >= 1, got 0"
+    model = CCNet(num_classes=3, backbone="resnet18", channels=16)
+    assert not model.head.fuse[-1].bias.any() and not model.aux_head[-1].bias.any()

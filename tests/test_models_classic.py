@@ -117,3 +117,27 @@ def test_deeplabv2_r101_parameter_count():
     assert counts["encoder"] == 42_500_160
     assert counts["head"] == 4 * (2048 * 9 * 21 + 21) == 1_548_372
     assert counts["inference_total"] == 44_048_532
+
+
+def test_summed_aspp_starts_as_the_reference_classifier():
+    """Every branch: weights drawn from N(0, 0.01), biases zero (the reference's classifier init)."""
+    torch.manual_seed(0)
+    aspp = SummedASPP(256, 21)
+    for conv in aspp.branches:
+        w = conv.weight.detach()
+        assert abs(float(w.std()) - 0.01) < 0.0005 and abs(float(w.mean())) < 0.0005
+        assert not conv.bias.any()
+    assert [(c.dilation, c.padding) for c in aspp.branches] == [((r, r), (r, r)) for r in (6, 12, 18, 24)]
+
+
+def test_deeplabv2_defaults_and_arguments():
+    """12 classes on a ResNet-101 by default; rates and in_channels reach the head and the stem."""
+    with torch.device("meta"):
+        model = DeepLabV2()
+    assert model.parameter_counts()["encoder"] == 42_500_160
+    assert [c.out_channels for c in model.head.branches] == [12] * 4 and model.head.rates == (6, 12, 18, 24)
+    torch.manual_seed(0)
+    grey = DeepLabV2(num_classes=3, backbone="resnet18", rates=(1, 2), in_channels=1).eval()
+    assert grey.head.rates == (1, 2) and [c.dilation for c in grey.head.branches] == [(1, 1), (2, 2)]
+    with torch.no_grad():
+        assert grey(torch.randn(1, 1, 40, 24)).shape == (1, 3, 40, 24)

@@ -42,24 +42,80 @@ def test_w48_output_shape_at_an_odd_size(w48):
             assert model.eval()(x).shape == (1, 19, 37, 45)
 
 
-def test_parameter_counts_match_the_reference(w48):
+def _ocr_layers(c: int, k: int, mid: int = 512, key: int = 256) -> int:
+    """OCR's layers on a c-channel representation for k classes, written out from seg_hrnet_ocr.py
+    (the soft-region head is HRNetV2's classifier, counted with the plain HRNet)."""
+    return (c * mid * 9 + mid + 2 * mid                       # conv3x3_ocr (biased) + BN
+            + 2 * (mid * key + 2 * key + key * key + 2 * key)   # f_pixel, f_object
+            + mid * key + 2 * key                             # f_down
+            + key * mid + 2 * mid                             # f_up
+            + 2 * mid * mid + 2 * mid                         # fusion of [context, feats]
+            + mid * k + k)                                    # classifier
+
+
+def test_parameter_counts_match_the_reference():
     # HRNet/HRNet-Semantic-Segmentation README (Cityscapes, 19 classes, #Params column):
-    # HRNetV2-W48 65.8M, HRNetV2-W18-Small-v2 3.9M (figures truncated to 0.1M).
-    assert 65.8e6 <= count_parameters(w48["hrnet_w48"]) < 65.9e6
-    assert 3.9e6 <= count_parameters(build_model("hrnet_w18", num_classes=19)) < 4.0e6
+    # HRNetV2-W48 65.8M, HRNetV2-W18-Small-v2 3.9M (figures truncated to 0.1M). Built on the meta
+    # device: only the shapes are counted.
+    with torch.device("meta"):
+        nets = {name: build_model(name, num_classes=19) for name in ("hrnet_w48", "hrnet_w48_ocr", "hrnet_w18")}
+    assert 65.8e6 <= count_parameters(nets["hrnet_w48"]) < 65.9e6
+    assert 3.9e6 <= count_parameters(nets["hrnet_w18"]) < 4.0e6
     # HRNetV2-W48 + OCR, 19 classes: 70.3M (the OCR comparison, Yuan et al. 2020).
-    ocr = w48["hrnet_w48_ocr"]
+    ocr = nets["hrnet_w48_ocr"]
     assert 70.3e6 <= count_parameters(ocr) < 70.4e6
-    # OCR's layers on the 720-channel representation, written out from seg_hrnet_ocr.py
-    # (the soft-region head is HRNetV2's classifier, so the difference is OCR proper)
-    c, mid, key, k = 720, 512, 256, 19
-    ocr_layers = (c * mid * 9 + mid + 2 * mid                       # conv3x3_ocr (biased) + BN
-                  + 2 * (mid * key + 2 * key + key * key + 2 * key)   # f_pixel, f_object
-                  + mid * key + 2 * key                             # f_down
-                  + key * mid + 2 * mid                             # f_up
-                  + 2 * mid * mid + 2 * mid                         # fusion of [context, feats]
-                  + mid * k + k)                                    # classifier
-    assert count_parameters(ocr) - count_parameters(w48["hrnet_w48"]) == ocr_layers
+    assert count_parameters(ocr) - count_parameters(nets["hrnet_w48"]) == _ocr_layers(720, 19)
+
+
+def test_registered_ocr_networks_defaults():
+    """hrnet_w48_ocr: W48 full depth on 720 channels; hrnet_w18_ocr: W18-Small-v2 on 270; both with
+    OCR's 512/256 widths, 12 classes and the soft-region head at 0.4 unless told otherwise."""
+    from phgmm.models.ocr import HRNetOCR, HRNetW18OCR, HRNetW48OCR
+
+    with torch.device("meta"):
+        nets = {48: HRNetW48OCR(), 18: HRNetW18OCR()}
+        plain = {48: build_model("hrnet_w48", num_classes=12), 18: build_model("hrnet_w18", num_classes=12)}
+        base = HRNetOCR()                         # the unregistered base class: W48's defaults
+        greys = [cls(in_channels=1, num_classes=3, aux_weight=0.25) for cls in (HRNetW18OCR, HRNetW48OCR)]
+        narrow = HRNetW18OCR(mid_channels=32, key_channels=16)
+    for width, (depth, c) in {48: ("full", 720), 18: ("small", 270)}.items():
+        for net in (nets[width], base) if width == 48 else (nets[width],):
+            assert (net.encoder.width, net.encoder.stage_depth, sum(net.encoder.channels)) == (width, depth, c)
+            assert net.aux_weight == 0.4 and net.head.cls_head.out_channels == 12
+            assert net.head.attention.key_channels == 256
+            assert count_parameters(net) - count_parameters(plain[width]) == _ocr_layers(c, 12)
+            assert next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == 3
+    for grey in greys:
+        first = next(m for m in grey.modules() if isinstance(m, torch.nn.Conv2d))
+        assert first.in_channels == 1 and grey.aux_weight == 0.25 and grey.head.cls_head.out_channels == 3
+    assert narrow.head.attention.key_channels == 16 and narrow.head.cls_head.in_channels == 32
+
+
+def test_ocr_head_layers_and_their_order():
+    """conv3x3_ocr is conv-BN-ReLU, the fusion ends in dropout 0.05, and the head's forward is the
+    composition of its parts: regions from the soft-region logits, context, classifier on [y, x]."""
+    from phgmm.models.ocr import OCRHead
+
+    torch.manual_seed(0)
+    head = OCRHead(6, 3, mid_channels=8, key_channels=4).eval()
+    assert head.attention.key_channels == 4 and head.attention.f_up[0].out_channels == 8
+    assert [type(m).__name__ for m in head.conv3x3_ocr] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert isinstance(head.fuse[-1], torch.nn.Dropout2d) and head.fuse[-1].p == 0.05
+    assert count_parameters(OCRHead(6, 3)) - count_parameters(head.aux_head) == _ocr_layers(6, 3)
+    for m in head.modules():    # BatchNorm statistics away from identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 6, 5, 7)
+    with torch.no_grad():
+        logits, region_logits = head(x)
+        soft = head.aux_head(x)
+        feats = torch.relu(head.conv3x3_ocr[1](head.conv3x3_ocr[0](x)))
+        context = head.attention(feats, object_region_representations(feats, soft))
+        expected = head.cls_head(head.fuse(torch.cat([context, feats], 1)))
+    torch.testing.assert_close(region_logits, soft)
+    torch.testing.assert_close(logits, expected)
+    assert logits.shape == (2, 3, 5, 7)
 
 
 def test_four_branches_at_ceil_halved_sizes_and_every_output_sees_every_branch():
@@ -89,6 +145,20 @@ def test_object_region_representations_against_the_sum_written_out():
             weights = torch.exp(m - m.max()) / torch.exp(m - m.max()).sum()   # spatial softmax of region k
             expected = sum(weights[i] * feats[n, :, i // 7, i % 7] for i in range(35))
             torch.testing.assert_close(got[n, :, k, 0], expected, rtol=1e-5, atol=1e-6)
+    # bfloat16 features (autocast on a CPU): the softmax runs in float32, the sum in the features' dtype
+    half = object_region_representations(feats.bfloat16(), regions.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), got, rtol=0.05, atol=0.05)
+
+
+def test_object_attention_widths_written_out():
+    """ObjectAttention(512, 256), the reference's widths: two 1×1 conv-BN-ReLU layers for the pixel
+    queries and the region keys, one for the values and one back up to 512."""
+    att = ObjectAttention()
+    conv_bn = lambda cin, cout: cin * cout + 2 * cout      # noqa: E731
+    assert count_parameters(att.f_pixel) == count_parameters(att.f_object) == conv_bn(512, 256) + conv_bn(256, 256)
+    assert count_parameters(att.f_down) == conv_bn(512, 256) and count_parameters(att.f_up) == conv_bn(256, 512)
+    assert [type(m).__name__ for m in att.f_pixel] == ["Conv2d", "BatchNorm2d", "ReLU"] * 2
 
 
 def test_object_contextual_attention_against_a_pixel_loop():
