@@ -331,7 +331,7 @@ def test_resolve_classes_by_name_or_index(tmp_path):
     assert resolve_classes(["sky", 0, " road ", "0"], names, "w") == (0, 1, 2)
     assert resolve_classes("road", names, "w") == (1,) and resolve_classes(2, names, "w") == (2,)
     assert resolve_classes([], names, "w") == ()
-    for bad in (3, -1, "lamp", "1.0", "1-", "X1"):
+    for bad in (3, -1, "-0", "lamp", "1.0", "1-", "X1"):
         with pytest.raises(DatasetError) as e:
             resolve_classes([bad], names, "here")
         assert str(e.value) == (f"here: {bad!r} is not a class of the table (classes: background, road, sky; "
@@ -339,6 +339,7 @@ def test_resolve_classes_by_name_or_index(tmp_path):
     y = "classes:\n  - {name: a, ids: [0]}\n  - {name: b, ids: [1]}\n"
     assert _load_yaml(tmp_path, y + "miou_exclude: [b]\n").miou_exclude == (1,)
     assert _load_yaml(tmp_path, y + "miou_exclude: [0]\n").miou_exclude == (0,)
+    assert _load_yaml(tmp_path, y + "miou_exclude: 0\n").miou_exclude == (0,)      # a scalar, not "none"
     assert _load_yaml(tmp_path, y).miou_exclude == ()
 
 

@@ -327,7 +327,8 @@ def _table_from_dict(data: dict, source: str) -> ClassTable:
         if key not in TABLE_KEYS and near:
             raise DatasetError(f"class table {source}: unknown key {key!r}; did you mean {near[0]}? "
                                f"(a table takes {', '.join(TABLE_KEYS)})")
-    exclude = resolve_classes(data.get("miou_exclude") or [], names, f"class table {source}, miou_exclude")
+    raw = data.get("miou_exclude")          # None when absent; a bare 0 is class 0, not "none"
+    exclude = resolve_classes([] if raw is None else raw, names, f"class table {source}, miou_exclude")
     return ClassTable(name=str(data.get("name", Path(source).stem)), names=names, colors=colors,
                       id_to_class=id_to_class, ignore_ids=ignore_ids, source=source, miou_exclude=exclude)
 
@@ -342,7 +343,7 @@ def resolve_classes(values, names: list[str], where: str) -> tuple[int, ...]:
         text = str(v).strip()
         if text in names:
             out.add(names.index(text))
-        elif text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+        elif text.isdigit() and int(text) < len(names):
             out.add(int(text))
         else:
             raise DatasetError(f"{where}: {v!r} is not a class of the table (classes: {', '.join(names)}; "
