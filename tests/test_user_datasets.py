@@ -148,6 +148,19 @@ def test_a_folder_data_set_without_a_table_names_the_key(mydata, tmp_path, capsy
 
 
 # -- palette, colour and JPEG masks --------------------------------------------------------------
+def _score_perfect_predictions(root: Path, tmp_path: Path) -> dict:
+    """``evaluate --predictions`` of index masks equal to the val ground truth of ``root``, scored
+    against ``root/masks/val`` read through its class table: the metrics.json (predictions in
+    ``tmp_path/preds``)."""
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for mask in sorted((root / "masks" / "val").glob("*.png")):
+        cv2.imwrite(str(preds / mask.name), _ids(int(mask.stem[-2:])))
+    assert main(["evaluate", "--predictions", str(preds), "--ground-truth", str(root / "masks" / "val"),
+                 "--classes", str(root / "classes.yaml"), "--out", str(tmp_path / "score"), "--no-progress"]) == 0
+    return json.loads((tmp_path / "score" / "metrics.json").read_text())
+
+
 def test_palette_masks_are_read_as_their_indices(tmp_path, capsys):
     root = make_folder(tmp_path / "voc", kind="palette")
     from phgmm.data import build_dataset
@@ -157,25 +170,14 @@ def test_palette_masks_are_read_as_their_indices(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch 1: val mIoU" in out
     # the same files as ground truth of saved predictions
-    preds = tmp_path / "preds"
-    preds.mkdir()
-    for mask in sorted((root / "masks" / "val").glob("*.png")):
-        cv2.imwrite(str(preds / mask.name), _ids(int(mask.stem[-2:])))
-    assert main(["evaluate", "--predictions", str(preds), "--ground-truth", str(root / "masks" / "val"),
-                 "--classes", str(root / "classes.yaml"), "--out", str(tmp_path / "score"), "--no-progress"]) == 0
-    assert json.loads((tmp_path / "score" / "metrics.json").read_text())["pixel_accuracy"] == 1.0
+    assert _score_perfect_predictions(root, tmp_path)["pixel_accuracy"] == 1.0
 
 
 def test_colour_masks_score_as_ground_truth_as_they_train(tmp_path, capsys):
     root = make_folder(tmp_path / "col", kind="colour")
-    preds = tmp_path / "preds"
-    preds.mkdir()
-    for mask in sorted((root / "masks" / "val").glob("*.png")):
-        cv2.imwrite(str(preds / mask.name), _ids(int(mask.stem[-2:])))
-    assert main(["evaluate", "--predictions", str(preds), "--ground-truth", str(root / "masks" / "val"),
-                 "--classes", str(root / "classes.yaml"), "--out", str(tmp_path / "score"), "--no-progress"]) == 0
-    m = json.loads((tmp_path / "score" / "metrics.json").read_text())
+    m = _score_perfect_predictions(root, tmp_path)
     assert m["pixel_accuracy"] == 1.0 and m["miou"] == 1.0
+    preds = tmp_path / "preds"
     # without the table, a colour mask is refused and the message says how to read it
     capsys.readouterr()
     assert main(["evaluate", "--predictions", str(preds), "--ground-truth", str(root / "masks" / "val"),
