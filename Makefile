@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.phgmm-installed
 DEMO_DATA ?= data/synth-demo
 DEMO_NUM  ?= 500
 
-.PHONY: venv test demo bench docs clean-demo mutation
+.PHONY: venv test format demo bench docs clean-demo mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check --quiet src tests benchmarks
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
 	$(PY) -m pytest -q
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix --quiet .
+	$(VENV)/bin/ruff format --quiet .
 
 demo: $(STAMP)
 	@test -d $(DEMO_DATA) || $(VENV)/bin/phgmm synth --out $(DEMO_DATA) --num $(DEMO_NUM) --size 256x128 --seed 0

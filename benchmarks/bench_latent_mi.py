@@ -6,6 +6,7 @@ measures) on a demo-sized mixture posterior, at the default chunk size against 2
 Prints wall and system seconds and minor page faults of each, and the ratio of the two times (the
 default is measured first: glibc's mmap threshold only rises within a process).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     q = posterior(args.n)
     rows = {}
-    for name, max_elements in (("default chunks", None), ("2^24-element chunks", 2 ** 24)):
+    for name, max_elements in (("default chunks", None), ("2^24-element chunks", 2**24)):
         rows[name] = measure(q, max_elements)
         wall, sys_s, faults, mi = rows[name]
         print(f"{name}: {wall:.2f} s ({sys_s:.2f} s in the kernel), {faults} minor page faults, I(x; z) {mi:.6f}")

@@ -1,6 +1,6 @@
 """Synthetic generator throughput on ONE core (rendering + PNG writing).
 
-    .venv/bin/python benchmarks/bench_synth.py [--num 40] [--size 768x384] [--format cityscapes]
+.venv/bin/python benchmarks/bench_synth.py [--num 40] [--size 768x384] [--format cityscapes]
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def main() -> None:
         generate_dataset(d, args.num, (w, h), seed=0, fmt=args.format, progress=False)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
     # CPU time is the fair one-core figure on a shared machine; wall time is what you wait
-    print(f"synth {args.format} {w}x{h}: {args.num} images, wall {dt:.2f} s = {args.num / dt:.1f} images/s, "
-          f"CPU {dc:.2f} s = {args.num / dc:.1f} images/s per core")
+    print(
+        f"synth {args.format} {w}x{h}: {args.num} images, wall {dt:.2f} s = {args.num / dt:.1f} images/s, "
+        f"CPU {dc:.2f} s = {args.num / dc:.1f} images/s per core"
+    )
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from phgmm.benchmark.timing import time_interleaved
 from phgmm.benchmark.step import train_step
+from phgmm.benchmark.timing import time_interleaved
 from phgmm.config import load_config
 from phgmm.conventions import IGNORE_INDEX
 from phgmm.engine.builders import build_model_from_config
@@ -60,6 +61,7 @@ def _forward(model: torch.nn.Module, x: torch.Tensor, amp: torch.dtype | None) -
     def run() -> None:
         with torch.no_grad(), autocast(amp, CPU):
             model(x)
+
     return run
 
 
@@ -84,26 +86,36 @@ def _onnx(model: torch.nn.Module, size: tuple[int, int]) -> tuple[Callable[[], N
     return (lambda: session(x)), tmp
 
 
-def measure(name: str, cfg_name: str, sizes: list[tuple[int, int]], iters: int, infer_iters: int,
-            onnx: bool, seed: int) -> dict[str, Any]:
+def measure(
+    name: str, cfg_name: str, sizes: list[tuple[int, int]], iters: int, infer_iters: int, onnx: bool, seed: int
+) -> dict[str, Any]:
     """fp32 and bf16 times of one network: training step and folded inference at each size."""
     cfg = load_config(cfg_name, [f"model.name={name}"])
     torch.manual_seed(seed)
     m32 = build_model_from_config(cfg).to(memory_format=CL)
     m16 = copy.deepcopy(m32)
     x, y = _batch(cfg, seed)
-    steps = {"fp32": train_step(m32, x, y, cfg, CPU, None, CL),
-             "bf16": train_step(m16, x, y, cfg, CPU, torch.bfloat16, CL)}
+    steps = {
+        "fp32": train_step(m32, x, y, cfg, CPU, None, CL),
+        "bf16": train_step(m16, x, y, cfg, CPU, torch.bfloat16, CL),
+    }
     for fn in steps.values():
-        fn()                                               # warm-up: optimiser state, oneDNN primitives
+        fn()  # warm-up: optimiser state, oneDNN primitives
     t = time_interleaved(steps, CPU, iters)
-    entry: dict[str, Any] = {"train_fp32_s": t["fp32"], "train_bf16_s": t["bf16"],
-                             "train_bf16_over_fp32": t["bf16"] / t["fp32"], "infer": []}
-    print(f"{name}: training step fp32 {t['fp32'] * 1e3:.0f} ms, bf16 {t['bf16'] * 1e3:.0f} ms "
-          f"({entry['train_bf16_over_fp32']:.3f})", flush=True)
+    entry: dict[str, Any] = {
+        "train_fp32_s": t["fp32"],
+        "train_bf16_s": t["bf16"],
+        "train_bf16_over_fp32": t["bf16"] / t["fp32"],
+        "infer": [],
+    }
+    print(
+        f"{name}: training step fp32 {t['fp32'] * 1e3:.0f} ms, bf16 {t['bf16'] * 1e3:.0f} ms "
+        f"({entry['train_bf16_over_fp32']:.3f})",
+        flush=True,
+    )
     del steps, m16
     folded = fold_batchnorm(m32.eval()).to(memory_format=CL).eval()
-    folded16 = cast_for_autocast(copy.deepcopy(folded), torch.bfloat16)     # as phgmm predict runs it
+    folded16 = cast_for_autocast(copy.deepcopy(folded), torch.bfloat16)  # as phgmm predict runs it
     for w, h in sizes:
         xi = torch.randn(1, 3, h, w).contiguous(memory_format=CL)
         fns = {"fp32": _forward(folded, xi, None), "bf16": _forward(folded16, xi, torch.bfloat16)}
@@ -115,13 +127,17 @@ def measure(name: str, cfg_name: str, sizes: list[tuple[int, int]], iters: int, 
         ti = time_interleaved(fns, CPU, infer_iters)
         row = {"size_wh": [w, h], "fp32_s": ti["fp32"], "bf16_s": ti["bf16"], "bf16_over_fp32": ti["bf16"] / ti["fp32"]}
         if "onnx" in ti:
-            row.update(onnx_fp32_s=ti["onnx"], onnx_over_fp32=ti["onnx"] / ti["fp32"],
-                       onnx_over_bf16=ti["onnx"] / ti["bf16"])
+            row.update(
+                onnx_fp32_s=ti["onnx"], onnx_over_fp32=ti["onnx"] / ti["fp32"], onnx_over_bf16=ti["onnx"] / ti["bf16"]
+            )
             session[1].cleanup()
         entry["infer"].append(row)
         extra = f", onnxruntime {ti['onnx'] * 1e3:.1f} ms" if "onnx" in ti else ""
-        print(f"{name}: inference {w}x{h} fp32 {ti['fp32'] * 1e3:.1f} ms, bf16 {ti['bf16'] * 1e3:.1f} ms "
-              f"({row['bf16_over_fp32']:.3f}){extra}", flush=True)
+        print(
+            f"{name}: inference {w}x{h} fp32 {ti['fp32'] * 1e3:.1f} ms, bf16 {ti['bf16'] * 1e3:.1f} ms "
+            f"({row['bf16_over_fp32']:.3f}){extra}",
+            flush=True,
+        )
     return entry
 
 
@@ -142,7 +158,9 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--models", default="all", help="comma-separated networks, or all (default)")
     p.add_argument("--config", default="camvid", help="config the networks are built from (default camvid)")
     p.add_argument("--infer-sizes", default="240x176,768x384", help="inference sizes WxH, comma-separated")
@@ -161,18 +179,29 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     names = list(MODEL_NAMES) if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
     sizes = [_size(s) for s in args.infer_sizes.split(",")]
-    print(f"bf16_cpu: {', '.join(names)} from config {args.config}; {torch.get_num_threads()} thread(s); {why}",
-          flush=True)
+    print(
+        f"bf16_cpu: {', '.join(names)} from config {args.config}; {torch.get_num_threads()} thread(s); {why}",
+        flush=True,
+    )
     result: dict[str, Any] = {
-        "settings": {"command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-                     "date_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                     "config": args.config, "threads": torch.get_num_threads(), "iters": args.iters,
-                     "infer_iters": args.infer_iters, "torch": torch.__version__, "cpu": platform.processor()
-                     or platform.machine(), "bf16": why, "load_average_at_start": list(os.getloadavg())},
-        "models": {}}
+        "settings": {
+            "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+            "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "config": args.config,
+            "threads": torch.get_num_threads(),
+            "iters": args.iters,
+            "infer_iters": args.infer_iters,
+            "torch": torch.__version__,
+            "cpu": platform.processor() or platform.machine(),
+            "bf16": why,
+            "load_average_at_start": list(os.getloadavg()),
+        },
+        "models": {},
+    }
     for name in names:
-        result["models"][name] = measure(name, args.config, sizes, args.iters, args.infer_iters,
-                                         not args.no_onnx, args.seed)
+        result["models"][name] = measure(
+            name, args.config, sizes, args.iters, args.infer_iters, not args.no_onnx, args.seed
+        )
     result["settings"]["load_average_at_end"] = list(os.getloadavg())
     print(table(result))
     if args.json:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -36,6 +36,7 @@ def train_step(model, loss_fn, opt, x, y, amp: bool) -> Callable[[], None]:
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         opt.step()
+
     return step
 
 
@@ -43,6 +44,7 @@ def infer_step(model, x, amp: bool) -> Callable[[], None]:
     def step():
         with torch.no_grad(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
             model(x)
+
     return step
 
 
@@ -63,8 +65,11 @@ def compiled(model: torch.nn.Module, mode: str) -> torch.nn.Module:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--what", default="train,infer", help="train, infer or both (comma-separated)")
-    p.add_argument("--modes", default="eager,default,reduce-overhead",
-                   help="eager and torch.compile modes to compare (comma-separated)")
+    p.add_argument(
+        "--modes",
+        default="eager,default,reduce-overhead",
+        help="eager and torch.compile modes to compare (comma-separated)",
+    )
     p.add_argument("--backbone", default="resnet101")
     p.add_argument("--size", type=parse_wxh, default=(768, 384), help="W×H")
     p.add_argument("--batch", type=int, default=16)
@@ -78,8 +83,11 @@ def main() -> None:
     x = torch.randn(args.batch, 3, h, w, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 12, (args.batch, h, w), device=dev)
     y[:, : h // 16] = IGNORE_INDEX
-    print(f"{dev}{' ' + torch.cuda.get_device_name() if cuda else ''}, torch {torch.__version__}, "
-          f"{args.backbone}, {w}×{h}, batch {args.batch}", flush=True)
+    print(
+        f"{dev}{' ' + torch.cuda.get_device_name() if cuda else ''}, torch {torch.__version__}, "
+        f"{args.backbone}, {w}×{h}, batch {args.batch}",
+        flush=True,
+    )
     results: dict[str, float] = {}
     for what in args.what.split(","):
         names = ["phgmm"] if what == "train" else ["phgmm", "deeplabv3"]
@@ -87,7 +95,9 @@ def main() -> None:
             for mode in modes:
                 torch.manual_seed(0)
                 if what == "train":
-                    model = PHGMM(backbone=args.backbone, postnet=args.postnet).to(dev, memory_format=torch.channels_last)
+                    model = PHGMM(backbone=args.backbone, postnet=args.postnet).to(
+                        dev, memory_format=torch.channels_last
+                    )
                     opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
                     step = train_step(compiled(model, mode), PHGMMLoss(), opt, x, y, cuda)
                 else:
@@ -98,8 +108,11 @@ def main() -> None:
                 first, med = timed(step, args.steps, dev)
                 key = f"{what} {name} {mode}"
                 results[key] = med
-                print(f"{key:40s} first call {first:7.2f} s, median {med * 1e3:8.2f} ms "
-                      f"({args.batch / med:7.1f} images/s)", flush=True)
+                print(
+                    f"{key:40s} first call {first:7.2f} s, median {med * 1e3:8.2f} ms "
+                    f"({args.batch / med:7.1f} images/s)",
+                    flush=True,
+                )
                 del model, step
                 if cuda:
                     torch.cuda.empty_cache()

@@ -29,8 +29,9 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -62,11 +63,22 @@ class Check:
         self.y[:, : max(1, h // 16)] = IGNORE_INDEX
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.result: dict[str, Any] = {"settings": {
-            "device": str(self.dev), "device_name": torch.cuda.get_device_name(self.dev) if self.cuda else "cpu",
-            "torch": torch.__version__, "backbone": args.backbone, "size_wh": list(args.size), "batch": args.batch,
-            "amp": "bf16" if self.cuda else None, "channels_last": True, "steps": args.steps,
-            "peak_flops": device_peak_flops(self.dev, "bf16") if self.cuda else None}, "models": {}, "notes": []}
+        self.result: dict[str, Any] = {
+            "settings": {
+                "device": str(self.dev),
+                "device_name": torch.cuda.get_device_name(self.dev) if self.cuda else "cpu",
+                "torch": torch.__version__,
+                "backbone": args.backbone,
+                "size_wh": list(args.size),
+                "batch": args.batch,
+                "amp": "bf16" if self.cuda else None,
+                "channels_last": True,
+                "steps": args.steps,
+                "peak_flops": device_peak_flops(self.dev, "bf16") if self.cuda else None,
+            },
+            "models": {},
+            "notes": [],
+        }
 
     def left(self) -> float:
         return self.args.budget_s - (time.perf_counter() - self.start)
@@ -123,6 +135,7 @@ def graphed_step(c: Check, model: torch.nn.Module) -> Callable[[], torch.Tensor]
     def step() -> torch.Tensor:
         model.train()
         return graphed.step(c.x, c.y)
+
     return step
 
 
@@ -138,6 +151,7 @@ def part_kernels(c: Check) -> None:
             try:
                 from torch.autograd import DeviceType
                 from torch.profiler import ProfilerActivity, profile
+
                 sync(c.dev)
                 with profile(activities=[ProfilerActivity.CUDA]) as prof:
                     step()
@@ -146,8 +160,10 @@ def part_kernels(c: Check) -> None:
             except Exception as exc:  # noqa: BLE001 - a profiler failure is a note, not the end of the run
                 c.note(f"{name}: torch.profiler failed: {exc!r}")
         e["train_flops"] = count_flops(step)
-        c.note(f"{name}: {counter.total_kernels} kernel-launching operators per training step "
-               f"({e.get('train_cuda_kernels_profiled', 'no profile on a CPU')} CUDA kernels profiled)")
+        c.note(
+            f"{name}: {counter.total_kernels} kernel-launching operators per training step "
+            f"({e.get('train_cuda_kernels_profiled', 'no profile on a CPU')} CUDA kernels profiled)"
+        )
         del model, step
         _free(c)
 
@@ -182,8 +198,10 @@ def part_training(c: Check, mode: str) -> None:
         peak = c.result["settings"]["peak_flops"]
         if peak and e.get("train_flops"):
             e[f"train_{mode}_mfu"] = e["train_flops"] / t / peak
-        c.note(f"training {mode}, {name}: first step {first:.2f} s, median {t * 1e3:.1f} ms "
-               f"({c.args.batch / t:.1f} images/s{_mfu(e, mode)})")
+        c.note(
+            f"training {mode}, {name}: first step {first:.2f} s, median {t * 1e3:.1f} ms "
+            f"({c.args.batch / t:.1f} images/s{_mfu(e, mode)})"
+        )
         del model, step
         _free(c)
 
@@ -193,10 +211,10 @@ def part_inference(c: Check) -> None:
         model = fold_batchnorm(c.model(name, train=False).eval()).to(c.dev, memory_format=c.mf)
         e = c.entry(name)
         eager = GraphedForward(model, c.dev, c.amp, enabled=False)
-        e["infer_eager_s"] = median_time(lambda: eager(c.x), c.dev, max(10, c.args.steps))
+        e["infer_eager_s"] = median_time(lambda f=eager: f(c.x), c.dev, max(10, c.args.steps))
         if c.cuda:
             graphed = GraphedForward(model, c.dev, c.amp)
-            e["infer_graphed_s"] = median_time(lambda: graphed(c.x), c.dev, max(10, c.args.steps), warmup=2)
+            e["infer_graphed_s"] = median_time(lambda f=graphed: f(c.x), c.dev, max(10, c.args.steps), warmup=2)
             with torch.no_grad(), c.autocast():
                 ref = model(c.x).float()
             got = graphed(c.x).float()
@@ -204,9 +222,10 @@ def part_inference(c: Check) -> None:
         for mode in ("eager", "graphed"):
             if f"infer_{mode}_s" in e:
                 e[f"infer_{mode}_images_per_s"] = c.args.batch / e[f"infer_{mode}_s"]
-        c.note(f"inference (folded), {name}: eager {e['infer_eager_s'] * 1e3:.1f} ms"
-               + (f", graphed {e['infer_graphed_s'] * 1e3:.1f} ms" if "infer_graphed_s" in e else
-                  ", graphed: CUDA only"))
+        c.note(
+            f"inference (folded), {name}: eager {e['infer_eager_s'] * 1e3:.1f} ms"
+            + (f", graphed {e['infer_graphed_s'] * 1e3:.1f} ms" if "infer_graphed_s" in e else ", graphed: CUDA only")
+        )
         del model
         _free(c)
 
@@ -220,8 +239,13 @@ def part_loss_match(c: Check, steps: int = 20) -> None:
         c.note("graphed vs eager losses: skipped, the time budget is spent")
         return
     g = torch.Generator(device=c.dev).manual_seed(1)
-    batches = [(torch.randn(c.x.shape, generator=g, device=c.dev).contiguous(memory_format=c.mf),
-                torch.randint(0, 12, c.y.shape, generator=g, device=c.dev)) for _ in range(steps)]
+    batches = [
+        (
+            torch.randn(c.x.shape, generator=g, device=c.dev).contiguous(memory_format=c.mf),
+            torch.randint(0, 12, c.y.shape, generator=g, device=c.dev),
+        )
+        for _ in range(steps)
+    ]
     losses = {}
     for mode in ("eager", "graphed"):
         model = c.model("phgmm")
@@ -234,28 +258,47 @@ def part_loss_match(c: Check, steps: int = 20) -> None:
         losses[mode] = values
         del model, step
         _free(c)
-    rel = [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses["graphed"], losses["eager"])]
-    c.result["loss_match"] = {"steps": steps, "eager": losses["eager"], "graphed": losses["graphed"],
-                              "max_relative_difference": max(rel), "first_step_relative_difference": rel[0]}
-    c.note(f"graphed vs eager losses over {steps} steps: first step differs by {rel[0]:.2e}, "
-           f"at most {max(rel):.2e} (relative; bf16 rounds to about 4e-3)")
+    rel = [abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses["graphed"], losses["eager"], strict=True)]
+    c.result["loss_match"] = {
+        "steps": steps,
+        "eager": losses["eager"],
+        "graphed": losses["graphed"],
+        "max_relative_difference": max(rel),
+        "first_step_relative_difference": rel[0],
+    }
+    c.note(
+        f"graphed vs eager losses over {steps} steps: first step differs by {rel[0]:.2e}, "
+        f"at most {max(rel):.2e} (relative; bf16 rounds to about 4e-3)"
+    )
 
 
 def part_camvid(c: Check) -> None:
     root = c.args.camvid
     if not root or not Path(root).is_dir():
-        c.note("CamVid epoch time: skipped, no CamVid data on this machine (--camvid ROOT; the data does not "
-               "travel to the lent GPU unless carried)")
+        c.note(
+            "CamVid epoch time: skipped, no CamVid data on this machine (--camvid ROOT; the data does not "
+            "travel to the lent GPU unless carried)"
+        )
         return
     if c.left() < 120:
         c.note("CamVid epoch time: skipped, the time budget is spent")
         return
     from phgmm.config import apply_overrides, load_config
     from phgmm.engine.train import Trainer
+
     for name in MODELS:
-        cfg = apply_overrides(load_config("camvid"), [
-            f"data.root={root}", f"model.name={name}", f"model.backbone={c.args.backbone}", "train.epochs=2",
-            "train.val_every=0", f"output_dir={c.out / ('camvid_' + name)}", "train.amp=bf16"])
+        cfg = apply_overrides(
+            load_config("camvid"),
+            [
+                f"data.root={root}",
+                f"model.name={name}",
+                f"model.backbone={c.args.backbone}",
+                "train.epochs=2",
+                "train.val_every=0",
+                f"output_dir={c.out / ('camvid_' + name)}",
+                "train.amp=bf16",
+            ],
+        )
         record = Trainer(cfg, overwrite=True, progress=False).fit()["history"][-1]
         c.entry(name)["camvid_epoch_s"] = record["epoch_seconds"]
         c.note(f"CamVid {name}: second epoch {record['epoch_seconds']:.2f} s")
@@ -273,24 +316,33 @@ def _free(c: Check) -> None:
 
 def summary(c: Check) -> str:
     s, m = c.result["settings"], c.result["models"]
-    lines = [f"# GPU check: {s['device_name']}, torch {s['torch']}", "",
-             f"{s['backbone']}, {s['size_wh'][0]}×{s['size_wh'][1]}, batch {s['batch']}, amp {s['amp']}, "
-             f"channels-last, median of {s['steps']} steps", "",
-             "| model | kernels/step (dispatched) | CUDA kernels/step (profiled) | mode | train images/s | MFU | "
-             "first step s |", "|---|---:|---:|---|---:|---:|---:|"]
+    lines = [
+        f"# GPU check: {s['device_name']}, torch {s['torch']}",
+        "",
+        f"{s['backbone']}, {s['size_wh'][0]}×{s['size_wh'][1]}, batch {s['batch']}, amp {s['amp']}, "
+        f"channels-last, median of {s['steps']} steps",
+        "",
+        "| model | kernels/step (dispatched) | CUDA kernels/step (profiled) | mode | train images/s | MFU | "
+        "first step s |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
     for name, e in m.items():
         for mode in ("eager", "graphed", "compiled"):
             if f"train_{mode}_step_s" not in e:
                 continue
             mfu = e.get(f"train_{mode}_mfu")
-            lines.append(f"| {name} | {e.get('train_dispatched_kernels', '-')} | {e.get('train_cuda_kernels_profiled', '-')} "
-                         f"| {mode} | {e[f'train_{mode}_images_per_s']:.1f} | "
-                         f"{'-' if mfu is None else f'{100 * mfu:.1f} %'} | {e[f'train_{mode}_first_s']:.2f} |")
+            lines.append(
+                f"| {name} | {e.get('train_dispatched_kernels', '-')} | {e.get('train_cuda_kernels_profiled', '-')} "
+                f"| {mode} | {e[f'train_{mode}_images_per_s']:.1f} | "
+                f"{'-' if mfu is None else f'{100 * mfu:.1f} %'} | {e[f'train_{mode}_first_s']:.2f} |"
+            )
     lines += ["", "| model | inference images/s eager (folded) | graphed |", "|---|---:|---:|"]
     for name, e in m.items():
         if "infer_eager_images_per_s" in e:
-            lines.append(f"| {name} | {e['infer_eager_images_per_s']:.1f} | "
-                         f"{e.get('infer_graphed_images_per_s', '-') if 'infer_graphed_images_per_s' not in e else round(e['infer_graphed_images_per_s'], 1)} |")
+            lines.append(
+                f"| {name} | {e['infer_eager_images_per_s']:.1f} | "
+                f"{round(e['infer_graphed_images_per_s'], 1) if 'infer_graphed_images_per_s' in e else '-'} |"
+            )
     p, d = m.get("phgmm", {}), m.get("deeplabv3", {})
     ratios = []
     for mode in ("eager", "graphed", "compiled"):
@@ -305,8 +357,11 @@ def summary(c: Check) -> str:
         lines += ["", "| ratio | value | target |", "|---|---:|---|", *ratios]
     if "loss_match" in c.result:
         lm = c.result["loss_match"]
-        lines += ["", f"graphed vs eager loss over {lm['steps']} steps: max relative difference "
-                      f"{lm['max_relative_difference']:.2e} (first step {lm['first_step_relative_difference']:.2e})"]
+        lines += [
+            "",
+            f"graphed vs eager loss over {lm['steps']} steps: max relative difference "
+            f"{lm['max_relative_difference']:.2e} (first step {lm['first_step_relative_difference']:.2e})",
+        ]
     lines += ["", "Notes:", *[f"- {n}" for n in c.result["notes"]]]
     return "\n".join(lines) + "\n"
 
@@ -328,14 +383,20 @@ def main() -> None:
     if args.tiny:
         args.backbone, args.size, args.batch, args.steps = "resnet18", (128, 64), 2, 2
     c = Check(args)
-    print(f"gpu_check on {c.result['settings']['device_name']}: {args.backbone} {args.size[0]}x{args.size[1]}, "
-          f"batch {args.batch}, modes {args.modes}, budget {args.budget_s:.0f} s", flush=True)
+    print(
+        f"gpu_check on {c.result['settings']['device_name']}: {args.backbone} {args.size[0]}x{args.size[1]}, "
+        f"batch {args.batch}, modes {args.modes}, budget {args.budget_s:.0f} s",
+        flush=True,
+    )
     parts: list[tuple[str, Callable[[], None]]] = [("kernels", lambda: part_kernels(c))]
     modes = [m for m in args.modes.split(",") if m]
     parts += [(f"training {m}", (lambda m=m: part_training(c, m))) for m in modes if m != "compiled"]
-    parts += [("inference", lambda: part_inference(c)), ("loss match", lambda: part_loss_match(c)),
-              ("camvid", lambda: part_camvid(c))]
-    if "compiled" in modes:                    # last: compiling can take minutes
+    parts += [
+        ("inference", lambda: part_inference(c)),
+        ("loss match", lambda: part_loss_match(c)),
+        ("camvid", lambda: part_camvid(c)),
+    ]
+    if "compiled" in modes:  # last: compiling can take minutes
         parts.append(("training compiled", lambda: part_training(c, "compiled")))
     for label, run in parts:
         try:

@@ -31,7 +31,8 @@ def conv_calls(channels: int, h: int, w: int, device: torch.device) -> dict[str,
         def call(conv=conv, x=x) -> None:
             with torch.no_grad():
                 conv(x)
-        for _ in range(20):                      # warm-up: primitive creation, caches
+
+        for _ in range(20):  # warm-up: primitive creation, caches
             call()
         calls[name] = call
     return calls
@@ -51,6 +52,7 @@ def main() -> None:
         flops = 2 * h * w * c * c * 9
         a, b = t["channels-last"], t["contiguous"]
         print(f"| {c} | {h}×{w} | {a * 1e6:.1f} | {flops / a / 1e9:.0f} | {b * 1e6:.1f} | {flops / b / 1e9:.0f} |")
+
 
 if __name__ == "__main__":
     main()

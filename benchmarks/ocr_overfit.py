@@ -65,8 +65,14 @@ def run(name: str, x: torch.Tensor, y: torch.Tensor, steps: int, every: int, see
         if step % every == 0:
             out = _batch_stat_forward(model, x)
             main = out if isinstance(out, torch.Tensor) else out.logits
-            row = {"model": name, "seed": seed, "step": step, "loss_s": float(terms["s"]) if "s" in terms else None,
-                   "miou_main": _miou(main.argmax(1), y, 12), "seconds": time.perf_counter() - start}
+            row = {
+                "model": name,
+                "seed": seed,
+                "step": step,
+                "loss_s": float(terms["s"]) if "s" in terms else None,
+                "miou_main": _miou(main.argmax(1), y, 12),
+                "seconds": time.perf_counter() - start,
+            }
             if not isinstance(out, torch.Tensor):
                 row["miou_soft_regions"] = _miou(out.aux[0][1].argmax(1), y, 12)
             rows.append(row)
@@ -98,8 +104,14 @@ def main() -> None:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        settings = {"images": picks, "size_wh": [w, h], "steps": args.steps, "optimizer": "AdamW lr 1e-3 wd 0.01",
-                    "threads": 1, "torch": torch.__version__}
+        settings = {
+            "images": picks,
+            "size_wh": [w, h],
+            "steps": args.steps,
+            "optimizer": "AdamW lr 1e-3 wd 0.01",
+            "threads": 1,
+            "torch": torch.__version__,
+        }
         (out / "overfit.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
 
 

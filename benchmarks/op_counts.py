@@ -29,9 +29,13 @@ RECORDED = ("phgmm", "deeplabv3", "fcn8s", "pspnet", "unet")
 
 def table(result: dict) -> str:
     s = result["setting"]
-    lines = [f"{s['backbone']}, {s['size_wh'][0]}×{s['size_wh'][1]}, batch {s['batch']}, PostNet {s['postnet']}, "
-             f"torch {result['torch']}: operators dispatched (kernel-launching ones)", "",
-             "| model | " + " | ".join(PHASES) + " |", "|---|" + "---:|" * len(PHASES)]
+    lines = [
+        f"{s['backbone']}, {s['size_wh'][0]}×{s['size_wh'][1]}, batch {s['batch']}, PostNet {s['postnet']}, "
+        f"torch {result['torch']}: operators dispatched (kernel-launching ones)",
+        "",
+        "| model | " + " | ".join(PHASES) + " |",
+        "|---|" + "---:|" * len(PHASES),
+    ]
     for name, phases in result["models"].items():
         lines.append(f"| {name} | " + " | ".join(f"{phases[p]['ops']} ({phases[p]['kernels']})" for p in PHASES) + " |")
     return "\n".join(lines)
@@ -45,16 +49,24 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=DEFAULT_SETTING["batch"])
     p.add_argument("--by-op", type=int, default=0, help="also list the N most frequent kernels per phase")
     p.add_argument("--json", default=None, help="write every count here")
-    p.add_argument("--write-fixture", action="store_true",
-                   help=f"rewrite {FIXTURE.relative_to(FIXTURE.parents[2])} (the recorded models, default setting)")
+    p.add_argument(
+        "--write-fixture",
+        action="store_true",
+        help=f"rewrite {FIXTURE.relative_to(FIXTURE.parents[2])} (the recorded models, default setting)",
+    )
     args = p.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     if args.write_fixture:
         result = op_counts(RECORDED)
-        record = {"setting": result["setting"], "torch": result["torch"],
-                  "update": "python benchmarks/op_counts.py --write-fixture",
-                  "models": {n: {ph: {k: v[k] for k in ("ops", "kernels")} for ph, v in phases.items()}
-                             for n, phases in result["models"].items()}}
+        record = {
+            "setting": result["setting"],
+            "torch": result["torch"],
+            "update": "python benchmarks/op_counts.py --write-fixture",
+            "models": {
+                n: {ph: {k: v[k] for k in ("ops", "kernels")} for ph, v in phases.items()}
+                for n, phases in result["models"].items()
+            },
+        }
         FIXTURE.write_text(json.dumps(record, indent=1) + "\n")
         print(table(result))
         print(f"\nwrote {FIXTURE}")

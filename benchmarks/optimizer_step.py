@@ -36,10 +36,12 @@ def main() -> None:
     for name, kwargs in IMPLEMENTATIONS.items():
         opt = torch.optim.AdamW(parameter_groups(model, 0.01), lr=1e-4, **kwargs)
         steps[name] = opt.step
-        opt.step()                                   # allocates the moments
+        opt.step()  # allocates the moments
     t = time_interleaved(steps, dev, args.iters)
     n = sum(param.numel() for param in model.parameters())
-    print(f"{dev}, torch {torch.__version__}, PHGMM {args.backbone} + PostNet {args.postnet}: {n / 1e6:.1f} M parameters")
+    print(
+        f"{dev}, torch {torch.__version__}, PHGMM {args.backbone} + PostNet {args.postnet}: {n / 1e6:.1f} M parameters"
+    )
     for name, seconds in t.items():
         print(f"{name:9s} {seconds * 1e3:8.2f} ms  ({seconds / t['for-loop']:.2f}× the for-loop step)")
 

@@ -61,15 +61,28 @@ def markdown(backbone: str, num_classes: int, ph: dict[str, int], bl: dict[str, 
         ("**Training total, full PostNet**", "training_total_full"),
         ("**Training total, light PostNet**", "training_total_light"),
     ]
-    lines = [f"PHGMM, {backbone}, C = {num_classes} (defaults K = 12, L = 256, D = 64, M = 64, 3C decoder channels)",
-             "", "| part | parameters |", "|---|---:|"]
+    lines = [
+        f"PHGMM, {backbone}, C = {num_classes} (defaults K = 12, L = 256, D = 64, M = 64, 3C decoder channels)",
+        "",
+        "| part | parameters |",
+        "|---|---:|",
+    ]
     lines += [f"| {label} | {m(ph[key])} |" for label, key in rows]
-    names = {"deeplabv3": "DeepLab v3 (ASPP, OS 8)", "fcn8s": "FCN-8s", "pspnet": "PSPNet (OS 8)",
-             "unet": "U-Net-style encoder–decoder"}
-    lines += ["", f"Baselines on the same {backbone} code", "",
-              "| model | encoder | head / decoder | total |", "|---|---:|---:|---:|",
-              f"| PHGMM (inference) | {m(ph['encoder'])} | {m(ph['inference_total'] - ph['encoder'])} | "
-              f"{m(ph['inference_total'])} |"]
+    names = {
+        "deeplabv3": "DeepLab v3 (ASPP, OS 8)",
+        "fcn8s": "FCN-8s",
+        "pspnet": "PSPNet (OS 8)",
+        "unet": "U-Net-style encoder–decoder",
+    }
+    lines += [
+        "",
+        f"Baselines on the same {backbone} code",
+        "",
+        "| model | encoder | head / decoder | total |",
+        "|---|---:|---:|---:|",
+        f"| PHGMM (inference) | {m(ph['encoder'])} | {m(ph['inference_total'] - ph['encoder'])} | "
+        f"{m(ph['inference_total'])} |",
+    ]
     lines += [f"| {names.get(k, k)} | {m(v['encoder'])} | {m(v['head'])} | {m(v['total'])} |" for k, v in bl.items()]
     return "\n".join(lines)
 
@@ -84,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     bl = baseline_counts(args.backbone, args.num_classes)
     print(markdown(args.backbone, args.num_classes, ph, bl))
     if args.json:
-        Path(args.json).write_text(json.dumps({"backbone": args.backbone, "num_classes": args.num_classes,
-                                               "phgmm": ph, "baselines": bl}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {"backbone": args.backbone, "num_classes": args.num_classes, "phgmm": ph, "baselines": bl}, indent=2
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -34,9 +34,14 @@ def agreement(checkpoint: Path, images: list[Path]) -> dict[str, object]:
         b = p16.labels_from_logits(p16.logits(rgb))
         shares.append(float(np.mean(a != b)))
     worst = int(np.argmax(shares))
-    return {"checkpoint": str(checkpoint), "images": len(images), "pixels_differing": float(np.mean(shares)),
-            "worst_image": images[worst].name, "worst_image_pixels_differing": shares[worst],
-            "per_image": dict(zip((p.name for p in images), shares))}
+    return {
+        "checkpoint": str(checkpoint),
+        "images": len(images),
+        "pixels_differing": float(np.mean(shares)),
+        "worst_image": images[worst].name,
+        "worst_image_pixels_differing": shares[worst],
+        "per_image": dict(zip((p.name for p in images), shares, strict=True)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,11 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     for ckpt in args.checkpoints:
         row = agreement(ckpt, images)
         rows.append(row)
-        print(f"{ckpt}: {row['pixels_differing'] * 100:.3f} % of pixels differ over {row['images']} images; "
-              f"worst {row['worst_image']} {row['worst_image_pixels_differing'] * 100:.3f} %", flush=True)
+        print(
+            f"{ckpt}: {row['pixels_differing'] * 100:.3f} % of pixels differ over {row['images']} images; "
+            f"worst {row['worst_image']} {row['worst_image_pixels_differing'] * 100:.3f} %",
+            flush=True,
+        )
     if args.json:
-        args.json.write_text(json.dumps({"command": " ".join(["precision_agreement.py", *(argv or sys.argv[1:])]),
-                                         "bf16": why, "runs": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {"command": " ".join(["precision_agreement.py", *(argv or sys.argv[1:])]), "bf16": why, "runs": rows},
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -29,7 +29,7 @@ def main() -> None:
     x = torch.randn(args.batch, 3, h, w, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 12, (args.batch, h, w), device=dev)
     model = PHGMM(backbone=args.backbone, postnet=args.postnet).to(dev, memory_format=torch.channels_last)
-    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)     # as phgmm train builds it
+    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)  # as phgmm train builds it
     loss_fn = PHGMMLoss()
 
     def step():

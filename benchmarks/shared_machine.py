@@ -60,8 +60,9 @@ def phgmm(*args: str, env: dict[str, str], log: Path) -> float:
 def torch_default_threads() -> int:
     """PyTorch's own intra-op count in a clean process (what phgmm used before issue 22)."""
     env = {k: v for k, v in os.environ.items() if k not in _THREAD_ENV}
-    out = subprocess.run([PY, "-c", "import torch; print(torch.get_num_threads())"], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [PY, "-c", "import torch; print(torch.get_num_threads())"], env=env, capture_output=True, text=True, check=True
+    )
     return int(out.stdout.strip())
 
 
@@ -69,10 +70,14 @@ def mode_env(mode: str, old_threads: int) -> tuple[dict[str, str], list[str]]:
     """The environment and extra phgmm options of a mode."""
     env = {k: v for k, v in os.environ.items() if k not in _THREAD_ENV}
     env["PYTHONUNBUFFERED"] = "1"
-    spin = {"GOMP_SPINCOUNT": "300000"}                 # libgomp's default wait, and phgmm leaves it
+    spin = {"GOMP_SPINCOUNT": "300000"}  # libgomp's default wait, and phgmm leaves it
     threads = ["--threads", str(old_threads)]
-    return {"before": ({**env, **spin}, threads), "after": (env, []), "threads-only": ({**env, **spin}, []),
-            "passive-only": ({**env, "OMP_WAIT_POLICY": "PASSIVE"}, threads)}[mode]
+    return {
+        "before": ({**env, **spin}, threads),
+        "after": (env, []),
+        "threads-only": ({**env, **spin}, []),
+        "passive-only": ({**env, "OMP_WAIT_POLICY": "PASSIVE"}, threads),
+    }[mode]
 
 
 class Busy:
@@ -81,7 +86,7 @@ class Busy:
     def __init__(self, n: int) -> None:
         self.n, self.procs = n, []
 
-    def __enter__(self) -> "Busy":
+    def __enter__(self) -> Busy:
         self.procs = [subprocess.Popen([PY, "-c", "while True: pass"]) for _ in range(self.n)]
         time.sleep(0.5 if self.n else 0)
         return self
@@ -101,31 +106,101 @@ def prepare(work: Path, images: int, log: Path) -> dict[str, Path]:
     """The training data (demo size), a checkpoint, and the predict images (512×256)."""
     env = mode_env("after", 1)[0]
     data, big = work / "data", work / "images512"
-    phgmm("synth", "--out", str(data), "--num", "100", "--size", "256x128", "--seed", "0", "--no-progress",
-          env=env, log=log)
-    phgmm("synth", "--out", str(big), "--num", str(images), "--size", "512x256", "--seed", "1",
-          "--val-fraction", "0", "--no-progress", env=env, log=log)
+    phgmm(
+        "synth",
+        "--out",
+        str(data),
+        "--num",
+        "100",
+        "--size",
+        "256x128",
+        "--seed",
+        "0",
+        "--no-progress",
+        env=env,
+        log=log,
+    )
+    phgmm(
+        "synth",
+        "--out",
+        str(big),
+        "--num",
+        str(images),
+        "--size",
+        "512x256",
+        "--seed",
+        "1",
+        "--val-fraction",
+        "0",
+        "--no-progress",
+        env=env,
+        log=log,
+    )
     run = work / "ckpt"
-    phgmm("train", "--config", "demo", "--set", f"data.root={data}", "--out", str(run), "--set", "train.epochs=1",
-          "--set", "train.max_steps_per_epoch=2", "--set", "train.val_every=0", "--no-progress", env=env, log=log)
+    phgmm(
+        "train",
+        "--config",
+        "demo",
+        "--set",
+        f"data.root={data}",
+        "--out",
+        str(run),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.max_steps_per_epoch=2",
+        "--set",
+        "train.val_every=0",
+        "--no-progress",
+        env=env,
+        log=log,
+    )
     return {"data": data, "images": big / "leftImg8bit", "checkpoint": run / "checkpoints" / "last.pt"}
 
 
-def time_train(paths: dict[str, Path], steps: int, env: dict[str, str], extra: list[str], out: Path,
-               log: Path) -> dict[str, float]:
+def time_train(
+    paths: dict[str, Path], steps: int, env: dict[str, str], extra: list[str], out: Path, log: Path
+) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
-    wall = phgmm("train", "--config", "demo", "--set", f"data.root={paths['data']}", "--out", str(out),
-                 "--set", "train.epochs=1", "--set", f"train.max_steps_per_epoch={steps}", "--set", "train.val_every=0",
-                 "--no-progress", *extra, env=env, log=log)
+    wall = phgmm(
+        "train",
+        "--config",
+        "demo",
+        "--set",
+        f"data.root={paths['data']}",
+        "--out",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        f"train.max_steps_per_epoch={steps}",
+        "--set",
+        "train.val_every=0",
+        "--no-progress",
+        *extra,
+        env=env,
+        log=log,
+    )
     epoch = json.loads((out / "history.json").read_text())[-1]["epoch_seconds"]
     return {"seconds": float(epoch), "wall": wall}
 
 
-def time_predict(paths: dict[str, Path], env: dict[str, str], extra: list[str], out: Path,
-                 log: Path) -> dict[str, float]:
+def time_predict(
+    paths: dict[str, Path], env: dict[str, str], extra: list[str], out: Path, log: Path
+) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
-    wall = phgmm("predict", str(paths["images"]), "--checkpoint", str(paths["checkpoint"]), "--out", str(out),
-                 "--no-progress", *extra, env=env, log=log)
+    wall = phgmm(
+        "predict",
+        str(paths["images"]),
+        "--checkpoint",
+        str(paths["checkpoint"]),
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+        env=env,
+        log=log,
+    )
     return {"seconds": wall, "wall": wall}
 
 
@@ -135,19 +210,25 @@ def time_demo(work: Path, env: dict[str, str], extra: list[str], log: Path, limi
     shutil.rmtree(data, ignore_errors=True)
     shutil.rmtree(run, ignore_errors=True)
     t0 = time.perf_counter()
-    steps = [["synth", "--out", str(data), "--num", "500", "--size", "256x128", "--seed", "0", "--no-progress",
-              *extra],
-             ["train", "--config", "demo", "--set", f"data.root={data}", "--out", str(run), "--no-progress", *extra],
-             ["evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--out", str(run), "--no-progress",
-              *extra]]
+    steps = [
+        ["synth", "--out", str(data), "--num", "500", "--size", "256x128", "--seed", "0", "--no-progress", *extra],
+        ["train", "--config", "demo", "--set", f"data.root={data}", "--out", str(run), "--no-progress", *extra],
+        ["evaluate", "--checkpoint", str(run / "checkpoints" / "best.pt"), "--out", str(run), "--no-progress", *extra],
+    ]
     for args in steps:
         left = limit - (time.perf_counter() - t0)
         with open(log, "a") as fh:
             fh.write(f"\n$ phgmm {' '.join(args)}\n")
             fh.flush()
             try:
-                subprocess.run([PY, "-m", "phgmm", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
-                               timeout=max(1.0, left), check=True)
+                subprocess.run(
+                    [PY, "-m", "phgmm", *args],
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    timeout=max(1.0, left),
+                    check=True,
+                )
             except subprocess.TimeoutExpired:
                 return {"seconds": float("inf"), "wall": limit}
     wall = time.perf_counter() - t0
@@ -156,8 +237,13 @@ def time_demo(work: Path, env: dict[str, str], extra: list[str], log: Path, limi
 
 def table(results: list[dict], busy: list[int]) -> str:
     """Seconds per task and mode, with loaded/idle ratios and the load average each began at."""
-    head = "| task | mode | " + " | ".join(f"{'idle' if b == 0 else f'{b} busy'} s (load)" +
-                                          ("" if b == 0 else f" | {b} busy ÷ idle") for b in busy) + " |"
+    head = (
+        "| task | mode | "
+        + " | ".join(
+            f"{'idle' if b == 0 else f'{b} busy'} s (load)" + ("" if b == 0 else f" | {b} busy ÷ idle") for b in busy
+        )
+        + " |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     keys = sorted({(r["task"], r["mode"]) for r in results}, key=lambda k: (k[0], k[1] != "before", k[1]))
     for task, mode in keys:
@@ -198,14 +284,13 @@ def main() -> int:
     if unknown:
         ap.error(f"--tasks: unknown {', '.join(unknown)}; choose from train, predict, demo")
     args.demo = args.demo or "demo" in tasks
-    tasks = [t for t in tasks if t != "demo"]      # the demo is timed on its own, beside 2 busy processes
+    tasks = [t for t in tasks if t != "demo"]  # the demo is timed on its own, beside 2 busy processes
     old_threads = torch_default_threads()
     work = Path(args.work or tempfile.mkdtemp(prefix="phgmm-shared-"))
     work.mkdir(parents=True, exist_ok=True)
     log = work / "log.txt"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"{cores} cores, torch default {old_threads} threads; load average {os.getloadavg()}; log: {log}",
-          flush=True)
+    print(f"{cores} cores, torch default {old_threads} threads; load average {os.getloadavg()}; log: {log}", flush=True)
     results: list[dict] = []
     try:
         paths = prepare(work, images, log)
@@ -224,8 +309,11 @@ def main() -> int:
                             if best is None or r["seconds"] < best["seconds"]:
                                 best = {**r, "load": start}
                         results.append({"task": task, "mode": mode, "busy": b, **best})
-                        print(f"  {task:8s} {mode:13s} beside {b} busy: {best['seconds']:.1f} s "
-                              f"(wall {best['wall']:.1f} s, load {best['load']:.1f})", flush=True)
+                        print(
+                            f"  {task:8s} {mode:13s} beside {b} busy: {best['seconds']:.1f} s "
+                            f"(wall {best['wall']:.1f} s, load {best['load']:.1f})",
+                            flush=True,
+                        )
         if args.demo:
             with Busy(2):
                 for mode in modes:
@@ -237,12 +325,24 @@ def main() -> int:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    title = (f"train: one epoch of {steps} steps, batch 8, 256×128 (epoch_seconds); predict: {images} images "
-             f"512×256, the whole command; seconds (1-minute load average at the start)")
+    title = (
+        f"train: one epoch of {steps} steps, batch 8, 256×128 (epoch_seconds); predict: {images} images "
+        f"512×256, the whole command; seconds (1-minute load average at the start)"
+    )
     print(f"\n{title}\n\n{table(results, busy + ([2] if args.demo and 2 not in busy else []))}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"cores": cores, "torch_default_threads": old_threads,
-                                               "steps": steps, "images": images, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "cores": cores,
+                    "torch_default_threads": old_threads,
+                    "steps": steps,
+                    "images": images,
+                    "results": results,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import sys
 
-
 from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
 from mutmut.stats import status_by_exit_code
 
@@ -29,7 +28,12 @@ def category(status: str, removed: str, added: str) -> str:
         return "equivalent: argument validation only"
     if re.search(r"encoding=|newline=", removed + added):
         return "equivalent: the file's encoding/newline handling gives the same text here"
-    if "XX" in added or added.replace("XX", "").lower() == removed.lower() or re.search(r"\(None\)", added) and MESSAGE.search(removed):
+    if (
+        "XX" in added
+        or added.replace("XX", "").lower() == removed.lower()
+        or re.search(r"\(None\)", added)
+        and MESSAGE.search(removed)
+    ):
         if MESSAGE.search(removed) or MESSAGE.search(added):
             return "message or log text: tests match messages by search, not whole"
         return "string literal changed: no test compares this text"

@@ -16,8 +16,10 @@ def main(root: str = "docs/results/mutation") -> None:
         if not done:
             continue
         score = (s["killed"] + s["timeout"]) / done
-        print(f"| {stats.parent.name} | {done} | {s['killed']} | {s['survived']} | {s['no_tests']} | "
-              f"{s['timeout']} | {100 * score:.1f} % |")
+        print(
+            f"| {stats.parent.name} | {done} | {s['killed']} | {s['survived']} | {s['no_tests']} | "
+            f"{s['timeout']} | {100 * score:.1f} % |"
+        )
 
 
 if __name__ == "__main__":

@@ -4,10 +4,19 @@ one-line error check (imported by the test files; not a test module)."""
 from __future__ import annotations
 
 #: a tiny PHGMM on the demo config: a case trains in a few seconds on a CPU
-TINY = ["data.size=[128, 64]", "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16",
-        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8",
-        "model.num_components=3", "train.batch_size=2", "eval.batch_size=2", "eval.tsne=false",
-        "train.log_every=1"]
+TINY = [
+    "data.size=[128, 64]",
+    "model.decoder_units=[1, 1, 1, 1]",
+    "model.latent_dim=16",
+    "model.component_dim=8",
+    "model.local_channels=32",
+    "model.global_dim=8",
+    "model.num_components=3",
+    "train.batch_size=2",
+    "eval.batch_size=2",
+    "eval.tsne=false",
+    "train.log_every=1",
+]
 
 
 def set_args(*overrides: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The package's import graph: no cycle, and no import from a lower layer to a higher one.
 
-Layers, low to high (README "Architecture"): basics (version, io, conventions, configs, threads) → config → data, metrics,
-report, visualize → models, losses → engine → experiments, benchmark, pretrained → cli and the
+Layers, low to high (README "Architecture"): basics (version, io, conventions, configs, threads) →
+config → data, metrics, report, visualize → models, losses → engine → experiments, benchmark, pretrained → cli and the
 package root. Imports inside functions count too: a lazy import is still a dependency.
 """
 
@@ -51,7 +51,7 @@ def import_graph() -> dict[str, set[str]]:
                 target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
                 if not target or not target.startswith("phgmm"):
                     continue
-                for alias in node.names:   # `from . import x` imports the module x
+                for alias in node.names:  # `from . import x` imports the module x
                     dep = owner(f"{target}.{alias.name}") if f"{target}.{alias.name}" in mods else owner(target)
                     if dep and dep != mod:
                         deps.add(dep)
@@ -83,7 +83,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(v)
         for w in sorted(graph[v]):
             if state.get(w) == 1:
-                return stack[stack.index(w):] + [w]
+                return stack[stack.index(w) :] + [w]
             if w not in state and (c := visit(w)):
                 return c
         stack.pop()

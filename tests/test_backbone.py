@@ -47,7 +47,7 @@ def test_numbers_match_torchvision_resnet18():
     with torch.no_grad():
         feats = enc(x)
     assert [tuple(f.shape[-2:]) for f in feats] == [(16, 24), (8, 12), (4, 6), (2, 3)]
-    for f, s in zip(feats, ref["sums"]):
+    for f, s in zip(feats, ref["sums"], strict=True):
         assert f.double().sum().item() == pytest.approx(s, rel=1e-4)
 
 

@@ -8,7 +8,7 @@ import torch
 from phgmm.models import build_model
 from phgmm.models.baselines import DeepLabV3, PSPNet, build_baseline
 
-NAMES = ["deeplabv3", "fcn8s", "pspnet", "unet"]   # the ResNet-backed baselines of this file
+NAMES = ["deeplabv3", "fcn8s", "pspnet", "unet"]  # the ResNet-backed baselines of this file
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,18 @@ def test_pspnet_output_stride_8():
 
 
 def test_ignores_phgmm_only_kwargs():
-    phgmm_keys = dict(num_components=4, use_global=False, postnet="light", latent_dim=8, component_dim=4,
-                      global_dim=4, decoder_units=(1, 1, 1, 1), decoder_channels=12, sample_latent=True,
-                      local_channels=32)
+    phgmm_keys = dict(
+        num_components=4,
+        use_global=False,
+        postnet="light",
+        latent_dim=8,
+        component_dim=4,
+        global_dim=4,
+        decoder_units=(1, 1, 1, 1),
+        decoder_channels=12,
+        sample_latent=True,
+        local_channels=32,
+    )
     model = build_baseline("deeplabv3", num_classes=3, backbone="resnet18", output_stride=16, **phgmm_keys)
     assert model.output_stride == 16
     assert build_model("unet", num_classes=3, backbone="resnet18", **phgmm_keys) is not None

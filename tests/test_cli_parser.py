@@ -27,13 +27,13 @@ def test_every_command_and_flag_has_help():
     parser = build_parser()
     [sub_action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     helps = {a.dest: a.help for a in sub_action._choices_actions}
-    assert list(helps) == [*NAMES, "models"] and all(helps.values())   # configs.py also registers `models`
+    assert list(helps) == [*NAMES, "models"] and all(helps.values())  # configs.py also registers `models`
     assert [m.__name__.rsplit(".", 1)[1] for m in COMMANDS] == NAMES
     for name, sub in _subparsers(parser).items():
         assert sub.description, f"phgmm {name} has no description"
         for action in sub._actions:
             if action.help == argparse.SUPPRESS and action.dest == "quiet":
-                continue   # synth's hidden old spelling
+                continue  # synth's hidden old spelling
             assert action.help and action.help.strip(), f"phgmm {name} {action.option_strings or action.dest}"
     for action in parser._actions:
         assert action.help, action.option_strings
@@ -64,8 +64,12 @@ def test_bad_sizes_are_usage_errors(text, capsys):
 
 def test_same_size_option_everywhere():
     parser = build_parser()
-    for argv in (["synth", "--out", "o"], ["export", "--checkpoint", "c", "--out", "o"], ["benchmark"],
-                 ["predict", "x", "--out", "o"]):
+    for argv in (
+        ["synth", "--out", "o"],
+        ["export", "--checkpoint", "c", "--out", "o"],
+        ["benchmark"],
+        ["predict", "x", "--out", "o"],
+    ):
         assert parser.parse_args([*argv, "--size", "[96,48]"]).size == (96, 48), argv[0]
 
 
@@ -90,7 +94,7 @@ def test_no_progress_is_one_spelling():
     subs = _subparsers(build_parser())
     for name in ("train", "evaluate", "predict", "synth"):
         assert "--no-progress" in subs[name]._option_string_actions, name
-    assert "--quiet" not in subs["synth"].format_help()          # hidden, still accepted
+    assert "--quiet" not in subs["synth"].format_help()  # hidden, still accepted
     args = build_parser().parse_args(["synth", "--out", "o", "--quiet"])
     assert args.quiet and not args.no_progress
 
@@ -134,6 +138,5 @@ def test_no_library_module_imports_the_cli():
 
 def test_python_dash_m_phgmm():
     for module in ("phgmm", "phgmm.cli"):
-        done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stdout.startswith("phgmm "), (module, done.stderr)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_line_error, set_args
+from test_user_datasets import TINY as FOLDER_TINY
+from test_user_datasets import make_folder
 
 from phgmm.cli import main
-from cli_helpers import one_line_error, set_args
-
-from test_user_datasets import TINY as FOLDER_TINY, make_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -26,16 +26,29 @@ def _sets(*overrides: str) -> list[str]:
 def twelve(tmp_path_factory) -> Path:
     """A one-step 12-class run on synthetic scenes: its run folder."""
     from phgmm.data.synthetic import generate_dataset
+
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, num=4, size=(128, 64), seed=2, fmt="cityscapes", progress=False)
     out = root.parent / "run12"
-    assert main(["train", "--config", "demo", "--out", str(out), "--no-progress",
-                 *_sets(f"data.root={root}", "train.val_every=0")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "demo",
+                "--out",
+                str(out),
+                "--no-progress",
+                *_sets(f"data.root={root}", "train.val_every=0"),
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_configs_demo_yaml_as_the_docs_write_it_works_outside_a_clone(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)            # no configs/ folder here
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
     assert main(["train", "--config", "configs/demo.yaml", "--print-config"]) == 0
     assert "output_dir: runs/demo" in capsys.readouterr().out
     assert main(["experiment", "compare", "--config", "configs/experiments/compare_camvid.yaml", "--list"]) == 0
@@ -53,13 +66,27 @@ def test_a_resume_that_changes_the_learning_rate_names_init_from(twelve, capsys)
 def test_fine_tuning_to_another_class_count_says_why_the_decoder_is_fresh(twelve, tmp_path, capsys):
     mine = make_folder(tmp_path / "mine")
     best = twelve / "checkpoints" / "best.pt"
-    args = ["train", "--config", "demo", "--no-progress",
-            *_sets(f"data.root={mine / 'images'}", f"data.class_table={mine / 'classes.yaml'}", "data.dataset=folder",
-                   "model.num_classes=5", f"model.init_from={best}", "train.val_every=0")]
+    args = [
+        "train",
+        "--config",
+        "demo",
+        "--no-progress",
+        *_sets(
+            f"data.root={mine / 'images'}",
+            f"data.class_table={mine / 'classes.yaml'}",
+            "data.dataset=folder",
+            "model.num_classes=5",
+            f"model.init_from={best}",
+            "train.val_every=0",
+        ),
+    ]
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("model.init_from"))
-    assert "The decoder's width follows the class count (model.decoder_channels unset: 3·C, 36 in the file, 15 here)" in line
+    assert (
+        "The decoder's width follows the class count (model.decoder_channels unset: 3·C, 36 in the file, 15 here)"
+        in line
+    )
     assert "--set model.decoder_channels=36 keeps them" in line
     would = int(line.split("keeps them (")[1].split(" of ")[0])
     # and it does: with that width, every tensor but the classifier's loads

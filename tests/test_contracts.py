@@ -20,8 +20,8 @@ def test_every_registered_network_honours_the_contract(name):
     torch.manual_seed(0)
     model = build_model(name, num_classes=3, backbone="resnet18", decoder_units=(1, 1, 1, 1))
     assert isinstance(model, SegmentationNetwork)
-    assert isinstance(model, LatentNetwork) == (name == "phgmm")    # the engine's latent branches
-    assert takes_labels(model) == (name == "phgmm")                 # only PostNet reads the labels
+    assert isinstance(model, LatentNetwork) == (name == "phgmm")  # the engine's latent branches
+    assert takes_labels(model) == (name == "phgmm")  # only PostNet reads the labels
     counts = model.parameter_counts()
     assert counts["training_total"] == sum(p.numel() for p in model.parameters())
     assert 0 < counts["inference_total"] <= counts["training_total"]
@@ -38,6 +38,6 @@ def test_the_contracts_are_not_met_by_any_module():
 
 def test_wrappers_are_looked_through():
     model = build_model("phgmm", num_classes=3, backbone="resnet18", decoder_units=(1, 1, 1, 1), postnet=None)
-    wrapped = torch.nn.DataParallel(model)                  # DDP's kind of wrapper, on a CPU
+    wrapped = torch.nn.DataParallel(model)  # DDP's kind of wrapper, on a CPU
     assert unwrap(wrapped) is model and takes_labels(wrapped)
-    assert unwrap(torch.compile(model)) is model           # wrapping only: nothing is compiled
+    assert unwrap(torch.compile(model)) is model  # wrapping only: nothing is compiled

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from phgmm.data import (CamVidDataset, CityscapesDataset, DatasetError, FolderDataset, SynthiaDataset,
-                        build_dataset, denormalize, load_image, normalize, preprocess)
+from phgmm.data import (
+    CamVidDataset,
+    CityscapesDataset,
+    DatasetError,
+    FolderDataset,
+    SynthiaDataset,
+    build_dataset,
+    denormalize,
+    load_image,
+    normalize,
+    preprocess,
+)
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 W, H = 64, 32
@@ -116,12 +126,14 @@ def test_folder_dataset_id_and_colour_masks(tmp_path):
     # colour masks: the table's colours
     col = np.array([(0, 0, 0), (128, 64, 128), (0, 0, 142)], np.uint8)[raw // 10]
     cv2.imwrite(str(tmp_path / "masks" / "a.png"), col[:, :, ::-1])
-    np.testing.assert_array_equal(FolderDataset(tmp_path / "images", tmp_path / "masks", table, size=None)[0][1].numpy(),
-                                  raw // 10)
+    np.testing.assert_array_equal(
+        FolderDataset(tmp_path / "images", tmp_path / "masks", table, size=None)[0][1].numpy(), raw // 10
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # errors
+
 
 def test_error_root_missing_or_empty(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
@@ -211,6 +223,7 @@ def test_normalize_roundtrip_and_preprocess():
 # ---------------------------------------------------------------------------------------------
 # augmentation
 
+
 def _coded_root(tmp_path):
     """Image whose colour encodes the label: the label must follow the image through augmentation."""
     root = tmp_path / "cv"
@@ -220,7 +233,7 @@ def _coded_root(tmp_path):
     lab = np.zeros((96, 128), np.uint8)
     for _ in range(12):  # blocks of classes 0..10
         x, y = rng.integers(0, 110), rng.integers(0, 80)
-        lab[y:y + 20, x:x + 24] = rng.integers(0, 11)
+        lab[y : y + 20, x : x + 24] = rng.integers(0, 11)
     img = np.stack([lab * 20 + 20] * 3, -1).astype(np.uint8)
     cv2.imwrite(str(root / "train" / "a.png"), img)
     cv2.imwrite(str(root / "trainannot" / "a.png"), lab)
@@ -282,6 +295,7 @@ def test_dataloader_workers_reproducible(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # real data (skipped when ../shared/realdata is absent)
 
+
 @pytest.mark.skipif(not (REAL / "cityscapes-frame").is_dir(), reason="shared/realdata not present")
 def test_real_cityscapes_frame():
     from cityscapesscripts.helpers.labels import labels
@@ -294,9 +308,23 @@ def test_real_cityscapes_frame():
     tid = cv2.imread(str(next((root / "gtFine").rglob("*labelTrainIds.png"))), cv2.IMREAD_UNCHANGED)
     assert tid.shape == y.shape
     # trainId -> our class, from the official names (independent of the package's table)
-    by_name = {"sky": 1, "building": 2, "road": 3, "sidewalk": 4, "fence": 5, "vegetation": 6, "pole": 7,
-               "car": 8, "truck": 8, "bus": 8, "traffic sign": 9, "person": 10, "rider": 11,
-               "motorcycle": 11, "bicycle": 11}
+    by_name = {
+        "sky": 1,
+        "building": 2,
+        "road": 3,
+        "sidewalk": 4,
+        "fence": 5,
+        "vegetation": 6,
+        "pole": 7,
+        "car": 8,
+        "truck": 8,
+        "bus": 8,
+        "traffic sign": 9,
+        "person": 10,
+        "rider": 11,
+        "motorcycle": 11,
+        "bicycle": 11,
+    }
     t2c = {lab.trainId: by_name.get(lab.name, 0) for lab in labels if 0 <= lab.trainId < 255}
     valid = tid != 255
     exp = np.vectorize(lambda t: t2c.get(int(t), 0))(tid)

@@ -18,7 +18,7 @@ from phgmm.data import Augment, CamVidDataset, denormalize, resize_label, resize
 from phgmm.data.transforms import resize_image, sample_rng
 
 STRIPE = 7  # label value of the stripe (background label 0)
-TOL = 3     # uint8 rounding of OpenCV's fixed-point bilinear weights
+TOL = 3  # uint8 rounding of OpenCV's fixed-point bilinear weights
 
 
 def _stripe(h: int, w: int, pos: int, vertical: bool):
@@ -49,16 +49,19 @@ def _check_aligned(img: np.ndarray, lab: np.ndarray, vertical: bool, what: str) 
     assert np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)), f"{what}: label stripe split {idx}"
     off = np.ones(prof.shape, bool)
     off[idx] = False
-    assert prof[idx].max() >= prof.max() - TOL, \
+    assert prof[idx].max() >= prof.max() - TOL, (
         f"{what}: label stripe at {idx.tolist()} but the image is brightest at {int(prof.argmax())} ({prof.round(0)})"
+    )
     assert prof[idx].min() >= 127.5 - TOL, f"{what}: label stripe at {idx.tolist()} on dim image pixels {prof[idx]}"
-    assert not off.any() or prof[off].max() <= 127.5 + TOL, \
+    assert not off.any() or prof[off].max() <= 127.5 + TOL, (
         f"{what}: image bright at {np.flatnonzero(off & (prof > 127.5 + TOL)).tolist()} without the label"
+    )
     return True
 
 
-@pytest.mark.parametrize("n_in,n_out", [(2048, 768), (480, 240), (97, 256), (768, 2048), (131, 64),
-                                        (53, 97), (1024, 384), (360, 180)])
+@pytest.mark.parametrize(
+    "n_in,n_out", [(2048, 768), (480, 240), (97, 256), (768, 2048), (131, 64), (53, 97), (1024, 384), (360, 180)]
+)
 @pytest.mark.parametrize("vertical", [True, False])
 def test_resized_label_stripe_stays_on_image_stripe(n_in, n_out, vertical):
     other_in, other_out = 5, 3  # the stripe's length: kept small, odd, and resized too
@@ -152,9 +155,17 @@ def test_dataset_pipeline_keeps_stripe_aligned(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # resize_label itself
 
-SIZES = [((97, 53), (256, 131)), ((2048, 1024), (768, 384)), ((480, 360), (240, 180)),
-         ((131, 97), (64, 48)), ((10, 7), (3, 2)), ((5, 3), (17, 11)), ((64, 48), (64, 31)),
-         ((33, 1), (7, 5)), ((1, 1), (4, 3))]
+SIZES = [
+    ((97, 53), (256, 131)),
+    ((2048, 1024), (768, 384)),
+    ((480, 360), (240, 180)),
+    ((131, 97), (64, 48)),
+    ((10, 7), (3, 2)),
+    ((5, 3), (17, 11)),
+    ((64, 48), (64, 31)),
+    ((33, 1), (7, 5)),
+    ((1, 1), (4, 3)),
+]
 
 
 @pytest.mark.parametrize("src,dst", SIZES)
@@ -180,8 +191,8 @@ def test_resize_label_any_dtype_same_geometry():
         out = resize_label(lab.astype(dtype), (41, 77))
         assert out.dtype == dtype, dtype
         np.testing.assert_array_equal(out, ref.astype(dtype))
-    big = lab.astype(np.int64) * (2 ** 40)  # OpenCV would wrap int64 to int32
-    np.testing.assert_array_equal(resize_label(big, (41, 77)), ref.astype(np.int64) * (2 ** 40))
+    big = lab.astype(np.int64) * (2**40)  # OpenCV would wrap int64 to int32
+    np.testing.assert_array_equal(resize_label(big, (41, 77)), ref.astype(np.int64) * (2**40))
     np.testing.assert_array_equal(resize_label(lab == 3, (41, 77)), ref == 3)
     three = np.dstack([lab, lab + 1])  # H×W×C maps are resized channel by channel
     out = resize_label(three, (41, 77))
@@ -210,6 +221,6 @@ def test_augmentation_adds_no_label_values():
             assert not new, f"seed {seed}, size {size}: new label values {new}"
             seen |= set(np.unique(a_lab).tolist())
     assert seen == set(values.tolist())
-    lab16 = (lab.astype(np.uint16) * 257)
+    lab16 = lab.astype(np.uint16) * 257
     _, a16 = aug(img, lab16, (64, 48), sample_rng(0, 0, 0))
     assert a16.dtype == np.uint16 and set(np.unique(a16).tolist()) <= set((values.astype(np.uint16) * 257).tolist())

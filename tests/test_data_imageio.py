@@ -46,15 +46,19 @@ def test_module_layering_has_no_cycle():
     assert "E402" not in src and "_imread" not in src
 
 
-@pytest.mark.parametrize("stmt", [
-    "import phgmm.data.classes",
-    "import phgmm.data.transforms",
-    "import phgmm.data.imageio",
-    "import phgmm.visualize, phgmm.data",
-    "import phgmm.engine.score",
-    "from phgmm.data.datasets import DatasetError; from phgmm.data import DatasetError as D; assert D is DatasetError",
-    "from phgmm.data.transforms import load_image, load_label, preprocess, resize_label",
-])
+@pytest.mark.parametrize(
+    "stmt",
+    [
+        "import phgmm.data.classes",
+        "import phgmm.data.transforms",
+        "import phgmm.data.imageio",
+        "import phgmm.visualize, phgmm.data",
+        "import phgmm.engine.score",
+        "from phgmm.data.datasets import DatasetError; from phgmm.data import DatasetError as D; "
+        "assert D is DatasetError",
+        "from phgmm.data.transforms import load_image, load_label, preprocess, resize_label",
+    ],
+)
 def test_each_module_imports_first(stmt):
     subprocess.run([sys.executable, "-c", stmt], check=True, timeout=120)
 
@@ -129,7 +133,7 @@ def test_read_label_png(tmp_path):
     out = data.read_label_png(tmp_path / "p.png")
     assert out.dtype == np.int64
     np.testing.assert_array_equal(out, lab)  # palette indices, not colours
-    Image.fromarray((lab.astype(np.uint16) * 1000)).save(tmp_path / "i16.png")
+    Image.fromarray(lab.astype(np.uint16) * 1000).save(tmp_path / "i16.png")
     np.testing.assert_array_equal(data.read_label_png(tmp_path / "i16.png"), lab.astype(np.int64) * 1000)
     Image.fromarray(np.dstack([lab] * 3)).save(tmp_path / "rgb.png")
     with pytest.raises(DatasetError, match=r"rgb\.png: expected a single-channel"):

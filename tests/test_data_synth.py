@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from phgmm.data import build_dataset
 from phgmm.cli import main as phgmm_main
+from phgmm.data import build_dataset
 from phgmm.data.synthetic import generate_dataset, render_scene
 
 

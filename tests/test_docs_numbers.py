@@ -14,7 +14,7 @@ import re
 import shutil
 from pathlib import Path
 
-import cogapp     # the test extra installs it; without it the pages go unchecked, so fail, never skip
+import cogapp  # the test extra installs it; without it the pages go unchecked, so fail, never skip
 
 from phgmm.experiments import numbers
 
@@ -28,12 +28,30 @@ TYPED: dict[str, set[str]] = {
     "README.md": {"3.11", "0.4", "1.1", "0.5", "0.3", "0.75", "1.0", "1.25", "0.75,1.0,1.25", "82.12"},
     "docs/comparisons.md": {"1.0"},
     "docs/data.md": {"1.0", "1.5", "0.5", "0.2", "0.8", "1.2", "0.2·255"},
-    "docs/design.md": {"1.1", "0.4", "0.9", "0.01", "0.05", "1.0", "1.5", "82.12", "81.90", "75.21", "65.43",
-                       "86.04", "85.68", "77.38", "1.167", "0.4×", "0.9×", "3 %",
-                       "2.13"},   # PyTorch's version
+    "docs/design.md": {
+        "1.1",
+        "0.4",
+        "0.9",
+        "0.01",
+        "0.05",
+        "1.0",
+        "1.5",
+        "82.12",
+        "81.90",
+        "75.21",
+        "65.43",
+        "86.04",
+        "85.68",
+        "77.38",
+        "1.167",
+        "0.4×",
+        "0.9×",
+        "3 %",
+        "2.13",
+    },  # PyTorch's version
     "docs/latent.md": {"0.01", "0.5", "0.3", "0.1", "1.0", "4.6"},
     "docs/models.md": {"0.4", "0.05", "3.9", "29.5", "65.8", "0.37", "2×"},
-    "docs/performance.md": {"0.9", "1.5×", "2.5×", "1.0", "2.13"},   # 2.13: PyTorch's version
+    "docs/performance.md": {"0.9", "1.5×", "2.5×", "1.0", "2.13"},  # 2.13: PyTorch's version
     "docs/gpu.md": {"1.5", "0.4", "35 %"},
     "docs/reliability.md": {"0.001", "0.5", "1 %", "5 %"},
     "docs/uncertainty.md": {"0.5"},
@@ -63,7 +81,7 @@ def check_pages(root: Path, pages: list[str]) -> list[str]:
     original = cogapp.cogapp.CogGenerator.evaluate
     current: dict[str, str] = {}
 
-    def evaluate(self, cog, globals, fname):     # noqa: A002 (cog's own signature)
+    def evaluate(self, cog, globals, fname):  # noqa: A002 (cog's own signature)
         numbers.reset_files_read()
         out = original(self, cog, globals, fname)
         if not numbers.files_read():
@@ -73,6 +91,7 @@ def check_pages(root: Path, pages: list[str]) -> list[str]:
         return out
 
     import os
+
     cwd = os.getcwd()
     os.chdir(root)
     cogapp.cogapp.CogGenerator.evaluate = evaluate
@@ -122,8 +141,10 @@ def test_no_measured_figure_stands_outside_a_generated_block():
             for m in _FIGURE.finditer(line):
                 if m.group(1).replace(" ", "") not in {t.replace(" ", "") for t in TYPED.get(page, set())}:
                     found.append(f"{page} line {i}: {m.group(1)!r} in: {line.strip()[:100]}")
-    assert not found, ("figures typed by hand: print them from their file in a cog block, or list a setting "
-                       "in TYPED:\n" + "\n".join(found))
+    assert not found, (
+        "figures typed by hand: print them from their file in a cog block, or list a setting "
+        "in TYPED:\n" + "\n".join(found)
+    )
 
 
 def test_the_figure_pattern_finds_results_and_skips_code():

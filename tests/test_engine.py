@@ -12,7 +12,7 @@ import torch
 
 from phgmm.config import apply_overrides, load_config
 from phgmm.engine.checkpoint import CheckpointError, load_checkpoint, load_model_from_checkpoint, save_checkpoint
-from phgmm.engine.train import RunExistsError, TrainingError, train, poly_lambda
+from phgmm.engine.train import RunExistsError, TrainingError, poly_lambda, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,18 +20,34 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory) -> Path:
     from phgmm.data.synthetic import generate_dataset
+
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, num=10, size=(128, 64), seed=3, fmt="cityscapes", val_fraction=0.2, progress=False)
     return root
 
 
 def tiny_cfg(root: Path, out: Path, *extra: str):
-    return apply_overrides(load_config(REPO / "configs" / "demo.yaml"), [
-        f"data.root={root}", "data.size=[128, 64]", "data.num_workers=0", f"output_dir={out}",
-        "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16", "model.component_dim=8",
-        "model.local_channels=32", "model.global_dim=8", "model.num_components=3",
-        "train.batch_size=4", "train.epochs=3", "train.val_every=1", "eval.batch_size=2",
-        "eval.tsne=false", *extra])
+    return apply_overrides(
+        load_config(REPO / "configs" / "demo.yaml"),
+        [
+            f"data.root={root}",
+            "data.size=[128, 64]",
+            "data.num_workers=0",
+            f"output_dir={out}",
+            "model.decoder_units=[1, 1, 1, 1]",
+            "model.latent_dim=16",
+            "model.component_dim=8",
+            "model.local_channels=32",
+            "model.global_dim=8",
+            "model.num_components=3",
+            "train.batch_size=4",
+            "train.epochs=3",
+            "train.val_every=1",
+            "eval.batch_size=2",
+            "eval.tsne=false",
+            *extra,
+        ],
+    )
 
 
 def _weights(path: Path) -> dict:
@@ -66,6 +82,7 @@ def test_existing_run_is_not_overwritten(synth_root, tmp_path):
     train(cfg, overwrite=True, progress=False)
     # the command line resumes from the checkpoint alone (its own config), extended by --set
     from phgmm.cli import main
+
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     assert main(["train", "--resume", str(last), "--set", "train.epochs=2", "--no-progress"]) == 0
     state = load_checkpoint(last)
@@ -78,6 +95,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(synth_root, tmp_pa
     last = tmp_path / "nan" / "checkpoints" / "last.pt"
     good = last.read_bytes()
     import phgmm.losses as losses
+
     real = losses.gmm_kl
     monkeypatch.setattr(losses, "gmm_kl", lambda *a, **k: real(*a, **k) * float("nan"))
     with pytest.raises(TrainingError, match=r"non-finite loss at epoch 2, step 1 .*ℓ_z = nan"):
@@ -95,6 +113,7 @@ def test_sigint_mid_epoch_finishes_the_step_and_resumes_bit_identically(synth_ro
 
     from phgmm.engine import train as train_mod
     from phgmm.engine.train import TrainingInterrupted
+
     # dropout-free PHGMM, but decoding samples makes every step draw random numbers
     extra = ("train.epochs=1", "train.val_every=0", "model.sample_latent=true")
     full = train(tiny_cfg(synth_root, tmp_path / "full", *extra), progress=False)
@@ -108,17 +127,19 @@ def test_sigint_mid_epoch_finishes_the_step_and_resumes_bit_identically(synth_ro
         def wrapped(out, y, step=None):
             calls["n"] += 1
             if calls["n"] == 2:
-                os.kill(os.getpid(), signal.SIGINT)   # a real Ctrl-C in the middle of step 2
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C in the middle of step 2
             return forward(out, y, step=step)
-        loss.forward = wrapped                        # still the configured loss, with its state
+
+        loss.forward = wrapped  # still the configured loss, with its state
         return loss
+
     monkeypatch.setattr(train_mod, "build_loss", interrupting_loss)
     cfg = tiny_cfg(synth_root, tmp_path / "int", *extra)
     with pytest.raises(TrainingInterrupted):
         train(cfg, progress=False)
     last = tmp_path / "int" / "checkpoints" / "last.pt"
     state = load_checkpoint(last)
-    assert (state["epoch"], state["step_in_epoch"]) == (0, 2)   # step 2 was completed, then saved
+    assert (state["epoch"], state["step_in_epoch"]) == (0, 2)  # step 2 was completed, then saved
     monkeypatch.setattr(train_mod, "build_loss", real)
     resumed = train(cfg, resume=last, progress=False)
     a, b = _weights(Path(full["last"])), _weights(Path(resumed["last"]))
@@ -145,6 +166,7 @@ def test_sigkill_after_checkpoint_every_resumes_bit_identically(synth_root, tmp_
     import sys
 
     from phgmm.config import save_config
+
     extra = ("train.epochs=2", "train.val_every=0", "train.checkpoint_every=3", "model.sample_latent=true")
     full = train(tiny_cfg(synth_root, tmp_path / "full", *extra), progress=False)
     cfg = tiny_cfg(synth_root, tmp_path / "killed", *extra)
@@ -153,7 +175,7 @@ def test_sigkill_after_checkpoint_every_resumes_bit_identically(synth_root, tmp_
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     last = tmp_path / "killed" / "checkpoints" / "last.pt"
     state = load_checkpoint(last)
-    assert state["global_step"] == 3 and state["step_in_epoch"] in (1, 3)   # mid-epoch or early epoch 2
+    assert state["global_step"] == 3 and state["step_in_epoch"] in (1, 3)  # mid-epoch or early epoch 2
     resumed = train(cfg, resume=last, progress=False)
     a, b = _weights(Path(full["last"])), _weights(Path(resumed["last"]))
     for k in a:
@@ -163,13 +185,14 @@ def test_sigkill_after_checkpoint_every_resumes_bit_identically(synth_root, tmp_
 def test_poly_schedule():
     f = poly_lambda(100, 0.9)
     assert f(0) == 1.0 and f(100) == 0.0 and f(150) == 0.0
-    assert f(50) == pytest.approx(0.5 ** 0.9)
+    assert f(50) == pytest.approx(0.5**0.9)
 
 
 def test_checkpoint_with_code_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     path = tmp_path / "evil.pt"
     torch.save({"model": {}, "config": {}, "x": Evil()}, path)
     with pytest.raises(CheckpointError, match="refused to load"):
@@ -187,6 +210,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise OSError("disk full")
+
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError):
         save_checkpoint(path, {"model": {"w": torch.zeros(2)}, "config": {}})
@@ -196,11 +220,16 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 def test_evaluate_and_predict_cli(synth_root, tmp_path):
     from phgmm.cli import main
+
     cfg = tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.val_every=1")
     summary = train(cfg, progress=False)
     out = tmp_path / "eval"
-    assert main(["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress",
-                 "--set", "eval.tsne=true"]) == 0
+    assert (
+        main(
+            ["evaluate", "--checkpoint", summary["best"], "--out", str(out), "--no-progress", "--set", "eval.tsne=true"]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("miou", "iou", "precision", "recall", "pixel_accuracy", "confusion", "trimap", "clustering"):
         assert key in metrics, key
@@ -210,9 +239,18 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
     assert "IoU" in report and ".png" in report
     # the latent-use measures that can tell (issue 20), in metrics.json and report.md
     lat = metrics["latent"]
-    for key in ("swap_z_random_pixels_changed", "swap_z_far_miou_drop", "swap_g_random_miou_drop",
-                "swap_g_far_pixels_changed", "mi_z", "mi_g", "sensitivity_z", "sensitivity_g",
-                "untrained_z_active_units", "untrained_mi_z"):
+    for key in (
+        "swap_z_random_pixels_changed",
+        "swap_z_far_miou_drop",
+        "swap_g_random_miou_drop",
+        "swap_g_far_pixels_changed",
+        "mi_z",
+        "mi_g",
+        "sensitivity_z",
+        "sensitivity_g",
+        "untrained_z_active_units",
+        "untrained_mi_z",
+    ):
         assert key in lat, key
     assert "a random other image" in report and "the most different image" in report and "I(x; ·)" in report
     model, config, names, colors = load_model_from_checkpoint(summary["best"])
@@ -220,25 +258,58 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
 
     images = synth_root / "leftImg8bit" / "val"
     pred_out = tmp_path / "pred"
-    assert main(["predict", "--checkpoint", summary["best"], str(images / "synth"), "--out", str(pred_out),
-                 "--uncertainty", "--samples", "3", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                summary["best"],
+                str(images / "synth"),
+                "--out",
+                str(pred_out),
+                "--uncertainty",
+                "--samples",
+                "3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     labels = sorted((pred_out / "labels").glob("*.png"))
     assert labels and len(list((pred_out / "mi").glob("*.png"))) == len(labels)
     assert len(list((pred_out / "overlay").glob("*.jpg"))) == len(labels)
     ent = np.load(next((pred_out / "entropy").glob("*.npy")))
     assert ent.shape == (64, 128) and (ent >= 0).all() and (ent <= np.log(12) + 1e-4).all()
     # refuses to overwrite, then scores its own predictions against ground truth by folder
-    assert main(["predict", "--checkpoint", summary["best"], str(images / "synth"), "--out", str(pred_out),
-                 "--no-progress"]) == 2
+    assert (
+        main(
+            ["predict", "--checkpoint", summary["best"], str(images / "synth"), "--out", str(pred_out), "--no-progress"]
+        )
+        == 2
+    )
     from phgmm.engine.builders import build_dataset_from_config
     from phgmm.visualize import save_png
+
     val = build_dataset_from_config(cfg, "val", train=False)
     gt_dir = tmp_path / "gt"
     for i, (img, _) in enumerate(val.files):
         save_png(gt_dir / f"{Path(img).stem}.png", val.load_raw(i)[1])
     scores = tmp_path / "scores"
-    assert main(["evaluate", "--predictions", str(pred_out / "labels"), "--ground-truth", str(gt_dir), "--out", str(scores),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(pred_out / "labels"),
+                "--ground-truth",
+                str(gt_dir),
+                "--out",
+                str(scores),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     by_folder = json.loads((scores / "metrics.json").read_text())
     # same model, same images, same resolution: the folder score equals the checkpoint evaluation
     assert by_folder["confusion"] == metrics["confusion"]
@@ -246,6 +317,7 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     from phgmm.cli import main
+
     assert main(["train", "--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert "missing.yaml: config file not found" in err and "Traceback" not in err
@@ -257,6 +329,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_resume_into_another_model_is_a_clear_error(synth_root, tmp_path, capsys):
     from phgmm.cli import main
+
     cfg = tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1", "train.val_every=0")
     train(cfg, progress=False)
     last = tmp_path / "run" / "checkpoints" / "last.pt"
@@ -271,8 +344,21 @@ def test_resume_into_another_model_is_a_clear_error(synth_root, tmp_path, capsys
     assert load_checkpoint(last)["config"]["train"]["lr"] == 0.001
     assert "lr: 0.001" in (tmp_path / "run" / "config.yaml").read_text()
     # evaluating with a config whose model differs names the setting and both values
-    assert main(["evaluate", "--checkpoint", str(last), "--out", str(tmp_path / "ev"), "--no-progress",
-                 "--set", "model.num_components=5"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(last),
+                "--out",
+                str(tmp_path / "ev"),
+                "--no-progress",
+                "--set",
+                "model.num_components=5",
+            ]
+        )
+        == 2
+    )
     assert "model.num_components: checkpoint 3, here 5" in capsys.readouterr().err
 
 
@@ -280,20 +366,22 @@ def test_broken_validation_image_leaves_a_loadable_last_checkpoint(synth_root, t
     import shutil
 
     from phgmm.data import DatasetError
+
     root = tmp_path / "data"
     shutil.copytree(synth_root, root)
     victim = sorted((root / "leftImg8bit" / "val").rglob("*.png"))[0]
-    victim.write_bytes(victim.read_bytes()[:200])            # a truncated PNG
+    victim.write_bytes(victim.read_bytes()[:200])  # a truncated PNG
     cfg = tiny_cfg(root, tmp_path / "run", "train.epochs=2", "train.max_steps_per_epoch=2")
     with pytest.raises(DatasetError, match=victim.name):
         train(cfg, progress=False)
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert (state["epoch"], state["step_in_epoch"]) == (1, 0)   # the trained epoch was kept
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 0)  # the trained epoch was kept
 
 
 def test_weight_decay_spares_norms_and_biases_and_best_holds_no_optimiser(synth_root, tmp_path):
-    from phgmm.engine.train import parameter_groups
     from phgmm import PHGMM
+    from phgmm.engine.train import parameter_groups
+
     model = PHGMM(backbone="resnet18", postnet="light", decoder_units=(1, 1, 1, 1))
     decay, no_decay = parameter_groups(model, 0.01)
     names = {id(p): n for n, p in model.named_parameters()}
@@ -303,12 +391,13 @@ def test_weight_decay_spares_norms_and_biases_and_best_holds_no_optimiser(synth_
     assert any(names[id(p)] == "local_space.component_bias" for p in no_decay["params"])
     assert all(p.ndim > 1 and not names[id(p)].endswith("bias") for p in decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
-    summary = train(tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1"),
-                    progress=False)
+    summary = train(
+        tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1"), progress=False
+    )
     best = load_checkpoint(summary["best"])
     assert "optimizer" not in best and "model" in best and "classes" in best
     last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert [g["fused"] for g in last["optimizer"]["param_groups"]] == [True, True]   # build_optimizer
+    assert [g["fused"] for g in last["optimizer"]["param_groups"]] == [True, True]  # build_optimizer
     assert Path(summary["best"]).stat().st_size < 0.6 * Path(summary["last"]).stat().st_size
 
 
@@ -321,17 +410,18 @@ def test_partial_repeat_of_an_epoch_is_a_seeded_permutation():
 
         def __getitem__(self, i):
             return i
+
     ds = EpochDataset(Ids(), samples_per_epoch=25, seed=3)
     ds.set_epoch(0)
     first = [ds[i] for i in range(25)]
-    assert sorted(first[:20]) == sorted(list(range(10)) * 2)      # full repeats: every image once
+    assert sorted(first[:20]) == sorted(list(range(10)) * 2)  # full repeats: every image once
     extra = first[20:]
-    assert len(set(extra)) == 5 and extra != [0, 1, 2, 3, 4]      # not always the first files
+    assert len(set(extra)) == 5 and extra != [0, 1, 2, 3, 4]  # not always the first files
     ds.set_epoch(1)
-    assert [ds[i] for i in range(20, 25)] != extra                 # another draw each epoch
+    assert [ds[i] for i in range(20, 25)] != extra  # another draw each epoch
     again = EpochDataset(Ids(), samples_per_epoch=25, seed=3)
     again.set_epoch(0)
-    assert [again[i] for i in range(25)] == first                  # reproducible from the seed
+    assert [again[i] for i in range(25)] == first  # reproducible from the seed
     with pytest.raises(IndexError):
         ds[25]
 
@@ -340,34 +430,50 @@ def test_skip_bad_samples_logs_skips_and_still_stops_when_too_many(synth_root, t
     import shutil
 
     from phgmm.engine.loaders import TooManyBadSamples
+
     root = tmp_path / "data"
     shutil.copytree(synth_root, root)
     images = sorted((root / "leftImg8bit" / "train").rglob("*.png"))
     images[0].write_bytes(images[0].read_bytes()[:100])
-    cfg = tiny_cfg(root, tmp_path / "run", "train.epochs=1", "train.val_every=0", "data.skip_bad_samples=true",
-                   "data.max_bad_fraction=0.2")
+    cfg = tiny_cfg(
+        root,
+        tmp_path / "run",
+        "train.epochs=1",
+        "train.val_every=0",
+        "data.skip_bad_samples=true",
+        "data.max_bad_fraction=0.2",
+    )
     summary = train(cfg, progress=False)
     assert len(summary["skipped_samples"]) == 1 and images[0].name in summary["skipped_samples"][0]
     assert "skipped a bad sample" in capsys.readouterr().err
     images[1].write_bytes(b"")
     images[2].write_bytes(b"")
-    cfg = tiny_cfg(root, tmp_path / "run2", "train.epochs=1", "train.val_every=0", "data.skip_bad_samples=true",
-                   "data.max_bad_fraction=0.2")                    # 8 images: 1 bad allowed, 3 are
+    cfg = tiny_cfg(
+        root,
+        tmp_path / "run2",
+        "train.epochs=1",
+        "train.val_every=0",
+        "data.skip_bad_samples=true",
+        "data.max_bad_fraction=0.2",
+    )  # 8 images: 1 bad allowed, 3 are
     with pytest.raises(TooManyBadSamples, match="3 unreadable samples, more than data.max_bad_fraction"):
         train(cfg, progress=False)
 
 
 def test_output_locations_are_checked_before_any_work(synth_root, tmp_path, capsys):
     from phgmm.cli import main
+
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     cfg = tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1", "train.val_every=0")
     summary = train(cfg, progress=False)
-    for argv in (["train", "--config", "demo", "--set", f"output_dir={blocker}/run", "--no-progress"],
-                 ["evaluate", "--checkpoint", summary["best"], "--out", f"{blocker}/ev", "--no-progress"],
-                 ["predict", "--checkpoint", summary["best"], str(synth_root), "--out", f"{blocker}/p", "--no-progress"],
-                 ["synth", "--out", f"{blocker}/s", "--num", "2", "--size", "64x32", "--no-progress"],
-                 ["benchmark", "--models", "fcn8s", "--backbone", "resnet18", "--size", "64x32", "--json", f"{blocker}/b.json"]):
+    for argv in (
+        ["train", "--config", "demo", "--set", f"output_dir={blocker}/run", "--no-progress"],
+        ["evaluate", "--checkpoint", summary["best"], "--out", f"{blocker}/ev", "--no-progress"],
+        ["predict", "--checkpoint", summary["best"], str(synth_root), "--out", f"{blocker}/p", "--no-progress"],
+        ["synth", "--out", f"{blocker}/s", "--num", "2", "--size", "64x32", "--no-progress"],
+        ["benchmark", "--models", "fcn8s", "--backbone", "resnet18", "--size", "64x32", "--json", f"{blocker}/b.json"],
+    ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert f"{blocker} is a file, not a folder" in err and "Traceback" not in err, (argv, err)
@@ -382,6 +488,7 @@ def test_output_locations_are_checked_before_any_work(synth_root, tmp_path, caps
 def test_an_optimiser_state_with_one_group_resumes_into_the_split_groups():
     """Checkpoints written before weight decay was split (one AdamW group) keep every moment."""
     from phgmm.engine.train import _regroup, parameter_groups
+
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
     old = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     model(torch.randn(2, 3, 8, 8)).sum().backward()
@@ -394,13 +501,23 @@ def test_an_optimiser_state_with_one_group_resumes_into_the_split_groups():
 
 
 def test_start_summary_names_device_data_schedule_and_how_the_step_runs(synth_root, tmp_path, capsys):
-    train(tiny_cfg(synth_root, tmp_path / "run", "train.epochs=1", "train.max_steps_per_epoch=1",
-                   "train.val_every=0", "train.channels_last=false"), progress=False)
+    train(
+        tiny_cfg(
+            synth_root,
+            tmp_path / "run",
+            "train.epochs=1",
+            "train.max_steps_per_epoch=1",
+            "train.val_every=0",
+            "train.channels_last=false",
+        ),
+        progress=False,
+    )
     out = capsys.readouterr().out
     assert "phgmm train: phgmm (resnet18" in out and "on cpu" in out
     assert "training images" in out and "schedule: 1 epoch × 1 step of 4" in out
     # the precision train.amp=auto runs in on this CPU and why, no compile; the thread count
     # phgmm.threads chose
     from phgmm.engine.precision import precision_note
+
     note = re.escape(precision_note("auto", torch.device("cpu")))
     assert re.search(rf"  run: {note}, contiguous, fused AdamW, \d+ CPU threads?\n", out)

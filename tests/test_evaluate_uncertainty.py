@@ -6,21 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_metrics_latent import SMALL, Pairs, _cfg
 
 from phgmm import PHGMM
 from phgmm.engine.evaluate import evaluate_model, write_evaluation
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.models import build_model
 
-from test_metrics_latent import SMALL, Pairs, _cfg
-
 
 @pytest.mark.parametrize("name", ["phgmm", "fcn8s"])
 def test_uncertainty_scores_equal_scikit_learn_on_the_same_pixels(name, tmp_path):
     from sklearn.metrics import roc_auc_score
+
     torch.manual_seed(0)
     model = (PHGMM(**SMALL) if name == "phgmm" else build_model("fcn8s", backbone="resnet18")).eval()
-    with torch.no_grad():     # confident, varied predictions: entropies spread over (0, log C)
+    with torch.no_grad():  # confident, varied predictions: entropies spread over (0, log C)
         for p in model.parameters():
             if p.ndim == 4 and p.shape[0] == 12:
                 p.mul_(30.0)
@@ -28,8 +28,9 @@ def test_uncertainty_scores_equal_scikit_learn_on_the_same_pixels(name, tmp_path
     cfg.eval.uncertainty_samples = 3
     data = Pairs()
     loader = make_eval_loader(data, batch_size=3, num_workers=0)
-    result = evaluate_model(model, loader, cfg, torch.device("cpu"), trimap=False, report_samples=0,
-                            progress=False, uncertainty=True)
+    result = evaluate_model(
+        model, loader, cfg, torch.device("cpu"), trimap=False, report_samples=0, progress=False, uncertainty=True
+    )
     unc = result.metrics["uncertainty"]
     assert ("mutual_information" in unc) == (name == "phgmm")
     with torch.no_grad():

@@ -7,9 +7,11 @@ from phgmm.experiments.curves import curve_points, learning_curves_plot
 
 def _history():
     # 44 steps of 8 = 352 images trained per epoch (drop-last), epochs of 40, 50 and 30 s
-    return [{"epoch": 1, "images_per_s": 352 / 40, "epoch_seconds": 40.0},
-            {"epoch": 2, "images_per_s": 352 / 50, "epoch_seconds": 50.0, "val_miou": 0.25, "val_mi_z": 0.01},
-            {"epoch": 3, "images_per_s": 352 / 30, "epoch_seconds": 30.0, "val_miou": 0.30}]
+    return [
+        {"epoch": 1, "images_per_s": 352 / 40, "epoch_seconds": 40.0},
+        {"epoch": 2, "images_per_s": 352 / 50, "epoch_seconds": 50.0, "val_miou": 0.25, "val_mi_z": 0.01},
+        {"epoch": 3, "images_per_s": 352 / 30, "epoch_seconds": 30.0, "val_miou": 0.30},
+    ]
 
 
 def test_points_count_images_trained_and_training_seconds_up_to_each_validation():

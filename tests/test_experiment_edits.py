@@ -16,25 +16,50 @@ from phgmm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = ["data.size=128x64", "data.num_workers=0", "train.val_every=1", "train.max_steps_per_epoch=1",
-        "'model.decoder_units=[1, 1, 1, 1]'", "model.latent_dim=16", "model.component_dim=8",
-        "model.local_channels=32", "model.global_dim=8", "model.num_components=3", "train.batch_size=2",
-        "eval.batch_size=2", "eval.tsne=false", "eval.trimap_max_width=2", "eval.latent=false"]
+TINY = [
+    "data.size=128x64",
+    "data.num_workers=0",
+    "train.val_every=1",
+    "train.max_steps_per_epoch=1",
+    "'model.decoder_units=[1, 1, 1, 1]'",
+    "model.latent_dim=16",
+    "model.component_dim=8",
+    "model.local_channels=32",
+    "model.global_dim=8",
+    "model.num_components=3",
+    "train.batch_size=2",
+    "eval.batch_size=2",
+    "eval.tsne=false",
+    "eval.trimap_max_width=2",
+    "eval.latent=false",
+]
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     from phgmm.data.synthetic import generate_dataset
+
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, num=4, size=(128, 64), seed=5, fmt="cityscapes", val_fraction=0.25, progress=False)
     return root
 
 
 def _write(path: Path, root: Path, epochs: int) -> Path:
-    lines = ["kind: compare", "base: demo", "set:", f"  - data.root={root}", *[f"  - {s}" for s in TINY],
-             f"  - train.epochs={epochs}", f"output_dir: {path.parent / 'out'}",
-             f"results_dir: {path.parent / 'results'}", "runs:",
-             "  - name: phgmm", "    set: []", "  - name: fcn8s", "    set: [model.name=fcn8s]"]
+    lines = [
+        "kind: compare",
+        "base: demo",
+        "set:",
+        f"  - data.root={root}",
+        *[f"  - {s}" for s in TINY],
+        f"  - train.epochs={epochs}",
+        f"output_dir: {path.parent / 'out'}",
+        f"results_dir: {path.parent / 'results'}",
+        "runs:",
+        "  - name: phgmm",
+        "    set: []",
+        "  - name: fcn8s",
+        "    set: [model.name=fcn8s]",
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -47,8 +72,10 @@ def finished(synth, tmp_path_factory) -> Path:
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        assert main(["experiment", "compare", "--config", str(exp), "--only", "phgmm", "--no-progress",
-                     "--threads", "1"]) == 0
+        assert (
+            main(["experiment", "compare", "--config", str(exp), "--only", "phgmm", "--no-progress", "--threads", "1"])
+            == 0
+        )
     finally:
         torch.set_num_threads(before)
     return exp
@@ -70,7 +97,9 @@ def test_an_edited_experiment_does_not_misdescribe_its_finished_runs(finished, s
     assert "it ran with other settings than the file now gives (train.epochs: ran with 1, the file now says 2)" in out
     assert f"remove {results / 'phgmm'}" in out
     md = (results / "results.md").read_text()
-    assert "**phgmm** ran with other settings than the experiment file now gives (its config.yaml): " \
-           "train.epochs: ran with 1, the file now says 2." in md
+    assert (
+        "**phgmm** ran with other settings than the experiment file now gives (its config.yaml): "
+        "train.epochs: ran with 1, the file now says 2." in md
+    )
     # the run's own files are as it ran
     assert "epochs: 1" in (results / "phgmm" / "config.yaml").read_text()

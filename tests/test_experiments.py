@@ -14,24 +14,45 @@ from phgmm.experiments import load_experiment, run_experiment, write_experiment_
 from phgmm.io import read_json
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["data.size=128x64", "data.num_workers=0", "train.epochs=1", "train.val_every=1",
-        "train.max_steps_per_epoch=2", "'model.decoder_units=[1, 1, 1, 1]'", "model.latent_dim=16",
-        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8", "model.num_components=3",
-        "train.batch_size=2", "eval.batch_size=2", "eval.tsne=false", "eval.trimap_max_width=5"]
+TINY = [
+    "data.size=128x64",
+    "data.num_workers=0",
+    "train.epochs=1",
+    "train.val_every=1",
+    "train.max_steps_per_epoch=2",
+    "'model.decoder_units=[1, 1, 1, 1]'",
+    "model.latent_dim=16",
+    "model.component_dim=8",
+    "model.local_channels=32",
+    "model.global_dim=8",
+    "model.num_components=3",
+    "train.batch_size=2",
+    "eval.batch_size=2",
+    "eval.tsne=false",
+    "eval.trimap_max_width=5",
+]
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory) -> Path:
     from phgmm.data.synthetic import generate_dataset
+
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, num=8, size=(128, 64), seed=5, fmt="cityscapes", val_fraction=0.25, progress=False)
     return root
 
 
 def write_experiment(path: Path, root: Path, runs: dict[str, list[str]], kind: str = "compare") -> Path:
-    lines = [f"kind: {kind}", f"base: {REPO / 'configs' / 'demo.yaml'}", "set:",
-             f"  - data.root={root}", *[f"  - {s}" for s in TINY],
-             f"output_dir: {path.parent / 'out'}", f"results_dir: {path.parent / 'results'}", "runs:"]
+    lines = [
+        f"kind: {kind}",
+        f"base: {REPO / 'configs' / 'demo.yaml'}",
+        "set:",
+        f"  - data.root={root}",
+        *[f"  - {s}" for s in TINY],
+        f"output_dir: {path.parent / 'out'}",
+        f"results_dir: {path.parent / 'results'}",
+        "runs:",
+    ]
     for name, overrides in runs.items():
         lines += [f"  - name: {name}", f"    set: [{', '.join(overrides)}]"]
     path.write_text("\n".join(lines) + "\n")
@@ -55,7 +76,7 @@ def test_compare_trains_every_model_and_skips_finished_runs(synth_root, tmp_path
     for name in ("phgmm", "fcn8s"):
         assert f"| {name} |" in md
     assert "## Per-class IoU" in md and "## Use of the latent spaces" in md and "![trimap.png]" in md
-    assert "decode p(z\\|x,y)" in md     # a "|" inside a cell is escaped, or the table loses its columns
+    assert "decode p(z\\|x,y)" in md  # a "|" inside a cell is escaped, or the table loses its columns
     tables = [[line for line in block.splitlines() if line.startswith("|")] for block in md.split("\n\n")]
     for table in filter(None, tables):
         cells = [len(re.split(r"(?<!\\)\|", line)) for line in table]
@@ -73,8 +94,12 @@ def test_compare_trains_every_model_and_skips_finished_runs(synth_root, tmp_path
 
 def test_unfinished_run_resumes_and_only_picks_runs(synth_root, tmp_path):
     from phgmm.engine.train import train
-    exp = load_experiment(write_experiment(tmp_path / "exp.yaml", synth_root, {
-        "a": ["train.epochs=2"], "b": ["model.name=fcn8s"]}, kind="latent"))
+
+    exp = load_experiment(
+        write_experiment(
+            tmp_path / "exp.yaml", synth_root, {"a": ["train.epochs=2"], "b": ["model.name=fcn8s"]}, kind="latent"
+        )
+    )
     # run "a" was stopped after its first epoch (another machine, a killed job …)
     train(exp.config(exp.runs[0]), stop_after_epochs=1, progress=False)
     logs: list[str] = []
@@ -103,9 +128,15 @@ def test_bad_experiment_files_are_clear_errors(tmp_path):
 
 def test_every_shipped_experiment_resolves():
     from phgmm.configs import list_configs
+
     names = [n for n, _ in list_configs() if n.startswith("experiments/")]
-    assert {"experiments/compare_camvid", "experiments/ablation_camvid", "experiments/latent_camvid",
-            "experiments/compare_synth", "experiments/compare_cityscapes"} <= set(names)
+    assert {
+        "experiments/compare_camvid",
+        "experiments/ablation_camvid",
+        "experiments/latent_camvid",
+        "experiments/compare_synth",
+        "experiments/compare_cityscapes",
+    } <= set(names)
     for name in names:
         exp = load_experiment(name)
         assert exp.runs and all(exp.config(r).output_dir.endswith(r.name) for r in exp.runs)

@@ -19,8 +19,9 @@ TOL = 1e-3
 @pytest.fixture(scope="module")
 def phgmm_model():
     torch.manual_seed(0)
-    model = PHGMM(num_classes=5, num_components=3, backbone="resnet18", decoder_units=(1, 1, 1, 1),
-                  latent_dim=16, postnet="light")
+    model = PHGMM(
+        num_classes=5, num_components=3, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=16, postnet="light"
+    )
     # Non-trivial batch-norm statistics so that eval mode differs from train mode.
     model.train()
     with torch.no_grad():
@@ -57,6 +58,7 @@ def test_phgmm_parity_two_sizes(phgmm_model, phgmm_onnx):
 
 def test_graph_has_no_postnet(phgmm_onnx):
     import onnx
+
     graph = onnx.load(str(phgmm_onnx)).graph
     assert not any("postnet" in init.name for init in graph.initializer)
     assert [i.name for i in graph.input] == ["image"]
@@ -93,10 +95,14 @@ def test_parse_size_and_missing_file(tmp_path, capsys):
     # a checkpoint given as --onnx: one line naming the file and what it probably is, no traceback
     (tmp_path / "best.pt").write_bytes(b"PK\x03\x04 not a protobuf")
     from phgmm.cli import main
+
     assert main(["predict", "--onnx", str(tmp_path / "best.pt"), str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "best.pt: not a model onnxruntime can load" in capsys.readouterr().err
-    with pytest.raises(ValueError, match=r"best.pt: not a model onnxruntime can load \(a PyTorch checkpoint: "
-                                         r"predict with it through --checkpoint\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"best.pt: not a model onnxruntime can load \(a PyTorch checkpoint: "
+        r"predict with it through --checkpoint\)",
+    ):
         OnnxPredictor(tmp_path / "best.pt")
 
 
@@ -117,8 +123,9 @@ def test_torchscript_fallback_exporter(tmp_path):
 def test_parity_on_synthetic_street_scenes_and_odd_size(phgmm_model, phgmm_onnx):
     from phgmm.data.synthetic import render_scene
     from phgmm.data.transforms import preprocess
+
     predictor = OnnxPredictor(phgmm_onnx)
-    for seed, size in [(1, (256, 128)), (2, (203, 101))]:      # (W, H)
+    for seed, size in [(1, (256, 128)), (2, (203, 101))]:  # (W, H)
         rgb, _ = render_scene(np.random.default_rng(seed), size)
         x = preprocess(rgb, None).unsqueeze(0).numpy()
         got, ref = predictor(x), _torch_logits(phgmm_model, x)
@@ -130,17 +137,38 @@ def test_predict_cli_runs_the_onnx_file(phgmm_onnx, tmp_path):
     from phgmm.cli import main
     from phgmm.data.synthetic import render_scene
     from phgmm.visualize import save_png
+
     images = tmp_path / "images"
     for i in range(2):
         save_png(images / f"scene{i}.png", render_scene(np.random.default_rng(i), (160, 96))[0])
     out = tmp_path / "pred"
-    assert main(["predict", "--onnx", str(phgmm_onnx), str(images), "--out", str(out), "--size", "128x64",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["predict", "--onnx", str(phgmm_onnx), str(images), "--out", str(out), "--size", "128x64", "--no-progress"]
+        )
+        == 0
+    )
     from PIL import Image
+
     labels = sorted((out / "labels").glob("*.png"))
     assert [p.name for p in labels] == ["scene0.png", "scene1.png"]
     assert np.asarray(Image.open(labels[0])).shape == (96, 160)
     # an ONNX graph carries no q(z|x): its uncertainty map is the softmax entropy, without mi/
-    assert main(["predict", "--onnx", str(phgmm_onnx), str(images), "--out", str(tmp_path / "u"),
-                 "--size", "128x64", "--uncertainty", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--onnx",
+                str(phgmm_onnx),
+                str(images),
+                "--out",
+                str(tmp_path / "u"),
+                "--size",
+                "128x64",
+                "--uncertainty",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "u" / "entropy" / "scene0.npy").is_file() and not (tmp_path / "u" / "mi").exists()

@@ -22,7 +22,7 @@ from phgmm.engine.export import OnnxModelInfo, OnnxPredictor  # noqa: E402
 from phgmm.engine.predict import DEFAULT_SIZE, Predictor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-TRAINED_SIZE = (128, 64)                       # (W, H): neither the default 768×384 nor the images' size
+TRAINED_SIZE = (128, 64)  # (W, H): neither the default 768×384 nor the images' size
 NAMES = [f"class_{i}" for i in range(12)]
 COLORS = [(20 * i, 255 - 20 * i, (70 * i) % 256) for i in range(12)]
 
@@ -31,20 +31,34 @@ COLORS = [(20 * i, 255 - 20 * i, (70 * i) % 256) for i in range(12)]
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny PHGMM checkpoint written directly (no training): only its weights, config and
     class table matter here."""
-    cfg = apply_overrides(load_config(REPO / "configs" / "demo.yaml"), [
-        f"data.size=[{TRAINED_SIZE[0]}, {TRAINED_SIZE[1]}]", "model.decoder_units=[1, 1, 1, 1]",
-        "model.latent_dim=16", "model.component_dim=8", "model.local_channels=32", "model.global_dim=8",
-        "model.num_components=3"])
+    cfg = apply_overrides(
+        load_config(REPO / "configs" / "demo.yaml"),
+        [
+            f"data.size=[{TRAINED_SIZE[0]}, {TRAINED_SIZE[1]}]",
+            "model.decoder_units=[1, 1, 1, 1]",
+            "model.latent_dim=16",
+            "model.component_dim=8",
+            "model.local_channels=32",
+            "model.global_dim=8",
+            "model.num_components=3",
+        ],
+    )
     torch.manual_seed(0)
     model = build_model_from_config(cfg, inference=True)
-    model.train()   # non-trivial batch-norm statistics, as after training
+    model.train()  # non-trivial batch-norm statistics, as after training
     with torch.no_grad():
         for _ in range(3):
             model.infer(torch.randn(2, 3, 64, 128) * 2)
-        model.head.classifier.bias.zero_()   # else the untrained biases decide: one class everywhere
+        model.head.classifier.bias.zero_()  # else the untrained biases decide: one class everywhere
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint(path, {"model": model.state_dict(), "config": config_to_dict(cfg),
-                                  "classes": {"names": NAMES, "colors": [list(c) for c in COLORS]}})
+    return save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(),
+            "config": config_to_dict(cfg),
+            "classes": {"names": NAMES, "colors": [list(c) for c in COLORS]},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +72,16 @@ def onnx_file(checkpoint) -> Path:
 def images(tmp_path_factory) -> Path:
     from phgmm.data.synthetic import render_scene
     from phgmm.visualize import save_png
+
     folder = tmp_path_factory.mktemp("images")
-    for i, size in enumerate([(200, 120), (160, 96), (131, 77)]):      # (W, H)
+    for i, size in enumerate([(200, 120), (160, 96), (131, 77)]):  # (W, H)
         save_png(folder / f"scene{i}.png", render_scene(np.random.default_rng(10 + i), size)[0])
     return folder
 
 
 def _labels(folder: Path) -> dict[str, np.ndarray]:
     from PIL import Image
+
     return {p.name: np.asarray(Image.open(p)) for p in sorted((folder / "labels").glob("*.png"))}
 
 
@@ -75,14 +91,14 @@ def _predict(tmp_path: Path, name: str, *argv: str) -> dict[str, np.ndarray]:
     return _labels(out)
 
 
-def _assert_same_labels(got: dict[str, np.ndarray], ref: dict[str, np.ndarray], checkpoint: Path,
-                        images: Path) -> None:
+def _assert_same_labels(got: dict[str, np.ndarray], ref: dict[str, np.ndarray], checkpoint: Path, images: Path) -> None:
     """Equal labels, except where the checkpoint's own top-2 logits tie to float rounding (an
     untrained model has a few such pixels where bilinear upsampling crosses over; onnxruntime and
     PyTorch differ by ~1e-7) — and those must be rare. At the default 768×384 instead of the
     trained size, only about 40 % of these pixels agree."""
     from phgmm.data.imageio import load_image
-    predictor = Predictor(checkpoint=checkpoint, device="cpu", precision="fp32")   # as onnxruntime runs
+
+    predictor = Predictor(checkpoint=checkpoint, device="cpu", precision="fp32")  # as onnxruntime runs
     assert got.keys() == ref.keys() and len(ref) == 3
     for name in ref:
         assert len(np.unique(ref[name])) > 1, "a degenerate model would make the comparison vacuous"
@@ -95,10 +111,18 @@ def _assert_same_labels(got: dict[str, np.ndarray], ref: dict[str, np.ndarray], 
 
 def test_metadata_is_written(onnx_file):
     info = OnnxPredictor(onnx_file).info
-    assert info == OnnxModelInfo(size=TRAINED_SIZE, class_names=tuple(NAMES), colors=tuple(COLORS),
-                                 mean=tuple(IMAGENET_MEAN), std=tuple(IMAGENET_STD), model="phgmm",
-                                 num_classes=12, backbone="resnet18")
+    assert info == OnnxModelInfo(
+        size=TRAINED_SIZE,
+        class_names=tuple(NAMES),
+        colors=tuple(COLORS),
+        mean=tuple(IMAGENET_MEAN),
+        std=tuple(IMAGENET_STD),
+        model="phgmm",
+        num_classes=12,
+        backbone="resnet18",
+    )
     import onnx
+
     props = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
     assert props["phgmm.size"] == "128x64" and props["phgmm.num_classes"] == "12"
 
@@ -107,11 +131,13 @@ def test_predict_onnx_equals_checkpoint_at_trained_size(checkpoint, onnx_file, i
     with caplog.at_level(logging.WARNING):
         by_onnx = _predict(tmp_path, "onnx", "--onnx", str(onnx_file), str(images))
     assert not caplog.records
-    by_ckpt = _predict(tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu",
-                       "--precision", "fp32")
+    by_ckpt = _predict(
+        tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu", "--precision", "fp32"
+    )
     _assert_same_labels(by_onnx, by_ckpt, checkpoint, images)
     # the colour masks use the checkpoint's class colours, carried by the metadata
     from PIL import Image
+
     for name in by_onnx:
         color = np.asarray(Image.open(tmp_path / "onnx" / "color" / name)).reshape(-1, 3)
         expected = np.asarray(COLORS, np.uint8)[by_onnx[name].reshape(-1)]
@@ -124,11 +150,11 @@ def test_explicit_size_wins(onnx_file, checkpoint):
     assert Predictor(checkpoint=checkpoint, size=(96, 48)).size == (96, 48)
 
 
-def test_file_without_metadata_runs_at_default_size_with_a_warning(checkpoint, onnx_file, images, tmp_path,
-                                                                   caplog):
+def test_file_without_metadata_runs_at_default_size_with_a_warning(checkpoint, onnx_file, images, tmp_path, caplog):
     import onnx
+
     proto = onnx.load(str(onnx_file))
-    del proto.metadata_props[:]                       # what an export before the metadata looked like
+    del proto.metadata_props[:]  # what an export before the metadata looked like
     old = tmp_path / "old.onnx"
     onnx.save(proto, str(old))
     with caplog.at_level(logging.WARNING, logger="phgmm"):
@@ -139,13 +165,15 @@ def test_file_without_metadata_runs_at_default_size_with_a_warning(checkpoint, o
     # it still runs (at the default size), and with the trained size it matches the checkpoint
     assert len(_predict(tmp_path, "old-default", "--onnx", str(old), str(images))) == 3
     by_old = _predict(tmp_path, "old", "--onnx", str(old), str(images), "--size", "[128, 64]")
-    by_ckpt = _predict(tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu",
-                       "--precision", "fp32")
+    by_ckpt = _predict(
+        tmp_path, "ckpt", "--checkpoint", str(checkpoint), str(images), "--device", "cpu", "--precision", "fp32"
+    )
     _assert_same_labels(by_old, by_ckpt, checkpoint, images)
 
 
 def test_normalisation_comes_from_the_metadata(onnx_file, tmp_path):
     import onnx
+
     proto = onnx.load(str(onnx_file))
     for prop in proto.metadata_props:
         if prop.key in ("phgmm.mean", "phgmm.std"):
@@ -154,13 +182,12 @@ def test_normalisation_comes_from_the_metadata(onnx_file, tmp_path):
     onnx.save(proto, str(path))
     predictor = Predictor(onnx=path)
     assert predictor.onnx.info.mean == (0.5, 0.5, 0.5) and predictor.onnx.info.std == (0.25, 0.25, 0.25)
-    rgb = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)   # already the working size
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)  # already the working size
     expected = (rgb.astype(np.float32) / 255 - 0.5) / 0.25
     np.testing.assert_allclose(predictor.preprocess(rgb)[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
 
 
-def test_export_says_what_it_does_and_refuses_an_existing_file_before_any_work(checkpoint, onnx_file, capsys,
-                                                                                 caplog):
+def test_export_says_what_it_does_and_refuses_an_existing_file_before_any_work(checkpoint, onnx_file, capsys, caplog):
     capsys.readouterr()
     assert main(["export", "--checkpoint", str(checkpoint), "--out", str(onnx_file)]) == 2
     out, err = capsys.readouterr()

@@ -21,7 +21,7 @@ def _level_maps_before(model, feats):
     spaces = [model.local_space, model.global_space]
     summaries = [space.summary.convs for space in spaces if space is not None]
     summary_maps, skips = [], []
-    for level, (f, skip_conv) in enumerate(zip(feats, model.decoder.skip_convs())):
+    for level, (f, skip_conv) in enumerate(zip(feats, model.decoder.skip_convs(), strict=True)):
         convs = [s[level] for s in summaries] + [skip_conv]
         weight = torch.cat([c.weight for c in convs])
         bias = torch.cat([c.bias if c.bias is not None else c.weight.new_zeros(c.out_channels) for c in convs])
@@ -37,16 +37,24 @@ def _level_maps_before(model, feats):
 
 def _tiny(**kwargs):
     torch.manual_seed(0)
-    return PHGMM(num_classes=4, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, num_components=2,
-                 postnet=None, **kwargs)
+    return PHGMM(
+        num_classes=4,
+        backbone="resnet18",
+        decoder_units=(1, 1, 1, 1),
+        latent_dim=8,
+        num_components=2,
+        postnet=None,
+        **kwargs,
+    )
 
 
 def _flat(values):
     return [v for v in values if v is not None]
 
 
-@pytest.mark.parametrize("variant", ["default", "channels_last", "summary_norm", "no_global", "no_local", "neither",
-                                     "folded"])
+@pytest.mark.parametrize(
+    "variant", ["default", "channels_last", "summary_norm", "no_global", "no_local", "neither", "folded"]
+)
 def test_level_maps_match_the_literal_formulation(variant):
     kwargs = {"summary_norm": "batch"} if variant == "summary_norm" else {}
     kwargs.update({"use_global": False} if variant in ("no_global", "neither") else {})
@@ -61,15 +69,19 @@ def test_level_maps_match_the_literal_formulation(variant):
     new, old = model.level_maps(feats), _level_maps_before(model, feats)
     new_flat, old_flat = _flat([new[0], new[1], *new[2]]), _flat([old[0], old[1], *old[2]])
     assert len(new_flat) == len(old_flat)
-    for a, b in zip(new_flat, old_flat):
+    for a, b in zip(new_flat, old_flat, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     if variant == "folded":
         return
     params = [p for p in model.parameters()] + feats
     weights = [torch.randn_like(t) for t in new_flat]
-    grads_new = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, new_flat)), params, allow_unused=True)
-    grads_old = torch.autograd.grad(sum((w * t).sum() for w, t in zip(weights, old_flat)), params, allow_unused=True)
-    for a, b in zip(grads_new, grads_old):
+    grads_new = torch.autograd.grad(
+        sum((w * t).sum() for w, t in zip(weights, new_flat, strict=True)), params, allow_unused=True
+    )
+    grads_old = torch.autograd.grad(
+        sum((w * t).sum() for w, t in zip(weights, old_flat, strict=True)), params, allow_unused=True
+    )
+    for a, b in zip(grads_new, grads_old, strict=True):
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
@@ -83,16 +95,17 @@ def test_level_maps_under_autocast_round_as_before():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         feats = model.encoder(x)
         new, old = model.level_maps(feats), _level_maps_before(model, feats)
-    for a, b in zip(_flat([new[0], new[1], *new[2]]), _flat([old[0], old[1], *old[2]])):
+    for a, b in zip(_flat([new[0], new[1], *new[2]]), _flat([old[0], old[1], *old[2]]), strict=True):
         assert a.dtype == b.dtype
         torch.testing.assert_close(a.float(), b.float(), rtol=1e-2, atol=1e-2)
 
 
 def test_batched_bn_counters_leave_the_same_state_and_gradients():
     torch.manual_seed(0)
-    model = PHGMM(num_classes=4, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, num_components=2,
-                  postnet="light")
-    model.decoder.groups[0].skip[1].momentum = None          # a cumulative average reads its counter
+    model = PHGMM(
+        num_classes=4, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, num_components=2, postnet="light"
+    )
+    model.decoder.groups[0].skip[1].momentum = None  # a cumulative average reads its counter
     twin = copy.deepcopy(model)
     x, y = torch.randn(2, 3, 64, 96), torch.randint(0, 4, (2, 64, 96))
     loss = PHGMMLoss()
@@ -106,10 +119,10 @@ def test_batched_bn_counters_leave_the_same_state_and_gradients():
                 total = loss(m(x, y), y)["total"]
             total.backward()
     assert list(model.state_dict()) == list(twin.state_dict())
-    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert int(twin.encoder.bn1.num_batches_tracked) == 2
-    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+    for (name, a), b in zip(model.named_parameters(), twin.parameters(), strict=True):
         assert (a.grad is None) == (b.grad is None), name
         if a.grad is not None:
             assert torch.equal(a.grad, b.grad), name
@@ -120,7 +133,7 @@ def test_batched_bn_counters_restore_the_counters_when_the_forward_fails():
     before = {n: b.clone() for n, b in model.named_buffers()}
     with pytest.raises(RuntimeError):
         with batched_bn_counters(model):
-            model(torch.randn(2, 5, 64, 96))                # wrong number of channels
+            model(torch.randn(2, 5, 64, 96))  # wrong number of channels
     after = dict(model.named_buffers())
     assert list(after) == list(before)
     assert all(torch.equal(before[n], after[n]) for n in before)

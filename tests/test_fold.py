@@ -56,7 +56,7 @@ def test_phgmm_latent_codes_survive_folding_and_the_original_is_untouched():
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         a, b = model.encode(x), folded.encode(x)
-    for ref, out in zip(a.local + a.glob, b.local + b.glob):
+    for ref, out in zip(a.local + a.glob, b.local + b.glob, strict=True):
         torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 

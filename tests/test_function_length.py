@@ -45,6 +45,8 @@ def test_the_check_can_fail(tmp_path):
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     # short: LIMIT lines once its three-line docstring is left out; long: one line more
-    (pkg / "m.py").write_text(f'def short():\n    """A docstring\n    of three lines\n    is not code."""\n'
-                              f"{statements(LIMIT - 1)}\n\ndef long():\n{statements(LIMIT)}")
+    (pkg / "m.py").write_text(
+        f'def short():\n    """A docstring\n    of three lines\n    is not code."""\n'
+        f"{statements(LIMIT - 1)}\n\ndef long():\n{statements(LIMIT)}"
+    )
     assert long_functions(pkg) == [f"pkg/m.py:{LIMIT + 6} long ({LIMIT + 1} lines)"]

@@ -13,19 +13,19 @@ import pytest
 import torch
 
 from phgmm import PHGMM, PHGMMLoss
-from phgmm.engine.graphed import (GraphedForward, GraphedTrainStep, StaticBatch, make_capturable,
-                                  training_graph_refusal)
+from phgmm.engine.graphed import GraphedForward, GraphedTrainStep, StaticBatch, make_capturable, training_graph_refusal
 from phgmm.engine.stepping import LOSS_TERMS, batched_bn_counters
 from phgmm.engine.train import build_optimizer, poly_lambda
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-CUDA = torch.device("cuda")          # a device object only: nothing runs on it here
+CUDA = torch.device("cuda")  # a device object only: nothing runs on it here
 
 
 def _tiny():
     torch.manual_seed(0)
-    return PHGMM(num_classes=4, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, num_components=2,
-                 postnet="light").to(memory_format=torch.channels_last)
+    return PHGMM(
+        num_classes=4, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, num_components=2, postnet="light"
+    ).to(memory_format=torch.channels_last)
 
 
 def _batch(seed: int):
@@ -40,12 +40,14 @@ def test_refusals_are_one_line_each():
     model, loss = _tiny(), PHGMMLoss()
     assert training_graph_refusal(CUDA, torch.bfloat16, model=model, loss_fn=loss) is None
     assert training_graph_refusal(CUDA, None, model=model, loss_fn=loss) is None
-    lines = [training_graph_refusal(torch.device("cpu"), None),
-             training_graph_refusal(CUDA, torch.float16),
-             training_graph_refusal(CUDA, torch.bfloat16, distributed=True),
-             training_graph_refusal(CUDA, torch.bfloat16, compiled=True),
-             training_graph_refusal(CUDA, torch.bfloat16, loss_fn=PHGMMLoss(warmup_steps=10)),
-             training_graph_refusal(CUDA, torch.bfloat16, loss_fn=PHGMMLoss(geco_target=0.5))]
+    lines = [
+        training_graph_refusal(torch.device("cpu"), None),
+        training_graph_refusal(CUDA, torch.float16),
+        training_graph_refusal(CUDA, torch.bfloat16, distributed=True),
+        training_graph_refusal(CUDA, torch.bfloat16, compiled=True),
+        training_graph_refusal(CUDA, torch.bfloat16, loss_fn=PHGMMLoss(warmup_steps=10)),
+        training_graph_refusal(CUDA, torch.bfloat16, loss_fn=PHGMMLoss(geco_target=0.5)),
+    ]
     model.decoder.groups[0].skip[1].momentum = None
     lines.append(training_graph_refusal(CUDA, torch.bfloat16, model=model))
     for line in lines:
@@ -82,7 +84,7 @@ def test_the_graphed_step_run_eagerly_equals_the_trainer_step():
         torch.testing.assert_close(stacked, expected, rtol=1e-4, atol=1e-5)
     # the poly rate reached the tensor the graph reads (the rate is held in float32)
     assert float(opt2.param_groups[0]["lr"]) == pytest.approx(1e-3 * poly_lambda(6, 0.9)(3), rel=1e-6)
-    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
@@ -91,12 +93,12 @@ def test_a_non_finite_step_leaves_the_weights_and_moments_alone():
     opt = build_optimizer(model, 1e-3, 0.01)
     graphed = GraphedTrainStep(model, loss, opt, torch.device("cpu"))
     x, y = _batch(0)
-    graphed.step(x, y)                                     # creates the moments
+    graphed.step(x, y)  # creates the moments
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     moments = {id(p): st["exp_avg"].clone() for p, st in opt.state.items()}
     x[0, 0, 0, 0] = float("nan")
     stacked = graphed.step(x, y)
-    assert not bool(torch.isfinite(stacked).all())        # the trainer raises on this, as in eager
+    assert not bool(torch.isfinite(stacked).all())  # the trainer raises on this, as in eager
     for n, p in model.named_parameters():
         assert torch.equal(p, before[n]), n
     for p, st in opt.state.items():
@@ -120,8 +122,8 @@ def test_checkpoints_keep_plain_learning_rates():
     make_capturable(opt, torch.device("cpu"))
     state = opt.state_dict()
     assert all(isinstance(g["lr"], float) and g["capturable"] is False for g in state["param_groups"])
-    assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)      # the live group keeps its tensor
-    build_optimizer(_tiny(), 1e-3, 0.01).load_state_dict(state)     # an eager run resumes from it
+    assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)  # the live group keeps its tensor
+    build_optimizer(_tiny(), 1e-3, 0.01).load_state_dict(state)  # an eager run resumes from it
 
 
 def test_graphed_forward_is_the_model_on_a_cpu():
@@ -136,16 +138,30 @@ def test_graphed_forward_is_the_model_on_a_cpu():
 def test_the_switch_is_refused_in_one_line_on_a_cpu(tmp_path, capsys):
     from phgmm.cli import main
     from phgmm.data.synthetic import generate_dataset
+
     root = tmp_path / "synth"
     generate_dataset(root, num=4, size=(64, 32), seed=3, fmt="cityscapes", val_fraction=0.25, progress=False)
-    sets = [f"data.root={root}", "data.size=[64, 32]", "data.num_workers=0", "model.backbone=resnet18",
-            "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=8", "model.num_components=2", "model.postnet=light",
-            "train.batch_size=2", "train.epochs=1", "train.max_steps_per_epoch=1", "train.val_every=0",
-            "train.cuda_graph=true", f"output_dir={tmp_path / 'run'}"]
+    sets = [
+        f"data.root={root}",
+        "data.size=[64, 32]",
+        "data.num_workers=0",
+        "model.backbone=resnet18",
+        "model.decoder_units=[1, 1, 1, 1]",
+        "model.latent_dim=8",
+        "model.num_components=2",
+        "model.postnet=light",
+        "train.batch_size=2",
+        "train.epochs=1",
+        "train.max_steps_per_epoch=1",
+        "train.val_every=0",
+        "train.cuda_graph=true",
+        f"output_dir={tmp_path / 'run'}",
+    ]
     argv = ["train", "--config", "demo", "--no-progress"] + [a for kv in sets for a in ("--set", kv)]
     assert main(argv) == 0
     out = capsys.readouterr().out
     said = [line for line in out.splitlines() if "cuda_graph" in line]
-    assert said == ["train.cuda_graph: CUDA graphs need a CUDA GPU, this run is on cpu; "
-                    "training runs eagerly (the same arithmetic)"], out
+    assert said == [
+        "train.cuda_graph: CUDA graphs need a CUDA GPU, this run is on cpu; training runs eagerly (the same arithmetic)"
+    ], out
     assert (Path(tmp_path) / "run" / "checkpoints" / "last.pt").is_file()

@@ -18,9 +18,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _recording(model, shapes: list):
     """``model`` as a function that also records the (H, W) of every input it is called on."""
+
     def forward(t):
         shapes.append(tuple(t.shape[-2:]))
         return model(t)
+
     return forward
 
 
@@ -47,7 +49,7 @@ def test_slide_pads_an_image_smaller_than_the_tile(conv):
     x = torch.randn(1, 3, 20, 30)
     calls = []
     out = infer_logits(_recording(conv, calls), x, mode="slide", tile=(64, 32), stride=(40, 20))
-    assert calls == [(32, 64)]                   # one padded window of the tile's size
+    assert calls == [(32, 64)]  # one padded window of the tile's size
     torch.testing.assert_close(out, conv(x).detach(), atol=1e-6, rtol=0)
 
 
@@ -67,7 +69,7 @@ def test_windows_cover_the_image_like_mmsegmentation():
 def test_single_window_is_exactly_the_forward(conv):
     x = torch.randn(1, 3, 32, 48)
     assert torch.equal(infer_logits(conv, x, mode="slide", tile=(48, 32)), conv(x).detach())
-    assert torch.equal(infer_logits(conv, x, mode="slide"), conv(x).detach())   # default tile: the input
+    assert torch.equal(infer_logits(conv, x, mode="slide"), conv(x).detach())  # default tile: the input
 
 
 def test_scale_one_is_no_tta_and_flip_on_an_equivariant_model_changes_nothing(conv):
@@ -85,10 +87,11 @@ def test_scale_one_is_no_tta_and_flip_on_an_equivariant_model_changes_nothing(co
 
 
 def test_flip_averages_the_softmax_of_the_mirrored_pass():
-    def ramp(t):      # not flip-equivariant: class 0 grows to the right, class 1 is constant
+    def ramp(t):  # not flip-equivariant: class 0 grows to the right, class 1 is constant
         n, _, h, w = t.shape
         xs = torch.linspace(-2, 2, w).expand(n, 1, h, w)
         return torch.cat([xs, torch.zeros_like(xs)], 1)
+
     x = torch.zeros(1, 3, 4, 9)
     out = infer_logits(ramp, x, flip=True)
     p = ramp(x).softmax(1)
@@ -102,7 +105,7 @@ def test_multi_scale_returns_log_probabilities_at_the_input_size(conv):
     seen = []
     out = infer_logits(_recording(conv, seen), x, scales=(0.5, 1.0, 1.5), mode="slide", tile=(32, 32), stride=(16, 16))
     assert out.shape == (1, 5, 30, 50)
-    assert all(s == (32, 32) for s in seen)      # every window the tile's size, padded when needed
+    assert all(s == (32, 32) for s in seen)  # every window the tile's size, padded when needed
     torch.testing.assert_close(out.exp().sum(1), torch.ones(1, 30, 50), atol=1e-5, rtol=0)
     assert torch.isfinite(out).all()
 
@@ -126,17 +129,28 @@ def test_bad_arguments_are_clear(conv):
 def predictor_args():
     from phgmm.config import apply_overrides, load_config
     from phgmm.engine.builders import build_model_from_config
-    cfg = apply_overrides(load_config(REPO / "configs" / "demo.yaml"), [
-        "data.size=[128, 64]", "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16",
-        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8", "model.num_components=3"])
+
+    cfg = apply_overrides(
+        load_config(REPO / "configs" / "demo.yaml"),
+        [
+            "data.size=[128, 64]",
+            "model.decoder_units=[1, 1, 1, 1]",
+            "model.latent_dim=16",
+            "model.component_dim=8",
+            "model.local_channels=32",
+            "model.global_dim=8",
+            "model.num_components=3",
+        ],
+    )
     torch.manual_seed(0)
     model = build_model_from_config(cfg, inference=True, pretrained=False).eval()
     return model
 
 
 def test_slide_with_tile_equal_to_the_image_is_the_plain_prediction(predictor_args):
-    from phgmm.engine.predict import Predictor
     from phgmm.data.transforms import preprocess
+    from phgmm.engine.predict import Predictor
+
     rgb = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)
     whole = Predictor(model=predictor_args, size=(128, 64), device="cpu")
     # predict's input is bit-identical to the data layer's (evaluate's) preprocessing, channels-last

@@ -17,7 +17,7 @@ def test_a_completed_block_replaces_the_file_with_the_usual_mode(tmp_path):
     assert path.read_bytes() == b"new" and os.listdir(path.parent) == ["f.bin"]
     mask = os.umask(0)
     os.umask(mask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask     # not mkstemp's 0600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600
 
 
 def test_a_failed_block_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path):
@@ -58,6 +58,7 @@ def test_a_full_disk_is_one_message_and_the_earlier_file_stays(tmp_path, monkeyp
 
     def no_space(fd):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(io.os, "fsync", no_space)
     with pytest.raises(DiskFullError, match="its earlier version is unchanged"):
         atomic_write_bytes(path, b"new")

@@ -17,25 +17,42 @@ from phgmm.config import Config
 from phgmm.engine.evaluate import evaluate_model
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.metrics import ConfusionMatrix
-from phgmm.metrics.latent import (SensitivitySums, adjacent_partner, decoder_sensitivity, far_partner,
-                                  label_histograms, mutual_information, mutual_information_bounds,
-                                  partner_distance, random_derangement)
+from phgmm.metrics.latent import (
+    SensitivitySums,
+    adjacent_partner,
+    decoder_sensitivity,
+    far_partner,
+    label_histograms,
+    mutual_information,
+    mutual_information_bounds,
+    partner_distance,
+    random_derangement,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = dict(backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, component_dim=4,
-            local_channels=16, global_dim=4, num_components=3, postnet=None)
+TINY = dict(
+    backbone="resnet18",
+    decoder_units=(1, 1, 1, 1),
+    latent_dim=8,
+    component_dim=4,
+    local_channels=16,
+    global_dim=4,
+    num_components=3,
+    postnet=None,
+)
 
 
 # -- partners -------------------------------------------------------------------------------------
+
 
 def test_random_derangement_has_no_fixed_point_and_is_reproducible():
     for n in (2, 3, 7, 101):
         for seed in range(5):
             p = random_derangement(n, seed)
-            assert sorted(p.tolist()) == list(range(n))               # a permutation
-            assert not np.any(p == np.arange(n))                       # without a fixed point
-            assert np.array_equal(p, random_derangement(n, seed))      # the same seed, the same partners
+            assert sorted(p.tolist()) == list(range(n))  # a permutation
+            assert not np.any(p == np.arange(n))  # without a fixed point
+            assert np.array_equal(p, random_derangement(n, seed))  # the same seed, the same partners
     assert not np.array_equal(random_derangement(101, 0), random_derangement(101, 1))
     assert random_derangement(2, 3).tolist() == [1, 0]
     with pytest.raises(ValueError, match="at least 2"):
@@ -46,24 +63,28 @@ def test_random_derangement_has_no_fixed_point_and_is_reproducible():
 def test_far_partner_is_the_brute_force_argmax_of_the_histogram_distance():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 5, size=(9, 6, 7))
-    y[:3, :, :4] = 255                                 # ignored pixels are left out of the histogram
-    y[4] = 2                                           # a single-class image
+    y[:3, :, :4] = 255  # ignored pixels are left out of the histogram
+    y[4] = 2  # a single-class image
     hist = label_histograms(torch.from_numpy(y), 5)
-    for i in range(9):                                  # independent reference: counted by hand
+    for i in range(9):  # independent reference: counted by hand
         row = y[i][y[i] != 255]
         np.testing.assert_allclose(hist[i], np.bincount(row, minlength=5) / row.size)
     expected = []
     for i in range(9):
-        dist = [sum(abs(a - b) for a, b in zip(hist[i], hist[j])) / 2 if j != i else -1.0 for j in range(9)]
+        dist = [
+            sum(abs(a - b) for a, b in zip(hist[i], hist[j], strict=True)) / 2 if j != i else -1.0 for j in range(9)
+        ]
         expected.append(int(np.argmax(dist)))
     assert far_partner(hist).tolist() == expected
     assert partner_distance(hist, expected) == pytest.approx(
-        np.mean([0.5 * np.abs(hist[i] - hist[j]).sum() for i, j in enumerate(expected)]))
+        np.mean([0.5 * np.abs(hist[i] - hist[j]).sum() for i, j in enumerate(expected)])
+    )
     # an image without any scored pixel has a row of zeros
     assert label_histograms(torch.full((1, 2, 2), 255), 5).tolist() == [[0.0] * 5]
 
 
 # -- mutual information ----------------------------------------------------------------------------
+
 
 def _gaussians(mu: torch.Tensor, sigma: float | torch.Tensor = 1.0) -> Independent:
     return Independent(Normal(mu.double(), torch.as_tensor(sigma, dtype=torch.float64).expand(mu.shape)), 1)
@@ -76,12 +97,12 @@ def test_mutual_information_of_known_posterior_sets():
     assert mi["mi"] == pytest.approx(math.log(n), abs=1e-9) and mi["upper_bound"] == math.log(n)
     assert mi["fraction"] == pytest.approx(1.0)
     same = mutual_information(_gaussians(torch.zeros(n, dim) + 3.0, 0.5))
-    assert same["mi"] == pytest.approx(0.0, abs=1e-12)    # every term is 0 up to rounding
+    assert same["mi"] == pytest.approx(0.0, abs=1e-12)  # every term is 0 up to rounding
     for q, value in ((separated, math.log(n)), (_gaussians(torch.zeros(n, dim) + 3.0, 0.5), 0.0)):
         bounds = mutual_information_bounds(q)
         assert bounds["upper"] == pytest.approx(value, abs=1e-9) and bounds["lower"] == pytest.approx(value, abs=1e-9)
     halves = torch.zeros(n, dim)
-    halves[n // 2:, 0] = 200.0                            # two separated groups: one bit
+    halves[n // 2 :, 0] = 200.0  # two separated groups: one bit
     assert mutual_information(_gaussians(halves))["mi"] == pytest.approx(math.log(2), abs=1e-9)
     # nearly identical posteriors: the antithetic pairs cancel the noise that would swamp the value
     near = _gaussians(torch.randn(20, 64) * 1e-3, 0.05)
@@ -97,7 +118,7 @@ def test_mutual_information_of_known_posterior_sets():
 def _mi_by_quadrature(densities: list) -> float:
     """(1/N) Σ_n ∫ q_n log(q_n / q̄) on a fine 1-D grid: the definition, integrated numerically."""
     grid = torch.linspace(-20, 20, 200_001, dtype=torch.float64)
-    p = torch.stack([d.log_prob(grid[:, None]).exp() for d in densities])      # N×grid
+    p = torch.stack([d.log_prob(grid[:, None]).exp() for d in densities])  # N×grid
     mean = p.mean(0)
     integrand = torch.where(p > 0, p * (p.clamp_min(1e-300).log() - mean.clamp_min(1e-300).log()), 0.0)
     return float(torch.trapezoid(integrand, grid, dim=1).mean())
@@ -110,18 +131,19 @@ def test_mutual_information_matches_numerical_integration_for_overlapping_poster
     ref = _mi_by_quadrature([Normal(mu[i], sigma[i]) for i in range(4)])
     est = mutual_information(q, samples=20_000, seed=1)
     assert abs(est["mi"] - ref) < 4 * est["stderr"] and est["stderr"] < 0.01
-    bounds = mutual_information_bounds(q)                 # pairwise Bhattacharyya ≤ I ≤ pairwise KL
+    bounds = mutual_information_bounds(q)  # pairwise Bhattacharyya ≤ I ≤ pairwise KL
     assert bounds["lower"] < ref < bounds["upper"] < math.log(4)
     # a K-component mixture per image (z's posterior), again against the integral
     locs = torch.tensor([[[-2.0], [1.0]], [[0.0], [3.0]], [[-1.0], [-0.5]]], dtype=torch.float64)
     scales = torch.tensor([[[0.5], [1.0]], [[0.7], [0.4]], [[1.2], [0.3]]], dtype=torch.float64)
     weights = torch.tensor([[0.3, 0.7], [0.5, 0.5], [0.9, 0.1]], dtype=torch.float64)
     mix = MixtureSameFamily(Categorical(probs=weights), Independent(Normal(locs, scales), 1))
-    ref = _mi_by_quadrature([MixtureSameFamily(Categorical(probs=weights[i]), Normal(locs[i, :, 0], scales[i, :, 0]))
-                             for i in range(3)])
-    est = mutual_information(mix, samples=20_000, seed=2, max_elements=5000)       # chunked
+    ref = _mi_by_quadrature(
+        [MixtureSameFamily(Categorical(probs=weights[i]), Normal(locs[i, :, 0], scales[i, :, 0])) for i in range(3)]
+    )
+    est = mutual_information(mix, samples=20_000, seed=2, max_elements=5000)  # chunked
     assert abs(est["mi"] - ref) < 4 * est["stderr"]
-    bounds = mutual_information_bounds(mix, max_elements=5)                         # one row at a time
+    bounds = mutual_information_bounds(mix, max_elements=5)  # one row at a time
     assert ref < bounds["upper"] < math.log(3) and bounds["lower"] is None
     assert bounds["upper"] == pytest.approx(mutual_information_bounds(mix)["upper"])
     with pytest.raises(ValueError, match="at least 2"):
@@ -135,21 +157,27 @@ def test_information_chunks_stay_small_on_the_cpu_and_do_not_change_the_estimate
 
     g = torch.Generator().manual_seed(0)
     locs = torch.randn(40, 3, 50, generator=g, dtype=torch.float64) * 0.3
-    mix = MixtureSameFamily(Categorical(probs=torch.full((40, 3), 1 / 3, dtype=torch.float64)),
-                            Independent(Normal(locs, torch.ones_like(locs)), 1))
+    mix = MixtureSameFamily(
+        Categorical(probs=torch.full((40, 3), 1 / 3, dtype=torch.float64)),
+        Independent(Normal(locs, torch.ones_like(locs)), 1),
+    )
     per_row = _elements_per_row(mix)
     assert per_row == 40 * 3 * 50
     rows = _rows_per_chunk(mix, None)
-    assert rows == 2 ** 17 // per_row and 1 < rows < 40            # chunked, each chunk near 1 MiB
-    assert _rows_per_chunk(mix, 10) == 1                            # never less than one row
-    small, large = mutual_information(mix, samples=8, seed=3), mutual_information(mix, samples=8, seed=3,
-                                                                                  max_elements=2 ** 24)
+    assert rows == 2**17 // per_row and 1 < rows < 40  # chunked, each chunk near 1 MiB
+    assert _rows_per_chunk(mix, 10) == 1  # never less than one row
+    small, large = (
+        mutual_information(mix, samples=8, seed=3),
+        mutual_information(mix, samples=8, seed=3, max_elements=2**24),
+    )
     assert small["mi"] == pytest.approx(large["mi"], rel=1e-12, abs=1e-15) and small["mi"] > 0.01
     assert mutual_information_bounds(mix)["upper"] == pytest.approx(
-        mutual_information_bounds(mix, max_elements=2 ** 24)["upper"], rel=1e-12)
+        mutual_information_bounds(mix, max_elements=2**24)["upper"], rel=1e-12
+    )
 
 
 # -- decoder sensitivity ---------------------------------------------------------------------------
+
 
 class _LinearDecoder:
     """logits = A_z·vec(u_z) + A_g·u_g + A_s·vec(skips): Jacobian columns known in closed form."""
@@ -172,8 +200,13 @@ def test_sensitivity_estimates_the_jacobian_column_norms():
 
     n, k, dim, skip_shape = 2, 3, 4, (2, 5, 2, 2)
     dec = _LinearDecoder(k, dim, skip_shape, outputs=6)
-    enc = Encoded((8, 8), [torch.zeros(n, 1, 2, 2)] * 4, [torch.randn(skip_shape)],
-                  (torch.randn(n, k), torch.randn(n, k, dim), torch.zeros(n, k, dim)), (torch.randn(n, dim), None))
+    enc = Encoded(
+        (8, 8),
+        [torch.zeros(n, 1, 2, 2)] * 4,
+        [torch.randn(skip_shape)],
+        (torch.randn(n, k), torch.randn(n, k, dim), torch.zeros(n, k, dim)),
+        (torch.randn(n, dim), None),
+    )
     res = decoder_sensitivity(dec, enc, probes=4000, seed=0).result()
     exact = {"z": dec.a_z.norm(dim=0).mean(), "g": dec.a_g.norm(dim=0).mean(), "skips": dec.a_s.norm(dim=0).mean()}
     for key, value in exact.items():
@@ -202,7 +235,7 @@ def test_sensitivity_of_phgmm_matches_its_exact_jacobian_and_is_zero_when_ignore
     expected = math.sqrt(math.pi / 2) * np.mean([abs(float((v * c).sum())) for c in columns])
     res = decoder_sensitivity(model, enc, probes=1, seed=7).result()
     assert res["jacobian_z"] == pytest.approx(expected, rel=1e-4)
-    with torch.no_grad():                 # a decoder that ignores both codes
+    with torch.no_grad():  # a decoder that ignores both codes
         model.local_space.component_weight.zero_()
         model.global_space.project.weight.zero_()
     res = decoder_sensitivity(model, enc).result()
@@ -213,6 +246,7 @@ def test_sensitivity_of_phgmm_matches_its_exact_jacobian_and_is_zero_when_ignore
 
 # -- the measures in evaluation, on toy PHGMMs -----------------------------------------------------
 
+
 class Scenes(Dataset):
     """Six small images with different class mixtures (so the far partner is well defined)."""
 
@@ -222,7 +256,7 @@ class Scenes(Dataset):
         self.y = torch.randint(0, 12, (n, h, w), generator=g)
         self.y[:, :2] = 255
         for i in range(n):
-            self.y[i, 8:8 + 3 * i] = 1 + i % 4
+            self.y[i, 8 : 8 + 3 * i] = 1 + i % 4
 
     def __len__(self) -> int:
         return len(self.x)
@@ -235,7 +269,7 @@ def _cfg(**eval_keys) -> Config:
     cfg = Config()
     cfg.model.num_classes = 12
     cfg.train.channels_last = "false"
-    cfg.train.amp = "off"          # the hand-decoded references are fp32 (auto may be bf16 on a CPU)
+    cfg.train.amp = "off"  # the hand-decoded references are fp32 (auto may be bf16 on a CPU)
     cfg.eval.clustering = False
     for k, v in eval_keys.items():
         setattr(cfg.eval, k, v)
@@ -244,23 +278,36 @@ def _cfg(**eval_keys) -> Config:
 
 def _evaluate(model, data=None, batch_size: int = 3, level: str = "full", **eval_keys) -> dict:
     loader = make_eval_loader(data or Scenes(), batch_size=batch_size, num_workers=0)
-    return evaluate_model(model, loader, _cfg(**eval_keys), torch.device("cpu"), trimap=False, report_samples=0,
-                          progress=False, latent_level=level).metrics
+    return evaluate_model(
+        model,
+        loader,
+        _cfg(**eval_keys),
+        torch.device("cpu"),
+        trimap=False,
+        report_samples=0,
+        progress=False,
+        latent_level=level,
+    ).metrics
 
 
 def _codes_matter(model: PHGMM) -> PHGMM:
     with torch.no_grad():
-        model.local_space.heads.mu.weight.mul_(400.0)      # μ_z moves strongly with the image
-        model.local_space.fuse.weight.mul_(50.0)           # and the decoder listens to it
+        model.local_space.heads.mu.weight.mul_(400.0)  # μ_z moves strongly with the image
+        model.local_space.fuse.weight.mul_(50.0)  # and the decoder listens to it
         model.global_space.mu.weight.mul_(400.0)
         model.global_space.project.weight.mul_(50.0)
     return model
 
 
 def _constant_codes(model: PHGMM) -> PHGMM:
-    with torch.no_grad():     # every image gets the same posterior: a collapsed q
-        for lin in (model.local_space.heads.mu, model.local_space.heads.logvar, model.local_space.heads.logits,
-                    model.global_space.mu, model.global_space.logvar):
+    with torch.no_grad():  # every image gets the same posterior: a collapsed q
+        for lin in (
+            model.local_space.heads.mu,
+            model.local_space.heads.logvar,
+            model.local_space.heads.logits,
+            model.global_space.mu,
+            model.global_space.logvar,
+        ):
             lin.weight.zero_()
     return model
 
@@ -290,30 +337,35 @@ def test_codes_that_matter_are_large_on_every_measure_and_constant_codes_near_ze
 def test_swaps_are_scored_against_a_hand_decoded_loop():
     torch.manual_seed(0)
     model = _codes_matter(PHGMM(**TINY).eval())
-    lat = _evaluate(model, latent_partners=("random", "far", "mean", "adjacent"), latent_untrained=False,
-                    latent_seed=5)["latent"]
+    lat = _evaluate(
+        model, latent_partners=("random", "far", "mean", "adjacent"), latent_untrained=False, latent_seed=5
+    )["latent"]
     data = Scenes()
     with torch.no_grad():
-        encs = [model.encode(data.x[i:i + 1]) for i in range(len(data))]
+        encs = [model.encode(data.x[i : i + 1]) for i in range(len(data))]
     hist = label_histograms(data.y, 12)
     pi = [torch.softmax(e.local[0], 1) for e in encs]
-    mean_u = torch.cat([p.unsqueeze(-1) * e.local[1] for p, e in zip(pi, encs)]).mean(0, keepdim=True)
+    mean_u = torch.cat([p.unsqueeze(-1) * e.local[1] for p, e in zip(pi, encs, strict=True)]).mean(0, keepdim=True)
     own_cm = ConfusionMatrix(12)
-    for kind, partner in (("random", random_derangement(6, 5)), ("far", far_partner(hist)),
-                          ("adjacent", adjacent_partner(6)), ("mean", None)):
+    for kind, partner in (
+        ("random", random_derangement(6, 5)),
+        ("far", far_partner(hist)),
+        ("adjacent", adjacent_partner(6)),
+        ("mean", None),
+    ):
         cm, changed, pixels = ConfusionMatrix(12), 0, 0
         with torch.no_grad():
             for i in range(len(data)):
                 own = model.decode(encs[i]).argmax(1)
                 if kind == "random":
-                    own_cm.update(own, data.y[i:i + 1])
+                    own_cm.update(own, data.y[i : i + 1])
                 if partner is None:
                     swapped = model.decode(encs[i], torch.ones(1, 3), mean_u).argmax(1)
                 else:
                     j = int(partner[i])
                     swapped = model.decode(encs[i], pi[j], encs[j].local[1]).argmax(1)
-                cm.update(swapped, data.y[i:i + 1])
-                valid = data.y[i:i + 1] != 255
+                cm.update(swapped, data.y[i : i + 1])
+                valid = data.y[i : i + 1] != 255
                 changed += int(((own != swapped) & valid).sum())
                 pixels += int(valid.sum())
         assert lat[f"swap_z_{kind}_pixels_changed"] == pytest.approx(changed / pixels), kind
@@ -326,10 +378,12 @@ def test_batching_does_not_change_the_partners_or_the_information():
     torch.manual_seed(0)
     model = _codes_matter(PHGMM(**TINY).eval())
     keys = ("swap_z_random_pixels_changed", "swap_g_far_pixels_changed", "mi_z", "mi_g")
-    a = _evaluate(model, batch_size=1, latent_partners=("random", "far"), latent_untrained=False,
-                  latent_sensitivity_batches=0)["latent"]
-    b = _evaluate(model, batch_size=4, latent_partners=("random", "far"), latent_untrained=False,
-                  latent_sensitivity_batches=0)["latent"]
+    a = _evaluate(
+        model, batch_size=1, latent_partners=("random", "far"), latent_untrained=False, latent_sensitivity_batches=0
+    )["latent"]
+    b = _evaluate(
+        model, batch_size=4, latent_partners=("random", "far"), latent_untrained=False, latent_sensitivity_batches=0
+    )["latent"]
     for k in keys:
         assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-9), k
     assert "sensitivity_z" not in a
@@ -339,16 +393,21 @@ def test_untrained_baseline_is_a_fresh_network_of_the_same_config_and_seed():
     torch.manual_seed(0)
     model = _codes_matter(PHGMM(**TINY).eval())
     lat = _evaluate(model, latent_partners=("random",), latent_mi_samples=4)["latent"]
-    for key in ("untrained_z_active_units", "untrained_g_active_units", "untrained_mi_z", "untrained_mi_g",
-                "untrained_sensitivity_z"):
+    for key in (
+        "untrained_z_active_units",
+        "untrained_g_active_units",
+        "untrained_mi_z",
+        "untrained_mi_g",
+        "untrained_sensitivity_z",
+    ):
         assert key in lat, key
     # the same measures on a network built by hand with the same seed
     with torch.random.fork_rng():
-        torch.manual_seed(0)                 # Config().seed
+        torch.manual_seed(0)  # Config().seed
         fresh = PHGMM(**TINY).eval()
     data = Scenes()
     with torch.no_grad():
-        mu = torch.cat([fresh.encode(data.x[i:i + 1]).local[1] for i in range(len(data))])
+        mu = torch.cat([fresh.encode(data.x[i : i + 1]).local[1] for i in range(len(data))])
     assert lat["untrained_z_active_units"] == int((mu.flatten(1).double().var(0, unbiased=False) > 0.01).sum())
     assert lat["z_active_units"] > lat["untrained_z_active_units"]
 
@@ -366,20 +425,41 @@ def test_one_image_split_and_light_level():
 def test_report_and_console_show_the_measures(tmp_path):
     from phgmm.report import _latent_section, latent_use_line
 
-    lat = {"images": 5, "active_threshold": 0.01, "z_active_units": 0, "z_units": 24, "g_active_units": 1,
-           "g_units": 8, "untrained_z_active_units": 0, "untrained_g_active_units": 0, "mi_z": 0.0123,
-           "mi_z_stderr": 0.001, "mi_g": 1.5, "mi_g_stderr": 0.01, "mi_upper_bound": math.log(5),
-           "sensitivity_z": 0.5, "sensitivity_g": 2.0, "untrained_sensitivity_z": 1.25,
-           "swap_z_random_miou_drop": 0.002, "swap_z_random_pixels_changed": 0.0004,
-           "swap_g_random_miou_drop": 0.01, "swap_g_random_pixels_changed": 0.05,
-           "swap_z_far_miou_drop": 0.003, "swap_z_far_pixels_changed": 0.0006, "partner_far_distance": 0.7,
-           "decode_miou": 0.4, "partner_seed": 0}
+    lat = {
+        "images": 5,
+        "active_threshold": 0.01,
+        "z_active_units": 0,
+        "z_units": 24,
+        "g_active_units": 1,
+        "g_units": 8,
+        "untrained_z_active_units": 0,
+        "untrained_g_active_units": 0,
+        "mi_z": 0.0123,
+        "mi_z_stderr": 0.001,
+        "mi_g": 1.5,
+        "mi_g_stderr": 0.01,
+        "mi_upper_bound": math.log(5),
+        "sensitivity_z": 0.5,
+        "sensitivity_g": 2.0,
+        "untrained_sensitivity_z": 1.25,
+        "swap_z_random_miou_drop": 0.002,
+        "swap_z_random_pixels_changed": 0.0004,
+        "swap_g_random_miou_drop": 0.01,
+        "swap_g_random_pixels_changed": 0.05,
+        "swap_z_far_miou_drop": 0.003,
+        "swap_z_far_pixels_changed": 0.0006,
+        "partner_far_distance": 0.7,
+        "decode_miou": 0.4,
+        "partner_seed": 0,
+    }
     md = "\n".join(_latent_section({"latent": lat}))
     assert "| active units (variance of the posterior mean > 0.01) | 0 of 24 | 1 of 8 |" in md
     assert "| active units of an untrained network (same config and seed) | 0 | 0 |" in md
     assert "| I(x; ·) under q, nats (at most log N = 1.61) | 0.0123 ± 0.001 | 1.5 ± 0.01 |" in md
-    assert "a seeded derangement of the set" in md and "0.20 points, 0.04 % of pixels | 1.00 points, 5 % of pixels" in md
-    assert "label-histogram distance 0.7" in md and "zero code" not in md      # not measured: no row
+    assert (
+        "a seeded derangement of the set" in md and "0.20 points, 0.04 % of pixels | 1.00 points, 5 % of pixels" in md
+    )
+    assert "label-histogram distance 0.7" in md and "zero code" not in md  # not measured: no row
     line = latent_use_line(lat)
     assert line.startswith("latent use (z | g): a random partner's code changes 0.04 % | 5 %")
     assert "I(x; ·) 0.0123 | 1.5 of at most 1.61 nats" in line and "untrained 1.25 | –" in line
@@ -395,13 +475,31 @@ def test_experiment_report_carries_the_measures(tmp_path):
 
     from phgmm.experiments.report import write_experiment_report
 
-    lat = {"z_active_units": 0, "z_units": 24, "swap_z_adjacent_miou_drop": 0.0005,
-           "swap_z_adjacent_pixels_changed": 0.002, "swap_g_far_pixels_changed": 0.0123, "mi_z": 0.25,
-           "mi_upper_bound": math.log(101), "untrained_mi_z": 0.125, "sensitivity_g": 3.5}
+    lat = {
+        "z_active_units": 0,
+        "z_units": 24,
+        "swap_z_adjacent_miou_drop": 0.0005,
+        "swap_z_adjacent_pixels_changed": 0.002,
+        "swap_g_far_pixels_changed": 0.0123,
+        "mi_z": 0.25,
+        "mi_upper_bound": math.log(101),
+        "untrained_mi_z": 0.125,
+        "sensitivity_g": 3.5,
+    }
     run = tmp_path / "literal"
     run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({"run": "literal", "model": "phgmm", "miou": 0.3, "latent": lat,
-                                                  "class_names": ["background", "a"], "iou": {"a": 0.3}}))
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "run": "literal",
+                "model": "phgmm",
+                "miou": 0.3,
+                "latent": lat,
+                "class_names": ["background", "a"],
+                "iou": {"a": 0.3},
+            }
+        )
+    )
     (tmp_path / "experiment.json").write_text(json.dumps({"kind": "latent", "runs": [{"name": "literal"}]}))
     md = write_experiment_report(tmp_path).read_text()
     # the early table's swap (the previous image) reads the adjacent partner's keys

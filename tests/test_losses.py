@@ -14,11 +14,11 @@ from phgmm.models.latent import gaussian_mixture
 from phgmm.models.phgmm import PHGMMOutput
 
 
-def random_mixture(n: int, k: int, l: int, seed: int, spread: float = 1.0):
+def random_mixture(n: int, k: int, dim: int, seed: int, spread: float = 1.0):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(n, k, generator=g)
-    mu = spread * torch.randn(n, k, l, generator=g)
-    logvar = 0.5 * torch.randn(n, k, l, generator=g)
+    mu = spread * torch.randn(n, k, dim, generator=g)
+    logvar = 0.5 * torch.randn(n, k, dim, generator=g)
     return gaussian_mixture(logits, mu, logvar), (logits, mu, logvar)
 
 
@@ -104,10 +104,14 @@ def test_variational_matches_hershey_olsen_formula_written_out():
         pq, pp = torch.softmax(aq[n], 0), torch.softmax(ap[n], 0)
         total = 0.0
         for a in range(3):
-            num = sum(pq[b] * torch.exp(-gaussian_kl_closed_form(mq[n, a], lq[n, a].exp(), mq[n, b], lq[n, b].exp()))
-                      for b in range(3))
-            den = sum(pp[b] * torch.exp(-gaussian_kl_closed_form(mq[n, a], lq[n, a].exp(), mp[n, b], lp[n, b].exp()))
-                      for b in range(3))
+            num = sum(
+                pq[b] * torch.exp(-gaussian_kl_closed_form(mq[n, a], lq[n, a].exp(), mq[n, b], lq[n, b].exp()))
+                for b in range(3)
+            )
+            den = sum(
+                pp[b] * torch.exp(-gaussian_kl_closed_form(mq[n, a], lq[n, a].exp(), mp[n, b], lp[n, b].exp()))
+                for b in range(3)
+            )
             total += pq[a] * torch.log(num / den)
         assert out[n].item() == pytest.approx(total.item(), rel=1e-4, abs=1e-5)
 
@@ -163,10 +167,12 @@ def test_phgmm_loss_combines_terms_with_lambdas():
     y = torch.randint(0, 5, (2, 8, 8))
     out = PHGMMLoss()(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
     assert set(out) == {"total", "g", "z", "s"}
-    exp_g = gaussian_kl_closed_form(mu, sd ** 2, torch.zeros(4), torch.ones(4)).mean()
+    exp_g = gaussian_kl_closed_form(mu, sd**2, torch.zeros(4), torch.ones(4)).mean()
     assert out["g"].item() == pytest.approx(exp_g.item(), rel=1e-5)
     assert out["z"].item() == pytest.approx(gmm_kl(q, p).mean().item(), rel=1e-5)
-    assert out["total"].item() == pytest.approx(1.1 * out["g"].item() + 0.4 * out["z"].item() + 0.4 * out["s"].item(), rel=1e-5)
+    assert out["total"].item() == pytest.approx(
+        1.1 * out["g"].item() + 0.4 * out["z"].item() + 0.4 * out["s"].item(), rel=1e-5
+    )
     # plain logits (baselines): only ℓ_s
     plain = PHGMMLoss()(logits, y)
     assert plain["z"].item() == 0 and plain["g"].item() == 0
@@ -180,38 +186,56 @@ def test_phgmm_loss_combines_terms_with_lambdas():
 @pytest.mark.parametrize("batch", [(), (3,), (2, 3), (4, 3)])
 def test_gmm_kl_any_batch_shape_equals_the_items_one_by_one(method, batch):
     """Batch shapes without N, and N×H with H = K (3), give each item's own KL."""
-    k, l = 3, 4
+    k, dim = 3, 4
     g = torch.Generator().manual_seed(7)
     shape = (*batch, k)
+
     def mixture(scale):
-        return gaussian_mixture(torch.randn(shape, generator=g), scale * torch.randn(*shape, l, generator=g),
-                                0.3 * torch.randn(*shape, l, generator=g))
+        return gaussian_mixture(
+            torch.randn(shape, generator=g),
+            scale * torch.randn(*shape, dim, generator=g),
+            0.3 * torch.randn(*shape, dim, generator=g),
+        )
+
     q, p = mixture(1.0), mixture(1.5)
     torch.manual_seed(0)
     kl = gmm_kl(q, p, method, num_samples=4000 if method == "mc" else 1)
     assert kl.shape == batch
-    flat_q = [gaussian_mixture(q.mixture_distribution.logits.reshape(-1, k)[i:i + 1],
-                               q.component_distribution.base_dist.loc.reshape(-1, k, l)[i:i + 1],
-                               2 * q.component_distribution.base_dist.scale.log().reshape(-1, k, l)[i:i + 1])
-              for i in range(int(np.prod(batch)) if batch else 1)]
-    flat_p = [gaussian_mixture(p.mixture_distribution.logits.reshape(-1, k)[i:i + 1],
-                               p.component_distribution.base_dist.loc.reshape(-1, k, l)[i:i + 1],
-                               2 * p.component_distribution.base_dist.scale.log().reshape(-1, k, l)[i:i + 1])
-              for i in range(len(flat_q))]
+    flat_q = [
+        gaussian_mixture(
+            q.mixture_distribution.logits.reshape(-1, k)[i : i + 1],
+            q.component_distribution.base_dist.loc.reshape(-1, k, dim)[i : i + 1],
+            2 * q.component_distribution.base_dist.scale.log().reshape(-1, k, dim)[i : i + 1],
+        )
+        for i in range(int(np.prod(batch)) if batch else 1)
+    ]
+    flat_p = [
+        gaussian_mixture(
+            p.mixture_distribution.logits.reshape(-1, k)[i : i + 1],
+            p.component_distribution.base_dist.loc.reshape(-1, k, dim)[i : i + 1],
+            2 * p.component_distribution.base_dist.scale.log().reshape(-1, k, dim)[i : i + 1],
+        )
+        for i in range(len(flat_q))
+    ]
     torch.manual_seed(0)
-    one_by_one = torch.stack([gmm_kl(a, b, method, num_samples=4000 if method == "mc" else 1)[0]
-                              for a, b in zip(flat_q, flat_p)]).reshape(batch)
+    one_by_one = torch.stack(
+        [
+            gmm_kl(a, b, method, num_samples=4000 if method == "mc" else 1)[0]
+            for a, b in zip(flat_q, flat_p, strict=True)
+        ]
+    ).reshape(batch)
     tol = dict(rtol=0.1, atol=0.1) if method == "mc" else dict(rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(kl, one_by_one, **tol)
-    assert (kl > -0.05).all()   # a KL (mc within its noise)
+    assert (kl > -0.05).all()  # a KL (mc within its noise)
 
 
 def test_free_bits_floor_each_dimension_and_keep_the_reported_terms():
     from phgmm.losses import gaussian_kl_per_dim, gmm_kl_per_dim
+
     q, _ = random_mixture(2, 3, 4, seed=20)
     p, _ = random_mixture(2, 3, 4, seed=21)
     mu, sd = 0.01 * torch.randn(2, 4), torch.ones(2, 4)
-    mu[:, 0] = 3.0                                  # one dimension far above the floor
+    mu[:, 0] = 3.0  # one dimension far above the floor
     qg = Independent(Normal(mu, sd), 1)
     logits, y = torch.randn(2, 5, 8, 8), torch.randint(0, 5, (2, 8, 8))
     out = PHGMMLoss(free_bits=0.5)(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
@@ -224,7 +248,7 @@ def test_free_bits_floor_each_dimension_and_keep_the_reported_terms():
     floored_z = cat.mean() + torch.clamp(z_dims.mean(0), min=0.5).sum()
     expected = 1.1 * floored_g + 0.4 * floored_z + 0.4 * out["s"]
     assert out["total"].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert g_dims[0] > 0.5 and (g_dims[1:] < 0.5).all()   # the floor binds where it should
+    assert g_dims[0] > 0.5 and (g_dims[1:] < 0.5).all()  # the floor binds where it should
     with pytest.raises(ValueError, match="per dimension"):
         PHGMMLoss(free_bits=0.5, kl="mc")
 
@@ -247,7 +271,8 @@ def test_decode_posterior_mixes_the_two_segmentation_terms():
     y = torch.randint(0, 5, (2, 8, 8))
     q, _ = random_mixture(2, 3, 4, seed=40)
     out = PHGMMLoss(decode_posterior=0.75, lambda_z=0.0, lambda_g=0.0)(
-        PHGMMOutput(logits=logits, q_z=q, posterior_logits=post), y)
+        PHGMMOutput(logits=logits, q_z=q, posterior_logits=post), y
+    )
     expected = 0.4 * (0.25 * segmentation_loss(logits, y) + 0.75 * segmentation_loss(post, y))
     assert out["total"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert out["s"].item() == pytest.approx(segmentation_loss(logits, y).item(), rel=1e-6)
@@ -262,7 +287,7 @@ def test_auxiliary_heads_add_their_weighted_segmentation_loss(ce_scale):
     g = torch.Generator().manual_seed(0)
     main, a1, a2 = (torch.randn(2, 3, 4, 5, generator=g) for _ in range(3))
     target = torch.randint(0, 3, (2, 4, 5), generator=g)
-    target[0, 0] = 7                                       # this loss's ignore index
+    target[0, 0] = 7  # this loss's ignore index
     loss = PHGMMLoss(ignore_index=7, ce_scale=ce_scale)
     terms = loss(AuxLogits(main, ((0.4, a1), (1.5, a2))), target)
     parts = [segmentation_loss(t, target, 7, ce_scale) for t in (main, a1, a2)]
@@ -275,8 +300,15 @@ def test_auxiliary_heads_add_their_weighted_segmentation_loss(ce_scale):
 
 
 def test_loss_settings_are_checked_at_their_bounds():
-    for bad in (dict(free_bits=-0.1), dict(warmup_steps=-1), dict(free_bits=0.5, kl="mc"),
-                dict(geco_alpha=1.0), dict(geco_alpha=-0.1), dict(geco_rate=-1e-3), dict(geco_init=0.0)):
+    for bad in (
+        dict(free_bits=-0.1),
+        dict(warmup_steps=-1),
+        dict(free_bits=0.5, kl="mc"),
+        dict(geco_alpha=1.0),
+        dict(geco_alpha=-0.1),
+        dict(geco_rate=-1e-3),
+        dict(geco_init=0.0),
+    ):
         with pytest.raises(ValueError):
             PHGMMLoss(**bad)
     for good in (dict(free_bits=0.0, kl="mc"), dict(geco_alpha=0.0), dict(geco_rate=0.0), dict(warmup_steps=0)):
@@ -315,13 +347,17 @@ def test_error_messages_in_full():
     logits, target = torch.randn(2, 3, 4, 5), torch.zeros(2, 4, 6, dtype=torch.long)
     assert _message(segmentation_loss, logits, target) == "logits are (4, 5) but labels are (4, 6)"
     assert _message(segmentation_loss, logits, target[..., :5], ce_scale="half") == (
-        "unknown ce_scale 'half'; choose one of mean, eq7, sum")
+        "unknown ce_scale 'half'; choose one of mean, eq7, sum"
+    )
     assert _message(PHGMMLoss, kl="exact") == "unknown KL method 'exact'; choose one of matched, mc, variational"
     assert _message(PHGMMLoss, ce_scale="half") == "unknown ce_scale 'half'; choose one of mean, eq7, sum"
     assert _message(PHGMMLoss, kl_direction="both") == (
-        "unknown kl_direction 'both'; choose one of q_to_posterior, posterior_to_q")
+        "unknown kl_direction 'both'; choose one of q_to_posterior, posterior_to_q"
+    )
     assert _message(PHGMMLoss, free_bits=-1) == "free_bits and warmup_steps must be >= 0"
-    assert _message(PHGMMLoss, free_bits=0.5, kl="mc") == "free bits need a KL per dimension: use kl='matched', not 'mc'"
+    assert (
+        _message(PHGMMLoss, free_bits=0.5, kl="mc") == "free bits need a KL per dimension: use kl='matched', not 'mc'"
+    )
     assert _message(PHGMMLoss, geco_alpha=1.0) == "GECO needs 0 <= geco_alpha < 1, geco_rate >= 0 and geco_init > 0"
 
 
@@ -333,14 +369,15 @@ def test_kl_per_dimension_against_the_closed_form_written_out():
     mq, sq = torch.randn(2, 5, 4, generator=g), torch.rand(2, 5, 4, generator=g) + 0.5
     mp, sp = torch.randn(2, 5, 4, generator=g), torch.rand(2, 5, 4, generator=g) + 0.5
     q, p = Independent(Normal(mq, sq), 1), Independent(Normal(mp, sp), 1)
-    by_hand = 0.5 * (torch.log(sp ** 2 / sq ** 2) + (sq ** 2 + (mq - mp) ** 2) / sp ** 2 - 1)
+    by_hand = 0.5 * (torch.log(sp**2 / sq**2) + (sq**2 + (mq - mp) ** 2) / sp**2 - 1)
     torch.testing.assert_close(gaussian_kl_per_dim(q, p), by_hand, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(gaussian_kl_per_dim(q), 0.5 * (sq ** 2 + mq ** 2 - 1 - torch.log(sq ** 2)),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        gaussian_kl_per_dim(q), 0.5 * (sq**2 + mq**2 - 1 - torch.log(sq**2)), rtol=1e-5, atol=1e-6
+    )
     # mixtures with batch 2×5 and K = 3 components over L = 4 dimensions
     qm, (lq, muq, lvq) = random_mixture(10, 3, 4, seed=8)
     pm, (lp, mup, lvp) = random_mixture(10, 3, 4, seed=9)
-    shape = lambda t: t.reshape(2, 5, *t.shape[1:])       # noqa: E731
+    shape = lambda t: t.reshape(2, 5, *t.shape[1:])  # noqa: E731
     qm, pm = gaussian_mixture(shape(lq), shape(muq), shape(lvq)), gaussian_mixture(shape(lp), shape(mup), shape(lvp))
     cat, per_dim = gmm_kl_per_dim(qm, pm)
     assert cat.shape == (2, 5) and per_dim.shape == (2, 5, 4)
@@ -348,7 +385,7 @@ def test_kl_per_dimension_against_the_closed_form_written_out():
         b, h = divmod(n, 5)
         pq, pp = torch.softmax(lq[n], 0), torch.softmax(lp[n], 0)
         vq, vp = lvq[n].exp(), lvp[n].exp()
-        kl_k = 0.5 * (torch.log(vp / vq) + (vq + (muq[n] - mup[n]) ** 2) / vp - 1)      # K×L
+        kl_k = 0.5 * (torch.log(vp / vq) + (vq + (muq[n] - mup[n]) ** 2) / vp - 1)  # K×L
         assert cat[b, h].item() == pytest.approx((pq * torch.log(pq / pp)).sum().item(), rel=1e-5, abs=1e-6)
         torch.testing.assert_close(per_dim[b, h], (pq[:, None] * kl_k).sum(0), rtol=1e-5, atol=1e-6)
     # batch N alone (N×K×L components): the sum runs over K there too
@@ -372,8 +409,8 @@ def test_mc_draws_one_sample_per_component_unless_told():
     torch.manual_seed(5)
     eps = torch.randn(1, 3, 2, 4)
     comp = q.component_distribution.base_dist
-    z = (comp.loc + comp.scale * eps)[0]                                     # 3×2×4
-    ratio = torch.stack([q.log_prob(z[:, k]) - p.log_prob(z[:, k]) for k in range(2)], -1)   # 3×2
+    z = (comp.loc + comp.scale * eps)[0]  # 3×2×4
+    ratio = torch.stack([q.log_prob(z[:, k]) - p.log_prob(z[:, k]) for k in range(2)], -1)  # 3×2
     torch.testing.assert_close(one, (q.mixture_distribution.probs * ratio).sum(-1), rtol=1e-5, atol=1e-5)
     # PHGMMLoss passes its own mc_samples (1 by default)
     logits, y = torch.randn(3, 4, 2, 2), torch.randint(0, 4, (3, 2, 2))
@@ -390,21 +427,29 @@ def test_the_loss_uses_its_kl_method_on_any_batch_shape(kl):
     or without; ℓ_g likewise sums each item's dimensions."""
     _, (lq, muq, lvq) = random_mixture(6, 3, 4, seed=14)
     _, (lp, mup, lvp) = random_mixture(6, 3, 4, seed=15)
-    shape = lambda t: t.reshape(2, 3, *t.shape[1:])       # noqa: E731
+    shape = lambda t: t.reshape(2, 3, *t.shape[1:])  # noqa: E731
     q, p = gaussian_mixture(shape(lq), shape(muq), shape(lvq)), gaussian_mixture(shape(lp), shape(mup), shape(lvp))
     mu, sd = torch.randn(2, 3, 4), torch.rand(2, 3, 4) + 0.5
     qg = Independent(Normal(mu, sd), 1)
     logits, y = torch.randn(2, 5, 4, 4), torch.randint(0, 5, (2, 4, 4))
-    items_z = torch.stack([gmm_kl(gaussian_mixture(lq[n:n + 1], muq[n:n + 1], lvq[n:n + 1]),
-                                  gaussian_mixture(lp[n:n + 1], mup[n:n + 1], lvp[n:n + 1]), kl)[0] for n in range(6)])
-    items_g = 0.5 * (sd ** 2 + mu ** 2 - 1 - torch.log(sd ** 2)).sum(-1)                  # 2×3
+    items_z = torch.stack(
+        [
+            gmm_kl(
+                gaussian_mixture(lq[n : n + 1], muq[n : n + 1], lvq[n : n + 1]),
+                gaussian_mixture(lp[n : n + 1], mup[n : n + 1], lvp[n : n + 1]),
+                kl,
+            )[0]
+            for n in range(6)
+        ]
+    )
+    items_g = 0.5 * (sd**2 + mu**2 - 1 - torch.log(sd**2)).sum(-1)  # 2×3
     out = PHGMMLoss(kl=kl)(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
     assert out["z"].item() == pytest.approx(items_z.mean().item(), rel=1e-5)
     assert out["g"].item() == pytest.approx(items_g.mean().item(), rel=1e-5)
     if kl == "matched":
         floored = PHGMMLoss(free_bits=1e-4)(PHGMMOutput(logits=logits, q_z=q, p_z=p, q_g=qg), y)
         assert floored["z"].item() == pytest.approx(items_z.mean().item(), rel=1e-5)
-    else:      # the variational estimate is not the matched bound
+    else:  # the variational estimate is not the matched bound
         assert abs(out["z"].item() - gmm_kl(q, p, "matched").mean().item()) > 1e-3
 
 
@@ -416,10 +461,12 @@ def test_ignore_index_reaches_the_soft_iou_term():
     target[:, 0] = 7
     keep = target != 7
     ce = torch.nn.functional.cross_entropy(logits.permute(0, 2, 3, 1)[keep], target[keep])
-    probs = torch.softmax(logits, 1).permute(0, 2, 3, 1)[keep]                        # P×3
+    probs = torch.softmax(logits, 1).permute(0, 2, 3, 1)[keep]  # P×3
     onehot = torch.nn.functional.one_hot(target[keep], 3).float()
     iou = ((probs * onehot).sum(0) + 1) / ((probs + onehot - probs * onehot).sum(0) + 1)
-    assert segmentation_loss(logits, target, ignore_index=7).item() == pytest.approx((ce + 1 - iou.mean()).item(), rel=1e-5)
+    assert segmentation_loss(logits, target, ignore_index=7).item() == pytest.approx(
+        (ce + 1 - iou.mean()).item(), rel=1e-5
+    )
 
 
 def test_warmup_of_one_step_and_the_defaults_of_the_remedies():
@@ -455,10 +502,10 @@ def test_warmup_of_one_step_and_the_defaults_of_the_remedies():
 
 def test_geco_multiplier_is_kept_between_1e_minus_6_and_1e6():
     logits, y = torch.randn(2, 5, 4, 4), torch.randint(0, 5, (2, 4, 4))
-    up = PHGMMLoss(geco_target=-100.0, geco_rate=1.0)        # constraint ≈ +100: exp(100) unclamped
+    up = PHGMMLoss(geco_target=-100.0, geco_rate=1.0)  # constraint ≈ +100: exp(100) unclamped
     up(logits, y, step=0)
     assert up.geco_lambda.item() == 1e6
-    down = PHGMMLoss(geco_target=100.0, geco_rate=1.0)       # constraint ≈ −100
+    down = PHGMMLoss(geco_target=100.0, geco_rate=1.0)  # constraint ≈ −100
     down(logits, y, step=0)
     assert down.geco_lambda.item() == pytest.approx(1e-6, rel=1e-6)
     inside = PHGMMLoss(geco_target=0.0, geco_rate=1.0, geco_init=3.0)

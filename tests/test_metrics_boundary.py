@@ -22,7 +22,7 @@ def _brute_boundary(mask, d):
             if not mask[y, x]:
                 continue
             py, px = y + 1, x + 1
-            win = padded[max(0, py - d): py + d + 1, max(0, px - d): px + d + 1]
+            win = padded[max(0, py - d) : py + d + 1, max(0, px - d) : px + d + 1]
             out[y, x] = not win.all()
     return out
 
@@ -30,7 +30,7 @@ def _brute_boundary(mask, d):
 def _brute_boundary_iou(preds, targets, C, ratio):
     inter = np.zeros(C)
     union = np.zeros(C)
-    for p, t in zip(preds, targets):
+    for p, t in zip(preds, targets, strict=True):
         H, W = t.shape
         d = max(1, int(round(ratio * math.sqrt(H * H + W * W))))
         valid = t != IGN
@@ -60,7 +60,7 @@ def test_boundary_iou_matches_brute_force(ratio):
         targets.append(t)
         preds.append(p)
     acc = BoundaryIoUAccumulator(C, dilation_ratio=ratio)
-    for p, t in zip(preds, targets):
+    for p, t in zip(preds, targets, strict=True):
         acc.update(torch.from_numpy(p), t)
     names = [f"c{i}" for i in range(C)]
     got = acc.compute(names)
@@ -76,14 +76,14 @@ def test_matches_reference_cv2_erode_implementation():
 
     def mask_to_boundary(mask, dilation_ratio):  # as in github.com/bowenc0221/boundary-iou-api
         h, w = mask.shape
-        img_diag = np.sqrt(h ** 2 + w ** 2)
+        img_diag = np.sqrt(h**2 + w**2)
         dilation = int(round(dilation_ratio * img_diag))
         if dilation < 1:
             dilation = 1
         new_mask = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
         kernel = np.ones((3, 3), dtype=np.uint8)
         new_mask_erode = cv2.erode(new_mask, kernel, iterations=dilation)
-        mask_erode = new_mask_erode[1: h + 1, 1: w + 1]
+        mask_erode = new_mask_erode[1 : h + 1, 1 : w + 1]
         return mask - mask_erode
 
     rng = np.random.default_rng(5)

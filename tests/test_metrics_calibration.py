@@ -9,8 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from phgmm.metrics.calibration import (CalibrationAccumulator, ErrorDetectionAccumulator,
-                                       reliability_diagram)
+from phgmm.metrics.calibration import CalibrationAccumulator, ErrorDetectionAccumulator, reliability_diagram
 
 
 def _quantise(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -28,11 +27,14 @@ def _scores_and_errors(rng: np.random.Generator, n: int, hi: float):
     return score, wrong
 
 
-@pytest.mark.parametrize("edges", [
-    np.linspace(0.0, math.log(12), 1001),          # the default binning
-    np.linspace(0.0, math.log(12), 8),             # coarse: many ties
-    np.array([-0.5, 0.0, 0.1, 0.4, 1.0, 1.7, 2.0, 2.6]),  # uneven, caller-given
-])
+@pytest.mark.parametrize(
+    "edges",
+    [
+        np.linspace(0.0, math.log(12), 1001),  # the default binning
+        np.linspace(0.0, math.log(12), 8),  # coarse: many ties
+        np.array([-0.5, 0.0, 0.1, 0.4, 1.0, 1.7, 2.0, 2.6]),  # uneven, caller-given
+    ],
+)
 def test_auroc_aupr_match_sklearn_on_quantised_scores(edges: np.ndarray) -> None:
     rng = np.random.default_rng(1)
     score, wrong = _scores_and_errors(rng, 20000, math.log(12))
@@ -69,14 +71,13 @@ def test_error_detection_extremes_and_undefined() -> None:
     constant = ErrorDetectionAccumulator(num_bins=10, value_range=(0, 1))
     constant.update(np.full(6, 0.5), wrong)
     assert constant.compute()["auroc"] == 0.5
-    assert constant.compute()["aupr"] == pytest.approx(2 / 6)   # = error rate
+    assert constant.compute()["aupr"] == pytest.approx(2 / 6)  # = error rate
     # clamping: scores far outside the range land in the end bins, +-inf included
     clamped = ErrorDetectionAccumulator(num_bins=10, value_range=(0, 1))
     clamped.update(np.array([np.inf, 7.0, -np.inf, -3.0, 0.0, 1.0]), wrong)
     assert clamped.wrong[-1] == 2 and clamped.right[0] == 3 and clamped.right[-1] == 1
     empty = ErrorDetectionAccumulator()
-    assert empty.compute() == {"auroc": None, "aupr": None, "n_wrong": 0, "n_right": 0,
-                               "error_rate": None}
+    assert empty.compute() == {"auroc": None, "aupr": None, "n_wrong": 0, "n_right": 0, "error_rate": None}
     all_right = ErrorDetectionAccumulator(num_bins=10, value_range=(0, 1))
     all_right.update(np.full(4, 0.3), np.zeros(4, dtype=bool))
     assert all_right.compute()["auroc"] is None and all_right.compute()["aupr"] is None
@@ -90,7 +91,7 @@ def test_error_detection_batches_merge_and_state() -> None:
     one.update(score, wrong)
     batched = ErrorDetectionAccumulator(num_bins=50, value_range=(0, 3))
     for i in range(6):
-        batched.update(torch.from_numpy(score[i]), torch.from_numpy(wrong[i]))   # torch, 2-D
+        batched.update(torch.from_numpy(score[i]), torch.from_numpy(wrong[i]))  # torch, 2-D
     assert np.array_equal(batched.wrong, one.wrong) and np.array_equal(batched.right, one.right)
     assert batched.compute() == one.compute()
     a = ErrorDetectionAccumulator(num_bins=50, value_range=(0, 3))
@@ -155,7 +156,7 @@ def _brute_force_ece(conf: np.ndarray, correct: np.ndarray, B: int = 15) -> tupl
     counts = [0] * B
     sum_conf = [0.0] * B
     sum_ok = [0] * B
-    for c, ok in zip(conf.tolist(), correct.tolist()):
+    for c, ok in zip(conf.tolist(), correct.tolist(), strict=True):
         b = 0
         for i in range(B):
             if i / B < c <= (i + 1) / B:
@@ -166,16 +167,15 @@ def _brute_force_ece(conf: np.ndarray, correct: np.ndarray, B: int = 15) -> tupl
         sum_ok[b] += int(ok)
     n = sum(counts)
     gaps = [abs(sum_ok[b] / counts[b] - sum_conf[b] / counts[b]) for b in range(B) if counts[b]]
-    ece = sum(counts[b] / n * abs(sum_ok[b] / counts[b] - sum_conf[b] / counts[b])
-              for b in range(B) if counts[b])
+    ece = sum(counts[b] / n * abs(sum_ok[b] / counts[b] - sum_conf[b] / counts[b]) for b in range(B) if counts[b])
     return ece, max(gaps)
 
 
 def test_ece_matches_brute_force_loop() -> None:
     rng = np.random.default_rng(5)
     conf = rng.beta(5, 1.5, size=(3, 20, 25))
-    conf.flat[:4] = [0.0, 1.0, 1 / 15, 2 / 15]        # exact bin edges (right-closed bins)
-    correct = rng.random(conf.shape) < conf ** 1.5     # overconfident
+    conf.flat[:4] = [0.0, 1.0, 1 / 15, 2 / 15]  # exact bin edges (right-closed bins)
+    correct = rng.random(conf.shape) < conf**1.5  # overconfident
     acc = CalibrationAccumulator()
     acc.update(torch.from_numpy(conf), torch.from_numpy(correct))
     out = acc.compute()
@@ -204,7 +204,7 @@ def test_ece_calibrated_and_overconfident_cases() -> None:
     filled = [b for b in out["bins"] if b["count"]]
     assert len(filled) == 1 and filled[0]["accuracy"] == 1.0
     assert filled[0]["confidence"] == pytest.approx(0.6)
-    c = float(np.float32(0.6))     # 0.6000000238..., just above the edge 9/15
+    c = float(np.float32(0.6))  # 0.6000000238..., just above the edge 9/15
     assert filled[0]["lower"] < c <= filled[0]["upper"] and filled[0]["lower"] == 9 / 15
     empty = CalibrationAccumulator().compute()
     assert empty["ece"] is None and empty["mce"] is None and empty["bins"][0]["accuracy"] is None
@@ -260,7 +260,7 @@ def test_reliability_diagram_writes_png(tmp_path) -> None:
     rng = np.random.default_rng(8)
     acc = CalibrationAccumulator()
     conf = rng.beta(4, 1.2, 5000)
-    acc.update(conf, rng.random(5000) < conf ** 2)
+    acc.update(conf, rng.random(5000) < conf**2)
     path = reliability_diagram(acc.compute(), tmp_path / "sub" / "reliability.png", title="val")
     data = path.read_bytes()
     assert path == tmp_path / "sub" / "reliability.png"

@@ -11,20 +11,20 @@ def _np_indices(X, y):
     D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
     s = np.zeros(n)
     for i in range(n):
-        same = (y == y[i])
+        same = y == y[i]
         if same.sum() == 1:
             s[i] = 0.0
             continue
         a = D[i, same & (np.arange(n) != i)].mean()
-        b = min(D[i, y == l].mean() for l in labels if l != y[i])
+        b = min(D[i, y == lab].mean() for lab in labels if lab != y[i])
         s[i] = (b - a) / max(a, b)
     silhouette = s.mean()
     c = X.mean(0)
-    cents = np.stack([X[y == l].mean(0) for l in labels])
-    B = sum((y == l).sum() * ((cents[j] - c) ** 2).sum() for j, l in enumerate(labels))
-    W = sum(((X[y == l] - cents[j]) ** 2).sum() for j, l in enumerate(labels))
+    cents = np.stack([X[y == lab].mean(0) for lab in labels])
+    B = sum((y == lab).sum() * ((cents[j] - c) ** 2).sum() for j, lab in enumerate(labels))
+    W = sum(((X[y == lab] - cents[j]) ** 2).sum() for j, lab in enumerate(labels))
     ch = (B / (k - 1)) / (W / (n - k))
-    scat = np.array([np.sqrt(((X[y == l] - cents[j]) ** 2).sum(1)).mean() for j, l in enumerate(labels)])
+    scat = np.array([np.sqrt(((X[y == lab] - cents[j]) ** 2).sum(1)).mean() for j, lab in enumerate(labels)])
     db = 0.0
     for i in range(k):
         db += max((scat[i] + scat[j]) / np.sqrt(((cents[i] - cents[j]) ** 2).sum()) for j in range(k) if j != i)

@@ -4,8 +4,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from torchmetrics.functional.classification import (multiclass_jaccard_index, multiclass_precision,
-                                                    multiclass_recall)
+from torchmetrics.functional.classification import multiclass_jaccard_index, multiclass_precision, multiclass_recall
 
 from phgmm.metrics import ConfusionMatrix, SegmentationEvaluator, compute_scores
 
@@ -26,7 +25,7 @@ def _brute_force(pred, target, num_classes):
     tp = [0] * num_classes
     fp = [0] * num_classes
     fn = [0] * num_classes
-    for p, t in zip(pred.reshape(-1).tolist(), target.reshape(-1).tolist()):
+    for p, t in zip(pred.reshape(-1).tolist(), target.reshape(-1).tolist(), strict=True):
         if t == 255:
             continue
         if p == t:
@@ -66,10 +65,8 @@ def test_scores_match_torchmetrics():
     s = compute_scores(cm.matrix, NAMES)
     p, t = torch.from_numpy(pred), torch.from_numpy(target)
     tm_iou = multiclass_jaccard_index(p, t, num_classes=C, average=None, ignore_index=255)
-    tm_prec = multiclass_precision(p, t, num_classes=C, average=None, ignore_index=255,
-                                   multidim_average="global")
-    tm_rec = multiclass_recall(p, t, num_classes=C, average=None, ignore_index=255,
-                               multidim_average="global")
+    tm_prec = multiclass_precision(p, t, num_classes=C, average=None, ignore_index=255, multidim_average="global")
+    tm_rec = multiclass_recall(p, t, num_classes=C, average=None, ignore_index=255, multidim_average="global")
     for c, n in enumerate(NAMES):
         assert s["iou"][n] == pytest.approx(float(tm_iou[c]), abs=1e-6)
         assert s["precision"][n] == pytest.approx(float(tm_prec[c]), abs=1e-6)
@@ -120,7 +117,7 @@ def test_batched_equals_per_image_and_merge_and_reset():
     a = ConfusionMatrix(C)
     a.update(pred, target)
     b = ConfusionMatrix(C)
-    for p, t in zip(pred, target):
+    for p, t in zip(pred, target, strict=True):
         b.update(torch.from_numpy(p).to(torch.uint8), torch.from_numpy(t).to(torch.uint8))
     assert torch.equal(a.matrix, b.matrix)
     assert a.matrix.dtype == torch.int64
@@ -157,8 +154,19 @@ def test_segmentation_evaluator_state_roundtrip_and_merge():
     full.update(torch.from_numpy(pred), torch.from_numpy(target))
     r = full.compute()
     assert r["num_images"] == 4
-    assert set(r) >= {"miou", "iou", "precision", "recall", "pixel_accuracy", "confusion", "class_names",
-                      "trimap", "boundary_iou", "mean_boundary_iou", "num_images"}
+    assert set(r) >= {
+        "miou",
+        "iou",
+        "precision",
+        "recall",
+        "pixel_accuracy",
+        "confusion",
+        "class_names",
+        "trimap",
+        "boundary_iou",
+        "mean_boundary_iou",
+        "num_images",
+    }
     assert list(r["trimap"]) == ["1", "2", "3", "4", "5"]
 
     parts = [SegmentationEvaluator(C, NAMES, trimap_widths=range(1, 6)) for _ in range(2)]

@@ -12,7 +12,7 @@ def _reference_trimap(preds, targets, widths):
     """Independent implementation: explicit 4-neighbour loop + SciPy's exact EDT per image."""
     band = np.zeros(len(widths))
     wrong = np.zeros(len(widths))
-    for pred, t in zip(preds, targets):
+    for pred, t in zip(preds, targets, strict=True):
         H, W = t.shape
         boundary = np.zeros((H, W), bool)
         for y in range(H):

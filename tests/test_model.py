@@ -64,8 +64,9 @@ def test_components_and_global_switch(k, use_global):
         assert loss["g"].item() == 0.0
 
 
-@pytest.mark.parametrize("backbone,channels", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048),
-                                               ("resnet101", 2048)])
+@pytest.mark.parametrize(
+    "backbone,channels", [("resnet18", 512), ("resnet34", 512), ("resnet50", 2048), ("resnet101", 2048)]
+)
 def test_every_backbone_depth(backbone, channels):
     model = PHGMM(backbone=backbone, postnet=None, decoder_units=(1, 1, 1, 1))
     assert model.encoder.channels[-1] == channels
@@ -108,15 +109,17 @@ def test_eval_forward_equals_infer_logits_and_decodes_the_means():
 def literal_logits(model: PHGMM, x: torch.Tensor) -> torch.Tensor:
     """The eval forward written out as SPEC §2 reads: three separate convolutions per encoder level,
     every side map upsampled to H/4 and concatenated, then the merge's two 1×1 convolutions."""
+
     def up(t, size):
         return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
+
     feats = model.encoder(x)
     ls, gs, dec, head = model.local_space, model.global_space, model.decoder, model.head
     grid, h4 = feats[3].shape[-2:], feats[0].shape[-2:]
     logits_pi, mu, _ = ls.heads(ls.summary(feats))
     h = dec.input(ls.decode_input(torch.softmax(logits_pi, 1), mu, tuple(grid)))
     maps = []
-    for group, f in zip(dec.groups, reversed(feats)):
+    for group, f in zip(dec.groups, reversed(feats), strict=True):
         h = group.units(up(h, f.shape[-2:]) + group.skip(f))
         maps.append(up(group.side(h), h4))
     if gs is not None:
@@ -160,8 +163,7 @@ def test_autocast_keeps_the_latent_distributions_in_fp32():
         loss = PHGMMLoss()(out, y)
     # the ×4 class upsampling runs in fp32 under CPU autocast (models/layers.ConvTranspose2d)
     assert out.logits.dtype == torch.float32
-    for d in (out.q_z.component_distribution.base_dist, out.p_z.component_distribution.base_dist,
-              out.q_g.base_dist):
+    for d in (out.q_z.component_distribution.base_dist, out.p_z.component_distribution.base_dist, out.q_g.base_dist):
         assert d.loc.dtype == torch.float32 and d.scale.dtype == torch.float32
     assert out.q_z.mixture_distribution.logits.dtype == torch.float32
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in loss.values())
@@ -220,8 +222,14 @@ def test_gradient_routing_of_algorithm_1():
     x, y = torch.randn(2, 3, 64, 96), labels(2, 64, 96)
     out = model(x, y)
     terms = PHGMMLoss()(out, y)
-    parts = {"encoder": model.encoder, "local": model.local_space, "global": model.global_space,
-             "decoder": model.decoder, "head": model.head, "postnet": model.postnet}
+    parts = {
+        "encoder": model.encoder,
+        "local": model.local_space,
+        "global": model.global_space,
+        "decoder": model.decoder,
+        "head": model.head,
+        "postnet": model.postnet,
+    }
     expected = {
         "s": {"encoder", "local", "global", "decoder", "head"},
         "z": {"encoder", "local", "postnet"},
@@ -285,8 +293,8 @@ def test_decode_posterior_decodes_a_sample_of_postnet_in_training_only():
     # ℓ_s of the posterior decode reaches PostNet (the conditional-VAE route)
     PHGMMLoss(decode_posterior=0.5, lambda_z=0.0, lambda_g=0.0)(out, y)["total"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.postnet.parameters())
-    assert model(x).posterior_logits is None                 # no labels: nothing to decode from
-    assert model.eval()(x).shape == (2, 12, 64, 96)           # evaluation: plain logits
+    assert model(x).posterior_logits is None  # no labels: nothing to decode from
+    assert model.eval()(x).shape == (2, 12, 64, 96)  # evaluation: plain logits
 
 
 def test_sample_latent_decodes_samples_of_z_and_g_in_training():
@@ -299,7 +307,7 @@ def test_sample_latent_decodes_samples_of_z_and_g_in_training():
     assert not torch.allclose(a, b)
     model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(model(x), model(x))   # evaluation decodes the means
+        torch.testing.assert_close(model(x), model(x))  # evaluation decodes the means
 
 
 def test_sample_logits_leaves_the_model_unchanged_in_train_mode():
@@ -314,7 +322,9 @@ def test_sample_logits_leaves_the_model_unchanged_in_train_mode():
 def test_skip_dropout_drops_whole_images_skips_in_training_only():
     model = PHGMM(postnet=None, skip_dropout=0.5, **SMALL)
     x = torch.randn(6, 3, 64, 96)
-    seed = next(s for s in range(100) if 0 < (torch.rand(6, generator=torch.Generator().manual_seed(s)) >= 0.5).sum() < 6)
+    seed = next(
+        s for s in range(100) if 0 < (torch.rand(6, generator=torch.Generator().manual_seed(s)) >= 0.5).sum() < 6
+    )
     torch.manual_seed(seed)
     out = model(x).logits
     torch.manual_seed(seed)
@@ -328,10 +338,10 @@ def test_skip_dropout_drops_whole_images_skips_in_training_only():
     torch.testing.assert_close(out, expected)
     kept_all = model._decode(x.shape[-2:], feats, skips, torch.softmax(logits_pi, 1), mu, g)
     dropped = keep.flatten() == 0
-    assert not torch.allclose(out[dropped], kept_all[dropped])   # (kept images move too: BN batch statistics)
+    assert not torch.allclose(out[dropped], kept_all[dropped])  # (kept images move too: BN batch statistics)
     no_skip = PHGMM(postnet=None, **SMALL)
     no_skip.load_state_dict(model.state_dict())
     with torch.no_grad():
-        torch.testing.assert_close(model.eval()(x), no_skip.eval()(x))   # evaluation: the paper's network
+        torch.testing.assert_close(model.eval()(x), no_skip.eval()(x))  # evaluation: the paper's network
     with pytest.raises(ValueError, match="skip_dropout"):
         PHGMM(skip_dropout=1.0, **SMALL)

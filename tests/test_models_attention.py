@@ -15,7 +15,7 @@ from phgmm.models.danet import ChannelAttention, PositionAttention
 from phgmm.models.layers import count_parameters, resize_to
 from phgmm.models.ocnet import ObjectContext
 
-NAMES = {"danet": [1.0, 1.0], "ocnet": [0.4], "ocnet_asp": [0.4]}    # name → auxiliary weights
+NAMES = {"danet": [1.0, 1.0], "ocnet": [0.4], "ocnet_asp": [0.4]}  # name → auxiliary weights
 
 #: torchvision's ResNet-101 has 44,549,160 parameters; without its 2048×1000 fc layer (2,049,000)
 RESNET101_FEATURES = 42_500_160
@@ -43,27 +43,43 @@ def test_output_shape_at_an_odd_size(name, train):
 
 
 def test_parameter_counts_written_out_from_the_references():
-    c, k = 19, 19         # Cityscapes' 19 classes, ResNet-101 (F3 1024, F4 2048 channels)
+    c, k = 19, 19  # Cityscapes' 19 classes, ResNet-101 (F3 1024, F4 2048 channels)
     danet = build_model("danet", num_classes=c)
     assert count_parameters(danet.encoder) == RESNET101_FEATURES
-    inter = 512           # junfu1115/DANet danet.py: DANetHead(2048, nclass)
-    da = (2 * (_conv(2048, inter, 3) + _bn(inter))            # conv5a, conv5c
-          + 2 * (_conv(inter, inter, 3) + _bn(inter))         # conv51, conv52
-          + 2 * _conv(inter, inter // 8, bias=True) + _conv(inter, inter, bias=True) + 1   # PAM + γ
-          + 1)                                                # CAM's γ
+    inter = 512  # junfu1115/DANet danet.py: DANetHead(2048, nclass)
+    da = (
+        2 * (_conv(2048, inter, 3) + _bn(inter))  # conv5a, conv5c
+        + 2 * (_conv(inter, inter, 3) + _bn(inter))  # conv51, conv52
+        + 2 * _conv(inter, inter // 8, bias=True)
+        + _conv(inter, inter, bias=True)
+        + 1  # PAM + γ
+        + 1
+    )  # CAM's γ
     assert count_parameters(danet.head) == da + 3 * _conv(inter, c, bias=True)
 
     # OCNet.pytorch (resnet101_baseoc / resnet101_asp_oc), with InPlace-ABN counted as BatchNorm
     dsn = _conv(1024, 512, 3, bias=True) + _bn(512) + _conv(512, k, bias=True)
     reduce = _conv(2048, 512, 3, bias=True) + _bn(512)
-    attention = (lambda ch, kc: _conv(ch, kc, bias=True) + _bn(kc) + _conv(ch, kc, bias=True) + _conv(kc, ch, bias=True))
+
+    def attention(ch, kc):
+        return _conv(ch, kc, bias=True) + _bn(kc) + _conv(ch, kc, bias=True) + _conv(kc, ch, bias=True)
+
     base_oc = attention(512, 256) + _conv(1024, 512) + _bn(512)
     ocnet = build_model("ocnet", num_classes=c)
     assert count_parameters(ocnet.encoder) == RESNET101_FEATURES
     assert count_parameters(ocnet.head) == reduce + base_oc + _conv(512, k, bias=True) + dsn
-    asp_oc = (_conv(512, 256, 3, bias=True) + _bn(256) + attention(256, 128) + _conv(256, 256) + _bn(256)
-              + _conv(512, 256) + _bn(256) + 3 * (_conv(512, 256, 3) + _bn(256))
-              + _conv(5 * 256, 512) + _bn(512))
+    asp_oc = (
+        _conv(512, 256, 3, bias=True)
+        + _bn(256)
+        + attention(256, 128)
+        + _conv(256, 256)
+        + _bn(256)
+        + _conv(512, 256)
+        + _bn(256)
+        + 3 * (_conv(512, 256, 3) + _bn(256))
+        + _conv(5 * 256, 512)
+        + _bn(512)
+    )
     asp = build_model("ocnet_asp", num_classes=c)
     assert count_parameters(asp.head) == reduce + asp_oc + _conv(512, k, bias=True) + dsn
 
@@ -98,7 +114,7 @@ def test_channel_attention_against_a_channel_pair_loop():
         for n in range(2):
             energy = torch.tensor([[float((x[n, a] * x[n, b]).sum()) for b in range(6)] for a in range(6)])
             for a in range(6):
-                e = energy[a].max() - energy[a]          # the reference's max-minus-energy
+                e = energy[a].max() - energy[a]  # the reference's max-minus-energy
                 w = torch.exp(e - e.max())
                 w = w / w.sum()
                 expected[n, a] += -0.3 * sum(w[b] * x[n, b] for b in range(6))
@@ -113,17 +129,17 @@ def test_object_context_against_a_pixel_pair_loop(scale):
     bn = oc.f_key[1]
     bn.running_mean.uniform_(-0.5, 0.5)
     bn.running_var.uniform_(0.5, 2.0)
-    torch.nn.init.normal_(oc.W.weight)        # not the zero start, so the context shows
+    torch.nn.init.normal_(oc.W.weight)  # not the zero start, so the context shows
     x = torch.randn(1, 6, 5, 7)
     with torch.no_grad():
         got = oc(x)
-        small = F.max_pool2d(x, 2, ceil_mode=True) if scale == 2 else x      # 5x7 -> 3x4
+        small = F.max_pool2d(x, 2, ceil_mode=True) if scale == 2 else x  # 5x7 -> 3x4
         h, w = small.shape[-2:]
         key, value = oc.f_key(small)[0], oc.f_value(small)[0]
         context = torch.zeros(1, 3, h, w)
         for i in range(h * w):
             ki = key[:, i // w, i % w]
-            sim = torch.stack([(ki * key[:, j // w, j % w]).sum() / 2.0 for j in range(h * w)])   # √4
+            sim = torch.stack([(ki * key[:, j // w, j % w]).sum() / 2.0 for j in range(h * w)])  # √4
             a = torch.softmax(sim, 0)
             context[0, :, i // w, i % w] = sum(a[j] * value[:, j // w, j % w] for j in range(h * w))
         expected = resize_to(oc.W(context), (5, 7))
@@ -155,9 +171,9 @@ def test_defaults_in_channels_and_output_stride_8(name):
     from phgmm.models.registry import registered
 
     with torch.device("meta"):
-        default = registered()[name].cls()      # the class's own defaults, not build_model's
+        default = registered()[name].cls()  # the class's own defaults, not build_model's
     assert count_parameters(default.encoder) == RESNET101_FEATURES
-    cls = default.head.cls          # DANet: dropout then a 1×1 conv; OCNet: the 1×1 conv
+    cls = default.head.cls  # DANet: dropout then a 1×1 conv; OCNet: the 1×1 conv
     assert (cls[-1] if isinstance(cls, torch.nn.Sequential) else cls).out_channels == 12
     torch.manual_seed(0)
     model = build_model(name, num_classes=3, backbone="resnet18", in_channels=1).eval()
@@ -192,13 +208,24 @@ def test_ocnet_modules_keep_the_references_layers():
     in ASP-OC, the atrous rates, dropout before every classifier, and ReLU after each BatchNorm."""
     from phgmm.models.ocnet import ASPOC, BaseOC
 
-    attention = (lambda ch, kc: _conv(ch, kc, bias=True) + _bn(kc) + _conv(ch, kc, bias=True) + _conv(kc, ch, bias=True))
+    def attention(ch, kc):
+        return _conv(ch, kc, bias=True) + _bn(kc) + _conv(ch, kc, bias=True) + _conv(kc, ch, bias=True)
+
     with torch.device("meta"):
         base, asp = BaseOC(), ASPOC()
     assert count_parameters(base) == attention(512, 256) + _conv(1024, 512) + _bn(512)
-    assert count_parameters(asp) == (_conv(512, 256, 3, bias=True) + _bn(256) + attention(256, 128)
-                                     + _conv(256, 256) + _bn(256) + _conv(512, 256) + _bn(256)
-                                     + 3 * (_conv(512, 256, 3) + _bn(256)) + _conv(5 * 256, 512) + _bn(512))
+    assert count_parameters(asp) == (
+        _conv(512, 256, 3, bias=True)
+        + _bn(256)
+        + attention(256, 128)
+        + _conv(256, 256)
+        + _bn(256)
+        + _conv(512, 256)
+        + _bn(256)
+        + 3 * (_conv(512, 256, 3) + _bn(256))
+        + _conv(5 * 256, 512)
+        + _bn(512)
+    )
     assert isinstance(base.fuse[-1], torch.nn.Dropout2d) and base.fuse[-1].p == 0.05
     assert isinstance(asp.fuse[-1], torch.nn.Dropout2d) and asp.fuse[-1].p == 0.1
     assert base.context.scale == 1 and asp.context.scale == 2
@@ -210,6 +237,6 @@ def test_ocnet_modules_keep_the_references_layers():
     assert [type(m).__name__ for m in h.reduce] == ["Conv2d", "BatchNorm2d", "ReLU"]
     assert [type(m).__name__ for m in h.dsn] == ["Conv2d", "BatchNorm2d", "ReLU", "Dropout2d", "Conv2d"]
     assert h.dsn[3].p == 0.1
-    with torch.no_grad():       # the 3×3 convolutions keep the map's size
+    with torch.no_grad():  # the 3×3 convolutions keep the map's size
         assert h.reduce(torch.randn(1, 512, 5, 7)).shape == (1, 512, 5, 7)
         assert h.dsn(torch.randn(1, 256, 5, 7)).shape == (1, 3, 5, 7)

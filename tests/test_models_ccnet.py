@@ -24,7 +24,7 @@ def _loop_criss_cross(cca: CrissCrossAttention, x: torch.Tensor) -> torch.Tensor
                 assert len(hood) == h + w - 1
                 energy = torch.stack([q[b, :, i, j] @ k[b, :, r, s] for r, s in hood])
                 attn = torch.softmax(energy, dim=0)
-                out[b, :, i, j] = sum(a * v[b, :, r, s] for a, (r, s) in zip(attn, hood))
+                out[b, :, i, j] = sum(a * v[b, :, r, s] for a, (r, s) in zip(attn, hood, strict=True))
     return cca.gamma * out + x
 
 
@@ -32,7 +32,7 @@ def test_criss_cross_attention_matches_the_explicit_neighbourhood_loop():
     torch.manual_seed(0)
     cca = CrissCrossAttention(16)
     with torch.no_grad():
-        cca.gamma.fill_(0.7)            # starts at 0 (identity); any value tests the attention
+        cca.gamma.fill_(0.7)  # starts at 0 (identity); any value tests the attention
         x = torch.randn(2, 16, 5, 7)
         torch.testing.assert_close(cca(x), _loop_criss_cross(cca, x), rtol=1e-5, atol=1e-5)
 
@@ -49,8 +49,8 @@ def test_two_recurrences_reach_every_position(recurrence, reaches):
     for _ in range(recurrence):
         y = cca(y)
     y[0, :, 0, 0].sum().backward()
-    assert (x.grad[0, :, 3, 5].abs().sum() > 0) == reaches     # off the row and column of (0, 0)
-    assert x.grad[0, :, 0, 5].abs().sum() > 0                  # on its row: always
+    assert (x.grad[0, :, 3, 5].abs().sum() > 0) == reaches  # off the row and column of (0, 0)
+    assert x.grad[0, :, 0, 5].abs().sum() > 0  # on its row: always
 
 
 @pytest.mark.parametrize("train", [True, False])
@@ -75,16 +75,25 @@ def test_ccnet_r101_parameter_count_is_the_reference_layers():
     with torch.device("meta"):
         model = CCNet(num_classes=19, backbone="resnet101")
     c, ci, n = 2048, 512, 19
-    head = (c * ci * 9 + 2 * ci                                  # conva: 3×3 conv + BN
-            + 2 * (ci * ci // 8 + ci // 8) + ci * ci + ci + 1    # query, key, value (1×1, bias), gamma
-            + ci * ci * 9 + 2 * ci                               # convb
-            + (c + ci) * ci * 9 + 2 * ci                         # bottleneck 3×3 on cat(F4, out) + BN
-            + ci * n + n)                                        # classifier
+    head = (
+        c * ci * 9
+        + 2 * ci  # conva: 3×3 conv + BN
+        + 2 * (ci * ci // 8 + ci // 8)
+        + ci * ci
+        + ci
+        + 1  # query, key, value (1×1, bias), gamma
+        + ci * ci * 9
+        + 2 * ci  # convb
+        + (c + ci) * ci * 9
+        + 2 * ci  # bottleneck 3×3 on cat(F4, out) + BN
+        + ci * n
+        + n
+    )  # classifier
     counts = model.parameter_counts()
     assert counts["encoder"] == 44_549_160 - 2_049_000
     assert counts["head"] == head == 23_934_100
     assert counts["inference_total"] == 66_434_260
-    dsn = 1024 * ci * 9 + 2 * ci + ci * n + n                    # F3 → 512 (3×3 + BN) → classes
+    dsn = 1024 * ci * 9 + 2 * ci + ci * n + n  # F3 → 512 (3×3 + BN) → classes
     assert counts["aux"] == dsn and counts["training_total"] == 66_434_260 + dsn == 71_163_623
 
 
@@ -105,11 +114,12 @@ def test_ccnet_layers_defaults_and_arguments():
         default = CCNet()
     assert default.parameter_counts()["encoder"] == 42_500_160 and default.head.fuse[-1].out_channels == 12
     torch.manual_seed(0)
-    one = CCNet(num_classes=3, backbone="resnet18", channels=16, recurrence=1, dropout=0.3, aux_weight=0.0,
-                in_channels=1)
+    one = CCNet(
+        num_classes=3, backbone="resnet18", channels=16, recurrence=1, dropout=0.3, aux_weight=0.0, in_channels=1
+    )
     assert one.head.recurrence == 1 and one.head.fuse[1].p == 0.3 and one.aux_head is None
     assert isinstance(one.train()(torch.randn(2, 1, 40, 24)), torch.Tensor)
-    seen = {}                  # output stride 8: layers 3 and 4 dilated by 2 and 4, not strided
+    seen = {}  # output stride 8: layers 3 and 4 dilated by 2 and 4, not strided
     one.encoder.layer4.register_forward_hook(lambda m, i, o: seen.update(f4=o.shape))
     with torch.no_grad():
         one.eval()(torch.randn(1, 1, 64, 96))

@@ -33,7 +33,7 @@ def test_segnet_parameter_count_is_the_papers():
     convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 13 and [c.out_channels for c in convs][-1] == 512
     counts = model.parameter_counts()
-    assert counts["encoder"] == 14_718_912        # VGG-16's 13 conv weights (14,710,464) + their BN
+    assert counts["encoder"] == 14_718_912  # VGG-16's 13 conv weights (14,710,464) + their BN
     assert counts["inference_total"] == 29_441_419
     assert abs(counts["inference_total"] - 29.46e6) < 0.03e6
 
@@ -87,7 +87,7 @@ def test_summed_aspp_matches_dilated_convolutions_written_out():
     for i, j in [(0, 0), (4, 5), (8, 10), (2, 9), (7, 1)]:
         for c in range(3):
             want = 0.0
-            for r, conv in zip(aspp.rates, aspp.branches):
+            for r, conv in zip(aspp.rates, aspp.branches, strict=True):
                 want += float(conv.bias[c])
                 for dy in range(3):
                     for dx in range(3):

@@ -26,7 +26,7 @@ def w48():
 @pytest.mark.parametrize("train", [True, False])
 def test_output_shape_at_an_odd_size(name, train):
     torch.manual_seed(0)
-    model = build_model(name, num_classes=5, backbone="resnet18").train(train)   # backbone: ignored
+    model = build_model(name, num_classes=5, backbone="resnet18").train(train)  # backbone: ignored
     out = model(torch.randn(2, 3, 61, 97))
     if train and name.endswith("_ocr"):
         assert isinstance(out, AuxLogits) and [w for w, _ in out.aux] == [0.4]
@@ -45,12 +45,20 @@ def test_w48_output_shape_at_an_odd_size(w48):
 def _ocr_layers(c: int, k: int, mid: int = 512, key: int = 256) -> int:
     """OCR's layers on a c-channel representation for k classes, written out from seg_hrnet_ocr.py
     (the soft-region head is HRNetV2's classifier, counted with the plain HRNet)."""
-    return (c * mid * 9 + mid + 2 * mid                       # conv3x3_ocr (biased) + BN
-            + 2 * (mid * key + 2 * key + key * key + 2 * key)   # f_pixel, f_object
-            + mid * key + 2 * key                             # f_down
-            + key * mid + 2 * mid                             # f_up
-            + 2 * mid * mid + 2 * mid                         # fusion of [context, feats]
-            + mid * k + k)                                    # classifier
+    return (
+        c * mid * 9
+        + mid
+        + 2 * mid  # conv3x3_ocr (biased) + BN
+        + 2 * (mid * key + 2 * key + key * key + 2 * key)  # f_pixel, f_object
+        + mid * key
+        + 2 * key  # f_down
+        + key * mid
+        + 2 * mid  # f_up
+        + 2 * mid * mid
+        + 2 * mid  # fusion of [context, feats]
+        + mid * k
+        + k
+    )  # classifier
 
 
 def test_parameter_counts_match_the_reference():
@@ -75,7 +83,7 @@ def test_registered_ocr_networks_defaults():
     with torch.device("meta"):
         nets = {48: HRNetW48OCR(), 18: HRNetW18OCR()}
         plain = {48: build_model("hrnet_w48", num_classes=12), 18: build_model("hrnet_w18", num_classes=12)}
-        base = HRNetOCR()                         # the unregistered base class: W48's defaults
+        base = HRNetOCR()  # the unregistered base class: W48's defaults
         greys = [cls(in_channels=1, num_classes=3, aux_weight=0.25) for cls in (HRNetW18OCR, HRNetW48OCR)]
         narrow = HRNetW18OCR(mid_channels=32, key_channels=16)
     for width, (depth, c) in {48: ("full", 720), 18: ("small", 270)}.items():
@@ -102,7 +110,7 @@ def test_ocr_head_layers_and_their_order():
     assert [type(m).__name__ for m in head.conv3x3_ocr] == ["Conv2d", "BatchNorm2d", "ReLU"]
     assert isinstance(head.fuse[-1], torch.nn.Dropout2d) and head.fuse[-1].p == 0.05
     assert count_parameters(OCRHead(6, 3)) - count_parameters(head.aux_head) == _ocr_layers(6, 3)
-    for m in head.modules():    # BatchNorm statistics away from identity
+    for m in head.modules():  # BatchNorm statistics away from identity
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
@@ -128,7 +136,9 @@ def test_four_branches_at_ceil_halved_sizes_and_every_output_sees_every_branch()
     assert [tuple(x.shape[1:]) for x in xs] == [(4, 16, 25), (8, 8, 13), (16, 4, 7), (32, 2, 4)]
     # repeated multi-resolution fusion: every output of the last module depends on every input branch
     last = net.stages[-1][-1].eval()
-    inputs = [torch.randn(1, c, h, w, requires_grad=True) for c, h, w in [(4, 16, 25), (8, 8, 13), (16, 4, 7), (32, 2, 4)]]
+    inputs = [
+        torch.randn(1, c, h, w, requires_grad=True) for c, h, w in [(4, 16, 25), (8, 8, 13), (16, 4, 7), (32, 2, 4)]
+    ]
     for i, out in enumerate(last(inputs)):
         grads = torch.autograd.grad(out.sum(), inputs, retain_graph=True)
         assert all(float(g.abs().sum()) > 0 for g in grads), f"output {i} misses a branch"
@@ -142,7 +152,7 @@ def test_object_region_representations_against_the_sum_written_out():
     for n in range(2):
         for k in range(3):
             m = regions[n, k].flatten()
-            weights = torch.exp(m - m.max()) / torch.exp(m - m.max()).sum()   # spatial softmax of region k
+            weights = torch.exp(m - m.max()) / torch.exp(m - m.max()).sum()  # spatial softmax of region k
             expected = sum(weights[i] * feats[n, :, i // 7, i % 7] for i in range(35))
             torch.testing.assert_close(got[n, :, k, 0], expected, rtol=1e-5, atol=1e-6)
     # bfloat16 features (autocast on a CPU): the softmax runs in float32, the sum in the features' dtype
@@ -155,7 +165,7 @@ def test_object_attention_widths_written_out():
     """ObjectAttention(512, 256), the reference's widths: two 1×1 conv-BN-ReLU layers for the pixel
     queries and the region keys, one for the values and one back up to 512."""
     att = ObjectAttention()
-    conv_bn = lambda cin, cout: cin * cout + 2 * cout      # noqa: E731
+    conv_bn = lambda cin, cout: cin * cout + 2 * cout  # noqa: E731
     assert count_parameters(att.f_pixel) == count_parameters(att.f_object) == conv_bn(512, 256) + conv_bn(256, 256)
     assert count_parameters(att.f_down) == conv_bn(512, 256) and count_parameters(att.f_up) == conv_bn(256, 512)
     assert [type(m).__name__ for m in att.f_pixel] == ["Conv2d", "BatchNorm2d", "ReLU"] * 2
@@ -164,7 +174,7 @@ def test_object_attention_widths_written_out():
 def test_object_contextual_attention_against_a_pixel_loop():
     torch.manual_seed(0)
     att = ObjectAttention(channels=8, key_channels=4).eval()
-    for m in att.modules():    # BatchNorm statistics away from identity
+    for m in att.modules():  # BatchNorm statistics away from identity
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
@@ -175,7 +185,7 @@ def test_object_contextual_attention_against_a_pixel_loop():
         context = torch.zeros(1, 4, 3, 5)
         for y in range(3):
             for x in range(5):
-                logits = torch.stack([(q[:, y, x] * key[:, k]).sum() / 2.0 for k in range(4)])   # √d = 2
+                logits = torch.stack([(q[:, y, x] * key[:, k]).sum() / 2.0 for k in range(4)])  # √d = 2
                 w = torch.softmax(logits, 0)
                 context[0, :, y, x] = sum(w[k] * v[:, k] for k in range(4))
         torch.testing.assert_close(got, att.f_up(context), rtol=1e-5, atol=1e-6)
@@ -191,7 +201,7 @@ def test_the_soft_region_loss_is_added_to_l_s_with_weight_0_4():
     torch.testing.assert_close(terms["s"], expected)
     torch.testing.assert_close(terms["total"], expected)
     assert float(terms["g"]) == float(terms["z"]) == 0.0
-    terms["total"].backward()     # the soft-region head is trained by its loss
+    terms["total"].backward()  # the soft-region head is trained by its loss
     assert model.head.aux_head[-1].weight.grad.abs().sum() > 0
 
 

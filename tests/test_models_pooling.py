@@ -46,7 +46,7 @@ def _loop_unpool(y: torch.Tensor, where: torch.Tensor, size: tuple[int, int]) ->
 def test_pool_and_unpool_match_the_loops_and_pytorch_at_odd_and_even_sizes(size):
     g = torch.Generator().manual_seed(sum(size))
     x = torch.randn(2, 3, *size, generator=g)
-    x[0, 0, :2, :2] = 0.0          # a tie (as after a ReLU): the first maximum wins, as PyTorch's
+    x[0, 0, :2, :2] = 0.0  # a tie (as after a ReLU): the first maximum wins, as PyTorch's
     x[1, 2, 2:4, 0:2] = 1.5
     pooled, where = max_pool2x2_with_argmax(x)
     ref_pooled, ref_where = _loop_pool(x)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from phgmm.models import build_model
 from phgmm.models.auxiliary import AuxLogits, main_logits
-from phgmm.models.realtime import BiSeNet, ENet, AttentionRefinement, FeatureFusion
+from phgmm.models.realtime import AttentionRefinement, BiSeNet, ENet, FeatureFusion
 
 
 @pytest.mark.parametrize("name", ["enet", "bisenet"])
@@ -84,7 +84,7 @@ def test_attention_refinement_module_by_hand():
         y = _conv_bn_relu_by_hand(arm.conv, x)
         w, b = arm.attention.weight[:, :, 0, 0], arm.attention.bias
         for n in range(2):
-            a = torch.sigmoid(w @ y[n].mean(dim=(1, 2)) + b)            # 4 weights
+            a = torch.sigmoid(w @ y[n].mean(dim=(1, 2)) + b)  # 4 weights
             torch.testing.assert_close(out[n], y[n] * a[:, None, None])
 
 
@@ -104,7 +104,7 @@ def test_feature_fusion_module_by_hand():
         for n in range(2):
             a = torch.sigmoid(w2 @ torch.relu(w1 @ f[n].mean(dim=(1, 2)) + b1) + b2)
             torch.testing.assert_close(out[n], f[n] * a[:, None, None] + f[n])
-    assert w1.shape == (2, 8)                                   # squeezed by 4
+    assert w1.shape == (2, 8)  # squeezed by 4
 
 
 def test_enet_upsampling_puts_values_at_the_downsampling_argmax():

@@ -38,8 +38,8 @@ from phgmm.models.registry import registered
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 NUM_CLASSES = 4
-SIZE = 32                     # H = W: 4×4 cells at output stride 8, 1×1 at 32
-LR = 1e-2                     # AdamW, no weight decay: fitting two images fast is all that is asked
+SIZE = 32  # H = W: 4×4 cells at output stride 8, 1×1 at 32
+LR = 1e-2  # AdamW, no weight decay: fitting two images fast is all that is asked
 
 
 @dataclass(frozen=True)
@@ -68,61 +68,117 @@ def _levels(*idx: int) -> tuple[tuple[str, int], ...]:
     return tuple(("encoder", i) for i in idx)
 
 
-OCR = Case(kwargs={"width": 8, "depth": "small", "mid_channels": 32, "key_channels": 16},
-           zero=(*_levels(0, 1, 2, 3), ("head.aux_head", None), ("head.conv3x3_ocr", None),
-                 ("head.attention", None)),
-           perturb=("head.attention.f_pixel", "head.attention.f_object", "head.attention.f_down"),
-           calls={"head.attention": 1, "head.aux_head": 1}, aux=(0.4,),
-           # fits more slowly than the plain HRNet (docs/comparisons.md, the HRNet + OCR row)
-           steps=80, target=0.7)
+OCR = Case(
+    kwargs={"width": 8, "depth": "small", "mid_channels": 32, "key_channels": 16},
+    zero=(*_levels(0, 1, 2, 3), ("head.aux_head", None), ("head.conv3x3_ocr", None), ("head.attention", None)),
+    perturb=("head.attention.f_pixel", "head.attention.f_object", "head.attention.f_down"),
+    calls={"head.attention": 1, "head.aux_head": 1},
+    aux=(0.4,),
+    # fits more slowly than the plain HRNet (docs/comparisons.md, the HRNet + OCR row)
+    steps=80,
+    target=0.7,
+)
 HRNET = Case(kwargs={"width": 8, "depth": "small"}, zero=_levels(0, 1, 2, 3), steps=40)
-OCNET = Case(zero=(("head.context", None), ("head.context.context", None)), perturb=("head.context.context.f_key",),
-             calls={"head.context.context": 1}, aux=(0.4,), steps=40)
+OCNET = Case(
+    zero=(("head.context", None), ("head.context.context", None)),
+    perturb=("head.context.context.f_key",),
+    calls={"head.context.context": 1},
+    aux=(0.4,),
+    steps=40,
+)
 
 CASES: dict[str, Case] = {
-    "phgmm": Case(kwargs={"decoder_units": (1, 1, 1, 1), "latent_dim": 8, "num_components": 2,
-                          "component_dim": 8, "global_dim": 8, "local_channels": 32, "postnet": "light"},
-                  zero=(*_levels(0, 1, 2, 3), ("local_space.heads.mu", None), ("local_space.heads.logits", None),
-                        ("global_space.mu", None), ("global_space.conv", None)),
-                  calls={"local_space.heads": 1, "global_space.mu": 1}, steps=30),
-    "deeplabv3": Case(kwargs={"aspp_channels": 32},
-                      zero=tuple((f"head.0.branches.{i}", None) for i in range(5)),
-                      calls={f"head.0.branches.{i}": 1 for i in range(5)}),
+    "phgmm": Case(
+        kwargs={
+            "decoder_units": (1, 1, 1, 1),
+            "latent_dim": 8,
+            "num_components": 2,
+            "component_dim": 8,
+            "global_dim": 8,
+            "local_channels": 32,
+            "postnet": "light",
+        },
+        zero=(
+            *_levels(0, 1, 2, 3),
+            ("local_space.heads.mu", None),
+            ("local_space.heads.logits", None),
+            ("global_space.mu", None),
+            ("global_space.conv", None),
+        ),
+        calls={"local_space.heads": 1, "global_space.mu": 1},
+        steps=30,
+    ),
+    "deeplabv3": Case(
+        kwargs={"aspp_channels": 32},
+        zero=tuple((f"head.0.branches.{i}", None) for i in range(5)),
+        calls={f"head.0.branches.{i}": 1 for i in range(5)},
+    ),
     "fcn8s": Case(zero=_levels(1, 2, 3), calls={"head.up8": 1, "head.up4": 1, "head.up3": 1}),
-    "pspnet": Case(kwargs={"channels": 32, "branch_channels": 16},
-                   zero=tuple((f"head.0.stages.{i}", None) for i in range(4)),
-                   calls={f"head.0.stages.{i}": 1 for i in range(4)}),
+    "pspnet": Case(
+        kwargs={"channels": 32, "branch_channels": 16},
+        zero=tuple((f"head.0.stages.{i}", None) for i in range(4)),
+        calls={f"head.0.stages.{i}": 1 for i in range(4)},
+    ),
     "unet": Case(kwargs={"channels": (32, 32, 16, 16, 8)}, zero=_levels(0, 1, 2, 3)),
     "hrnet_w48": HRNET,
     "hrnet_w18": HRNET,
     "hrnet_w48_ocr": OCR,
     "hrnet_w18_ocr": OCR,
-    "danet": Case(zero=(("head.post_p", None), ("head.post_c", None), ("head.pam", None), ("head.cam", None)),
-                  perturb=("head.pam.query", "head.pam.key", "head.pam.value"),
-                  calls={"head.pam": 1, "head.cam": 1, "head.cls": 1}, aux=(1.0, 1.0)),
+    "danet": Case(
+        zero=(("head.post_p", None), ("head.post_c", None), ("head.pam", None), ("head.cam", None)),
+        perturb=("head.pam.query", "head.pam.key", "head.pam.value"),
+        calls={"head.pam": 1, "head.cam": 1, "head.cls": 1},
+        aux=(1.0, 1.0),
+    ),
     "ocnet": OCNET,
-    "ocnet_asp": Case(zero=(("head.context.context", None), ("head.context.context_out", None),
-                            *((f"head.context.branches.{i}", None) for i in range(4))),
-                      perturb=("head.context.context.f_key",), calls={"head.context.context": 1}, aux=(0.4,)),
-    "ccnet": Case(kwargs={"channels": 32},
-                  zero=(*_levels(3), ("head.cca", None), ("head.refine", None)),
-                  perturb=("head.cca.query", "head.cca.key", "head.cca.value"),
-                  calls={"head.cca": 2, "head.reduce": 1, "head.refine": 1}, aux=(0.4,)),
-    "deeplabv2": Case(zero=tuple((f"head.branches.{i}", None) for i in range(4)),
-                      calls={f"head.branches.{i}": 1 for i in range(4)}),
-    "segnet": Case(kwargs={"channels": (8, 8, 16, 16, 16)},
-                   zero=tuple((f"head.blocks.{i}", None) for i in range(5)), steps=60),
-    "segnet_half": Case(kwargs={"channels": (8, 8, 16, 16, 16)},
-                        zero=tuple((f"head.blocks.{i}", None) for i in range(5)), steps=60),
+    "ocnet_asp": Case(
+        zero=(
+            ("head.context.context", None),
+            ("head.context.context_out", None),
+            *((f"head.context.branches.{i}", None) for i in range(4)),
+        ),
+        perturb=("head.context.context.f_key",),
+        calls={"head.context.context": 1},
+        aux=(0.4,),
+    ),
+    "ccnet": Case(
+        kwargs={"channels": 32},
+        zero=(*_levels(3), ("head.cca", None), ("head.refine", None)),
+        perturb=("head.cca.query", "head.cca.key", "head.cca.value"),
+        calls={"head.cca": 2, "head.reduce": 1, "head.refine": 1},
+        aux=(0.4,),
+    ),
+    "deeplabv2": Case(
+        zero=tuple((f"head.branches.{i}", None) for i in range(4)), calls={f"head.branches.{i}": 1 for i in range(4)}
+    ),
+    "segnet": Case(
+        kwargs={"channels": (8, 8, 16, 16, 16)}, zero=tuple((f"head.blocks.{i}", None) for i in range(5)), steps=60
+    ),
+    "segnet_half": Case(
+        kwargs={"channels": (8, 8, 16, 16, 16)}, zero=tuple((f"head.blocks.{i}", None) for i in range(5)), steps=60
+    ),
     # ENet starts from large logits (its last layer is a transposed convolution) and fits slowly
-    "enet": Case(kwargs={"widths": (8, 16, 32)},
-                 zero=(("encoder.initial", None), ("encoder.stage3", None), ("head.up4", None), ("head.up5", None)),
-                 steps=80, target=0.45),
-    "bisenet": Case(kwargs={"channels": 32},
-                    zero=(*_levels(2, 3), ("head.spatial", None), ("head.global_context", None),
-                          ("head.arm32", None), ("head.arm16", None), ("head.refine32", None), ("head.ffm", None)),
-                    perturb=("head.arm32.attention", "head.arm16.attention", "head.ffm.excite"),
-                    calls={"head.ffm": 1}, aux=(1.0, 1.0)),
+    "enet": Case(
+        kwargs={"widths": (8, 16, 32)},
+        zero=(("encoder.initial", None), ("encoder.stage3", None), ("head.up4", None), ("head.up5", None)),
+        steps=80,
+        target=0.45,
+    ),
+    "bisenet": Case(
+        kwargs={"channels": 32},
+        zero=(
+            *_levels(2, 3),
+            ("head.spatial", None),
+            ("head.global_context", None),
+            ("head.arm32", None),
+            ("head.arm16", None),
+            ("head.refine32", None),
+            ("head.ffm", None),
+        ),
+        perturb=("head.arm32.attention", "head.arm16.attention", "head.ffm.excite"),
+        calls={"head.ffm": 1},
+        aux=(1.0, 1.0),
+    ),
 }
 
 
@@ -179,6 +235,7 @@ def _zeroing_hook(index: int | None):
         out = list(output)
         out[index] = torch.zeros_like(out[index])
         return type(output)(out) if isinstance(output, tuple) else out
+
     return hook
 
 
@@ -200,8 +257,10 @@ def test_branches_matter_and_run_as_often_as_documented(name, batch):
     model = _build(name)
     _calibrate(model, x)
     calls: dict[str, int] = {path: 0 for path in case.calls}
-    handles = [model.get_submodule(path).register_forward_hook(
-        lambda *_, path=path: calls.__setitem__(path, calls[path] + 1)) for path in case.calls]
+    handles = [
+        model.get_submodule(path).register_forward_hook(lambda *_, path=path: calls.__setitem__(path, calls[path] + 1))
+        for path in case.calls
+    ]
     with torch.no_grad():
         ref = _forward(model, x)
     for h in handles:

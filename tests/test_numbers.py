@@ -75,8 +75,17 @@ def test_loaders_record_the_files_they_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "docs/results/s/r"
     run.mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps({"miou": 0.5, "latent": {"mi_z": 0.01}, "timing": {"t": 3},
-                                                  "trimap": {"2": 0.2, "5": 0.4}, "iou": {"sky": 0.9}}))
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "miou": 0.5,
+                "latent": {"mi_z": 0.01},
+                "timing": {"t": 3},
+                "trimap": {"2": 0.2, "5": 0.4},
+                "iou": {"sky": 0.9},
+            }
+        )
+    )
     n.reset_files_read()
     runs = n.study("s")
     assert list(runs) == ["r"]

@@ -16,8 +16,10 @@ from phgmm.models import MODEL_NAMES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "op_counts.json"
 RECORD = json.loads(FIXTURE.read_text())
-UPDATE = ("if the change lowers the count on purpose, record it with "
-          "`python benchmarks/op_counts.py --write-fixture` and commit tests/fixtures/op_counts.json")
+UPDATE = (
+    "if the change lowers the count on purpose, record it with "
+    "`python benchmarks/op_counts.py --write-fixture` and commit tests/fixtures/op_counts.json"
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -26,7 +28,7 @@ def test_the_counter_counts_what_runs():
     x = torch.randn(2, 3)
     c = count_ops(lambda: (x.t() + 1).relu_().sum())
     assert dict(c.ops) == {"t": 1, "add": 1, "relu_": 1, "sum": 1}
-    assert c.total == 4 and c.total_kernels == 3           # a view launches nothing
+    assert c.total == 4 and c.total_kernels == 3  # a view launches nothing
 
 
 @pytest.mark.parametrize("name", sorted(RECORD["models"]))
@@ -34,11 +36,17 @@ def test_operator_counts_do_not_grow(name):
     setting = RECORD["setting"]
     counts = model_op_counts(name, **setting)
     recorded = RECORD["models"][name]
-    grown = [f"{phase} {key}: {counts[phase][key]} > recorded {recorded[phase][key]}"
-             for phase in PHASES for key in ("ops", "kernels") if counts[phase][key] > recorded[phase][key]]
-    assert not grown, (f"{name} dispatches more operators than recorded (torch {RECORD['torch']} recorded, "
-                       f"{torch.__version__} here): {'; '.join(grown)}. Find the new ones with "
-                       f"`python benchmarks/op_counts.py --models {name} --by-op 40`; {UPDATE}")
+    grown = [
+        f"{phase} {key}: {counts[phase][key]} > recorded {recorded[phase][key]}"
+        for phase in PHASES
+        for key in ("ops", "kernels")
+        if counts[phase][key] > recorded[phase][key]
+    ]
+    assert not grown, (
+        f"{name} dispatches more operators than recorded (torch {RECORD['torch']} recorded, "
+        f"{torch.__version__} here): {'; '.join(grown)}. Find the new ones with "
+        f"`python benchmarks/op_counts.py --models {name} --by-op 40`; {UPDATE}"
+    )
 
 
 @pytest.mark.slow

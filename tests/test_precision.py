@@ -19,16 +19,30 @@ CPU = torch.device("cpu")
 @pytest.fixture
 def native(monkeypatch):
     """Pretend the CPU has (True) or lacks (False) native bf16."""
+
     def set_(value: bool) -> None:
-        monkeypatch.setattr(precision, "cpu_bf16",
-                            lambda: (value, "the CPU has avx512_bf16" if value else "the CPU has no bf16 instructions"))
+        monkeypatch.setattr(
+            precision,
+            "cpu_bf16",
+            lambda: (value, "the CPU has avx512_bf16" if value else "the CPU has no bf16 instructions"),
+        )
+
     return set_
 
 
-@pytest.mark.parametrize("has,setting,auto_bf16,expected", [
-    (True, "bf16", False, torch.bfloat16), (False, "bf16", False, None),
-    (True, "auto", False, None), (True, "auto", True, torch.bfloat16), (False, "auto", True, None),
-    (True, "fp16", False, None), (True, "off", True, None), (True, "fp32", True, None)])
+@pytest.mark.parametrize(
+    "has,setting,auto_bf16,expected",
+    [
+        (True, "bf16", False, torch.bfloat16),
+        (False, "bf16", False, None),
+        (True, "auto", False, None),
+        (True, "auto", True, torch.bfloat16),
+        (False, "auto", True, None),
+        (True, "fp16", False, None),
+        (True, "off", True, None),
+        (True, "fp32", True, None),
+    ],
+)
 def test_cpu_precision_follows_the_setting_and_the_processor(native, monkeypatch, has, setting, auto_bf16, expected):
     native(has)
     monkeypatch.setattr(precision, "CPU_AUTO_BF16", auto_bf16)
@@ -52,12 +66,16 @@ def test_native_bf16_is_read_from_the_processor_flags(monkeypatch, tmp_path):
 
     def fake_open(path, *a, **k):
         return real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k)
+
     monkeypatch.setattr("builtins.open", fake_open)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
     try:
         cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512bw avx512_vnni\n")
-        assert precision.cpu_bf16() == (False, "the CPU has no bf16 instructions (no avx512_bf16, amx_bf16 or bf16 flag)")
+        assert precision.cpu_bf16() == (
+            False,
+            "the CPU has no bf16 instructions (no avx512_bf16, amx_bf16 or bf16 flag)",
+        )
         precision.cpu_bf16.cache_clear()
         cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile amx_bf16\n")
         assert precision.cpu_bf16() == (True, "the CPU has avx512_bf16, amx_bf16")
@@ -81,7 +99,7 @@ def test_transposed_convolution_gradients_under_cpu_autocast_match_fp32(channels
         y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y.dtype))
         grads.append(xi.grad)
     err = float((grads[0] - grads[1]).norm() / grads[0].norm())
-    assert err < 1e-5     # the same fp32 arithmetic
+    assert err < 1e-5  # the same fp32 arithmetic
 
 
 def _structured_batch(n: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -106,7 +124,7 @@ def test_a_network_s_bf16_gradients_point_where_fp32_s_do(name):
     loss = build_loss(cfg)
     x, y = _structured_batch(2, 64, 96)
     grads = []
-    for model, amp in zip(models, (False, True)):
+    for model, amp in zip(models, (False, True), strict=True):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
             out = model(x, y) if name == "phgmm" else model(x)
             loss(out, y)["total"].backward()
@@ -134,8 +152,18 @@ def test_predict_runs_in_the_precision_asked_for_and_refuses_bf16_for_onnx(tmp_p
     assert agree > 0.9
     Image.fromarray(rgb).save(tmp_path / "a.png")
     with pytest.raises(SystemExit, match="--precision bf16 needs --checkpoint; an ONNX model runs in fp32"):
-        main(["predict", str(tmp_path / "a.png"), "--onnx", str(tmp_path / "m.onnx"), "--out",
-              str(tmp_path / "out"), "--precision", "bf16"])
+        main(
+            [
+                "predict",
+                str(tmp_path / "a.png"),
+                "--onnx",
+                str(tmp_path / "m.onnx"),
+                "--out",
+                str(tmp_path / "out"),
+                "--precision",
+                "bf16",
+            ]
+        )
 
 
 @pytest.mark.parametrize("name", ["phgmm", "fcn8s"])
@@ -153,10 +181,10 @@ def test_precast_weights_give_the_bit_identical_autocast_output_and_leave_the_ca
     pred = Predictor(model=model, size=(104, 72), device="cpu", precision="bf16", fold_bn=False)
     dtypes = {type(m): m.weight.dtype for m in pred.model.modules() if getattr(m, "weight", None) is not None}
     assert dtypes[torch.nn.Conv2d] is torch.bfloat16 and dtypes[torch.nn.BatchNorm2d] is torch.float32
-    if name == "fcn8s":       # the fp32 transposed convolution (models/layers.py) keeps fp32 weights
+    if name == "fcn8s":  # the fp32 transposed convolution (models/layers.py) keeps fp32 weights
         assert dtypes[ConvTranspose2d] is torch.float32
     assert all(p.dtype is torch.float32 for p in model.parameters()), "the caller's model was cast"
     out = pred.forward(x)
     assert torch.equal(out, getattr(ref, "logits", ref).float())
     fp32 = Predictor(model=model, size=(104, 72), device="cpu", precision="fp32", fold_bn=False)
-    assert fp32.model is model       # fp32: nothing to cast, no copy
+    assert fp32.model is model  # fp32: nothing to cast, no copy

@@ -14,8 +14,15 @@ from phgmm.engine.checkpoint import CheckpointError, load_checkpoint
 from phgmm.models import build_model
 from phgmm.pretrained import publish
 
-SMALL = dict(backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=16, component_dim=8,
-             local_channels=32, global_dim=8, num_components=3)
+SMALL = dict(
+    backbone="resnet18",
+    decoder_units=(1, 1, 1, 1),
+    latent_dim=16,
+    component_dim=8,
+    local_channels=32,
+    global_dim=8,
+    num_components=3,
+)
 
 
 @pytest.mark.parametrize("name", ["phgmm", "deeplabv3", "fcn8s", "pspnet", "unet"])
@@ -34,6 +41,7 @@ def test_from_pretrained_of_save_pretrained_gives_identical_logits_without_pickl
 
     def no_pickle(*a, **k):
         raise AssertionError("loading a published model must not unpickle")
+
     monkeypatch.setattr(pickle, "load", no_pickle)
     monkeypatch.setattr(pickle, "loads", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
@@ -49,6 +57,7 @@ def test_from_pretrained_of_save_pretrained_gives_identical_logits_without_pickl
 def test_publish_a_checkpoint_then_load_it_anywhere_a_checkpoint_goes(tmp_path):
     from phgmm.config import Config, config_to_dict
     from phgmm.engine.checkpoint import save_checkpoint
+
     cfg = Config()
     cfg.model.backbone = "resnet18"
     cfg.model.decoder_units = (1, 1, 1, 1)
@@ -56,21 +65,27 @@ def test_publish_a_checkpoint_then_load_it_anywhere_a_checkpoint_goes(tmp_path):
     cfg.data.size = (96, 64)
     model = PHGMM(postnet="light", backbone="resnet18", decoder_units=(1, 1, 1, 1))
     names = [f"c{i}" for i in range(12)]
-    ckpt = save_checkpoint(tmp_path / "best.pt", {"model": model.state_dict(), "config": config_to_dict(cfg),
-                                                  "classes": {"names": names, "colors": [[i, i, i] for i in range(12)]}})
+    ckpt = save_checkpoint(
+        tmp_path / "best.pt",
+        {
+            "model": model.state_dict(),
+            "config": config_to_dict(cfg),
+            "classes": {"names": names, "colors": [[i, i, i] for i in range(12)]},
+        },
+    )
     folder = publish(ckpt, tmp_path / "pub")
     meta = json.loads((folder / "config.json").read_text())
     assert meta["class_names"] == names and meta["size"] == [96, 64] and meta["normalization"]["mean"][0] == 0.485
     assert meta["config"]["model"]["postnet"] is None
-    assert (folder / "model.safetensors").stat().st_size < 0.8 * ckpt.stat().st_size   # no PostNet
+    assert (folder / "model.safetensors").stat().st_size < 0.8 * ckpt.stat().st_size  # no PostNet
     a, b = phgmm.load(ckpt), phgmm.load(folder)
     assert b.metadata["class_names"] == names and b.metadata["size"] == [96, 64]
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         torch.testing.assert_close(a(x), b(x), rtol=0, atol=0)
-    state = load_checkpoint(folder)        # what evaluate / predict / export read
+    state = load_checkpoint(folder)  # what evaluate / predict / export read
     assert set(state["model"]) == set(b.state_dict())
-    b.save_pretrained(tmp_path / "again")   # metadata survives a second save
+    b.save_pretrained(tmp_path / "again")  # metadata survives a second save
     assert json.loads((tmp_path / "again" / "config.json").read_text())["class_names"] == names
 
 
@@ -88,7 +103,10 @@ def test_bad_model_files_are_named_and_explained(tmp_path):
     # what a user may pass by mistake is named for what it is
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "best.pt").write_bytes(b"x")
-    with pytest.raises(CheckpointError, match=r"run: a training run, not a model folder: give its checkpoint, .*run/checkpoints/best.pt"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"run: a training run, not a model folder: give its checkpoint, .*run/checkpoints/best.pt",
+    ):
         load_checkpoint(tmp_path / "run")
     (tmp_path / "model.onnx").write_bytes(b"onnx")
     with pytest.raises(CheckpointError, match=r"model.onnx: an ONNX model, not a checkpoint: .*phgmm predict --onnx"):

@@ -56,8 +56,9 @@ def test_scores_do_not_depend_on_the_names_of_classes(pair, perm):
     names_a, names_b = list(ia), list(ib)
     for c in range(C):
         assert ia[names_a[c]] == ib[names_b[perm[c]]]
-    np.testing.assert_equal(a.compute(exclude_from_mean=())["pixel_accuracy"],
-                            b.compute(exclude_from_mean=())["pixel_accuracy"])   # NaN == NaN here
+    np.testing.assert_equal(
+        a.compute(exclude_from_mean=())["pixel_accuracy"], b.compute(exclude_from_mean=())["pixel_accuracy"]
+    )  # NaN == NaN here
 
 
 @FAST
@@ -93,19 +94,23 @@ def test_augmentation_keeps_labels_on_their_image_and_adds_no_value(h, w, seed, 
         for dx in range(-r, r + 1):
             flat &= np.roll(np.roll(out_lab, dy, 0), dx, 1) == out_lab
     flat[:r], flat[-r:], flat[:, :r], flat[:, -r:] = False, False, False, False
-    expected = (out_lab.astype(np.int32) * 60 % 256)
+    expected = out_lab.astype(np.int32) * 60 % 256
     assert np.all(np.abs(out_img[..., 0].astype(np.int32) - expected)[flat] <= 1)
 
 
 @st.composite
 def mixture_params(draw):
     batch = draw(st.sampled_from([(), (1,), (3,), (2, 2), (2, 3)]))
-    k, l = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    k, dim = draw(st.integers(1, 3)), draw(st.integers(1, 4))
     seed = draw(st.integers(0, 10_000))
     g = torch.Generator().manual_seed(seed)
     shape = (*batch, k)
-    return (torch.randn(shape, generator=g), torch.randn(*shape, l, generator=g),
-            torch.randn(*shape, l, generator=g).clamp(-3, 3), batch)
+    return (
+        torch.randn(shape, generator=g),
+        torch.randn(*shape, dim, generator=g),
+        torch.randn(*shape, dim, generator=g).clamp(-3, 3),
+        batch,
+    )
 
 
 @FAST
@@ -123,8 +128,18 @@ def test_mixture_kls_are_nonnegative_zero_on_themselves_and_keep_any_batch_shape
         assert gmm_kl(q, p, "mc").shape == batch
 
 
-keys = st.sampled_from(["train.lr", "train.epochs", "model.num_components", "loss.free_bits",
-                        "model.sample_latent", "data.size", "eval.batch_size", "output_dir"])
+keys = st.sampled_from(
+    [
+        "train.lr",
+        "train.epochs",
+        "model.num_components",
+        "loss.free_bits",
+        "model.sample_latent",
+        "data.size",
+        "eval.batch_size",
+        "output_dir",
+    ]
+)
 
 
 def _value(key, draw):
@@ -147,8 +162,14 @@ def test_config_round_trips_through_yaml_and_overrides(tmp_path_factory, data):
     for key in data.draw(st.lists(keys, max_size=5, unique=True)):
         overrides[key] = _value(key, data.draw)
     import yaml
-    apply_overrides(cfg, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
-                          for k, v in overrides.items()])
+
+    apply_overrides(
+        cfg,
+        [
+            f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for k, v in overrides.items()
+        ],
+    )
     path = tmp_path_factory.mktemp("cfg") / "c.yaml"
     save_config(cfg, path)
     again = load_config(path)
@@ -157,5 +178,8 @@ def test_config_round_trips_through_yaml_and_overrides(tmp_path_factory, data):
     for k, v in overrides.items():
         section, _, name = k.partition(".")
         got = getattr(getattr(again, section), name) if name else getattr(again, section)
-        assert (list(got) if isinstance(got, tuple) else got) == pytest.approx(v) if isinstance(v, float) else \
-            (list(got) if isinstance(got, tuple) else got) == v
+        assert (
+            (list(got) if isinstance(got, tuple) else got) == pytest.approx(v)
+            if isinstance(v, float)
+            else (list(got) if isinstance(got, tuple) else got) == v
+        )

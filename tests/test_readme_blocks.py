@@ -25,16 +25,30 @@ from phgmm.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-TINY = ["data.size=[128, 64]", "model.decoder_units=[1, 1, 1, 1]", "model.latent_dim=16",
-        "model.component_dim=8", "model.local_channels=32", "model.global_dim=8",
-        "model.num_components=3", "train.batch_size=2", "eval.batch_size=2", "eval.tsne=false",
-        "eval.latent=false", "data.num_workers=0", "train.max_steps_per_epoch=1"]
+TINY = [
+    "data.size=[128, 64]",
+    "model.decoder_units=[1, 1, 1, 1]",
+    "model.latent_dim=16",
+    "model.component_dim=8",
+    "model.local_channels=32",
+    "model.global_dim=8",
+    "model.num_components=3",
+    "train.batch_size=2",
+    "eval.batch_size=2",
+    "eval.tsne=false",
+    "eval.latent=false",
+    "data.num_workers=0",
+    "train.max_steps_per_epoch=1",
+]
 
 #: (page, text as written, text as run): each must match exactly once, so an edit of the page shows here
 EDITS = [
-    ("README.md", 'backbone="resnet101"', 'backbone="resnet18"'),          # the paper's widths, a small encoder
-    ("README.md", "torch.randn(2, 3, 384, 768), torch.randint(0, 12, (2, 384, 768))",
-     "torch.randn(2, 3, 64, 128), torch.randint(0, 12, (2, 64, 128))"),
+    ("README.md", 'backbone="resnet101"', 'backbone="resnet18"'),  # the paper's widths, a small encoder
+    (
+        "README.md",
+        "torch.randn(2, 3, 384, 768), torch.randint(0, 12, (2, 384, 768))",
+        "torch.randn(2, 3, 64, 128), torch.randint(0, 12, (2, 64, 128))",
+    ),
 ]
 
 
@@ -70,14 +84,30 @@ def _fake_folder(root: Path, ids: list[int]) -> None:
 def workdir(tmp_path_factory) -> Path:
     """A folder holding what the blocks name: a one-step model at runs/demo, data under data/."""
     from phgmm.data.synthetic import generate_dataset
+
     work = tmp_path_factory.mktemp("readme")
     data = work / "data"
     generate_dataset(data / "cityscapes", num=3, size=(128, 64), seed=1, fmt="cityscapes", progress=False)
     _fake_camvid(data / "CamVid")
     _fake_folder(data / "mine", [0, 9, 1, 2, 3, 255])
-    assert main(["train", "--config", "demo", "--out", str(work / "runs" / "demo"), "--no-progress",
-                 *[a for o in (*TINY, f"data.root={data / 'cityscapes'}", "train.epochs=1", "train.val_every=0")
-                   for a in ("--set", o)]]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "demo",
+                "--out",
+                str(work / "runs" / "demo"),
+                "--no-progress",
+                *[
+                    a
+                    for o in (*TINY, f"data.root={data / 'cityscapes'}", "train.epochs=1", "train.val_every=0")
+                    for a in ("--set", o)
+                ],
+            ]
+        )
+        == 0
+    )
     return work
 
 
@@ -88,7 +118,7 @@ def _page_script(page: Path, work: Path) -> str:
         if page.name == name:
             assert text.count(written) == 1, f"{page.name}: expected {written!r} once (update EDITS)"
             text = text.replace(written, run)
-    return text.replace('"/data/', f'"{work / "data"}/')      # the data location, nothing else
+    return text.replace('"/data/', f'"{work / "data"}/')  # the data location, nothing else
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.relative_to(REPO).as_posix())
@@ -104,8 +134,12 @@ def test_every_python_block_runs_as_written(page, workdir):
 
 def test_the_readme_api_sentence_runs_after_a_plain_import(workdir, tmp_path):
     text = (REPO / "README.md").read_text()
-    for call in ('phgmm.config.load_config("demo", ["train.epochs=2"])', "phgmm.engine.train.train(cfg)",
-                 "phgmm.engine.evaluate.evaluate_checkpoint(ckpt,", "phgmm.experiments.load_experiment(name)"):
+    for call in (
+        'phgmm.config.load_config("demo", ["train.epochs=2"])',
+        "phgmm.engine.train.train(cfg)",
+        "phgmm.engine.evaluate.evaluate_checkpoint(ckpt,",
+        "phgmm.experiments.load_experiment(name)",
+    ):
         assert call in text.replace("\n", " "), call
     overrides = [*TINY, f"data.root={workdir / 'data' / 'cityscapes'}", f"output_dir={tmp_path / 'run'}"]
     code = f"""
@@ -113,7 +147,7 @@ import phgmm
 cfg = phgmm.config.load_config("demo", ["train.epochs=2"])
 phgmm.config.apply_overrides(cfg, {overrides!r})           # tiny, on the synthetic scenes
 summary = phgmm.engine.train.train(cfg, progress=False)
-ckpt, out_dir = summary["best"], {str(tmp_path / 'ev')!r}
+ckpt, out_dir = summary["best"], {str(tmp_path / "ev")!r}
 phgmm.engine.evaluate.evaluate_checkpoint(ckpt, out_dir, progress=False)
 name = "experiments/compare_camvid"
 exp = phgmm.experiments.load_experiment(name)

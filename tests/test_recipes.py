@@ -16,8 +16,7 @@ from phgmm.models.latent import MultiLevelSummary, gaussian_mixture
 from phgmm.models.phgmm import PHGMM, PHGMMOutput
 
 # Two images of 1×2 pixels, three classes; image 1's second pixel is ignored.
-LOGITS = torch.tensor([[[[2.0, 0.0]], [[0.0, 1.0]], [[-1.0, 0.0]]],
-                       [[[0.5, 0.0]], [[0.0, 0.0]], [[1.0, 3.0]]]])
+LOGITS = torch.tensor([[[[2.0, 0.0]], [[0.0, 1.0]], [[-1.0, 0.0]]], [[[0.5, 0.0]], [[0.0, 0.0]], [[1.0, 3.0]]]])
 LABELS = torch.tensor([[[0, 255]], [[2, 1]]])
 
 
@@ -49,7 +48,7 @@ def _hand_soft_iou_loss() -> float:
 
 def test_ce_scales_against_hand_computed_values():
     ce, iou = _hand_ce(), _hand_soft_iou_loss()
-    mean = sum(ce) / 3                                    # three labelled pixels
+    mean = sum(ce) / 3  # three labelled pixels
     assert segmentation_loss(LOGITS, LABELS).item() == pytest.approx(mean + iou, rel=1e-6)
     assert segmentation_loss(LOGITS, LABELS, ce_scale="mean").item() == pytest.approx(mean + iou, rel=1e-6)
     # Eq. 7 as printed: −(1/C) Σ_c y_c log y'_c per pixel, C = 3
@@ -67,7 +66,7 @@ def _k1(mu: float, var: float, dims: int = 2):
 
 
 def test_kl_direction_picks_which_distribution_is_first():
-    q, p = _k1(0.0, 1.0), _k1(1.0, 4.0)        # q(z|x) = N(0, 1), PostNet's posterior N(1, 4)
+    q, p = _k1(0.0, 1.0), _k1(1.0, 4.0)  # q(z|x) = N(0, 1), PostNet's posterior N(1, 4)
     # KL(N(a, va) ‖ N(b, vb)) per dimension = ½ (log(vb/va) + (va + (a − b)²)/vb − 1), two dimensions
     forward = 2 * 0.5 * (math.log(4) + (1 + 1) / 4 - 1)
     reverse = 2 * 0.5 * (math.log(1 / 4) + (4 + 1) / 1 - 1)
@@ -75,8 +74,9 @@ def test_kl_direction_picks_which_distribution_is_first():
     out = PHGMMOutput(logits=logits, q_z=q, p_z=p)
     assert PHGMMLoss()(out, LABELS[:1])["z"].item() == pytest.approx(forward, rel=1e-5)
     assert PHGMMLoss(kl_direction="posterior_to_q")(out, LABELS[:1])["z"].item() == pytest.approx(reverse, rel=1e-5)
-    assert PHGMMLoss(kl_direction="posterior_to_q", free_bits=0.1)(out, LABELS[:1])["z"].item() == \
-        pytest.approx(reverse, rel=1e-5)
+    assert PHGMMLoss(kl_direction="posterior_to_q", free_bits=0.1)(out, LABELS[:1])["z"].item() == pytest.approx(
+        reverse, rel=1e-5
+    )
     with pytest.raises(ValueError, match="kl_direction"):
         PHGMMLoss(kl_direction="sideways")
 
@@ -87,13 +87,12 @@ def test_paper_recipe_total_is_eq3_with_eq7_written_out():
     q, p = _k1(0.0, 1.0), _k1(1.0, 4.0)
     q_g = torch.distributions.Independent(torch.distributions.Normal(torch.full((1, 3), 0.5), torch.ones(1, 3)), 1)
     terms = build_loss(cfg)(PHGMMOutput(logits=LOGITS[:1], q_z=q, p_z=p, q_g=q_g), LABELS[:1])
-    ce = _hand_ce()[0]                       # image 0 has one labelled pixel
+    ce = _hand_ce()[0]  # image 0 has one labelled pixel
     pix_logits = [float(LOGITS[0, c, 0, 0]) for c in range(3)]
     probs = [math.exp(v) / sum(math.exp(u) for u in pix_logits) for v in pix_logits]
-    iou = 1 - sum(((probs[c] * (c == 0)) + 1) / ((probs[c] + (c == 0) - probs[c] * (c == 0)) + 1)
-                  for c in range(3)) / 3
+    iou = 1 - sum(((probs[c] * (c == 0)) + 1) / ((probs[c] + (c == 0) - probs[c] * (c == 0)) + 1) for c in range(3)) / 3
     l_s = ce / 3 + iou
-    l_g = 3 * 0.5 * 0.25                     # KL(N(0.5, 1) ‖ N(0, 1)) = ½ μ² per dimension
+    l_g = 3 * 0.5 * 0.25  # KL(N(0.5, 1) ‖ N(0, 1)) = ½ μ² per dimension
     l_z = 2 * 0.5 * (math.log(4) + 2 / 4 - 1)
     assert terms["s"].item() == pytest.approx(l_s, rel=1e-5)
     assert terms["total"].item() == pytest.approx(1.1 * l_g + 0.4 * l_z + 0.4 * l_s, rel=1e-5)
@@ -101,11 +100,15 @@ def test_paper_recipe_total_is_eq3_with_eq7_written_out():
 
 def test_punet_recipe_expands_and_its_loss_is_the_elbo_on_posterior_samples():
     cfg = load_config(None, ["recipe=punet"])
-    assert (cfg.model.decode_posterior, cfg.model.sample_latent, cfg.loss.kl_direction, cfg.loss.ce_scale) == \
-        (1.0, True, "posterior_to_q", "sum")
+    assert (cfg.model.decode_posterior, cfg.model.sample_latent, cfg.loss.kl_direction, cfg.loss.ce_scale) == (
+        1.0,
+        True,
+        "posterior_to_q",
+        "sum",
+    )
     assert (cfg.loss.lambda_s, cfg.loss.lambda_z, cfg.loss.lambda_g) == (1.0, 1.0, 1.0)
     q, p = _k1(0.0, 1.0), _k1(1.0, 4.0)
-    post_logits = LOGITS.flip(1)             # the decode of the posterior sample: other logits
+    post_logits = LOGITS.flip(1)  # the decode of the posterior sample: other logits
     out = PHGMMOutput(logits=LOGITS, q_z=_k1_batch(q, 2), p_z=_k1_batch(p, 2), posterior_logits=post_logits)
     terms = build_loss(cfg)(out, LABELS)
     reverse = 2 * 0.5 * (math.log(1 / 4) + (4 + 1) / 1 - 1)
@@ -123,8 +126,7 @@ def test_punet_recipe_expands_and_its_loss_is_the_elbo_on_posterior_samples():
 
 def _k1_batch(m, n: int):
     comp = m.component_distribution.base_dist
-    return gaussian_mixture(torch.zeros(n, 1), comp.loc.expand(n, -1, -1),
-                            (2 * comp.scale.log()).expand(n, -1, -1))
+    return gaussian_mixture(torch.zeros(n, 1), comp.loc.expand(n, -1, -1), (2 * comp.scale.log()).expand(n, -1, -1))
 
 
 def test_recipe_keys_beside_it_win_wherever_they_stand():
@@ -147,7 +149,7 @@ def test_geco_multiplier_follows_the_moving_average_by_hand():
     logits1 = LOGITS.clone().requires_grad_(True)
     s1 = segmentation_loss(LOGITS, LABELS).item()
     t1 = loss(PHGMMOutput(logits=logits1, q_z=_k1_batch(q, 2), p_z=_k1_batch(p, 2)), LABELS, step=0)
-    c1 = s1 - kappa                              # first step: the average starts at the constraint
+    c1 = s1 - kappa  # first step: the average starts at the constraint
     assert t1["total"].item() == pytest.approx(0.4 * l_z + 1.0 * c1, rel=1e-5)
     lam1 = math.exp(rate * c1)
     assert loss.geco_lambda.item() == pytest.approx(lam1, rel=1e-6)
@@ -187,21 +189,30 @@ def test_normalised_summary_cannot_be_saturated_off():
     feats = [torch.randn(4, c, 6, 6) + torch.randn(4, 1, 1, 1) for c in (8, 16)]
     plain, normed = MultiLevelSummary((8, 16), 3), MultiLevelSummary((8, 16), 3, norm="batch")
     normed.convs.load_state_dict(plain.convs.state_dict())
-    for m in (plain, normed):                  # what training did to the shipped network: bias far below 0
+    for m in (plain, normed):  # what training did to the shipped network: bias far below 0
         for conv in m.convs:
             torch.nn.init.constant_(conv.bias, -20.0)
     with torch.no_grad():
         s_plain, s_norm = plain(feats), normed(feats)
-    assert float(s_plain.max()) < 1e-6                    # saturated: a constant 0
-    assert 0.2 < float(s_norm.mean()) < 0.8               # pre-sigmoid maps re-centred per channel
-    assert float(s_norm.var(0).mean()) > 1e-4             # and the summary still differs between images
+    assert float(s_plain.max()) < 1e-6  # saturated: a constant 0
+    assert 0.2 < float(s_norm.mean()) < 0.8  # pre-sigmoid maps re-centred per channel
+    assert float(s_norm.var(0).mean()) > 1e-4  # and the summary still differs between images
     with pytest.raises(ValueError, match="summary norm"):
         MultiLevelSummary((8,), 3, norm="group")
 
 
 def test_summary_norm_from_config_reaches_every_summary():
-    cfg = load_config(None, ["model.backbone=resnet18", "model.postnet=light", "model.summary_norm=batch",
-                             "model.decoder_units=[1,1,1,1]", "model.latent_dim=4", "model.num_components=2"])
+    cfg = load_config(
+        None,
+        [
+            "model.backbone=resnet18",
+            "model.postnet=light",
+            "model.summary_norm=batch",
+            "model.decoder_units=[1,1,1,1]",
+            "model.latent_dim=4",
+            "model.num_components=2",
+        ],
+    )
     model = build_model_from_config(cfg)
     assert all(m.summary.norms is not None for m in (model.local_space, model.global_space, model.postnet))
     assert model.build_args["summary_norm"] == "batch"
@@ -209,7 +220,7 @@ def test_summary_norm_from_config_reaches_every_summary():
     assert default == "none"
     x, y = torch.randn(2, 3, 64, 64), torch.randint(0, 12, (2, 64, 64))
     s_z, s_g, _ = model.level_maps(model.encoder(x))
-    ref = model.local_space.summary(model.encoder(x))     # the merged convolution gives the same summary
+    ref = model.local_space.summary(model.encoder(x))  # the merged convolution gives the same summary
     torch.testing.assert_close(s_z, ref, rtol=1e-4, atol=1e-5)
     assert model(x, y).logits.shape == (2, 12, 64, 64)
 

@@ -36,11 +36,11 @@ def test_colorize_overlay_error_overlay_heatmap():
     img = np.full((2, 2, 3), 100, np.uint8)
     assert overlay(img, np.full((2, 2, 3), 200, np.uint8), 0.5)[0, 0].tolist() == [150, 150, 150]
     err = error_overlay(img, np.array([[1, 2], [0, 0]]), np.array([[1, 1], [255, 0]]), alpha=1.0)
-    assert err[0, 0, 1] > 150 and err[0, 0, 0] < 50        # right → green
-    assert err[0, 1, 0] > 150 and err[0, 1, 1] < 50        # wrong → red
-    assert err[1, 0].tolist() == [128, 128, 128]           # ignored → gray
+    assert err[0, 0, 1] > 150 and err[0, 0, 0] < 50  # right → green
+    assert err[0, 1, 0] > 150 and err[0, 1, 1] < 50  # wrong → red
+    assert err[1, 0].tolist() == [128, 128, 128]  # ignored → gray
     half = error_overlay(img, np.array([[1, 2], [0, 0]]), np.array([[1, 1], [255, 0]]))
-    assert half[1, 0].tolist() == [114, 114, 114]          # blended over the image
+    assert half[1, 0].tolist() == [114, 114, 114]  # blended over the image
 
     h = heatmap(np.array([[0.0, 1.0], [np.nan, 0.5]]))
     assert h.shape == (2, 2, 3) and h.dtype == np.uint8
@@ -64,7 +64,10 @@ def test_save_png_roundtrip_atomic(tmp_path):
 
 def _full_metrics():
     return {
-        "miou": 0.5, "pixel_accuracy": 0.8, "mean_boundary_iou": 0.3, "num_images": 3,
+        "miou": 0.5,
+        "pixel_accuracy": 0.8,
+        "mean_boundary_iou": 0.3,
+        "num_images": 3,
         "iou": {"background": 0.9, "sky": 0.7, "road": 0.3, "car": None},
         "precision": {"background": 0.95, "sky": 0.8, "road": 0.5, "car": None},
         "recall": {"background": 0.9, "sky": 0.85, "road": 0.4, "car": None},
@@ -72,9 +75,16 @@ def _full_metrics():
         "confusion": [[90, 5, 5, 0], [2, 70, 28, 0], [10, 20, 30, 0], [0, 0, 0, 0]],
         "class_names": NAMES,
         "trimap": {str(w): 0.5 / w for w in range(1, 41)},
-        "clustering": [{"epoch": 1, "silhouette": 0.1, "calinski_harabasz": 12.0, "davies_bouldin": 2.0},
-                       {"epoch": 2, "silhouette": None, "calinski_harabasz": None, "davies_bouldin": None,
-                        "reason": "need at least 2 distinct labels, got 1"}],
+        "clustering": [
+            {"epoch": 1, "silhouette": 0.1, "calinski_harabasz": 12.0, "davies_bouldin": 2.0},
+            {
+                "epoch": 2,
+                "silhouette": None,
+                "calinski_harabasz": None,
+                "davies_bouldin": None,
+                "reason": "need at least 2 distinct labels, got 1",
+            },
+        ],
         "epoch": 7,
     }
 
@@ -87,16 +97,15 @@ def test_write_report_full(tmp_path):
     rgb = rng.integers(0, 256, (24, 32, 3)).astype(np.uint8)
     samples = [(rgb, gt, pred), (None, gt, pred, rng.random((24, 32)))]
     tsne = (rng.normal(size=(30, 2)), np.repeat(np.arange(3), 10))
-    path = write_report(tmp_path / "rep", _full_metrics(), NAMES, COLORS, samples=samples, tsne=tsne,
-                        title="my eval")
+    path = write_report(tmp_path / "rep", _full_metrics(), NAMES, COLORS, samples=samples, tsne=tsne, title="my eval")
     assert path == tmp_path / "rep" / "report.md"
     md = path.read_text()
     assert md.startswith("# my eval")
     links = _links(md)
-    assert {Path(l).name for l in links} == {"iou.png", "trimap.png", "confusion.png", "tsne.png", "samples.png"}
-    for l in links:
-        assert not Path(l).is_absolute()
-        _assert_valid_png(path.parent / l)
+    assert {Path(link).name for link in links} == {"iou.png", "trimap.png", "confusion.png", "tsne.png", "samples.png"}
+    for link in links:
+        assert not Path(link).is_absolute()
+        _assert_valid_png(path.parent / link)
     assert "| sky | 70.00 | 80.00 | 85.00 | 40.00 |" in md
     assert "| background * | 90.00 |" in md
     assert "| car | – | – | – | – |" in md
@@ -110,6 +119,6 @@ def test_write_report_minimal_leaves_out_missing_parts(tmp_path):
     path = write_report(tmp_path, m, ["bg", "a"], None)
     md = path.read_text()
     links = _links(md)
-    assert [Path(l).name for l in links] == ["iou.png"]
+    assert [Path(link).name for link in links] == ["iou.png"]
     _assert_valid_png(path.parent / links[0])
     assert "Trimap" not in md and "Confusion" not in md and "Samples" not in md and "t-SNE" not in md

@@ -11,8 +11,18 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from phgmm import PHGMM, PHGMMLoss
-from phgmm.benchmark.roofline import (ADAMW_BYTES_PER_PARAM, DEVICES, DeviceSpec, OpRecord, by_operator,
-                                      inference_roofline, roofline, trace_ops, training_ops, training_roofline)
+from phgmm.benchmark.roofline import (
+    ADAMW_BYTES_PER_PARAM,
+    DEVICES,
+    DeviceSpec,
+    OpRecord,
+    by_operator,
+    inference_roofline,
+    roofline,
+    trace_ops,
+    training_ops,
+    training_roofline,
+)
 
 SLOW_MEMORY = DeviceSpec("test", peak_flops=1e12, bandwidth=1e9)
 
@@ -22,7 +32,7 @@ def test_one_convolution_by_hand():
     x = torch.empty(2, 8, 10, 12, device="meta")
     ops = trace_ops(lambda: conv(x))
     assert [op.name for op in ops] == ["convolution"]
-    flops = 2 * (2 * 16 * 10 * 12) * (8 * 3 * 3)                     # 2·MACs, bias not counted
+    flops = 2 * (2 * 16 * 10 * 12) * (8 * 3 * 3)  # 2·MACs, bias not counted
     moved = 4 * (2 * 8 * 10 * 12 + 16 * 8 * 9 + 16 + 2 * 16 * 10 * 12)  # input, weight, bias, output
     assert ops[0] == OpRecord("convolution", flops, moved, True)
     r = roofline(ops, SLOW_MEMORY)
@@ -36,18 +46,23 @@ def test_views_move_nothing_and_in_place_ops_read_and_write_their_tensor():
     b = torch.empty(4, 6, device="meta")
 
     def fn():
-        a.t().unsqueeze(0)           # views
-        a.add_(b)                    # reads a and b, writes a in place
-        torch.relu(a)                # reads a, writes a new tensor
-        a.relu_()                    # reads a, writes a
-        a.copy_(b)                   # reads b, writes a (a is not read)
-        torch.add(a, b, out=b)       # reads a and b, writes b
+        a.t().unsqueeze(0)  # views
+        a.add_(b)  # reads a and b, writes a in place
+        torch.relu(a)  # reads a, writes a new tensor
+        a.relu_()  # reads a, writes a
+        a.copy_(b)  # reads b, writes a (a is not read)
+        torch.add(a, b, out=b)  # reads a and b, writes b
+
     ops = trace_ops(fn)
     assert [(op.name, op.bytes, op.matrix) for op in ops] == [
-        ("add_", 3 * 96, False), ("relu", 2 * 96, False), ("relu_", 2 * 96, False), ("copy_", 2 * 96, False),
-        ("add", 3 * 96, False)]
+        ("add_", 3 * 96, False),
+        ("relu", 2 * 96, False),
+        ("relu_", 2 * 96, False),
+        ("copy_", 2 * 96, False),
+        ("add", 3 * 96, False),
+    ]
     r = roofline(ops, SLOW_MEMORY, extra_bytes=1000)
-    assert r.fused_s == pytest.approx(1000 / 1e9)        # no matrix op: only the extra traffic
+    assert r.fused_s == pytest.approx(1000 / 1e9)  # no matrix op: only the extra traffic
     assert r.eager_s == pytest.approx((12 * 96 + 1000) / 1e9)
 
 
@@ -67,15 +82,24 @@ def test_flops_match_a_closed_form_count_of_a_conv_and_linear_stack():
     multiply-add, N·C_out·H_out·W_out·C_in·k_h·k_w of them per convolution (groups divide C_in),
     N·in·out per linear layer; biases, activations and pooling are not model FLOPs."""
     n, h, w = 2, 24, 40
-    stack = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2, padding=1),
-                          nn.BatchNorm2d(16), nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=4),
-                          nn.Conv2d(16, 4, 1), nn.Flatten(), nn.Linear(4 * 12 * 20, 10)).to("meta")
+    stack = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.BatchNorm2d(16),
+        nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=4),
+        nn.Conv2d(16, 4, 1),
+        nn.Flatten(),
+        nn.Linear(4 * 12 * 20, 10),
+    ).to("meta")
     x = torch.empty(n, 3, h, w, device="meta")
-    expected = 2 * (n * 8 * h * w * 3 * 9                       # 3 → 8, 3×3, full resolution
-                    + n * 16 * (h // 2) * (w // 2) * 8 * 9     # 8 → 16, 3×3, stride 2
-                    + n * 16 * (h // 2) * (w // 2) * 4 * 9     # 16 → 16 in 4 groups, 3×3 dilated
-                    + n * 4 * (h // 2) * (w // 2) * 16         # 16 → 4, 1×1
-                    + n * (4 * 12 * 20) * 10)                  # linear
+    expected = 2 * (
+        n * 8 * h * w * 3 * 9  # 3 → 8, 3×3, full resolution
+        + n * 16 * (h // 2) * (w // 2) * 8 * 9  # 8 → 16, 3×3, stride 2
+        + n * 16 * (h // 2) * (w // 2) * 4 * 9  # 16 → 16 in 4 groups, 3×3 dilated
+        + n * 4 * (h // 2) * (w // 2) * 16  # 16 → 4, 1×1
+        + n * (4 * 12 * 20) * 10
+    )  # linear
     assert sum(op.flops for op in trace_ops(lambda: stack(x))) == expected
 
 
@@ -86,7 +110,7 @@ def test_training_bounds_are_ordered_and_count_the_optimiser():
     assert r.eager_s > r.fused_s > r.compute_s > 0
     assert 0 < r.eager_mfu < r.fused_mfu < 1
     base = training_roofline("fcn8s", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
-    assert base.kernels < r.kernels                        # no PostNet, no latent spaces
+    assert base.kernels < r.kernels  # no PostNet, no latent spaces
 
 
 def test_per_operator_table_adds_up_to_the_eager_bound():
@@ -105,12 +129,13 @@ def test_paper_setting_on_h100_traces_in_seconds_and_is_memory_bound():
     """ResNet-101 at 768×384, batch 16: the shapes alone, on the meta device."""
     infer = inference_roofline("phgmm", device=DEVICES["h100"])
     enc = inference_roofline("phgmm", device=DEVICES["h100"], encoder_only=True)
-    assert 1.0 < infer.flops / enc.flops < 1.2              # the documented FLOP floor, 1.167
-    assert infer.eager_mfu < 0.5                             # bandwidth, not arithmetic, binds
+    assert 1.0 < infer.flops / enc.flops < 1.2  # the documented FLOP floor, 1.167
+    assert infer.eager_mfu < 0.5  # bandwidth, not arithmetic, binds
 
 
 def _host_syncs(fn) -> collections.Counter:
     """Operators that read a device value back to the host (a CUDA synchronisation)."""
+
     class Syncs(TorchDispatchMode):
         def __init__(self):
             super().__init__()
@@ -121,6 +146,7 @@ def _host_syncs(fn) -> collections.Counter:
             if name in ("_local_scalar_dense", "nonzero", "masked_select", "is_nonzero", "item"):
                 self.seen[name] += 1
             return func(*args, **(kwargs or {}))
+
     with Syncs() as mode:
         fn()
     return mode.seen
@@ -134,7 +160,7 @@ def test_training_forward_and_loss_never_wait_on_the_device():
     x, y = torch.randn(2, 3, 64, 96), torch.randint(0, 5, (2, 64, 96))
     y[:, :8] = 255
     for loss_fn in (PHGMMLoss(), PHGMMLoss(free_bits=0.1, warmup_steps=10)):
-        seen = _host_syncs(lambda: loss_fn(model(x, y), y, step=3)["total"].backward())
+        seen = _host_syncs(lambda f=loss_fn: f(model(x, y), y, step=3)["total"].backward())
         assert not seen, f"host synchronisations in the training step: {dict(seen)}"
 
 
@@ -144,15 +170,17 @@ def test_inference_never_waits_on_the_device(name):
     nothing back to the host, so it can run ahead of a GPU and be captured as a CUDA graph."""
     from phgmm.engine.inference import infer_logits
     from phgmm.models import build_model, fold_batchnorm
+
     torch.manual_seed(0)
     kwargs = {"postnet": None} if name == "phgmm" else {}
     model = fold_batchnorm(build_model(name, num_classes=5, backbone="resnet18", **kwargs).eval())
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
         assert not _host_syncs(lambda: model(x).argmax(1))
-        assert not _host_syncs(lambda: infer_logits(model, x, mode="slide", tile=(48, 32), stride=(32, 16),
-                                                    flip=True, scales=(0.75, 1.0)))
-        if name == "phgmm":                                   # the samples behind the uncertainty maps
+        assert not _host_syncs(
+            lambda: infer_logits(model, x, mode="slide", tile=(48, 32), stride=(32, 16), flip=True, scales=(0.75, 1.0))
+        )
+        if name == "phgmm":  # the samples behind the uncertainty maps
             assert not _host_syncs(lambda: model.sample_logits(x, 3))
 
 
@@ -160,10 +188,11 @@ def test_optimiser_traffic_is_28_bytes_per_parameter_worked_by_hand():
     """A fused AdamW step on fp32 parameters reads the parameter, its gradient and both moments and
     writes the parameter and both moments back: 4 + 3 tensors of 4 bytes = 28 bytes per parameter,
     added to both traffic sums and to both time bounds of a training step (and never to inference)."""
-    per_param = (4 + 4 + 4 + 4) + (4 + 4 + 4)           # reads: p, grad, m, v; writes: p, m, v
+    per_param = (4 + 4 + 4 + 4) + (4 + 4 + 4)  # reads: p, grad, m, v; writes: p, m, v
     kwargs = dict(backbone="resnet18", size=(64, 32), batch=1, num_classes=3)
     ops, params = training_ops("fcn8s", **kwargs)
     from phgmm.models import build_model
+
     model = build_model("fcn8s", num_classes=3, backbone="resnet18")
     assert params == sum(p.numel() for p in model.parameters()) > 0
     r = training_roofline("fcn8s", device=SLOW_MEMORY, **kwargs)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import TINY as BASE_TINY
+from cli_helpers import one_line_error, set_args
 
 from phgmm.cli import main
-from cli_helpers import TINY as BASE_TINY, one_line_error, set_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,6 +35,7 @@ def _sets(*overrides: str) -> list[str]:
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory) -> Path:
     from phgmm.data.synthetic import generate_dataset
+
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, num=4, size=(128, 64), seed=3, fmt="cityscapes", progress=False)
     return root
@@ -51,16 +53,43 @@ def _wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
 
 def test_a_second_training_into_a_running_ones_folder_refuses_and_a_killed_one_resumes(synth, tmp_path, capsys):
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}     # the same phgmm as this process (PYTHONPATH included)
-    first = subprocess.Popen([sys.executable, "-m", "phgmm", "train", "--config", "demo", "--out", str(out),
-                              "--no-progress", *_sets(f"data.root={synth}", "train.epochs=1000")],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same phgmm as this process (PYTHONPATH included)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "phgmm",
+            "train",
+            "--config",
+            "demo",
+            "--out",
+            str(out),
+            "--no-progress",
+            *_sets(f"data.root={synth}", "train.epochs=1000"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        _wait_for(lambda: (out / "config.yaml").is_file(), first)      # the first has started
+        _wait_for(lambda: (out / "config.yaml").is_file(), first)  # the first has started
         # the second, a second later, with other settings: refused before it writes anything
         config_before = (out / "config.yaml").read_text()
-        assert main(["train", "--config", "demo", "--out", str(out), "--no-progress",
-                     *_sets(f"data.root={synth}", "train.epochs=2", "train.lr=5e-4")]) == 2
+        assert (
+            main(
+                [
+                    "train",
+                    "--config",
+                    "demo",
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                    *_sets(f"data.root={synth}", "train.epochs=2", "train.lr=5e-4"),
+                ]
+            )
+            == 2
+        )
         line = one_line_error(capsys, "train")
         assert f"{out}: another training is writing to this run folder (process {first.pid}" in line
         assert "--out" in line
@@ -68,15 +97,15 @@ def test_a_second_training_into_a_running_ones_folder_refuses_and_a_killed_one_r
         assert (out / "config.yaml").read_text() == config_before
         assert "5e-4" not in (out / "config.yaml").read_text() and "0.0005" not in (out / "config.yaml").read_text()
     finally:
-        first.send_signal(signal.SIGKILL)        # a crash: the lock file stays, naming a dead process
+        first.send_signal(signal.SIGKILL)  # a crash: the lock file stays, naming a dead process
         first.wait()
     assert json.loads((out / ".phgmm-train.lock").read_text())["pid"] == first.pid
     last = out / "checkpoints" / "last.pt"
-    for _ in range(50):           # SIGKILL can land while last.pt is being replaced: read a whole one
+    for _ in range(50):  # SIGKILL can land while last.pt is being replaced: read a whole one
         try:
             epoch = torch.load(last, weights_only=True)["epoch"]
             break
-        except Exception:         # noqa: BLE001 - a file caught mid-rename; look again
+        except Exception:  # noqa: BLE001 - a file caught mid-rename; look again
             time.sleep(0.1)
     assert main(["train", "--resume", str(last), "--no-progress", "--set", f"train.epochs={epoch + 1}"]) == 0
     assert f"resuming {last}" in capsys.readouterr().out
@@ -86,13 +115,26 @@ def test_a_second_training_into_a_running_ones_folder_refuses_and_a_killed_one_r
 def test_a_lock_file_left_by_a_dead_process_does_not_block_a_new_run(synth, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    (out / ".phgmm-train.lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": "gone"}))
-    assert main(["train", "--config", "demo", "--out", str(out), "--no-progress",
-                 *_sets(f"data.root={synth}", "train.epochs=1")]) == 0
+    (out / ".phgmm-train.lock").write_text(json.dumps({"pid": 2**22 + 7, "host": "gone"}))
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "demo",
+                "--out",
+                str(out),
+                "--no-progress",
+                *_sets(f"data.root={synth}", "train.epochs=1"),
+            ]
+        )
+        == 0
+    )
     # and a run folder reached through a symlink (scripts/run_study.sh) is the same folder
     link = tmp_path / "link"
     link.symlink_to(out)
     from phgmm.engine.runlock import RunBusyError, acquire_run_lock, release_run_lock
+
     held = acquire_run_lock(out)
     try:
         code = f"from phgmm.engine.runlock import acquire_run_lock; acquire_run_lock({str(link)!r})"

@@ -22,12 +22,12 @@ def _make_dataset(root: Path):
     gt_a = np.full((8, 10), ROAD)
     gt_a[:, 5:] = CAR
     pred_a = gt_a.copy()
-    pred_a[0, 5] = ROAD                                   # one wrong pixel, on the road/car edge
+    pred_a[0, 5] = ROAD  # one wrong pixel, on the road/car edge
     gt_b = np.full((8, 10), SKY)
-    gt_b[0] = 255                                         # 10 ignored pixels
+    gt_b[0] = 255  # 10 ignored pixels
     pred_b = np.full((8, 10), SKY)
-    pred_b[0] = CAR                                       # car on ignored pixels: not counted
-    pred_b[5, :] = BUILDING                               # 10 wrong pixels
+    pred_b[0] = CAR  # car on ignored pixels: not counted
+    pred_b[5, :] = BUILDING  # 10 wrong pixels
     _save(root / "gt" / "city1" / "a.png", gt_a)
     _save(root / "pred" / "city1" / "a.png", pred_a)
     _save(root / "gt" / "b.png", gt_b)
@@ -41,8 +41,19 @@ def test_score_folders_known_answer(tmp_path):
     m = score_folders(pred_dir, gt_dir, out, progress=False)
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == m
-    for key in ("miou", "iou", "precision", "recall", "pixel_accuracy", "confusion", "class_names",
-                "trimap", "boundary_iou", "mean_boundary_iou", "num_images"):
+    for key in (
+        "miou",
+        "iou",
+        "precision",
+        "recall",
+        "pixel_accuracy",
+        "confusion",
+        "class_names",
+        "trimap",
+        "boundary_iou",
+        "mean_boundary_iou",
+        "num_images",
+    ):
         assert key in m, key
     assert m["num_images"] == 2
     assert len(m["class_names"]) == 12 and m["class_names"][0] == "background"
@@ -118,12 +129,31 @@ def test_output_inside_prediction_folder_is_not_scored_on_rerun(tmp_path):
 
 
 def test_metrics_json_safe_and_write_json(tmp_path):
-    obj = {1: np.float32(0.5), "nan": float("nan"), "inf": np.float64("inf"), "arr": np.arange(3),
-           "t": torch.tensor([[1, 2]]), "ts": torch.tensor(2.5), "tup": (np.int64(4), None),
-           "p": Path("a/b"), "b": np.bool_(True), "nested": {"x": [np.nan, 1]}}
+    obj = {
+        1: np.float32(0.5),
+        "nan": float("nan"),
+        "inf": np.float64("inf"),
+        "arr": np.arange(3),
+        "t": torch.tensor([[1, 2]]),
+        "ts": torch.tensor(2.5),
+        "tup": (np.int64(4), None),
+        "p": Path("a/b"),
+        "b": np.bool_(True),
+        "nested": {"x": [np.nan, 1]},
+    }
     safe = metrics_json_safe(obj)
-    assert safe == {"1": 0.5, "nan": None, "inf": None, "arr": [0, 1, 2], "t": [[1, 2]], "ts": 2.5,
-                    "tup": [4, None], "p": "a/b", "b": True, "nested": {"x": [None, 1]}}
+    assert safe == {
+        "1": 0.5,
+        "nan": None,
+        "inf": None,
+        "arr": [0, 1, 2],
+        "t": [[1, 2]],
+        "ts": 2.5,
+        "tup": [4, None],
+        "p": "a/b",
+        "b": True,
+        "nested": {"x": [None, 1]},
+    }
     path = write_json(tmp_path / "d" / "m.json", obj)
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -139,13 +169,13 @@ def _cityscapes_layout(root: Path) -> tuple[Path, Path]:
     gt = np.full((6, 8), 7)
     gt[:, 4:] = 26
     pred = np.full((6, 8), ROAD)
-    pred[:, 6:] = CAR                                    # two car columns predicted road: 12 wrong
+    pred[:, 6:] = CAR  # two car columns predicted road: 12 wrong
     for name in ("aachen_000000_000019", "aachen_000001_000019"):
         _save(root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_labelIds.png", gt)
-        _save(root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_color.png",
-              np.zeros((6, 8, 3), np.uint8))
+        _save(root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_color.png", np.zeros((6, 8, 3), np.uint8))
         Image.fromarray(np.full((6, 8), 26000, np.uint16)).save(
-            root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_instanceIds.png")
+            root / "gtFine" / "val" / "aachen" / f"{name}_gtFine_instanceIds.png"
+        )
         _save(root / "pred" / "aachen" / f"{name}_leftImg8bit.png", pred)
     return root / "pred", root / "gtFine" / "val"
 
@@ -160,13 +190,18 @@ def test_cityscapes_names_pair_images_with_their_label_ids(tmp_path):
 def test_cityscapes_names_report_the_missing_file_by_its_real_name(tmp_path):
     pred_dir, gt_dir = _cityscapes_layout(tmp_path)
     (gt_dir / "aachen" / "aachen_000001_000019_gtFine_labelIds.png").unlink()
-    with pytest.raises(FileNotFoundError, match="aachen_000001_000019_leftImg8bit.png: expected "
-                                                ".*aachen_000001_000019_gtFine_labelIds.png"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="aachen_000001_000019_leftImg8bit.png: expected .*aachen_000001_000019_gtFine_labelIds.png",
+    ):
         score_folders(pred_dir, gt_dir, tmp_path / "out", gt_table="cityscapes", progress=False)
     _save(gt_dir / "aachen" / "aachen_000001_000019_gtFine_labelIds.png", np.full((6, 8), 7))
     (pred_dir / "aachen" / "aachen_000000_000019_leftImg8bit.png").unlink()
-    with pytest.raises(FileNotFoundError, match="no prediction for ground truth .*aachen_000000_000019_gtFine_labelIds"
-                                                ".png: expected .*aachen_000000_000019_leftImg8bit.png"):
+    with pytest.raises(
+        FileNotFoundError,
+        match="no prediction for ground truth .*aachen_000000_000019_gtFine_labelIds"
+        ".png: expected .*aachen_000000_000019_leftImg8bit.png",
+    ):
         score_folders(pred_dir, gt_dir, tmp_path / "out", gt_table="cityscapes", progress=False)
 
 
@@ -183,18 +218,37 @@ def test_evaluate_cli_summary_and_flags_the_chosen_mode_would_ignore(tmp_path, c
     with pytest.raises(SystemExit, match=r"--split, --uncertainty, --tta apply to evaluating a --checkpoint"):
         main([*base, "--out", str(tmp_path / "x"), "--uncertainty", "--tta", "flip", "--split", "train"])
     with pytest.raises(SystemExit, match=r"--classes, --gt-channel apply to scoring saved predictions"):
-        main(["evaluate", "--checkpoint", "best.pt", "--classes", "camvid", "--gt-channel", "red",
-              "--out", str(tmp_path / "y")])
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                "best.pt",
+                "--classes",
+                "camvid",
+                "--gt-channel",
+                "red",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_evaluate_summary_reports_uncertainty():
     from phgmm.cli.evaluate import summary_lines
 
-    metrics = {"class_names": ["background", "road", "car"], "iou": {"background": None, "road": 0.5, "car": None},
-               "miou": 0.5, "pixel_accuracy": 0.9,
-               "uncertainty": {"softmax_entropy": {"auroc": 0.8125}, "mutual_information": {"auroc": None},
-                               "calibration": {"ece": 0.0164}}}
+    metrics = {
+        "class_names": ["background", "road", "car"],
+        "iou": {"background": None, "road": 0.5, "car": None},
+        "miou": 0.5,
+        "pixel_accuracy": 0.9,
+        "uncertainty": {
+            "softmax_entropy": {"auroc": 0.8125},
+            "mutual_information": {"auroc": None},
+            "calibration": {"ece": 0.0164},
+        },
+    }
     assert summary_lines(metrics) == [
         "mIoU 50.00 (1 class, background excluded); pixel accuracy 90.00",
-        "uncertainty, AUROC for wrong pixels: softmax entropy 0.812; calibration error (ECE) 1.64 %"]
+        "uncertainty, AUROC for wrong pixels: softmax entropy 0.812; calibration error (ECE) 1.64 %",
+    ]

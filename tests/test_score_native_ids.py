@@ -59,16 +59,16 @@ def test_native_ids_with_table_score_as_hand_mapped_labels(tmp_path):
         keep = mapped != 255
         np.add.at(confusion, (mapped[keep], preds[name][keep]), 1)
 
-    with_table = score_folders(pred_dir, native_dir, tmp_path / "out_a", gt_table=load_class_table("camvid"),
-                               progress=False, num_samples=1)
+    with_table = score_folders(
+        pred_dir, native_dir, tmp_path / "out_a", gt_table=load_class_table("camvid"), progress=False, num_samples=1
+    )
     by_hand = score_folders(pred_dir, mapped_dir, tmp_path / "out_b", progress=False, num_samples=1)
     assert with_table == by_hand
     assert with_table["confusion"] == confusion.tolist()
     assert with_table["num_images"] == len(natives)
     assert json.loads((tmp_path / "out_a" / "metrics.json").read_text()) == with_table
     # the table may also be named (built-in name or file), as the CLI passes it
-    by_name = score_folders(pred_dir, native_dir, tmp_path / "out_c", gt_table="camvid", progress=False,
-                            num_samples=1)
+    by_name = score_folders(pred_dir, native_dir, tmp_path / "out_c", gt_table="camvid", progress=False, num_samples=1)
     assert by_name == by_hand
 
 
@@ -109,7 +109,9 @@ def test_prediction_out_of_range_is_refused(tmp_path):
     p[3, 3], p[4, 4] = 12, 255
     _save(pred_dir / name, p)
     for table in (None, "camvid"):
-        with pytest.raises(DatasetError, match=re.escape(f"{pred_dir / name}: prediction values [12, 255] are outside")):
+        with pytest.raises(
+            DatasetError, match=re.escape(f"{pred_dir / name}: prediction values [12, 255] are outside")
+        ):
             score_folders(pred_dir, native_dir, tmp_path / "out", gt_table=table, progress=False)
 
 
@@ -121,10 +123,13 @@ def test_native_id_unknown_to_the_table(tmp_path):
     _save(native_dir / name, gt)
     with pytest.raises(DatasetError, match=re.escape(f"{native_dir / name}: label ids [40] are not in class table")):
         score_folders(pred_dir, native_dir, tmp_path / "out", gt_table="camvid", progress=False)
-    m = score_folders(pred_dir, native_dir, tmp_path / "out", gt_table="camvid", unknown_ids="ignore",
-                      progress=False, num_samples=0)
-    assert sum(map(sum, m["confusion"])) == sum(int((np.vectorize(CAMVID_BY_HAND.get)(g) != 255).sum())
-                                                for g in natives.values()) - 1
+    m = score_folders(
+        pred_dir, native_dir, tmp_path / "out", gt_table="camvid", unknown_ids="ignore", progress=False, num_samples=0
+    )
+    assert (
+        sum(map(sum, m["confusion"]))
+        == sum(int((np.vectorize(CAMVID_BY_HAND.get)(g) != 255).sum()) for g in natives.values()) - 1
+    )
 
 
 def test_table_classes_and_bad_arguments(tmp_path):
@@ -132,8 +137,9 @@ def test_table_classes_and_bad_arguments(tmp_path):
     m = score_folders(pred_dir, native_dir, tmp_path / "o", gt_table="camvid", progress=False, num_samples=0)
     assert m["class_names"] == load_class_table("camvid").names
     with pytest.raises(ValueError, match="3 class names"):
-        score_folders(pred_dir, native_dir, tmp_path / "o", gt_table="camvid", class_names=["a", "b", "c"],
-                      progress=False)
+        score_folders(
+            pred_dir, native_dir, tmp_path / "o", gt_table="camvid", class_names=["a", "b", "c"], progress=False
+        )
     with pytest.raises(ValueError, match="ignore_index"):
         score_folders(pred_dir, native_dir, tmp_path / "o", gt_table="camvid", ignore_index=0, progress=False)
     with pytest.raises(ValueError, match="unknown_ids"):
@@ -147,8 +153,8 @@ def test_synthia_multichannel_16bit_ground_truth(tmp_path):
     rng = np.random.default_rng(3)
     ids = rng.choice([0, 1, 3, 11, 17, 18, 22], (H, W)).astype(np.uint16)
     lab = np.zeros((H, W, 3), np.uint16)
-    lab[:, :, 2] = ids                               # red (OpenCV's BGR order)
-    lab[:, :, 1] = rng.integers(0, 3000, (H, W))     # instance ids: not the class
+    lab[:, :, 2] = ids  # red (OpenCV's BGR order)
+    lab[:, :, 1] = rng.integers(0, 3000, (H, W))  # instance ids: not the class
     (tmp_path / "gt").mkdir()
     cv2.imwrite(str(tmp_path / "gt" / "0000001.png"), lab)
     by_hand = {0: 0, 1: 1, 3: 3, 11: 11, 17: 11, 18: 8, 22: 3}
@@ -156,7 +162,14 @@ def test_synthia_multichannel_16bit_ground_truth(tmp_path):
     _save(tmp_path / "pred" / "0000001.png", mapped)
     with pytest.raises(DatasetError, match="different channels"):
         score_folders(tmp_path / "pred", tmp_path / "gt", tmp_path / "o", gt_table="synthia", progress=False)
-    m = score_folders(tmp_path / "pred", tmp_path / "gt", tmp_path / "o", gt_table="synthia", gt_channel="red",
-                      progress=False, num_samples=0)
+    m = score_folders(
+        tmp_path / "pred",
+        tmp_path / "gt",
+        tmp_path / "o",
+        gt_table="synthia",
+        gt_channel="red",
+        progress=False,
+        num_samples=0,
+    )
     assert m["pixel_accuracy"] == 1.0
     assert np.trace(np.array(m["confusion"])) == H * W

@@ -13,16 +13,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import TINY as BASE_TINY
+from cli_helpers import one_line_error, set_args
 from PIL import Image
 
 from phgmm.cli import main
-from cli_helpers import TINY as BASE_TINY, one_line_error, set_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: a tiny PHGMM on the demo config: each training below is one step on a CPU
-TINY = [*BASE_TINY, "eval.latent=false", "data.num_workers=0", "train.epochs=1",
-        "train.max_steps_per_epoch=1", "data.dataset=folder", "model.num_classes=5"]
+TINY = [
+    *BASE_TINY,
+    "eval.latent=false",
+    "data.num_workers=0",
+    "train.epochs=1",
+    "train.max_steps_per_epoch=1",
+    "data.dataset=folder",
+    "model.num_classes=5",
+]
 
 #: the user's table: class 0 is a real class (road), not a background
 TABLE = """name: mydata
@@ -49,7 +57,7 @@ def _write_mask(path: Path, ids: np.ndarray, kind: str) -> Path:
     if kind == "png":
         cv2.imwrite(str(path.with_suffix(".png")), ids)
         return path.with_suffix(".png")
-    if kind == "palette":                      # mode P, index = class (VOC's way)
+    if kind == "palette":  # mode P, index = class (VOC's way)
         img = Image.fromarray(ids, mode="P")
         pal = [v for c in COLORS for v in c] + [0] * (768 - 3 * len(COLORS))
         img.putpalette(pal)
@@ -59,7 +67,7 @@ def _write_mask(path: Path, ids: np.ndarray, kind: str) -> Path:
     if kind == "colour":
         cv2.imwrite(str(path.with_suffix(".png")), rgb[..., ::-1])
         return path.with_suffix(".png")
-    cv2.imwrite(str(path.with_suffix(".jpg")), ids * 50, [cv2.IMWRITE_JPEG_QUALITY, 75])    # "jpeg"
+    cv2.imwrite(str(path.with_suffix(".jpg")), ids * 50, [cv2.IMWRITE_JPEG_QUALITY, 75])  # "jpeg"
     return path.with_suffix(".jpg")
 
 
@@ -83,8 +91,17 @@ def _sets(*overrides: str) -> list[str]:
 
 
 def _train(root: Path, out: Path, *overrides: str, images: str = "images") -> int:
-    return main(["train", "--config", "demo", "--out", str(out), "--no-progress",
-                 *_sets(f"data.root={root / images}", f"data.class_table={root / 'classes.yaml'}", *overrides)])
+    return main(
+        [
+            "train",
+            "--config",
+            "demo",
+            "--out",
+            str(out),
+            "--no-progress",
+            *_sets(f"data.root={root / images}", f"data.class_table={root / 'classes.yaml'}", *overrides),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +128,25 @@ def test_a_folder_without_split_sub_folders_is_not_validated_on_its_training_ima
     # without validation it trains, and evaluating that checkpoint says what it scores
     assert _train(flat, tmp_path / "run", "train.val_every=0") == 0
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "best.pt"),
-                 "--out", str(tmp_path / "ev"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "run" / "checkpoints" / "best.pt"),
+                "--out",
+                str(tmp_path / "ev"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "4 of the 4 images of split 'val' are images this checkpoint was trained on" in capsys.readouterr().out
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["training_images_scored"] == 4
 
 
 def test_data_root_pointed_at_images_train_is_named(mydata, tmp_path, capsys):
-    assert _train(mydata, tmp_path / "run", f"data.masks_root={mydata / 'masks' / 'train'}",
-                  images="images/train") == 2
+    assert _train(mydata, tmp_path / "run", f"data.masks_root={mydata / 'masks' / 'train'}", images="images/train") == 2
     line = one_line_error(capsys, "train")
     assert "validation would use the same 4 images as training" in line
     assert "data.root names the 'train' split folder itself" in line and f"data.root={mydata / 'images'}" in line
@@ -141,8 +168,20 @@ def test_a_missing_validation_split_is_named_as_such(tmp_path, capsys):
 
 
 def test_a_folder_data_set_without_a_table_names_the_key(mydata, tmp_path, capsys):
-    assert main(["train", "--config", "demo", "--out", str(tmp_path / "run"), "--no-progress",
-                 *_sets(f"data.root={mydata / 'images'}")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "demo",
+                "--out",
+                str(tmp_path / "run"),
+                "--no-progress",
+                *_sets(f"data.root={mydata / 'images'}"),
+            ]
+        )
+        == 2
+    )
     line = one_line_error(capsys, "train")
     assert "--set data.class_table=FILE" in line and "FolderDataset" not in line
 
@@ -156,14 +195,30 @@ def _score_perfect_predictions(root: Path, tmp_path: Path) -> dict:
     preds.mkdir()
     for mask in sorted((root / "masks" / "val").glob("*.png")):
         cv2.imwrite(str(preds / mask.name), _ids(int(mask.stem[-2:])))
-    assert main(["evaluate", "--predictions", str(preds), "--ground-truth", str(root / "masks" / "val"),
-                 "--classes", str(root / "classes.yaml"), "--out", str(tmp_path / "score"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(preds),
+                "--ground-truth",
+                str(root / "masks" / "val"),
+                "--classes",
+                str(root / "classes.yaml"),
+                "--out",
+                str(tmp_path / "score"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return json.loads((tmp_path / "score" / "metrics.json").read_text())
 
 
 def test_palette_masks_are_read_as_their_indices(tmp_path, capsys):
     root = make_folder(tmp_path / "voc", kind="palette")
     from phgmm.data import build_dataset
+
     ds = build_dataset("folder", root / "images", "train", size=None, class_table=root / "classes.yaml")
     np.testing.assert_array_equal(ds.load_pair(1)[1], _ids(1))
     assert _train(root, tmp_path / "run") == 0
@@ -180,15 +235,32 @@ def test_colour_masks_score_as_ground_truth_as_they_train(tmp_path, capsys):
     preds = tmp_path / "preds"
     # without the table, a colour mask is refused and the message says how to read it
     capsys.readouterr()
-    assert main(["evaluate", "--predictions", str(preds), "--ground-truth", str(root / "masks" / "val"),
-                 "--out", str(tmp_path / "score2"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(preds),
+                "--ground-truth",
+                str(root / "masks" / "val"),
+                "--out",
+                str(tmp_path / "score2"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "--classes TABLE" in one_line_error(capsys, "evaluate")
 
 
 def test_jpeg_masks_are_called_lossy(tmp_path, capsys):
     root = make_folder(tmp_path / "jpg", kind="jpeg")
-    (root / "classes.yaml").write_text(TABLE.replace("ids: [1]", "ids: [50]").replace("ids: [2]", "ids: [100]")
-                                       .replace("ids: [3]", "ids: [150]").replace("ids: [4]", "ids: [200]"))
+    (root / "classes.yaml").write_text(
+        TABLE.replace("ids: [1]", "ids: [50]")
+        .replace("ids: [2]", "ids: [100]")
+        .replace("ids: [3]", "ids: [150]")
+        .replace("ids: [4]", "ids: [200]")
+    )
     assert _train(root, tmp_path / "run") == 2
     line = one_line_error(capsys, "train")
     assert "a JPEG label map: lossy compression" in line and "Save the masks as PNG" in line
@@ -196,15 +268,17 @@ def test_jpeg_masks_are_called_lossy(tmp_path, capsys):
 
 def test_unknown_ids_ignore_counts_what_it_ignores(tmp_path, capsys):
     root = make_folder(tmp_path / "unk")
-    for mask in (root / "masks").rglob("*.png"):       # class 4's band gets an id the table lacks
+    for mask in (root / "masks").rglob("*.png"):  # class 4's band gets an id the table lacks
         ids = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
         ids[ids == 4] = 9
         cv2.imwrite(str(mask), ids)
     share = np.mean([(cv2.imread(str(m), cv2.IMREAD_UNCHANGED) == 9).mean() for m in (root / "masks").rglob("*.png")])
     assert _train(root, tmp_path / "run", "data.unknown_ids=ignore") == 0
     out = capsys.readouterr().out
-    assert f"data.unknown_ids=ignore: {100 * share:.2f} % of the pixels of 8 sampled label maps hold ids or " \
-           f"colours the class table does not know (9)" in out
+    assert (
+        f"data.unknown_ids=ignore: {100 * share:.2f} % of the pixels of 8 sampled label maps hold ids or "
+        f"colours the class table does not know (9)" in out
+    )
     # a table that knows none of the ids: nothing would be learnt or scored
     (root / "classes.yaml").write_text(TABLE.replace("ids: [", "ids: [10"))
     assert _train(root, tmp_path / "run2", "data.unknown_ids=ignore") == 2
@@ -215,8 +289,19 @@ def test_unknown_ids_ignore_counts_what_it_ignores(tmp_path, capsys):
 def test_class_0_of_a_users_table_counts_in_the_miou(trained, tmp_path, capsys):
     metrics = json.loads((trained / "history.json").read_text())[0]
     assert "val_miou" in metrics
-    assert main(["evaluate", "--checkpoint", str(trained / "checkpoints" / "best.pt"), "--out", str(tmp_path / "ev"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "checkpoints" / "best.pt"),
+                "--out",
+                str(tmp_path / "ev"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     ious = [v for v in m["iou"].values() if v is not None]
@@ -224,8 +309,21 @@ def test_class_0_of_a_users_table_counts_in_the_miou(trained, tmp_path, capsys):
     assert "none excluded" in out and "road excluded" not in out
     assert "mIoU (5 classes)" in (tmp_path / "ev" / "report.md").read_text()
     # the key leaves one out, named
-    assert main(["evaluate", "--checkpoint", str(trained / "checkpoints" / "best.pt"), "--out", str(tmp_path / "ev2"),
-                 "--no-progress", "--set", "data.miou_exclude=[road]"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(trained / "checkpoints" / "best.pt"),
+                "--out",
+                str(tmp_path / "ev2"),
+                "--no-progress",
+                "--set",
+                "data.miou_exclude=[road]",
+            ]
+        )
+        == 0
+    )
     m2 = json.loads((tmp_path / "ev2" / "metrics.json").read_text())
     assert m2["miou_excluded"] == ["road"]
     assert m2["miou"] == pytest.approx(np.mean([v for k, v in m2["iou"].items() if k != "road" and v is not None]))
@@ -245,6 +343,7 @@ def test_the_start_summary_says_what_the_miou_averages(mydata, tmp_path, capsys)
 
 def test_the_shipped_tables_still_leave_background_out():
     from phgmm.data import load_class_table
+
     for name in ("phgmm12", "cityscapes", "synthia", "camvid"):
         table = load_class_table(name)
         assert table.miou_exclude == (0,) and table.names[0] == "background", name
@@ -255,8 +354,16 @@ def test_predictions_for_a_subset_of_the_ground_truth_can_be_scored(mydata, tmp_
     preds = tmp_path / "preds"
     preds.mkdir()
     cv2.imwrite(str(preds / "val01.png"), _ids(1))
-    args = ["evaluate", "--predictions", str(preds), "--ground-truth", str(mydata / "masks" / "val"),
-            "--classes", str(mydata / "classes.yaml"), "--no-progress"]
+    args = [
+        "evaluate",
+        "--predictions",
+        str(preds),
+        "--ground-truth",
+        str(mydata / "masks" / "val"),
+        "--classes",
+        str(mydata / "classes.yaml"),
+        "--no-progress",
+    ]
     assert main([*args, "--out", str(tmp_path / "a")]) == 2
     line = one_line_error(capsys, "evaluate")
     assert "to score only the 1 image that have a prediction, add --predicted-only" in line
@@ -270,8 +377,20 @@ def test_evaluate_from_another_folder_finds_or_names_the_data(mydata, tmp_path, 
     work = tmp_path / "work"
     shutil.copytree(mydata, work / "mydata")
     monkeypatch.chdir(work)
-    assert main(["train", "--config", "demo", "--out", "runs/x", "--no-progress",
-                 *_sets("data.root=mydata/images", "data.class_table=mydata/classes.yaml")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "demo",
+                "--out",
+                "runs/x",
+                "--no-progress",
+                *_sets("data.root=mydata/images", "data.class_table=mydata/classes.yaml"),
+            ]
+        )
+        == 0
+    )
     best = (work / "runs" / "x" / "checkpoints" / "best.pt").resolve()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -11,19 +11,44 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
-from .conventions import (CE_SCALES, EVAL_MODES, KL_DIRECTIONS, KL_METHODS, LATENT_PARTNERS, POSTNET_VARIANTS,
-                          SUMMARY_NORMS, UNKNOWN_IDS, VAL_LATENT_LEVELS)
+from .conventions import (
+    CE_SCALES,
+    EVAL_MODES,
+    KL_DIRECTIONS,
+    KL_METHODS,
+    LATENT_PARTNERS,
+    POSTNET_VARIANTS,
+    SUMMARY_NORMS,
+    UNKNOWN_IDS,
+    VAL_LATENT_LEVELS,
+)
 from .io import AtomicFile
 
-__all__ = ["Config", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "EvalConfig",
-           "ConfigError", "load_config", "apply_overrides", "config_to_dict", "config_from_dict",
-           "save_config", "all_keys", "validate", "RECIPES", "load_yaml_text"]
+__all__ = [
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "LossConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "ConfigError",
+    "load_config",
+    "apply_overrides",
+    "config_to_dict",
+    "config_from_dict",
+    "save_config",
+    "all_keys",
+    "validate",
+    "RECIPES",
+    "load_yaml_text",
+]
 
 
 class ConfigError(ValueError):
@@ -32,44 +57,46 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    dataset: str = "cityscapes"          # cityscapes | synthia | camvid | folder
+    dataset: str = "cityscapes"  # cityscapes | synthia | camvid | folder
     root: str = "data/cityscapes"
-    size: tuple[int, int] = (768, 384)   # (W, H): the paper's 768×384
+    size: tuple[int, int] = (768, 384)  # (W, H): the paper's 768×384
     train_split: str = "train"
     val_split: str = "val"
-    masks_root: str | None = None        # folder datasets: masks beside images by default
-    class_table: str | None = None       # YAML/CSV table or builtin name; None: the dataset's own
-    unknown_ids: str = "error"           # error | ignore
-    miou_exclude: tuple[str, ...] | None = None  # classes left out of the mIoU; null: the class table's (shipped: background)
-    skip_bad_samples: bool = False       # log and skip unreadable files instead of stopping
-    max_bad_fraction: float = 0.01       # with skip_bad_samples: stop when more than this is bad
+    masks_root: str | None = None  # folder datasets: masks beside images by default
+    class_table: str | None = None  # YAML/CSV table or builtin name; None: the dataset's own
+    unknown_ids: str = "error"  # error | ignore
+    miou_exclude: tuple[str, ...] | None = (
+        None  # classes left out of the mIoU; null: the class table's (shipped: background)
+    )
+    skip_bad_samples: bool = False  # log and skip unreadable files instead of stopping
+    max_bad_fraction: float = 0.01  # with skip_bad_samples: stop when more than this is bad
     augment: bool = True
     samples_per_epoch: int | None = None  # paper: 2,975 Cityscapes images → 17,500 per epoch
     num_workers: int = 2
-    pin_memory: str = "auto"             # auto (on with CUDA) | true | false
+    pin_memory: str = "auto"  # auto (on with CUDA) | true | false
 
 
 @dataclass
 class ModelConfig:
-    name: str = "phgmm"                  # a registered network: `phgmm models` lists them (MODEL_NAMES)
+    name: str = "phgmm"  # a registered network: `phgmm models` lists them (MODEL_NAMES)
     backbone: str = "resnet101"
     num_classes: int = 12
-    num_components: int = 12             # K
-    use_global: bool = True              # g
-    postnet: str | None = "full"         # full | light | null
-    latent_dim: int = 256                # L
-    component_dim: int = 64              # D
-    global_dim: int = 64                 # M
+    num_components: int = 12  # K
+    use_global: bool = True  # g
+    postnet: str | None = "full"  # full | light | null
+    latent_dim: int = 256  # L
+    component_dim: int = 64  # D
+    global_dim: int = 64  # M
     local_channels: int = 512
     decoder_channels: int | None = None  # None: 3·C
     decoder_units: tuple[int, ...] = (3, 23, 4, 3)
-    use_local: bool = True               # z; false: the "without z" ablation (decoder from the skips)
-    sample_latent: bool = False          # decode samples of z and g in training (remedy)
-    decode_posterior: float = 0.0        # weight of ℓ_s on PostNet's posterior sample (CVAE remedy)
-    skip_dropout: float = 0.0            # drop an image's encoder skips in training (remedy)
-    summary_norm: str = "none"           # none | batch: BatchNorm before the summaries' sigmoid (departure)
+    use_local: bool = True  # z; false: the "without z" ablation (decoder from the skips)
+    sample_latent: bool = False  # decode samples of z and g in training (remedy)
+    decode_posterior: float = 0.0  # weight of ℓ_s on PostNet's posterior sample (CVAE remedy)
+    skip_dropout: float = 0.0  # drop an image's encoder skips in training (remedy)
+    summary_norm: str = "none"  # none | batch: BatchNorm before the summaries' sigmoid (departure)
     pretrained_backbone: str | None = None  # a torchvision ResNet state dict (.pth), optional
-    init_from: str | None = None         # fine-tune: a checkpoint or published folder; every weight that fits
+    init_from: str | None = None  # fine-tune: a checkpoint or published folder; every weight that fits
 
 
 @dataclass
@@ -77,35 +104,35 @@ class LossConfig:
     lambda_g: float = 1.1
     lambda_z: float = 0.4
     lambda_s: float = 0.4
-    kl: str = "matched"                  # matched | mc | variational
+    kl: str = "matched"  # matched | mc | variational
     mc_samples: int = 1
-    kl_warmup_steps: int = 0             # λ_z, λ_g ramp from 0 over these steps (remedy)
-    free_bits: float = 0.0               # KL floor per latent dimension, nats (remedy)
-    ce_scale: str = "mean"               # mean (default) | eq7 (mean × 1/C, Eq. 7 as printed) | sum (per image)
+    kl_warmup_steps: int = 0  # λ_z, λ_g ramp from 0 over these steps (remedy)
+    free_bits: float = 0.0  # KL floor per latent dimension, nats (remedy)
+    ce_scale: str = "mean"  # mean (default) | eq7 (mean × 1/C, Eq. 7 as printed) | sum (per image)
     kl_direction: str = "q_to_posterior"  # q_to_posterior (Eq. 6) | posterior_to_q (Probabilistic U-Net)
-    geco_target: float | None = None     # GECO: the ℓ_s the constraint asks for (κ); null: off
-    geco_rate: float = 0.01              # GECO: λ ← λ·exp(rate · moving average of ℓ_s − κ)
-    geco_alpha: float = 0.99             # GECO: the constraint's moving-average decay
+    geco_target: float | None = None  # GECO: the ℓ_s the constraint asks for (κ); null: off
+    geco_rate: float = 0.01  # GECO: λ ← λ·exp(rate · moving average of ℓ_s − κ)
+    geco_alpha: float = 0.99  # GECO: the constraint's moving-average decay
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 100
-    batch_size: int = 8                  # per process
+    batch_size: int = 8  # per process
     lr: float = 1e-4
-    weight_decay: float = 0.01           # on weights only, none on norms and biases
+    weight_decay: float = 0.01  # on weights only, none on norms and biases
     poly_power: float = 0.9
     grad_clip: float | None = None
-    val_every: int = 1                   # epochs; 0 disables validation during training
-    log_every: int = 10                  # steps between TensorBoard scalars
-    amp: str = "auto"                    # auto (bf16/fp16 on CUDA; bf16 on a CPU with bf16 instructions, else off) | bf16 | fp16 | off
-    channels_last: str = "auto"          # auto (on: faster inference on CPU and GPU) | true | false
+    val_every: int = 1  # epochs; 0 disables validation during training
+    log_every: int = 10  # steps between TensorBoard scalars
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA; bf16 on a CPU with bf16 instructions, else off) | bf16 | fp16 | off
+    channels_last: str = "auto"  # auto (on: faster inference on CPU and GPU) | true | false
     compile: bool = False
-    compile_mode: str = "default"        # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune…
-    cuda_graph: bool = False             # replay the whole step as one CUDA graph (bf16/fp32, one GPU; docs/gpu.md)
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune…
+    cuda_graph: bool = False  # replay the whole step as one CUDA graph (bf16/fp32, one GPU; docs/gpu.md)
     sync_bn: bool = False
     max_steps_per_epoch: int | None = None
-    checkpoint_every: int = 0            # steps between mid-epoch last.pt saves; 0: epoch ends only
+    checkpoint_every: int = 0  # steps between mid-epoch last.pt saves; 0: epoch ends only
 
 
 #: the modes ``torch.compile`` takes (train.compile_mode)
@@ -119,22 +146,22 @@ class EvalConfig:
     clustering: bool = True
     tsne: bool = True
     report_samples: int = 4
-    latent: bool = True                  # PHGMM: active units, KL per dimension, swap test
-    active_threshold: float = 0.01       # a unit is active when Var_x(E[u|x]) exceeds this
+    latent: bool = True  # PHGMM: active units, KL per dimension, swap test
+    active_threshold: float = 0.01  # a unit is active when Var_x(E[u|x]) exceeds this
     # latent-use measures (docs/latent.md, "How latent use is measured")
     latent_partners: tuple[str, ...] = ("random", "far", "zero", "mean")  # swap partners; + adjacent
-    latent_seed: int = 0                 # seeds the random derangement, MI draws, sensitivity probes
-    latent_mi_samples: int = 16          # Monte-Carlo draws per image for I(x; z), I(x; g); 0: off
+    latent_seed: int = 0  # seeds the random derangement, MI draws, sensitivity probes
+    latent_mi_samples: int = 16  # Monte-Carlo draws per image for I(x; z), I(x; g); 0: off
     latent_sensitivity_batches: int = 2  # batches for the decoder's sensitivity; 0: off
-    latent_untrained: bool = True        # the same measures on a freshly initialised network
-    val_latent: str = "light"            # at validation in training: full | light | off
-    uncertainty: bool = False            # AUROC/AUPR of uncertainty maps for wrong pixels, ECE
-    uncertainty_samples: int = 8         # PHGMM: decodes of z ~ q(z|x) for entropy and MI
-    mode: str = "whole"                  # whole | slide (sliding window over data.size images)
+    latent_untrained: bool = True  # the same measures on a freshly initialised network
+    val_latent: str = "light"  # at validation in training: full | light | off
+    uncertainty: bool = False  # AUROC/AUPR of uncertainty maps for wrong pixels, ECE
+    uncertainty_samples: int = 8  # PHGMM: decodes of z ~ q(z|x) for entropy and MI
+    mode: str = "whole"  # whole | slide (sliding window over data.size images)
     tile: tuple[int, int] | None = None  # slide window (W, H); None: the model's data.size
     stride: tuple[int, int] | None = None  # slide step (W, H); None: 2/3 of the tile
-    flip: bool = False                   # test-time augmentation: average with the mirrored image
-    scales: tuple[float, ...] = (1.0,)   # test-time augmentation: input scale factors
+    flip: bool = False  # test-time augmentation: average with the mirrored image
+    scales: tuple[float, ...] = (1.0,)  # test-time augmentation: input scale factors
 
 
 #: Named recipes: ``recipe: NAME`` (in a config file or ``--set recipe=NAME``) stands for these keys,
@@ -144,8 +171,15 @@ RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"loss.ce_scale": "eq7"},
     # Probabilistic U-Net (Kohl et al. 2018): the decoder trained on samples of PostNet's posterior
     # only, KL(posterior ‖ prior) with β = 1, the cross-entropy summed over each image's pixels
-    "punet": {"model.decode_posterior": 1.0, "model.sample_latent": True, "loss.kl_direction": "posterior_to_q",
-              "loss.ce_scale": "sum", "loss.lambda_s": 1.0, "loss.lambda_z": 1.0, "loss.lambda_g": 1.0},
+    "punet": {
+        "model.decode_posterior": 1.0,
+        "model.sample_latent": True,
+        "loss.kl_direction": "posterior_to_q",
+        "loss.ce_scale": "sum",
+        "loss.lambda_s": 1.0,
+        "loss.lambda_z": 1.0,
+        "loss.lambda_g": 1.0,
+    },
     # GECO (Rezende & Viola 2018) on the default objective: the KL terms minimised subject to
     # ℓ_s ≤ κ. κ = 1.0 is sized for the CPU CamVid and demo budgets, which end near ℓ_s ≈ 1.3, so the
     # multiplier on ℓ_s keeps growing (the KL terms' weight shrinking); set loss.geco_target per task
@@ -155,7 +189,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Config:
-    recipe: str | None = None            # a name from RECIPES (first: the keys below override it)
+    recipe: str | None = None  # a name from RECIPES (first: the keys below override it)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -163,8 +197,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = "runs/phgmm"
     seed: int = 0
-    device: str = "auto"                 # auto | cpu | cuda | cuda:N
-    threads: int | None = None           # PyTorch intra-op threads; null: the free cores (cores − data.num_workers)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # PyTorch intra-op threads; null: the free cores (cores − data.num_workers)
 
 
 _SECTIONS = {"data", "model", "loss", "train", "eval"}
@@ -198,9 +232,9 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         raise ConfigError(f"{where}: {key} may not be null")
     if "tuple" in text:
         kind = float if "float" in text else str if "str" in text else int
-        if kind is not str and isinstance(value, str) and "x" in value.lower():     # "768x384"
+        if kind is not str and isinstance(value, str) and "x" in value.lower():  # "768x384"
             value = value.lower().split("x")
-        if kind is str and isinstance(value, (str, int)) and not isinstance(value, bool):     # one name
+        if kind is str and isinstance(value, (str, int)) and not isinstance(value, bool):  # one name
             value = [value]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: {key} must be a list (e.g. [768, 384]), got {value!r}")
@@ -229,7 +263,7 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     if hint is str or text.startswith("str"):
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
-        if isinstance(value, bool):    # YAML 1.1 reads off/no/false as False: keep its YAML spelling
+        if isinstance(value, bool):  # YAML 1.1 reads off/no/false as False: keep its YAML spelling
             return "true" if value else "false"
         return str(value)
     return value
@@ -264,8 +298,7 @@ def _flatten(d: dict, prefix: str = "") -> Iterable[tuple[str, Any]]:
 
 
 #: other spellings of train.amp's values (YAML 1.1 reads ``off`` and ``no`` as false, ``on`` as true)
-_AMP_ALIASES = {"false": "off", "no": "off", "none": "off", "fp32": "off", "true": "auto", "on": "auto",
-                "yes": "auto"}
+_AMP_ALIASES = {"false": "off", "no": "off", "none": "off", "fp32": "off", "true": "auto", "on": "auto", "yes": "auto"}
 #: the same for eval.val_latent (``--set eval.val_latent=off`` arrives as false)
 _VAL_LATENT_ALIASES = {"false": "off", "no": "off", "none": "off", "true": "light", "on": "light"}
 
@@ -300,12 +333,22 @@ def _validate_data(cfg: Config, where: str) -> None:
     """The data section and the thread count."""
     d = cfg.data
     size = tuple(d.size) if d.size is not None else ()
-    _check(len(size) == 2 and all(int(v) > 0 for v in size), where, "data.size", list(size),
-           "two positive integers [W, H] (e.g. [768, 384] or 768x384)")
+    _check(
+        len(size) == 2 and all(int(v) > 0 for v in size),
+        where,
+        "data.size",
+        list(size),
+        "two positive integers [W, H] (e.g. [768, 384] or 768x384)",
+    )
     _check(d.num_workers >= 0, where, "data.num_workers", d.num_workers, ">= 0")
     _check(cfg.threads is None or cfg.threads >= 1, where, "threads", cfg.threads, "null (automatic) or >= 1")
-    _check(d.samples_per_epoch is None or d.samples_per_epoch >= 1, where, "data.samples_per_epoch",
-           d.samples_per_epoch, "null or >= 1")
+    _check(
+        d.samples_per_epoch is None or d.samples_per_epoch >= 1,
+        where,
+        "data.samples_per_epoch",
+        d.samples_per_epoch,
+        "null or >= 1",
+    )
     _check(d.unknown_ids in UNKNOWN_IDS, where, "data.unknown_ids", d.unknown_ids, _either(UNKNOWN_IDS))
     _check(0.0 <= d.max_bad_fraction <= 1.0, where, "data.max_bad_fraction", d.max_bad_fraction, "in [0, 1]")
 
@@ -314,14 +357,25 @@ def _validate_model(m: ModelConfig, where: str) -> None:
     """The model section."""
     _check(m.num_classes >= 2, where, "model.num_classes", m.num_classes, ">= 2")
     _check(m.num_components >= 1, where, "model.num_components", m.num_components, ">= 1")
-    _check(str(m.backbone).lower().removeprefix("resnet") in _RESNET_DEPTHS, where, "model.backbone", m.backbone,
-           "one of " + ", ".join(f"resnet{d}" for d in _RESNET_DEPTHS))
+    _check(
+        str(m.backbone).lower().removeprefix("resnet") in _RESNET_DEPTHS,
+        where,
+        "model.backbone",
+        m.backbone,
+        "one of " + ", ".join(f"resnet{d}" for d in _RESNET_DEPTHS),
+    )
     for key in ("latent_dim", "component_dim", "global_dim", "local_channels"):
         _check(getattr(m, key) >= 1, where, f"model.{key}", getattr(m, key), ">= 1")
-    _check(len(m.decoder_units) == 4 and all(u >= 1 for u in m.decoder_units), where, "model.decoder_units",
-           list(m.decoder_units), "four numbers >= 1 (one per decoder group)")
-    _check(m.postnet in (*POSTNET_VARIANTS, None), where, "model.postnet", m.postnet,
-           _either((*POSTNET_VARIANTS, "null")))
+    _check(
+        len(m.decoder_units) == 4 and all(u >= 1 for u in m.decoder_units),
+        where,
+        "model.decoder_units",
+        list(m.decoder_units),
+        "four numbers >= 1 (one per decoder group)",
+    )
+    _check(
+        m.postnet in (*POSTNET_VARIANTS, None), where, "model.postnet", m.postnet, _either((*POSTNET_VARIANTS, "null"))
+    )
     _check(0.0 <= m.decode_posterior <= 1.0, where, "model.decode_posterior", m.decode_posterior, "in [0, 1]")
     _check(0.0 <= m.skip_dropout < 1.0, where, "model.skip_dropout", m.skip_dropout, "in [0, 1)")
     _check(m.summary_norm in SUMMARY_NORMS, where, "model.summary_norm", m.summary_norm, _either(SUMMARY_NORMS))
@@ -332,12 +386,18 @@ def _validate_loss(cfg: Config, where: str) -> None:
     l = cfg.loss  # noqa: E741  (each section by its letter: d, m, l, t, e)
     _check(l.ce_scale in CE_SCALES, where, "loss.ce_scale", l.ce_scale, _either(CE_SCALES))
     _check(l.kl_direction in KL_DIRECTIONS, where, "loss.kl_direction", l.kl_direction, _either(KL_DIRECTIONS))
-    _check(l.geco_target is None or math.isfinite(l.geco_target), where, "loss.geco_target", l.geco_target,
-           "null or a number")
+    _check(
+        l.geco_target is None or math.isfinite(l.geco_target),
+        where,
+        "loss.geco_target",
+        l.geco_target,
+        "null or a number",
+    )
     _check(math.isfinite(l.geco_rate) and l.geco_rate >= 0, where, "loss.geco_rate", l.geco_rate, ">= 0")
     _check(0.0 <= l.geco_alpha < 1.0, where, "loss.geco_alpha", l.geco_alpha, "in [0, 1)")
-    _check(cfg.recipe is None or cfg.recipe in RECIPES, where, "recipe", cfg.recipe,
-           "null or one of " + ", ".join(RECIPES))
+    _check(
+        cfg.recipe is None or cfg.recipe in RECIPES, where, "recipe", cfg.recipe, "null or one of " + ", ".join(RECIPES)
+    )
     _check(l.kl in KL_METHODS, where, "loss.kl", l.kl, _either(KL_METHODS))
     for key in ("lambda_g", "lambda_z", "lambda_s", "free_bits"):
         v = getattr(l, key)
@@ -363,10 +423,20 @@ def _validate_train(cfg: Config, where: str) -> None:
         value = str(getattr(getattr(cfg, section), key)).lower()
         setattr(getattr(cfg, section), key, value)
         _check(value in ("auto", "true", "false"), where, f"{section}.{key}", value, "auto, true or false")
-    _check(t.compile_mode in COMPILE_MODES, where, "train.compile_mode", t.compile_mode,
-           "one of " + ", ".join(COMPILE_MODES))
-    _check(t.max_steps_per_epoch is None or t.max_steps_per_epoch >= 1, where, "train.max_steps_per_epoch",
-           t.max_steps_per_epoch, "null or >= 1")
+    _check(
+        t.compile_mode in COMPILE_MODES,
+        where,
+        "train.compile_mode",
+        t.compile_mode,
+        "one of " + ", ".join(COMPILE_MODES),
+    )
+    _check(
+        t.max_steps_per_epoch is None or t.max_steps_per_epoch >= 1,
+        where,
+        "train.max_steps_per_epoch",
+        t.max_steps_per_epoch,
+        "null or >= 1",
+    )
 
 
 def _validate_eval(e: EvalConfig, where: str) -> None:
@@ -374,15 +444,25 @@ def _validate_eval(e: EvalConfig, where: str) -> None:
     _check(e.batch_size >= 1, where, "eval.batch_size", e.batch_size, ">= 1")
     _check(e.trimap_max_width >= 1, where, "eval.trimap_max_width", e.trimap_max_width, ">= 1")
     _check(e.uncertainty_samples >= 0, where, "eval.uncertainty_samples", e.uncertainty_samples, ">= 0")
-    _check(set(e.latent_partners) <= set(LATENT_PARTNERS), where, "eval.latent_partners",
-           list(e.latent_partners), "a list of " + ", ".join(LATENT_PARTNERS))
+    _check(
+        set(e.latent_partners) <= set(LATENT_PARTNERS),
+        where,
+        "eval.latent_partners",
+        list(e.latent_partners),
+        "a list of " + ", ".join(LATENT_PARTNERS),
+    )
     for key in ("latent_mi_samples", "latent_sensitivity_batches"):
         _check(getattr(e, key) >= 0, where, f"eval.{key}", getattr(e, key), ">= 0 (0 turns it off)")
     e.val_latent = _VAL_LATENT_ALIASES.get(str(e.val_latent).lower(), e.val_latent)
     _check(e.val_latent in VAL_LATENT_LEVELS, where, "eval.val_latent", e.val_latent, _either(VAL_LATENT_LEVELS))
     _check(e.mode in EVAL_MODES, where, "eval.mode", e.mode, _either(EVAL_MODES))
-    _check(len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales), where, "eval.scales",
-           list(e.scales), "one or more positive factors")
+    _check(
+        len(e.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in e.scales),
+        where,
+        "eval.scales",
+        list(e.scales),
+        "one or more positive factors",
+    )
 
 
 def config_from_dict(d: dict, where: str = "config") -> Config:
@@ -425,6 +505,7 @@ def read_yaml_file(path: str | Path) -> tuple[Path, Any]:
     path = Path(path)
     if not path.is_file():
         from .configs import require_config
+
         path = require_config(str(path), ConfigError)
     try:
         return path, load_yaml_text(path.read_text()) or {}
@@ -441,17 +522,19 @@ class _StrictLoader(yaml.SafeLoader):
 def _mapping_without_repeats(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":   # "<<: *base" keys may be overridden: YAML's rule
+        if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" keys may be overridden: YAML's rule
             continue
         key = loader.construct_object(key_node, deep=True)
         try:
             repeated = key in seen
-        except TypeError:        # an unhashable key: PyYAML's own error follows
+        except TypeError:  # an unhashable key: PyYAML's own error follows
             continue
         first = seen.setdefault(key, key_node.start_mark.line + 1)
         if repeated:
-            raise ConfigError(f"line {key_node.start_mark.line + 1}: {key!r} is given twice in the same section "
-                              f"(first on line {first}); YAML would silently keep only the last one: remove one")
+            raise ConfigError(
+                f"line {key_node.start_mark.line + 1}: {key!r} is given twice in the same section "
+                f"(first on line {first}); YAML would silently keep only the last one: remove one"
+            )
     return loader.construct_mapping(node, deep)
 
 
@@ -479,12 +562,16 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 def config_to_dict(cfg: Config) -> dict:
     """Plain nested dict (tuples as lists): what is saved next to a run and inside checkpoints."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, tuple):
             return list(v)
         return v
-    return {k: ({kk: plain(vv) for kk, vv in v.items()} if isinstance(v, dict) else plain(v))
-            for k, v in dataclasses.asdict(cfg).items()}
+
+    return {
+        k: ({kk: plain(vv) for kk, vv in v.items()} if isinstance(v, dict) else plain(v))
+        for k, v in dataclasses.asdict(cfg).items()
+    }
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:

@@ -7,8 +7,18 @@ home, so that a value added to one cannot be refused by the other.
 
 from __future__ import annotations
 
-__all__ = ["IGNORE_INDEX", "KL_METHODS", "CE_SCALES", "KL_DIRECTIONS", "POSTNET_VARIANTS", "SUMMARY_NORMS",
-           "LATENT_PARTNERS", "VAL_LATENT_LEVELS", "EVAL_MODES", "UNKNOWN_IDS"]
+__all__ = [
+    "IGNORE_INDEX",
+    "KL_METHODS",
+    "CE_SCALES",
+    "KL_DIRECTIONS",
+    "POSTNET_VARIANTS",
+    "SUMMARY_NORMS",
+    "LATENT_PARTNERS",
+    "VAL_LATENT_LEVELS",
+    "EVAL_MODES",
+    "UNKNOWN_IDS",
+]
 
 #: the label of pixels no loss or score counts (a class table maps its ignored ids to it)
 IGNORE_INDEX = 255

@@ -16,16 +16,31 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:     # numpy is imported where it is used: this module loads with the CLI's first line
+if TYPE_CHECKING:  # numpy is imported where it is used: this module loads with the CLI's first line
     import numpy as np
 
-__all__ = ["metrics_json_safe", "write_json", "read_json", "AtomicFile", "atomic_write_bytes", "parse_wxh", "SizeError",
-           "to_numpy", "label_pairs", "OutputError", "check_output_dir", "check_output_file", "set_default_mode",
-           "DiskFullError", "is_disk_full"]
+__all__ = [
+    "metrics_json_safe",
+    "write_json",
+    "read_json",
+    "AtomicFile",
+    "atomic_write_bytes",
+    "parse_wxh",
+    "SizeError",
+    "to_numpy",
+    "label_pairs",
+    "OutputError",
+    "check_output_dir",
+    "check_output_file",
+    "set_default_mode",
+    "DiskFullError",
+    "is_disk_full",
+]
 
 
 def _current_umask() -> int:
@@ -139,8 +154,10 @@ def check_output_dir(path: str | os.PathLike, results: Sequence[str] = (), overw
         raise OutputError(f"{path}: the output folder is not writable")
     existing = [name for name in results if (path / name).exists()]
     if existing and not overwrite:
-        raise OutputError(f"{path}: already holds {', '.join(existing)} from an earlier run; choose another "
-                          f"folder or pass --overwrite to replace them")
+        raise OutputError(
+            f"{path}: already holds {', '.join(existing)} from an earlier run; choose another "
+            f"folder or pass --overwrite to replace them"
+        )
     return path
 
 
@@ -209,9 +226,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as exc:
         if is_disk_full(exc):
             earlier = " (its earlier version is unchanged)" if path.exists() else ""
-            raise DiskFullError(f"{path}: no space left on device. Nothing was lost: the file was being written "
-                                f"under a temporary name, now removed{earlier}, and every file written before it "
-                                f"is complete. Free some space and run the command again") from None
+            raise DiskFullError(
+                f"{path}: no space left on device. Nothing was lost: the file was being written "
+                f"under a temporary name, now removed{earlier}, and every file written before it "
+                f"is complete. Free some space and run the command again"
+            ) from None
         raise
     return path
 
@@ -275,4 +294,4 @@ def label_pairs(pred: Any, target: Any):
         p, t = p[None], t[None]
     if t.ndim != 3:
         raise ValueError(f"expected H×W or N×H×W label arrays, got shape {t.shape}")
-    yield from zip(p, t)
+    yield from zip(p, t, strict=True)

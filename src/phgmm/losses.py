@@ -39,7 +39,6 @@ Three switches make the other published objectives (config recipes, :data:`phgmm
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,8 +47,17 @@ from torch.distributions import Independent, MixtureSameFamily, Normal, kl_diver
 from .conventions import CE_SCALES, IGNORE_INDEX, KL_DIRECTIONS, KL_METHODS
 from .models.auxiliary import AuxLogits
 
-__all__ = ["gmm_kl", "gmm_kl_per_dim", "gaussian_kl_per_dim", "soft_iou_loss", "segmentation_loss",
-           "PHGMMLoss", "KL_METHODS", "CE_SCALES", "KL_DIRECTIONS"]
+__all__ = [
+    "gmm_kl",
+    "gmm_kl_per_dim",
+    "gaussian_kl_per_dim",
+    "soft_iou_loss",
+    "segmentation_loss",
+    "PHGMMLoss",
+    "KL_METHODS",
+    "CE_SCALES",
+    "KL_DIRECTIONS",
+]
 
 
 def _components(m: MixtureSameFamily) -> tuple[torch.Tensor, Independent]:
@@ -62,16 +70,19 @@ def _components(m: MixtureSameFamily) -> tuple[torch.Tensor, Independent]:
 def _pairwise_gaussian_kl(a: Independent, b: Independent) -> torch.Tensor:
     """B…×K×K' matrix of KL(a_i ‖ b_j) between the components of two batches of mixtures."""
     pa, pb = a.base_dist, b.base_dist
-    left = Independent(Normal(pa.loc.unsqueeze(-2), pa.scale.unsqueeze(-2)), 1)    # B…×K×1×L
-    right = Independent(Normal(pb.loc.unsqueeze(-3), pb.scale.unsqueeze(-3)), 1)   # B…×1×K'×L
+    left = Independent(Normal(pa.loc.unsqueeze(-2), pa.scale.unsqueeze(-2)), 1)  # B…×K×1×L
+    right = Independent(Normal(pb.loc.unsqueeze(-3), pb.scale.unsqueeze(-3)), 1)  # B…×1×K'×L
     return kl_divergence(left, right)
 
 
 def gaussian_kl_per_dim(q: Independent, p: Independent | None = None) -> torch.Tensor:
     """KL(q ‖ p) per dimension (B…×L) of two diagonal Gaussians; ``p=None`` is N(0, I)."""
     base = q.base_dist
-    prior = p.base_dist if p is not None else Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale),
-                                                     validate_args=False)   # checking would sync
+    prior = (
+        p.base_dist
+        if p is not None
+        else Normal(torch.zeros_like(base.loc), torch.ones_like(base.scale), validate_args=False)
+    )  # checking would sync
     return kl_divergence(base, prior)
 
 
@@ -88,8 +99,7 @@ def gmm_kl_per_dim(q: MixtureSameFamily, p: MixtureSameFamily) -> tuple[torch.Te
     return kl_divergence(q.mixture_distribution, p.mixture_distribution), per_dim
 
 
-def gmm_kl(q: MixtureSameFamily, p: MixtureSameFamily, method: str = "matched",
-           num_samples: int = 1) -> torch.Tensor:
+def gmm_kl(q: MixtureSameFamily, p: MixtureSameFamily, method: str = "matched", num_samples: int = 1) -> torch.Tensor:
     """KL(q ‖ p) between two batches of diagonal Gaussian mixtures; returns one value per batch item.
 
     Args:
@@ -115,9 +125,9 @@ def gmm_kl(q: MixtureSameFamily, p: MixtureSameFamily, method: str = "matched",
     if method == "mc":
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        z = comp_q.rsample((num_samples,))          # S×B…×K×L: a draw from every component
-        z = z.movedim(-2, 1)                        # S×K×B…×L: log_prob broadcasts over S, K
-        log_ratio = q.log_prob(z) - p.log_prob(z)   # S×K×B…
+        z = comp_q.rsample((num_samples,))  # S×B…×K×L: a draw from every component
+        z = z.movedim(-2, 1)  # S×K×B…×L: log_prob broadcasts over S, K
+        log_ratio = q.log_prob(z) - p.log_prob(z)  # S×K×B…
         return (pi_q.movedim(-1, 0) * log_ratio.mean(0)).sum(0)
     # variational
     log_pi_q = torch.log(pi_q.clamp_min(1e-30))
@@ -127,8 +137,9 @@ def gmm_kl(q: MixtureSameFamily, p: MixtureSameFamily, method: str = "matched",
     return (pi_q * (self_term - cross_term)).sum(-1)
 
 
-def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
-                  smooth: float = 1.0) -> torch.Tensor:
+def soft_iou_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0
+) -> torch.Tensor:
     """1 − mean over classes of the soft IoU, from the softmax over the batch's non-ignored pixels.
 
     ``IoU_c = (Σ p_c y_c + s) / (Σ (p_c + y_c − p_c y_c) + s)``. The smoothing ``s`` (one pixel)
@@ -137,17 +148,18 @@ def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int 
     """
     num_classes = logits.shape[1]
     # Masks instead of boolean indexing, so that no pixel count is read back to the host.
-    valid = (target != ignore_index).unsqueeze(1)                                   # N×1×H×W
-    probs = torch.softmax(logits.float(), dim=1) * valid                             # N×C×H×W
+    valid = (target != ignore_index).unsqueeze(1)  # N×1×H×W
+    probs = torch.softmax(logits.float(), dim=1) * valid  # N×C×H×W
     classes = torch.arange(num_classes, device=target.device).view(1, -1, 1, 1)
-    onehot = (target.unsqueeze(1) == classes).to(probs.dtype)                        # 0 where ignored
+    onehot = (target.unsqueeze(1) == classes).to(probs.dtype)  # 0 where ignored
     inter = (probs * onehot).sum((0, 2, 3))
     union = (probs + onehot - probs * onehot).sum((0, 2, 3))
     return 1.0 - ((inter + smooth) / (union + smooth)).mean()
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
-                      ce_scale: str = "mean") -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, ce_scale: str = "mean"
+) -> torch.Tensor:
     """ℓ_s of Eq. (7): pixel cross-entropy + soft-IoU loss.
 
     ``ce_scale`` is the cross-entropy's reduction: ``mean`` over the batch's labelled pixels (the
@@ -191,12 +203,24 @@ class PHGMMLoss(nn.Module):
     moves only in training steps (``step`` given and the module in training mode).
     """
 
-    def __init__(self, lambda_g: float = 1.1, lambda_z: float = 0.4, lambda_s: float = 0.4,
-                 kl: str = "matched", ignore_index: int = IGNORE_INDEX, mc_samples: int = 1,
-                 warmup_steps: int = 0, free_bits: float = 0.0, decode_posterior: float = 0.0,
-                 ce_scale: str = "mean", kl_direction: str = "q_to_posterior",
-                 geco_target: float | None = None, geco_rate: float = 0.01, geco_alpha: float = 0.99,
-                 geco_init: float = 1.0) -> None:
+    def __init__(
+        self,
+        lambda_g: float = 1.1,
+        lambda_z: float = 0.4,
+        lambda_s: float = 0.4,
+        kl: str = "matched",
+        ignore_index: int = IGNORE_INDEX,
+        mc_samples: int = 1,
+        warmup_steps: int = 0,
+        free_bits: float = 0.0,
+        decode_posterior: float = 0.0,
+        ce_scale: str = "mean",
+        kl_direction: str = "q_to_posterior",
+        geco_target: float | None = None,
+        geco_rate: float = 0.01,
+        geco_alpha: float = 0.99,
+        geco_init: float = 1.0,
+    ) -> None:
         super().__init__()
         if kl not in KL_METHODS:
             raise ValueError(f"unknown KL method {kl!r}; choose one of {', '.join(KL_METHODS)}")
@@ -250,13 +274,13 @@ class PHGMMLoss(nn.Module):
     def _geco(self, opt_s: torch.Tensor, update: bool) -> torch.Tensor:
         """λ·(ℓ̂_s − κ): ℓ_s's gradient with the moving average's value; moves λ when ``update``."""
         if self.geco_lambda.device != opt_s.device:
-            self.to(opt_s.device)           # the buffers follow the loss terms onto the device
+            self.to(opt_s.device)  # the buffers follow the loss terms onto the device
         constraint = opt_s - self.geco_target
         if not update:
             return self.geco_lambda * constraint
         c = constraint.detach()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            c = c.clone()           # every process's multiplier follows the same (mean) constraint
+            c = c.clone()  # every process's multiplier follows the same (mean) constraint
             torch.distributed.all_reduce(c)
             c = c / torch.distributed.get_world_size()
         with torch.no_grad():
@@ -300,5 +324,3 @@ class PHGMMLoss(nn.Module):
 def gaussian_kl_closed_form(mu_q, var_q, mu_p, var_p) -> torch.Tensor:
     """KL(N(μ_q, diag var_q) ‖ N(μ_p, diag var_p)), summed over the last dimension (for tests/docs)."""
     return 0.5 * (torch.log(var_p / var_q) + (var_q + (mu_q - mu_p) ** 2) / var_p - 1.0).sum(-1)
-
-

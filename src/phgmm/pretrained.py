@@ -38,5 +38,10 @@ def publish(checkpoint: str | Path, out_dir: str | Path, overwrite: bool = False
     """Turn a training checkpoint into a shareable folder (``phgmm publish``)."""
     model = load(checkpoint)
     meta = model.metadata
-    return save_folder(model, out_dir, config=meta["config"],
-                       classes={"names": meta["class_names"], "colors": meta["colors"]}, overwrite=overwrite)
+    return save_folder(
+        model,
+        out_dir,
+        config=meta["config"],
+        classes={"names": meta["class_names"], "colors": meta["colors"]},
+        overwrite=overwrite,
+    )

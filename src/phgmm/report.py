@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +25,22 @@ __all__ = ["write_report", "FIGURE_DIR", "md_escape", "classes_in_mean", "latent
 
 FIGURE_DIR = "figures"
 
-_KNOWN_KEYS = {"miou", "iou", "precision", "recall", "pixel_accuracy", "confusion", "class_names",
-               "trimap", "boundary_iou", "mean_boundary_iou", "num_images", "clustering",
-               "mean_precision", "mean_recall"}
+_KNOWN_KEYS = {
+    "miou",
+    "iou",
+    "precision",
+    "recall",
+    "pixel_accuracy",
+    "confusion",
+    "class_names",
+    "trimap",
+    "boundary_iou",
+    "mean_boundary_iou",
+    "num_images",
+    "clustering",
+    "mean_precision",
+    "mean_recall",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -46,7 +60,7 @@ def format_percent(x: Any) -> str:
     if v is None:
         return "–"
     v = 100.0 * v
-    return f"{0.0 if abs(v) < 0.005 else v:.2f}"      # no "-0.00" for a rounding-size difference
+    return f"{0.0 if abs(v) < 0.005 else v:.2f}"  # no "-0.00" for a rounding-size difference
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -116,19 +130,26 @@ def _iou_figure(path: Path, names, ious, colors, miou, excluded) -> Path:
     vals = [100.0 * v if v is not None else 0.0 for v in ious]
     bar_colors = [tuple(c / 255.0) for c in colors]
     bars = ax.bar(x, vals, color=bar_colors, edgecolor="black", linewidth=0.6)
-    for i, (b, v) in enumerate(zip(bars, ious)):
+    for i, (b, v) in enumerate(zip(bars, ious, strict=True)):
         if i in excluded:
             b.set_hatch("//")
             b.set_alpha(0.5)
-        ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 1, "n/a" if v is None else f"{100 * v:.1f}",
-                ha="center", va="bottom", fontsize=7, in_layout=False)
+        ax.text(
+            b.get_x() + b.get_width() / 2,
+            b.get_height() + 1,
+            "n/a" if v is None else f"{100 * v:.1f}",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            in_layout=False,
+        )
     if miou is not None:
-        ax.axhline(100.0 * miou, color="crimson", linestyle="--", linewidth=1.2,
-                   label=f"mIoU {100 * miou:.2f}")
+        ax.axhline(100.0 * miou, color="crimson", linestyle="--", linewidth=1.2, label=f"mIoU {100 * miou:.2f}")
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xticks(x)
-    ax.set_xticklabels([n + (" *" if i in excluded else "") for i, n in enumerate(names)],
-                       rotation=45, ha="right", fontsize=8)
+    ax.set_xticklabels(
+        [n + (" *" if i in excluded else "") for i, n in enumerate(names)], rotation=45, ha="right", fontsize=8
+    )
     ax.set_ylim(0, 105)
     ax.set_ylabel("IoU (%)")
     ax.set_title("Per-class IoU (* = not in the mean)", fontsize=10)
@@ -172,8 +193,16 @@ def _confusion_figure(path: Path, confusion, names) -> Path:
         for i in range(n):
             for j in range(n):
                 if norm[i, j] >= 0.005:
-                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=6,
-                            color="white" if norm[i, j] > 0.5 else "black", in_layout=False)
+                    ax.text(
+                        j,
+                        i,
+                        f"{100 * norm[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                        in_layout=False,
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     return save_figure(fig, path)
 
@@ -206,7 +235,9 @@ def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Pa
     samples = list(samples)
     has_unc = any(len(s) > 3 and s[3] is not None for s in samples)
     has_rgb = any(s[0] is not None for s in samples)  # no input column if there is no image at all
-    cols = (["input"] if has_rgb else []) + ["ground truth", "prediction", "error"] + (["uncertainty"] if has_unc else [])
+    cols = (
+        (["input"] if has_rgb else []) + ["ground truth", "prediction", "error"] + (["uncertainty"] if has_unc else [])
+    )
     first_gt = to_numpy(samples[0][1])
     aspect = first_gt.shape[0] / max(1, first_gt.shape[1])
     cell_w = 3.0
@@ -217,8 +248,11 @@ def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Pa
         if gt.shape != pred.shape or gt.ndim != 2:
             raise ValueError(f"sample {r}: gt and pred must be H×W of the same size, got {gt.shape} and {pred.shape}")
         img = np.full(gt.shape + (3,), 128, np.uint8) if rgb is None else to_rgb_uint8(rgb)
-        panels = ([img] if has_rgb else []) + [colorize(gt, colors), colorize(pred, colors),
-                                               error_overlay(img, pred, gt, ignore_index)]
+        panels = ([img] if has_rgb else []) + [
+            colorize(gt, colors),
+            colorize(pred, colors),
+            error_overlay(img, pred, gt, ignore_index),
+        ]
         if has_unc:
             u = s[3] if len(s) > 3 else None
             panels.append(heatmap(u) if u is not None else np.zeros_like(img))
@@ -230,8 +264,9 @@ def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Pa
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(cols[c], fontsize=9)
-    handles = [Patch(facecolor=tuple(np.asarray(colors[i]) / 255.0), edgecolor="black", label=n)
-               for i, n in enumerate(names)]
+    handles = [
+        Patch(facecolor=tuple(np.asarray(colors[i]) / 255.0), edgecolor="black", label=n) for i, n in enumerate(names)
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(names), 6), fontsize=7)
     return save_figure(fig, path)
 
@@ -244,10 +279,18 @@ def _summary_section(metrics: dict, names: list[str], excluded: set[int]) -> lis
     n_mean = classes_in_mean(metrics, names, excluded)
     if "miou" in metrics:
         left = ", ".join(names[i] for i in sorted(excluded) if i < len(names))
-        rows.append((f"mIoU ({n_mean} classes{f', {left} excluded' if left else ''})" if names else "mIoU",
-                     format_percent(metrics["miou"]) + " %"))
-    for key, label in (("pixel_accuracy", "pixel accuracy (all scored pixels)"), ("mean_precision", "mean precision"),
-                       ("mean_recall", "mean recall"), ("mean_boundary_iou", "mean Boundary IoU")):
+        rows.append(
+            (
+                f"mIoU ({n_mean} classes{f', {left} excluded' if left else ''})" if names else "mIoU",
+                format_percent(metrics["miou"]) + " %",
+            )
+        )
+    for key, label in (
+        ("pixel_accuracy", "pixel accuracy (all scored pixels)"),
+        ("mean_precision", "mean precision"),
+        ("mean_recall", "mean recall"),
+        ("mean_boundary_iou", "mean Boundary IoU"),
+    ):
         if key in metrics:
             rows.append((label, format_percent(metrics[key]) + " %"))
     if "num_images" in metrics:
@@ -262,20 +305,25 @@ def _summary_section(metrics: dict, names: list[str], excluded: set[int]) -> lis
     return ["| metric | value |", "|---|---:|"] + [f"| {md_escape(a)} | {b} |" for a, b in rows] + [""]
 
 
-def _per_class_section(metrics: dict, names: list[str], excluded: set[int], pal: np.ndarray,
-                       fig_dir: Path) -> list[str]:
+def _per_class_section(
+    metrics: dict, names: list[str], excluded: set[int], pal: np.ndarray, fig_dir: Path
+) -> list[str]:
     """A table of the per-class scores and a bar chart of the per-class IoU."""
     cols = [k for k in ("iou", "precision", "recall", "boundary_iou") if k in metrics]
     if not names or not cols:
         return []
     header = {"iou": "IoU", "precision": "precision", "recall": "recall", "boundary_iou": "Boundary IoU"}
     values = {k: _per_class(metrics, k, names) for k in cols}
-    md = ["## Per-class scores", "",
-          "Scores in %, from one confusion matrix over the whole split; \"–\" = undefined "
-          "(class absent from ground truth and prediction). Classes marked * are scored "
-          "but not in the mean.", "",
-          "| class | " + " | ".join(header[k] for k in cols) + " |",
-          "|---|" + "---:|" * len(cols)]
+    md = [
+        "## Per-class scores",
+        "",
+        'Scores in %, from one confusion matrix over the whole split; "–" = undefined '
+        "(class absent from ground truth and prediction). Classes marked * are scored "
+        "but not in the mean.",
+        "",
+        "| class | " + " | ".join(header[k] for k in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
     for i, n in enumerate(names):
         mark = " *" if i in excluded else ""
         md.append(f"| {md_escape(n)}{mark} | " + " | ".join(format_percent(values[k][i]) for k in cols) + " |")
@@ -294,13 +342,18 @@ def _trimap_section(metrics: dict, fig_dir: Path) -> list[str]:
     p = _trimap_figure(fig_dir / "trimap.png", trimap)
     items = sorted(((float(k), k, v) for k, v in trimap.items()))
     show = [(k, v) for f, k, v in items if f in (1, 2, 5, 10, 20, 30, 40)] or [(k, v) for _, k, v in items[:8]]
-    return ["## Trimap", "",
-            "Pixel error (%) inside a band of the given width (pixels) around ground-truth label "
-            "boundaries.", "",
-            "| width | " + " | ".join(str(k) for k, _ in show) + " |",
-            "|---|" + "---:|" * len(show),
-            "| error (%) | " + " | ".join(format_percent(v) for _, v in show) + " |", "",
-            f"![Trimap error curve]({FIGURE_DIR}/{p.name})", ""]
+    return [
+        "## Trimap",
+        "",
+        "Pixel error (%) inside a band of the given width (pixels) around ground-truth label boundaries.",
+        "",
+        "| width | " + " | ".join(str(k) for k, _ in show) + " |",
+        "|---|" + "---:|" * len(show),
+        "| error (%) | " + " | ".join(format_percent(v) for _, v in show) + " |",
+        "",
+        f"![Trimap error curve]({FIGURE_DIR}/{p.name})",
+        "",
+    ]
 
 
 def _confusion_section(metrics: dict, names: list[str], fig_dir: Path) -> list[str]:
@@ -327,25 +380,34 @@ def _clustering_section(metrics: dict, tsne: tuple | None, fig_dir: Path) -> lis
 
 def _clustering_table(entries: Sequence) -> list[str]:
     extra = [k for k in ("epoch", "step") if any(isinstance(e, dict) and k in e for e in entries)]
-    md = ["Silhouette (higher is better), Calinski–Harabasz (higher is better), "
-          "Davies–Bouldin (lower is better).", "",
-          "| " + " | ".join(extra + ["silhouette", "Calinski–Harabasz", "Davies–Bouldin", "note"]) + " |",
-          "|" + "---:|" * (len(extra) + 3) + "---|"]
+    md = [
+        "Silhouette (higher is better), Calinski–Harabasz (higher is better), Davies–Bouldin (lower is better).",
+        "",
+        "| " + " | ".join(extra + ["silhouette", "Calinski–Harabasz", "Davies–Bouldin", "note"]) + " |",
+        "|" + "---:|" * (len(extra) + 3) + "---|",
+    ]
     for e in entries:
         if not isinstance(e, dict):
             continue
         cells = [str(e.get(k, "")) for k in extra]
-        cells += [_fmt(e.get("silhouette")), _fmt(e.get("calinski_harabasz")), _fmt(e.get("davies_bouldin")),
-                  md_escape(e.get("reason") or "")]
+        cells += [
+            _fmt(e.get("silhouette")),
+            _fmt(e.get("calinski_harabasz")),
+            _fmt(e.get("davies_bouldin")),
+            md_escape(e.get("reason") or ""),
+        ]
         md.append("| " + " | ".join(cells) + " |")
     return md + [""]
 
 
 #: swap partners in the order report.md lists them, with their row labels
-_PARTNER_ROWS = (("random", "a random other image", "a seeded derangement of the set"),
-                 ("far", "the most different image", "by label histogram"),
-                 ("zero", "the zero code", None), ("mean", "the mean code of the set", None),
-                 ("adjacent", "the previous image", "near-duplicates on video data"))
+_PARTNER_ROWS = (
+    ("random", "a random other image", "a seeded derangement of the set"),
+    ("far", "the most different image", "by label histogram"),
+    ("zero", "the zero code", None),
+    ("mean", "the mean code of the set", None),
+    ("adjacent", "the previous image", "near-duplicates on video data"),
+)
 
 
 def _both(lat: dict, fmt) -> tuple[str, str]:
@@ -355,13 +417,20 @@ def _both(lat: dict, fmt) -> tuple[str, str]:
 
 def _latent_use_rows(lat: dict) -> list[tuple[str, str, str]]:
     """Rows (measure, z, g) of the latent-use table: units, information, sensitivity, swaps."""
+
     def units(prefix: str = ""):
-        return lambda sp: (f"{lat[f'{prefix}{sp}_active_units']}" + (f" of {lat[f'{sp}_units']}" if not prefix else "")
-                           if f"{prefix}{sp}_active_units" in lat else None)
+        return lambda sp: (
+            f"{lat[f'{prefix}{sp}_active_units']}" + (f" of {lat[f'{sp}_units']}" if not prefix else "")
+            if f"{prefix}{sp}_active_units" in lat
+            else None
+        )
 
     def info(prefix: str = ""):
-        return lambda sp: (f"{_fmt(lat[f'{prefix}mi_{sp}'], 3)} ± {_fmt(lat.get(f'{prefix}mi_{sp}_stderr'), 2)}"
-                           if f"{prefix}mi_{sp}" in lat else None)
+        return lambda sp: (
+            f"{_fmt(lat[f'{prefix}mi_{sp}'], 3)} ± {_fmt(lat.get(f'{prefix}mi_{sp}_stderr'), 2)}"
+            if f"{prefix}mi_{sp}" in lat
+            else None
+        )
 
     def bounds():
         def cell(sp):
@@ -369,28 +438,35 @@ def _latent_use_rows(lat: dict) -> list[tuple[str, str, str]]:
             if up is None:
                 return None
             return f"[{_fmt(low, 2)}, {_fmt(up, 2)}]" if low is not None else f"≤ {_fmt(up, 2)}"
+
         return cell
 
     def value(key: str):
         return lambda sp: _fmt(lat[key.format(sp)], 3) if key.format(sp) in lat else None
 
     bound = lat.get("mi_upper_bound")
-    rows = [(f"active units (variance of the posterior mean > {lat.get('active_threshold')})", units()),
-            ("active units of an untrained network (same config and seed)", units("untrained_")),
-            (f"I(x; ·) under q, nats (at most log N = {_fmt(bound, 3)})", info()),
-            ("I(x; ·), noise-free pairwise bounds (Bhattacharyya ≤ I ≤ KL)", bounds()),
-            ("I(x; ·) of the untrained network, nats", info("untrained_")),
-            ("decoder sensitivity: mean ‖∂logits/∂u‖ per code element ÷ per skip element", value("sensitivity_{}")),
-            ("decoder sensitivity of the untrained network", value("untrained_sensitivity_{}")),
-            ("share of the first-order attribution Σ|u·∂φ/∂u| (skips: the rest)", value("attribution_{}"))]
+    rows = [
+        (f"active units (variance of the posterior mean > {lat.get('active_threshold')})", units()),
+        ("active units of an untrained network (same config and seed)", units("untrained_")),
+        (f"I(x; ·) under q, nats (at most log N = {_fmt(bound, 3)})", info()),
+        ("I(x; ·), noise-free pairwise bounds (Bhattacharyya ≤ I ≤ KL)", bounds()),
+        ("I(x; ·) of the untrained network, nats", info("untrained_")),
+        ("decoder sensitivity: mean ‖∂logits/∂u‖ per code element ÷ per skip element", value("sensitivity_{}")),
+        ("decoder sensitivity of the untrained network", value("untrained_sensitivity_{}")),
+        ("share of the first-order attribution Σ|u·∂φ/∂u| (skips: the rest)", value("attribution_{}")),
+    ]
     out = [(label, *_both(lat, fn)) for label, fn in rows]
     for kind, label, detail in _PARTNER_ROWS:
+
         def swap(sp, kind=kind):
             key = f"swap_{sp}_{kind}_miou_drop"
             if key not in lat:
                 return None
-            return (f"{format_percent(lat[key])} points, "
-                    f"{_fmt(100 * lat[f'swap_{sp}_{kind}_pixels_changed'], 3)} % of pixels")
+            return (
+                f"{format_percent(lat[key])} points, "
+                f"{_fmt(100 * lat[f'swap_{sp}_{kind}_pixels_changed'], 3)} % of pixels"
+            )
+
         distance = lat.get(f"partner_{kind}_distance")
         details = [d for d in (detail, distance is not None and f"label-histogram distance {_fmt(distance, 2)}") if d]
         note = f" ({'; '.join(details)})" if details else ""
@@ -405,11 +481,15 @@ def _latent_section(metrics: dict) -> list[str]:
     lat = metrics.get("latent")
     if not lat:
         return []
-    md = ["## Use of the latent spaces", "",
-          "A latent space the decoder ignores costs nothing when swapped, carries no information about "
-          "the image (I(x; ·) = 0; at most log N for N images) and has no active unit — but an untrained "
-          "network may have none either, hence its row. Definitions and biases: docs/latent.md, "
-          "\"How latent use is measured\".", ""]
+    md = [
+        "## Use of the latent spaces",
+        "",
+        "A latent space the decoder ignores costs nothing when swapped, carries no information about "
+        "the image (I(x; ·) = 0; at most log N for N images) and has no active unit — but an untrained "
+        "network may have none either, hence its row. Definitions and biases: docs/latent.md, "
+        '"How latent use is measured".',
+        "",
+    ]
     if "measures_skipped" in lat:
         md += [f"Not measured: {lat['measures_skipped']}.", ""]
     use = _latent_use_rows(lat)
@@ -417,22 +497,31 @@ def _latent_section(metrics: dict) -> list[str]:
         md += ["| measure | z | g |", "|---|---:|---:|"]
         md += [f"| {md_escape(a)} | {b} | {c} |" for a, b, c in use]
         if "decode_miou" in lat:
-            md += ["", f"mIoU lost is against decoding each whole image from its own means "
-                   f"({format_percent(lat['decode_miou'])} mIoU); partner seed {lat.get('partner_seed')}, "
-                   f"{lat.get('images')} images, {lat.get('mi_samples')} Monte-Carlo draws per image, "
-                   f"sensitivity on {lat.get('sensitivity_images', 0)} images."]
+            md += [
+                "",
+                f"mIoU lost is against decoding each whole image from its own means "
+                f"({format_percent(lat['decode_miou'])} mIoU); partner seed {lat.get('partner_seed')}, "
+                f"{lat.get('images')} images, {lat.get('mi_samples')} Monte-Carlo draws per image, "
+                f"sensitivity on {lat.get('sensitivity_images', 0)} images.",
+            ]
         md.append("")
     rows = []
     if "posterior_decode_gain" in lat:
-        rows.append(("mIoU gained when decoded with PostNet's p(z|x,y), which sees the labels",
-                     f"{format_percent(lat['posterior_decode_gain'])} points "
-                     f"({format_percent(lat.get('posterior_decode_pixels_changed'))} % of pixels change)"))
+        rows.append(
+            (
+                "mIoU gained when decoded with PostNet's p(z|x,y), which sees the labels",
+                f"{format_percent(lat['posterior_decode_gain'])} points "
+                f"({format_percent(lat.get('posterior_decode_pixels_changed'))} % of pixels change)",
+            )
+        )
     if "z_kl_to_posterior" in lat:
         rows.append(("KL(q(z|x) ‖ p(z|x,y)) per image, nats (matched upper bound)", _fmt(lat["z_kl_to_posterior"])))
     if "g_kl" in lat:
         rows.append(("KL(q(g|x) ‖ N(0, I)) per image, nats", _fmt(lat["g_kl"])))
-    for key, label in (("clustering_active", "silhouette of μ_k by k over active units"),
-                       ("clustering_by_class", "silhouette of each image's z by its dominant class")):
+    for key, label in (
+        ("clustering_active", "silhouette of μ_k by k over active units"),
+        ("clustering_by_class", "silhouette of each image's z by its dominant class"),
+    ):
         if isinstance(metrics.get(key), dict):
             rows.append((label, _fmt(metrics[key].get("silhouette"))))
     if rows:
@@ -445,6 +534,7 @@ def latent_use_line(lat: dict) -> str:
     ``phgmm train``), "z | g" side by side: the pixels a random and the most different partner's
     code change, I(x; ·) against its bound log N, the decoder's sensitivity relative to the skips
     (and an untrained network's); empty where nothing was measured."""
+
     def pair(key: str, fmt) -> str | None:
         cells = [lat.get(key.format(s)) for s in ("z", "g")]
         return None if all(c is None for c in cells) else " | ".join("–" if c is None else fmt(c) for c in cells)
@@ -455,12 +545,17 @@ def latent_use_line(lat: dict) -> str:
     info = pair("mi_{}", lambda v: f"{v:.3g}")
     upper = pair("mi_{}_upper", lambda v: f"{v:.3g}")
     info = info and upper and f"{info} (noise-free upper bounds {upper})" or info
-    parts = [f"{name} {text}" for name, text in (
-        ("a random partner's code changes", pair("swap_{}_random_pixels_changed", pct)),
-        ("the most different image's", pair("swap_{}_far_pixels_changed", pct)),
-        ("I(x; ·)", info and f"{info} of at most {lat.get('mi_upper_bound', float('nan')):.3g} nats"),
-        ("sensitivity ÷ skips", pair("sensitivity_{}", lambda v: f"{v:.3g}")),
-        ("untrained", pair("untrained_sensitivity_{}", lambda v: f"{v:.3g}"))) if text is not None]
+    parts = [
+        f"{name} {text}"
+        for name, text in (
+            ("a random partner's code changes", pair("swap_{}_random_pixels_changed", pct)),
+            ("the most different image's", pair("swap_{}_far_pixels_changed", pct)),
+            ("I(x; ·)", info and f"{info} of at most {lat.get('mi_upper_bound', float('nan')):.3g} nats"),
+            ("sensitivity ÷ skips", pair("sensitivity_{}", lambda v: f"{v:.3g}")),
+            ("untrained", pair("untrained_sensitivity_{}", lambda v: f"{v:.3g}")),
+        )
+        if text is not None
+    ]
     return "latent use (z | g): " + "; ".join(parts) if parts else ""
 
 
@@ -469,38 +564,63 @@ def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:
     unc = metrics.get("uncertainty")
     if not unc:
         return []
-    labels = {"softmax_entropy": "softmax entropy", "sampled_entropy": "predictive entropy of samples of z",
-              "mutual_information": "mutual information of samples of z"}
-    md = ["## Uncertainty", "",
-          "How well each map tells wrong pixels from right ones: AUROC (0.5 = chance, 1 = every wrong pixel "
-          "more uncertain than every right one) and AUPR (a useless map scores the error rate).", "",
-          "| map | AUROC | AUPR | error rate |", "|---|---:|---:|---:|"]
+    labels = {
+        "softmax_entropy": "softmax entropy",
+        "sampled_entropy": "predictive entropy of samples of z",
+        "mutual_information": "mutual information of samples of z",
+    }
+    md = [
+        "## Uncertainty",
+        "",
+        "How well each map tells wrong pixels from right ones: AUROC (0.5 = chance, 1 = every wrong pixel "
+        "more uncertain than every right one) and AUPR (a useless map scores the error rate).",
+        "",
+        "| map | AUROC | AUPR | error rate |",
+        "|---|---:|---:|---:|",
+    ]
     for key, label in labels.items():
         if key in unc:
             m = unc[key]
-            md.append(f"| {label} | {_fmt(m.get('auroc'))} | {_fmt(m.get('aupr'))} | "
-                      f"{format_percent(m.get('error_rate'))} % |")
+            md.append(
+                f"| {label} | {_fmt(m.get('auroc'))} | {_fmt(m.get('aupr'))} | "
+                f"{format_percent(m.get('error_rate'))} % |"
+            )
     cal = unc.get("calibration")
     if cal:
         from .metrics.calibration import reliability_diagram
+
         p = reliability_diagram(cal, fig_dir / "reliability.png", title="Reliability of the softmax")
-        md += ["", f"Expected calibration error of the softmax (15 bins): {format_percent(cal.get('ece'))} %.", "",
-               f"![Reliability diagram]({FIGURE_DIR}/{p.name})"]
+        md += [
+            "",
+            f"Expected calibration error of the softmax (15 bins): {format_percent(cal.get('ece'))} %.",
+            "",
+            f"![Reliability diagram]({FIGURE_DIR}/{p.name})",
+        ]
     return md + [""]
 
 
-def _samples_section(samples: Sequence[tuple] | None, names: list[str], pal: np.ndarray, ignore_index: int,
-                     fig_dir: Path) -> list[str]:
+def _samples_section(
+    samples: Sequence[tuple] | None, names: list[str], pal: np.ndarray, ignore_index: int, fig_dir: Path
+) -> list[str]:
     """A grid of sample images: input, ground truth, prediction, error (and uncertainty)."""
     if not samples:
         return []
-    p = _samples_figure(fig_dir / "samples.png", samples, names or [f"class_{i}" for i in range(len(pal))],
-                        [tuple(int(v) for v in c) for c in pal], ignore_index)
+    p = _samples_figure(
+        fig_dir / "samples.png",
+        samples,
+        names or [f"class_{i}" for i in range(len(pal))],
+        [tuple(int(v) for v in c) for c in pal],
+        ignore_index,
+    )
     has_rgb = any(s[0] is not None for s in samples)
     has_unc = any(len(s) > 3 and s[3] is not None for s in samples)
-    cols = ("input, " if has_rgb else "") + "ground truth, prediction, error (green = right, red = wrong, " \
-        "gray = ignored" + ("" if has_rgb else "; drawn over a gray canvas: no input image available") + ")" \
+    cols = (
+        ("input, " if has_rgb else "") + "ground truth, prediction, error (green = right, red = wrong, "
+        "gray = ignored"
+        + ("" if has_rgb else "; drawn over a gray canvas: no input image available")
+        + ")"
         + (", predictive uncertainty" if has_unc else "")
+    )
     return ["## Samples", "", f"Columns: {cols}.", "", f"![Samples]({FIGURE_DIR}/{p.name})", ""]
 
 
@@ -519,15 +639,27 @@ def _num_colors(names: list[str], samples: Sequence[tuple] | None, ignore_index:
     if names or not samples:
         return len(names)
     # no class list at all: cover every label seen in the samples
-    seen = [int(v) for smp in samples for a in (smp[1], smp[2]) for v in np.unique(to_numpy(a))
-            if int(v) != ignore_index and v >= 0]
+    seen = [
+        int(v)
+        for smp in samples
+        for a in (smp[1], smp[2])
+        for v in np.unique(to_numpy(a))
+        if int(v) != ignore_index and v >= 0
+    ]
     return max(seen) + 1 if seen else 1
 
 
-def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequence[str] | None = None,
-                 colors: Sequence[Sequence[int]] | None = None, samples: Sequence[tuple] | None = None,
-                 tsne: tuple | None = None, title: str = "phgmm evaluation",
-                 exclude_from_mean: Sequence[int] | None = None, ignore_index: int = IGNORE_INDEX) -> Path:
+def write_report(
+    out_dir: str | os.PathLike,
+    metrics: dict,
+    class_names: Sequence[str] | None = None,
+    colors: Sequence[Sequence[int]] | None = None,
+    samples: Sequence[tuple] | None = None,
+    tsne: tuple | None = None,
+    title: str = "phgmm evaluation",
+    exclude_from_mean: Sequence[int] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; returns the path.
 
     ``metrics`` uses the ``metrics.json`` keys (``miou``, ``iou``, ``precision``, ``recall``,
@@ -543,8 +675,9 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, class_names: Sequenc
     fig_dir.mkdir(parents=True, exist_ok=True)
     names = _class_names(metrics, class_names)
     pal = _palette(colors, max(1, _num_colors(names, samples, ignore_index)))
-    excluded = {int(i) for i in (exclude_from_mean if exclude_from_mean is not None
-                                 else excluded_indices(metrics, names))}
+    excluded = {
+        int(i) for i in (exclude_from_mean if exclude_from_mean is not None else excluded_indices(metrics, names))
+    }
     md: list[str] = [f"# {md_escape(title)}", ""]
     md += _summary_section(metrics, names, excluded)
     md += _per_class_section(metrics, names, excluded, pal, fig_dir)

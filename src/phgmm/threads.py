@@ -24,12 +24,18 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, MutableMapping
 
-__all__ = ["available_cores", "cgroup_cpu_limit", "intra_op_threads", "thread_budget", "prefer_passive_wait",
-           "user_set_threads"]
+__all__ = [
+    "available_cores",
+    "cgroup_cpu_limit",
+    "intra_op_threads",
+    "thread_budget",
+    "prefer_passive_wait",
+    "user_set_threads",
+]
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -44,9 +50,9 @@ def _own_cgroup_dirs(root: Path = _CGROUP) -> list[Path]:
     for line in lines:
         _, controllers, rel = (line.split(":", 2) + ["", ""])[:3]
         rel = rel.lstrip("/")
-        if controllers == "":                                  # v2: 0::/path
+        if controllers == "":  # v2: 0::/path
             dirs.append(root / rel)
-        elif "cpu" in controllers.split(","):                  # v1: 3:cpu,cpuacct:/path
+        elif "cpu" in controllers.split(","):  # v1: 3:cpu,cpuacct:/path
             dirs += [root / "cpu" / rel, root / "cpu,cpuacct" / rel]
     return dirs + [root, root / "cpu", root / "cpu,cpuacct"]
 
@@ -77,7 +83,7 @@ def available_cores() -> int:
     the machine's cores instead, which is what oversubscribes a container."""
     try:
         n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):    # not Linux
+    except (AttributeError, OSError):  # not Linux
         n = os.cpu_count() or 1
     limit = cgroup_cpu_limit()
     if limit is not None:

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .conventions import IGNORE_INDEX
 from .io import to_numpy
 
-__all__ = ["to_numpy", "to_rgb_uint8", "colorize", "overlay", "error_overlay", "heatmap",
-           "save_png", "CORRECT_COLOR", "WRONG_COLOR", "IGNORE_COLOR"]
+__all__ = [
+    "to_numpy",
+    "to_rgb_uint8",
+    "colorize",
+    "overlay",
+    "error_overlay",
+    "heatmap",
+    "save_png",
+    "CORRECT_COLOR",
+    "WRONG_COLOR",
+    "IGNORE_COLOR",
+]
 
 CORRECT_COLOR = (0, 200, 0)
 WRONG_COLOR = (230, 0, 0)

@@ -22,13 +22,26 @@ from pathlib import Path
 from scipy import stats
 
 HERE = Path(__file__).resolve().parent
+DECISION = {
+    True: "bf16 matches fp32 for both networks, the rule for making it the CPU default: `train.amp=auto` is bf16 on "
+    "a CPU with native bf16 instructions (`phgmm.engine.precision.CPU_AUTO_BF16`)",
+    False: "bf16 does not match fp32 for every network: `train.amp=auto` stays fp32 on a CPU; `train.amp=bf16` asks "
+    "for bf16",
+}
 RESULTS = HERE.parent
-FP32 = {"phgmm": [("latent2_camvid", f"paper-mean-s{s}") for s in range(3)],
-        "deeplabv3": [("compare_camvid", "deeplabv3"), ("seeds_camvid", "deeplabv3-s1"),
-                      ("seeds_camvid", "deeplabv3-s2")]}
+FP32 = {
+    "phgmm": [("latent2_camvid", f"paper-mean-s{s}") for s in range(3)],
+    "deeplabv3": [("compare_camvid", "deeplabv3"), ("seeds_camvid", "deeplabv3-s1"), ("seeds_camvid", "deeplabv3-s2")],
+}
 BF16 = {m: [("bf16_parity_camvid", f"{m}-bf16-s{s}") for s in range(3)] for m in FP32}
-COLUMNS = (("miou", "val mIoU", 100), ("trimap_mean", "trimap error", 100), ("mean_boundary_iou", "boundary IoU", 100),
-           ("mi_z", "I(x; z) nats", 1), ("mi_g", "I(x; g) nats", 1), ("z_active_units", "active z units", 1))
+COLUMNS = (
+    ("miou", "val mIoU", 100),
+    ("trimap_mean", "trimap error", 100),
+    ("mean_boundary_iou", "boundary IoU", 100),
+    ("mi_z", "I(x; z) nats", 1),
+    ("mi_g", "I(x; g) nats", 1),
+    ("z_active_units", "active z units", 1),
+)
 
 
 def _rows(study: str) -> dict[str, dict[str, str]]:
@@ -68,8 +81,12 @@ def verdict(a: list[float], b: list[float]) -> tuple[float, float, float, bool]:
 
 
 def main() -> None:
-    lines = ["# bf16 against fp32 on the CPU (CamVid, ResNet-18, 240×176, 6 epochs, seeds 0–2)", "",
-             "Written by `python docs/results/bf16_parity_camvid/parity.py` from the committed files it names.", ""]
+    lines = [
+        "# bf16 against fp32 on the CPU (CamVid, ResNet-18, 240×176, 6 epochs, seeds 0–2)",
+        "",
+        "Written by `python docs/results/bf16_parity_camvid/parity.py` from the committed files it names.",
+        "",
+    ]
     head = ["network", "precision", "runs", "mIoU per seed"] + [c[1] for c in COLUMNS]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     decisions = {}
@@ -87,21 +104,33 @@ def main() -> None:
             decisions[model] = verdict(values(groups["fp32"], "miou", 100), values(groups["bf16"], "miou", 100))
     lines += ["", "Means ± sample standard deviations over the seeds; percentages but for the latent measures.", ""]
     for model, (delta, spread, p, ok) in decisions.items():
-        lines.append(f"- **{model}**: bf16 − fp32 = {delta:+.2f} points of mean mIoU; the larger seed sd is "
-                     f"{spread:.2f}; Welch's p = {p:.2f}: {'within' if ok else 'outside'} the seed spread.")
+        lines.append(
+            f"- **{model}**: bf16 − fp32 = {delta:+.2f} points of mean mIoU; the larger seed sd is "
+            f"{spread:.2f}; Welch's p = {p:.2f}: {'within' if ok else 'outside'} the seed spread."
+        )
     agreement = HERE / "agreement.json"
     if agreement.is_file():
         runs_ = json.loads(agreement.read_text())["runs"]
-        lines += ["", "Prediction agreement of the trained networks (each bf16-trained checkpoint predicting the "
-                  "101 val images with `--precision fp32` and `--precision bf16`, BatchNorm folded):", "",
-                  "| checkpoint | pixels whose class differs | worst image |", "|---|---:|---:|"]
+        lines += [
+            "",
+            "Prediction agreement of the trained networks (each bf16-trained checkpoint predicting the "
+            "101 val images with `--precision fp32` and `--precision bf16`, BatchNorm folded):",
+            "",
+            "| checkpoint | pixels whose class differs | worst image |",
+            "|---|---:|---:|",
+        ]
         for r in runs_:
             name = Path(r["checkpoint"]).parent.parent.name
-            lines.append(f"| {name} | {r['pixels_differing'] * 100:.3f} % | {r['worst_image_pixels_differing'] * 100:.3f} % "
-                         f"({r['worst_image']}) |")
+            lines.append(
+                f"| {name} | {r['pixels_differing'] * 100:.3f} % | {r['worst_image_pixels_differing'] * 100:.3f} % "
+                f"({r['worst_image']}) |"
+            )
     if len(decisions) == len(FP32):
         ok = all(d[3] for d in decisions.values())
-        lines += ["", f"**Decision**: {'bf16 matches fp32 for both networks, the rule for making it the CPU default: `train.amp=auto` is bf16 on a CPU with native bf16 instructions (`phgmm.engine.precision.CPU_AUTO_BF16`)' if ok else 'bf16 does not match fp32 for every network: `train.amp=auto` stays fp32 on a CPU; `train.amp=bf16` asks for bf16'}."]
+        lines += [
+            "",
+            f"**Decision**: {DECISION[ok]}.",
+        ]
     (HERE / "parity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -21,13 +21,18 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent
 NETWORKS = ("phgmm", "deeplabv3", "deeplabv2", "fcn8s", "bisenet", "hrnet_w18_small")
 #: the 6-epoch runs: network -> [(study, run), ...] by seed
-SIX = {"phgmm": [("latent2_camvid", f"paper-mean-s{s}") for s in range(3)],   # the default recipe, today's code
-       "deeplabv3": [("compare_camvid_all", "deeplabv3"), ("seeds_camvid", "deeplabv3-s1"),
-                     ("seeds_camvid", "deeplabv3-s2")],
-       "deeplabv2": [("compare_camvid_all", "deeplabv2")],
-       "fcn8s": [("compare_camvid_all", "fcn8s"), ("seeds_camvid", "fcn8s-s1"), ("seeds_camvid", "fcn8s-s2")],
-       "bisenet": [("compare_camvid_all", "bisenet")],
-       "hrnet_w18_small": [("compare_camvid_all", "hrnet_w18_small")]}
+SIX = {
+    "phgmm": [("latent2_camvid", f"paper-mean-s{s}") for s in range(3)],  # the default recipe, today's code
+    "deeplabv3": [
+        ("compare_camvid_all", "deeplabv3"),
+        ("seeds_camvid", "deeplabv3-s1"),
+        ("seeds_camvid", "deeplabv3-s2"),
+    ],
+    "deeplabv2": [("compare_camvid_all", "deeplabv2")],
+    "fcn8s": [("compare_camvid_all", "fcn8s"), ("seeds_camvid", "fcn8s-s1"), ("seeds_camvid", "fcn8s-s2")],
+    "bisenet": [("compare_camvid_all", "bisenet")],
+    "hrnet_w18_small": [("compare_camvid_all", "hrnet_w18_small")],
+}
 
 
 def _miou(study: str, run: str) -> float | None:
@@ -41,8 +46,9 @@ def budget_runs(epochs: int) -> dict[str, list[tuple[str, str]]]:
         return {n: [r for r in SIX[n] if _miou(*r) is not None] for n in NETWORKS}
     out: dict[str, list[tuple[str, str]]] = {}
     for n in NETWORKS:
-        out[n] = sorted(("budget_camvid", p.name) for p in HERE.glob(f"{n}-e{epochs}-s*")
-                        if (p / "metrics.json").is_file())
+        out[n] = sorted(
+            ("budget_camvid", p.name) for p in HERE.glob(f"{n}-e{epochs}-s*") if (p / "metrics.json").is_file()
+        )
     return out
 
 
@@ -82,9 +88,13 @@ def section(epochs: int) -> list[str]:
 
 
 def main() -> None:
-    lines = ["# PHGMM's place at 6, 25 and 100 epochs (CamVid, ResNet-18, 240×176)", "",
-             "Written by `python docs/results/budget_camvid/summarize.py` from the committed files it names; "
-             "mean ± sample sd over seeds; 6 epochs in fp32, 25 and 100 in bf16.", ""]
+    lines = [
+        "# PHGMM's place at 6, 25 and 100 epochs (CamVid, ResNet-18, 240×176)",
+        "",
+        "Written by `python docs/results/budget_camvid/summarize.py` from the committed files it names; "
+        "mean ± sample sd over seeds; 6 epochs in fp32, 25 and 100 in bf16.",
+        "",
+    ]
     for epochs in (6, 25, 100):
         lines += section(epochs)
     (HERE / "budget.md").write_text("\n".join(lines))

@@ -8,6 +8,7 @@ and whether the paper's side holds; then how much of the paper's ordering holds 
 of finished networks (Kendall's tau, Spearman's rho). The data sets differ (the paper's Cityscapes
 against CamVid here, at CPU scale), so this compares orderings, never the numbers themselves.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,7 +36,10 @@ PAPER = {
     "segnet_half": ("SegNet", 56.92),
 }
 #: finished runs with no row of their own in Table 1
-NOT_IN_TABLE = {"unet": "U-Net is not in Table 1", "ocnet_asp": "the ASP variant; Table 1's OCNet row is set against `ocnet`"}
+NOT_IN_TABLE = {
+    "unet": "U-Net is not in Table 1",
+    "ocnet_asp": "the ASP variant; Table 1's OCNet row is set against `ocnet`",
+}
 
 
 def _side(miou: float, phgmm: float) -> str:
@@ -50,13 +54,18 @@ def main() -> None:
     if "phgmm" not in both or len(both) < 3:
         raise SystemExit("paper_order.py: results.csv needs phgmm and at least two other networks of Table 1")
     ph_paper, ph_here = PAPER["phgmm"][1], here["phgmm"]
-    lines = ["# The paper's ordering against the CamVid runs", "",
-             "Written by `python docs/results/compare_camvid_all/paper_order.py` from `results.csv` and the",
-             "paper's Table 1 (Cityscapes val, 11 classes, 768×384, every network from scratch). The data sets",
-             "and budgets differ, so only the orderings are compared. HRNet and HRNet + OCR run here at their",
-             "small width (W18-Small-v2, the paper's W48) and SegNet at half width, as experiment.yaml says.", "",
-             "| network (run) | Table 1 row | paper mIoU | paper: vs PHGMM | CamVid mIoU here | here: vs PHGMM | paper's side holds |",
-             "|---|---|---:|---|---:|---|---|"]
+    lines = [
+        "# The paper's ordering against the CamVid runs",
+        "",
+        "Written by `python docs/results/compare_camvid_all/paper_order.py` from `results.csv` and the",
+        "paper's Table 1 (Cityscapes val, 11 classes, 768×384, every network from scratch). The data sets",
+        "and budgets differ, so only the orderings are compared. HRNet and HRNet + OCR run here at their",
+        "small width (W18-Small-v2, the paper's W48) and SegNet at half width, as experiment.yaml says.",
+        "",
+        "| network (run) | Table 1 row | paper mIoU | paper: vs PHGMM | CamVid mIoU here | here: vs PHGMM "
+        "| paper's side holds |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
     held = 0
     for n in sorted(both, key=lambda n: -PAPER[n][1]):
         row, paper = PAPER[n]
@@ -65,8 +74,10 @@ def main() -> None:
             continue
         side_paper, side_here = _side(paper, ph_paper), _side(here[n], ph_here)
         held += side_paper == side_here
-        lines.append(f"| {n} | {row} | {paper:.2f} | {side_paper} | {here[n]:.2f} | {side_here} | "
-                     f"{'yes' if side_paper == side_here else '**no**'} |")
+        lines.append(
+            f"| {n} | {row} | {paper:.2f} | {side_paper} | {here[n]:.2f} | {side_here} | "
+            f"{'yes' if side_paper == side_here else '**no**'} |"
+        )
     for n, why in NOT_IN_TABLE.items():
         if n in here:
             lines.append(f"| {n} | – ({why}) | – | – | {here[n]:.2f} | {_side(here[n], ph_here)} | – |")
@@ -75,14 +86,16 @@ def main() -> None:
     same = sum((PAPER[a][1] - PAPER[b][1]) * (here[a] - here[b]) > 0 for a, b in pairs)
     tau = kendalltau([PAPER[n][1] for n in both], [here[n] for n in both])
     rho = spearmanr([PAPER[n][1] for n in both], [here[n] for n in both])
-    lines += ["",
-              f"- PHGMM's place: the paper puts it above all {len(others)} networks run here; here it is above "
-              f"{sum(here[n] < ph_here for n in others)} of them and below {sum(here[n] > ph_here for n in others)} "
-              f"(the paper's side holds for {held} of {len(others)}).",
-              f"- Every pair of the {len(both)} networks in both: the paper's order holds for {same} of {len(pairs)} pairs; "
-              f"Kendall's tau {tau.statistic:.2f} (p = {tau.pvalue:.2f}), Spearman's rho {rho.statistic:.2f} "
-              f"(p = {rho.pvalue:.2f}).",
-              ""]
+    lines += [
+        "",
+        f"- PHGMM's place: the paper puts it above all {len(others)} networks run here; here it is above "
+        f"{sum(here[n] < ph_here for n in others)} of them and below {sum(here[n] > ph_here for n in others)} "
+        f"(the paper's side holds for {held} of {len(others)}).",
+        f"- Every pair of the {len(both)} networks in both: the paper's order holds for {same} of {len(pairs)} pairs; "
+        f"Kendall's tau {tau.statistic:.2f} (p = {tau.pvalue:.2f}), Spearman's rho {rho.statistic:.2f} "
+        f"(p = {rho.pvalue:.2f}).",
+        "",
+    ]
     (HERE / "paper_order.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -32,8 +32,8 @@ and these ratios, all from the same run:
 
 Every time is the median over ``iters`` timed iterations (``infer_iters`` for inference) after
 ``warmup`` untimed ones (at least one; peak memory is taken over those), with
-``torch.cuda.synchronize`` around each on CUDA; the functions compared in a ratio are timed round-robin so that a drift of the machine's speed hits
-them alike. Optionally the throughput of a data loader is
+``torch.cuda.synchronize`` around each on CUDA; the functions compared in a ratio are timed
+round-robin so that a drift of the machine's speed hits them alike. Optionally the throughput of a data loader is
 measured too, so that a report can check "loader images/s ≥ 2× training images/s".
 
 Two optional measurements of what users of the library feel (a fresh PHGMM built like the one
@@ -52,5 +52,15 @@ from .run import OPTIONAL_RATIO_KEYS, RATIO_KEYS, format_table, loader_from_conf
 from .timing import PEAK_FLOPS, device_peak_flops
 from .user import measure_loader, measure_onnx, measure_predict
 
-__all__ = ["run_benchmark", "format_table", "PEAK_FLOPS", "RATIO_KEYS", "OPTIONAL_RATIO_KEYS", "measure_loader",
-           "measure_predict", "measure_onnx", "device_peak_flops", "loader_from_config"]
+__all__ = [
+    "run_benchmark",
+    "format_table",
+    "PEAK_FLOPS",
+    "RATIO_KEYS",
+    "OPTIONAL_RATIO_KEYS",
+    "measure_loader",
+    "measure_predict",
+    "measure_onnx",
+    "device_peak_flops",
+    "loader_from_config",
+]

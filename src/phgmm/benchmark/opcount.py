@@ -24,7 +24,8 @@ predict`` and ``evaluate`` run).
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -39,13 +40,39 @@ __all__ = ["OpCounter", "count_ops", "model_op_counts", "op_counts", "PHASES", "
 PHASES = ("train", "eval", "eval_folded")
 
 #: the fixed small configuration the committed record (tests/fixtures/op_counts.json) is taken at
-DEFAULT_SETTING = {"backbone": "resnet18", "size_wh": [128, 64], "batch": 2, "num_classes": 12,
-                   "postnet": "full", "channels_last": True}
+DEFAULT_SETTING = {
+    "backbone": "resnet18",
+    "size_wh": [128, 64],
+    "batch": 2,
+    "num_classes": 12,
+    "postnet": "full",
+    "channels_last": True,
+}
 
-_NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
-              "lift_fresh", "lift_fresh_copy", "_record_function_enter_new", "_record_function_exit",
-              "detach", "alias", "_to_copy_meta", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset",
-              "is_same_size", "_has_compatible_shallow_copy_type", "set_", "resize_", "_unsafe_view"}
+_NO_KERNEL = {
+    "empty",
+    "empty_like",
+    "empty_strided",
+    "new_empty",
+    "new_empty_strided",
+    "_local_scalar_dense",
+    "lift_fresh",
+    "lift_fresh_copy",
+    "_record_function_enter_new",
+    "_record_function_exit",
+    "detach",
+    "alias",
+    "_to_copy_meta",
+    "sym_size",
+    "sym_stride",
+    "sym_numel",
+    "sym_storage_offset",
+    "is_same_size",
+    "_has_compatible_shallow_copy_type",
+    "set_",
+    "resize_",
+    "_unsafe_view",
+}
 
 
 class OpCounter(TorchDispatchMode):
@@ -79,10 +106,18 @@ def count_ops(fn: Callable[[], Any]) -> OpCounter:
     return counter
 
 
-def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int] = (128, 64), batch: int = 2,
-                    num_classes: int = 12, postnet: str | None = "full", channels_last: bool = True,
-                    model_kwargs: dict[str, Any] | None = None, seed: int = 0,
-                    phases: Sequence[str] = PHASES) -> dict[str, dict[str, Any]]:
+def model_op_counts(
+    name: str,
+    backbone: str = "resnet18",
+    size_wh: Sequence[int] = (128, 64),
+    batch: int = 2,
+    num_classes: int = 12,
+    postnet: str | None = "full",
+    channels_last: bool = True,
+    model_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    phases: Sequence[str] = PHASES,
+) -> dict[str, dict[str, Any]]:
     """Operator counts of ``name``'s training step, eval forward and folded eval forward on the CPU.
 
     Returns ``{phase: {"ops": n, "kernels": n, "by_op": {name: kernels}}}`` for ``phases`` (of
@@ -92,7 +127,7 @@ def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int
 
     torch.manual_seed(seed)
     kwargs = dict(model_kwargs or {})
-    kwargs.setdefault("postnet", postnet)   # PHGMM's; the other networks ignore PHGMM's keys
+    kwargs.setdefault("postnet", postnet)  # PHGMM's; the other networks ignore PHGMM's keys
     model = build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
     mf = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=mf)
@@ -103,10 +138,10 @@ def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int
     result = {}
     if "train" in phases:
         step = train_step(model, x, y, memory_format=mf)
-        step()                              # creates the optimiser's moments: not a steady step
+        step()  # creates the optimiser's moments: not a steady step
         result["train"] = count_ops(step)
     if isinstance(model, LatentNetwork):
-        model.postnet = None                # the inference network, as predict builds it
+        model.postnet = None  # the inference network, as predict builds it
     model.eval()
     with torch.no_grad():
         if "eval" in phases:
@@ -114,8 +149,10 @@ def model_op_counts(name: str, backbone: str = "resnet18", size_wh: Sequence[int
         if "eval_folded" in phases:
             folded = fold_batchnorm(model)
             result["eval_folded"] = count_ops(lambda: folded(x))
-    return {phase: {"ops": c.total, "kernels": c.total_kernels, "by_op": dict(c.kernels.most_common())}
-            for phase, c in result.items()}
+    return {
+        phase: {"ops": c.total, "kernels": c.total_kernels, "by_op": dict(c.kernels.most_common())}
+        for phase, c in result.items()
+    }
 
 
 def op_counts(models: Sequence[str] | None = None, **setting: Any) -> dict[str, Any]:
@@ -125,5 +162,8 @@ def op_counts(models: Sequence[str] | None = None, **setting: Any) -> dict[str, 
 
     setting = {**DEFAULT_SETTING, **setting}
     names = list(models or MODEL_NAMES)
-    return {"setting": setting, "torch": torch.__version__.split("+")[0],
-            "models": {n: model_op_counts(n, **setting) for n in names}}
+    return {
+        "setting": setting,
+        "torch": torch.__version__.split("+")[0],
+        "models": {n: model_op_counts(n, **setting) for n in names},
+    }

@@ -28,8 +28,9 @@ The bounds are lower bounds on time, so the MFU ceilings are upper bounds: a mea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -43,8 +44,19 @@ from ..engine.stepping import batched_bn_counters, loss_terms, takes_labels
 from ..models import build_model, fold_batchnorm
 from .timing import PEAK_FLOPS
 
-__all__ = ["DeviceSpec", "DEVICES", "OpRecord", "Roofline", "trace_ops", "roofline", "by_operator",
-           "training_ops", "training_roofline", "inference_roofline", "ADAMW_BYTES_PER_PARAM"]
+__all__ = [
+    "DeviceSpec",
+    "DEVICES",
+    "OpRecord",
+    "Roofline",
+    "trace_ops",
+    "roofline",
+    "by_operator",
+    "training_ops",
+    "training_roofline",
+    "inference_roofline",
+    "ADAMW_BYTES_PER_PARAM",
+]
 
 #: fused AdamW on fp32 parameters: read parameter, gradient, exp_avg, exp_avg_sq; write three back
 ADAMW_BYTES_PER_PARAM = 7 * 4
@@ -98,11 +110,30 @@ def _nbytes(t: torch.Tensor) -> int:
 class _Recorder(TorchDispatchMode):
     """Records an :class:`OpRecord` per operator call."""
 
-    _NO_TRAFFIC = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided",
-                   "_local_scalar_dense", "lift_fresh", "_record_function_enter_new",
-                   "_record_function_exit"}
-    _WRITE_ONLY = {"copy_", "fill_", "zero_", "normal_", "uniform_", "random_", "bernoulli_",
-                   "exponential_", "geometric_", "log_normal_", "cauchy_"}
+    _NO_TRAFFIC = {
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "_local_scalar_dense",
+        "lift_fresh",
+        "_record_function_enter_new",
+        "_record_function_exit",
+    }
+    _WRITE_ONLY = {
+        "copy_",
+        "fill_",
+        "zero_",
+        "normal_",
+        "uniform_",
+        "random_",
+        "bernoulli_",
+        "exponential_",
+        "geometric_",
+        "log_normal_",
+        "cauchy_",
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,13 +170,13 @@ class Roofline:
     """The bounds of one traced step on one device (seconds, and MFU ceilings)."""
 
     device: DeviceSpec
-    flops: int               # model FLOPs: convolutions and matrix products
-    bytes_all: int           # every operator's minimal traffic (+ optimiser)
-    bytes_matrix: int        # the matrix operators' traffic alone (+ optimiser)
-    kernels: int             # operators that move memory: kernels of an eager run, at least
+    flops: int  # model FLOPs: convolutions and matrix products
+    bytes_all: int  # every operator's minimal traffic (+ optimiser)
+    bytes_matrix: int  # the matrix operators' traffic alone (+ optimiser)
+    kernels: int  # operators that move memory: kernels of an eager run, at least
     eager_s: float
     fused_s: float
-    compute_s: float         # FLOPs ÷ peak: the bound if nothing waited on memory
+    compute_s: float  # FLOPs ÷ peak: the bound if nothing waited on memory
 
     @property
     def eager_mfu(self) -> float:
@@ -156,10 +187,18 @@ class Roofline:
         return self.compute_s / self.fused_s
 
     def as_dict(self) -> dict[str, Any]:
-        return {"device": self.device.name, "flops": self.flops, "bytes_all": self.bytes_all,
-                "bytes_matrix": self.bytes_matrix, "kernels": self.kernels, "eager_s": self.eager_s,
-                "fused_s": self.fused_s, "compute_s": self.compute_s, "eager_mfu_ceiling": self.eager_mfu,
-                "fused_mfu_ceiling": self.fused_mfu}
+        return {
+            "device": self.device.name,
+            "flops": self.flops,
+            "bytes_all": self.bytes_all,
+            "bytes_matrix": self.bytes_matrix,
+            "kernels": self.kernels,
+            "eager_s": self.eager_s,
+            "fused_s": self.fused_s,
+            "compute_s": self.compute_s,
+            "eager_mfu_ceiling": self.eager_mfu,
+            "fused_mfu_ceiling": self.fused_mfu,
+        }
 
 
 def roofline(ops: list[OpRecord], device: DeviceSpec, extra_bytes: int = 0) -> Roofline:
@@ -168,13 +207,15 @@ def roofline(ops: list[OpRecord], device: DeviceSpec, extra_bytes: int = 0) -> R
     extra_s = extra_bytes / device.bandwidth
     flops = sum(op.flops for op in ops)
     return Roofline(
-        device=device, flops=flops,
+        device=device,
+        flops=flops,
         bytes_all=sum(op.bytes for op in ops) + extra_bytes,
         bytes_matrix=sum(op.bytes for op in ops if op.matrix) + extra_bytes,
         kernels=len(ops),
         eager_s=sum(op.bound(device) for op in ops) + extra_s,
         fused_s=sum(op.bound(device) for op in ops if op.matrix) + extra_s,
-        compute_s=flops / device.peak_flops)
+        compute_s=flops / device.peak_flops,
+    )
 
 
 def by_operator(ops: list[OpRecord], device: DeviceSpec) -> dict[str, dict[str, float]]:
@@ -190,25 +231,34 @@ def by_operator(ops: list[OpRecord], device: DeviceSpec) -> dict[str, dict[str, 
     return dict(sorted(table.items(), key=lambda kv: -kv[1]["bound_s"]))
 
 
-def _meta_model(name: str, backbone: str, num_classes: int, dtype: torch.dtype, postnet: str | None,
-                **kwargs: Any) -> nn.Module:
+def _meta_model(
+    name: str, backbone: str, num_classes: int, dtype: torch.dtype, postnet: str | None, **kwargs: Any
+) -> nn.Module:
     with torch.device("meta"):
         # PHGMM's PostNet; the other networks ignore PHGMM's keys
         model = build_model(name, num_classes=num_classes, backbone=backbone, **{**kwargs, "postnet": postnet})
     return model.to(dtype=dtype, memory_format=torch.channels_last)
 
 
-def _meta_batch(size: tuple[int, int], batch: int, num_classes: int,
-                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _meta_batch(
+    size: tuple[int, int], batch: int, num_classes: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     w, h = size
     x = torch.empty(batch, 3, h, w, device="meta", dtype=dtype).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, num_classes, (batch, h, w), device="meta")
     return x, y
 
 
-def training_ops(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
-                 batch: int = 16, num_classes: int = 12, postnet: str | None = "full",
-                 dtype: torch.dtype = torch.bfloat16, **model_kwargs: Any) -> tuple[list[OpRecord], int]:
+def training_ops(
+    name: str = "phgmm",
+    backbone: str = "resnet101",
+    size: tuple[int, int] = (768, 384),
+    batch: int = 16,
+    num_classes: int = 12,
+    postnet: str | None = "full",
+    dtype: torch.dtype = torch.bfloat16,
+    **model_kwargs: Any,
+) -> tuple[list[OpRecord], int]:
     """The operators of one training step (forward, loss, backward) and the number of trained
     parameters (for the optimiser's traffic, counted from it rather than traced).
 
@@ -227,20 +277,35 @@ def training_ops(name: str = "phgmm", backbone: str = "resnet101", size: tuple[i
     return trace_ops(step), sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def training_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
-                      batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
-                      postnet: str | None = "full", dtype: torch.dtype = torch.bfloat16,
-                      **model_kwargs: Any) -> Roofline:
+def training_roofline(
+    name: str = "phgmm",
+    backbone: str = "resnet101",
+    size: tuple[int, int] = (768, 384),
+    batch: int = 16,
+    device: DeviceSpec = DEVICES["h100"],
+    num_classes: int = 12,
+    postnet: str | None = "full",
+    dtype: torch.dtype = torch.bfloat16,
+    **model_kwargs: Any,
+) -> Roofline:
     """The bounds of one training step as the benchmark times it: forward, the configured loss
     (PHGMM's with ``postnet``), backward and a fused AdamW step."""
     ops, params = training_ops(name, backbone, size, batch, num_classes, postnet, dtype, **model_kwargs)
     return roofline(ops, device, extra_bytes=ADAMW_BYTES_PER_PARAM * params)
 
 
-def inference_roofline(name: str = "phgmm", backbone: str = "resnet101", size: tuple[int, int] = (768, 384),
-                       batch: int = 16, device: DeviceSpec = DEVICES["h100"], num_classes: int = 12,
-                       dtype: torch.dtype = torch.bfloat16, encoder_only: bool = False, folded: bool = False,
-                       **model_kwargs: Any) -> Roofline:
+def inference_roofline(
+    name: str = "phgmm",
+    backbone: str = "resnet101",
+    size: tuple[int, int] = (768, 384),
+    batch: int = 16,
+    device: DeviceSpec = DEVICES["h100"],
+    num_classes: int = 12,
+    dtype: torch.dtype = torch.bfloat16,
+    encoder_only: bool = False,
+    folded: bool = False,
+    **model_kwargs: Any,
+) -> Roofline:
     """The bounds of one eval-mode forward (``encoder_only``: PHGMM's bare encoder; ``folded``: with
     the BatchNorms folded into the convolutions, as ``phgmm predict`` runs it)."""
     model = _meta_model(name, backbone, num_classes, dtype, None, **model_kwargs).eval()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,14 +27,19 @@ from .user import measure_loader, measure_onnx, measure_predict
 
 __all__ = ["run_benchmark", "format_table", "loader_from_config", "RATIO_KEYS", "OPTIONAL_RATIO_KEYS"]
 
-RATIO_KEYS = ("phgmm_infer_over_encoder", "phgmm_infer_flops_over_encoder",
-              "phgmm_infer_over_deeplabv3", "phgmm_folded_over_unfolded", "phgmm_folded_infer_over_encoder",
-              "train_full_postnet_over_none",
-              "train_light_postnet_over_none", "phgmm_train_images_per_s_over_deeplabv3")
+RATIO_KEYS = (
+    "phgmm_infer_over_encoder",
+    "phgmm_infer_flops_over_encoder",
+    "phgmm_infer_over_deeplabv3",
+    "phgmm_folded_over_unfolded",
+    "phgmm_folded_infer_over_encoder",
+    "train_full_postnet_over_none",
+    "train_light_postnet_over_none",
+    "phgmm_train_images_per_s_over_deeplabv3",
+)
 
 #: ratios present only when their measurement was asked for (``predict_images``, ``onnx``)
 OPTIONAL_RATIO_KEYS = ("predict_over_forward_images_per_s", "onnx_over_pytorch_time")
-
 
 
 @dataclass
@@ -41,7 +47,7 @@ class _Run:
     """What every measurement of one run shares: device, precision, inputs, iteration counts."""
 
     dev: torch.device
-    dtype: torch.dtype | None          # autocast dtype (None: fp32)
+    dtype: torch.dtype | None  # autocast dtype (None: fp32)
     mf: torch.memory_format
     x_inf: torch.Tensor
     x_tr: torch.Tensor
@@ -52,15 +58,22 @@ class _Run:
     count_flops: bool
     peak_flops: float | None
     say: Callable[[str], None]
-    cfg: Config                        # the training step's loss, optimiser settings and clipping
-    graphs: bool = False               # also time CUDA-graph replays (CUDA only)
+    cfg: Config  # the training step's loss, optimiser settings and clipping
+    graphs: bool = False  # also time CUDA-graph replays (CUDA only)
 
     def autocast(self) -> Any:
         return autocast(self.dtype, self.dev)
 
 
-def _inputs(dev: torch.device, mf: torch.memory_format, size: tuple[int, int], batch: int, train_batch: int,
-            num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _inputs(
+    dev: torch.device,
+    mf: torch.memory_format,
+    size: tuple[int, int],
+    batch: int,
+    train_batch: int,
+    num_classes: int,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random inference images, training images and labels at ``size`` = (W, H)."""
     w, h = size
     torch.manual_seed(seed)
@@ -79,9 +92,11 @@ def _train_step(run: _Run, model: nn.Module) -> Callable[[], Any]:
 
 def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
     """One inference (no_grad, autocast) of ``fn`` on the run's inference batch."""
+
     def infer() -> None:
         with torch.no_grad(), run.autocast():
             fn(run.x_inf)
+
     return infer
 
 
@@ -90,12 +105,12 @@ def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
     from ..engine.graphed import GraphedTrainStep
 
     p = step_parts(model, run.cfg, run.dev, run.dtype, run.mf)
-    graphed = GraphedTrainStep(model, p.loss_fn, p.optimizer, run.dev, run.dtype, p.grad_clip, p.takes_labels,
-                               run.mf)
+    graphed = GraphedTrainStep(model, p.loss_fn, p.optimizer, run.dev, run.dtype, p.grad_clip, p.takes_labels, run.mf)
 
     def step() -> None:
         model.train()
         graphed.step(run.x_tr, run.y_tr)
+
     return step
 
 
@@ -105,15 +120,19 @@ def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any
     from ..engine.graphed import GraphedForward
 
     step = _graphed_train_step(run, model)
-    _warm(run, step)                                      # captures
+    _warm(run, step)  # captures
     t_tr = time_interleaved({"step": step}, run.dev, run.iters)["step"]
     folded = fold_batchnorm(model).to(run.dev, memory_format=run.mf)
     forward = GraphedForward(folded, run.dev, run.dtype)
-    infer = lambda: forward(run.x_inf)                    # noqa: E731
+    infer = lambda: forward(run.x_inf)  # noqa: E731
     _warm(run, infer)
     t_inf = time_interleaved({"infer": infer}, run.dev, run.infer_iters)["infer"]
-    entry.update(train_graphed_step_s=t_tr, train_graphed_images_per_s=run.x_tr.shape[0] / t_tr,
-                 infer_graphed_folded_s=t_inf, infer_graphed_folded_images_per_s=run.x_inf.shape[0] / t_inf)
+    entry.update(
+        train_graphed_step_s=t_tr,
+        train_graphed_images_per_s=run.x_tr.shape[0] / t_tr,
+        infer_graphed_folded_s=t_inf,
+        infer_graphed_folded_images_per_s=run.x_inf.shape[0] / t_inf,
+    )
     run.say(f"{name}: CUDA graphs: training step {t_tr * 1e3:.1f} ms, folded inference {t_inf * 1e3:.1f} ms")
 
 
@@ -121,10 +140,10 @@ def _count_kernels(run: _Run, model: nn.Module, entry: dict[str, Any]) -> None:
     """Operators that launch a kernel in one eager training step and one inference (opcount.py):
     what an eager GPU step pays in launches."""
     step = _train_step(run, model)
-    step()                                                # the optimiser's moments exist from here
+    step()  # the optimiser's moments exist from here
     entry["train_kernels"] = count_ops(step).total_kernels
     latent = isinstance(model, LatentNetwork)
-    if latent:                                            # the inference network has no PostNet
+    if latent:  # the inference network has no PostNet
         postnet, model.postnet = model.postnet, None
     model.eval()
     with torch.no_grad(), run.autocast():
@@ -161,17 +180,22 @@ def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, 
     entry["infer_peak_memory"] = _warm(run, infer)
     extra: dict[str, float] = {}
     if isinstance(model, LatentNetwork):
-        folded_model = fold_batchnorm(model)             # as phgmm predict and evaluate run it
-        others = {"encoder": _infer(run, model.encoder), "folded": _infer(run, folded_model),
-                  "folded_encoder": _infer(run, folded_model.encoder)}
-        for fn in others.values():                       # the model itself was warmed above
+        folded_model = fold_batchnorm(model)  # as phgmm predict and evaluate run it
+        others = {
+            "encoder": _infer(run, model.encoder),
+            "folded": _infer(run, folded_model),
+            "folded_encoder": _infer(run, folded_model.encoder),
+        }
+        for fn in others.values():  # the model itself was warmed above
             _warm(run, fn)
         enc = others["encoder"]
         t = time_interleaved({"model": infer, **others}, run.dev, run.infer_iters)
         t_inf = t["model"]
         extra.update(encoder_s=t["encoder"], folded_s=t["folded"], folded_encoder_s=t["folded_encoder"])
-        run.say(f"{name}: bare encoder {t['encoder'] * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}; "
-                f"BatchNorm folded: {t['folded'] * 1e3:.1f} ms, its encoder {t['folded_encoder'] * 1e3:.1f} ms")
+        run.say(
+            f"{name}: bare encoder {t['encoder'] * 1e3:.1f} ms/batch of {run.x_inf.shape[0]}; "
+            f"BatchNorm folded: {t['folded'] * 1e3:.1f} ms, its encoder {t['folded_encoder'] * 1e3:.1f} ms"
+        )
         entry["infer_flops"] = count_flops(infer)
         extra["flops_over_encoder"] = entry["infer_flops"] / count_flops(enc)
     else:
@@ -185,8 +209,9 @@ def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, 
     return extra
 
 
-def _measure_phgmm_training(run: _Run, model: nn.Module, light_postnet: nn.Module,
-                            entry: dict[str, Any]) -> dict[str, float]:
+def _measure_phgmm_training(
+    run: _Run, model: nn.Module, light_postnet: nn.Module, entry: dict[str, Any]
+) -> dict[str, float]:
     """PHGMM's training step with no, the light and the full PostNet, on the same model (the
     PostNet module is swapped), each with its own optimiser, warmed up one after the other and timed
     round-robin. Returns the median seconds per variant; the full PostNet is left in place."""
@@ -197,6 +222,7 @@ def _measure_phgmm_training(run: _Run, model: nn.Module, light_postnet: nn.Modul
         def swapped() -> None:
             model.postnet = postnet
             step()
+
         return swapped
 
     steps = {}
@@ -206,8 +232,7 @@ def _measure_phgmm_training(run: _Run, model: nn.Module, light_postnet: nn.Modul
         entry[f"train_peak_memory_postnet_{variant}"] = _warm(run, steps[variant])
     times = time_interleaved(steps, run.dev, run.iters)
     for variant in variants:
-        run.say(f"phgmm: training step, PostNet {variant}: {times[variant] * 1e3:.1f} ms/batch "
-                f"of {run.x_tr.shape[0]}")
+        run.say(f"phgmm: training step, PostNet {variant}: {times[variant] * 1e3:.1f} ms/batch of {run.x_tr.shape[0]}")
     model.postnet = full_postnet
     return times
 
@@ -221,8 +246,9 @@ def _measure_training(run: _Run, name: str, model: nn.Module, entry: dict[str, A
     return t_tr
 
 
-def _model_builder(config: Any, backbone: str, num_classes: int,
-                   model_kwargs: dict[str, dict[str, Any]]) -> Callable[[str], nn.Module]:
+def _model_builder(
+    config: Any, backbone: str, num_classes: int, model_kwargs: dict[str, dict[str, Any]]
+) -> Callable[[str], nn.Module]:
     """name → the model's inference network (no PostNet): from ``config``'s model section through
     the engine's builder, or from ``build_model`` with ``model_kwargs[name]``."""
     if config is not None:
@@ -231,12 +257,14 @@ def _model_builder(config: Any, backbone: str, num_classes: int,
         def from_config(name: str) -> nn.Module:
             model = dataclasses.replace(config.model, name=name, backbone=backbone, num_classes=num_classes)
             return build_model_from_config(dataclasses.replace(config, model=model), inference=True)
+
         return from_config
 
     def from_kwargs(name: str) -> nn.Module:
         # the inference network: no PostNet (PHGMM's key; the other networks ignore PHGMM's keys)
         kwargs = {**model_kwargs.get(name, {}), "postnet": None}
         return build_model(name, num_classes=num_classes, backbone=backbone, **kwargs)
+
     return from_kwargs
 
 
@@ -252,14 +280,24 @@ def _attach_postnets(model: nn.Module, num_classes: int, backbone: str, cfg: Con
     return PostNet(num_classes, model.num_components, model.latent_dim, backbone, "light", IGNORE_INDEX, norm)
 
 
-def _measure_model(run: _Run, name: str, model: nn.Module, num_classes: int, backbone: str,
-                   results: dict[str, Any], phgmm: dict[str, Any]) -> None:
+def _measure_model(
+    run: _Run,
+    name: str,
+    model: nn.Module,
+    num_classes: int,
+    backbone: str,
+    results: dict[str, Any],
+    phgmm: dict[str, Any],
+) -> None:
     """Every measurement of one model into ``results[name]``; PHGMM's extras into ``phgmm``."""
     latent = isinstance(model, LatentNetwork)
     light = _attach_postnets(model, num_classes, backbone, run.cfg) if latent else None
     model.to(run.dev, memory_format=run.mf)
-    params = (dict(model.parameter_counts()) if isinstance(model, SegmentationNetwork)
-              else {"inference_total": sum(p.numel() for p in model.parameters())})
+    params = (
+        dict(model.parameter_counts())
+        if isinstance(model, SegmentationNetwork)
+        else {"inference_total": sum(p.numel() for p in model.parameters())}
+    )
     entry: dict[str, Any] = {"params": params, "memory_kind": PeakMemory(run.dev).kind}
     extra = _measure_inference(run, name, model, entry)
     if latent:
@@ -292,13 +330,20 @@ def _ratios(results: dict[str, Any], phgmm: dict[str, Any]) -> dict[str, float]:
         "phgmm_folded_infer_over_encoder": phgmm["folded_s"] / phgmm["folded_encoder_s"],
         "train_full_postnet_over_none": variants["full"] / variants["none"],
         "train_light_postnet_over_none": variants["light"] / variants["none"],
-        "phgmm_train_images_per_s_over_deeplabv3": (results["phgmm"]["train_images_per_s"]
-                                                    / results["deeplabv3"]["train_images_per_s"]),
+        "phgmm_train_images_per_s_over_deeplabv3": (
+            results["phgmm"]["train_images_per_s"] / results["deeplabv3"]["train_images_per_s"]
+        ),
     }
 
 
-def _loader_check(loader: Any, train_batch: int, workers: int, batches: int, phgmm_train_images_per_s: float,
-                  say: Callable[[str], None]) -> dict[str, Any]:
+def _loader_check(
+    loader: Any,
+    train_batch: int,
+    workers: int,
+    batches: int,
+    phgmm_train_images_per_s: float,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
     """The loader's images/s and whether it is at least twice PHGMM's training images/s."""
     info = measure_loader(loader, train_batch, workers, batches)
     info["over_phgmm_train_images_per_s"] = info["images_per_s"] / phgmm_train_images_per_s
@@ -316,8 +361,9 @@ def _names(models: Sequence[str]) -> list[str]:
     return ["phgmm", "deeplabv3"] + [m for m in dict.fromkeys(names) if m not in ("phgmm", "deeplabv3")]
 
 
-def _defaults(config: Any, backbone: str | None, num_classes: int | None, train_batch: int | None,
-              size: Sequence[int] | None) -> tuple[str, int, int, tuple[int, int]]:
+def _defaults(
+    config: Any, backbone: str | None, num_classes: int | None, train_batch: int | None, size: Sequence[int] | None
+) -> tuple[str, int, int, tuple[int, int]]:
     """The backbone, class count, training batch and (W, H) asked for, else ``config``'s, else
     ResNet-101, 12 classes, batch 2 and 768×384."""
     backbone = backbone or (config.model.backbone if config is not None else "resnet101")
@@ -327,16 +373,34 @@ def _defaults(config: Any, backbone: str | None, num_classes: int | None, train_
     return backbone, num_classes, train_batch, (w, h)
 
 
-def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = None,
-                  size: Sequence[int] | None = None, batch: int = 1, train_batch: int | None = None,
-                  warmup: int = 1, iters: int = 3, infer_iters: int | None = None,
-                  device: str | torch.device = "cpu", amp: str | None = None, channels_last: bool = True,
-                  num_classes: int | None = None, loader: Any = None, loader_workers: int = 2,
-                  loader_batches: int = 20, peak_flops: float | None = None, count_flops: bool | None = None,
-                  model_kwargs: dict[str, dict[str, Any]] | None = None, config: Any = None,
-                  seed: int = 0, progress: Callable[[str], None] | None = None, predict_images: int = 0,
-                  predict_workers: int | None = None, predict_rounds: int | None = None,
-                  onnx: bool = False, graphs: bool = False) -> dict[str, Any]:
+def run_benchmark(
+    models: Sequence[str] = MODEL_NAMES,
+    backbone: str | None = None,
+    size: Sequence[int] | None = None,
+    batch: int = 1,
+    train_batch: int | None = None,
+    warmup: int = 1,
+    iters: int = 3,
+    infer_iters: int | None = None,
+    device: str | torch.device = "cpu",
+    amp: str | None = None,
+    channels_last: bool = True,
+    num_classes: int | None = None,
+    loader: Any = None,
+    loader_workers: int = 2,
+    loader_batches: int = 20,
+    peak_flops: float | None = None,
+    count_flops: bool | None = None,
+    model_kwargs: dict[str, dict[str, Any]] | None = None,
+    config: Any = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    predict_images: int = 0,
+    predict_workers: int | None = None,
+    predict_rounds: int | None = None,
+    onnx: bool = False,
+    graphs: bool = False,
+) -> dict[str, Any]:
     """Measure training and inference speed, memory and size of PHGMM and baselines in one run.
 
     Args:
@@ -397,45 +461,76 @@ def run_benchmark(models: Sequence[str] = MODEL_NAMES, backbone: str | None = No
     dtype = amp_dtype(amp or "off", dev)
     amp = "bf16" if dtype is not None else None
     mf = memory_format("true" if channels_last else "false")
-    run = _Run(dev, dtype, mf, *_inputs(dev, mf, (w, h), batch, train_batch, num_classes, seed),
-               warmup=warmup, iters=iters, infer_iters=max(iters, 20) if infer_iters is None else infer_iters,
-               count_flops=dev.type == "cuda" if count_flops is None else count_flops,
-               peak_flops=device_peak_flops(dev, amp) if peak_flops is None else peak_flops,
-               say=progress or (lambda _msg: None), cfg=config if config is not None else Config(), graphs=graphs)
+    run = _Run(
+        dev,
+        dtype,
+        mf,
+        *_inputs(dev, mf, (w, h), batch, train_batch, num_classes, seed),
+        warmup=warmup,
+        iters=iters,
+        infer_iters=max(iters, 20) if infer_iters is None else infer_iters,
+        count_flops=dev.type == "cuda" if count_flops is None else count_flops,
+        peak_flops=device_peak_flops(dev, amp) if peak_flops is None else peak_flops,
+        say=progress or (lambda _msg: None),
+        cfg=config if config is not None else Config(),
+        graphs=graphs,
+    )
     build = _model_builder(config, backbone, num_classes, model_kwargs)
     _announce(run, names, backbone, (w, h), loader is not None, predict_images, onnx)
     results, phgmm = _measure_models(run, names, build, num_classes, backbone, seed)
     loader_info = None
     if loader is not None:
-        loader_info = _loader_check(loader, train_batch, loader_workers, loader_batches,
-                                    results["phgmm"]["train_images_per_s"], run.say)
+        loader_info = _loader_check(
+            loader, train_batch, loader_workers, loader_batches, results["phgmm"]["train_images_per_s"], run.say
+        )
     ratios = _ratios(results, phgmm)
-    predict_info, onnx_info = _user_measurements(run, build, (w, h), seed, predict_images, predict_workers,
-                                                 predict_rounds, onnx, ratios)
+    predict_info, onnx_info = _user_measurements(
+        run, build, (w, h), seed, predict_images, predict_workers, predict_rounds, onnx, ratios
+    )
     settings = _settings(run, backbone, (w, h), channels_last, amp, num_classes, model_kwargs, config)
-    return {"settings": settings, "models": results, "phgmm_train_step_s": phgmm["train_variants"],
-            "encoder_infer_s": phgmm["encoder_s"], "ratios": ratios, "loader": loader_info,
-            "predict": predict_info, "onnx": onnx_info}
+    return {
+        "settings": settings,
+        "models": results,
+        "phgmm_train_step_s": phgmm["train_variants"],
+        "encoder_infer_s": phgmm["encoder_s"],
+        "ratios": ratios,
+        "loader": loader_info,
+        "predict": predict_info,
+        "onnx": onnx_info,
+    }
 
 
-def _announce(run: _Run, names: list[str], backbone: str, size: tuple[int, int], loader: bool,
-              predict_images: int, onnx: bool) -> None:
+def _announce(
+    run: _Run, names: list[str], backbone: str, size: tuple[int, int], loader: bool, predict_images: int, onnx: bool
+) -> None:
     """The first progress line: what will be measured, where and how often."""
-    extras = [what for what, on in (("the data loader", loader),
-                                    (f"phgmm predict on {predict_images} images", predict_images),
-                                    ("ONNX Runtime", onnx)) if on]
-    run.say(f"measuring {', '.join(names)}{''.join(f', {e}' for e in extras)} on {run.dev} "
-            f"({torch.get_num_threads()} threads): {backbone} at {size[0]}x{size[1]}, inference batch "
-            f"{run.x_inf.shape[0]} ({run.infer_iters} timed), training batch {run.x_tr.shape[0]} ({run.iters} timed "
-            f"after {run.warmup} warm-up); a line per measurement follows"
-            + (" (at full size on a CPU, minutes per model: --models, --iters and --size shorten it)"
-               if run.dev.type == "cpu" else ""))
+    extras = [
+        what
+        for what, on in (
+            ("the data loader", loader),
+            (f"phgmm predict on {predict_images} images", predict_images),
+            ("ONNX Runtime", onnx),
+        )
+        if on
+    ]
+    run.say(
+        f"measuring {', '.join(names)}{''.join(f', {e}' for e in extras)} on {run.dev} "
+        f"({torch.get_num_threads()} threads): {backbone} at {size[0]}x{size[1]}, inference batch "
+        f"{run.x_inf.shape[0]} ({run.infer_iters} timed), training batch {run.x_tr.shape[0]} ({run.iters} timed "
+        f"after {run.warmup} warm-up); a line per measurement follows"
+        + (
+            " (at full size on a CPU, minutes per model: --models, --iters and --size shorten it)"
+            if run.dev.type == "cpu"
+            else ""
+        )
+    )
     if run.graphs and run.dev.type != "cuda":
         run.say("CUDA graphs: CUDA only; not measured on this device")
 
 
-def _measure_models(run: _Run, names: list[str], build: Callable[[str], nn.Module], num_classes: int,
-                    backbone: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _measure_models(
+    run: _Run, names: list[str], build: Callable[[str], nn.Module], num_classes: int, backbone: str, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every model in turn, each from the same seed: (per-model entries, PHGMM's extras)."""
     results: dict[str, Any] = {}
     phgmm: dict[str, Any] = {}
@@ -448,41 +543,80 @@ def _measure_models(run: _Run, names: list[str], build: Callable[[str], nn.Modul
     return results, phgmm
 
 
-def _user_measurements(run: _Run, build: Callable[[str], nn.Module], size: tuple[int, int], seed: int,
-                       predict_images: int, predict_workers: int | None, predict_rounds: int | None, onnx: bool,
-                       ratios: dict[str, float]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _user_measurements(
+    run: _Run,
+    build: Callable[[str], nn.Module],
+    size: tuple[int, int],
+    seed: int,
+    predict_images: int,
+    predict_workers: int | None,
+    predict_rounds: int | None,
+    onnx: bool,
+    ratios: dict[str, float],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """``phgmm predict`` against the bare forward and ONNX Runtime against PyTorch, when asked for,
     on a fresh PHGMM inference network; their ratios go into ``ratios``."""
     predict_info = onnx_info = None
     if not (predict_images or onnx):
         return None, None
     torch.manual_seed(seed)
-    fresh = build("phgmm").to(run.dev, memory_format=run.mf).eval()    # inference network, no PostNet
+    fresh = build("phgmm").to(run.dev, memory_format=run.mf).eval()  # inference network, no PostNet
     batch = run.x_inf.shape[0]
     if predict_images:
-        predict_info = measure_predict(fresh, size, images=predict_images, batch=batch,
-                                       rounds=predict_rounds or max(run.iters, 3), device=run.dev,
-                                       workers=predict_workers, mf=run.mf, seed=seed, say=run.say)
+        predict_info = measure_predict(
+            fresh,
+            size,
+            images=predict_images,
+            batch=batch,
+            rounds=predict_rounds or max(run.iters, 3),
+            device=run.dev,
+            workers=predict_workers,
+            mf=run.mf,
+            seed=seed,
+            say=run.say,
+        )
         ratios["predict_over_forward_images_per_s"] = predict_info["predict_over_forward"]
     if onnx:
-        onnx_info = measure_onnx(fresh, size, batch=batch, warmup=run.warmup, iters=run.infer_iters, seed=seed,
-                                 say=run.say)
+        onnx_info = measure_onnx(
+            fresh, size, batch=batch, warmup=run.warmup, iters=run.infer_iters, seed=seed, say=run.say
+        )
         if "skipped" not in onnx_info:
             ratios["onnx_over_pytorch_time"] = onnx_info["onnx_over_pytorch"]
     return predict_info, onnx_info
 
 
-def _settings(run: _Run, backbone: str, size: tuple[int, int], channels_last: bool, amp: str | None,
-              num_classes: int, model_kwargs: dict[str, dict[str, Any]], config: Any) -> dict[str, Any]:
+def _settings(
+    run: _Run,
+    backbone: str,
+    size: tuple[int, int],
+    channels_last: bool,
+    amp: str | None,
+    num_classes: int,
+    model_kwargs: dict[str, dict[str, Any]],
+    config: Any,
+) -> dict[str, Any]:
     """What the result's numbers were measured under."""
     dev = run.dev
     return {
-        "backbone": backbone, "size_wh": list(size), "batch": run.x_inf.shape[0], "train_batch": run.x_tr.shape[0],
-        "warmup": run.warmup, "iters": run.iters, "infer_iters": run.infer_iters, "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
-        "cpu_threads": torch.get_num_threads(), "amp": amp, "channels_last": channels_last,
-        "num_classes": num_classes, "torch": torch.__version__, "peak_flops": run.peak_flops,
-        "memory_kind": PeakMemory(dev).kind, "phgmm_kwargs": metrics_json_safe(model_kwargs.get("phgmm", {})),
+        "backbone": backbone,
+        "size_wh": list(size),
+        "batch": run.x_inf.shape[0],
+        "train_batch": run.x_tr.shape[0],
+        "warmup": run.warmup,
+        "iters": run.iters,
+        "infer_iters": run.infer_iters,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "amp": amp,
+        "channels_last": channels_last,
+        "num_classes": num_classes,
+        "torch": torch.__version__,
+        "peak_flops": run.peak_flops,
+        "memory_kind": PeakMemory(dev).kind,
+        "phgmm_kwargs": metrics_json_safe(model_kwargs.get("phgmm", {})),
         "config_model": metrics_json_safe(vars(config.model)) if config is not None else None,
         "cuda_graphs": run.graphs and dev.type == "cuda",
         "timing": "median seconds per call",
@@ -510,46 +644,66 @@ def format_table(result: dict[str, Any]) -> str:
         f"amp={s['amp']}, inference batch {s['batch']}, training batch {s['train_batch']}, "
         f"median of {s['iters']} (training) / {s['infer_iters']} (inference) after {s['warmup']} warm-up",
         "",
-        f"| model | params (inference) | train img/s | infer img/s | infer ms/batch | train {mem} | infer {mem} | train MFU | "
-        f"infer MFU | kernels/train step | kernels/inference |",
+        f"| model | params (inference) | train img/s | infer img/s | infer ms/batch | train {mem} | infer {mem} | "
+        f"train MFU | infer MFU | kernels/train step | kernels/inference |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, e in result["models"].items():
+
         def pct(v: float | None) -> str:
             return "-" if v is None else f"{100 * v:.1f}%"
+
         label = name + (f" (PostNet {e['train_postnet']})" if "train_postnet" in e else "")
-        lines.append(f"| {label} | {e['params'].get('inference_total', 0) / 1e6:.2f} M | {e['train_images_per_s']:.2f} | "
-                     f"{e['infer_images_per_s']:.2f} | {e['infer_s'] * 1e3:.1f} | {_mib(e.get('train_peak_memory'))} | "
-                     f"{_mib(e.get('infer_peak_memory'))} | {pct(e.get('train_mfu'))} | {pct(e.get('infer_mfu'))} | "
-                     f"{e.get('train_kernels', '-')} | {e.get('infer_kernels', '-')} |")
+        lines.append(
+            f"| {label} | {e['params'].get('inference_total', 0) / 1e6:.2f} M | {e['train_images_per_s']:.2f} | "
+            f"{e['infer_images_per_s']:.2f} | {e['infer_s'] * 1e3:.1f} | {_mib(e.get('train_peak_memory'))} | "
+            f"{_mib(e.get('infer_peak_memory'))} | {pct(e.get('train_mfu'))} | {pct(e.get('infer_mfu'))} | "
+            f"{e.get('train_kernels', '-')} | {e.get('infer_kernels', '-')} |"
+        )
     graphed = {n: e for n, e in result["models"].items() if "train_graphed_step_s" in e}
     if graphed:
-        lines += ["", "| model (CUDA graphs) | train img/s eager | train img/s graphed | graphed ÷ eager step | "
-                  "train MFU graphed | folded infer img/s graphed |", "|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "| model (CUDA graphs) | train img/s eager | train img/s graphed | graphed ÷ eager step | "
+            "train MFU graphed | folded infer img/s graphed |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
         for name, e in graphed.items():
             mfu = e.get("train_graphed_mfu")
-            lines.append(f"| {name} | {e['train_images_per_s']:.2f} | {e['train_graphed_images_per_s']:.2f} | "
-                         f"{e['train_graphed_step_s'] / e['train_step_s']:.3f} | "
-                         f"{'-' if mfu is None else f'{100 * mfu:.1f}%'} | {e['infer_graphed_folded_images_per_s']:.2f} |")
+            lines.append(
+                f"| {name} | {e['train_images_per_s']:.2f} | {e['train_graphed_images_per_s']:.2f} | "
+                f"{e['train_graphed_step_s'] / e['train_step_s']:.3f} | "
+                f"{'-' if mfu is None else f'{100 * mfu:.1f}%'} | {e['infer_graphed_folded_images_per_s']:.2f} |"
+            )
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in result["ratios"].items()]
     v = result["phgmm_train_step_s"]
-    lines += ["", "PHGMM training step (s): " + ", ".join(f"PostNet {k}: {t:.3f}" for k, t in v.items()),
-              f"PHGMM bare encoder forward (s): {result['encoder_infer_s']:.4f}"]
+    lines += [
+        "",
+        "PHGMM training step (s): " + ", ".join(f"PostNet {k}: {t:.3f}" for k, t in v.items()),
+        f"PHGMM bare encoder forward (s): {result['encoder_infer_s']:.4f}",
+    ]
     if result.get("loader"):
         ld = result["loader"]
-        lines.append(f"loader: {ld['images_per_s']:.1f} images/s with {ld['workers']} workers = "
-                     f"{ld['over_phgmm_train_images_per_s']:.1f}× PHGMM training images/s "
-                     f"({'≥' if ld['at_least_2x_training'] else '<'} 2×)")
+        lines.append(
+            f"loader: {ld['images_per_s']:.1f} images/s with {ld['workers']} workers = "
+            f"{ld['over_phgmm_train_images_per_s']:.1f}× PHGMM training images/s "
+            f"({'≥' if ld['at_least_2x_training'] else '<'} 2×)"
+        )
     if result.get("predict"):
         p = result["predict"]
-        lines.append(f"predict: {p['predict_images_per_s']:.2f} images/s vs bare forward "
-                     f"{p['forward_images_per_s']:.2f} images/s = {p['predict_over_forward']:.3f}× "
-                     f"({p['images']} PNGs of {p['size_wh'][0]}×{p['size_wh'][1]}, batch {p['batch']}, "
-                     f"median of {p['rounds']} rounds)")
+        lines.append(
+            f"predict: {p['predict_images_per_s']:.2f} images/s vs bare forward "
+            f"{p['forward_images_per_s']:.2f} images/s = {p['predict_over_forward']:.3f}× "
+            f"({p['images']} PNGs of {p['size_wh'][0]}×{p['size_wh'][1]}, batch {p['batch']}, "
+            f"median of {p['rounds']} rounds)"
+        )
     if result.get("onnx"):
         o = result["onnx"]
-        lines.append(f"onnx: {o['skipped']}" if "skipped" in o else
-                     f"onnx: onnxruntime {o['onnx_s'] * 1e3:.1f} ms vs PyTorch {o['pytorch_s'] * 1e3:.1f} ms "
-                     f"per batch of {o['batch']} on the CPU = {o['onnx_over_pytorch']:.3f}×")
+        lines.append(
+            f"onnx: {o['skipped']}"
+            if "skipped" in o
+            else f"onnx: onnxruntime {o['onnx_s'] * 1e3:.1f} ms vs PyTorch {o['pytorch_s'] * 1e3:.1f} ms "
+            f"per batch of {o['batch']} on the CPU = {o['onnx_over_pytorch']:.3f}×"
+        )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ that it gives the trainer's loss for every registered network.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -24,22 +24,41 @@ from ..engine.train import build_optimizer
 __all__ = ["train_step", "step_parts"]
 
 
-def step_parts(model: nn.Module, cfg: Config | None = None, device: torch.device | str = "cpu",
-               amp: torch.dtype | None = None,
-               memory_format: torch.memory_format = torch.contiguous_format) -> StepParts:
+def step_parts(
+    model: nn.Module,
+    cfg: Config | None = None,
+    device: torch.device | str = "cpu",
+    amp: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> StepParts:
     """The parts of ``cfg``'s training step for ``model`` (default ``Config()``: the default loss,
     lr 1e-4, weight decay 0.01), with a fresh optimiser and loss (GECO's state starts anew)."""
     cfg = cfg if cfg is not None else Config()
     device = torch.device(device)
     t = cfg.train
-    return StepParts(model, model, build_loss(cfg), build_optimizer(model, t.lr, t.weight_decay),
-                     torch.amp.GradScaler(device.type, enabled=amp == torch.float16), device, amp, memory_format,
-                     takes_labels(model), t.grad_clip)
+    return StepParts(
+        model,
+        model,
+        build_loss(cfg),
+        build_optimizer(model, t.lr, t.weight_decay),
+        torch.amp.GradScaler(device.type, enabled=amp == torch.float16),
+        device,
+        amp,
+        memory_format,
+        takes_labels(model),
+        t.grad_clip,
+    )
 
 
-def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Config | None = None,
-               device: torch.device | str = "cpu", amp: torch.dtype | None = None,
-               memory_format: torch.memory_format = torch.contiguous_format) -> Callable[[], torch.Tensor]:
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: Config | None = None,
+    device: torch.device | str = "cpu",
+    amp: torch.dtype | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Callable[[], torch.Tensor]:
     """A function that runs one training step of ``model`` on ``x``, ``y`` per call, in training
     mode, and returns the detached loss terms (:data:`~phgmm.engine.stepping.LOSS_TERMS` order).
     Steps are numbered from 0 as the trainer numbers them (the KL warm-up reads the number)."""
@@ -49,4 +68,5 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: Config |
     def step() -> torch.Tensor:
         model.train()
         return training_step(parts, x, y, step=next(count))
+
     return step

@@ -7,12 +7,21 @@ import resource
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-__all__ = ["PEAK_FLOPS", "sync", "time_interleaved", "maxrss_bytes", "PeakMemory", "device_peak_flops",
-           "count_flops", "batch_images"]
+__all__ = [
+    "PEAK_FLOPS",
+    "sync",
+    "time_interleaved",
+    "maxrss_bytes",
+    "PeakMemory",
+    "device_peak_flops",
+    "count_flops",
+    "batch_images",
+]
 
 #: Dense tensor-core peak FLOP/s per GPU name fragment: bf16 (used with ``amp="bf16"``) and
 #: tf32 (used for fp32 runs, since cuDNN convolutions use TF32 by default).
@@ -58,7 +67,7 @@ class PeakMemory:
         self.kind = "cuda_max_allocated" if device.type == "cuda" else "cpu_rss_highwater_delta"
         self.value = 0
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
@@ -86,6 +95,7 @@ def device_peak_flops(device: torch.device, amp: str | None) -> float | None:
 def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of one call of ``fn`` (convolutions and matrix products, ``FlopCounterMode``)."""
     from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     with counter:
         fn()

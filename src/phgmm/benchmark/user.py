@@ -4,7 +4,8 @@ bare forward, and onnxruntime against PyTorch."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,8 +22,9 @@ def measure_loader(loader: Any, batch_size: int = 2, workers: int = 2, batches: 
     (worker start-up) is not timed; then up to ``batches`` batches are.
     """
     if isinstance(loader, torch.utils.data.Dataset) and not isinstance(loader, torch.utils.data.IterableDataset):
-        loader = torch.utils.data.DataLoader(loader, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                             drop_last=False, persistent_workers=False)
+        loader = torch.utils.data.DataLoader(
+            loader, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=False, persistent_workers=False
+        )
     else:
         workers = getattr(loader, "num_workers", workers)
     it = iter(loader)
@@ -62,10 +64,18 @@ def _write_synthetic_images(folder: Any, size: tuple[int, int], n: int, seed: in
     return paths
 
 
-def measure_predict(model: nn.Module, size: Sequence[int] = (768, 384), images: int = 16, batch: int = 1,
-                    rounds: int = 3, device: str | torch.device = "cpu", workers: int | None = None,
-                    mf: torch.memory_format = torch.channels_last, seed: int = 0,
-                    say: Callable[[str], None] | None = None) -> dict[str, Any]:
+def measure_predict(
+    model: nn.Module,
+    size: Sequence[int] = (768, 384),
+    images: int = 16,
+    batch: int = 1,
+    rounds: int = 3,
+    device: str | torch.device = "cpu",
+    workers: int | None = None,
+    mf: torch.memory_format = torch.channels_last,
+    seed: int = 0,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """``phgmm predict``'s images/s against the bare model forward's, at ``size`` and ``batch``.
 
     Writes ``images`` synthetic PNGs of ``size`` = (W, H) to a temporary folder, then times, round
@@ -92,7 +102,7 @@ def measure_predict(model: nn.Module, size: Sequence[int] = (768, 384), images: 
         folder = Path(tmp) / "images"
         files = _write_synthetic_images(folder, (w, h), images, seed)
         xs = [predictor.prepare(load_image(f)) for f in files]
-        batches = [predictor.stack(xs[i:i + batch]).to(dev) for i in range(0, len(xs), batch)]
+        batches = [predictor.stack(xs[i : i + batch]).to(dev) for i in range(0, len(xs), batch)]
         out = Path(tmp) / "out"
 
         def forward() -> None:
@@ -106,17 +116,34 @@ def measure_predict(model: nn.Module, size: Sequence[int] = (768, 384), images: 
         forward()
         predict()
         t = time_interleaved({"forward": forward, "predict": predict}, dev, rounds)
-    info = {"images": images, "batch": batch, "size_wh": [w, h], "rounds": rounds, "workers": workers,
-            "forward_s": t["forward"], "predict_s": t["predict"],
-            "forward_images_per_s": images / t["forward"], "predict_images_per_s": images / t["predict"]}
+    info = {
+        "images": images,
+        "batch": batch,
+        "size_wh": [w, h],
+        "rounds": rounds,
+        "workers": workers,
+        "forward_s": t["forward"],
+        "predict_s": t["predict"],
+        "forward_images_per_s": images / t["forward"],
+        "predict_images_per_s": images / t["predict"],
+    }
     info["predict_over_forward"] = info["predict_images_per_s"] / info["forward_images_per_s"]
-    say(f"predict: {info['predict_images_per_s']:.2f} images/s vs bare forward {info['forward_images_per_s']:.2f} "
-        f"images/s ({info['predict_over_forward']:.3f}x)")
+    say(
+        f"predict: {info['predict_images_per_s']:.2f} images/s vs bare forward {info['forward_images_per_s']:.2f} "
+        f"images/s ({info['predict_over_forward']:.3f}x)"
+    )
     return info
 
 
-def measure_onnx(model: nn.Module, size: Sequence[int] = (768, 384), batch: int = 1, warmup: int = 1,
-                 iters: int = 10, seed: int = 0, say: Callable[[str], None] | None = None) -> dict[str, Any]:
+def measure_onnx(
+    model: nn.Module,
+    size: Sequence[int] = (768, 384),
+    batch: int = 1,
+    warmup: int = 1,
+    iters: int = 10,
+    seed: int = 0,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """onnxruntime (CPU execution provider) time over PyTorch time for the same model, size
     (W, H) and batch, both on the CPU (PyTorch fp32, channels-last, BatchNorm folded as
     ``phgmm predict`` runs it), timed round robin.
@@ -166,9 +193,18 @@ def measure_onnx(model: nn.Module, size: Sequence[int] = (768, 384), batch: int 
             pytorch()
             onnxrt()
         t = time_interleaved({"pytorch": pytorch, "onnx": onnxrt}, torch.device("cpu"), iters)
-    info = {"size_wh": [w, h], "batch": batch, "iters": iters, "pytorch_s": t["pytorch"], "onnx_s": t["onnx"],
-            "onnx_over_pytorch": t["onnx"] / t["pytorch"], "provider": "CPUExecutionProvider",
-            "onnxruntime": __import__("onnxruntime").__version__}
-    say(f"onnx: onnxruntime {t['onnx'] * 1e3:.1f} ms vs PyTorch {t['pytorch'] * 1e3:.1f} ms per batch of {batch} "
-        f"({info['onnx_over_pytorch']:.3f}x)")
+    info = {
+        "size_wh": [w, h],
+        "batch": batch,
+        "iters": iters,
+        "pytorch_s": t["pytorch"],
+        "onnx_s": t["onnx"],
+        "onnx_over_pytorch": t["onnx"] / t["pytorch"],
+        "provider": "CPUExecutionProvider",
+        "onnxruntime": __import__("onnxruntime").__version__,
+    }
+    say(
+        f"onnx: onnxruntime {t['onnx'] * 1e3:.1f} ms vs PyTorch {t['pytorch'] * 1e3:.1f} ms per batch of {batch} "
+        f"({info['onnx_over_pytorch']:.3f}x)"
+    )
     return info

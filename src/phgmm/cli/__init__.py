@@ -31,12 +31,17 @@ COMMANDS = (train, evaluate, predict, experiment, synth, export, publish, benchm
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="phgmm", description="PHGMM semantic segmentation: train, evaluate, "
-                                     "predict, generate synthetic data, export to ONNX, benchmark.")
-    parser.add_argument("--version", action="version", version=f"phgmm {__version__}",
-                        help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
-                                help="run `phgmm COMMAND --help` for its options")
+    parser = argparse.ArgumentParser(
+        prog="phgmm",
+        description="PHGMM semantic segmentation: train, evaluate, "
+        "predict, generate synthetic data, export to ONNX, benchmark.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"phgmm {__version__}", help="print the version and exit"
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", help="run `phgmm COMMAND --help` for its options"
+    )
     sub.required = True
     for command in COMMANDS:
         command.register(sub)
@@ -50,12 +55,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ..engine.loaders import TooManyBadSamples
     from ..engine.train import TrainingError
     from ..io import DiskFullError
+
     try:
         from ..data import DatasetError
     except ImportError:  # pragma: no cover - the data package always defines it
         DatasetError = ValueError  # type: ignore[misc,assignment]
-    return (ConfigError, CheckpointError, TrainingError, TooManyBadSamples, DatasetError, FileNotFoundError, FileExistsError,
-            ValueError, DiskFullError)
+    return (
+        ConfigError,
+        CheckpointError,
+        TrainingError,
+        TooManyBadSamples,
+        DatasetError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        DiskFullError,
+    )
 
 
 def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
@@ -63,22 +78,31 @@ def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     not a plain negative number) for an option and answers "expected one argument"; joined, the
     value reaches the option's own check, which says what is wrong with it."""
     command = parser
-    for token in argv:       # down the subcommands named (``experiment compare``) to the one that parses
+    for token in argv:  # down the subcommands named (``experiment compare``) to the one that parses
         if token.startswith("-"):
             continue
         commands = next((a.choices for a in command._actions if isinstance(a, argparse._SubParsersAction)), {})
         if token not in commands:
             break
         command = commands[token]
-    takes_value = {o for a in command._actions if a.option_strings and a.nargs is None
-                   and not isinstance(a, argparse._StoreConstAction) for o in a.option_strings}
+    takes_value = {
+        o
+        for a in command._actions
+        if a.option_strings and a.nargs is None and not isinstance(a, argparse._StoreConstAction)
+        for o in a.option_strings
+    }
     known = set(command._option_string_actions)
     out, i = [], 0
     while i < len(argv):
         token = argv[i]
         following = argv[i + 1] if i + 1 < len(argv) else None
-        if token in takes_value and following is not None and following.startswith("-") \
-                and following.split("=", 1)[0] not in known and following != "--":
+        if (
+            token in takes_value
+            and following is not None
+            and following.startswith("-")
+            and following.split("=", 1)[0] not in known
+            and following != "--"
+        ):
             out.append(f"{token}={following}")
             i += 2
             continue
@@ -97,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except errors as exc:
         from ..data.errors import plain_message
+
         print(f"phgmm {args.command}: error: {plain_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

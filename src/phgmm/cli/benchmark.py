@@ -18,44 +18,89 @@ images/s over the bare forward's (same size and --batch), and onnxruntime's time
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("benchmark", help="time training and inference of PHGMM and the baselines",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", metavar="FILE",
-                   help="build the models from this config; its backbone, size and training batch are the defaults")
+    p = sub.add_parser(
+        "benchmark",
+        help="time training and inference of PHGMM and the baselines",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="build the models from this config; its backbone, size and training batch are the defaults",
+    )
     add_set(p, "--config")
-    p.add_argument("--models", default=None, metavar="NAMES",
-                   help="comma-separated model names, e.g. phgmm,deeplabv3,unet (default: all); "
-                        "phgmm and deeplabv3 are always measured")
+    p.add_argument(
+        "--models",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated model names, e.g. phgmm,deeplabv3,unet (default: all); "
+        "phgmm and deeplabv3 are always measured",
+    )
     p.add_argument("--backbone", default=None, help="the shared ResNet (default resnet101, or the config's)")
     add_size(p, "input size (default 768x384, or the config's data.size)")
     p.add_argument("--batch", type=int, default=1, help="inference batch (default 1)")
     p.add_argument("--train-batch", type=int, default=None, help="training batch (default 2, or the config's)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls before each measurement (default 1)")
     p.add_argument("--iters", type=int, default=3, help="timed training steps per measurement (default 3)")
-    p.add_argument("--infer-iters", type=int, default=None,
-                   help="timed inferences per measurement (default max(--iters, 20))")
+    p.add_argument(
+        "--infer-iters", type=int, default=None, help="timed inferences per measurement (default max(--iters, 20))"
+    )
     add_device(p)
-    p.add_argument("--amp", choices=("none", "bf16"), default="none",
-                   help="bf16 autocast on CUDA, as in training (default none: fp32)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="channels-last memory format, the library's default (--no-channels-last: contiguous)")
-    p.add_argument("--peak-tflops", type=float, default=None, metavar="T",
-                   help="device peak TFLOP/s for the MFU (default: known GPUs' tensor-core peak)")
-    p.add_argument("--loader-workers", type=int, default=None, metavar="N",
-                   help="also time a DataLoader over the config's training set with N workers (needs --config)")
-    p.add_argument("--predict-images", type=int, default=0, metavar="N",
-                   help="also time `phgmm predict` on N synthetic PNGs of --size against the bare forward on "
-                        "the same batches (ratio predict_over_forward_images_per_s; default 0: off)")
-    p.add_argument("--predict-workers", type=int, default=None, metavar="N",
-                   help="threads reading and writing in the --predict-images measurement (default: predict's)")
-    p.add_argument("--onnx", action="store_true",
-                   help="also time onnxruntime against PyTorch on the CPU for the same exported PHGMM "
-                        "(ratio onnx_over_pytorch_time; skipped with a note without onnxruntime)")
-    p.add_argument("--cuda-graphs", action="store_true",
-                   help="on CUDA, also time each model's training step and folded inference replayed as CUDA "
-                        "graphs (train.cuda_graph; ignored with a note elsewhere)")
-    p.add_argument("--json", dest="json_out", default=None, metavar="FILE",
-                   help="write the full result as JSON here")
+    p.add_argument(
+        "--amp",
+        choices=("none", "bf16"),
+        default="none",
+        help="bf16 autocast on CUDA, as in training (default none: fp32)",
+    )
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="channels-last memory format, the library's default (--no-channels-last: contiguous)",
+    )
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        metavar="T",
+        help="device peak TFLOP/s for the MFU (default: known GPUs' tensor-core peak)",
+    )
+    p.add_argument(
+        "--loader-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also time a DataLoader over the config's training set with N workers (needs --config)",
+    )
+    p.add_argument(
+        "--predict-images",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time `phgmm predict` on N synthetic PNGs of --size against the bare forward on "
+        "the same batches (ratio predict_over_forward_images_per_s; default 0: off)",
+    )
+    p.add_argument(
+        "--predict-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads reading and writing in the --predict-images measurement (default: predict's)",
+    )
+    p.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also time onnxruntime against PyTorch on the CPU for the same exported PHGMM "
+        "(ratio onnx_over_pytorch_time; skipped with a note without onnxruntime)",
+    )
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="on CUDA, also time each model's training step and folded inference replayed as CUDA "
+        "graphs (train.cuda_graph; ignored with a note elsewhere)",
+    )
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="write the full result as JSON here")
     add_threads(p)
     p.set_defaults(func=run)
     return p
@@ -66,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import check_output_file, write_json
 
     if args.json_out:
-        check_output_file(args.json_out)     # before minutes of measuring, not after
+        check_output_file(args.json_out)  # before minutes of measuring, not after
 
     if args.set and not args.config:
         raise SystemExit("phgmm benchmark: --set overrides keys of --config; give --config too")
@@ -77,11 +122,14 @@ def run(args: argparse.Namespace) -> int:
     cfg = None
     if args.config:
         from ..config import load_config
+
         cfg = load_config(args.config, overrides=args.set)
     from ..engine.precision import check_device
-    device = check_device(args.device or "auto")     # before minutes of measuring, not after
+
+    device = check_device(args.device or "auto")  # before minutes of measuring, not after
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     from ..threads import thread_budget
+
     before = machine_state()
     with thread_budget(args.threads if args.threads is not None else getattr(cfg, "threads", None)):
         result = _measure(args, cfg, device, models)
@@ -106,9 +154,12 @@ def machine_state() -> dict:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(),
-            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
 def _measure(args: argparse.Namespace, cfg, device, models: list[str] | None) -> dict:
@@ -116,13 +167,25 @@ def _measure(args: argparse.Namespace, cfg, device, models: list[str] | None) ->
     from ..benchmark import loader_from_config, run_benchmark
     from ..models import MODEL_NAMES
 
-    return run_benchmark(models or MODEL_NAMES, backbone=args.backbone, size=args.size,
-                           batch=args.batch, train_batch=args.train_batch, warmup=args.warmup, iters=args.iters,
-                           infer_iters=args.infer_iters, device=device, amp=args.amp,
-                           channels_last=args.channels_last,
-                           peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None,
-                           loader=loader_from_config(cfg) if args.loader_workers is not None else None,
-                           loader_workers=args.loader_workers or 0, config=cfg,
-                           predict_images=args.predict_images, predict_workers=args.predict_workers,
-                           onnx=args.onnx, graphs=args.cuda_graphs,
-                           progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return run_benchmark(
+        models or MODEL_NAMES,
+        backbone=args.backbone,
+        size=args.size,
+        batch=args.batch,
+        train_batch=args.train_batch,
+        warmup=args.warmup,
+        iters=args.iters,
+        infer_iters=args.infer_iters,
+        device=device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        peak_flops=args.peak_tflops * 1e12 if args.peak_tflops else None,
+        loader=loader_from_config(cfg) if args.loader_workers is not None else None,
+        loader_workers=args.loader_workers or 0,
+        config=cfg,
+        predict_images=args.predict_images,
+        predict_workers=args.predict_workers,
+        onnx=args.onnx,
+        graphs=args.cuda_graphs,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )

@@ -6,12 +6,18 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("configs", help="list the shipped configs and experiment files",
-                       description="List the configs shipped with phgmm; pass a name to --config "
-                                   "(e.g. `phgmm train --config demo`) from any folder.")
+    p = sub.add_parser(
+        "configs",
+        help="list the shipped configs and experiment files",
+        description="List the configs shipped with phgmm; pass a name to --config "
+        "(e.g. `phgmm train --config demo`) from any folder.",
+    )
     p.set_defaults(func=run)
-    m = sub.add_parser("models", help="list the model names and backbones",
-                       description="List the networks (model.name) and encoders (model.backbone).")
+    m = sub.add_parser(
+        "models",
+        help="list the model names and backbones",
+        description="List the networks (model.name) and encoders (model.backbone).",
+    )
     m.set_defaults(func=run_models)
     return p
 
@@ -31,6 +37,8 @@ def run_models(args: argparse.Namespace) -> int:
     width = max(map(len, MODEL_NAMES)) + 2
     for name in MODEL_NAMES:
         print(f"{name:{width}s}{MODEL_NOTES[name]}")
-    print("\nbackbones (model.backbone): resnet18, resnet34, resnet50, resnet101, resnet152 "
-          "(torchvision's parameter names; trained from scratch unless model.pretrained_backbone)")
+    print(
+        "\nbackbones (model.backbone): resnet18, resnet34, resnet50, resnet101, resnet152 "
+        "(torchvision's parameter names; trained from scratch unless model.pretrained_backbone)"
+    )
     return 0

@@ -19,26 +19,40 @@ over machines; commit results_dir (small files) to continue elsewhere without re
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("experiment", help="run a comparison, ablation or latent-use study, or rebuild its report",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    kinds = p.add_subparsers(dest="kind", metavar="KIND", title="kinds",
-                             help="run `phgmm experiment KIND --help` for its options")
+    p = sub.add_parser(
+        "experiment",
+        help="run a comparison, ablation or latent-use study, or rebuild its report",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kinds = p.add_subparsers(
+        dest="kind", metavar="KIND", title="kinds", help="run `phgmm experiment KIND --help` for its options"
+    )
     kinds.required = True
-    for kind, text in (("compare", "train and evaluate every listed model on the same budget"),
-                       ("ablation", "K with and without g, and PHGMM's parts"),
-                       ("latent", "the paper's recipe against the remedies for posterior collapse")):
+    for kind, text in (
+        ("compare", "train and evaluate every listed model on the same budget"),
+        ("ablation", "K with and without g, and PHGMM's parts"),
+        ("latent", "the paper's recipe against the remedies for posterior collapse"),
+    ):
         k = kinds.add_parser(kind, help=text, description=text)
-        k.add_argument("--config", required=True, metavar="FILE",
-                       help="experiment file, or a shipped one (e.g. experiments/compare_camvid)")
+        k.add_argument(
+            "--config",
+            required=True,
+            metavar="FILE",
+            help="experiment file, or a shipped one (e.g. experiments/compare_camvid)",
+        )
         add_set(k, "every run's config (applied before each run's own overrides)")
         k.add_argument("--only", metavar="NAME,...", help="run only these runs (comma-separated names)")
         k.add_argument("--list", action="store_true", help="list the runs and whether each has finished, then exit")
         add_threads(k)
         add_no_progress(k)
         k.set_defaults(func=run)
-    r = kinds.add_parser("report", help="rebuild the tables and plots from finished runs",
-                         description="Rebuild results.md, results.csv and the figures of an experiment's "
-                                     "results folder from the runs that have finished.")
+    r = kinds.add_parser(
+        "report",
+        help="rebuild the tables and plots from finished runs",
+        description="Rebuild results.md, results.csv and the figures of an experiment's "
+        "results folder from the runs that have finished.",
+    )
     r.add_argument("results_dir", metavar="DIR", help="the experiment's results_dir (holds experiment.json)")
     r.set_defaults(func=run_report)
     return p

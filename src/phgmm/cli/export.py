@@ -15,17 +15,32 @@ data.size), class names and colours, normalisation mean/std, model name and numb
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("export", help="export a trained model's inference graph to ONNX", description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, metavar="CKPT",
-                   help="training checkpoint (.pt) or published model folder (phgmm publish)")
+    p = sub.add_parser(
+        "export",
+        help="export a trained model's inference graph to ONNX",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="CKPT",
+        help="training checkpoint (.pt) or published model folder (phgmm publish)",
+    )
     p.add_argument("--out", required=True, metavar="FILE", help="output .onnx file")
     add_overwrite(p, "an existing output file")
-    add_size(p, "example input size used for tracing (default: the checkpoint's data.size); "
-                "the file accepts any size and records data.size as its working size")
+    add_size(
+        p,
+        "example input size used for tracing (default: the checkpoint's data.size); "
+        "the file accepts any size and records data.size as its working size",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
-    p.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
-                   help="auto (default): dynamo, falling back to TorchScript")
+    p.add_argument(
+        "--exporter",
+        choices=("auto", "dynamo", "torchscript"),
+        default="auto",
+        help="auto (default): dynamo, falling back to TorchScript",
+    )
     add_threads(p, config=False)
     p.set_defaults(func=run)
     return p
@@ -35,14 +50,26 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.export import INPUT_NAME, OUTPUT_NAME, export_checkpoint
     from ..io import check_output_file
 
-    check_output_file(args.out, overwrite=args.overwrite)    # refused before any work, not after it
-    print(f"exporting {args.checkpoint} to {args.out} (tracing and optimising the graph: "
-          f"about 10 s for a ResNet-18 PHGMM on a CPU)…", flush=True)
+    check_output_file(args.out, overwrite=args.overwrite)  # refused before any work, not after it
+    print(
+        f"exporting {args.checkpoint} to {args.out} (tracing and optimising the graph: "
+        f"about 10 s for a ResNet-18 PHGMM on a CPU)…",
+        flush=True,
+    )
     from ..threads import thread_budget
+
     with thread_budget(args.threads):
-        out, info = export_checkpoint(args.checkpoint, args.out, example_size=args.size, opset=args.opset,
-                                      overwrite=args.overwrite, exporter=args.exporter)
+        out, info = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            example_size=args.size,
+            opset=args.opset,
+            overwrite=args.overwrite,
+            exporter=args.exporter,
+        )
     w, h = info.size
-    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB; input '{INPUT_NAME}' N×3×H×W float32, "
-          f"output '{OUTPUT_NAME}' N×{info.num_classes}×H×W; working size {w}x{h})")
+    print(
+        f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB; input '{INPUT_NAME}' N×3×H×W float32, "
+        f"output '{OUTPUT_NAME}' N×{info.num_classes}×H×W; working size {w}x{h})"
+    )
     return 0

@@ -7,8 +7,20 @@ import re
 
 from ..io import SizeError, parse_wxh
 
-__all__ = ["parse_size", "parse_scales", "add_set", "add_size", "add_no_progress", "add_overwrite", "add_device",
-           "add_skip_bad_samples", "add_threads", "bad_fraction_overrides", "check_bad_fraction", "threads_override"]
+__all__ = [
+    "parse_size",
+    "parse_scales",
+    "add_set",
+    "add_size",
+    "add_no_progress",
+    "add_overwrite",
+    "add_device",
+    "add_skip_bad_samples",
+    "add_threads",
+    "bad_fraction_overrides",
+    "check_bad_fraction",
+    "threads_override",
+]
 
 _LIST = re.compile(r"^\s*\[\s*(\d+)\s*,\s*(\d+)\s*\]\s*$")
 
@@ -30,22 +42,33 @@ def parse_scales(text: str) -> tuple[float, ...]:
     try:
         scales = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"scales must be comma-separated numbers, e.g. 0.75,1.0,1.25; "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"scales must be comma-separated numbers, e.g. 0.75,1.0,1.25; got {text!r}"
+        ) from None
     if not scales or any(not s > 0 or s == float("inf") for s in scales):
         raise argparse.ArgumentTypeError(f"scales must be positive numbers, got {text!r}")
     return scales
 
 
 def add_set(p: argparse.ArgumentParser, what: str = "the config") -> None:
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override a key of {what}, e.g. --set train.lr=3e-4 or --set data.size=[512,256] "
-                        f"(YAML value; repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a key of {what}, e.g. --set train.lr=3e-4 or --set data.size=[512,256] "
+        f"(YAML value; repeatable)",
+    )
 
 
 def add_size(p: argparse.ArgumentParser, help: str, default: tuple[int, int] | None = None) -> None:
-    p.add_argument("--size", type=parse_size, default=default, metavar="WxH",
-                   help=f"{help}; WIDTHxHEIGHT or [WIDTH,HEIGHT], e.g. 768x384")
+    p.add_argument(
+        "--size",
+        type=parse_size,
+        default=default,
+        metavar="WxH",
+        help=f"{help}; WIDTHxHEIGHT or [WIDTH,HEIGHT], e.g. 768x384",
+    )
 
 
 def add_no_progress(p: argparse.ArgumentParser) -> None:
@@ -57,14 +80,22 @@ def add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_skip_bad_samples(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--skip-bad-samples", action="store_true",
-                   help="log and skip files that cannot be read instead of stopping at the first one; the run "
-                        "still stops once more than --max-bad-fraction of the files are bad (default 1 %%, "
-                        "so 1 bad file in 4 stops it)")
-    p.add_argument("--max-bad-fraction", type=_fraction, default=None, metavar="F",
-                   help="with --skip-bad-samples: the share of files that may be bad (default 0.01; in a "
-                        "folder of 20 images, 0.05 lets 1 pass); train and evaluate: the same as "
-                        "--set data.max_bad_fraction=F")
+    p.add_argument(
+        "--skip-bad-samples",
+        action="store_true",
+        help="log and skip files that cannot be read instead of stopping at the first one; the run "
+        "still stops once more than --max-bad-fraction of the files are bad (default 1 %%, "
+        "so 1 bad file in 4 stops it)",
+    )
+    p.add_argument(
+        "--max-bad-fraction",
+        type=_fraction,
+        default=None,
+        metavar="F",
+        help="with --skip-bad-samples: the share of files that may be bad (default 0.01; in a "
+        "folder of 20 images, 0.05 lets 1 pass); train and evaluate: the same as "
+        "--set data.max_bad_fraction=F",
+    )
 
 
 def check_bad_fraction(args: argparse.Namespace) -> None:
@@ -76,8 +107,10 @@ def check_bad_fraction(args: argparse.Namespace) -> None:
 def bad_fraction_overrides(args: argparse.Namespace) -> list[str]:
     """The ``data.*`` overrides of ``--skip-bad-samples`` and ``--max-bad-fraction``."""
     check_bad_fraction(args)
-    return [*(["data.skip_bad_samples=true"] if args.skip_bad_samples else []),
-            *([f"data.max_bad_fraction={args.max_bad_fraction}"] if args.max_bad_fraction is not None else [])]
+    return [
+        *(["data.skip_bad_samples=true"] if args.skip_bad_samples else []),
+        *([f"data.max_bad_fraction={args.max_bad_fraction}"] if args.max_bad_fraction is not None else []),
+    ]
 
 
 def _fraction(text: str) -> float:
@@ -103,11 +136,18 @@ def _positive_int(text: str) -> int:
 def add_threads(p: argparse.ArgumentParser, config: bool = True, what: str = "the model") -> None:
     """``--threads N``: PyTorch's intra-op threads (and, where a config is read, its ``threads`` key)."""
     where = " (the same as --set threads=N)" if config else ""
-    default = ("the cores this process may use, less the data.num_workers loader processes, at least 1"
-               if config else "the cores this process may use")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help=f"CPU threads for {what}{where}; default: {default} (OMP_NUM_THREADS, when set, "
-                        f"is respected)")
+    default = (
+        "the cores this process may use, less the data.num_workers loader processes, at least 1"
+        if config
+        else "the cores this process may use"
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"CPU threads for {what}{where}; default: {default} (OMP_NUM_THREADS, when set, is respected)",
+    )
 
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -116,10 +156,14 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 def add_precision(p: argparse.ArgumentParser, config: bool = True) -> None:
     """``--precision``: the forward pass's autocast dtype (``train.amp``'s values; fp32 is ``off``)."""
     where = " (the same as --set train.amp=...)" if config else ""
-    p.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help=f"autocast precision{where}: auto (bf16 or fp16 on a GPU; on a CPU bf16 where it "
-                        f"has native bf16 instructions, else fp32), bf16 (on a CPU without them: fp32), fp16 (GPU) or fp32; "
-                        f"default: {'the checkpoint config' if config else 'auto'}'s")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help=f"autocast precision{where}: auto (bf16 or fp16 on a GPU; on a CPU bf16 where it "
+        f"has native bf16 instructions, else fp32), bf16 (on a CPU without them: fp32), fp16 (GPU) or fp32; "
+        f"default: {'the checkpoint config' if config else 'auto'}'s",
+    )
 
 
 def precision_override(args: argparse.Namespace) -> list[str]:
@@ -135,8 +179,12 @@ def threads_override(args: argparse.Namespace) -> list[str]:
 
 
 def add_device(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
-    p.add_argument("--device", default=default, metavar="DEVICE",
-                   help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    p.add_argument(
+        "--device",
+        default=default,
+        metavar="DEVICE",
+        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)",
+    )
 
 
 def add_inference_options(p: argparse.ArgumentParser, *, from_config: bool) -> None:
@@ -146,16 +194,39 @@ def add_inference_options(p: argparse.ArgumentParser, *, from_config: bool) -> N
     ``from_config``: the flags default to None and the config's ``eval.*`` keys decide (evaluate);
     otherwise they default to one plain pass over the whole image (predict).
     """
-    p.add_argument("--mode", choices=("whole", "slide"), default=None if from_config else "whole",
-                   help="whole (default): one forward per image at the working size; slide: overlapping "
-                        "windows of --tile at the image's own resolution (evaluate: set data.size to the "
-                        "frames' own size to slide over full-resolution frames)")
-    p.add_argument("--tile", type=parse_size, default=None, metavar="WxH",
-                   help="--mode slide: window size (default: the working size)")
-    p.add_argument("--stride", type=parse_size, default=None, metavar="WxH",
-                   help="--mode slide: window step, at most the tile (default: 2/3 of the tile)")
-    p.add_argument("--tta", choices=("none", "flip"), default=None if from_config else "none",
-                   help="test-time augmentation: flip averages with the mirrored image's prediction")
-    p.add_argument("--scales", type=parse_scales, default=None if from_config else (1.0,), metavar="S1,S2,...",
-                   help="test-time scales, e.g. 0.75,1.0,1.25: the input is resized by each factor and the "
-                        "softmax outputs averaged (default 1.0)")
+    p.add_argument(
+        "--mode",
+        choices=("whole", "slide"),
+        default=None if from_config else "whole",
+        help="whole (default): one forward per image at the working size; slide: overlapping "
+        "windows of --tile at the image's own resolution (evaluate: set data.size to the "
+        "frames' own size to slide over full-resolution frames)",
+    )
+    p.add_argument(
+        "--tile",
+        type=parse_size,
+        default=None,
+        metavar="WxH",
+        help="--mode slide: window size (default: the working size)",
+    )
+    p.add_argument(
+        "--stride",
+        type=parse_size,
+        default=None,
+        metavar="WxH",
+        help="--mode slide: window step, at most the tile (default: 2/3 of the tile)",
+    )
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip"),
+        default=None if from_config else "none",
+        help="test-time augmentation: flip averages with the mirrored image's prediction",
+    )
+    p.add_argument(
+        "--scales",
+        type=parse_scales,
+        default=None if from_config else (1.0,),
+        metavar="S1,S2,...",
+        help="test-time scales, e.g. 0.75,1.0,1.25: the input is resized by each factor and the "
+        "softmax outputs averaged (default 1.0)",
+    )

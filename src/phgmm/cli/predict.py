@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from .options import (add_device, add_inference_options, add_no_progress, add_overwrite, add_size, add_skip_bad_samples,
-                      add_precision, add_threads, check_bad_fraction)
+from .options import (
+    add_device,
+    add_inference_options,
+    add_no_progress,
+    add_overwrite,
+    add_precision,
+    add_size,
+    add_skip_bad_samples,
+    add_threads,
+    check_bad_fraction,
+)
 
 DESCRIPTION = """\
 Segment images and videos. INPUT is an image or video file, a folder (searched recursively) or a
@@ -30,31 +39,63 @@ at 768x384). --tta flip and --scales 0.75,1.0,1.25 average the softmax of the au
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="segment images and videos: colour masks, overlays, class-index PNGs",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image or video files, folders (recursive) or quoted glob patterns (\"data/**/*.png\")")
-    p.add_argument("--checkpoint", metavar="CKPT",
-                   help="training checkpoint (.pt) or published model folder, run with PyTorch")
+    p = sub.add_parser(
+        "predict",
+        help="segment images and videos: colour masks, overlays, class-index PNGs",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help='image or video files, folders (recursive) or quoted glob patterns ("data/**/*.png")',
+    )
+    p.add_argument(
+        "--checkpoint", metavar="CKPT", help="training checkpoint (.pt) or published model folder, run with PyTorch"
+    )
     p.add_argument("--onnx", metavar="MODEL", help="run an exported ONNX model (phgmm export) on onnxruntime")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     add_size(p, "working size (default: the checkpoint's data.size, or the one stored in the ONNX file)")
     add_inference_options(p, from_config=False)
-    p.add_argument("--batch", type=int, default=1, metavar="N",
-                   help="images of the same size per forward pass (default 1); in slide mode, windows per pass")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="threads reading ahead and, as many, writing (default: min(4, CPUs))")
-    p.add_argument("--save-frames", action="store_true",
-                   help="videos: also write per-frame class-index PNGs labels/<name>/000000.png ...")
-    p.add_argument("--uncertainty", action="store_true",
-                   help="also write entropy maps: PHGMM's predictive entropy over samples of z (and their "
-                        "mutual information in mi/); the softmax entropy for any other model or ONNX file")
-    p.add_argument("--samples", type=int, default=None,
-                   help="samples of q(z|x) for --uncertainty with a PHGMM checkpoint (default 8)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="images of the same size per forward pass (default 1); in slide mode, windows per pass",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads reading ahead and, as many, writing (default: min(4, CPUs))",
+    )
+    p.add_argument(
+        "--save-frames",
+        action="store_true",
+        help="videos: also write per-frame class-index PNGs labels/<name>/000000.png ...",
+    )
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also write entropy maps: PHGMM's predictive entropy over samples of z (and their "
+        "mutual information in mi/); the softmax entropy for any other model or ONNX file",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="samples of q(z|x) for --uncertainty with a PHGMM checkpoint (default 8)",
+    )
     add_device(p)
     add_overwrite(p, "existing predictions in --out")
-    p.add_argument("--skip-existing", action="store_true",
-                   help="leave out the inputs whose outputs are all in --out already (continue an interrupted run)")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave out the inputs whose outputs are all in --out already (continue an interrupted run)",
+    )
     add_skip_bad_samples(p)
     add_threads(p, config=False)
     add_precision(p, config=False)
@@ -89,26 +130,51 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"phgmm predict: --workers must be at least 1, got {args.workers}")
     check_bad_fraction(args)
     if args.onnx and args.precision in ("bf16", "fp16"):
-        raise SystemExit(f"phgmm predict: --precision {args.precision} needs --checkpoint; an ONNX model runs "
-                         f"in fp32 on onnxruntime")
+        raise SystemExit(
+            f"phgmm predict: --precision {args.precision} needs --checkpoint; an ONNX model runs in fp32 on onnxruntime"
+        )
     if args.skip_existing and args.overwrite:
-        raise SystemExit("phgmm predict: --skip-existing keeps finished outputs and --overwrite replaces them: "
-                         "give one of them")
+        raise SystemExit(
+            "phgmm predict: --skip-existing keeps finished outputs and --overwrite replaces them: give one of them"
+        )
     from ..io import check_output_dir
+
     check_output_dir(args.out)
     with thread_budget(args.threads):
-        predictor = Predictor(checkpoint=args.checkpoint, onnx=args.onnx, size=args.size, device=args.device,
-                              mode=args.mode, tile=args.tile, stride=args.stride, flip=args.tta == "flip",
-                              scales=args.scales, threads=args.threads, precision=args.precision or "auto")
+        predictor = Predictor(
+            checkpoint=args.checkpoint,
+            onnx=args.onnx,
+            size=args.size,
+            device=args.device,
+            mode=args.mode,
+            tile=args.tile,
+            stride=args.stride,
+            flip=args.tta == "flip",
+            scales=args.scales,
+            threads=args.threads,
+            precision=args.precision or "auto",
+        )
         if args.onnx is None:
             print(f"phgmm predict: {predictor.precision}", flush=True)
         if args.samples is not None and not predictor.can_sample:
-            raise SystemExit(f"phgmm predict: --samples draws from PHGMM's q(z|x); {args.checkpoint or args.onnx} "
-                             f"has no latent distribution (its entropy map is the softmax's): drop --samples")
+            raise SystemExit(
+                f"phgmm predict: --samples draws from PHGMM's q(z|x); {args.checkpoint or args.onnx} "
+                f"has no latent distribution (its entropy map is the softmax's): drop --samples"
+            )
         samples = 8 if args.samples is None else args.samples
-        written = predict_paths(predictor, args.inputs, args.out, uncertainty=args.uncertainty, samples=samples,
-                                overwrite=args.overwrite, progress=not args.no_progress, batch=args.batch,
-                                workers=args.workers, save_frames=args.save_frames,
-                                skip_bad=_skip_bad(args), skip_existing=args.skip_existing)
+        written = predict_paths(
+            predictor,
+            args.inputs,
+            args.out,
+            uncertainty=args.uncertainty,
+            samples=samples,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            batch=args.batch,
+            workers=args.workers,
+            save_frames=args.save_frames,
+            skip_bad=_skip_bad(args),
+            skip_existing=args.skip_existing,
+        )
     print(f"wrote {len(written)} files to {args.out}")
     return 0

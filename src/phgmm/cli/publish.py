@@ -15,8 +15,12 @@ and normalisation. phgmm.load(DIR), PHGMM.from_pretrained(DIR) and every command
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("publish", help="save a checkpoint's model as safetensors + config.json for sharing",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "publish",
+        help="save a checkpoint's model as safetensors + config.json for sharing",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="training checkpoint (best.pt)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     add_overwrite(p, "a model saved earlier in --out")

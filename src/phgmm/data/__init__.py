@@ -15,8 +15,7 @@ files) → ``classes`` (class tables) and ``transforms`` (resizing, augmentation
 
 from __future__ import annotations
 
-from .errors import DatasetError
-from .imageio import IMAGE_EXTENSIONS, load_image, load_label, read_label_png
+from . import classes, datasets, errors, imageio, transforms  # noqa: F401
 from .classes import (
     IGNORE_INDEX,
     PHGMM_CLASS_NAMES,
@@ -24,17 +23,6 @@ from .classes import (
     ClassTable,
     colorize,
     load_class_table,
-)
-from .transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Augment,
-    denormalize,
-    normalize,
-    preprocess,
-    resize_image,
-    resize_label,
-    resize_pair,
 )
 from .datasets import (
     DATASET_NAMES,
@@ -46,23 +34,60 @@ from .datasets import (
     build_dataset,
     synthia_split,
 )
-from . import errors, imageio, transforms, classes, datasets  # noqa: F401
+from .errors import DatasetError
+from .imageio import IMAGE_EXTENSIONS, load_image, load_label, read_label_png
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Augment,
+    denormalize,
+    normalize,
+    preprocess,
+    resize_image,
+    resize_label,
+    resize_pair,
+)
 
 
 def __getattr__(name: str):
     # the generator is imported lazily (it is only needed by `phgmm synth` and the tests)
     if name in ("generate_dataset", "render_scene", "synthetic"):
         import importlib
+
         synthetic = importlib.import_module(".synthetic", __name__)
         return synthetic if name == "synthetic" else getattr(synthetic, name)
     raise AttributeError(f"module 'phgmm.data' has no attribute {name!r}")
 
 
 __all__ = [
-    "DatasetError", "build_dataset", "DATASET_NAMES", "SegmentationDataset", "CityscapesDataset",
-    "SynthiaDataset", "CamVidDataset", "FolderDataset", "synthia_split",
-    "ClassTable", "load_class_table", "PHGMM_CLASS_NAMES", "PHGMM_COLORS", "IGNORE_INDEX", "colorize",
-    "IMAGE_EXTENSIONS", "load_image", "load_label", "read_label_png",
-    "IMAGENET_MEAN", "IMAGENET_STD", "Augment", "normalize", "denormalize", "preprocess",
-    "resize_label", "resize_image", "resize_pair", "generate_dataset", "render_scene",
+    "DatasetError",
+    "build_dataset",
+    "DATASET_NAMES",
+    "SegmentationDataset",
+    "CityscapesDataset",
+    "SynthiaDataset",
+    "CamVidDataset",
+    "FolderDataset",
+    "synthia_split",
+    "ClassTable",
+    "load_class_table",
+    "PHGMM_CLASS_NAMES",
+    "PHGMM_COLORS",
+    "IGNORE_INDEX",
+    "colorize",
+    "IMAGE_EXTENSIONS",
+    "load_image",
+    "load_label",
+    "read_label_png",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Augment",
+    "normalize",
+    "denormalize",
+    "preprocess",
+    "resize_label",
+    "resize_image",
+    "resize_pair",
+    "generate_dataset",
+    "render_scene",
 ]

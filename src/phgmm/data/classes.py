@@ -80,8 +80,9 @@ class ClassTable:
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.colors):
-            raise DatasetError(f"class table {self.source or self.name}: {len(self.names)} names "
-                               f"but {len(self.colors)} colours")
+            raise DatasetError(
+                f"class table {self.source or self.name}: {len(self.names)} names but {len(self.colors)} colours"
+            )
         self.miou_exclude = tuple(int(i) for i in self.miou_exclude)
         lut = np.full(MAX_NATIVE_ID + 1, IGNORE_INDEX, dtype=np.uint8)
         known = np.zeros(MAX_NATIVE_ID + 1, dtype=bool)
@@ -129,11 +130,14 @@ class ClassTable:
                 if is_lossy(path):
                     raise DatasetError(
                         f"{path}: label ids [{shown}] are not in class table '{self.source or self.name}' "
-                        f"(known ids: {self._known_summary()}): {LOSSY_NOTE}")
+                        f"(known ids: {self._known_summary()}): {LOSSY_NOTE}"
+                    )
                 raise DatasetError(
                     f"{path or 'label'}: label ids [{shown}] are not in class table "
                     f"'{self.source or self.name}' (known ids: {self._known_summary()}); fix the "
-                    f"labels, extend the table, or set data.unknown_ids=ignore (--set data.unknown_ids=ignore; evaluate: --unknown-ids ignore) to map them to 255")
+                    f"labels, extend the table, or set data.unknown_ids=ignore (--set data.unknown_ids=ignore; "
+                    f"evaluate: --unknown-ids ignore) to map them to 255"
+                )
         if label.dtype == np.uint8 or label.dtype == np.uint16:
             return self.lut[label]
         lab = label.astype(np.int64)
@@ -153,7 +157,7 @@ class ClassTable:
         colour mask (three channels that differ) painted in the table's colours is mapped by
         :meth:`map_colors`; a palette PNG gives its indices as ids."""
         raw = imread_label(path)
-        if channel == "single" and is_colour_mask(raw) and raw.dtype == np.uint8:     # 16-bit: ids (SYNTHIA)
+        if channel == "single" and is_colour_mask(raw) and raw.dtype == np.uint8:  # 16-bit: ids (SYNTHIA)
             return self.map_colors(raw, unknown=unknown, path=path)
         return self.map(label_ids(raw, path, channel), unknown=unknown, path=path)
 
@@ -174,16 +178,21 @@ class ClassTable:
         if not known.all() and unknown == "error":
             bad = np.unique(key[~known])[:8]
             cols = ", ".join(f"#{int(k):06x}" for k in bad)
-            where = f"{path or 'label'}: colour mask holds colours [{cols}] that are not in class table " \
-                    f"'{self.source or self.name}'"
+            where = (
+                f"{path or 'label'}: colour mask holds colours [{cols}] that are not in class table "
+                f"'{self.source or self.name}'"
+            )
             if is_lossy(path):
                 raise DatasetError(f"{where}: {LOSSY_NOTE}")
-            raise DatasetError(f"{where} (fix the mask, extend the table, or set data.unknown_ids=ignore "
-                               f"(--set data.unknown_ids=ignore; evaluate: --unknown-ids ignore))")
+            raise DatasetError(
+                f"{where} (fix the mask, extend the table, or set data.unknown_ids=ignore "
+                f"(--set data.unknown_ids=ignore; evaluate: --unknown-ids ignore))"
+            )
         return out
 
-    def unknown_fraction(self, path: str | Path, channel: str = "single",
-                         colour_16bit: bool = False) -> tuple[int, int, list[str]]:
+    def unknown_fraction(
+        self, path: str | Path, channel: str = "single", colour_16bit: bool = False
+    ) -> tuple[int, int, list[str]]:
         """``(unknown pixels, pixels, unknown ids or "#rrggbb" colours)`` of a label file: what
         ``unknown_ids=ignore`` turns into 255 (``colour_16bit``: a 16-bit file of three different
         channels is a colour mask, as a folder data set reads it)."""
@@ -208,9 +217,11 @@ class ClassTable:
 
 
 #: why a JPEG label map holds ids (or colours) no class has, and what to do
-LOSSY_NOTE = ("a JPEG label map: lossy compression blurs every edge into ids (or colours) that no class has, "
-              "so it cannot be read exactly. Save the masks as PNG (lossless); data.unknown_ids=ignore "
-              "would drop those edge pixels from the loss and the scores")
+LOSSY_NOTE = (
+    "a JPEG label map: lossy compression blurs every edge into ids (or colours) that no class has, "
+    "so it cannot be read exactly. Save the masks as PNG (lossless); data.unknown_ids=ignore "
+    "would drop those edge pixels from the loss and the scores"
+)
 
 
 def is_lossy(path: str | Path | None) -> bool:
@@ -229,6 +240,7 @@ def is_colour_mask(raw: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------------------------
 # loading
 
+
 def builtin_table_path(name: str) -> Path:
     return TABLE_DIR / f"{name}.yaml"
 
@@ -237,14 +249,15 @@ def _parse_color(value, where: str) -> tuple[int, int, int]:
     if isinstance(value, str):
         s = value.strip()
         if s.startswith("#") and len(s) == 7:
-            return tuple(int(s[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+            return tuple(int(s[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
         parts = [p for p in re.split(r"[\s;,/]+", s) if p]
         value = parts
     try:
         rgb = tuple(int(v) for v in value)
     except (TypeError, ValueError):
-        raise DatasetError(f"{where}: colour {value!r} is not an RGB triple (expected [r, g, b], "
-                           f"'r g b' or '#rrggbb')") from None
+        raise DatasetError(
+            f"{where}: colour {value!r} is not an RGB triple (expected [r, g, b], 'r g b' or '#rrggbb')"
+        ) from None
     if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
         raise DatasetError(f"{where}: colour {value!r} is not an RGB triple of 0..255 values")
     return rgb  # type: ignore[return-value]
@@ -282,13 +295,13 @@ TABLE_KEYS = ("name", "classes", "ignore_ids", "miou_exclude", "id_source")
 
 def _table_from_dict(data: dict, source: str) -> ClassTable:
     if not isinstance(data, dict) or not isinstance(data.get("classes"), list) or not data["classes"]:
-        raise DatasetError(f"class table {source}: expected a mapping with a non-empty 'classes' list "
-                           f"(each entry: name, ids, color)")
+        raise DatasetError(
+            f"class table {source}: expected a mapping with a non-empty 'classes' list (each entry: name, ids, color)"
+        )
     id_source = data.get("id_source")
     name_to_id = _cityscapes_name_to_id() if id_source == "cityscapesscripts" else None
     if id_source not in (None, "cityscapesscripts"):
-        raise DatasetError(f"class table {source}: unknown id_source {id_source!r} "
-                           f"(supported: cityscapesscripts)")
+        raise DatasetError(f"class table {source}: unknown id_source {id_source!r} (supported: cityscapesscripts)")
     names: list[str] = []
     colors: list[tuple[int, int, int]] = []
     id_to_class: dict[int, int] = {}
@@ -299,8 +312,9 @@ def _table_from_dict(data: dict, source: str) -> ClassTable:
             raise DatasetError(f"{where}: expected a mapping with at least a 'name' key")
         cname = str(entry["name"])
         names.append(cname)
-        colors.append(_parse_color(entry["color"], where) if entry.get("color") is not None
-                      else _default_color(cname, idx))
+        colors.append(
+            _parse_color(entry["color"], where) if entry.get("color") is not None else _default_color(cname, idx)
+        )
         ids = _parse_ids(entry.get("ids", entry.get("source_ids")), where)
         if "names" in entry:
             if name_to_id is None:
@@ -314,23 +328,31 @@ def _table_from_dict(data: dict, source: str) -> ClassTable:
                     ids.append(name_to_id[n])
         for nid in ids:
             if nid in id_to_class and id_to_class[nid] != idx:
-                raise DatasetError(f"{where}: native id {nid} already mapped to class "
-                                   f"'{names[id_to_class[nid]]}'")
+                raise DatasetError(f"{where}: native id {nid} already mapped to class '{names[id_to_class[nid]]}'")
             id_to_class[nid] = idx
     ignore_ids = _parse_ids(data.get("ignore_ids"), f"class table {source}, ignore_ids")
     if rest_class is not None:
         for nid in name_to_id.values():  # type: ignore[union-attr]
             if nid not in id_to_class and nid not in ignore_ids:
                 id_to_class[nid] = rest_class
-    for key in data:      # a misspelt miou_exclude would silently score every class
+    for key in data:  # a misspelt miou_exclude would silently score every class
         near = difflib.get_close_matches(str(key), TABLE_KEYS, n=1, cutoff=0.7)
         if key not in TABLE_KEYS and near:
-            raise DatasetError(f"class table {source}: unknown key {key!r}; did you mean {near[0]}? "
-                               f"(a table takes {', '.join(TABLE_KEYS)})")
-    raw = data.get("miou_exclude")          # None when absent; a bare 0 is class 0, not "none"
+            raise DatasetError(
+                f"class table {source}: unknown key {key!r}; did you mean {near[0]}? "
+                f"(a table takes {', '.join(TABLE_KEYS)})"
+            )
+    raw = data.get("miou_exclude")  # None when absent; a bare 0 is class 0, not "none"
     exclude = resolve_classes([] if raw is None else raw, names, f"class table {source}, miou_exclude")
-    return ClassTable(name=str(data.get("name", Path(source).stem)), names=names, colors=colors,
-                      id_to_class=id_to_class, ignore_ids=ignore_ids, source=source, miou_exclude=exclude)
+    return ClassTable(
+        name=str(data.get("name", Path(source).stem)),
+        names=names,
+        colors=colors,
+        id_to_class=id_to_class,
+        ignore_ids=ignore_ids,
+        source=source,
+        miou_exclude=exclude,
+    )
 
 
 def resolve_classes(values, names: list[str], where: str) -> tuple[int, ...]:
@@ -346,8 +368,10 @@ def resolve_classes(values, names: list[str], where: str) -> tuple[int, ...]:
         elif text.isdigit() and int(text) < len(names):
             out.add(int(text))
         else:
-            raise DatasetError(f"{where}: {v!r} is not a class of the table (classes: {', '.join(names)}; "
-                               f"or an index 0..{len(names) - 1})")
+            raise DatasetError(
+                f"{where}: {v!r} is not a class of the table (classes: {', '.join(names)}; "
+                f"or an index 0..{len(names) - 1})"
+            )
     return tuple(sorted(out))
 
 
@@ -390,8 +414,10 @@ def load_class_table(spec: str | Path | ClassTable) -> ClassTable:
     else:
         path = Path(spec).expanduser()
     if not path.is_file():
-        raise DatasetError(f"class table {path}: file not found (expected a .yaml/.yml/.csv file or "
-                           f"one of the built-in names {', '.join(BUILTIN_TABLES)})")
+        raise DatasetError(
+            f"class table {path}: file not found (expected a .yaml/.yml/.csv file or "
+            f"one of the built-in names {', '.join(BUILTIN_TABLES)})"
+        )
     try:
         if path.suffix.lower() == ".csv":
             return _table_from_csv(path)
@@ -405,8 +431,7 @@ def load_class_table(spec: str | Path | ClassTable) -> ClassTable:
 def _load_palette() -> tuple[list[str], list[tuple[int, int, int]]]:
     with open(builtin_table_path("phgmm12"), encoding="utf-8") as f:
         data = yaml.safe_load(f)
-    return ([str(c["name"]) for c in data["classes"]],
-            [tuple(int(v) for v in c["color"]) for c in data["classes"]])  # type: ignore[misc]
+    return ([str(c["name"]) for c in data["classes"]], [tuple(int(v) for v in c["color"]) for c in data["classes"]])  # type: ignore[misc]
 
 
 #: The 12 class names in network output order and their colours (read from ``tables/phgmm12.yaml``).

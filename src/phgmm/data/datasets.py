@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..conventions import UNKNOWN_IDS
-from .classes import ClassTable, load_class_table, IGNORE_INDEX, is_colour_mask
+from .classes import IGNORE_INDEX, ClassTable, is_colour_mask, load_class_table
 from .errors import DatasetError
 from .imageio import IMAGE_EXTENSIONS, imread_label, list_images, load_image
 from .transforms import Augment, normalize, resize_pair, sample_rng
@@ -48,15 +48,16 @@ def _check_root(root: str | Path, kind: str, expected: str) -> Path:
 def _need_dir(path: Path, kind: str, expected: str, root: Path) -> Path:
     if not path.is_dir():
         what = "is empty" if not any(root.iterdir()) else "has the wrong layout"
-        raise DatasetError(f"{path}: expected sub-folder is missing ({kind} root {what}; "
-                           f"expected {expected})")
+        raise DatasetError(f"{path}: expected sub-folder is missing ({kind} root {what}; expected {expected})")
     return path
 
 
 def _check_same_size(rgb: np.ndarray, label: np.ndarray, img_path: Path, lab_path: Path) -> None:
     if label.shape[:2] != rgb.shape[:2]:
-        raise DatasetError(f"{lab_path}: label map is {label.shape[1]}x{label.shape[0]} but its image "
-                           f"{img_path} is {rgb.shape[1]}x{rgb.shape[0]} (expected equal sizes)")
+        raise DatasetError(
+            f"{lab_path}: label map is {label.shape[1]}x{label.shape[0]} but its image "
+            f"{img_path} is {rgb.shape[1]}x{rgb.shape[0]} (expected equal sizes)"
+        )
 
 
 def _unpaired_error(kind: str, path: Path, partner: Path | str, missing: str) -> DatasetError:
@@ -80,8 +81,17 @@ class SegmentationDataset(Dataset):
     num_classes: int
     ignore_index = IGNORE_INDEX
 
-    def __init__(self, files, class_table, size=(768, 384), augment=False, seed=0,
-                 unknown_ids="error", label_channel="single", augmentation: Augment | None = None):
+    def __init__(
+        self,
+        files,
+        class_table,
+        size=(768, 384),
+        augment=False,
+        seed=0,
+        unknown_ids="error",
+        label_channel="single",
+        augmentation: Augment | None = None,
+    ):
         if unknown_ids not in UNKNOWN_IDS:
             raise ValueError(f"unknown_ids must be 'error' or 'ignore', got {unknown_ids!r}")
         self.files: list[tuple[Path, Path]] = [(Path(a), Path(b)) for a, b in files]
@@ -141,8 +151,9 @@ class SegmentationDataset(Dataset):
         return normalize(rgb), torch.from_numpy(lab.astype(np.int64))
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(n={len(self)}, size={self.size}, augment={self.augment}, "
-                f"table={self.table.name!r})")
+        return (
+            f"{type(self).__name__}(n={len(self)}, size={self.size}, augment={self.augment}, table={self.table.name!r})"
+        )
 
 
 class CityscapesDataset(SegmentationDataset):
@@ -156,8 +167,9 @@ class CityscapesDataset(SegmentationDataset):
 
     LAYOUT = "leftImg8bit/{split}/{city}/*_leftImg8bit.png and gtFine/{split}/{city}/*_gtFine_labelIds.png"
 
-    def __init__(self, root, split="train", size=(768, 384), augment=False, seed=0,
-                 unknown_ids="error", class_table=None, **kw):
+    def __init__(
+        self, root, split="train", size=(768, 384), augment=False, seed=0, unknown_ids="error", class_table=None, **kw
+    ):
         root = _check_root(root, "Cityscapes", self.LAYOUT)
         img_dir = _need_dir(root / "leftImg8bit" / split, "Cityscapes", self.LAYOUT, root)
         gt_dir = _need_dir(root / "gtFine" / split, "Cityscapes", self.LAYOUT, root)
@@ -191,8 +203,12 @@ def synthia_split(n: int, split: str) -> slice:
         if n >= 2:
             n_train = min(max(n_train, 1), n - 1)
         n_val = n - n_train
-    bounds = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val),
-              "test": slice(n_train + n_val, n), "all": slice(0, n)}
+    bounds = {
+        "train": slice(0, n_train),
+        "val": slice(n_train, n_train + n_val),
+        "test": slice(n_train + n_val, n),
+        "all": slice(0, n),
+    }
     if split not in bounds:
         raise DatasetError(f"unknown SYNTHIA split {split!r} (expected train, val, test or all)")
     return bounds[split]
@@ -211,8 +227,9 @@ class SynthiaDataset(SegmentationDataset):
 
     LAYOUT = "RGB/*.png and GT/LABELS/*.png with the same file names"
 
-    def __init__(self, root, split="train", size=(768, 384), augment=False, seed=0,
-                 unknown_ids="error", class_table=None, **kw):
+    def __init__(
+        self, root, split="train", size=(768, 384), augment=False, seed=0, unknown_ids="error", class_table=None, **kw
+    ):
         root = _check_root(root, "SYNTHIA", self.LAYOUT)
         rgb_dir = _need_dir(root / "RGB", "SYNTHIA", self.LAYOUT, root)
         gt_dir = _need_dir(root / "GT" / "LABELS", "SYNTHIA", self.LAYOUT, root)
@@ -243,8 +260,9 @@ class CamVidDataset(SegmentationDataset):
 
     LAYOUT = "{split}/*.png and {split}annot/*.png (SegNet layout: train, val, test)"
 
-    def __init__(self, root, split="train", size=(768, 384), augment=False, seed=0,
-                 unknown_ids="error", class_table=None, **kw):
+    def __init__(
+        self, root, split="train", size=(768, 384), augment=False, seed=0, unknown_ids="error", class_table=None, **kw
+    ):
         root = _check_root(root, "CamVid", self.LAYOUT)
         img_dir = _need_dir(root / split, "CamVid", self.LAYOUT, root)
         ann_dir = _need_dir(root / f"{split}annot", "CamVid", self.LAYOUT, root)
@@ -284,8 +302,9 @@ class FolderDataset(SegmentationDataset):
 
     LAYOUT = "images and label maps with the same file stems"
 
-    def __init__(self, images_dir, masks_dir, class_table, size=(768, 384), augment=False, seed=0,
-                 unknown_ids="error", **kw):
+    def __init__(
+        self, images_dir, masks_dir, class_table, size=(768, 384), augment=False, seed=0, unknown_ids="error", **kw
+    ):
         if class_table is None:
             raise DatasetError(NEEDS_TABLE)
         images_dir = _check_root(images_dir, "image", self.LAYOUT)
@@ -306,8 +325,10 @@ class FolderDataset(SegmentationDataset):
 
 
 #: a folder data set without a class table: the key to set, and what it holds
-NEEDS_TABLE = ("a folder data set needs a class table: --set data.class_table=FILE (a YAML/CSV file with name, "
-               "ids and color per class, or a built-in name such as 'phgmm12'; from Python, class_table=...)")
+NEEDS_TABLE = (
+    "a folder data set needs a class table: --set data.class_table=FILE (a YAML/CSV file with name, "
+    "ids and color per class, or a built-in name such as 'phgmm12'; from Python, class_table=...)"
+)
 
 #: the split sub-folder names a folder data set is looked for in (besides the ones a config names)
 SPLIT_NAMES = ("train", "val", "test")
@@ -321,29 +342,47 @@ def _folder_layout(root, masks_root, split: str) -> tuple[Path, Path]:
     masks = Path(masks_root).expanduser() if masks_root is not None else images.parent / "masks"
     if images.is_dir():
         if (images / "images").is_dir() and not list_images(images) and not (images / split).is_dir():
-            raise DatasetError(f"{images}: holds images/{' and masks/' if (images / 'masks').is_dir() else ''}: "
-                               f"data.root is the folder of the images themselves, --set data.root={images / 'images'}")
+            raise DatasetError(
+                f"{images}: holds images/{' and masks/' if (images / 'masks').is_dir() else ''}: "
+                f"data.root is the folder of the images themselves, --set data.root={images / 'images'}"
+            )
         if split and (images / split).is_dir():
             images, masks = images / split, masks / split
         elif split and not list_images(images):
             subs = sorted(d.name for d in images.iterdir() if d.is_dir() and not d.name.startswith("."))
             if subs:
                 raise DatasetError(
-                    f"{images / split}: the '{split}' split is missing ({images} holds {', '.join(f'{d}/' for d in subs)}); "
+                    f"{images / split}: the '{split}' split is missing "
+                    f"({images} holds {', '.join(f'{d}/' for d in subs)}); "
                     f"add {images / split} and {masks / split}, name another split (data.train_split / "
-                    f"data.val_split), or train without validation (--set train.val_every=0)")
+                    f"data.val_split), or train without validation (--set train.val_every=0)"
+                )
     if images.is_dir() and not masks.exists():
-        hint = ("data.masks_root" if masks_root is not None
-                else f"by default the folder 'masks' beside the images, data.root={Path(root).expanduser()}")
+        hint = (
+            "data.masks_root"
+            if masks_root is not None
+            else f"by default the folder 'masks' beside the images, data.root={Path(root).expanduser()}"
+        )
         if images.name in SPLIT_NAMES + (split,) and (images.parent.parent / "masks" / images.name).is_dir():
-            hint += (f"; data.root names the '{images.name}' split folder itself: point it at the folder holding "
-                     f"the splits, --set data.root={images.parent}")
+            hint += (
+                f"; data.root names the '{images.name}' split folder itself: point it at the folder holding "
+                f"the splits, --set data.root={images.parent}"
+            )
         raise DatasetError(f"{masks}: label-map folder does not exist ({hint}; or --set data.masks_root=DIR)")
     return images, masks
 
 
-def build_dataset(name: str, root, split: str, size=(768, 384), augment: bool = False, seed: int = 0,
-                  unknown_ids: str = "error", class_table=None, masks_root=None) -> SegmentationDataset:
+def build_dataset(
+    name: str,
+    root,
+    split: str,
+    size=(768, 384),
+    augment: bool = False,
+    seed: int = 0,
+    unknown_ids: str = "error",
+    class_table=None,
+    masks_root=None,
+) -> SegmentationDataset:
     """Build a data set by name: ``cityscapes``, ``synthia``, ``camvid`` or ``folder``.
 
     ``size`` is ``(W, H)`` (``None`` keeps native sizes). ``class_table`` overrides the data
@@ -371,8 +410,9 @@ def build_dataset(name: str, root, split: str, size=(768, 384), augment: bool = 
     raise DatasetError(f"unknown data set {name!r} (expected one of {', '.join(DATASET_NAMES)})")
 
 
-def check_disjoint_splits(train: SegmentationDataset, val: SegmentationDataset, root, train_split: str = "train",
-                          val_split: str = "val") -> None:
+def check_disjoint_splits(
+    train: SegmentationDataset, val: SegmentationDataset, root, train_split: str = "train", val_split: str = "val"
+) -> None:
     """Refuse a validation split that holds training images: a folder data set without ``train/``
     and ``val/`` sub-folders (or ``data.root`` pointed at ``images/train``) gives the same files for
     both, and best.pt would be chosen on, and val mIoU measure, the images the model trains on."""
@@ -384,10 +424,13 @@ def check_disjoint_splits(train: SegmentationDataset, val: SegmentationDataset, 
     same = "the same" if len(shared) == len(val.files) == len(train.files) else f"{len(shared)} of the"
     where = f"{folder} has no '{train_split}' and '{val_split}' sub-folders"
     if folder.name in SPLIT_NAMES and (folder.parent / val_split).is_dir() and folder.name != val_split:
-        where = (f"data.root names the '{folder.name}' split folder itself: point it at the folder holding "
-                 f"the splits, --set data.root={folder.parent}")
+        where = (
+            f"data.root names the '{folder.name}' split folder itself: point it at the folder holding "
+            f"the splits, --set data.root={folder.parent}"
+        )
     raise DatasetError(
         f"data.root={root}: validation would use {same} {len(train.files)} images as training ({where}), so "
         f"best.pt would be chosen on, and val mIoU measure, the training images. Put them in "
         f"images/{train_split} and images/{val_split} (with masks/{train_split}, masks/{val_split}), or train "
-        f"without validation (--set train.val_every=0)")
+        f"without validation (--set train.val_every=0)"
+    )

@@ -28,7 +28,5 @@ def plain_message(exc: BaseException) -> str:
     if match is None:
         return text
     # the traceback ends with "<module>.<Type>: <message>" (the message may span lines)
-    last = None
-    for last in re.finditer(rf"^(?:[\w.]+\.)?{match.group(1)}: ", text, re.MULTILINE):
-        pass
-    return text[last.end():].strip() if last is not None else text
+    found = list(re.finditer(rf"^(?:[\w.]+\.)?{match.group(1)}: ", text, re.MULTILINE))
+    return text[found[-1].end() :].strip() if found else text

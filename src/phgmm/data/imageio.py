@@ -25,9 +25,19 @@ import numpy as np
 from ..visualize import to_rgb_uint8
 from .errors import DatasetError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "imread", "imread_label", "is_palette_png", "load_image", "load_label",
-           "label_ids",
-           "read_label_png", "exif_orientation", "apply_orientation"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "list_images",
+    "imread",
+    "imread_label",
+    "is_palette_png",
+    "load_image",
+    "load_label",
+    "label_ids",
+    "read_label_png",
+    "exif_orientation",
+    "apply_orientation",
+]
 
 #: Suffixes (lower case) of the image files the project reads; every folder listing uses this.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp")
@@ -57,8 +67,9 @@ def imread(path: str | os.PathLike, what: str = "image") -> np.ndarray:
     buf = np.fromfile(str(p), dtype=np.uint8)  # also works for non-ASCII paths
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if arr is None:
-        raise DatasetError(f"{p}: cannot decode {what} (unreadable, truncated or not an image file; "
-                           f"expected a valid PNG/JPEG)")
+        raise DatasetError(
+            f"{p}: cannot decode {what} (unreadable, truncated or not an image file; expected a valid PNG/JPEG)"
+        )
     return arr
 
 
@@ -77,13 +88,14 @@ def imread_label(path: str | os.PathLike) -> np.ndarray:
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".png" and is_palette_png(p):
         from PIL import Image, UnidentifiedImageError
+
         try:
             with Image.open(p) as img:
                 img.load()
                 if img.mode == "P":
                     return np.ascontiguousarray(np.array(img))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            pass      # undecodable: imread names the file below
+            pass  # undecodable: imread names the file below
     return imread(p, "label map")
 
 
@@ -115,14 +127,14 @@ def exif_orientation(path: str | os.PathLike) -> int:
         with Image.open(p) as img:
             value = img.getexif().get(0x0112, 1)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return 1      # the pixels decoded; unreadable metadata is no reason to refuse them
+        return 1  # the pixels decoded; unreadable metadata is no reason to refuse them
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
     """``image`` (H×W or H×W×C) turned as EXIF ``orientation`` says (Pillow's ``exif_transpose``)."""
     if orientation in (5, 6, 7, 8):
-        image = np.swapaxes(image, 0, 1)      # transpose; then flips give the four turned cases
+        image = np.swapaxes(image, 0, 1)  # transpose; then flips give the four turned cases
     flip_rows = orientation in (3, 4, 7, 8)
     flip_cols = orientation in (2, 3, 6, 7)
     if flip_rows:
@@ -136,8 +148,8 @@ def load_label(path: str | os.PathLike, channel: str = "single") -> np.ndarray:
     """Read a label map with its native ids (8- or 16-bit, no conversion).
 
     ``channel="single"``: the file must hold one channel (a 3-channel file whose channels are
-    equal is accepted; a palette PNG gives its indices); ``channel="red"``: for multi-channel files take the red channel (the
-    last one in OpenCV's BGR order), as SYNTHIA's ``GT/LABELS`` need.
+    equal is accepted; a palette PNG gives its indices); ``channel="red"``: for multi-channel files
+    take the red channel (the last one in OpenCV's BGR order), as SYNTHIA's ``GT/LABELS`` need.
     """
     if channel not in ("single", "red"):
         raise ValueError(f"channel must be 'single' or 'red', got {channel!r}")
@@ -158,9 +170,11 @@ def label_ids(arr: np.ndarray, path: str | os.PathLike, channel: str = "single")
             if arr.shape[2] >= 3 and np.array_equal(c0, arr[:, :, 1]) and np.array_equal(c0, arr[:, :, 2]):
                 arr = c0
             else:
-                raise DatasetError(f"{path}: label map has {arr.shape[2]} different channels, expected "
-                                   f"a single-channel id map (one integer id per pixel), an 8-bit colour mask "
-                                   f"read through a class table, or ids in the red channel (SYNTHIA: channel red)")
+                raise DatasetError(
+                    f"{path}: label map has {arr.shape[2]} different channels, expected "
+                    f"a single-channel id map (one integer id per pixel), an 8-bit colour mask "
+                    f"read through a class table, or ids in the red channel (SYNTHIA: channel red)"
+                )
     return np.ascontiguousarray(arr)
 
 
@@ -179,12 +193,13 @@ def read_label_png(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as img:
             mode = img.mode
             if mode not in _SINGLE_CHANNEL_MODES:
-                raise DatasetError(f"{path}: expected a single-channel class-index PNG, got mode {mode!r} "
-                                   f"with {len(img.getbands())} channels")
+                raise DatasetError(
+                    f"{path}: expected a single-channel class-index PNG, got mode {mode!r} "
+                    f"with {len(img.getbands())} channels"
+                )
             arr = np.array(img)
     except (UnidentifiedImageError, OSError) as e:
         raise DatasetError(f"{path}: cannot be read as a PNG ({e})") from None
     if arr.ndim != 2:
-        raise DatasetError(f"{path}: expected a single-channel class-index PNG, got an array of shape "
-                           f"{arr.shape}")
+        raise DatasetError(f"{path}: expected a single-channel class-index PNG, got an array of shape {arr.shape}")
     return arr.astype(np.int64)

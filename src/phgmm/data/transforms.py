@@ -43,8 +43,11 @@ cv2.setNumThreads(1)  # DataLoader workers provide the parallelism
 
 
 # per-channel lookup table uint8 -> normalised float32 (one cv2.LUT call instead of float maths)
-_NORM_LUT = ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - _MEAN.reshape(1, 3)) / _STD.reshape(1, 3)
-             ).astype(np.float32).reshape(1, 256, 3)
+_NORM_LUT = (
+    ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - _MEAN.reshape(1, 3)) / _STD.reshape(1, 3))
+    .astype(np.float32)
+    .reshape(1, 256, 3)
+)
 
 
 def normalize(rgb: np.ndarray) -> torch.Tensor:
@@ -71,8 +74,9 @@ def resize_image(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 
 # dtypes that OpenCV resizes as they are; others (bool, int64, uint32, ...) go through value indices
-_CV_LABEL_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32,
-                                                    np.float32, np.float64))
+_CV_LABEL_DTYPES = frozenset(
+    np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64)
+)
 
 
 def resize_label(label: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
@@ -145,8 +149,9 @@ class Augment:
     brightness: float = 0.2
     contrast: float = 0.2
 
-    def __call__(self, rgb: np.ndarray, label: np.ndarray, size: tuple[int, int] | None,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, rgb: np.ndarray, label: np.ndarray, size: tuple[int, int] | None, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         H0, W0 = label.shape[:2]
         W, H = (W0, H0) if size is None else (int(size[0]), int(size[1]))
         s = float(rng.uniform(*self.scale)) if self.scale[1] > self.scale[0] else float(self.scale[0])
@@ -159,15 +164,17 @@ class Augment:
         c = float(rng.uniform(1.0 - self.contrast, 1.0 + self.contrast))
         img = resize_image(rgb, (Ws, Hs))  # the same centre-aligned geometry for both
         lab = resize_label(label, (Ws, Hs))
-        img = img[oy:oy + H, ox:ox + W]
-        lab = lab[oy:oy + H, ox:ox + W]
+        img = img[oy : oy + H, ox : ox + W]
+        lab = lab[oy : oy + H, ox : ox + W]
         if flip:
             img = img[:, ::-1]
             lab = lab[:, ::-1]
         if b != 0.0 or c != 1.0:
             mean = float(img.mean())
             # out = (img - mean) * c + mean + b  ==  img * c + (mean * (1 - c) + b)
-            img = cv2.convertScaleAbs(np.ascontiguousarray(img), alpha=c, beta=mean * (1.0 - c) + b) \
-                if mean * (1.0 - c) + b >= 0 else \
-                np.clip(img.astype(np.float32) * c + (mean * (1.0 - c) + b), 0, 255).astype(np.uint8)
+            img = (
+                cv2.convertScaleAbs(np.ascontiguousarray(img), alpha=c, beta=mean * (1.0 - c) + b)
+                if mean * (1.0 - c) + b >= 0
+                else np.clip(img.astype(np.float32) * c + (mean * (1.0 - c) + b), 0, 255).astype(np.uint8)
+            )
         return np.ascontiguousarray(img), np.ascontiguousarray(lab)

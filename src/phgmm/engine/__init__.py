@@ -9,9 +9,27 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("builders", "checkpoint", "datachecks", "distributed", "evaluate", "export", "graphed", "inference", "inputs",
-            "latent_probe", "loaders", "outputs", "precision", "predict", "runlock", "score", "stepping",
-            "torchfile", "train")
+_MODULES = (
+    "builders",
+    "checkpoint",
+    "datachecks",
+    "distributed",
+    "evaluate",
+    "export",
+    "graphed",
+    "inference",
+    "inputs",
+    "latent_probe",
+    "loaders",
+    "outputs",
+    "precision",
+    "predict",
+    "runlock",
+    "score",
+    "stepping",
+    "torchfile",
+    "train",
+)
 
 __all__ = list(_MODULES)
 

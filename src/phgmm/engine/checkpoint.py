@@ -18,12 +18,24 @@ import torch
 from torch import nn
 
 from ..io import AtomicFile, DiskFullError, is_disk_full
-from .torchfile import CheckpointError, read_torch_file
 from ..version import __version__
+from .torchfile import CheckpointError, read_torch_file
 
-__all__ = ["CheckpointError", "config_differences", "load_inference_model", "save_checkpoint", "load_checkpoint",
-           "capture_rng", "restore_rng", "load_model_from_checkpoint", "inference_model", "unwrap",
-           "init_from_weights", "read_torch_file", "check_finite_weights"]
+__all__ = [
+    "CheckpointError",
+    "config_differences",
+    "load_inference_model",
+    "save_checkpoint",
+    "load_checkpoint",
+    "capture_rng",
+    "restore_rng",
+    "load_model_from_checkpoint",
+    "inference_model",
+    "unwrap",
+    "init_from_weights",
+    "read_torch_file",
+    "check_finite_weights",
+]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -49,8 +61,13 @@ def capture_rng() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -86,14 +103,16 @@ def _disk_full(path: Path, resumable: bool) -> DiskFullError:
     """The one line for a checkpoint that did not fit on the disk: what was kept, how to go on."""
     if path.exists():
         kept = f"the previous {path.name} there is complete and unchanged"
-        if resumable:     # the earlier file at this path is of the same kind: a training position
+        if resumable:  # the earlier file at this path is of the same kind: a training position
             kept += f"; after freeing some space, continue with --resume {path}"
         else:
             kept += "; free some space and run again"
     else:
         kept = f"no {path.name} had been written yet; free some space and run again"
-    return DiskFullError(f"{path}: no space left on device while saving it. Nothing was lost: the checkpoint "
-                         f"was written under a temporary name, now removed; {kept}")
+    return DiskFullError(
+        f"{path}: no space left on device while saving it. Nothing was lost: the checkpoint "
+        f"was written under a temporary name, now removed; {kept}"
+    )
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -101,14 +120,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     (``model.safetensors`` + ``config.json``, see :mod:`phgmm.pretrained`); errors name the file
     and say whether it is missing, empty, corrupt or refused because it would run code."""
     from ..models.serialization import ModelFileError, is_saved_model_dir, read_folder
+
     path = Path(path)
     if path.is_dir():
         if not is_saved_model_dir(path):
             best = path / "checkpoints" / "best.pt"
             if best.is_file():
                 raise CheckpointError(f"{path}: a training run, not a model folder: give its checkpoint, {best}")
-            raise CheckpointError(f"{path}: a folder without model.safetensors and config.json, so not a "
-                                  f"published model (phgmm publish writes one)")
+            raise CheckpointError(
+                f"{path}: a folder without model.safetensors and config.json, so not a "
+                f"published model (phgmm publish writes one)"
+            )
         try:
             return read_folder(path)
         except ModelFileError as exc:
@@ -117,8 +139,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: checkpoint not found")
     # files a user may well pass by mistake, named for what they are before PyTorch says "corrupt"
     if path.suffix.lower() == ".onnx":
-        raise CheckpointError(f"{path}: an ONNX model, not a checkpoint: predict with it through "
-                              f"`phgmm predict --onnx {path}`")
+        raise CheckpointError(
+            f"{path}: an ONNX model, not a checkpoint: predict with it through `phgmm predict --onnx {path}`"
+        )
     if path.name in ("model.safetensors", "config.json") and is_saved_model_dir(path.parent):
         raise CheckpointError(f"{path}: one file of a published model: give its folder, {path.parent}")
     if path.stat().st_size == 0:
@@ -126,12 +149,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     state = read_torch_file(path, map_location)
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not a phgmm checkpoint (expected the keys 'model' and 'config')")
-    state["source"] = str(path)   # for messages; never written back (snapshots are built anew)
+    state["source"] = str(path)  # for messages; never written back (snapshots are built anew)
     return state
 
 
-def config_differences(saved: dict[str, Any], cfg, section: str = "model",
-                       keys: tuple[str, ...] | None = None) -> list[str]:
+def config_differences(
+    saved: dict[str, Any], cfg, section: str = "model", keys: tuple[str, ...] | None = None
+) -> list[str]:
     """``"section.key: checkpoint A, here B"`` for every setting of ``section`` (or only ``keys``)
     where a checkpoint's saved config and ``cfg`` disagree."""
     from ..config import config_to_dict
@@ -149,8 +173,9 @@ def config_differences(saved: dict[str, Any], cfg, section: str = "model",
 def _mismatch(path: str | Path, state: dict[str, Any], cfg, detail: str) -> CheckpointError:
     diffs = config_differences(state.get("config", {}), cfg)
     which = "; ".join(diffs) if diffs else detail
-    return CheckpointError(f"{path}: its weights do not fit the model of this config ({which}); "
-                           f"use the checkpoint's own model settings")
+    return CheckpointError(
+        f"{path}: its weights do not fit the model of this config ({which}); use the checkpoint's own model settings"
+    )
 
 
 def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: bool = False) -> nn.Module:
@@ -169,7 +194,7 @@ def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: 
     weights = {k: v for k, v in state["model"].items() if keep_postnet or not k.startswith("postnet.")}
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
-    except RuntimeError as exc:     # a tensor of another shape
+    except RuntimeError as exc:  # a tensor of another shape
         raise _mismatch(path, state, cfg, str(exc).splitlines()[0]) from None
     if missing or unexpected:
         raise _mismatch(path, state, cfg, f"missing {missing[:5]}, unexpected {unexpected[:5]}")
@@ -179,13 +204,18 @@ def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: 
 def check_finite_weights(weights: dict[str, Any], path: str | Path) -> None:
     """Refuse weights holding NaN or infinity (a diverged run's): such a model predicts one class
     everywhere, or makes scikit-learn fail on its latent codes, without saying why."""
-    bad = [k for k, v in weights.items()
-           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    bad = [
+        k
+        for k, v in weights.items()
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
     if bad:
-        raise CheckpointError(f"{path}: {len(bad)} of its {len(weights)} weight tensors hold NaN or infinite values "
-                              f"(first: {bad[0]}): the training that wrote it diverged, so its predictions would "
-                              f"mean nothing. Use an earlier checkpoint, or train again (a lower train.lr, "
-                              f"train.grad_clip)")
+        raise CheckpointError(
+            f"{path}: {len(bad)} of its {len(weights)} weight tensors hold NaN or infinite values "
+            f"(first: {bad[0]}): the training that wrote it diverged, so its predictions would "
+            f"mean nothing. Use an earlier checkpoint, or train again (a lower train.lr, "
+            f"train.grad_clip)"
+        )
 
 
 def load_inference_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
@@ -207,9 +237,14 @@ def load_inference_model(path: str | Path, map_location: str | torch.device = "c
         model = inference_model(state, config_from_dict(state["config"], f"{path} (config)"), path)
         classes = state.get("classes") or {}
         size = (state["config"].get("data") or {}).get("size")
-        model.metadata = {"class_names": classes.get("names"), "colors": classes.get("colors"),
-                          "size": list(size) if size else None, "normalization": NORMALIZATION,
-                          "config": state["config"], "source": str(path)}
+        model.metadata = {
+            "class_names": classes.get("names"),
+            "colors": classes.get("colors"),
+            "size": list(size) if size else None,
+            "normalization": NORMALIZATION,
+            "config": state["config"],
+            "source": str(path),
+        }
     return model.to(map_location).eval()
 
 
@@ -237,8 +272,10 @@ def init_from_weights(model: nn.Module, path: str | Path) -> str:
     own = model.state_dict()
     fits = {k: v for k, v in source.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     if not fits:
-        raise CheckpointError(f"{path}: model.init_from: none of its {len(source)} tensors fits this "
-                              f"{model.__class__.__name__} (another network or backbone?)")
+        raise CheckpointError(
+            f"{path}: model.init_from: none of its {len(source)} tensors fits this "
+            f"{model.__class__.__name__} (another network or backbone?)"
+        )
     model.load_state_dict(fits, strict=False)
     other_shape = {k: (tuple(source[k].shape), tuple(own[k].shape)) for k in own if k in source and k not in fits}
     absent = [k for k in own if k not in source]

@@ -22,10 +22,10 @@ def unknown_ids_note(datasets: list, per_set: int = 16) -> str:
     unknown = total = known_class = files = 0
     found: set = set()
     for ds in datasets:
-        while hasattr(ds, "base"):          # the loaders' wrappers
+        while hasattr(ds, "base"):  # the loaders' wrappers
             ds = ds.base
         table, channel = getattr(ds, "table", None), getattr(ds, "label_channel", "single")
-        folder = type(ds).__name__ == "FolderDataset"      # reads 16-bit colour masks too
+        folder = type(ds).__name__ == "FolderDataset"  # reads 16-bit colour masks too
         if table is None or not ds.files:
             continue
         for i in np.unique(np.linspace(0, len(ds.files) - 1, min(per_set, len(ds.files))).round().astype(int)):
@@ -37,12 +37,16 @@ def unknown_ids_note(datasets: list, per_set: int = 16) -> str:
         return ""
     shown = sorted(found, key=lambda k: (k.startswith("#"), len(k), k))[:8]
     what = ", ".join(shown) + (" …" if len(found) > 8 else "")
-    line = (f"data.unknown_ids=ignore: {100 * unknown / max(1, total):.2f} % of the pixels of {files} sampled label "
-            f"maps hold ids or colours the class table does not know{f' ({what})' if found else ''}; they are "
-            f"ignored ({IGNORE_INDEX}) in the loss and the scores")
+    line = (
+        f"data.unknown_ids=ignore: {100 * unknown / max(1, total):.2f} % of the pixels of {files} sampled label "
+        f"maps hold ids or colours the class table does not know{f' ({what})' if found else ''}; they are "
+        f"ignored ({IGNORE_INDEX}) in the loss and the scores"
+    )
     if known_class == 0:
-        raise DatasetError(f"{line.split(';')[0]}, and none of their pixels has a class: the run would learn and "
-                           f"score nothing. Check data.class_table against the label files")
+        raise DatasetError(
+            f"{line.split(';')[0]}, and none of their pixels has a class: the run would learn and "
+            f"score nothing. Check data.class_table against the label files"
+        )
     return line
 
 

@@ -12,8 +12,19 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-__all__ = ["init", "is_distributed", "rank", "world_size", "is_main", "barrier", "all_reduce_sum",
-           "all_gather_tensors", "broadcast_buffers", "cleanup", "local_rank"]
+__all__ = [
+    "init",
+    "is_distributed",
+    "rank",
+    "world_size",
+    "is_main",
+    "barrier",
+    "all_reduce_sum",
+    "all_gather_tensors",
+    "broadcast_buffers",
+    "cleanup",
+    "local_rank",
+]
 
 
 def is_distributed() -> bool:
@@ -43,7 +54,8 @@ def init(device: str = "auto") -> torch.device:
     torchrun, ``cuda`` means this process's LOCAL_RANK GPU).
     """
     from .precision import check_device
-    dev = check_device(device)                 # a device that cannot serve is refused here
+
+    dev = check_device(device)  # a device that cannot serve is refused here
     want_cuda = dev.type == "cuda"
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not is_distributed():
         backend = "nccl" if want_cuda else "gloo"
@@ -79,7 +91,7 @@ def all_gather_tensors(t: torch.Tensor) -> torch.Tensor:
     padded[: t.shape[0]] = t
     out = [torch.zeros_like(padded) for _ in range(world_size())]
     dist.all_gather(out, padded)
-    return torch.cat([o[: int(s.item())] for o, s in zip(out, sizes)])
+    return torch.cat([o[: int(s.item())] for o, s in zip(out, sizes, strict=True)])
 
 
 def broadcast_buffers(module: torch.nn.Module) -> None:

@@ -19,10 +19,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict
+from ..conventions import IGNORE_INDEX
 from ..models.contracts import LatentNetwork
 from ..models.fold import fold_batchnorm
 from . import distributed as du
-from ..conventions import IGNORE_INDEX
 from .builders import miou_exclusion
 from .checkpoint import inference_model, load_checkpoint, unwrap
 from .latent_probe import LatentOptions, LatentProbe
@@ -35,8 +35,8 @@ __all__ = ["EvalResult", "evaluate_model", "evaluate_checkpoint", "write_evaluat
 class EvalResult:
     metrics: dict[str, Any]
     samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    z_points: np.ndarray | None = None   # (images·K)×L component means
-    z_labels: np.ndarray | None = None   # component index k of each point
+    z_points: np.ndarray | None = None  # (images·K)×L component means
+    z_labels: np.ndarray | None = None  # component index k of each point
 
 
 def flat_scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -70,13 +70,16 @@ class _UncertaintyProbe:
         top = math.log(num_classes)
         # log-spaced below 0.01 nats (mutual information of a barely used z), then 0.5-millinat steps
         edges = np.concatenate([[0.0], np.logspace(-9, -2, 700, endpoint=False), np.linspace(0.01, top, 5000)])
-        self.maps = {name: ErrorDetectionAccumulator(edges=edges)
-                     for name in ("softmax_entropy", "sampled_entropy", "mutual_information")}
+        self.maps = {
+            name: ErrorDetectionAccumulator(edges=edges)
+            for name in ("softmax_entropy", "sampled_entropy", "mutual_information")
+        }
         self.calibration = CalibrationAccumulator(15)
         self.samples = samples
 
-    def update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor,
-               pred: torch.Tensor) -> None:
+    def update(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor, pred: torch.Tensor
+    ) -> None:
         from ..metrics import uncertainty_maps
         from ..models.latent import gaussian_mixture
 
@@ -116,19 +119,21 @@ class _ClusteringProbe:
     def __init__(self) -> None:
         self.points: list[torch.Tensor] = []
 
-    def update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor,
-               pred: torch.Tensor) -> None:
+    def update(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor, pred: torch.Tensor
+    ) -> None:
         self.points.append(enc.local[1].float().cpu())
 
-    def compute(self, result: "EvalResult", device: torch.device) -> None:
+    def compute(self, result: EvalResult, device: torch.device) -> None:
         if not self.points:
             return
-        pts = du.all_gather_tensors(torch.cat(self.points).to(device)).cpu()     # images×K×L
-        n_img, k, l = pts.shape
-        result.z_points = pts.reshape(n_img * k, l).numpy()
+        pts = du.all_gather_tensors(torch.cat(self.points).to(device)).cpu()  # images×K×L
+        n_img, k, dim = pts.shape
+        result.z_points = pts.reshape(n_img * k, dim).numpy()
         result.z_labels = np.tile(np.arange(k), n_img)
         if k > 1:
             from ..metrics import clustering_indices
+
             result.metrics["clustering"] = clustering_indices(result.z_points, result.z_labels)
 
 
@@ -146,8 +151,10 @@ def _forward(model: nn.Module, x: torch.Tensor, cfg: Config):
     enc = model.encode(x) if isinstance(model, LatentNetwork) else None
     if e.mode != "whole" or e.flip or tuple(e.scales) != (1.0,):
         from .inference import infer_logits
-        return enc, infer_logits(model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride,
-                                 flip=e.flip, scales=e.scales)
+
+        return enc, infer_logits(
+            model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride, flip=e.flip, scales=e.scales
+        )
     return enc, (model.decode(enc) if enc is not None else model(x))
 
 
@@ -162,10 +169,20 @@ def _reduce(evaluator, seen: int, device: torch.device) -> int:
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, trimap: bool = True,
-                   boundary: bool | None = None, clustering: bool | None = None, report_samples: int | None = None,
-                   progress: bool = True, latent: bool | None = None,
-                   uncertainty: bool | None = None, latent_level: str = "full") -> EvalResult:
+def evaluate_model(
+    model: nn.Module,
+    loader,
+    cfg: Config,
+    device: torch.device,
+    trimap: bool = True,
+    boundary: bool | None = None,
+    clustering: bool | None = None,
+    report_samples: int | None = None,
+    progress: bool = True,
+    latent: bool | None = None,
+    uncertainty: bool | None = None,
+    latent_level: str = "full",
+) -> EvalResult:
     """Score ``model`` on ``loader``'s split (every process must call it; all get the result).
 
     PHGMM is always decoded from the means of z and g (docs/design.md §5), whatever its
@@ -183,20 +200,31 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     e, n_classes = cfg.eval, cfg.model.num_classes
     names = list(getattr(loader.dataset, "class_names", [str(i) for i in range(n_classes)]))
     excluded = miou_exclusion(cfg, _base_dataset(loader.dataset))
-    evaluator = SegmentationEvaluator(n_classes, names, ignore_index=IGNORE_INDEX, exclude_from_mean=excluded,
-                                      trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
-                                      boundary=trimap if boundary is None else boundary)
+    evaluator = SegmentationEvaluator(
+        n_classes,
+        names,
+        ignore_index=IGNORE_INDEX,
+        exclude_from_mean=excluded,
+        trimap_widths=range(1, e.trimap_max_width + 1) if trimap else None,
+        boundary=trimap if boundary is None else boundary,
+    )
     cluster, probe, unc = _probes(model, cfg, device, excluded, clustering, latent, uncertainty, latent_level)
     n_samples = e.report_samples if report_samples is None else report_samples
-    seen, elapsed, preds_kept = _score_pass(model, loader, cfg, device, evaluator,
-                                            [p for p in (cluster, probe, unc) if p is not None], n_samples, progress)
+    seen, elapsed, preds_kept = _score_pass(
+        model, loader, cfg, device, evaluator, [p for p in (cluster, probe, unc) if p is not None], n_samples, progress
+    )
 
     seen = _reduce(evaluator, seen, device)
-    result = EvalResult(metrics={**evaluator.compute(), "miou_excluded": [names[i] for i in excluded],
-                                 "images_per_s": seen / max(1e-9, elapsed)})
+    result = EvalResult(
+        metrics={
+            **evaluator.compute(),
+            "miou_excluded": [names[i] for i in excluded],
+            "images_per_s": seen / max(1e-9, elapsed),
+        }
+    )
     if cluster is not None:
         cluster.compute(result, device)
-    if probe is not None:     # a second pass: the swaps need every image's codes first
+    if probe is not None:  # a second pass: the swaps need every image's codes first
         result.metrics.update(probe.finish(model, loader, cfg, result.metrics["miou"], e.active_threshold, progress))
     if unc is not None:
         result.metrics["uncertainty"] = unc.compute(device)
@@ -206,23 +234,38 @@ def evaluate_model(model: nn.Module, loader, cfg: Config, device: torch.device, 
     return result
 
 
-def _probes(model: nn.Module, cfg: Config, device: torch.device, excluded, clustering: bool | None,
-            latent: bool | None, uncertainty: bool | None, latent_level: str):
+def _probes(
+    model: nn.Module,
+    cfg: Config,
+    device: torch.device,
+    excluded,
+    clustering: bool | None,
+    latent: bool | None,
+    uncertainty: bool | None,
+    latent_level: str,
+):
     """The clustering, latent-use and uncertainty probes asked for (each None when not, or when
     the model has no latent space for it); ``None`` arguments take the ``eval`` section's value."""
     e, n_classes = cfg.eval, cfg.model.num_classes
     latent_spaces = isinstance(model, LatentNetwork)
     has_z = latent_spaces and model.local_space is not None
     cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
-    probe = (LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level), excluded)
-             if latent_spaces and (e.latent if latent is None else latent) else None)
-    unc = (_UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
-           if (e.uncertainty if uncertainty is None else uncertainty) else None)
+    probe = (
+        LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level), excluded)
+        if latent_spaces and (e.latent if latent is None else latent)
+        else None
+    )
+    unc = (
+        _UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
+        if (e.uncertainty if uncertainty is None else uncertainty)
+        else None
+    )
     return cluster, probe, unc
 
 
-def _score_pass(model: nn.Module, loader, cfg: Config, device: torch.device, evaluator, probes: list,
-                n_samples: int, progress: bool) -> tuple[int, float, list[np.ndarray]]:
+def _score_pass(
+    model: nn.Module, loader, cfg: Config, device: torch.device, evaluator, probes: list, n_samples: int, progress: bool
+) -> tuple[int, float, list[np.ndarray]]:
     """One pass over the split: the evaluator's counts and the probes' updates; returns the image
     count, the seconds it took and the first ``n_samples`` predictions (main process only)."""
     dtype, fmt = amp_dtype(cfg.train.amp, device), memory_format(cfg.train.channels_last)
@@ -252,8 +295,15 @@ def _samples(loader, preds_kept: list[np.ndarray]) -> list[tuple]:
     return rows
 
 
-def write_evaluation(result: EvalResult, out_dir: str | Path, class_names, colors, cfg: Config,
-                     title: str = "phgmm evaluation", extra: dict | None = None) -> Path:
+def write_evaluation(
+    result: EvalResult,
+    out_dir: str | Path,
+    class_names,
+    colors,
+    cfg: Config,
+    title: str = "phgmm evaluation",
+    extra: dict | None = None,
+) -> Path:
     """metrics.json, report.md and the figures (t-SNE of z when there are points)."""
     from ..io import write_json
     from ..report import write_report
@@ -264,23 +314,27 @@ def write_evaluation(result: EvalResult, out_dir: str | Path, class_names, color
     tsne = None
     if cfg.eval.tsne and result.z_points is not None and len(np.unique(result.z_labels)) > 1:
         from ..metrics import tsne_embedding
+
         pts, labs = result.z_points, result.z_labels
-        if len(pts) > 3000:   # t-SNE is quadratic; a fixed random subset keeps the report quick
+        if len(pts) > 3000:  # t-SNE is quadratic; a fixed random subset keeps the report quick
             keep = np.random.default_rng(0).choice(len(pts), 3000, replace=False)
             pts, labs = pts[keep], labs[keep]
         tsne = (tsne_embedding(pts, seed=cfg.seed), labs)
     write_json(out_dir / "metrics.json", metrics)
-    return write_report(out_dir, metrics, class_names, colors, samples=result.samples or None,
-                        tsne=tsne, title=title)
+    return write_report(out_dir, metrics, class_names, colors, samples=result.samples or None, tsne=tsne, title=title)
 
 
-def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: list[str] | None = None,
-                        config_path: str | Path | None = None, split: str | None = None,
-                        progress: bool = True) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    config_path: str | Path | None = None,
+    split: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Evaluate a checkpoint on its validation split (or ``split``) and write the report."""
     from ..config import apply_overrides, load_config
     from ..threads import thread_budget
-
     from .datachecks import find_relative_data_paths
 
     state = load_checkpoint(checkpoint, map_location="cpu")
@@ -288,7 +342,7 @@ def evaluate_checkpoint(checkpoint: str | Path, out_dir: str | Path, overrides: 
         cfg, source = load_config(config_path), f"--config {config_path}"
     else:
         cfg, source = config_from_dict(state["config"], f"{checkpoint} (config)"), f"the config saved in {checkpoint}"
-        find_relative_data_paths(cfg, checkpoint)     # evaluated from another folder than training ran in
+        find_relative_data_paths(cfg, checkpoint)  # evaluated from another folder than training ran in
     apply_overrides(cfg, overrides or [])
     check_data_paths(cfg, source, overrides or [])
     # PyTorch threads beside the loader workers, not on top of them (phgmm.threads); restored after
@@ -309,8 +363,10 @@ def check_data_paths(cfg: Config, source: str, overrides: list[str] = ()) -> Non
         if not Path(value).expanduser().exists():
             given = any(o.split("=", 1)[0].strip() == f"data.{key}" for o in overrides)
             origin = "given with --set" if given else f"from {source}"
-            raise DatasetError(f"{value}: data.{key} does not exist ({origin}); run from the folder the training "
-                               f"ran in, or point it elsewhere: --set data.{key}=PATH")
+            raise DatasetError(
+                f"{value}: data.{key} does not exist ({origin}); run from the folder the training "
+                f"ran in, or point it elsewhere: --set data.{key}=PATH"
+            )
 
 
 def training_images_note(state: dict[str, Any], cfg: Config, dataset, split: str) -> tuple[int, str]:
@@ -322,21 +378,24 @@ def training_images_note(state: dict[str, Any], cfg: Config, dataset, split: str
     try:
         trained = config_from_dict(state["config"], "checkpoint config")
         if split == trained.data.train_split:
-            return 0, ""     # asked for: scoring the training split is a choice, not an accident
+            return 0, ""  # asked for: scoring the training split is a choice, not an accident
         train_set = build_dataset_from_config(trained, trained.data.train_split, train=False)
     except (DatasetError, ValueError, OSError, KeyError):
-        return 0, ""         # the training data is not here: nothing to compare with
+        return 0, ""  # the training data is not here: nothing to compare with
     seen = {Path(a).resolve() for a, _ in train_set.files}
     shared = sum(Path(a).resolve() in seen for a, _ in dataset.files)
     if not shared:
         return 0, ""
-    return shared, (f"note: {shared} of the {len(dataset.files)} images of split '{split}' are images this checkpoint was "
-            f"trained on (data.root {trained.data.root} has no '{split}' sub-folder): these scores measure how well "
-            f"it fits them, not how it does on new images")
+    return shared, (
+        f"note: {shared} of the {len(dataset.files)} images of split '{split}' are images this checkpoint was "
+        f"trained on (data.root {trained.data.root} has no '{split}' sub-folder): these scores measure how well "
+        f"it fits them, not how it does on new images"
+    )
 
 
-def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: str | Path, out_dir: str | Path,
-                              split: str | None, progress: bool) -> dict[str, Any]:
+def _evaluate_read_checkpoint(
+    state: dict[str, Any], cfg: Config, checkpoint: str | Path, out_dir: str | Path, split: str | None, progress: bool
+) -> dict[str, Any]:
     """:func:`evaluate_checkpoint` once the checkpoint is read and the config resolved."""
     from .builders import build_dataset_from_config
     from .loaders import make_eval_loader
@@ -352,11 +411,17 @@ def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: st
         print(note, flush=True)
     if cfg.data.unknown_ids == "ignore" and du.is_main():
         from .datachecks import unknown_ids_note
+
         line = unknown_ids_note([dataset])
         if line:
             print(line, flush=True)
-    loader = make_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory,
-                              skip_bad=cfg.data.max_bad_fraction if cfg.data.skip_bad_samples else None)
+    loader = make_eval_loader(
+        dataset,
+        cfg.eval.batch_size,
+        cfg.data.num_workers,
+        cfg.data.pin_memory,
+        skip_bad=cfg.data.max_bad_fraction if cfg.data.skip_bad_samples else None,
+    )
     result = evaluate_model(model, loader, cfg, device, progress=progress)
     skipped = getattr(loader, "skipped", [])
     if skipped:
@@ -364,10 +429,22 @@ def _evaluate_read_checkpoint(state: dict[str, Any], cfg: Config, checkpoint: st
         if du.is_main():
             print(f"skipped {len(skipped)} unreadable samples (--skip-bad-samples); they are not scored")
     if du.is_main():
-        extra = {"checkpoint": str(checkpoint), "split": split or cfg.data.val_split,
-                 **({"training_images_scored": shared} if shared else {}),
-                 "epoch": state.get("epoch"), "model": cfg.model.name, "backbone": cfg.model.backbone}
-        report = write_evaluation(result, out_dir, dataset.class_names, dataset.colors, cfg,
-                                  title=f"phgmm evaluation — {cfg.model.name} ({cfg.model.backbone})", extra=extra)
+        extra = {
+            "checkpoint": str(checkpoint),
+            "split": split or cfg.data.val_split,
+            **({"training_images_scored": shared} if shared else {}),
+            "epoch": state.get("epoch"),
+            "model": cfg.model.name,
+            "backbone": cfg.model.backbone,
+        }
+        report = write_evaluation(
+            result,
+            out_dir,
+            dataset.class_names,
+            dataset.colors,
+            cfg,
+            title=f"phgmm evaluation — {cfg.model.name} ({cfg.model.backbone})",
+            extra=extra,
+        )
         result.metrics["report"] = str(report)
     return result.metrics

@@ -25,9 +25,10 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +36,16 @@ from torch import nn
 
 from ..io import AtomicFile
 
-__all__ = ["export_onnx", "export_checkpoint", "OnnxPredictor", "OnnxModelInfo", "InferenceGraph",
-           "INPUT_NAME", "OUTPUT_NAME", "METADATA_PREFIX"]
+__all__ = [
+    "export_onnx",
+    "export_checkpoint",
+    "OnnxPredictor",
+    "OnnxModelInfo",
+    "InferenceGraph",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "METADATA_PREFIX",
+]
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -58,7 +67,7 @@ class OnnxModelInfo:
     ``phgmm.num_classes``, plus ``phgmm.backbone``, ``phgmm.version`` and ``phgmm.format``.
     """
 
-    size: tuple[int, int]                       # (W, H): the working size the model was trained at
+    size: tuple[int, int]  # (W, H): the working size the model was trained at
     class_names: tuple[str, ...]
     colors: tuple[tuple[int, int, int], ...]
     mean: tuple[float, float, float]
@@ -71,39 +80,51 @@ class OnnxModelInfo:
         from ..version import __version__
 
         w, h = self.size
-        props = {"format": _METADATA_FORMAT, "size": f"{int(w)}x{int(h)}",
-                 "class_names": json.dumps(list(self.class_names)),
-                 "colors": json.dumps([[int(v) for v in c] for c in self.colors]),
-                 "mean": json.dumps([float(v) for v in self.mean]),
-                 "std": json.dumps([float(v) for v in self.std]),
-                 "model": str(self.model), "num_classes": str(int(self.num_classes)), "version": __version__}
+        props = {
+            "format": _METADATA_FORMAT,
+            "size": f"{int(w)}x{int(h)}",
+            "class_names": json.dumps(list(self.class_names)),
+            "colors": json.dumps([[int(v) for v in c] for c in self.colors]),
+            "mean": json.dumps([float(v) for v in self.mean]),
+            "std": json.dumps([float(v) for v in self.std]),
+            "model": str(self.model),
+            "num_classes": str(int(self.num_classes)),
+            "version": __version__,
+        }
         if self.backbone:
             props["backbone"] = str(self.backbone)
         return {METADATA_PREFIX + k: v for k, v in props.items()}
 
     @classmethod
-    def from_metadata(cls, props: Mapping[str, str], source: str = "ONNX file") -> "OnnxModelInfo | None":
+    def from_metadata(cls, props: Mapping[str, str], source: str = "ONNX file") -> OnnxModelInfo | None:
         """Parse ``metadata_props``; None when the file carries no ``phgmm.*`` metadata (an export
         made before the metadata existed, or by another tool)."""
-        get = {k[len(METADATA_PREFIX):]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
+        get = {k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
         if "size" not in get:
             return None
         from ..io import parse_wxh
 
         try:
-            return cls(size=parse_wxh(get["size"]),
-                       class_names=tuple(str(n) for n in json.loads(get["class_names"])),
-                       colors=tuple(tuple(int(v) for v in c) for c in json.loads(get["colors"])),
-                       mean=tuple(float(v) for v in json.loads(get["mean"])),
-                       std=tuple(float(v) for v in json.loads(get["std"])),
-                       model=get["model"], num_classes=int(get["num_classes"]),
-                       backbone=get.get("backbone"))
+            return cls(
+                size=parse_wxh(get["size"]),
+                class_names=tuple(str(n) for n in json.loads(get["class_names"])),
+                colors=tuple(tuple(int(v) for v in c) for c in json.loads(get["colors"])),
+                mean=tuple(float(v) for v in json.loads(get["mean"])),
+                std=tuple(float(v) for v in json.loads(get["std"])),
+                model=get["model"],
+                num_classes=int(get["num_classes"]),
+                backbone=get.get("backbone"),
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{source}: unreadable phgmm metadata ({type(exc).__name__}: {exc})") from None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], class_names: Sequence[str] | None = None,
-                    colors: Sequence[Sequence[int]] | None = None) -> "OnnxModelInfo":
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        class_names: Sequence[str] | None = None,
+        colors: Sequence[Sequence[int]] | None = None,
+    ) -> OnnxModelInfo:
         """From a checkpoint's config dict and class table. Without a class table, the 12 PHGMM
         classes (what :class:`~phgmm.engine.predict.Predictor` assumes for such a checkpoint)."""
         from ..data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
@@ -112,10 +133,16 @@ class OnnxModelInfo:
         if not class_names:
             class_names, colors = PHGMM_CLASS_NAMES, PHGMM_COLORS
         model = config["model"]
-        return cls(size=tuple(int(v) for v in config["data"]["size"]),
-                   class_names=tuple(class_names), colors=tuple(tuple(int(v) for v in c) for c in colors),
-                   mean=tuple(IMAGENET_MEAN), std=tuple(IMAGENET_STD), model=str(model["name"]),
-                   num_classes=int(model["num_classes"]), backbone=model.get("backbone"))
+        return cls(
+            size=tuple(int(v) for v in config["data"]["size"]),
+            class_names=tuple(class_names),
+            colors=tuple(tuple(int(v) for v in c) for c in colors),
+            mean=tuple(IMAGENET_MEAN),
+            std=tuple(IMAGENET_STD),
+            model=str(model["name"]),
+            num_classes=int(model["num_classes"]),
+            backbone=model.get("backbone"),
+        )
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -155,20 +182,37 @@ def _export_dynamo(graph: nn.Module, example: torch.Tensor, path: str, opset: in
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (example,), path, dynamo=True, input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], opset_version=opset, external_data=False,
-                              dynamic_shapes=(dict(_DIMS),), optimize=True, verbose=False)
+            torch.onnx.export(
+                graph,
+                (example,),
+                path,
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                external_data=False,
+                dynamic_shapes=(dict(_DIMS),),
+                optimize=True,
+                verbose=False,
+            )
     finally:
-        for lg, level in zip(loggers, old_levels):
+        for lg, level in zip(loggers, old_levels, strict=True):
             lg.setLevel(level)
 
 
 def _export_torchscript(graph: nn.Module, example: torch.Tensor, path: str, opset: int | None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (example,), path, dynamo=False, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=opset or 17,
-                          dynamic_axes={INPUT_NAME: dict(_DIMS), OUTPUT_NAME: dict(_DIMS)})
+        torch.onnx.export(
+            graph,
+            (example,),
+            path,
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset or 17,
+            dynamic_axes={INPUT_NAME: dict(_DIMS), OUTPUT_NAME: dict(_DIMS)},
+        )
 
 
 def _export_graph(graph: nn.Module, example: torch.Tensor, path: str, opset: int | None, exporter: str) -> None:
@@ -199,9 +243,15 @@ def _write_metadata(path: str, props: Mapping[str, str]) -> None:
     onnx.save(proto, path)
 
 
-def export_onnx(model: nn.Module, out_path: str | os.PathLike, example_size: Sequence[int] = (768, 384),
-                opset: int | None = None, overwrite: bool = False, exporter: str = "auto",
-                info: OnnxModelInfo | None = None) -> Path:
+def export_onnx(
+    model: nn.Module,
+    out_path: str | os.PathLike,
+    example_size: Sequence[int] = (768, 384),
+    opset: int | None = None,
+    overwrite: bool = False,
+    exporter: str = "auto",
+    info: OnnxModelInfo | None = None,
+) -> Path:
     """Export ``model``'s inference graph to ONNX; returns the written path.
 
     Args:
@@ -241,9 +291,14 @@ def export_onnx(model: nn.Module, out_path: str | os.PathLike, example_size: Seq
     return out
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, out_path: str | os.PathLike,
-                      example_size: Sequence[int] | None = None, opset: int | None = None,
-                      overwrite: bool = False, exporter: str = "auto") -> tuple[Path, OnnxModelInfo]:
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    out_path: str | os.PathLike,
+    example_size: Sequence[int] | None = None,
+    opset: int | None = None,
+    overwrite: bool = False,
+    exporter: str = "auto",
+) -> tuple[Path, OnnxModelInfo]:
     """Export a training checkpoint's inference graph with its metadata (:class:`OnnxModelInfo`).
 
     ``example_size`` (W, H) is only the tracing size (default: the checkpoint's ``data.size``);
@@ -254,8 +309,15 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_path: str | os.PathLike
 
     model, config, class_names, colors = load_model_from_checkpoint(checkpoint, map_location="cpu")
     info = OnnxModelInfo.from_config(config, class_names, colors)
-    out = export_onnx(model, out_path, example_size=example_size or info.size, opset=opset,
-                      overwrite=overwrite, exporter=exporter, info=info)
+    out = export_onnx(
+        model,
+        out_path,
+        example_size=example_size or info.size,
+        opset=opset,
+        overwrite=overwrite,
+        exporter=exporter,
+        info=info,
+    )
     return out, info
 
 
@@ -281,8 +343,9 @@ class OnnxPredictor:
             in the environment (the ``phgmm`` command sets it) its threads sleep instead of spinning.
     """
 
-    def __init__(self, path: str | os.PathLike, providers: Sequence[str] | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, providers: Sequence[str] | None = None, threads: int | None = None
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -297,13 +360,19 @@ class OnnxPredictor:
             # the phgmm command's wait policy (phgmm.threads) for onnxruntime's own pool, which spins by default
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                                providers=list(providers or ["CPUExecutionProvider"]))
-        except Exception as exc:   # onnxruntime raises its own classes; the first line says enough
-            hint = (" (a PyTorch checkpoint: predict with it through --checkpoint)"
-                    if self.path.suffix.lower() in (".pt", ".pth") else "")
-            raise ValueError(f"{self.path}: not a model onnxruntime can load{hint}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+            )
+        except Exception as exc:  # onnxruntime raises its own classes; the first line says enough
+            hint = (
+                " (a PyTorch checkpoint: predict with it through --checkpoint)"
+                if self.path.suffix.lower() in (".pt", ".pth")
+                else ""
+            )
+            raise ValueError(
+                f"{self.path}: not a model onnxruntime can load{hint}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         props = self.session.get_modelmeta().custom_metadata_map or {}

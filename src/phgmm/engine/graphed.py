@@ -43,7 +43,8 @@ Eager stays the default everywhere: no graph mode is made the default before it 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,8 +52,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .stepping import batched_bn_counters, loss_terms, stack_terms
 
-__all__ = ["training_graph_refusal", "make_capturable", "StaticBatch", "GraphedTrainStep", "GraphedForward",
-           "graph_autocast"]
+__all__ = [
+    "training_graph_refusal",
+    "make_capturable",
+    "StaticBatch",
+    "GraphedTrainStep",
+    "GraphedForward",
+    "graph_autocast",
+]
 
 _PREFIX = "train.cuda_graph"
 #: other threads keep working while a graph is captured (the loader's pin-memory thread, predict's
@@ -60,29 +67,39 @@ _PREFIX = "train.cuda_graph"
 _CAPTURE_MODE = "thread_local"
 
 
-def training_graph_refusal(device: torch.device, amp: torch.dtype | None, distributed: bool = False,
-                           compiled: bool = False, model: nn.Module | None = None,
-                           loss_fn: nn.Module | None = None) -> str | None:
+def training_graph_refusal(
+    device: torch.device,
+    amp: torch.dtype | None,
+    distributed: bool = False,
+    compiled: bool = False,
+    model: nn.Module | None = None,
+    loss_fn: nn.Module | None = None,
+) -> str | None:
     """None when a whole-step CUDA graph can train this run; else the one line that says why not
     (and that training runs eagerly)."""
     eager = "training runs eagerly (the same arithmetic)"
     if device.type != "cuda":
         return f"{_PREFIX}: CUDA graphs need a CUDA GPU, this run is on {device.type}; {eager}"
     if amp == torch.float16:
-        return (f"{_PREFIX}: fp16 autocast needs a GradScaler, whose step reads its inf check back to the host "
-                f"inside the step; set train.amp bf16 (or off) to graph the step; {eager}")
+        return (
+            f"{_PREFIX}: fp16 autocast needs a GradScaler, whose step reads its inf check back to the host "
+            f"inside the step; set train.amp bf16 (or off) to graph the step; {eager}"
+        )
     if distributed:
         return f"{_PREFIX}: not supported with several processes (DDP) yet; {eager}"
     if compiled:
-        return (f"{_PREFIX}: not combined with train.compile (its mode reduce-overhead is torch.compile's own "
-                f"CUDA graphs); running compiled, without the whole-step graph")
+        return (
+            f"{_PREFIX}: not combined with train.compile (its mode reduce-overhead is torch.compile's own "
+            f"CUDA graphs); running compiled, without the whole-step graph"
+        )
     if loss_fn is not None:
         if getattr(loss_fn, "warmup_steps", 0) > 0:
             return f"{_PREFIX}: the KL warm-up changes the loss's weights every step (loss.kl_warmup_steps); {eager}"
         if getattr(loss_fn, "geco_target", None) is not None:
             return f"{_PREFIX}: GECO updates its multiplier between steps (loss.geco_target); {eager}"
-    if model is not None and any(isinstance(m, _BatchNorm) and m.track_running_stats and m.momentum is None
-                                 for m in model.modules()):
+    if model is not None and any(
+        isinstance(m, _BatchNorm) and m.track_running_stats and m.momentum is None for m in model.modules()
+    ):
         return f"{_PREFIX}: a BatchNorm with momentum=None reads its batch counter on the host; {eager}"
     return None
 
@@ -116,14 +133,20 @@ def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> N
 class StaticBatch:
     """The fixed input buffers a captured step reads; each batch is copied in (``load``)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                 memory_format: torch.memory_format = torch.channels_last) -> None:
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        device: torch.device,
+        memory_format: torch.memory_format = torch.channels_last,
+    ) -> None:
         self.x = torch.empty(x.shape, dtype=x.dtype, device=device).contiguous(memory_format=memory_format)
         self.y = torch.empty(y.shape, dtype=y.dtype, device=device)
 
     def fits(self, x: torch.Tensor, y: torch.Tensor) -> bool:
-        return (x.shape == self.x.shape and y.shape == self.y.shape and x.dtype == self.x.dtype
-                and y.dtype == self.y.dtype)
+        return (
+            x.shape == self.x.shape and y.shape == self.y.shape and x.dtype == self.x.dtype and y.dtype == self.y.dtype
+        )
 
     def load(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.x.copy_(x, non_blocking=True)
@@ -147,10 +170,18 @@ class GraphedTrainStep:
     caller then runs the step eagerly). On a CPU :meth:`body` still runs eagerly: tests use it to check the arithmetic.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                 device: torch.device, amp: torch.dtype | None = None, grad_clip: float | None = None,
-                 takes_labels: bool = True, memory_format: torch.memory_format = torch.channels_last,
-                 warmup_steps: int = 3) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        amp: torch.dtype | None = None,
+        grad_clip: float | None = None,
+        takes_labels: bool = True,
+        memory_format: torch.memory_format = torch.channels_last,
+        warmup_steps: int = 3,
+    ) -> None:
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.device, self.amp, self.grad_clip = device, amp, grad_clip
         self.takes_labels, self.memory_format = takes_labels, memory_format
@@ -175,7 +206,7 @@ class GraphedTrainStep:
         terms["total"].backward()
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        self.optimizer.found_inf = self.found_inf          # read by the fused AdamW (skips the update)
+        self.optimizer.found_inf = self.found_inf  # read by the fused AdamW (skips the update)
         try:
             self.optimizer.step()
         finally:
@@ -188,8 +219,10 @@ class GraphedTrainStep:
         return [t for t in tensors if t is not None]
 
     def _optimizer_tensors(self) -> dict[int, dict[str, torch.Tensor]]:
-        return {id(p): {k: v for k, v in st.items() if isinstance(v, torch.Tensor)}
-                for p, st in self.optimizer.state.items()}
+        return {
+            id(p): {k: v for k, v in st.items() if isinstance(v, torch.Tensor)}
+            for p, st in self.optimizer.state.items()
+        }
 
     def capture(self) -> None:
         """Warm up on a side stream, restore the state the warm-up changed, capture :meth:`body`."""
@@ -213,7 +246,7 @@ class GraphedTrainStep:
         graph will read these very tensors). Optimiser state the warm-up created (a fresh run's
         moments and step count) is zeroed: AdamW's initial state."""
         with torch.no_grad():
-            for t, s in zip(self._state_tensors(), saved):
+            for t, s in zip(self._state_tensors(), saved, strict=True):
                 t.copy_(s)
             for pid, state in self._optimizer_tensors().items():
                 for k, v in state.items():
@@ -228,12 +261,15 @@ class GraphedTrainStep:
             self.static = StaticBatch(x, y, self.device, self.memory_format)
         if not self.static.fits(x, y):
             if not self._said_shape:
-                print(f"{_PREFIX}: a batch of {tuple(x.shape)} differs from the captured {tuple(self.static.x.shape)}; "
-                      f"such batches run eagerly", flush=True)
+                print(
+                    f"{_PREFIX}: a batch of {tuple(x.shape)} differs from the captured {tuple(self.static.x.shape)}; "
+                    f"such batches run eagerly",
+                    flush=True,
+                )
                 self._said_shape = True
             return None
         self.static.load(x, y)
-        if self.device.type != "cuda":               # no graphs here: the same step, eagerly
+        if self.device.type != "cuda":  # no graphs here: the same step, eagerly
             self.optimizer.zero_grad(set_to_none=True)
             return self.body()
         if self.graph is None:
@@ -247,8 +283,15 @@ class GraphedForward:
     ``max_graphs``; further shapes run eagerly). On a CPU, or with ``enabled=False``, the model
     itself is called. The result is a copy: later calls cannot overwrite it."""
 
-    def __init__(self, model: Callable[[torch.Tensor], Any], device: torch.device, amp: torch.dtype | None = None,
-                 enabled: bool = True, max_graphs: int = 8, warmup: int = 2) -> None:
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], Any],
+        device: torch.device,
+        amp: torch.dtype | None = None,
+        enabled: bool = True,
+        max_graphs: int = 8,
+        warmup: int = 2,
+    ) -> None:
         self.model, self.device, self.amp = model, torch.device(device), amp
         self.enabled = enabled and self.device.type == "cuda"
         self.max_graphs, self.warmup = max_graphs, max(1, warmup)

@@ -36,7 +36,7 @@ What is returned — in every case ``softmax(result, 1)`` is the predictive dist
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,8 +64,9 @@ def size_pair(value: Sequence[int] | None, name: str) -> tuple[int, int] | None:
     return w, h
 
 
-def check_options(mode: str, tile: Sequence[int] | None, stride: Sequence[int] | None,
-                  scales: Sequence[float]) -> tuple[tuple[int, int] | None, tuple[int, int] | None, tuple[float, ...]]:
+def check_options(
+    mode: str, tile: Sequence[int] | None, stride: Sequence[int] | None, scales: Sequence[float]
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None, tuple[float, ...]]:
     """Refuse what no inference can run, before any work: an unknown mode, a tile or stride that is
     not a positive (W, H), a stride larger than the tile, a scale that is not a positive number.
     Returns ``(tile, stride, scales)`` normalised (tile and stride stay None when not given)."""
@@ -73,16 +74,19 @@ def check_options(mode: str, tile: Sequence[int] | None, stride: Sequence[int] |
         raise ValueError(f"mode must be one of {', '.join(EVAL_MODES)}, got {mode!r}")
     tile_wh, stride_wh = size_pair(tile, "tile"), size_pair(stride, "stride")
     if tile_wh is not None and stride_wh is not None and (stride_wh[0] > tile_wh[0] or stride_wh[1] > tile_wh[1]):
-        raise ValueError(f"stride {stride_wh[0]}x{stride_wh[1]} is larger than the tile {tile_wh[0]}x{tile_wh[1]}: "
-                         f"pixels between the windows would get no prediction")
+        raise ValueError(
+            f"stride {stride_wh[0]}x{stride_wh[1]} is larger than the tile {tile_wh[0]}x{tile_wh[1]}: "
+            f"pixels between the windows would get no prediction"
+        )
     scales = tuple(float(s) for s in scales)
     if not scales or any(not math.isfinite(s) or s <= 0 for s in scales):
         raise ValueError(f"scales must be positive numbers, got {scales}")
     return tile_wh, stride_wh, scales
 
 
-def slide_windows(height: int, width: int, tile: Sequence[int], stride: Sequence[int]
-                  ) -> list[tuple[int, int, int, int]]:
+def slide_windows(
+    height: int, width: int, tile: Sequence[int], stride: Sequence[int]
+) -> list[tuple[int, int, int, int]]:
     """The windows ``(y1, y2, x1, x2)`` of a slide over an ``height×width`` image (at least the
     tile's size): every ``stride`` pixels, the last ones shifted back to end at the border (so all
     have the tile's size), as mmsegmentation's ``slide_inference``."""
@@ -106,8 +110,10 @@ def _check(out: object, n: int, size: tuple[int, int], num_classes: int | None) 
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"forward must return an N×C×h×w tensor, got {type(out).__name__}")
     if out.ndim != 4 or out.shape[0] != n or tuple(out.shape[-2:]) != size:
-        raise ValueError(f"forward returned shape {tuple(out.shape)} for an input of {n}×3×{size[0]}×{size[1]}; "
-                         f"expected {n}×C×{size[0]}×{size[1]} logits at the input's resolution")
+        raise ValueError(
+            f"forward returned shape {tuple(out.shape)} for an input of {n}×3×{size[0]}×{size[1]}; "
+            f"expected {n}×C×{size[0]}×{size[1]} logits at the input's resolution"
+        )
     if num_classes is not None and out.shape[1] != num_classes:
         raise ValueError(f"forward returned {out.shape[1]} channels, expected num_classes={num_classes}")
     return out
@@ -117,8 +123,14 @@ def _whole(forward: Callable, x: torch.Tensor, num_classes: int | None) -> torch
     return _check(forward(x), x.shape[0], tuple(x.shape[-2:]), num_classes)
 
 
-def _slide(forward: Callable, x: torch.Tensor, tile: tuple[int, int], stride: tuple[int, int],
-           num_classes: int | None, max_batch: int | None) -> torch.Tensor:
+def _slide(
+    forward: Callable,
+    x: torch.Tensor,
+    tile: tuple[int, int],
+    stride: tuple[int, int],
+    num_classes: int | None,
+    max_batch: int | None,
+) -> torch.Tensor:
     n, _, height, width = x.shape
     tw, th = tile
     pad_h, pad_w = max(th - height, 0), max(tw - width, 0)
@@ -126,19 +138,23 @@ def _slide(forward: Callable, x: torch.Tensor, tile: tuple[int, int], stride: tu
         x = F.pad(x, (0, pad_w, 0, pad_h))
     hp, wp = x.shape[-2:]
     windows = slide_windows(hp, wp, tile, stride)
-    per_call = max(1, (max_batch or n) // n)          # windows per forward call (each n crops)
+    per_call = max(1, (max_batch or n) // n)  # windows per forward call (each n crops)
     acc: torch.Tensor | None = None
     count = torch.zeros(1, 1, hp, wp, device=x.device, dtype=torch.float32)
     for start in range(0, len(windows), per_call):
-        group = windows[start:start + per_call]
-        crops = torch.cat([x[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in group]) if len(group) > 1 else \
-            x[:, :, group[0][0]:group[0][1], group[0][2]:group[0][3]]
+        group = windows[start : start + per_call]
+        crops = (
+            torch.cat([x[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in group])
+            if len(group) > 1
+            else x[:, :, group[0][0] : group[0][1], group[0][2] : group[0][3]]
+        )
         out = _check(forward(crops), crops.shape[0], (th, tw), num_classes)
-        if acc is None:   # channels-last: the later argmax over C is several times faster on a CPU
-            acc = torch.zeros(n, out.shape[1], hp, wp, device=out.device, dtype=torch.float32
-                              ).contiguous(memory_format=torch.channels_last)
+        if acc is None:  # channels-last: the later argmax over C is several times faster on a CPU
+            acc = torch.zeros(n, out.shape[1], hp, wp, device=out.device, dtype=torch.float32).contiguous(
+                memory_format=torch.channels_last
+            )
         for j, (y1, y2, x1, x2) in enumerate(group):
-            acc[:, :, y1:y2, x1:x2] += out[j * n:(j + 1) * n].float()
+            acc[:, :, y1:y2, x1:x2] += out[j * n : (j + 1) * n].float()
             count[:, :, y1:y2, x1:x2] += 1
     assert acc is not None
     if len(windows) > 1:
@@ -153,10 +169,17 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def infer_logits(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mode: str = "whole",
-                 tile: Sequence[int] | None = None, stride: Sequence[int] | None = None, flip: bool = False,
-                 scales: Sequence[float] = (1.0,), num_classes: int | None = None,
-                 max_batch: int | None = None) -> torch.Tensor:
+def infer_logits(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    mode: str = "whole",
+    tile: Sequence[int] | None = None,
+    stride: Sequence[int] | None = None,
+    flip: bool = False,
+    scales: Sequence[float] = (1.0,),
+    num_classes: int | None = None,
+    max_batch: int | None = None,
+) -> torch.Tensor:
     """``N×C×H×W`` logits of the normalised batch ``x`` (``N×3×H×W``), see the module docstring.
 
     Args:

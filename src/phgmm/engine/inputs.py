@@ -9,15 +9,14 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Sequence
 
 from ..data.errors import DatasetError
 from ..data.imageio import IMAGE_EXTENSIONS
 
-__all__ = ["InputFile", "collect_inputs", "collect_images", "check_unique_names", "IMAGE_SUFFIXES",
-           "VIDEO_EXTENSIONS"]
+__all__ = ["InputFile", "collect_inputs", "collect_images", "check_unique_names", "IMAGE_SUFFIXES", "VIDEO_EXTENSIONS"]
 
 #: image suffixes (an alias of :data:`phgmm.data.imageio.IMAGE_EXTENSIONS`, kept for older imports)
 IMAGE_SUFFIXES = IMAGE_EXTENSIONS
@@ -25,6 +24,7 @@ IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 
 _GLOB_MAGIC = re.compile(r"[*?\[]")
+
 
 @dataclass(frozen=True)
 class InputFile:
@@ -111,14 +111,17 @@ def collect_inputs(inputs: Iterable[str | os.PathLike], exclude: str | os.PathLi
         if p.is_dir():
             found = _walk(p, PurePosixPath(), skip)
             if not found:
-                raise FileNotFoundError(f"{p}: folder holds no images or videos ({_suffixes()}), "
-                                        f"not even in its sub-folders")
+                raise FileNotFoundError(
+                    f"{p}: folder holds no images or videos ({_suffixes()}), not even in its sub-folders"
+                )
             add(found)
         elif p.is_file():
             kind = _kind(p)
             if kind is None:
-                raise DatasetError(f"{p}: neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video "
-                                   f"({', '.join(VIDEO_EXTENSIONS)}) by its suffix")
+                raise DatasetError(
+                    f"{p}: neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a video "
+                    f"({', '.join(VIDEO_EXTENSIONS)}) by its suffix"
+                )
             add([InputFile(p, p.stem if p.suffix else p.name, kind == "video")])
         elif _GLOB_MAGIC.search(text):
             base = _glob_base(text)
@@ -155,6 +158,8 @@ def check_unique_names(items: Sequence[InputFile]) -> None:
     for item in items:
         target = f"overlay/{item.name}.mp4" if item.video else f"labels/{item.name}.png"
         if target in first:
-            raise ValueError(f"{first[target]} and {item.path} would both write {target}; "
-                             f"rename one, or pass the folder above them so that their sub-paths tell them apart")
+            raise ValueError(
+                f"{first[target]} and {item.path} would both write {target}; "
+                f"rename one, or pass the folder above them so that their sub-paths tell them apart"
+            )
         first[target] = item.path

@@ -55,11 +55,16 @@ class LatentOptions:
     untrained: bool = True
 
     @classmethod
-    def from_config(cls, e, level: str = "full") -> "LatentOptions":
+    def from_config(cls, e, level: str = "full") -> LatentOptions:
         """``level`` "full" takes the config as it is; "light" (validation during training) keeps
         the random and far partners only, one sensitivity batch and no untrained baseline."""
-        opts = cls(tuple(e.latent_partners), e.latent_seed, e.latent_mi_samples, e.latent_sensitivity_batches,
-                   e.latent_untrained)
+        opts = cls(
+            tuple(e.latent_partners),
+            e.latent_seed,
+            e.latent_mi_samples,
+            e.latent_sensitivity_batches,
+            e.latent_untrained,
+        )
         if level == "light":
             opts.partners = tuple(p for p in opts.partners if p in ("random", "far"))
             opts.sensitivity_batches = min(1, opts.sensitivity_batches)
@@ -78,8 +83,11 @@ class _Codes:
 
         own = {}
         if enc.local is not None:
-            own.update(pi=torch.softmax(enc.local[0].float(), dim=1), mu_z=enc.local[1].float(),
-                       logvar_z=enc.local[2].float().clamp(*LOGVAR_RANGE))
+            own.update(
+                pi=torch.softmax(enc.local[0].float(), dim=1),
+                mu_z=enc.local[1].float(),
+                logvar_z=enc.local[2].float().clamp(*LOGVAR_RANGE),
+            )
         if enc.glob is not None:
             own.update(mu_g=enc.glob[0].float(), logvar_g=enc.glob[1].float().clamp(*LOGVAR_RANGE))
         for k, v in own.items():
@@ -107,28 +115,41 @@ def _dataset_order(loader, n_local: int, device: torch.device) -> tuple[torch.Te
     where = torch.empty_like(order)
     where[order] = torch.arange(len(order))
     sizes = du.all_gather_tensors(torch.tensor([n_local], device=device)).cpu().tolist()
-    start = int(sum(sizes[:du.rank()]))
-    return order.to(device), where[start:start + n_local]
+    start = int(sum(sizes[: du.rank()]))
+    return order.to(device), where[start : start + n_local]
 
 
 def _posteriors(codes: dict[str, torch.Tensor], device: torch.device) -> dict[str, Any]:
     """q(z|x_n) (a K-component mixture) and q(g|x_n) (a diagonal Gaussian) of every image, float64."""
     out = {}
     if "mu_z" in codes:
-        comp = Independent(Normal(codes["mu_z"].to(device, torch.float64),
-                                  torch.exp(0.5 * codes["logvar_z"].to(device, torch.float64)), validate_args=False),
-                           1, validate_args=False)
+        comp = Independent(
+            Normal(
+                codes["mu_z"].to(device, torch.float64),
+                torch.exp(0.5 * codes["logvar_z"].to(device, torch.float64)),
+                validate_args=False,
+            ),
+            1,
+            validate_args=False,
+        )
         mix = Categorical(probs=codes["pi"].to(device, torch.float64), validate_args=False)
         out["z"] = MixtureSameFamily(mix, comp, validate_args=False)
     if "mu_g" in codes:
-        out["g"] = Independent(Normal(codes["mu_g"].to(device, torch.float64),
-                                      torch.exp(0.5 * codes["logvar_g"].to(device, torch.float64)),
-                                      validate_args=False), 1, validate_args=False)
+        out["g"] = Independent(
+            Normal(
+                codes["mu_g"].to(device, torch.float64),
+                torch.exp(0.5 * codes["logvar_g"].to(device, torch.float64)),
+                validate_args=False,
+            ),
+            1,
+            validate_args=False,
+        )
     return out
 
 
-def _information(codes: dict[str, torch.Tensor], opts: LatentOptions, device: torch.device,
-                 prefix: str = "") -> dict[str, float]:
+def _information(
+    codes: dict[str, torch.Tensor], opts: LatentOptions, device: torch.device, prefix: str = ""
+) -> dict[str, float]:
     """I(x; z) and I(x; g): the Monte-Carlo estimate with its standard error, and the noise-free
     pairwise bounds (``mi_<space>_upper``; g also ``mi_g_lower``)."""
     from ..metrics.latent import mutual_information, mutual_information_bounds
@@ -154,8 +175,12 @@ def _active(codes: dict[str, torch.Tensor], threshold: float, prefix: str = "") 
     for space, key in (("z", "mu_z"), ("g", "mu_g")):
         if key in codes:
             au = active_units(codes[key], threshold)
-            out.update({f"{prefix}{space}_active_units": au["active"],
-                        f"{prefix}{space}_mean_variance": float(au["variance"].mean())})
+            out.update(
+                {
+                    f"{prefix}{space}_active_units": au["active"],
+                    f"{prefix}{space}_mean_variance": float(au["variance"].mean()),
+                }
+            )
     return out
 
 
@@ -168,14 +193,21 @@ def _partner_index(kind: str, n: int, hist: np.ndarray, seed: int) -> np.ndarray
         return far_partner(hist)
     if kind == "adjacent":
         return adjacent_partner(n)
-    return None                           # zero / mean: one code for every image
+    return None  # zero / mean: one code for every image
 
 
 def _sensitivity_tensor(sums, device: torch.device) -> torch.Tensor:
     groups = ("z", "g", "skips")
-    return torch.tensor([sums.images, *[sums.grad.get(k, 0.0) for k in groups],
-                         *[sums.attribution.get(k, 0.0) for k in groups],
-                         *[float(sums.count.get(k, 0)) for k in groups]], dtype=torch.float64, device=device)
+    return torch.tensor(
+        [
+            sums.images,
+            *[sums.grad.get(k, 0.0) for k in groups],
+            *[sums.attribution.get(k, 0.0) for k in groups],
+            *[float(sums.count.get(k, 0)) for k in groups],
+        ],
+        dtype=torch.float64,
+        device=device,
+    )
 
 
 def _reduce_sensitivity(sums, device: torch.device) -> dict[str, float]:
@@ -185,29 +217,40 @@ def _reduce_sensitivity(sums, device: torch.device) -> dict[str, float]:
     groups = ("z", "g", "skips")
     t = du.all_reduce_sum(_sensitivity_tensor(sums, device)).cpu().tolist()
     present = [k for i, k in enumerate(groups) if t[7 + i] > 0]
-    total = SensitivitySums({k: t[1 + groups.index(k)] for k in present},
-                            {k: t[4 + groups.index(k)] for k in present},
-                            {k: int(t[7 + groups.index(k)]) for k in present}, int(t[0]))
+    total = SensitivitySums(
+        {k: t[1 + groups.index(k)] for k in present},
+        {k: t[4 + groups.index(k)] for k in present},
+        {k: int(t[7 + groups.index(k)]) for k in present},
+        int(t[0]),
+    )
     return total.result() if total.images else {}
-
 
 
 class LatentProbe:
     """Collects the latent-use measures of one evaluation (see the module's docstring)."""
 
-    def __init__(self, model: nn.Module, num_classes: int, device: torch.device,
-                 options: LatentOptions | None = None, miou_exclude: tuple[int, ...] = (0,)) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        num_classes: int,
+        device: torch.device,
+        options: LatentOptions | None = None,
+        miou_exclude: tuple[int, ...] = (0,),
+    ) -> None:
         from ..metrics import ConfusionMatrix
 
         self.opts = options or LatentOptions()
-        self.miou_exclude = tuple(miou_exclude)       # the evaluation's own mIoU, for every drop
+        self.miou_exclude = tuple(miou_exclude)  # the evaluation's own mIoU, for every drop
         unknown = set(self.opts.partners) - set(LATENT_PARTNERS)
         if unknown:
             raise ValueError(f"unknown swap partners {sorted(unknown)}; choose from {', '.join(LATENT_PARTNERS)}")
         self.has_z = model.local_space is not None
         self.has_g = model.global_space is not None
-        self.posterior = ConfusionMatrix(num_classes, IGNORE_INDEX) if (
-            self.has_z and getattr(model, "postnet", None) is not None) else None
+        self.posterior = (
+            ConfusionMatrix(num_classes, IGNORE_INDEX)
+            if (self.has_z and getattr(model, "postnet", None) is not None)
+            else None
+        )
         self.posterior_changed = 0
         self.pixels = 0
         self.codes = _Codes()
@@ -220,8 +263,9 @@ class LatentProbe:
         self.device = device
 
     # -- pass 1 ---------------------------------------------------------------------------------
-    def update(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor,
-               pred: torch.Tensor) -> None:
+    def update(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor, pred: torch.Tensor
+    ) -> None:
         from ..metrics.latent import dominant_class, label_histograms
 
         self.codes.add(enc)
@@ -249,19 +293,30 @@ class LatentProbe:
         self.z_kl_images += x.shape[0]
 
     # -- after pass 1 ---------------------------------------------------------------------------
-    def finish(self, model: nn.Module, loader, cfg, own_miou: float, threshold: float,
-               progress: bool = False) -> dict[str, Any]:
+    def finish(
+        self, model: nn.Module, loader, cfg, own_miou: float, threshold: float, progress: bool = False
+    ) -> dict[str, Any]:
         """Every latent-use measure (every process must call it: codes are gathered, counts summed)."""
         from ..metrics.latent import collapse_proof_clustering, latent_summary, partner_distance
 
         n_local = self.codes.local_count()
         order, positions = _dataset_order(loader, n_local, self.device)
         codes = self.codes.gathered(order, self.device)
-        hist = du.all_gather_tensors(torch.from_numpy(np.concatenate(self.hist) if self.hist else
-                                                      np.zeros((0, self.num_classes))).to(self.device))
+        hist = du.all_gather_tensors(
+            torch.from_numpy(np.concatenate(self.hist) if self.hist else np.zeros((0, self.num_classes))).to(
+                self.device
+            )
+        )
         hist = hist[order].cpu().numpy()
-        dominant = du.all_gather_tensors(torch.from_numpy(np.concatenate(self.dominant) if self.dominant else
-                                                          np.zeros(0, np.int64)).to(self.device))[order].cpu().numpy()
+        dominant = (
+            du.all_gather_tensors(
+                torch.from_numpy(np.concatenate(self.dominant) if self.dominant else np.zeros(0, np.int64)).to(
+                    self.device
+                )
+            )[order]
+            .cpu()
+            .numpy()
+        )
         n = len(hist)
         out: dict[str, Any] = {"images": n}
         out.update(self._posterior_result(own_miou))
@@ -271,8 +326,9 @@ class LatentProbe:
             if codes:
                 out["measures_skipped"] = f"{n} image: the latent-use measures need at least 2"
             return {"latent": out}
-        out.update(latent_summary(codes.get("mu_z"), codes.get("pi"), codes.get("mu_g"), codes.get("logvar_g"),
-                                  threshold))
+        out.update(
+            latent_summary(codes.get("mu_z"), codes.get("pi"), codes.get("mu_g"), codes.get("logvar_g"), threshold)
+        )
         out.update(_information(codes, self.opts, self.device))
         partners = {kind: _partner_index(kind, n, hist, self.opts.seed) for kind in self.opts.partners}
         for kind, p in partners.items():
@@ -286,28 +342,44 @@ class LatentProbe:
             out["partner_seed"] = self.opts.seed
         if "mu_z" in codes:
             clustering = collapse_proof_clustering(codes["mu_z"].numpy(), codes["pi"].numpy(), dominant, threshold)
-        return {"latent": out, **({"clustering_active": clustering["active"],
-                                   "clustering_by_class": clustering["by_class"]} if clustering else {})}
+        return {
+            "latent": out,
+            **(
+                {"clustering_active": clustering["active"], "clustering_by_class": clustering["by_class"]}
+                if clustering
+                else {}
+            ),
+        }
 
     def _posterior_result(self, own_miou: float) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        counts = du.all_reduce_sum(torch.tensor([self.pixels, self.posterior_changed, self.z_kl_images],
-                                                dtype=torch.float64, device=self.device)).tolist()
+        counts = du.all_reduce_sum(
+            torch.tensor(
+                [self.pixels, self.posterior_changed, self.z_kl_images], dtype=torch.float64, device=self.device
+            )
+        ).tolist()
         pixels, changed, kl_images = counts
         if self.posterior is None:
             return out
         du.all_reduce_sum(self.posterior.matrix)
         miou = self.posterior.compute(exclude_from_mean=self.miou_exclude)["miou"]
-        out.update(posterior_decode_miou=miou, posterior_decode_gain=miou - own_miou,
-                   posterior_decode_pixels_changed=changed / max(1.0, pixels))
-        dims = self.z_kl_dims if self.z_kl_dims is not None else torch.zeros(self.num_latent_dims(),
-                                                                              dtype=torch.float64)
+        out.update(
+            posterior_decode_miou=miou,
+            posterior_decode_gain=miou - own_miou,
+            posterior_decode_pixels_changed=changed / max(1.0, pixels),
+        )
+        dims = (
+            self.z_kl_dims if self.z_kl_dims is not None else torch.zeros(self.num_latent_dims(), dtype=torch.float64)
+        )
         dims = du.all_reduce_sum(dims.to(self.device)).cpu()
         cat = float(du.all_reduce_sum(self.z_kl.to(self.device)).cpu())
         per_dim = (dims / max(1.0, kl_images)).tolist()
-        out.update(z_kl_to_posterior=cat / max(1.0, kl_images) + sum(per_dim),
-                   z_kl_categorical=cat / max(1.0, kl_images), z_kl_per_dim=per_dim,
-                   z_kl_dims_above_0_01=int(sum(v > 0.01 for v in per_dim)))
+        out.update(
+            z_kl_to_posterior=cat / max(1.0, kl_images) + sum(per_dim),
+            z_kl_categorical=cat / max(1.0, kl_images),
+            z_kl_per_dim=per_dim,
+            z_kl_dims_above_0_01=int(sum(v > 0.01 for v in per_dim)),
+        )
         return out
 
     def num_latent_dims(self) -> int:
@@ -315,9 +387,16 @@ class LatentProbe:
         return int(parts[0].shape[-1]) if parts else 1
 
     # -- pass 2 ---------------------------------------------------------------------------------
-    def _second_pass(self, model: nn.Module, loader, cfg, codes: dict[str, torch.Tensor],
-                     partners: dict[str, np.ndarray | None], positions: torch.Tensor,
-                     progress: bool) -> dict[str, Any]:
+    def _second_pass(
+        self,
+        model: nn.Module,
+        loader,
+        cfg,
+        codes: dict[str, torch.Tensor],
+        partners: dict[str, np.ndarray | None],
+        positions: torch.Tensor,
+        progress: bool,
+    ) -> dict[str, Any]:
         """Decode every image with its partners' codes; the decoder's sensitivity on the first batches."""
         from ..metrics import ConfusionMatrix
         from ..metrics.latent import SensitivitySums, decoder_sensitivity
@@ -331,18 +410,21 @@ class LatentProbe:
         sums = SensitivitySums()
         fixed = self._fixed_codes(codes)
         dtype = amp_dtype(cfg.train.amp, self.device)
-        skipped = list(getattr(loader, "skipped", []))       # the second pass meets the same files
+        skipped = list(getattr(loader, "skipped", []))  # the second pass meets the same files
         for x, y in tqdm(loader, desc="latent swaps", disable=not (progress and du.is_main()), dynamic_ncols=True):
             x = x.to(self.device, non_blocking=True)
-            pos = positions[seen:seen + len(x)].numpy()
+            pos = positions[seen : seen + len(x)].numpy()
             seen += len(x)
             with autocast(dtype, self.device):
                 enc = model.encode(x)
                 own = model.decode(enc).argmax(1).cpu()
                 cms[("own", "")].update(own, y)
                 for space, kind in names:
-                    swapped = model.decode(enc, **self._codes_for(space, kind, partners[kind], pos, codes,
-                                                                   fixed, len(x))).argmax(1).cpu()
+                    swapped = (
+                        model.decode(enc, **self._codes_for(space, kind, partners[kind], pos, codes, fixed, len(x)))
+                        .argmax(1)
+                        .cpu()
+                    )
                     cms[(space, kind)].update(swapped, y)
                     changed[(space, kind)] += int(((swapped != own) & (y != IGNORE_INDEX)).sum())
             pixels += int((y != IGNORE_INDEX).sum())
@@ -354,17 +436,23 @@ class LatentProbe:
         return self._swap_result(cms, changed, pixels, sums)
 
     def _swap_result(self, cms: dict, changed: dict, pixels: int, sums) -> dict[str, Any]:
-        counts = du.all_reduce_sum(torch.tensor([pixels, *changed.values()], dtype=torch.float64,
-                                                device=self.device)).tolist()
+        counts = du.all_reduce_sum(
+            torch.tensor([pixels, *changed.values()], dtype=torch.float64, device=self.device)
+        ).tolist()
         pixels, *n_changed = counts
         for cm in cms.values():
             du.all_reduce_sum(cm.matrix)
         reference = cms[("own", "")].compute(exclude_from_mean=self.miou_exclude)["miou"]
         out: dict[str, Any] = {"decode_miou": reference}
-        for (space, kind), n in zip(changed, n_changed):
+        for (space, kind), n in zip(changed, n_changed, strict=True):
             miou = cms[(space, kind)].compute(exclude_from_mean=self.miou_exclude)["miou"]
-            out.update({f"swap_{space}_{kind}_miou": miou, f"swap_{space}_{kind}_miou_drop": reference - miou,
-                        f"swap_{space}_{kind}_pixels_changed": n / max(1.0, pixels)})
+            out.update(
+                {
+                    f"swap_{space}_{kind}_miou": miou,
+                    f"swap_{space}_{kind}_miou_drop": reference - miou,
+                    f"swap_{space}_{kind}_pixels_changed": n / max(1.0, pixels),
+                }
+            )
         out.update(_reduce_sensitivity(sums, self.device))
         return out
 
@@ -380,8 +468,16 @@ class LatentProbe:
             out.update(g_mean=codes["mu_g"].mean(0, keepdim=True), g_zero=torch.zeros_like(codes["mu_g"][:1]))
         return out
 
-    def _codes_for(self, space: str, kind: str, partner: np.ndarray | None, pos: np.ndarray,
-                   codes: dict[str, torch.Tensor], fixed: dict[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:
+    def _codes_for(
+        self,
+        space: str,
+        kind: str,
+        partner: np.ndarray | None,
+        pos: np.ndarray,
+        codes: dict[str, torch.Tensor],
+        fixed: dict[str, torch.Tensor],
+        b: int,
+    ) -> dict[str, torch.Tensor]:
         """The keyword arguments of ``model.decode`` that replace one space's code for a batch."""
         dev = self.device
         if space == "z":
@@ -403,8 +499,9 @@ class LatentProbe:
         fresh = _fresh_copy(model, cfg.seed).to(self.device).eval()
         store, sums, batches = _Codes(), SensitivitySums(), 0
         skipped = list(getattr(loader, "skipped", []))
-        for x, _ in tqdm(loader, desc="untrained baseline", disable=not (progress and du.is_main()),
-                         dynamic_ncols=True):
+        for x, _ in tqdm(
+            loader, desc="untrained baseline", disable=not (progress and du.is_main()), dynamic_ncols=True
+        ):
             with torch.no_grad():
                 enc = fresh.encode(x.to(self.device, non_blocking=True))
             store.add(enc)
@@ -418,8 +515,13 @@ class LatentProbe:
         out: dict[str, Any] = {}
         out.update(_active(codes, threshold, prefix="untrained_"))
         out.update(_information(codes, self.opts, self.device, prefix="untrained_"))
-        out.update({f"untrained_{k}": v for k, v in _reduce_sensitivity(sums, self.device).items()
-                    if k.startswith(("sensitivity_z", "sensitivity_g", "jacobian", "attribution"))})
+        out.update(
+            {
+                f"untrained_{k}": v
+                for k, v in _reduce_sensitivity(sums, self.device).items()
+                if k.startswith(("sensitivity_z", "sensitivity_g", "jacobian", "attribution"))
+            }
+        )
         return out
 
 
@@ -431,4 +533,3 @@ def _fresh_copy(model: nn.Module, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return type(model).from_build_args(**args)
-

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from . import distributed as dist_utils
 
-__all__ = ["EpochDataset", "ResumableSampler", "ShardSampler", "make_train_loader", "make_eval_loader",
-           "SkipBadSamples", "SkippingLoader", "TooManyBadSamples", "bad_sample_limit"]
+__all__ = [
+    "EpochDataset",
+    "ResumableSampler",
+    "ShardSampler",
+    "make_train_loader",
+    "make_eval_loader",
+    "SkipBadSamples",
+    "SkippingLoader",
+    "TooManyBadSamples",
+    "bad_sample_limit",
+]
 
 
 class EpochDataset(Dataset):
@@ -71,7 +80,7 @@ class TooManyBadSamples(RuntimeError):
 def bad_sample_limit(max_fraction: float, n: int) -> int:
     """How many of ``n`` files may be unreadable: at most ``max_fraction`` of them, rounded down
     (1 bad file in 4 is 25 %, more than a 1 % limit allows; 1 in 100 is not)."""
-    return int(max_fraction * n + 1e-9)     # the epsilon: 0.2 × 10 must allow 2
+    return int(max_fraction * n + 1e-9)  # the epsilon: 0.2 × 10 must allow 2
 
 
 class _Bad:
@@ -93,12 +102,13 @@ class SkipBadSamples(Dataset):
 
     def __getitem__(self, i: int):
         from ..data.errors import DatasetError
+
         try:
             return self.base[i]
         except DatasetError as exc:
             return _Bad(str(exc))
 
-    def __getattr__(self, name: str):   # class_names, colors, load_raw … of the real dataset
+    def __getattr__(self, name: str):  # class_names, colors, load_raw … of the real dataset
         if name == "base":
             raise AttributeError(name)
         return getattr(self.base, name)
@@ -120,6 +130,7 @@ class SkippingLoader:
 
     def __init__(self, loader: DataLoader, max_fraction: float, log=None) -> None:
         import sys
+
         self.loader = loader
         self.dataset = loader.dataset.base if isinstance(loader.dataset, SkipBadSamples) else loader.dataset
         self.sampler = loader.sampler
@@ -140,7 +151,8 @@ class SkippingLoader:
                 raise TooManyBadSamples(
                     f"{len(self.skipped)} unreadable samples, more than data.max_bad_fraction = "
                     f"{self.max_fraction:g} of {len(self.loader.dataset)} allows ({self.limit}); the first: "
-                    f"{self.skipped[0]}. Fix the files, or allow more with --max-bad-fraction F (data.max_bad_fraction)")
+                    f"{self.skipped[0]}. Fix the files, or allow more with --max-bad-fraction F (data.max_bad_fraction)"
+                )
             if x is not None:
                 yield x, y
 
@@ -153,8 +165,14 @@ class ResumableSampler(Sampler[int]):
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, shuffle: bool = True) -> None:
-        self.inner = DistributedSampler(dataset, num_replicas=dist_utils.world_size(),
-                                        rank=dist_utils.rank(), shuffle=shuffle, seed=seed, drop_last=True)
+        self.inner = DistributedSampler(
+            dataset,
+            num_replicas=dist_utils.world_size(),
+            rank=dist_utils.rank(),
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=True,
+        )
         self.start = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -164,7 +182,7 @@ class ResumableSampler(Sampler[int]):
         self.start = start
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(self.inner)[self.start:])
+        return iter(list(self.inner)[self.start :])
 
     def __len__(self) -> int:
         return len(self.inner) - self.start
@@ -188,26 +206,47 @@ def _pin(pin_memory: str) -> bool:
     return torch.cuda.is_available() if pin_memory == "auto" else str(pin_memory).lower() == "true"
 
 
-def make_train_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int,
-                      pin_memory: str = "auto", skip_bad: float | None = None) -> tuple[DataLoader, ResumableSampler]:
+def make_train_loader(
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    pin_memory: str = "auto",
+    skip_bad: float | None = None,
+) -> tuple[DataLoader, ResumableSampler]:
     """The training loader; ``skip_bad`` (a fraction) skips unreadable files up to that share."""
     sampler = ResumableSampler(dataset, seed=seed)
     if len(sampler) < batch_size:
-        raise ValueError(f"the training set yields {len(sampler)} samples per process, fewer than one "
-                         f"batch of {batch_size}: lower train.batch_size or add data")
+        raise ValueError(
+            f"the training set yields {len(sampler)} samples per process, fewer than one "
+            f"batch of {batch_size}: lower train.batch_size or add data"
+        )
     # Its own generator: creating an iterator then never draws from the global RNG, so a run
     # resumed mid-epoch consumes random numbers exactly as the uninterrupted run did.
-    loader = DataLoader(SkipBadSamples(dataset) if skip_bad is not None else dataset, batch_size=batch_size,
-                        sampler=sampler, num_workers=num_workers, pin_memory=_pin(pin_memory), drop_last=True,
-                        persistent_workers=False, generator=torch.Generator().manual_seed(seed),
-                        collate_fn=skipping_collate if skip_bad is not None else None)
+    loader = DataLoader(
+        SkipBadSamples(dataset) if skip_bad is not None else dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=_pin(pin_memory),
+        drop_last=True,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=skipping_collate if skip_bad is not None else None,
+    )
     return (SkippingLoader(loader, skip_bad) if skip_bad is not None else loader), sampler
 
 
-def make_eval_loader(dataset: Dataset, batch_size: int, num_workers: int,
-                     pin_memory: str = "auto", skip_bad: float | None = None) -> DataLoader:
+def make_eval_loader(
+    dataset: Dataset, batch_size: int, num_workers: int, pin_memory: str = "auto", skip_bad: float | None = None
+) -> DataLoader:
     """The evaluation loader (every rank its shard, no padding); ``skip_bad`` as for training."""
-    loader = DataLoader(SkipBadSamples(dataset) if skip_bad is not None else dataset, batch_size=batch_size,
-                        sampler=ShardSampler(len(dataset)), num_workers=num_workers, pin_memory=_pin(pin_memory),
-                        collate_fn=skipping_collate if skip_bad is not None else None)
+    loader = DataLoader(
+        SkipBadSamples(dataset) if skip_bad is not None else dataset,
+        batch_size=batch_size,
+        sampler=ShardSampler(len(dataset)),
+        num_workers=num_workers,
+        pin_memory=_pin(pin_memory),
+        collate_fn=skipping_collate if skip_bad is not None else None,
+    )
     return SkippingLoader(loader, skip_bad) if skip_bad is not None else loader

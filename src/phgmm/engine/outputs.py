@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import shutil
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -41,6 +41,7 @@ if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
 
 def _encode_and_write(path: Path, array: np.ndarray, ext: str, params: list[int]) -> Path:
     from ..io import atomic_write_bytes
+
     ok, buf = cv2.imencode(ext, array, params)
     if not ok:  # pragma: no cover - OpenCV encodes every uint8 array (and uint16 as PNG)
         raise OSError(f"{path}: {ext[1:].upper()} encoding failed")
@@ -62,8 +63,8 @@ class Outputs:
 
     def __init__(self, out: Path, colors: Sequence[Sequence[int]]) -> None:
         self.out = out
-        pal = np.zeros((max(256, len(colors)), 3), np.uint8)    # classes beyond the table: black
-        pal[:len(colors)] = np.asarray(colors, np.uint8).reshape(-1, 3)[:, ::-1]
+        pal = np.zeros((max(256, len(colors)), 3), np.uint8)  # classes beyond the table: black
+        pal[: len(colors)] = np.asarray(colors, np.uint8).reshape(-1, 3)[:, ::-1]
         self.palette_bgr = pal
 
     def overlay_bgr(self, rgb: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,9 +74,11 @@ class Outputs:
 
     def image(self, name: str, rgb: np.ndarray, pred: np.ndarray, maps: dict | None) -> list[Path]:
         color, over = self.overlay_bgr(rgb, pred)
-        written = [write_png(self.out / "labels" / f"{name}.png", pred),
-                   write_png(self.out / "color" / f"{name}.png", color),
-                   write_jpeg(self.out / "overlay" / f"{name}.jpg", over)]
+        written = [
+            write_png(self.out / "labels" / f"{name}.png", pred),
+            write_png(self.out / "color" / f"{name}.png", color),
+            write_jpeg(self.out / "overlay" / f"{name}.jpg", over),
+        ]
         return written + self.maps(name, maps)
 
     def frame(self, name: str, pred: np.ndarray, maps: dict | None) -> list[Path]:
@@ -85,10 +88,11 @@ class Outputs:
         if not maps:
             return []
         from ..visualize import heatmap, save_png
+
         written = []
-        top = float(np.log(maps["num_classes"]))     # both maps lie in [0, log C]
+        top = float(np.log(maps["num_classes"]))  # both maps lie in [0, log C]
         for key, folder in (("predictive_entropy", "entropy"), ("mutual_information", "mi")):
-            if key not in maps:     # a model without samples of z has its softmax entropy only
+            if key not in maps:  # a model without samples of z has its softmax entropy only
                 continue
             values = maps[key]
             npy = self.out / folder / f"{name}.npy"
@@ -127,7 +131,7 @@ class VideoOut:
         self.item = item
         self.final = out / "overlay" / f"{item.name}.mp4"
         self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.file = AtomicFile(self.final, suffix=".mp4")     # OpenCV takes the container from the suffix
+        self.file = AtomicFile(self.final, suffix=".mp4")  # OpenCV takes the container from the suffix
         self.tmp = self.file.tmp
         self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not self.writer.isOpened():
@@ -164,11 +168,15 @@ class VideoOut:
         if n == self.frames:
             return
         self.file.discard()
-        kept = ("Nothing was lost: the video was being written under a temporary name, now removed, and "
-                "every file written before it is complete")
+        kept = (
+            "Nothing was lost: the video was being written under a temporary name, now removed, and "
+            "every file written before it is complete"
+        )
         if shutil.disk_usage(self.final.parent).free < 1 << 20:
-            raise DiskFullError(f"{self.final}: no space left on device. {kept}. Free some space and run the "
-                                f"command again with --skip-existing")
+            raise DiskFullError(
+                f"{self.final}: no space left on device. {kept}. Free some space and run the "
+                f"command again with --skip-existing"
+            )
         raise OutputError(f"{self.final}: OpenCV wrote {n} of its {self.frames} frames. {kept}")
 
     def abort(self) -> None:

@@ -10,8 +10,17 @@ import platform
 
 import torch
 
-__all__ = ["CPU_AUTO_BF16", "amp_dtype", "autocast", "cast_for_autocast", "check_device", "cpu_bf16", "memory_format",
-           "precision_note", "precision_reason"]
+__all__ = [
+    "CPU_AUTO_BF16",
+    "amp_dtype",
+    "autocast",
+    "cast_for_autocast",
+    "check_device",
+    "cpu_bf16",
+    "memory_format",
+    "precision_note",
+    "precision_reason",
+]
 
 #: ``train.amp=auto`` on a CPU with native bf16: bf16 autocast (True) or fp32 (False). Decided by the
 #: parity study in docs/results/bf16_parity_camvid (docs/performance.md, "bf16 on a CPU").
@@ -36,12 +45,16 @@ def check_device(device: str | torch.device = "auto") -> torch.device:
         raise ValueError(f"{what}: phgmm runs on cpu or cuda")
     if dev.type == "cuda":
         if torch.version.cuda is None:
-            raise ValueError(f"{what}: this PyTorch ({torch.__version__}) is a CPU build without CUDA; "
-                             f"install a CUDA build (make … TORCH=torch) or use the CPU")
+            raise ValueError(
+                f"{what}: this PyTorch ({torch.__version__}) is a CPU build without CUDA; "
+                f"install a CUDA build (make … TORCH=torch) or use the CPU"
+            )
         count = torch.cuda.device_count()
         if count == 0:
-            raise ValueError(f"{what}: no CUDA GPU is visible to PyTorch "
-                             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})")
+            raise ValueError(
+                f"{what}: no CUDA GPU is visible to PyTorch "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
+            )
         if dev.index is not None and dev.index >= count:
             raise ValueError(f"{what}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
     return dev

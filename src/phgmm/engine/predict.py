@@ -25,11 +25,12 @@ import logging
 import os
 import sys
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,8 +47,17 @@ from .loaders import bad_sample_limit
 from .outputs import PNG_COMPRESSION, Outputs, Pending, VideoOut
 from .precision import amp_dtype, autocast, cast_for_autocast, check_device, memory_format, precision_note
 
-__all__ = ["collect_images", "collect_inputs", "InputFile", "Predictor", "predict_paths", "IMAGE_SUFFIXES",
-           "VIDEO_EXTENSIONS", "DEFAULT_SIZE", "PNG_COMPRESSION"]
+__all__ = [
+    "collect_images",
+    "collect_inputs",
+    "InputFile",
+    "Predictor",
+    "predict_paths",
+    "IMAGE_SUFFIXES",
+    "VIDEO_EXTENSIONS",
+    "DEFAULT_SIZE",
+    "PNG_COMPRESSION",
+]
 
 #: working size (W, H) of an ONNX file without phgmm metadata (exported before it existed)
 DEFAULT_SIZE = (768, 384)
@@ -81,12 +91,25 @@ class Predictor:
     (``phgmm predict --threads`` sets them with :func:`phgmm.threads.thread_budget`).
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, onnx: str | Path | None = None,
-                 size: Sequence[int] | None = None, device: str = "auto", *, model: torch.nn.Module | None = None,
-                 mode: str = "whole", tile: Sequence[int] | None = None, stride: Sequence[int] | None = None,
-                 flip: bool = False, scales: Sequence[float] = (1.0,), class_names: Sequence[str] | None = None,
-                 colors: Sequence[Sequence[int]] | None = None, fold_bn: bool = True,
-                 threads: int | None = None, precision: str = "auto") -> None:
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        onnx: str | Path | None = None,
+        size: Sequence[int] | None = None,
+        device: str = "auto",
+        *,
+        model: torch.nn.Module | None = None,
+        mode: str = "whole",
+        tile: Sequence[int] | None = None,
+        stride: Sequence[int] | None = None,
+        flip: bool = False,
+        scales: Sequence[float] = (1.0,),
+        class_names: Sequence[str] | None = None,
+        colors: Sequence[Sequence[int]] | None = None,
+        fold_bn: bool = True,
+        threads: int | None = None,
+        precision: str = "auto",
+    ) -> None:
         if sum(v is not None for v in (checkpoint, onnx, model)) != 1:
             raise ValueError("give exactly one of a checkpoint, an ONNX file or a model")
         size = size_pair(size, "size")
@@ -108,7 +131,7 @@ class Predictor:
         check_options(mode, self.tile, self.stride, scales)
         self.flip = bool(flip)
         self.scales = scales
-        self._lut = self._normalisation_lut()   # after mean/std
+        self._lut = self._normalisation_lut()  # after mean/std
 
     def _defaults(self) -> None:
         """The PHGMM class table, ImageNet statistics, no model yet."""
@@ -118,7 +141,7 @@ class Predictor:
         self.colors = [tuple(c) for c in PHGMM_COLORS]
         self.onnx = None
         self.model = None
-        self.mean = self.std = None       # None: the ImageNet statistics of data.transforms
+        self.mean = self.std = None  # None: the ImageNet statistics of data.transforms
         self.memory_format = torch.contiguous_format
         self.amp: torch.dtype | None = None
         self.precision = "fp32"
@@ -135,35 +158,47 @@ class Predictor:
     def _autocast(self):
         return autocast(self.amp, self.device)
 
-    def _load_torch(self, checkpoint: str | Path | None, model: torch.nn.Module | None, device: str,
-                    size: tuple[int, int] | None, fold_bn: bool) -> None:
+    def _load_torch(
+        self,
+        checkpoint: str | Path | None,
+        model: torch.nn.Module | None,
+        device: str,
+        size: tuple[int, int] | None,
+        fold_bn: bool,
+    ) -> None:
         """A checkpoint, published folder or model: on its device, folded, with its classes and size."""
-        self.device = check_device(device)     # before loading: a device that cannot serve stops now
-        if checkpoint is not None:     # a training checkpoint or a published model folder
+        self.device = check_device(device)  # before loading: a device that cannot serve stops now
+        if checkpoint is not None:  # a training checkpoint or a published model folder
             from .checkpoint import load_inference_model
+
             model = load_inference_model(checkpoint)
         meta = getattr(model, "metadata", None) or {}
         if meta.get("class_names"):
             self.class_names, self.colors = list(meta["class_names"]), [tuple(c) for c in meta["colors"]]
         channels_last = ((meta.get("config") or {}).get("train") or {}).get("channels_last", "auto")
         self.memory_format = memory_format(channels_last)
-        if fold_bn:     # same outputs up to rounding; 0.88× the time on a CPU (docs/design.md §8)
+        if fold_bn:  # same outputs up to rounding; 0.88× the time on a CPU (docs/design.md §8)
             from ..models.fold import fold_batchnorm
+
             model = fold_batchnorm(model)
-        self._own_model = fold_bn or checkpoint is not None     # a copy (or loaded here), not the caller's
+        self._own_model = fold_bn or checkpoint is not None  # a copy (or loaded here), not the caller's
         self.model = model.to(self.device, memory_format=self.memory_format).eval()
         if size is None and not meta.get("size"):
-            raise ValueError(f"{checkpoint or 'the model'}: no working size recorded (data.size): "
-                             f"pass --size WxH (size=(W, H))")
+            raise ValueError(
+                f"{checkpoint or 'the model'}: no working size recorded (data.size): pass --size WxH (size=(W, H))"
+            )
         self.size = size or tuple(int(v) for v in meta["size"])
 
     def _load_onnx(self, onnx: str | Path, device: str, size: tuple[int, int] | None, threads: int | None) -> None:
         """An exported file on onnxruntime's CPU provider, with the classes, statistics and size it records."""
         if str(device).lower() not in ("auto", "cpu"):
-            raise ValueError(f"device {device!r}: an ONNX model runs on onnxruntime's CPU provider here; "
-                             f"leave the device out, or predict with the checkpoint on the GPU")
+            raise ValueError(
+                f"device {device!r}: an ONNX model runs on onnxruntime's CPU provider here; "
+                f"leave the device out, or predict with the checkpoint on the GPU"
+            )
         from ..threads import intra_op_threads
         from .export import OnnxPredictor
+
         self.onnx = OnnxPredictor(onnx, threads=intra_op_threads(threads))
         self.device = torch.device("cpu")
         info = self.onnx.info
@@ -172,21 +207,25 @@ class Predictor:
             self.mean, self.std = info.mean, info.std
         self.size = size or (tuple(info.size) if info is not None else DEFAULT_SIZE)
         if size is None and info is None:
-            log.warning("%s has no phgmm metadata (an older export): running at the default size %dx%d; "
-                        "pass --size WxH (the size the model was trained at) or re-export it",
-                        onnx, *DEFAULT_SIZE)
+            log.warning(
+                "%s has no phgmm metadata (an older export): running at the default size %dx%d; "
+                "pass --size WxH (the size the model was trained at) or re-export it",
+                onnx,
+                *DEFAULT_SIZE,
+            )
 
     def _normalisation_lut(self) -> np.ndarray:
         """uint8 → normalised float32 per channel, one ``cv2.LUT``; for the ImageNet statistics
         computed exactly as :func:`phgmm.data.transforms.normalize` does (bit-identical inputs)."""
         from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
         mean = np.asarray(IMAGENET_MEAN if self.mean is None else self.mean, dtype=np.float32).reshape(1, 3)
         std = np.asarray(IMAGENET_STD if self.std is None else self.std, dtype=np.float32).reshape(1, 3)
         return ((np.arange(256, dtype=np.float32)[:, None] / 255.0 - mean) / std).astype(np.float32).reshape(1, 256, 3)
 
     @property
     def can_sample(self) -> bool:
-        return isinstance(self.model, LatentNetwork)      # None with an ONNX model
+        return isinstance(self.model, LatentNetwork)  # None with an ONNX model
 
     @property
     def num_classes(self) -> int:
@@ -202,6 +241,7 @@ class Predictor:
         batch of them is channels-last without a copy). Thread-safe: readers run it ahead."""
         from ..data.transforms import resize_image
         from ..visualize import to_rgb_uint8
+
         arr = np.asarray(rgb)
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
             arr = to_rgb_uint8(arr)
@@ -233,8 +273,16 @@ class Predictor:
         augmentation (:func:`~phgmm.engine.inference.infer_logits`)."""
         if self.onnx is None:
             x = x.to(self.device)
-        return infer_logits(self.forward, x, mode=self.mode, tile=self.tile, stride=self.stride, flip=self.flip,
-                            scales=self.scales, max_batch=max_batch)
+        return infer_logits(
+            self.forward,
+            x,
+            mode=self.mode,
+            tile=self.tile,
+            stride=self.stride,
+            flip=self.flip,
+            scales=self.scales,
+            max_batch=max_batch,
+        )
 
     @staticmethod
     def _to_image(t: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -248,7 +296,7 @@ class Predictor:
         (bilinear) to ``hw`` = (H, W) first."""
         if hw is not None:
             logits = Predictor._to_image(logits, hw)
-        if logits.device.type == "cpu":   # argmax over C is several times faster channels-last
+        if logits.device.type == "cpu":  # argmax over C is several times faster channels-last
             logits = logits.contiguous(memory_format=torch.channels_last)
         pred = logits.argmax(1)[0].cpu()
         if logits.shape[1] <= 256:
@@ -265,17 +313,20 @@ class Predictor:
         """n×N×C×h×w logits of a prepared batch, from n samples of z ~ q(z|x) (in slide mode
         each window samples on its own; no flip/scale augmentation)."""
         if not self.can_sample:
-            raise ValueError("uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
-                             "ONNX files and baselines have no latent distribution")
+            raise ValueError(
+                "uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
+                "ONNX files and baselines have no latent distribution"
+            )
         x = x.to(self.device).contiguous(memory_format=self.memory_format)
         if self.mode == "whole":
             with self._autocast():
                 return self.model.sample_logits(x, n).float()
 
-        def samples_as_channels(t: torch.Tensor) -> torch.Tensor:   # N×(n·C)×h×w: slide averages per channel
+        def samples_as_channels(t: torch.Tensor) -> torch.Tensor:  # N×(n·C)×h×w: slide averages per channel
             with self._autocast():
                 s = self.model.sample_logits(t.contiguous(memory_format=self.memory_format), n).float()
             return s.permute(1, 0, 2, 3, 4).flatten(1, 2)
+
         out = infer_logits(samples_as_channels, x, mode="slide", tile=self.tile, stride=self.stride)
         return out.unflatten(1, (n, -1)).permute(1, 0, 2, 3, 4)
 
@@ -283,8 +334,10 @@ class Predictor:
     def sample_logits(self, rgb: np.ndarray, n: int) -> torch.Tensor:
         """n×1×C×H×W logits decoded from n samples of z ~ q(z|x), at the image's own resolution."""
         if not self.can_sample:
-            raise ValueError("uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
-                             "ONNX files and baselines have no latent distribution")
+            raise ValueError(
+                "uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
+                "ONNX files and baselines have no latent distribution"
+            )
         s = self.sample_batch(self.preprocess(rgb), n).cpu()
         return self._to_image(s.flatten(0, 1), rgb.shape[:2]).unflatten(0, (n, 1))
 
@@ -293,18 +346,19 @@ class Predictor:
 @dataclass
 class _Frame:
     item: InputFile
-    index: int | None          # frame number within a video, None for an image
+    index: int | None  # frame number within a video, None for an image
     rgb: np.ndarray
-    x: torch.Tensor            # 3×h×w prepared model input
+    x: torch.Tensor  # 3×h×w prepared model input
 
 
 def _open_video(path: Path) -> tuple[cv2.VideoCapture, float, int]:
     """An opened capture, its fps (25 when unknown) and frame count (0 when unknown)."""
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")      # our own error says it in one line
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # our own error says it in one line
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise DatasetError(f"{path}: cannot read the video (OpenCV cannot open it: not a video, truncated, "
-                           f"or a codec it lacks)")
+        raise DatasetError(
+            f"{path}: cannot read the video (OpenCV cannot open it: not a video, truncated, or a codec it lacks)"
+        )
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     return cap, (fps if np.isfinite(fps) and fps > 0 else 25.0), max(count, 0)
@@ -328,6 +382,7 @@ def _ordered(pool: ThreadPoolExecutor, tasks: Iterator[Callable[[], Any]], depth
 def _load_image(item: InputFile, predictor: Predictor, skip_bad: bool = False) -> _Frame | str:
     """The frame of an image file; with ``skip_bad``, an unreadable file gives its error message."""
     from ..data.imageio import load_image
+
     try:
         rgb = load_image(item.path)
     except DatasetError as exc:
@@ -341,7 +396,7 @@ def _video_frames(item: InputFile, predictor: Predictor, depth: int) -> Iterator
     cap, _, _ = _open_video(item.path)
     state = {"index": 0, "done": False}
 
-    def read() -> _Frame | None:   # runs on the one reader thread of this video: in order
+    def read() -> _Frame | None:  # runs on the one reader thread of this video: in order
         if state["done"]:
             return None
         ok, bgr = cap.read()
@@ -373,8 +428,13 @@ def _video_frames(item: InputFile, predictor: Predictor, depth: int) -> Iterator
         cap.release()
 
 
-def _frames(items: Sequence[InputFile], predictor: Predictor, pool: ThreadPoolExecutor, depth: int,
-            skipped: list[str] | None = None) -> Iterator[_Frame]:
+def _frames(
+    items: Sequence[InputFile],
+    predictor: Predictor,
+    pool: ThreadPoolExecutor,
+    depth: int,
+    skipped: list[str] | None = None,
+) -> Iterator[_Frame]:
     """Frames of every input in order; with a ``skipped`` list, unreadable images are logged
     there (and on stderr) instead of stopping the run."""
     i = 0
@@ -386,8 +446,9 @@ def _frames(items: Sequence[InputFile], predictor: Predictor, pool: ThreadPoolEx
         j = i
         while j < len(items) and not items[j].video:
             j += 1
-        for frame in _ordered(pool, (partial(_load_image, item, predictor, skipped is not None)
-                                     for item in items[i:j]), depth):
+        for frame in _ordered(
+            pool, (partial(_load_image, item, predictor, skipped is not None) for item in items[i:j]), depth
+        ):
             if isinstance(frame, str):
                 skipped.append(frame)
                 print(f"skipped a bad image: {frame}", file=sys.stderr, flush=True)
@@ -409,11 +470,20 @@ def _batches(frames: Iterable[_Frame], size: int) -> Iterator[list[_Frame]]:
 
 
 # -- the run -------------------------------------------------------------------------------------
-def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: str | Path,
-                  uncertainty: bool = False, samples: int = 8, overwrite: bool = False,
-                  progress: bool = True, batch: int = 1, workers: int | None = None,
-                  save_frames: bool = False, skip_bad: float | None = None,
-                  skip_existing: bool = False) -> list[Path]:
+def predict_paths(
+    predictor: Predictor,
+    inputs: Iterable[str | Path],
+    out_dir: str | Path,
+    uncertainty: bool = False,
+    samples: int = 8,
+    overwrite: bool = False,
+    progress: bool = True,
+    batch: int = 1,
+    workers: int | None = None,
+    save_frames: bool = False,
+    skip_bad: float | None = None,
+    skip_existing: bool = False,
+) -> list[Path]:
     """Segment the images and videos named by ``inputs`` (files, folders, glob patterns: see
     :func:`collect_inputs`) and write, per image with output name ``<name>`` (e.g. ``cityA/img1``),
     one file in each of these sub-folders of ``out_dir``: ``labels/<name>.png`` (class indices —
@@ -445,14 +515,22 @@ def predict_paths(predictor: Predictor, inputs: Iterable[str | Path], out_dir: s
         items = plan.unfinished(items)
     elif not overwrite:
         plan.refuse_existing(items)
-    videos = _open_videos(items)        # every video must open before any work starts
+    videos = _open_videos(items)  # every video must open before any work starts
     plan.make_folders()
     run = _Run(predictor, plan, batch, workers, uncertainty, samples, save_frames, skip_bad, videos)
     return run.go(items, progress)
 
 
-def _check_request(predictor: Predictor, items: Sequence[InputFile], batch: int, uncertainty: bool, samples: int,
-                   save_frames: bool, overwrite: bool, skip_existing: bool) -> None:
+def _check_request(
+    predictor: Predictor,
+    items: Sequence[InputFile],
+    batch: int,
+    uncertainty: bool,
+    samples: int,
+    save_frames: bool,
+    overwrite: bool,
+    skip_existing: bool,
+) -> None:
     """Refuse what cannot run, before any work: a bad batch or sample count, video maps without frames."""
     if batch < 1:
         raise ValueError(f"--batch must be at least 1, got {batch}")
@@ -488,24 +566,33 @@ class _Plan:
         into place only once its frames are written)."""
         if item.video:
             return [self.out / "overlay" / f"{item.name}.mp4"]
-        files = [self.out / "labels" / f"{item.name}.png", self.out / "color" / f"{item.name}.png",
-                 self.out / "overlay" / f"{item.name}.jpg"]
+        files = [
+            self.out / "labels" / f"{item.name}.png",
+            self.out / "color" / f"{item.name}.png",
+            self.out / "overlay" / f"{item.name}.jpg",
+        ]
         return files + [self.out / m / f"{item.name}{ext}" for m in self.maps for ext in (".png", ".npy")]
 
     def unfinished(self, items: Sequence[InputFile]) -> list[InputFile]:
         """The inputs some of whose outputs are missing; says how many were finished already."""
         todo = [item for item in items if not all(p.exists() for p in self.outputs(item))]
         if len(todo) < len(items):
-            print(f"--skip-existing: {len(items) - len(todo)} of {len(items)} inputs already have all their "
-                  f"outputs in {self.out}; predicting the other {len(todo)}", file=sys.stderr, flush=True)
+            print(
+                f"--skip-existing: {len(items) - len(todo)} of {len(items)} inputs already have all their "
+                f"outputs in {self.out}; predicting the other {len(todo)}",
+                file=sys.stderr,
+                flush=True,
+            )
         return todo
 
     def refuse_existing(self, items: Sequence[InputFile]) -> None:
         for item in items:
             first = self.outputs(item)[0]
             if first.exists():
-                raise FileExistsError(f"{first} already exists: pass --skip-existing to continue an interrupted "
-                                      f"run, --overwrite to replace it, or another --out folder")
+                raise FileExistsError(
+                    f"{first} already exists: pass --skip-existing to continue an interrupted "
+                    f"run, --overwrite to replace it, or another --out folder"
+                )
 
     def make_folders(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -516,9 +603,18 @@ class _Plan:
 class _Run:
     """One pass over the inputs: readers ahead of the model, writers behind it (see the module docstring)."""
 
-    def __init__(self, predictor: Predictor, plan: _Plan, batch: int, workers: int | None, uncertainty: bool,
-                 samples: int, save_frames: bool, skip_bad: float | None,
-                 videos: dict[InputFile, tuple[float, int]]) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        plan: _Plan,
+        batch: int,
+        workers: int | None,
+        uncertainty: bool,
+        samples: int,
+        save_frames: bool,
+        skip_bad: float | None,
+        videos: dict[InputFile, tuple[float, int]],
+    ) -> None:
         self.predictor, self.plan, self.batch = predictor, plan, batch
         self.workers = max(1, min(4, available_cores()) if workers is None else int(workers))
         self.uncertainty, self.samples, self.save_frames = uncertainty, samples, save_frames
@@ -545,15 +641,18 @@ class _Run:
         try:
             for group in _batches(frames, self.batch):
                 if self.skipped and len(self.skipped) > limit:
-                    raise DatasetError(f"{len(self.skipped)} unreadable images, more than {self.skip_bad:.0%} of "
-                                       f"{n_images} allows ({limit}); the first: {self.skipped[0]}. Fix the files, or allow more "
-                                       f"with --max-bad-fraction F")
+                    raise DatasetError(
+                        f"{len(self.skipped)} unreadable images, more than {self.skip_bad:.0%} of "
+                        f"{n_images} allows ({limit}); the first: {self.skipped[0]}. Fix the files, or allow more "
+                        f"with --max-bad-fraction F"
+                    )
                 self.run_batch(group)
                 bar.update(len(group))
             self.close_video()
             if self.skipped:
-                print(f"skipped {len(self.skipped)} unreadable images (--skip-bad-samples)", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"skipped {len(self.skipped)} unreadable images (--skip-bad-samples)", file=sys.stderr, flush=True
+                )
             return self.pending.drain()
         finally:
             frames.close()
@@ -573,16 +672,17 @@ class _Run:
             sampled = self.predictor.sample_batch(x, self.samples)
         for k, f in enumerate(group):
             hw = f.rgb.shape[:2]
-            pred = self.predictor.labels_from_logits(logits[k:k + 1], hw)
+            pred = self.predictor.labels_from_logits(logits[k : k + 1], hw)
             maps = None
             if self.uncertainty:
-                maps = self.maps(sampled[:, k] if sampled is not None else logits[k:k + 1], hw)
+                maps = self.maps(sampled[:, k] if sampled is not None else logits[k : k + 1], hw)
             self.emit(f, pred, maps)
 
     def maps(self, logits: torch.Tensor, hw: tuple[int, int]) -> dict[str, Any]:
         """Uncertainty maps of one image at its own size from S×C×h×w logits: the predictive
         entropy (of S samples of z, or of the one softmax when S = 1) and, for samples, the mutual information."""
         from ..metrics import uncertainty_maps
+
         s = self.predictor._to_image(logits.float(), hw).cpu().unsqueeze(1)
         m = uncertainty_maps(s)
         keys = ("predictive_entropy", "mutual_information") if s.shape[0] > 1 else ("predictive_entropy",)

@@ -59,7 +59,7 @@ def acquire_run_lock(folder: str | os.PathLike) -> Path | None:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    key = folder.resolve()        # a run folder reached through a symlink is the same folder
+    key = folder.resolve()  # a run folder reached through a symlink is the same folder
     if key in _HELD:
         _HELD[key][1] += 1
         return key
@@ -70,12 +70,19 @@ def acquire_run_lock(folder: str | os.PathLike) -> Path | None:
     except OSError as exc:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise RunBusyError(f"{folder}: another training is writing to this run folder ({_describe(read_holder(path))}); "
-                               f"wait for it to end, or give this one another --out") from None
-        return None                # no flock here (ENOLCK, EOPNOTSUPP): nothing to hold
-    record = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(["phgmm", *sys.argv[1:]])
-              if Path(sys.argv[0]).name in ("phgmm", "__main__.py") else " ".join(sys.argv)}
+            raise RunBusyError(
+                f"{folder}: another training is writing to this run folder ({_describe(read_holder(path))}); "
+                f"wait for it to end, or give this one another --out"
+            ) from None
+        return None  # no flock here (ENOLCK, EOPNOTSUPP): nothing to hold
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "command": " ".join(["phgmm", *sys.argv[1:]])
+        if Path(sys.argv[0]).name in ("phgmm", "__main__.py")
+        else " ".join(sys.argv),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(record).encode(), 0)
     _HELD[key] = [fd, 1]
@@ -90,4 +97,4 @@ def release_run_lock(key: Path | None) -> None:
     held[1] -= 1
     if held[1] <= 0:
         del _HELD[key]
-        os.close(held[0])         # closing the descriptor drops the flock
+        os.close(held[0])  # closing the descriptor drops the flock

@@ -21,15 +21,14 @@ a gray canvas, as no RGB input is available here).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from ..data.classes import (IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table,
-                            resolve_classes)
 from ..conventions import UNKNOWN_IDS
+from ..data.classes import IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table, resolve_classes
 from ..data.errors import DatasetError
 from ..data.imageio import read_label_png
 from ..io import metrics_json_safe, write_json
@@ -68,13 +67,24 @@ def _describe(missing: list[str], root: Path) -> str:
     return shown + more
 
 
-def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                  class_names: Sequence[str] | None = None, colors: Sequence[Sequence[int]] | None = None,
-                  ignore_index: int = IGNORE_INDEX, progress: bool = True, num_samples: int = 4,
-                  trimap_widths: Sequence[int] = range(1, 41), boundary_dilation_ratio: float = 0.02,
-                  title: str | None = None, gt_table: ClassTable | str | os.PathLike | None = None,
-                  unknown_ids: str = "error", gt_channel: str = "single",
-                  miou_exclude: Sequence[str | int] | None = None, predicted_only: bool = False) -> dict:
+def score_folders(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    colors: Sequence[Sequence[int]] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    progress: bool = True,
+    num_samples: int = 4,
+    trimap_widths: Sequence[int] = range(1, 41),
+    boundary_dilation_ratio: float = 0.02,
+    title: str | None = None,
+    gt_table: ClassTable | str | os.PathLike | None = None,
+    unknown_ids: str = "error",
+    gt_channel: str = "single",
+    miou_exclude: Sequence[str | int] | None = None,
+    predicted_only: bool = False,
+) -> dict:
     """Score the class-index PNGs in ``pred_dir`` against the ground truth in ``gt_dir``; write
     ``out_dir/metrics.json`` and ``out_dir/report.md``; return the metrics (JSON-safe dict).
 
@@ -113,9 +123,14 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
         excluded = table.miou_exclude if table is not None else (0,)
     pairs, unpredicted = _pair_files(pred_dir, gt_dir, exclude=out_dir, predicted_only=predicted_only)
     read_pair = _PairReader(len(class_names), ignore_index, table, unknown_ids, gt_channel)
-    evaluator = SegmentationEvaluator(len(class_names), class_names, ignore_index=ignore_index,
-                                      exclude_from_mean=excluded, trimap_widths=trimap_widths,
-                                      boundary_dilation_ratio=boundary_dilation_ratio)
+    evaluator = SegmentationEvaluator(
+        len(class_names),
+        class_names,
+        ignore_index=ignore_index,
+        exclude_from_mean=excluded,
+        trimap_widths=trimap_widths,
+        boundary_dilation_ratio=boundary_dilation_ratio,
+    )
     samples = _accumulate(evaluator, pairs, read_pair, num_samples, progress)
     metrics = metrics_json_safe({**evaluator.compute(), "miou_excluded": [class_names[i] for i in excluded]})
     if predicted_only:
@@ -124,8 +139,9 @@ def score_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, out_di
         metrics["unknown_ids_ignored_pixels"] = read_pair.census[0]
         metrics["unknown_ids_ignored_fraction"] = read_pair.census[0] / max(1, read_pair.census[1])
     # only now that every file was accepted: nothing is written when one is refused
-    _write_outputs(out_dir, metrics, class_names, colors, samples,
-                   title or f"phgmm score: {pred_dir} vs {gt_dir}", ignore_index)
+    _write_outputs(
+        out_dir, metrics, class_names, colors, samples, title or f"phgmm score: {pred_dir} vs {gt_dir}", ignore_index
+    )
     return metrics
 
 
@@ -148,8 +164,10 @@ def _load_table(gt_table, unknown_ids: str, gt_channel: str, ignore_index: int) 
     if gt_channel not in ("single", "red"):
         raise ValueError(f"gt_channel must be 'single' or 'red', got {gt_channel!r}")
     if ignore_index != IGNORE_INDEX:
-        raise ValueError(f"a class table maps ignored ids to {IGNORE_INDEX}; ignore_index must be "
-                         f"{IGNORE_INDEX} with gt_table, got {ignore_index}")
+        raise ValueError(
+            f"a class table maps ignored ids to {IGNORE_INDEX}; ignore_index must be "
+            f"{IGNORE_INDEX} with gt_table, got {ignore_index}"
+        )
     return table
 
 
@@ -161,8 +179,10 @@ def _resolve_classes(class_names, colors, table: ClassTable | None) -> tuple[lis
             if colors is None:
                 colors = [tuple(c) for c in table.colors]
         elif len(class_names) != table.num_classes:
-            raise ValueError(f"{len(class_names)} class names but class table "
-                             f"'{table.source or table.name}' maps to {table.num_classes} classes")
+            raise ValueError(
+                f"{len(class_names)} class names but class table "
+                f"'{table.source or table.name}' maps to {table.num_classes} classes"
+            )
     if class_names is None or colors is None:
         dn, dc = default_classes()
         if class_names is None:
@@ -188,15 +208,20 @@ def _cityscapes_keys(preds: dict[str, Path], gts: dict[str, Path]) -> tuple[dict
     """Both sides keyed by ``<city>/<city>_<seq>_<frame>`` when the predictions are named after
     Cityscapes images and the ground truth is a Cityscapes ``gtFine``/``gtCoarse`` folder (whose
     ``_color`` and ``_instanceIds`` PNGs are left out); None when the names are not Cityscapes'."""
-    labels = {rel[: -len(suffix)]: path for rel, path in gts.items()
-              for suffix in _CITYSCAPES_LABEL_IDS if rel.endswith(suffix)}
+    labels = {
+        rel[: -len(suffix)]: path
+        for rel, path in gts.items()
+        for suffix in _CITYSCAPES_LABEL_IDS
+        if rel.endswith(suffix)
+    }
     if not labels or not all(rel.endswith(_CITYSCAPES_IMAGE) for rel in preds):
         return None
     return {rel[: -len(_CITYSCAPES_IMAGE)]: path for rel, path in preds.items()}, labels
 
 
-def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path,
-                predicted_only: bool = False) -> tuple[list[tuple[Path, Path]], int]:
+def _pair_files(
+    pred_dir: Path, gt_dir: Path, exclude: Path, predicted_only: bool = False
+) -> tuple[list[tuple[Path, Path]], int]:
     """``(prediction, ground truth)`` paths matched by relative path, sorted, and the count of
     ground-truth files left without a prediction: every file needs its partner, except, with
     ``predicted_only``, a ground truth. Cityscapes' own names pair too: ``…_leftImg8bit.png`` with
@@ -207,7 +232,7 @@ def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path,
         raise ValueError(f"no PNG files found in prediction folder {pred_dir}")
     if not gts:
         raise ValueError(f"no PNG files found in ground-truth folder {gt_dir}")
-    pred_name = gt_name = "{}"                  # key → the file name a missing partner would have
+    pred_name = gt_name = "{}"  # key → the file name a missing partner would have
     keyed = _cityscapes_keys(preds, gts) if set(preds) != set(gts) else None
     if keyed is not None:
         preds, gts = keyed
@@ -220,14 +245,18 @@ def _pair_files(pred_dir: Path, gt_dir: Path, exclude: Path,
 
     no_gt = sorted(set(preds) - set(gts))
     if no_gt:
-        raise FileNotFoundError(f"no ground truth for prediction(s) {present(preds, pred_dir, no_gt)}: "
-                                f"expected {_describe([gt_name.format(k) for k in no_gt], gt_dir)}")
+        raise FileNotFoundError(
+            f"no ground truth for prediction(s) {present(preds, pred_dir, no_gt)}: "
+            f"expected {_describe([gt_name.format(k) for k in no_gt], gt_dir)}"
+        )
     no_pred = sorted(set(gts) - set(preds))
     if no_pred and not predicted_only:
-        raise FileNotFoundError(f"no prediction for ground truth {present(gts, gt_dir, no_pred)}: "
-                                f"expected {_describe([pred_name.format(k) for k in no_pred], pred_dir)}; to score only "
-                                f"the {len(preds)} image{'s' if len(preds) != 1 else ''} that have a prediction, "
-                                f"add --predicted-only (score_folders(..., predicted_only=True))")
+        raise FileNotFoundError(
+            f"no prediction for ground truth {present(gts, gt_dir, no_pred)}: "
+            f"expected {_describe([pred_name.format(k) for k in no_pred], pred_dir)}; to score only "
+            f"the {len(preds)} image{'s' if len(preds) != 1 else ''} that have a prediction, "
+            f"add --predicted-only (score_folders(..., predicted_only=True))"
+        )
     return [(preds[rel], gts[rel]) for rel in sorted(preds)], len(no_pred)
 
 
@@ -262,28 +291,40 @@ class _PairReader:
             except DatasetError as exc:
                 if "single-channel" not in str(exc):
                     raise
-                raise DatasetError(f"{exc}; a colour mask is read through the class table whose colours it "
-                                   f"is painted in: --classes TABLE (score_folders(gt_table=...))") from None
+                raise DatasetError(
+                    f"{exc}; a colour mask is read through the class table whose colours it "
+                    f"is painted in: --classes TABLE (score_folders(gt_table=...))"
+                ) from None
         if pred.shape != gt.shape:
-            raise ValueError(f"size mismatch: prediction {pp} is {pred.shape[1]}x{pred.shape[0]} (WxH) "
-                             f"but ground truth {gp} is {gt.shape[1]}x{gt.shape[0]}")
+            raise ValueError(
+                f"size mismatch: prediction {pp} is {pred.shape[1]}x{pred.shape[0]} (WxH) "
+                f"but ground truth {gp} is {gt.shape[1]}x{gt.shape[0]}"
+            )
         bad = (pred < 0) | (pred >= C)
         if bad.any():
-            raise DatasetError(f"{pp}: prediction values [{_values(pred[bad])}] are outside the class "
-                               f"range [0, {C}) (predictions must be the model's class indices)")
+            raise DatasetError(
+                f"{pp}: prediction values [{_values(pred[bad])}] are outside the class "
+                f"range [0, {C}) (predictions must be the model's class indices)"
+            )
         if self.table is None:
             bad = ((gt < 0) | (gt >= C)) & (gt != self.ignore_index)
             if bad.any():
                 raise DatasetError(
                     f"{gp}: ground-truth values [{_values(gt[bad])}] are neither classes in [0, {C}) nor "
                     f"the ignore value {self.ignore_index}; if this ground truth holds a data set's native "
-                    f"ids, give its class table (gt_table / --classes) to map them")
+                    f"ids, give its class table (gt_table / --classes) to map them"
+                )
         return pred, gt
 
 
 # --------------------------------------------------------------------------- scoring and writing
-def _accumulate(evaluator: SegmentationEvaluator, pairs: list[tuple[Path, Path]], read_pair: _PairReader,
-                num_samples: int, progress: bool) -> list[tuple]:
+def _accumulate(
+    evaluator: SegmentationEvaluator,
+    pairs: list[tuple[Path, Path]],
+    read_pair: _PairReader,
+    num_samples: int,
+    progress: bool,
+) -> list[tuple]:
     """Feed every pair to ``evaluator``; return ``num_samples`` evenly spread ``(None, gt, pred)``."""
     k = max(0, min(int(num_samples), len(pairs)))
     sample_idx = set(np.linspace(0, len(pairs) - 1, k).round().astype(int).tolist()) if k else set()
@@ -301,11 +342,11 @@ def _accumulate(evaluator: SegmentationEvaluator, pairs: list[tuple[Path, Path]]
     return samples
 
 
-def _write_outputs(out_dir: Path, metrics: dict, class_names: list[str], colors, samples: list[tuple],
-                   title: str, ignore_index: int) -> None:
+def _write_outputs(
+    out_dir: Path, metrics: dict, class_names: list[str], colors, samples: list[tuple], title: str, ignore_index: int
+) -> None:
     from ..report import write_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)
-    write_report(out_dir, metrics, class_names, colors, samples=samples or None, title=title,
-                 ignore_index=ignore_index)
+    write_report(out_dir, metrics, class_names, colors, samples=samples or None, title=title, ignore_index=ignore_index)

@@ -15,8 +15,9 @@ the forward and all advanced after it by one multi-tensor add: the same counters
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,8 +27,15 @@ from ..models.contracts import LatentNetwork
 from .checkpoint import unwrap
 from .precision import autocast
 
-__all__ = ["LOSS_TERMS", "StepParts", "batched_bn_counters", "training_step", "loss_terms", "stack_terms",
-           "takes_labels"]
+__all__ = [
+    "LOSS_TERMS",
+    "StepParts",
+    "batched_bn_counters",
+    "training_step",
+    "loss_terms",
+    "stack_terms",
+    "takes_labels",
+]
 
 #: the loss terms a step returns, in this order (stacked, fp32, detached)
 LOSS_TERMS = ("total", "g", "z", "s")
@@ -39,8 +47,14 @@ def takes_labels(model: nn.Module) -> bool:
     return isinstance(unwrap(model), LatentNetwork)
 
 
-def loss_terms(net: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
-               labels: bool, step: int | None = None) -> dict[str, torch.Tensor]:
+def loss_terms(
+    net: nn.Module,
+    loss_fn: Callable[..., dict[str, torch.Tensor]],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    labels: bool,
+    step: int | None = None,
+) -> dict[str, torch.Tensor]:
     """The forward (``net(x, y)`` when it ``labels``, else ``net(x)``) and the loss's terms: the part
     of a training step that the eager step, the graphed step and the roofline's trace share."""
     output = net(x, y) if labels else net(x)
@@ -69,8 +83,13 @@ class StepParts:
     grad_clip: float | None = None
 
 
-def training_step(parts: StepParts, x: torch.Tensor, y: torch.Tensor, step: int = 0,
-                  check: Callable[[torch.Tensor], Any] | None = None) -> torch.Tensor:
+def training_step(
+    parts: StepParts,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    step: int = 0,
+    check: Callable[[torch.Tensor], Any] | None = None,
+) -> torch.Tensor:
     """One optimisation step: forward under autocast, the loss terms, backward (scaled for fp16),
     optional gradient clipping, the optimiser step. Returns the detached terms stacked in
     :data:`LOSS_TERMS` order (fp32, on the device); ``check`` sees them before backward (the
@@ -100,16 +119,22 @@ def batched_bn_counters(model: nn.Module) -> Iterator[None]:
     BatchNorms with ``momentum=None`` read their counter in the forward and are left alone, as are
     those in eval mode or without running statistics. If the forward raises, the counters are
     restored and not advanced (an eager forward would have advanced those it reached)."""
-    owners = [m for m in model.modules()
-              if isinstance(m, _BatchNorm) and m.training and m.track_running_stats and m.momentum is not None
-              and m.num_batches_tracked is not None]
+    owners = [
+        m
+        for m in model.modules()
+        if isinstance(m, _BatchNorm)
+        and m.training
+        and m.track_running_stats
+        and m.momentum is not None
+        and m.num_batches_tracked is not None
+    ]
     counters = [m.num_batches_tracked for m in owners]
     for m in owners:
         m.num_batches_tracked = None
     try:
         yield
     finally:
-        for m, c in zip(owners, counters):
+        for m, c in zip(owners, counters, strict=True):
             m.num_batches_tracked = c
     if counters:
         torch._foreach_add_(counters, 1)

@@ -28,15 +28,20 @@ def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         code = _code_reference(str(exc))
-        if code is not None:    # a class or function reference: unpickling would call it
-            raise CheckpointError(f"{path}: refused to load: the file asks to run code ({code}) when it is read, "
-                                  f"which a file of weights never needs; phgmm does not load such files. Ask its "
-                                  f"author for a checkpoint written by phgmm or a plain state dict of tensors") from None
-        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
-                              f"(not a PyTorch file written by phgmm)") from None
+        if code is not None:  # a class or function reference: unpickling would call it
+            raise CheckpointError(
+                f"{path}: refused to load: the file asks to run code ({code}) when it is read, "
+                f"which a file of weights never needs; phgmm does not load such files. Ask its "
+                f"author for a checkpoint written by phgmm or a plain state dict of tensors"
+            ) from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint: the file is corrupt or truncated (not a PyTorch file written by phgmm)"
+        ) from None
     except Exception as exc:  # truncated/corrupt zip archives raise several different errors
-        raise CheckpointError(f"{path}: not a readable checkpoint: the file is corrupt or truncated "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint: the file is corrupt or truncated "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})"
+        ) from None
 
 
 def _code_reference(message: str) -> str | None:

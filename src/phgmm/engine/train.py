@@ -24,8 +24,9 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,23 +35,42 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from ..config import Config, config_from_dict, config_to_dict, save_config
+from ..data.datasets import check_disjoint_splits
 from ..io import AtomicFile, check_output_dir, write_json
+from ..models.contracts import LatentNetwork, SegmentationNetwork
 from ..report import latent_use_line
 from ..threads import thread_budget
 from . import distributed as du
-from ..data.datasets import check_disjoint_splits
-from ..models.contracts import LatentNetwork, SegmentationNetwork
 from .builders import build_dataset_from_config, build_loss, build_model_from_config, describe_miou_classes
-from .checkpoint import (CheckpointError, capture_rng, init_from_weights, load_checkpoint, restore_rng,
-                         save_checkpoint, unwrap)
+from .checkpoint import (
+    CheckpointError,
+    capture_rng,
+    init_from_weights,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    unwrap,
+)
 from .datachecks import find_relative_data_paths, find_relative_data_root, unknown_ids_note  # noqa: F401
 from .loaders import EpochDataset, make_eval_loader, make_train_loader
 from .precision import amp_dtype, memory_format, precision_note, precision_reason
 from .runlock import acquire_run_lock, release_run_lock
 from .stepping import LOSS_TERMS, StepParts, takes_labels, training_step
 
-__all__ = ["train", "Trainer", "TrainingState", "TrainingError", "RunExistsError", "TrainingInterrupted",
-           "poly_lambda", "parameter_groups", "build_optimizer", "config_of_checkpoint", "check_resume_config"]
+__all__ = [
+    "train",
+    "Trainer",
+    "TrainingState",
+    "TrainingError",
+    "RunExistsError",
+    "TrainingInterrupted",
+    "poly_lambda",
+    "parameter_groups",
+    "build_optimizer",
+    "config_of_checkpoint",
+    "check_resume_config",
+]
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is left intact."""
@@ -110,9 +130,22 @@ def _seed_everything(seed: int) -> None:
 #: them): an override that differs cannot apply and is refused. Everything else (epochs, val_every,
 #: checkpoint_every, num_workers, output_dir …) may change on resume; the poly schedule is then
 #: recomputed over the new number of epochs.
-RESUME_FIXED = {"train": ("lr", "weight_decay", "poly_power", "batch_size"),
-                "loss": ("lambda_g", "lambda_z", "lambda_s", "kl", "kl_warmup_steps", "free_bits", "ce_scale",
-                         "kl_direction", "geco_target", "geco_rate", "geco_alpha")}
+RESUME_FIXED = {
+    "train": ("lr", "weight_decay", "poly_power", "batch_size"),
+    "loss": (
+        "lambda_g",
+        "lambda_z",
+        "lambda_s",
+        "kl",
+        "kl_warmup_steps",
+        "free_bits",
+        "ce_scale",
+        "kl_direction",
+        "geco_target",
+        "geco_rate",
+        "geco_alpha",
+    ),
+}
 
 
 def check_resume_config(cfg: Config, state: dict[str, Any]) -> None:
@@ -123,36 +156,54 @@ def check_resume_config(cfg: Config, state: dict[str, Any]) -> None:
     model = config_differences(state.get("config", {}), cfg, "model")
     model = [d for d in model if not d.startswith(("model.pretrained_backbone", "model.init_from"))]
     if model:
-        raise CheckpointError(f"{source}: its weights do not fit the model of this config ({'; '.join(model)}); "
-                              f"resume with the checkpoint's own model settings")
-    fixed = [d for section, keys in RESUME_FIXED.items()
-             for d in config_differences(state.get("config", {}), cfg, section, keys)]
+        raise CheckpointError(
+            f"{source}: its weights do not fit the model of this config ({'; '.join(model)}); "
+            f"resume with the checkpoint's own model settings"
+        )
+    fixed = [
+        d
+        for section, keys in RESUME_FIXED.items()
+        for d in config_differences(state.get("config", {}), cfg, section, keys)
+    ]
     if fixed:
-        raise CheckpointError(f"{source}: a resumed run continues the checkpoint's optimiser, schedule and loss, "
-                              f"so these settings cannot change: {'; '.join(fixed)}. Drop the override, or start "
-                              f"a new run from its weights with the new settings: --set model.init_from={source} "
-                              f"and another --out (without --resume)")
+        raise CheckpointError(
+            f"{source}: a resumed run continues the checkpoint's optimiser, schedule and loss, "
+            f"so these settings cannot change: {'; '.join(fixed)}. Drop the override, or start "
+            f"a new run from its weights with the new settings: --set model.init_from={source} "
+            f"and another --out (without --resume)"
+        )
 
 
 class TrainingState:
     """Everything a checkpoint restores: the model, optimiser, schedule, scaler and position."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+    ) -> None:
         self.model, self.optimizer, self.scheduler, self.scaler = model, optimizer, scheduler, scaler
-        self.epoch = 0              # epochs finished
-        self.step_in_epoch = 0      # steps finished in the current epoch
+        self.epoch = 0  # epochs finished
+        self.step_in_epoch = 0  # steps finished in the current epoch
         self.global_step = 0
         self.best_miou = -1.0
         self.history: list[dict[str, Any]] = []
         self.running: dict[str, Any] | None = None  # the unfinished epoch's loss sums (Trainer._running_now)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-                "best_miou": self.best_miou, "history": list(self.history)}
+        return {
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best_miou": self.best_miou,
+            "history": list(self.history),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from a checkpoint; a model that does not fit is a :class:`CheckpointError`."""
@@ -160,20 +211,26 @@ class TrainingState:
         try:
             unwrap(self.model).load_state_dict(state["model"])
         except RuntimeError as exc:
-            raise CheckpointError(f"{source}: its weights do not fit the model of this config "
-                                  f"({str(exc).splitlines()[0]}); resume with the checkpoint's own model "
-                                  f"settings") from None
+            raise CheckpointError(
+                f"{source}: its weights do not fit the model of this config "
+                f"({str(exc).splitlines()[0]}); resume with the checkpoint's own model "
+                f"settings"
+            ) from None
         if "optimizer" not in state:
-            raise CheckpointError(f"{source}: holds weights only (no optimiser state), so training cannot "
-                                  f"resume from it; resume from last.pt, or start a new run")
+            raise CheckpointError(
+                f"{source}: holds weights only (no optimiser state), so training cannot "
+                f"resume from it; resume from last.pt, or start a new run"
+            )
         try:
             self.optimizer.load_state_dict(_regroup(state["optimizer"], self.model, self.optimizer))
         except ValueError as exc:
-            raise CheckpointError(f"{source}: its optimiser state does not fit ({exc}); it was written by an "
-                                  f"older phgmm with other parameter groups: start a new run") from None
+            raise CheckpointError(
+                f"{source}: its optimiser state does not fit ({exc}); it was written by an "
+                f"older phgmm with other parameter groups: start a new run"
+            ) from None
         scheduler = dict(state["scheduler"])
         groups = len(self.optimizer.param_groups)
-        for key in ("base_lrs", "_last_lr"):     # one entry per group; an old single group is shared
+        for key in ("base_lrs", "_last_lr"):  # one entry per group; an old single group is shared
             if isinstance(scheduler.get(key), list) and len(scheduler[key]) == 1 and groups > 1:
                 scheduler[key] = scheduler[key] * groups
         self.scheduler.load_state_dict(scheduler)
@@ -193,7 +250,7 @@ def _regroup(saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Opt
     if len(saved["param_groups"]) != 1 or len(groups) == 1:
         return saved
     old = saved["param_groups"][0]
-    position = {id(p): i for i, p in enumerate(unwrap(model).parameters())}   # the old group's order
+    position = {id(p): i for i, p in enumerate(unwrap(model).parameters())}  # the old group's order
     new_order = [p for g in optimizer.param_groups for p in g["params"]]
     if len(old["params"]) != len(new_order):
         return saved
@@ -236,8 +293,9 @@ class Trainer:
         progress: show progress bars (rank 0 only).
     """
 
-    def __init__(self, cfg: Config, resume: str | Path | dict | None = None, overwrite: bool = False,
-                 progress: bool = True) -> None:
+    def __init__(
+        self, cfg: Config, resume: str | Path | dict | None = None, overwrite: bool = False, progress: bool = True
+    ) -> None:
         self.cfg, self.progress = cfg, progress
         self.device = du.init(cfg.device)
         self.main = du.is_main()
@@ -264,11 +322,11 @@ class Trainer:
         du.barrier()
         _seed_everything(cfg.seed)
         self._build_data()
-        census = self._unknown_ids_census()      # may refuse the data: before any log is opened
+        census = self._unknown_ids_census()  # may refuse the data: before any log is opened
         self._build_model()
         if state is not None:
             self._restore(state)
-        elif cfg.model.init_from:     # fine-tuning: the weights that fit, a fresh schedule
+        elif cfg.model.init_from:  # fine-tuning: the weights that fit, a fresh schedule
             line = init_from_weights(self.model, cfg.model.init_from)
             if self.main:
                 print(line + decoder_width_note(cfg, cfg.model.init_from, line), flush=True)
@@ -279,8 +337,7 @@ class Trainer:
             # samples are decoded. find_unused_parameters cannot see through the output's
             # distributions (it would mark used parameters unused), but the graph is the same every
             # step, so a static graph lets DDP learn once which parameters sit out.
-            unused = (isinstance(self.model, LatentNetwork) and cfg.model.postnet is None
-                      and not cfg.model.sample_latent)
+            unused = isinstance(self.model, LatentNetwork) and cfg.model.postnet is None and not cfg.model.sample_latent
             self.net = DistributedDataParallel(self.model, device_ids=ids, static_graph=unused)
         if cfg.train.compile:
             self.net = torch.compile(self.net, mode=cfg.train.compile_mode)
@@ -288,6 +345,7 @@ class Trainer:
         self.writer = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
+
             self.writer = SummaryWriter(log_dir=str(self.out / "tb"), purge_step=self.state.global_step or None)
         self._stop = {"stop": False}
         if self.main:
@@ -317,8 +375,11 @@ class Trainer:
         t = self.cfg.train
         if amp_dtype(t.amp, self.device) is None and t.amp in ("bf16", "fp16"):
             if self.main:
-                print(f"{precision_reason(t.amp, self.device)}; this run trains in fp32 on {self.device}, "
-                      f"and its config.yaml records train.amp=off", flush=True)
+                print(
+                    f"{precision_reason(t.amp, self.device)}; this run trains in fp32 on {self.device}, "
+                    f"and its config.yaml records train.amp=off",
+                    flush=True,
+                )
             t.amp = "off"
 
     def summary(self, resumed: dict[str, Any] | None = None) -> str:
@@ -331,30 +392,38 @@ class Trainer:
             if counts.get("training_total", 0) != counts["inference_total"]:
                 params += f" ({counts['training_total'] / 1e6:.2f} M in training)"
         n_val = len(self.val_loader.dataset) if self.val_loader is not None else 0
-        lines = [f"phgmm train: {cfg.model.name} ({cfg.model.backbone}{params}) on {self.device}"
-                 f"{f' × {du.world_size()} processes' if du.world_size() > 1 else ''}",
-                 f"  data: {cfg.data.dataset} at {cfg.data.root}: {len(self.train_set)} training images "
-                 f"({len(self.epoch_set)} samples per epoch), {n_val} validation, {cfg.data.size[0]}x{cfg.data.size[1]}",
-                 f"  schedule: {_count(t.epochs, 'epoch')} × {_count(self.steps_per_epoch, 'step')} of {t.batch_size}"
-                 f"{' per process' if du.world_size() > 1 else ''}, AdamW lr {t.lr:g} (poly), weight decay {t.weight_decay:g}",
-                 f"  scores: {describe_miou_classes(cfg, self.train_set)}",
-                 f"  run: {self._run_description()}",
-                 f"  output: {self.out} (config.yaml, history.json, checkpoints/, tb/)"]
+        lines = [
+            f"phgmm train: {cfg.model.name} ({cfg.model.backbone}{params}) on {self.device}"
+            f"{f' × {du.world_size()} processes' if du.world_size() > 1 else ''}",
+            f"  data: {cfg.data.dataset} at {cfg.data.root}: {len(self.train_set)} training images "
+            f"({len(self.epoch_set)} samples per epoch), {n_val} validation, {cfg.data.size[0]}x{cfg.data.size[1]}",
+            f"  schedule: {_count(t.epochs, 'epoch')} × {_count(self.steps_per_epoch, 'step')} of {t.batch_size}"
+            f"{' per process' if du.world_size() > 1 else ''}, AdamW lr {t.lr:g} (poly), "
+            f"weight decay {t.weight_decay:g}",
+            f"  scores: {describe_miou_classes(cfg, self.train_set)}",
+            f"  run: {self._run_description()}",
+            f"  output: {self.out} (config.yaml, history.json, checkpoints/, tb/)",
+        ]
         if resumed is not None:
-            lines.append(f"  resuming {resumed.get('source', 'a checkpoint')} at epoch {s.epoch + 1}, "
-                         f"step {s.step_in_epoch} (global step {s.global_step})")
+            lines.append(
+                f"  resuming {resumed.get('source', 'a checkpoint')} at epoch {s.epoch + 1}, "
+                f"step {s.step_in_epoch} (global step {s.global_step})"
+            )
         return "\n".join(lines)
 
     def _run_description(self) -> str:
         """Precision, memory format, optimiser and compilation, as the start summary shows them."""
         t = self.cfg.train
-        parts = [precision_note(t.amp, self.device),
-                 "channels-last" if self.fmt == torch.channels_last else "contiguous", "fused AdamW"]
+        parts = [
+            precision_note(t.amp, self.device),
+            "channels-last" if self.fmt == torch.channels_last else "contiguous",
+            "fused AdamW",
+        ]
         if t.compile:
             parts.append(f"torch.compile (mode {t.compile_mode})")
         if getattr(self, "graphed", None) is not None:
             parts.append("the whole step replayed as one CUDA graph")
-        if self.device.type == "cpu":    # what phgmm.threads chose: worth seeing on a shared machine
+        if self.device.type == "cpu":  # what phgmm.threads chose: worth seeing on a shared machine
             n, w = torch.get_num_threads(), self.cfg.data.num_workers
             parts.append(f"{_count(n, 'CPU thread')}" + (f" beside {_count(w, 'loader worker')}" if w else ""))
         return ", ".join(parts)
@@ -363,8 +432,10 @@ class Trainer:
     def _prepare_output(self, resuming: bool, overwrite: bool) -> None:
         last = self.ckpt_dir / "last.pt"
         if last.exists() and not resuming and not overwrite:
-            raise RunExistsError(f"{self.out}: already holds a training run ({last}). Resume it with "
-                                 f"--resume {last}, choose another output_dir, or pass --overwrite to replace it.")
+            raise RunExistsError(
+                f"{self.out}: already holds a training run ({last}). Resume it with "
+                f"--resume {last}, choose another output_dir, or pass --overwrite to replace it."
+            )
         save_config(self.cfg, self.out / "config.yaml")
 
     def _build_data(self) -> None:
@@ -372,18 +443,23 @@ class Trainer:
         self.train_set = build_dataset_from_config(cfg, cfg.data.train_split, train=True)
         self.epoch_set = EpochDataset(self.train_set, cfg.data.samples_per_epoch, seed=cfg.seed)
         skip = cfg.data.max_bad_fraction if cfg.data.skip_bad_samples else None
-        self.loader, self.sampler = make_train_loader(self.epoch_set, t.batch_size, cfg.data.num_workers,
-                                                      cfg.seed, cfg.data.pin_memory, skip_bad=skip)
+        self.loader, self.sampler = make_train_loader(
+            self.epoch_set, t.batch_size, cfg.data.num_workers, cfg.seed, cfg.data.pin_memory, skip_bad=skip
+        )
         self.val_loader = None
         if t.val_every > 0:
             val_set = build_dataset_from_config(cfg, cfg.data.val_split, train=False)
             check_disjoint_splits(self.train_set, val_set, cfg.data.root, cfg.data.train_split, cfg.data.val_split)
-            self.val_loader = make_eval_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers,
-                                               cfg.data.pin_memory, skip_bad=skip)
-        self.steps_per_epoch = len(self.loader) if t.max_steps_per_epoch is None else \
-            min(len(self.loader), t.max_steps_per_epoch)
-        self.classes = {"names": list(getattr(self.train_set, "class_names", [])),
-                        "colors": [list(c) for c in getattr(self.train_set, "colors", [])]}
+            self.val_loader = make_eval_loader(
+                val_set, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory, skip_bad=skip
+            )
+        self.steps_per_epoch = (
+            len(self.loader) if t.max_steps_per_epoch is None else min(len(self.loader), t.max_steps_per_epoch)
+        )
+        self.classes = {
+            "names": list(getattr(self.train_set, "class_names", [])),
+            "colors": [list(c) for c in getattr(self.train_set, "colors", [])],
+        }
 
     def _build_model(self) -> None:
         cfg, t = self.cfg, self.cfg.train
@@ -406,13 +482,15 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.state.load_state_dict(state)
-        if state.get("loss"):       # GECO's state (an older checkpoint saved none)
+        if state.get("loss"):  # GECO's state (an older checkpoint saved none)
             self.loss_fn.load_state_dict(state["loss"])
         if state.get("world_size", 1) == du.world_size():
             restore_rng(state["rng"])
         elif self.main:
-            print(f"resuming with {du.world_size()} processes instead of {state.get('world_size', 1)}: "
-                  f"weights, optimiser and schedule continue; the sample order of the new world size applies")
+            print(
+                f"resuming with {du.world_size()} processes instead of {state.get('world_size', 1)}: "
+                f"weights, optimiser and schedule continue; the sample order of the new world size applies"
+            )
         if self.state.step_in_epoch >= self.steps_per_epoch:
             self.state.epoch, self.state.step_in_epoch = self.state.epoch + 1, 0
         self._carry_best(state)
@@ -432,22 +510,28 @@ class Trainer:
         if recorded is not None and math.isclose(recorded, s.best_miou):
             if self.main:
                 _copy_atomically(theirs, best)
-                print(f"copied {theirs} (val mIoU {100 * recorded:.2f}) to {best}: the best weights so far",
-                      flush=True)
+                print(f"copied {theirs} (val mIoU {100 * recorded:.2f}) to {best}: the best weights so far", flush=True)
             return
         if self.main:
-            print(f"no best.pt with the recorded best val mIoU {100 * s.best_miou:.2f} beside "
-                  f"{state.get('source', 'the checkpoint')}: {best} will hold the best of this run's validations",
-                  flush=True)
+            print(
+                f"no best.pt with the recorded best val mIoU {100 * s.best_miou:.2f} beside "
+                f"{state.get('source', 'the checkpoint')}: {best} will hold the best of this run's validations",
+                flush=True,
+            )
         s.best_miou = -1.0
 
     # -- checkpoints -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """A checkpoint of the current position (what ``--resume`` reads)."""
-        return {**self.state.state_dict(), "rng": capture_rng(), "config": config_to_dict(self.cfg),
-                "classes": self.classes, "world_size": du.world_size(),
-                "loss": self.loss_fn.state_dict(),      # GECO's multiplier and moving average
-                "epoch_running": self._running_now()}   # the unfinished epoch's loss sums
+        return {
+            **self.state.state_dict(),
+            "rng": capture_rng(),
+            "config": config_to_dict(self.cfg),
+            "classes": self.classes,
+            "world_size": du.world_size(),
+            "loss": self.loss_fn.state_dict(),  # GECO's multiplier and moving average
+            "epoch_running": self._running_now(),
+        }  # the unfinished epoch's loss sums
 
     def save_checkpoints(self, best: bool = False) -> None:
         """``last.pt`` (the full position) and, when ``best``, ``best.pt`` (weights, no optimiser)."""
@@ -465,20 +549,29 @@ class Trainer:
         line that says why it cannot run here (training then runs eagerly, the same arithmetic)."""
         from .graphed import GraphedTrainStep, training_graph_refusal
 
-        why = training_graph_refusal(self.device, self.amp, du.is_distributed(), self.cfg.train.compile,
-                                     self.model, self.loss_fn)
+        why = training_graph_refusal(
+            self.device, self.amp, du.is_distributed(), self.cfg.train.compile, self.model, self.loss_fn
+        )
         if why is not None:
             if self.main:
                 print(why, flush=True)
             return None
-        return GraphedTrainStep(self.model, self.loss_fn, self.state.optimizer, self.device, self.amp,
-                                self.cfg.train.grad_clip, self.takes_labels, self.fmt)
+        return GraphedTrainStep(
+            self.model,
+            self.loss_fn,
+            self.state.optimizer,
+            self.device,
+            self.amp,
+            self.cfg.train.grad_clip,
+            self.takes_labels,
+            self.fmt,
+        )
 
     def run_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """One optimisation step; returns the detached loss terms (on the device)."""
         s = self.state
         stacked = self.graphed.step(x, y) if self.graphed is not None else None
-        if stacked is not None:                       # replayed: the same step, one launch
+        if stacked is not None:  # replayed: the same step, one launch
             self._check_finite(stacked)
             s.scheduler.step()
             s.global_step += 1
@@ -493,22 +586,36 @@ class Trainer:
     def step_parts(self) -> StepParts:
         """This run's eager training step (:func:`~phgmm.engine.stepping.training_step`)."""
         s = self.state
-        return StepParts(self.net, self.model, self.loss_fn, s.optimizer, s.scaler, self.device, self.amp, self.fmt,
-                         self.takes_labels, self.cfg.train.grad_clip)
+        return StepParts(
+            self.net,
+            self.model,
+            self.loss_fn,
+            s.optimizer,
+            s.scaler,
+            self.device,
+            self.amp,
+            self.fmt,
+            self.takes_labels,
+            self.cfg.train.grad_clip,
+        )
 
     def _check_finite(self, stacked: torch.Tensor) -> None:
-        if not bool(torch.isfinite(stacked).all()):    # the step's one host synchronisation
-            self._non_finite(dict(zip(LOSS_TERMS, stacked.tolist())))
+        if not bool(torch.isfinite(stacked).all()):  # the step's one host synchronisation
+            self._non_finite(dict(zip(LOSS_TERMS, stacked.tolist(), strict=True)))
 
     def _non_finite(self, values: dict[str, float]) -> None:
         s = self.state
         name = next((k for k in ("g", "z", "s") if not math.isfinite(values[k])), "total")
         last = self.ckpt_dir / "last.pt"
-        kept = (f"the last good checkpoint {last} was left intact" if last.exists()
-                else "no checkpoint had been written yet")
+        kept = (
+            f"the last good checkpoint {last} was left intact"
+            if last.exists()
+            else "no checkpoint had been written yet"
+        )
         raise TrainingError(
             f"non-finite loss at epoch {s.epoch + 1}, step {s.step_in_epoch + 1} (global step {s.global_step + 1}): "
-            f"term ℓ_{name} = {values[name]}. Training stopped; {kept}. Try a lower train.lr or train.grad_clip.")
+            f"term ℓ_{name} = {values[name]}. Training stopped; {kept}. Try a lower train.lr or train.grad_clip."
+        )
 
     def train_one_epoch(self) -> dict[str, Any]:
         """Train from the current position to the end of the epoch; returns the epoch's record."""
@@ -518,8 +625,14 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         self.epoch_set.set_epoch(epoch)
         self.sampler.set_start(first * t.batch_size)
-        bar = tqdm(total=self.steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{t.epochs}",
-                   disable=not (self.progress and self.main), dynamic_ncols=True, leave=True)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=first,
+            desc=f"epoch {epoch + 1}/{t.epochs}",
+            disable=not (self.progress and self.main),
+            dynamic_ncols=True,
+            leave=True,
+        )
         run = self._start_running(first)
         sums = run["sums"]
         seen, tick, every = 0, time.perf_counter(), max(1, t.log_every)
@@ -533,8 +646,11 @@ class Trainer:
             bar.update(1)
             if s.global_step % every == 0:
                 self._log_step(out["terms"], seen / max(1e-9, time.perf_counter() - tick), bar)
-            if t.checkpoint_every and s.global_step % t.checkpoint_every == 0 \
-                    and s.step_in_epoch < self.steps_per_epoch:
+            if (
+                t.checkpoint_every
+                and s.global_step % t.checkpoint_every == 0
+                and s.step_in_epoch < self.steps_per_epoch
+            ):
                 self.save_checkpoints()
             if self._stop["stop"]:
                 raise KeyboardInterrupt
@@ -546,20 +662,32 @@ class Trainer:
         elapsed = done["seconds"]
         seen = done["images"]
         means = (sums / n_steps).tolist()
-        geco = ({"geco_lambda": float(self.loss_fn.geco_lambda)}
-                if getattr(self.loss_fn, "geco_target", None) is not None else {})
-        return {"epoch": epoch + 1, **{f"loss_{k}": v for k, v in zip(LOSS_TERMS, means)}, **geco,
-                "images_per_s": seen / max(1e-9, elapsed), "epoch_seconds": elapsed,
-                "global_step": s.global_step}
+        geco = (
+            {"geco_lambda": float(self.loss_fn.geco_lambda)}
+            if getattr(self.loss_fn, "geco_target", None) is not None
+            else {}
+        )
+        return {
+            "epoch": epoch + 1,
+            **{f"loss_{k}": v for k, v in zip(LOSS_TERMS, means, strict=True)},
+            **geco,
+            "images_per_s": seen / max(1e-9, elapsed),
+            "epoch_seconds": elapsed,
+            "global_step": s.global_step,
+        }
 
     def _start_running(self, first: int) -> dict[str, Any]:
         """The epoch's running loss sums, images and seconds: zero at its start; resumed mid-epoch,
         what the checkpoint saved, so that history.json averages the whole epoch, not its last part."""
         saved = (self.state.running or {}) if first > 0 else {}
-        self._running = {"sums": torch.tensor(saved.get("sums", [0.0] * len(LOSS_TERMS)), device=self.device),
-                         "images": saved.get("images", 0), "seconds": saved.get("seconds", 0.0),
-                         # an older checkpoint saved no sums: average the steps run since
-                         "first": first - saved.get("steps", 0), "tick": time.perf_counter()}
+        self._running = {
+            "sums": torch.tensor(saved.get("sums", [0.0] * len(LOSS_TERMS)), device=self.device),
+            "images": saved.get("images", 0),
+            "seconds": saved.get("seconds", 0.0),
+            # an older checkpoint saved no sums: average the steps run since
+            "first": first - saved.get("steps", 0),
+            "tick": time.perf_counter(),
+        }
         return self._running
 
     def _running_now(self) -> dict[str, Any] | None:
@@ -567,16 +695,24 @@ class Trainer:
         run = getattr(self, "_running", None)
         if run is None or self.state.step_in_epoch == 0:
             return None
-        return {"sums": run["sums"].tolist(), "images": run["images"],
-                "steps": self.state.step_in_epoch - run["first"],
-                "seconds": run["seconds"] + time.perf_counter() - run["tick"]}
+        return {
+            "sums": run["sums"].tolist(),
+            "images": run["images"],
+            "steps": self.state.step_in_epoch - run["first"],
+            "seconds": run["seconds"] + time.perf_counter() - run["tick"],
+        }
 
     def _log_step(self, terms: torch.Tensor, rate: float, bar) -> None:
         if not self.main:
             return
-        values = dict(zip(LOSS_TERMS, terms.tolist()))
-        bar.set_postfix(loss=f"{values['total']:.3f}", s=f"{values['s']:.3f}", z=f"{values['z']:.3f}",
-                        g=f"{values['g']:.3f}", img_s=f"{rate:.1f}")
+        values = dict(zip(LOSS_TERMS, terms.tolist(), strict=True))
+        bar.set_postfix(
+            loss=f"{values['total']:.3f}",
+            s=f"{values['s']:.3f}",
+            z=f"{values['z']:.3f}",
+            g=f"{values['g']:.3f}",
+            img_s=f"{rate:.1f}",
+        )
         if self.writer is not None:
             step = self.state.global_step
             for k, v in values.items():
@@ -591,10 +727,18 @@ class Trainer:
         """Score the validation split; returns the ``val_*`` entries of the epoch's record."""
         from .evaluate import evaluate_model, flat_scalars
 
-        e = self.cfg.eval      # the light latent-use measures by default (eval.val_latent)
-        result = evaluate_model(unwrap(self.model), self.val_loader, self.cfg, self.device, trimap=False,
-                                report_samples=0, progress=self.progress,
-                                latent=e.latent and e.val_latent != "off", latent_level=e.val_latent)
+        e = self.cfg.eval  # the light latent-use measures by default (eval.val_latent)
+        result = evaluate_model(
+            unwrap(self.model),
+            self.val_loader,
+            self.cfg,
+            self.device,
+            trimap=False,
+            report_samples=0,
+            progress=self.progress,
+            latent=e.latent and e.val_latent != "off",
+            latent_level=e.val_latent,
+        )
         record = {f"val_{k}": v for k, v in flat_scalars(result.metrics).items()}
         if self.writer is not None:
             for k, v in record.items():
@@ -603,14 +747,17 @@ class Trainer:
         if self.main:
             m = result.metrics
             latent = latent_use_line(m.get("latent") or {})
-            print(f"epoch {self.state.epoch}: val mIoU {100 * m['miou']:.2f} "
-                  f"(pixel acc. {100 * m['pixel_accuracy']:.2f})" + (f"; {latent}" if latent else ""), flush=True)
+            print(
+                f"epoch {self.state.epoch}: val mIoU {100 * m['miou']:.2f} "
+                f"(pixel acc. {100 * m['pixel_accuracy']:.2f})" + (f"; {latent}" if latent else ""),
+                flush=True,
+            )
         return record
 
     def fit(self, stop_after_epochs: int | None = None) -> dict[str, Any]:
         """Train to ``train.epochs`` (or for ``stop_after_epochs`` epochs of this call); the run
         folder is released for another training when it returns or raises."""
-        if self.main and self._lock is None:     # fit called again after it ended
+        if self.main and self._lock is None:  # fit called again after it ended
             self._lock = acquire_run_lock(self.out)
         try:
             return self._fit(stop_after_epochs)
@@ -628,7 +775,7 @@ class Trainer:
                     s.history.append(record)
                     validate = self.val_loader is not None and (s.epoch % t.val_every == 0 or s.epoch == t.epochs)
                     if validate:
-                        self.save_checkpoints()   # the epoch is kept even if validation fails
+                        self.save_checkpoints()  # the epoch is kept even if validation fails
                         record.update(self.validate())
                     best = "val_miou" in record and record["val_miou"] > s.best_miou
                     if best:
@@ -642,8 +789,11 @@ class Trainer:
             path = self.ckpt_dir / "last.pt"
             self.save_checkpoints()
             if self.main:
-                print(f"\ninterrupted: saved the position (epoch {s.epoch + 1}, step {s.step_in_epoch}) to "
-                      f"{path}; continue with --resume {path}", flush=True)
+                print(
+                    f"\ninterrupted: saved the position (epoch {s.epoch + 1}, step {s.step_in_epoch}) to "
+                    f"{path}; continue with --resume {path}",
+                    flush=True,
+                )
             raise TrainingInterrupted(path) from None
         finally:
             if self.writer is not None:
@@ -659,9 +809,16 @@ class Trainer:
         if self.main and not best_path.exists() and last_path.exists():
             # no validation ran: the last weights are the best we know of
             save_checkpoint(best_path, _weights_only(load_checkpoint(last_path)))
-        return {"output_dir": str(self.out), "last": str(last_path), "best": str(best_path),
-                "best_miou": s.best_miou, "history": s.history, "global_step": s.global_step,
-                "model": unwrap(self.model), "skipped_samples": list(skipped)}
+        return {
+            "output_dir": str(self.out),
+            "last": str(last_path),
+            "best": str(best_path),
+            "best_miou": s.best_miou,
+            "history": s.history,
+            "global_step": s.global_step,
+            "model": unwrap(self.model),
+            "skipped_samples": list(skipped),
+        }
 
 
 def decoder_width_note(cfg: Config, path: str | Path, line: str) -> str:
@@ -679,15 +836,18 @@ def decoder_width_note(cfg: Config, path: str | Path, line: str) -> str:
     if width == here:
         return ""
     from copy import deepcopy
+
     alt = deepcopy(cfg)
     alt.model.decoder_channels = int(width)
     alt.model.init_from = None
     alt.model.pretrained_backbone = None
     own = build_model_from_config(alt, pretrained=False).state_dict()
     fits = sum(1 for k, v in source["model"].items() if k in own and tuple(v.shape) == tuple(own[k].shape))
-    return (f". The decoder's width follows the class count (model.decoder_channels unset: 3·C, {width} in the file, "
-            f"{here} here), which is why most of those are fresh: --set model.decoder_channels={width} keeps them "
-            f"({fits} of {len(own)} tensors would load)")
+    return (
+        f". The decoder's width follows the class count (model.decoder_channels unset: 3·C, {width} in the file, "
+        f"{here} here), which is why most of those are fresh: --set model.decoder_channels={width} keeps them "
+        f"({fits} of {len(own)} tensors would load)"
+    )
 
 
 def _copy_atomically(src: Path, dst: Path) -> None:
@@ -704,8 +864,13 @@ def _weights_only(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in snapshot.items() if k not in drop}
 
 
-def train(cfg: Config, resume: str | Path | dict | None = None, overwrite: bool = False,
-          stop_after_epochs: int | None = None, progress: bool = True) -> dict[str, Any]:
+def train(
+    cfg: Config,
+    resume: str | Path | dict | None = None,
+    overwrite: bool = False,
+    stop_after_epochs: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train ``cfg``'s model; returns a summary (best mIoU, checkpoint paths, history, the model).
 
     Args:

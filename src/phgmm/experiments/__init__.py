@@ -10,5 +10,4 @@ from .plan import EXPERIMENT_KINDS, Experiment, RunSpec, load_experiment
 from .report import write_experiment_report
 from .runner import run_experiment
 
-__all__ = ["EXPERIMENT_KINDS", "Experiment", "RunSpec", "load_experiment", "run_experiment",
-           "write_experiment_report"]
+__all__ = ["EXPERIMENT_KINDS", "Experiment", "RunSpec", "load_experiment", "run_experiment", "write_experiment_report"]

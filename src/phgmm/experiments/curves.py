@@ -12,8 +12,11 @@ from ..report import new_figure, save_figure
 __all__ = ["curve_points", "learning_curves_plot"]
 
 #: (history key, panel title, scale) of the latent-use panels
-LATENT_PANELS = (("val_mi_z", "I(x; z), nats", 1.0), ("val_mi_g", "I(x; g), nats", 1.0),
-                 ("val_swap_z_random_pixels_changed", "random partner's z: pixels changed (%)", 100.0))
+LATENT_PANELS = (
+    ("val_mi_z", "I(x; z), nats", 1.0),
+    ("val_mi_g", "I(x; g), nats", 1.0),
+    ("val_swap_z_random_pixels_changed", "random partner's z: pixels changed (%)", 100.0),
+)
 
 
 def curve_points(history: list[dict[str, Any]], key: str = "val_miou") -> list[dict[str, float]]:
@@ -37,23 +40,36 @@ def learning_curves_plot(runs: list[dict[str, Any]], path: Path) -> Path | None:
         return None
     fig = new_figure(12.0, 6.8)
     axes = fig.subplots(2, 3)
-    for col, (x, label) in enumerate((("epoch", "epoch"), ("images", "training images seen"),
-                                      ("seconds", "training seconds (one machine)"))):
+    for col, (x, label) in enumerate(
+        (("epoch", "epoch"), ("images", "training images seen"), ("seconds", "training seconds (one machine)"))
+    ):
         ax = axes[0][col]
         for m in have:
             pts = curve_points(m["history"])
-            ax.plot([p[x] for p in pts], [100 * p["value"] for p in pts], marker="o", markersize=2.5,
-                    linewidth=1.2, label=m["run"])
+            ax.plot(
+                [p[x] for p in pts],
+                [100 * p["value"] for p in pts],
+                marker="o",
+                markersize=2.5,
+                linewidth=1.2,
+                label=m["run"],
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("val mIoU (%)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6)
-    for ax, (key, title, scale) in zip(axes[1], LATENT_PANELS):
+    for ax, (key, title, scale) in zip(axes[1], LATENT_PANELS, strict=True):
         for m in have:
             pts = curve_points(m["history"], key)
             if pts:
-                ax.plot([p["epoch"] for p in pts], [scale * p["value"] for p in pts], marker="o", markersize=2.5,
-                        linewidth=1.2, label=m["run"])
+                ax.plot(
+                    [p["epoch"] for p in pts],
+                    [scale * p["value"] for p in pts],
+                    marker="o",
+                    markersize=2.5,
+                    linewidth=1.2,
+                    label=m["run"],
+                )
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

@@ -20,25 +20,50 @@ import math
 import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "RESULTS", "read_json", "read_csv", "read_text", "read_yaml", "study", "metrics", "history", "get", "files_read", "reset_files_read",
-    "mean_sd", "pm", "fmt", "signed", "pct", "span", "ratio", "times", "minutes_seconds", "ordering", "rank", "kendall_tau",
-    "pairs_agreeing", "welch_p", "link", "table",
+    "RESULTS",
+    "read_json",
+    "read_csv",
+    "read_text",
+    "read_yaml",
+    "study",
+    "metrics",
+    "history",
+    "get",
+    "files_read",
+    "reset_files_read",
+    "mean_sd",
+    "pm",
+    "fmt",
+    "signed",
+    "pct",
+    "span",
+    "ratio",
+    "times",
+    "minutes_seconds",
+    "ordering",
+    "rank",
+    "kendall_tau",
+    "pairs_agreeing",
+    "welch_p",
+    "link",
+    "table",
 ]
 
 #: where the committed results live, relative to the repository root
 RESULTS = Path("docs/results")
-MINUS = "−"     # U+2212: the pages print negative numbers with a minus sign, not a hyphen
+MINUS = "−"  # U+2212: the pages print negative numbers with a minus sign, not a hyphen
 
 _read: list[str] = []
 
 
 # ---------------------------------------------------------------------------------------------
 # loading (every opened file is recorded)
+
 
 def _resolve(path: str | os.PathLike) -> Path:
     """``path`` as given, or under docs/results/ when it is a bare study path."""
@@ -59,7 +84,7 @@ def reset_files_read() -> None:
     _read.clear()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _json_cached(absolute: str, mtime: float) -> Any:
     with open(absolute, encoding="utf-8") as f:
         return json.load(f)
@@ -131,6 +156,7 @@ def get(m: Mapping[str, Any], key: str) -> float:
 # ---------------------------------------------------------------------------------------------
 # statistics
 
+
 def mean_sd(values: Iterable[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (n − 1); the sd of one value is 0."""
     v = [float(x) for x in values]
@@ -194,12 +220,13 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
 # ---------------------------------------------------------------------------------------------
 # formatting
 
+
 def fmt(x: float, digits: int = 2, scale: float = 1.0) -> str:
     """``x·scale`` with ``digits`` decimals and a minus sign; thousands separated in integers."""
     v = x * scale
     s = f"{v:,.{digits}f}" if digits == 0 else f"{v:.{digits}f}"
     if s.startswith("-") and not s.strip("-0.,"):
-        s = s[1:]                               # no "−0.00" for a value that rounds to zero
+        s = s[1:]  # no "−0.00" for a value that rounds to zero
     return s.replace("-", MINUS)
 
 

@@ -39,7 +39,7 @@ class RunSpec:
 
     name: str
     overrides: list[str]
-    group: str | None = None       # ablation: which table the run belongs to ("k", "parts")
+    group: str | None = None  # ablation: which table the run belongs to ("k", "parts")
 
 
 @dataclass
@@ -93,16 +93,16 @@ def _refuse_unknown_run_keys(item: dict[str, Any], where: str) -> None:
         if key in RUN_KEYS:
             continue
         near = difflib.get_close_matches(str(key), RUN_KEYS, n=1, cutoff=0.6)
-        hint = f"did you mean {near[0]}:?" if near else \
-            "overrides go in set: [KEY=VALUE, …] (e.g. set: [seed=1])"
+        hint = f"did you mean {near[0]}:?" if near else "overrides go in set: [KEY=VALUE, …] (e.g. set: [seed=1])"
         raise ConfigError(f"{where}: unknown run key {key!r}; a run takes {', '.join(RUN_KEYS)}: {hint}")
 
 
 def _resolve_base(base: str, source: Path) -> Path:
-    candidate = (source.parent / base)
+    candidate = source.parent / base
     if candidate.is_file():
         return candidate.resolve()
     from ..configs import require_config
+
     return require_config(base, ConfigError)
 
 
@@ -137,10 +137,16 @@ def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: run names must be unique, got {names}")
-    exp = Experiment(kind=file_kind, title=str(data.get("title") or path.stem), source=path,
-                     base=_resolve_base(str(data["base"]), path), overrides=_list(data.get("set"), f"{path}: set"),
-                     output_dir=Path(data.get("output_dir") or f"runs/experiments/{path.stem}"),
-                     results_dir=Path(data.get("results_dir") or f"results/{path.stem}"), runs=runs)
+    exp = Experiment(
+        kind=file_kind,
+        title=str(data.get("title") or path.stem),
+        source=path,
+        base=_resolve_base(str(data["base"]), path),
+        overrides=_list(data.get("set"), f"{path}: set"),
+        output_dir=Path(data.get("output_dir") or f"runs/experiments/{path.stem}"),
+        results_dir=Path(data.get("results_dir") or f"results/{path.stem}"),
+        runs=runs,
+    )
     for run in runs:
         try:
             exp.config(run)
@@ -151,9 +157,20 @@ def load_experiment(path: str | Path, kind: str | None = None) -> Experiment:
 
 #: settings that say where and how fast a run goes, not what it computes: a finished run's
 #: config.yaml may differ in them from an experiment file run again elsewhere
-RUNTIME_KEYS = ("output_dir", "threads", "device", "data.root", "data.masks_root", "data.num_workers",
-                "data.pin_memory", "data.skip_bad_samples", "data.max_bad_fraction", "train.log_every",
-                "train.checkpoint_every", "eval.batch_size")
+RUNTIME_KEYS = (
+    "output_dir",
+    "threads",
+    "device",
+    "data.root",
+    "data.masks_root",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.skip_bad_samples",
+    "data.max_bad_fraction",
+    "train.log_every",
+    "train.checkpoint_every",
+    "eval.batch_size",
+)
 
 
 def settings_differences(saved: dict[str, Any], overrides: list[str]) -> list[str]:
@@ -166,15 +183,18 @@ def settings_differences(saved: dict[str, Any], overrides: list[str]) -> list[st
     try:
         ran = config_from_dict(saved, "config.yaml")
     except ConfigError:
-        return []             # written by another phgmm: nothing safe to compare
+        return []  # written by another phgmm: nothing safe to compare
     before = _flat(config_to_dict(ran))
     wanted = [item for item in overrides if item.partition("=")[0].strip() not in RUNTIME_KEYS]
-    try:      # all at once, as the runs take them (a recipe first, the keys beside it after)
+    try:  # all at once, as the runs take them (a recipe first, the keys beside it after)
         after = _flat(config_to_dict(apply_overrides(config_from_dict(config_to_dict(ran)), wanted)))
     except ConfigError:
         return []
-    return [f"{k}: ran with {_show(before.get(k))}, the file now says {_show(v)}"
-            for k, v in after.items() if k not in RUNTIME_KEYS and v != before.get(k)]
+    return [
+        f"{k}: ran with {_show(before.get(k))}, the file now says {_show(v)}"
+        for k, v in after.items()
+        if k not in RUNTIME_KEYS and v != before.get(k)
+    ]
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

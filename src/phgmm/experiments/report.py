@@ -72,7 +72,7 @@ def _seconds(x: Any) -> str:
 
 def _scored_classes(m: dict[str, Any]) -> list[str]:
     names = m.get("class_names") or list(m.get("iou", {}))
-    if "miou_excluded" in m:       # recorded since the class tables say which classes the mIoU leaves out
+    if "miou_excluded" in m:  # recorded since the class tables say which classes the mIoU leaves out
         return [n for n in names if n not in set(m["miou_excluded"] or [])]
     return [n for n in names if n != "background"]
 
@@ -83,8 +83,10 @@ def names_of(m: dict[str, Any]) -> list[str]:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(map(md_escape, header)) + " |",
-           "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
+    out = [
+        "| " + " | ".join(map(md_escape, header)) + " |",
+        "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|",
+    ]
     out += ["| " + " | ".join(map(md_escape, r)) + " |" for r in rows]
     return out
 
@@ -99,12 +101,23 @@ def _summary_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
     for m in runs:
         t = m.get("timing", {})
         tri = m.get("trimap") or {}
-        rows.append([m["run"], m.get("model", "?"), _pct(m.get("miou")), _pct(m.get("pixel_accuracy")),
-                     _pct(m.get("mean_boundary_iou")), *[_pct(tri.get(w)) for w in ("2", "10", "40")],
-                     _pct(_trimap_mean(m)),
-                     _seconds(t.get("train_seconds_per_epoch")),
-                     _num(None if t.get("inference_seconds_per_image") is None else 1000 * t["inference_seconds_per_image"], "{:.1f}"),
-                     _num(None if m.get("parameters") is None else m["parameters"] / 1e6, "{:.2f}")])
+        rows.append(
+            [
+                m["run"],
+                m.get("model", "?"),
+                _pct(m.get("miou")),
+                _pct(m.get("pixel_accuracy")),
+                _pct(m.get("mean_boundary_iou")),
+                *[_pct(tri.get(w)) for w in ("2", "10", "40")],
+                _pct(_trimap_mean(m)),
+                _seconds(t.get("train_seconds_per_epoch")),
+                _num(
+                    None if t.get("inference_seconds_per_image") is None else 1000 * t["inference_seconds_per_image"],
+                    "{:.1f}",
+                ),
+                _num(None if m.get("parameters") is None else m["parameters"] / 1e6, "{:.2f}"),
+            ]
+        )
     return rows
 
 
@@ -117,15 +130,28 @@ def _latent_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
         z = f"{lat['z_active_units']}/{lat['z_units']}" if "z_units" in lat else "–"
         g = f"{lat['g_active_units']}/{lat['g_units']}" if "g_units" in lat else "–"
         # this table's swap is the previous image's code: the early key, or the adjacent partner's
-        adj = {k: lat.get(f"swap_{k}", lat.get(f"swap_{k.replace('_', '_adjacent_', 1)}"))
-               for k in ("z_miou_drop", "z_pixels_changed", "g_miou_drop")}
-        rows.append([m["run"], _pct(m.get("miou")), z, g, _pct(adj["z_miou_drop"]),
-                     _pct(adj["z_pixels_changed"]), _pct(adj["g_miou_drop"]),
-                     _pct(lat.get("posterior_decode_gain")),
-                     _num(lat.get("z_kl_to_posterior")), _training_kl(m), _num(lat.get("g_kl")),
-                     _num((m.get("clustering") or {}).get("silhouette")),
-                     _num((m.get("clustering_active") or {}).get("silhouette")),
-                     _num((m.get("clustering_by_class") or {}).get("silhouette"))])
+        adj = {
+            k: lat.get(f"swap_{k}", lat.get(f"swap_{k.replace('_', '_adjacent_', 1)}"))
+            for k in ("z_miou_drop", "z_pixels_changed", "g_miou_drop")
+        }
+        rows.append(
+            [
+                m["run"],
+                _pct(m.get("miou")),
+                z,
+                g,
+                _pct(adj["z_miou_drop"]),
+                _pct(adj["z_pixels_changed"]),
+                _pct(adj["g_miou_drop"]),
+                _pct(lat.get("posterior_decode_gain")),
+                _num(lat.get("z_kl_to_posterior")),
+                _training_kl(m),
+                _num(lat.get("g_kl")),
+                _num((m.get("clustering") or {}).get("silhouette")),
+                _num((m.get("clustering_active") or {}).get("silhouette")),
+                _num((m.get("clustering_by_class") or {}).get("silhouette")),
+            ]
+        )
     return rows
 
 
@@ -134,7 +160,7 @@ def _pts(x: Any, digits: int = 3) -> str:
     if x is None:
         return "–"
     v = 100 * float(x)
-    return f"{0.0 if abs(v) < 0.5 * 10 ** -digits else v:.{digits}f}"    # no "-0.000" for a rounding-size value
+    return f"{0.0 if abs(v) < 0.5 * 10**-digits else v:.{digits}f}"  # no "-0.000" for a rounding-size value
 
 
 #: the fair latent-use measures (random derangement and far partner, zero code, I(x; ·), the
@@ -157,13 +183,34 @@ FAIR_COLUMNS = (
 
 
 #: the latent-use measures results.csv carries, as metrics.json's ``latent`` names them
-CSV_LATENT = (*[f"swap_{s}_{p}_{v}" for s in ("z", "g") for p in ("random", "far", "zero", "mean")
-                for v in ("pixels_changed", "miou_drop")],
-              "partner_random_distance", "partner_far_distance", "mi_z", "mi_z_stderr", "mi_z_upper", "mi_g",
-              "mi_g_stderr", "mi_g_lower", "mi_g_upper",
-              "mi_upper_bound", "sensitivity_z", "sensitivity_g", "attribution_z", "attribution_g",
-              "untrained_z_active_units", "untrained_g_active_units", "untrained_mi_z", "untrained_mi_g",
-              "untrained_sensitivity_z", "untrained_sensitivity_g")
+CSV_LATENT = (
+    *[
+        f"swap_{s}_{p}_{v}"
+        for s in ("z", "g")
+        for p in ("random", "far", "zero", "mean")
+        for v in ("pixels_changed", "miou_drop")
+    ],
+    "partner_random_distance",
+    "partner_far_distance",
+    "mi_z",
+    "mi_z_stderr",
+    "mi_z_upper",
+    "mi_g",
+    "mi_g_stderr",
+    "mi_g_lower",
+    "mi_g_upper",
+    "mi_upper_bound",
+    "sensitivity_z",
+    "sensitivity_g",
+    "attribution_z",
+    "attribution_g",
+    "untrained_z_active_units",
+    "untrained_g_active_units",
+    "untrained_mi_z",
+    "untrained_mi_g",
+    "untrained_sensitivity_z",
+    "untrained_sensitivity_g",
+)
 
 
 def _fair_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
@@ -174,8 +221,9 @@ def _fair_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
             continue
         z = f"{lat['z_active_units']}/{lat['z_units']}" if "z_units" in lat else "–"
         zu = str(lat["untrained_z_active_units"]) if "untrained_z_active_units" in lat else "–"
-        rows.append([m["run"], _pct(m.get("miou")), *[fmt(lat.get(key)) for _, key, fmt in FAIR_COLUMNS],
-                     f"{z} ({zu})"])
+        rows.append(
+            [m["run"], _pct(m.get("miou")), *[fmt(lat.get(key)) for _, key, fmt in FAIR_COLUMNS], f"{z} ({zu})"]
+        )
     return rows
 
 
@@ -196,12 +244,18 @@ def _seed_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
             return fmt(np.mean(vals)) + (f" ± {fmt(np.std(vals, ddof=1))}" if len(vals) > 1 else "")
 
         lats = [m.get("latent") or {} for m in ms]
-        rows.append([label, str(len(ms)), ", ".join(str(_seed(m)) for m in ms),
-                     stat([m.get("miou") for m in ms], _pct),
-                     stat([lat.get("swap_z_random_pixels_changed") for lat in lats], _pts),
-                     stat([lat.get("swap_z_zero_miou_drop") for lat in lats], _pts),
-                     stat([lat.get("mi_z") for lat in lats], _num),
-                     stat([lat.get("mi_g") for lat in lats], _num)])
+        rows.append(
+            [
+                label,
+                str(len(ms)),
+                ", ".join(str(_seed(m)) for m in ms),
+                stat([m.get("miou") for m in ms], _pct),
+                stat([lat.get("swap_z_random_pixels_changed") for lat in lats], _pts),
+                stat([lat.get("swap_z_zero_miou_drop") for lat in lats], _pts),
+                stat([lat.get("mi_z") for lat in lats], _num),
+                stat([lat.get("mi_g") for lat in lats], _num),
+            ]
+        )
     return rows
 
 
@@ -216,8 +270,11 @@ def _training_kl(m: dict[str, Any]) -> str:
     (``loss.kl_direction``), from the run's saved config; "–" when the run has no ℓ_z."""
     cfg = m.get("config") or {}
     model, loss = cfg.get("model") or {}, cfg.get("loss") or {}
-    if m.get("model", model.get("name")) != "phgmm" or model.get("use_local") is False \
-            or ("postnet" in model and model.get("postnet") is None):
+    if (
+        m.get("model", model.get("name")) != "phgmm"
+        or model.get("use_local") is False
+        or ("postnet" in model and model.get("postnet") is None)
+    ):
         return "–"
     if not loss:
         return "?"
@@ -235,7 +292,9 @@ def _mean_classes(runs: list[dict[str, Any]]) -> str:
     if "miou_excluded" in runs[0]:
         excluded = f"{', '.join(names[i] for i in left)} excluded" if left else "none excluded"
     else:
-        excluded = "background excluded" if first == "background" else f"class 0{f' ({first})' if first else ''} excluded"
+        excluded = (
+            "background excluded" if first == "background" else f"class 0{f' ({first})' if first else ''} excluded"
+        )
     count = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} (by run)"
     return f"mIoU over {count} classes ({excluded}; a class absent from both labels and predictions has no IoU)"
 
@@ -274,20 +333,22 @@ def _timing_plot(runs, path: Path) -> Path | None:
 
 
 def _clustering_plot(runs, path: Path) -> Path | None:
-    keys = [("val_clustering_silhouette", "silhouette (paper: μ_k by k)"),
-            ("val_clustering_active_silhouette", "silhouette over active units"),
-            ("val_clustering_by_class_silhouette", "silhouette by dominant class"),
-            ("val_z_active_units", "active units of z")]
+    keys = [
+        ("val_clustering_silhouette", "silhouette (paper: μ_k by k)"),
+        ("val_clustering_active_silhouette", "silhouette over active units"),
+        ("val_clustering_by_class_silhouette", "silhouette by dominant class"),
+        ("val_z_active_units", "active units of z"),
+    ]
     have = [m for m in runs if any(k in h for h in m["history"] for k, _ in keys)]
     if not have:
         return None
     fig = new_figure(9.0, 5.5)
     axes = fig.subplots(2, 2).ravel()
-    for ax, (key, label) in zip(axes, keys):
+    for ax, (key, label) in zip(axes, keys, strict=True):
         for m in have:
             pts = [(h.get("global_step", h["epoch"]), h[key]) for h in m["history"] if h.get(key) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", markersize=3, label=m["run"])
+                ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=m["run"])
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
@@ -303,10 +364,13 @@ def _ablation_plot(runs, path: Path) -> Path | None:
     fig = new_figure(5.5, 3.6)
     ax = fig.add_subplot()
     for use_g, label in ((True, "with g"), (False, "without g")):
-        pts = sorted((_setting(m, "model.num_components"), 100 * m["miou"]) for m in grid
-                     if _setting(m, "model.use_global", True) == use_g and _setting(m, "model.num_components") is not None)
+        pts = sorted(
+            (_setting(m, "model.num_components"), 100 * m["miou"])
+            for m in grid
+            if _setting(m, "model.use_global", True) == use_g and _setting(m, "model.num_components") is not None
+        )
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=label)
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
     ax.set_xlabel("K (mixture components)")
     ax.set_ylabel("val mIoU (%)")
     ax.set_title("Ablation of K and g (Fig. 6)", fontsize=10)
@@ -364,17 +428,20 @@ def _orderings(runs: list[dict[str, Any]]) -> list[str]:
             seeds = ", ".join(str(_seed(m)) for m in ms)
             return f"{n} {_pct(mean[n])} ({'mean of seeds ' if len(ms) > 1 else 'seed '}{seeds})"
 
-        lines.append(f"- mIoU order {' > '.join(want)} (the paper's): "
-                     f"{'holds' if holds else 'does not hold'} here; measured "
-                     + " > ".join(which(n) for n in order) + ".")
+        lines.append(
+            f"- mIoU order {' > '.join(want)} (the paper's): "
+            f"{'holds' if holds else 'does not hold'} here; measured " + " > ".join(which(n) for n in order) + "."
+        )
         if several:
             per_seed = []
             seeds = sorted({_seed(m) for n in want for m in by_model[n]}, key=str)
             for seed in seeds:
                 have = {n: m["miou"] for n in want for m in by_model[n] if _seed(m) == seed}
                 if len(have) >= 2:
-                    per_seed.append(f"seed {seed}: " + " > ".join(f"{n} {_pct(v)}" for n, v in
-                                                                   sorted(have.items(), key=lambda kv: -kv[1])))
+                    per_seed.append(
+                        f"seed {seed}: "
+                        + " > ".join(f"{n} {_pct(v)}" for n, v in sorted(have.items(), key=lambda kv: -kv[1]))
+                    )
             if per_seed:
                 lines.append("- Per seed: " + "; ".join(per_seed) + ".")
     tri = [(m["run"], _trimap_mean(m)) for m in runs if _trimap_mean(m) is not None]
@@ -396,8 +463,10 @@ def _edited_lines(info: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]
             continue
         diffs = settings_differences(m["config"], [*info.get("set", []), *own.get(m["run"], [])])
         if diffs:
-            notes.append(f"- **{md_escape(m['run'])}** ran with other settings than the experiment file now gives "
-                         f"(its config.yaml): {md_escape('; '.join(diffs))}.")
+            notes.append(
+                f"- **{md_escape(m['run'])}** ran with other settings than the experiment file now gives "
+                f"(its config.yaml): {md_escape('; '.join(diffs))}."
+            )
     return [*notes, ""] if notes else []
 
 
@@ -423,15 +492,20 @@ def _heading_lines(results_dir: Path, info: dict[str, Any], runs: list[dict[str,
     """The title, the command that made the results, the base config, edited runs and the machines."""
     kind = info.get("kind", "compare")
     lines = [f"# {info.get('title', results_dir.name)}", ""]
-    lines += [f"Command: `phgmm experiment {kind} --config {info.get('source')}` "
-              f"(report: `phgmm experiment report {results_dir}`).",
-              f"Base config `{Path(str(info.get('base'))).name}` with `{' '.join(info.get('set', [])) or '(no overrides)'}`; "
-              f"{len(runs)} of {len(info.get('runs', []))} runs finished.", ""]
+    lines += [
+        f"Command: `phgmm experiment {kind} --config {info.get('source')}` "
+        f"(report: `phgmm experiment report {results_dir}`).",
+        f"Base config `{Path(str(info.get('base'))).name}` with `{' '.join(info.get('set', [])) or '(no overrides)'}`; "
+        f"{len(runs)} of {len(info.get('runs', []))} runs finished.",
+        "",
+    ]
     lines += _edited_lines(info, runs)
     for mach in info.get("machines", []):
-        lines.append(f"- Measured with phgmm {mach.get('phgmm')}, torch {mach.get('torch')}, Python {mach.get('python')} "
-                     f"on {mach.get('gpu') or mach.get('processor')} ({mach.get('cpu_count')} CPUs, "
-                     f"{mach.get('torch_threads')} torch threads), {mach.get('platform')}.")
+        lines.append(
+            f"- Measured with phgmm {mach.get('phgmm')}, torch {mach.get('torch')}, Python {mach.get('python')} "
+            f"on {mach.get('gpu') or mach.get('processor')} ({mach.get('cpu_count')} CPUs, "
+            f"{mach.get('torch_threads')} torch threads), {mach.get('platform')}."
+        )
     lines.append("")
     return lines
 
@@ -439,14 +513,44 @@ def _heading_lines(results_dir: Path, info: dict[str, Any], runs: list[dict[str,
 def _score_sections(runs: list[dict[str, Any]], kind: str) -> list[str]:
     """The summary table, the mean over seeds, the orderings (a comparison) and the per-class IoU."""
     lines = ["## Summary (validation split, best epoch)", ""]
-    lines += _table(["run", "model", "mIoU", "pixel acc.", "boundary IoU", "trimap 2", "trimap 10", "trimap 40",
-                     "trimap mean", "train s/epoch", "infer ms/img", "params (M)"], _summary_rows(runs))
-    lines += ["", f"Percentages; {_mean_classes(runs)}; trimap = pixel error "
-              "within w pixels of a label boundary (lower is better).", ""]
+    lines += _table(
+        [
+            "run",
+            "model",
+            "mIoU",
+            "pixel acc.",
+            "boundary IoU",
+            "trimap 2",
+            "trimap 10",
+            "trimap 40",
+            "trimap mean",
+            "train s/epoch",
+            "infer ms/img",
+            "params (M)",
+        ],
+        _summary_rows(runs),
+    )
+    lines += [
+        "",
+        f"Percentages; {_mean_classes(runs)}; trimap = pixel error "
+        "within w pixels of a label boundary (lower is better).",
+        "",
+    ]
     seeds = _seed_rows(runs)
     if seeds:
-        header, seeds = _drop_empty_columns(["recipe", "runs", "seeds", "mIoU", "swap z random: px changed",
-                                             "z zeroed: mIoU drop", "I(x;z) nats", "I(x;g) nats"], seeds)
+        header, seeds = _drop_empty_columns(
+            [
+                "recipe",
+                "runs",
+                "seeds",
+                "mIoU",
+                "swap z random: px changed",
+                "z zeroed: mIoU drop",
+                "I(x;z) nats",
+                "I(x;g) nats",
+            ],
+            seeds,
+        )
         lines += ["## Mean over seeds", ""]
         lines += _table(header, seeds)
         lines += ["", "Mean ± sample standard deviation over the seeds of runs that differ only by seed.", ""]
@@ -454,8 +558,10 @@ def _score_sections(runs: list[dict[str, Any]], kind: str) -> list[str]:
         lines += ["## Orderings", "", *_orderings(runs), ""]
     classes = _scored_classes(runs[0])
     lines += ["## Per-class IoU (Tables 1–2 layout)", ""]
-    lines += _table(["run", *classes, "mIoU"],
-                    [[m["run"], *[_pct((m.get("iou") or {}).get(c)) for c in classes], _pct(m.get("miou"))] for m in runs])
+    lines += _table(
+        ["run", *classes, "mIoU"],
+        [[m["run"], *[_pct((m.get("iou") or {}).get(c)) for c in classes], _pct(m.get("miou"))] for m in runs],
+    )
     return lines
 
 
@@ -465,39 +571,66 @@ def _latent_sections(runs: list[dict[str, Any]]) -> list[str]:
     latent = _latent_rows(runs)
     if latent:
         lines += ["", "## Use of the latent spaces", ""]
-        lines += _table(["run", "mIoU", "z active", "g active", "swap z: mIoU drop", "swap z: pixels changed",
-                         "swap g: mIoU drop", "decode p(z|x,y): mIoU gain", "KL(q‖p) of z, matched bound",
-                         "training ℓ_z (loss.kl)", "KL of g",
-                         "silhouette (paper)",
-                         "silhouette (active units)", "silhouette (by class)"], latent)
-        lines += ["", "Active units: dimensions whose posterior mean varies across images with variance > 0.01 "
-                  "(Burda et al. 2016). Swap: each image decoded with the previous image's z (or g); the mIoU drop "
-                  "is what the model loses, in points. Decode p(z|x,y): each image decoded with the means of "
-                  "PostNet's posterior, which sees the labels, instead of q(z|x)'s (empty where no PostNet was "
-                  "kept); a z the decoder can use gains here. KL(q‖p) of z: evaluated at the best epoch on the validation "
-                  "split as the matched-component upper bound KL(π‖π*) + Σ_k π_k KL(q_k‖p_k), whatever estimator "
-                  "trained the run; the next column names that one (`loss.kl`: matched, mc or variational) and "
-                  "its direction where it was KL(p(z|x,y)‖q(z|x)). Silhouette (paper) labels the per-image component means by "
-                  "their component index, which constant means win; the two others cannot be won by collapse.", ""]
+        lines += _table(
+            [
+                "run",
+                "mIoU",
+                "z active",
+                "g active",
+                "swap z: mIoU drop",
+                "swap z: pixels changed",
+                "swap g: mIoU drop",
+                "decode p(z|x,y): mIoU gain",
+                "KL(q‖p) of z, matched bound",
+                "training ℓ_z (loss.kl)",
+                "KL of g",
+                "silhouette (paper)",
+                "silhouette (active units)",
+                "silhouette (by class)",
+            ],
+            latent,
+        )
+        lines += [
+            "",
+            "Active units: dimensions whose posterior mean varies across images with variance > 0.01 "
+            "(Burda et al. 2016). Swap: each image decoded with the previous image's z (or g); the mIoU drop "
+            "is what the model loses, in points. Decode p(z|x,y): each image decoded with the means of "
+            "PostNet's posterior, which sees the labels, instead of q(z|x)'s (empty where no PostNet was "
+            "kept); a z the decoder can use gains here. KL(q‖p) of z: evaluated at the best epoch on the validation "
+            "split as the matched-component upper bound KL(π‖π*) + Σ_k π_k KL(q_k‖p_k), whatever estimator "
+            "trained the run; the next column names that one (`loss.kl`: matched, mc or variational) and "
+            "its direction where it was KL(p(z|x,y)‖q(z|x)). Silhouette (paper) labels the per-image "
+            "component means by their component index, which constant means win; the two others cannot be won "
+            "by collapse.",
+            "",
+        ]
     fair = _fair_rows(runs)
     if fair:
         lines += ["", "## Latent use: partners that are not neighbouring frames, information, sensitivity", ""]
         lines += _table(["run", "mIoU", *[h for h, _, _ in FAIR_COLUMNS], "z active (untrained)"], fair)
-        lines += ["", "Swap: each image decoded with a partner's code, everything else its own: *random*, a seeded "
-                  "random derangement of the evaluated set; *far*, the image whose label histogram differs most; "
-                  "*zeroed*, a code of zeros. Pixels changed in %, mIoU drops in points. I(x;z), I(x;g): mutual "
-                  "information between image and code under q, estimated against the aggregate posterior "
-                  "(Hoffman & Johnson 2016), in nats; at most log(number of images). Sensitivity: the decoder's "
-                  "mean Jacobian column norm for the code relative to the skips'. *untrained*: the same measure "
-                  "on a freshly initialised network of the same configuration.", ""]
+        lines += [
+            "",
+            "Swap: each image decoded with a partner's code, everything else its own: *random*, a seeded "
+            "random derangement of the evaluated set; *far*, the image whose label histogram differs most; "
+            "*zeroed*, a code of zeros. Pixels changed in %, mIoU drops in points. I(x;z), I(x;g): mutual "
+            "information between image and code under q, estimated against the aggregate posterior "
+            "(Hoffman & Johnson 2016), in nats; at most log(number of images). Sensitivity: the decoder's "
+            "mean Jacobian column norm for the code relative to the skips'. *untrained*: the same measure "
+            "on a freshly initialised network of the same configuration.",
+            "",
+        ]
     return lines
 
 
 def _figure_section(runs: list[dict[str, Any]], results_dir: Path) -> list[str]:
     """Draw the figures the runs have data for into ``results_dir``; their links and the t-SNE links."""
-    figures = [("trimap.png", _trimap_plot), ("timing.png", _timing_plot),
-               ("clustering_over_training.png", _clustering_plot), ("ablation_k.png", _ablation_plot),
-               ("learning_curves.png", learning_curves_plot)]
+    figures = [
+        ("trimap.png", _trimap_plot),
+        ("timing.png", _timing_plot),
+        ("clustering_over_training.png", _clustering_plot),
+        ("ablation_k.png", _ablation_plot),
+        ("learning_curves.png", learning_curves_plot),
+    ]
     lines = ["## Figures", ""]
     for name, fn in figures:
         if fn(runs, results_dir / name) is not None:
@@ -510,19 +643,51 @@ def _figure_section(runs: list[dict[str, Any]], results_dir: Path) -> list[str]:
 
 def _write_csv(runs: list[dict[str, Any]], path: Path) -> None:
     classes = _scored_classes(runs[0]) if runs else []
-    header = ["run", "model", "group", "miou", "pixel_accuracy", "mean_boundary_iou", "trimap_mean",
-              *[f"trimap_{w}" for w in TRIMAP_WIDTHS], *[f"iou_{c}" for c in classes],
-              "train_seconds_per_epoch", "train_seconds_per_image", "inference_seconds_per_image",
-              "z_active_units", "g_active_units", "swap_z_miou_drop", "swap_g_miou_drop", *CSV_LATENT, "overrides"]
+    header = [
+        "run",
+        "model",
+        "group",
+        "miou",
+        "pixel_accuracy",
+        "mean_boundary_iou",
+        "trimap_mean",
+        *[f"trimap_{w}" for w in TRIMAP_WIDTHS],
+        *[f"iou_{c}" for c in classes],
+        "train_seconds_per_epoch",
+        "train_seconds_per_image",
+        "inference_seconds_per_image",
+        "z_active_units",
+        "g_active_units",
+        "swap_z_miou_drop",
+        "swap_g_miou_drop",
+        *CSV_LATENT,
+        "overrides",
+    ]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
     for m in runs:
         t, lat, tri = m.get("timing") or {}, m.get("latent") or {}, m.get("trimap") or {}
-        w.writerow([m["run"], m.get("model"), m.get("group"), m.get("miou"), m.get("pixel_accuracy"),
-                    m.get("mean_boundary_iou"), _trimap_mean(m), *[tri.get(x) for x in TRIMAP_WIDTHS],
-                    *[(m.get("iou") or {}).get(c) for c in classes], t.get("train_seconds_per_epoch"),
-                    t.get("train_seconds_per_image"), t.get("inference_seconds_per_image"),
-                    lat.get("z_active_units"), lat.get("g_active_units"), lat.get("swap_z_miou_drop"),
-                    lat.get("swap_g_miou_drop"), *[lat.get(k) for k in CSV_LATENT], " ".join(m.get("overrides", []))])
+        w.writerow(
+            [
+                m["run"],
+                m.get("model"),
+                m.get("group"),
+                m.get("miou"),
+                m.get("pixel_accuracy"),
+                m.get("mean_boundary_iou"),
+                _trimap_mean(m),
+                *[tri.get(x) for x in TRIMAP_WIDTHS],
+                *[(m.get("iou") or {}).get(c) for c in classes],
+                t.get("train_seconds_per_epoch"),
+                t.get("train_seconds_per_image"),
+                t.get("inference_seconds_per_image"),
+                lat.get("z_active_units"),
+                lat.get("g_active_units"),
+                lat.get("swap_z_miou_drop"),
+                lat.get("swap_g_miou_drop"),
+                *[lat.get(k) for k in CSV_LATENT],
+                " ".join(m.get("overrides", [])),
+            ]
+        )
     atomic_write_bytes(path, buf.getvalue().encode())

@@ -12,23 +12,36 @@ produce the same ``metrics.json`` keys. Its ``state_tensor()`` /
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..io import metrics_json_safe, read_json, write_json
 from ..conventions import IGNORE_INDEX
+from ..io import metrics_json_safe, read_json, write_json
 from .boundary import BoundaryIoUAccumulator, boundary_dilation
 from .confusion import ConfusionMatrix, compute_scores
 from .trimap import TrimapAccumulator, label_boundary
 from .uncertainty import expected_entropy, mutual_information, predictive_entropy, uncertainty_maps
 
 __all__ = [
-    "ConfusionMatrix", "compute_scores", "TrimapAccumulator", "label_boundary",
-    "BoundaryIoUAccumulator", "boundary_dilation", "clustering_indices", "tsne_embedding",
-    "predictive_entropy", "expected_entropy", "mutual_information", "uncertainty_maps",
-    "metrics_json_safe", "write_json", "read_json", "SegmentationEvaluator",
+    "ConfusionMatrix",
+    "compute_scores",
+    "TrimapAccumulator",
+    "label_boundary",
+    "BoundaryIoUAccumulator",
+    "boundary_dilation",
+    "clustering_indices",
+    "tsne_embedding",
+    "predictive_entropy",
+    "expected_entropy",
+    "mutual_information",
+    "uncertainty_maps",
+    "metrics_json_safe",
+    "write_json",
+    "read_json",
+    "SegmentationEvaluator",
 ]
 
 
@@ -51,21 +64,30 @@ class SegmentationEvaluator:
     skip the (CPU, per-image) trimap or Boundary IoU work.
     """
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None,
-                 ignore_index: int = IGNORE_INDEX, exclude_from_mean: Iterable[int] = (0,),
-                 trimap_widths: Iterable[float] | None = range(1, 41), boundary: bool = True,
-                 boundary_dilation_ratio: float = 0.02,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int = IGNORE_INDEX,
+        exclude_from_mean: Iterable[int] = (0,),
+        trimap_widths: Iterable[float] | None = range(1, 41),
+        boundary: bool = True,
+        boundary_dilation_ratio: float = 0.02,
+        device: torch.device | str | None = None,
+    ) -> None:
         self.num_classes = int(num_classes)
-        self.class_names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(self.num_classes)]
+        self.class_names = (
+            list(class_names) if class_names is not None else [f"class_{i}" for i in range(self.num_classes)]
+        )
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
         self.ignore_index = ignore_index
         self.exclude_from_mean = tuple(exclude_from_mean)
         self.confusion = ConfusionMatrix(self.num_classes, ignore_index, device=device)
         self.trimap = TrimapAccumulator(trimap_widths, ignore_index) if trimap_widths is not None else None
-        self.boundary = (BoundaryIoUAccumulator(self.num_classes, ignore_index, boundary_dilation_ratio)
-                         if boundary else None)
+        self.boundary = (
+            BoundaryIoUAccumulator(self.num_classes, ignore_index, boundary_dilation_ratio) if boundary else None
+        )
         self.num_images = 0
 
     def reset(self) -> None:
@@ -97,11 +119,17 @@ class SegmentationEvaluator:
         """Every count as one int64 tensor (on the confusion matrix's device) to all-reduce."""
         parts = [self.confusion.matrix.reshape(-1).cpu(), torch.tensor([self.num_images])]
         if self.trimap is not None:
-            parts += [torch.from_numpy(self.trimap.band), torch.from_numpy(self.trimap.wrong),
-                      torch.tensor([self.trimap.num_images])]
+            parts += [
+                torch.from_numpy(self.trimap.band),
+                torch.from_numpy(self.trimap.wrong),
+                torch.tensor([self.trimap.num_images]),
+            ]
         if self.boundary is not None:
-            parts += [torch.from_numpy(self.boundary.intersection), torch.from_numpy(self.boundary.union),
-                      torch.tensor([self.boundary.num_images])]
+            parts += [
+                torch.from_numpy(self.boundary.intersection),
+                torch.from_numpy(self.boundary.union),
+                torch.tensor([self.boundary.num_images]),
+            ]
         return torch.cat([p.to(torch.int64) for p in parts]).to(self.confusion.matrix.device)
 
     def load_state_tensor(self, state: torch.Tensor) -> None:
@@ -112,7 +140,7 @@ class SegmentationEvaluator:
 
         def take(n: int) -> torch.Tensor:
             nonlocal i
-            out = s[i:i + n]
+            out = s[i : i + n]
             i += n
             return out
 
@@ -130,7 +158,7 @@ class SegmentationEvaluator:
         if i != s.numel():
             raise ValueError(f"state tensor has {s.numel()} entries, expected {i}")
 
-    def merge(self, other: "SegmentationEvaluator") -> "SegmentationEvaluator":
+    def merge(self, other: SegmentationEvaluator) -> SegmentationEvaluator:
         self.confusion.merge(other.confusion)
         if self.trimap is not None and other.trimap is not None:
             self.trimap.merge(other.trimap)

@@ -23,7 +23,8 @@ window is not uniformly ``c`` or reaches outside the image.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +54,7 @@ def _min_max_filter(label: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
         return lo, hi
     from scipy.ndimage import maximum_filter, minimum_filter
 
-    return (minimum_filter(label, size=size, mode="nearest"),
-            maximum_filter(label, size=size, mode="nearest"))
+    return (minimum_filter(label, size=size, mode="nearest"), maximum_filter(label, size=size, mode="nearest"))
 
 
 def label_boundary_region(label: np.ndarray, d: int) -> np.ndarray:
@@ -72,9 +72,9 @@ def label_boundary_region(label: np.ndarray, d: int) -> np.ndarray:
     region = (lo != lab) | (hi != lab)
     # The reference pads the mask with one ring of zeros: pixels within d of the border erode.
     region[:d, :] = True
-    region[max(H - d, 0):, :] = True
+    region[max(H - d, 0) :, :] = True
     region[:, :d] = True
-    region[:, max(W - d, 0):] = True
+    region[:, max(W - d, 0) :] = True
     return region
 
 
@@ -86,8 +86,13 @@ class BoundaryIoUAccumulator:
     ``intersection`` and ``union`` are int64 per-class counts (mergeable / all-reducible).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX,
-                 dilation_ratio: float = 0.02, dilation: int | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = IGNORE_INDEX,
+        dilation_ratio: float = 0.02,
+        dilation: int | None = None,
+    ) -> None:
         self.num_classes = int(num_classes)
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.dilation_ratio = float(dilation_ratio)
@@ -118,8 +123,8 @@ class BoundaryIoUAccumulator:
         if p_bad.any():
             raise ValueError(f"prediction contains class id {int(pred[p_bad][0])} outside [0, {C})")
         self.num_images += 1
-        gb = label_boundary_region(target, d) & valid    # (G_d ∩ G) for G = (gt == gt[p])
-        pb = label_boundary_region(pred, d) & valid      # (P_d ∩ P) for P = (pred == pred[p])
+        gb = label_boundary_region(target, d) & valid  # (G_d ∩ G) for G = (gt == gt[p])
+        pb = label_boundary_region(pred, d) & valid  # (P_d ∩ P) for P = (pred == pred[p])
         t64 = target.astype(np.int64, copy=False)
         p64 = pred.astype(np.int64, copy=False)
         a = np.bincount(t64[gb], minlength=C)[:C]
@@ -129,7 +134,7 @@ class BoundaryIoUAccumulator:
         self.intersection += inter
         self.union += a + b - inter
 
-    def merge(self, other: "BoundaryIoUAccumulator") -> "BoundaryIoUAccumulator":
+    def merge(self, other: BoundaryIoUAccumulator) -> BoundaryIoUAccumulator:
         if other.num_classes != self.num_classes:
             raise ValueError("cannot merge boundary IoU accumulators with different class counts")
         self.intersection += other.intersection
@@ -137,15 +142,16 @@ class BoundaryIoUAccumulator:
         self.num_images += other.num_images
         return self
 
-    def compute(self, class_names: Sequence[str] | None = None,
-                exclude_from_mean: Iterable[int] = (0,)) -> dict:
+    def compute(self, class_names: Sequence[str] | None = None, exclude_from_mean: Iterable[int] = (0,)) -> dict:
         C = self.num_classes
         if class_names is None:
             class_names = [f"class_{i}" for i in range(C)]
         if len(class_names) != C:
             raise ValueError(f"{len(class_names)} class names for {C} classes")
         excluded = {int(i) for i in exclude_from_mean}
-        per = {str(n): (float(self.intersection[i]) / float(self.union[i]) if self.union[i] > 0 else None)
-               for i, n in enumerate(class_names)}
+        per = {
+            str(n): (float(self.intersection[i]) / float(self.union[i]) if self.union[i] > 0 else None)
+            for i, n in enumerate(class_names)
+        }
         vals = [per[str(n)] for i, n in enumerate(class_names) if i not in excluded and per[str(n)] is not None]
         return {"boundary_iou": per, "mean_boundary_iou": float(np.mean(vals)) if vals else math.nan}

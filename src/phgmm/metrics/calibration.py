@@ -40,8 +40,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,8 +108,13 @@ class ErrorDetectionAccumulator:
     ``edges[0]`` or above ``edges[-1]`` (±inf included) clamp to the end bins.
     """
 
-    def __init__(self, num_bins: int = 1000, value_range: tuple[float, float] = (0.0, math.log(12)),
-                 *, edges: Sequence[float] | np.ndarray | torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        num_bins: int = 1000,
+        value_range: tuple[float, float] = (0.0, math.log(12)),
+        *,
+        edges: Sequence[float] | np.ndarray | torch.Tensor | None = None,
+    ) -> None:
         if edges is None:
             lo, hi = float(value_range[0]), float(value_range[1])
             if int(num_bins) < 1:
@@ -117,8 +123,7 @@ class ErrorDetectionAccumulator:
                 raise ValueError(f"value_range must be finite with low < high, got {value_range}")
             e = np.linspace(lo, hi, int(num_bins) + 1, dtype=np.float64)
         else:
-            e = np.asarray(edges.detach().cpu() if isinstance(edges, torch.Tensor) else edges,
-                           dtype=np.float64)
+            e = np.asarray(edges.detach().cpu() if isinstance(edges, torch.Tensor) else edges, dtype=np.float64)
             if e.ndim != 1 or e.size < 2:
                 raise ValueError(f"edges must be a 1-D sequence of at least 2 values, got shape {e.shape}")
             if not np.isfinite(e).all() or not (np.diff(e) > 0).all():
@@ -165,10 +170,10 @@ class ErrorDetectionAccumulator:
         s = state.detach().cpu().to(torch.int64).reshape(-1).numpy()
         if s.size != 2 * self.num_bins:
             raise ValueError(f"state tensor has {s.size} entries, expected {2 * self.num_bins}")
-        self.wrong[:] = s[:self.num_bins]
-        self.right[:] = s[self.num_bins:]
+        self.wrong[:] = s[: self.num_bins]
+        self.right[:] = s[self.num_bins :]
 
-    def merge(self, other: "ErrorDetectionAccumulator") -> "ErrorDetectionAccumulator":
+    def merge(self, other: ErrorDetectionAccumulator) -> ErrorDetectionAccumulator:
         """Add another accumulator with the same edges into this one; returns ``self``."""
         if other.edges.shape != self.edges.shape or not np.array_equal(other.edges, self.edges):
             raise ValueError("cannot merge error-detection accumulators with different bin edges")
@@ -184,7 +189,7 @@ class ErrorDetectionAccumulator:
         n_wrong, n_right = int(self.wrong.sum()), int(self.right.sum())
         auroc = aupr = None
         if n_wrong > 0 and n_right > 0:
-            right_below = np.cumsum(r) - r                     # right pixels in lower bins
+            right_below = np.cumsum(r) - r  # right pixels in lower bins
             auroc = float(np.sum(w * (right_below + 0.5 * r)) / (float(n_wrong) * float(n_right)))
         if n_wrong > 0:
             # One threshold per bin, from the highest down: precision at "score >= this bin",
@@ -194,12 +199,19 @@ class ErrorDetectionAccumulator:
             gain = w[::-1]
             has = gain > 0
             aupr = float(np.sum(gain[has] * tp[has] / (tp[has] + fp[has])) / n_wrong)
-        return {"auroc": auroc, "aupr": aupr, "n_wrong": n_wrong, "n_right": n_right,
-                "error_rate": _ratio(n_wrong, n_wrong + n_right)}
+        return {
+            "auroc": auroc,
+            "aupr": aupr,
+            "n_wrong": n_wrong,
+            "n_right": n_right,
+            "error_rate": _ratio(n_wrong, n_wrong + n_right),
+        }
 
     def __repr__(self) -> str:
-        return (f"ErrorDetectionAccumulator(num_bins={self.num_bins}, range=({self.edges[0]:g}, "
-                f"{self.edges[-1]:g}), n_wrong={int(self.wrong.sum())}, n_right={int(self.right.sum())})")
+        return (
+            f"ErrorDetectionAccumulator(num_bins={self.num_bins}, range=({self.edges[0]:g}, "
+            f"{self.edges[-1]:g}), n_wrong={int(self.wrong.sum())}, n_right={int(self.right.sum())})"
+        )
 
 
 # -- calibration ---------------------------------------------------------------------------
@@ -234,8 +246,9 @@ class CalibrationAccumulator:
             return
         if bool(((c < 0) | (c > 1)).any()):
             bad = c[(c < 0) | (c > 1)]
-            raise ValueError(f"probs_max must lie in [0, 1]; got values from {float(bad.min()):g} "
-                             f"to {float(bad.max()):g} outside it")
+            raise ValueError(
+                f"probs_max must lie in [0, 1]; got values from {float(bad.min()):g} to {float(bad.max()):g} outside it"
+            )
         c_np = c.cpu().numpy()
         ok_np = ok.cpu().numpy()
         # Right-closed bins: index i with edges[i] < c <= edges[i+1]; c == 0 → bin 0.
@@ -258,10 +271,10 @@ class CalibrationAccumulator:
         if s.size != 3 * B:
             raise ValueError(f"state tensor has {s.size} entries, expected {3 * B}")
         self.count[:] = s[:B]
-        self.sum_confidence[:] = s[B:2 * B]
-        self.sum_correct[:] = s[2 * B:]
+        self.sum_confidence[:] = s[B : 2 * B]
+        self.sum_correct[:] = s[2 * B :]
 
-    def merge(self, other: "CalibrationAccumulator") -> "CalibrationAccumulator":
+    def merge(self, other: CalibrationAccumulator) -> CalibrationAccumulator:
         """Add another accumulator with the same number of bins into this one; returns ``self``."""
         if other.num_bins != self.num_bins:
             raise ValueError(f"cannot merge {other.num_bins} calibration bins into {self.num_bins}")
@@ -286,19 +299,30 @@ class CalibrationAccumulator:
                 gap = abs(acc - conf)
                 ece += n / N * gap
                 mce = gap if mce is None else max(mce, gap)
-            bins.append({"lower": float(self.edges[i]), "upper": float(self.edges[i + 1]),
-                         "count": int(round(n)), "accuracy": acc, "confidence": conf})
-        return {"ece": ece if N > 0 else None, "mce": mce, "count": int(round(N)),
-                "accuracy": _ratio(self.sum_correct.sum(), N),
-                "confidence": _ratio(self.sum_confidence.sum(), N), "bins": bins}
+            bins.append(
+                {
+                    "lower": float(self.edges[i]),
+                    "upper": float(self.edges[i + 1]),
+                    "count": int(round(n)),
+                    "accuracy": acc,
+                    "confidence": conf,
+                }
+            )
+        return {
+            "ece": ece if N > 0 else None,
+            "mce": mce,
+            "count": int(round(N)),
+            "accuracy": _ratio(self.sum_correct.sum(), N),
+            "confidence": _ratio(self.sum_confidence.sum(), N),
+            "bins": bins,
+        }
 
     def __repr__(self) -> str:
         return f"CalibrationAccumulator(num_bins={self.num_bins}, count={int(self.count.sum())})"
 
 
 # -- plot ----------------------------------------------------------------------------------
-def reliability_diagram(calibration: dict, path: str | os.PathLike,
-                        title: str = "Reliability diagram") -> Path:
+def reliability_diagram(calibration: dict, path: str | os.PathLike, title: str = "Reliability diagram") -> Path:
     """Accuracy per confidence bin against the diagonal, ECE in the title; writes a PNG
     (atomically) from a :meth:`CalibrationAccumulator.compute` result and returns its path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -311,18 +335,27 @@ def reliability_diagram(calibration: dict, path: str | os.PathLike,
     upper = np.array([b["upper"] for b in bins], dtype=np.float64)
     width = upper - lower
     filled = np.array([b["count"] > 0 and b["accuracy"] is not None for b in bins])
-    acc = np.array([b["accuracy"] if f else 0.0 for b, f in zip(bins, filled)], dtype=np.float64)
-    conf = np.array([b["confidence"] if f else 0.0 for b, f in zip(bins, filled)], dtype=np.float64)
+    acc = np.array([b["accuracy"] if f else 0.0 for b, f in zip(bins, filled, strict=True)], dtype=np.float64)
+    conf = np.array([b["confidence"] if f else 0.0 for b, f in zip(bins, filled, strict=True)], dtype=np.float64)
 
     fig = Figure(figsize=(5, 5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    ax.bar(lower, acc, width=width, align="edge", color="tab:blue", edgecolor="black",
-           linewidth=0.6, label="accuracy")
+    ax.bar(lower, acc, width=width, align="edge", color="tab:blue", edgecolor="black", linewidth=0.6, label="accuracy")
     gap_bottom = np.minimum(acc, conf)
-    ax.bar(lower[filled], np.abs(conf - acc)[filled], bottom=gap_bottom[filled], width=width[filled],
-           align="edge", color="tab:red", alpha=0.35, edgecolor="tab:red", hatch="//",
-           linewidth=0.6, label="gap to confidence")
+    ax.bar(
+        lower[filled],
+        np.abs(conf - acc)[filled],
+        bottom=gap_bottom[filled],
+        width=width[filled],
+        align="edge",
+        color="tab:red",
+        alpha=0.35,
+        edgecolor="tab:red",
+        hatch="//",
+        linewidth=0.6,
+        label="gap to confidence",
+    )
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1.0, label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)

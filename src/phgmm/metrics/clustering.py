@@ -18,8 +18,7 @@ from ..io import to_numpy
 __all__ = ["clustering_indices", "tsne_embedding", "auto_perplexity"]
 
 
-def clustering_indices(points: Any, labels: Any, silhouette_sample_size: int | None = None,
-                       seed: int = 0) -> dict:
+def clustering_indices(points: Any, labels: Any, silhouette_sample_size: int | None = None, seed: int = 0) -> dict:
     """Silhouette, Calinski–Harabasz and Davies–Bouldin indices of ``points`` (n, d) by ``labels`` (n,).
 
     Returns ``{"silhouette", "calinski_harabasz", "davies_bouldin", "n_points", "n_labels",
@@ -40,8 +39,14 @@ def clustering_indices(points: Any, labels: Any, silhouette_sample_size: int | N
         raise ValueError("points contain NaN or infinite values")
     n = int(X.shape[0])
     k = int(np.unique(y).size)
-    out: dict = {"silhouette": None, "calinski_harabasz": None, "davies_bouldin": None,
-                 "n_points": n, "n_labels": k, "reason": None}
+    out: dict = {
+        "silhouette": None,
+        "calinski_harabasz": None,
+        "davies_bouldin": None,
+        "n_points": n,
+        "n_labels": k,
+        "reason": None,
+    }
     if k < 2:
         out["reason"] = f"need at least 2 distinct labels, got {k}"
         return out
@@ -62,8 +67,7 @@ def auto_perplexity(n: int) -> float:
     return float(min(30.0, max(1.0, (n - 1) / 3.0)))
 
 
-def tsne_embedding(points: Any, seed: int = 0, perplexity: float | None = None,
-                   max_iter: int = 1000) -> np.ndarray:
+def tsne_embedding(points: Any, seed: int = 0, perplexity: float | None = None, max_iter: int = 1000) -> np.ndarray:
     """2-D t-SNE of ``points`` (n, d) → float array (n, 2), deterministic for a given ``seed``.
 
     ``perplexity=None`` picks :func:`auto_perplexity`; an explicit value must be ``< n``.
@@ -86,6 +90,12 @@ def tsne_embedding(points: Any, seed: int = 0, perplexity: float | None = None,
     from sklearn.manifold import TSNE
 
     init = "pca" if X.shape[1] >= 2 and n >= 2 else "random"
-    tsne = TSNE(n_components=2, perplexity=float(perplexity), init=init, learning_rate="auto",
-                random_state=seed, max_iter=max(250, int(max_iter)))
+    tsne = TSNE(
+        n_components=2,
+        perplexity=float(perplexity),
+        init=init,
+        learning_rate="auto",
+        random_state=seed,
+        max_iter=max(250, int(max_iter)),
+    )
     return np.asarray(tsne.fit_transform(X), dtype=np.float64)

@@ -10,7 +10,8 @@ Every score comes from the ONE matrix summed over all images, never from per-ima
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,9 @@ class ConfusionMatrix:
     ``torch.distributed.all_reduce`` it in place.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, num_classes: int, ignore_index: int | None = IGNORE_INDEX, device: torch.device | str | None = None
+    ) -> None:
         if int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = int(num_classes)
@@ -70,10 +72,10 @@ class ConfusionMatrix:
         if pred_t.numel() != target_t.numel():
             raise ValueError(
                 f"pred and target differ in size: {tuple(getattr(pred, 'shape', ()))} vs "
-                f"{tuple(getattr(target, 'shape', ()))}")
+                f"{tuple(getattr(target, 'shape', ()))}"
+            )
         if tuple(getattr(pred, "shape", ())) != tuple(getattr(target, "shape", ())):
-            raise ValueError(
-                f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+            raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
         C = self.num_classes
         if self.ignore_index is not None:
             keep = target_t != self.ignore_index
@@ -86,8 +88,8 @@ class ConfusionMatrix:
         if bool(bad_t.any()):
             value = int(target_t[bad_t][0])
             raise ValueError(
-                f"target contains class id {value} outside [0, {C}) that is not the ignore index "
-                f"{self.ignore_index}")
+                f"target contains class id {value} outside [0, {C}) that is not the ignore index {self.ignore_index}"
+            )
         bad_p = (pred_t < 0) | (pred_t >= C)
         if bool(bad_p.any()):
             value = int(pred_t[bad_p][0])
@@ -95,7 +97,7 @@ class ConfusionMatrix:
         counts = torch.bincount(target_t * C + pred_t, minlength=C * C)
         self.matrix += counts.reshape(C, C).to(self.matrix.device)
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add another matrix (e.g. from another worker) into this one; returns ``self``."""
         m = other.matrix if isinstance(other, ConfusionMatrix) else as_long_tensor(other)
         if tuple(m.shape) != (self.num_classes, self.num_classes):
@@ -103,20 +105,23 @@ class ConfusionMatrix:
         self.matrix += m.to(self.matrix.device, torch.int64)
         return self
 
-    def compute(self, class_names: Sequence[str] | None = None,
-                exclude_from_mean: Iterable[int] = (0,)) -> dict:
+    def compute(self, class_names: Sequence[str] | None = None, exclude_from_mean: Iterable[int] = (0,)) -> dict:
         return compute_scores(self.matrix, class_names, exclude_from_mean)
 
     def __repr__(self) -> str:
-        return f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, total={int(self.matrix.sum())})"
+        return (
+            f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
+            f"total={int(self.matrix.sum())})"
+        )
 
 
 def _ratio(num: float, den: float) -> float | None:
     return float(num) / float(den) if den > 0 else None
 
 
-def compute_scores(matrix: Any, class_names: Sequence[str] | None = None,
-                   exclude_from_mean: Iterable[int] = (0,)) -> dict:
+def compute_scores(
+    matrix: Any, class_names: Sequence[str] | None = None, exclude_from_mean: Iterable[int] = (0,)
+) -> dict:
     """Scores from a ``C×C`` confusion matrix (rows = ground truth, columns = prediction).
 
     Returns a dict with
@@ -146,8 +151,8 @@ def compute_scores(matrix: Any, class_names: Sequence[str] | None = None,
     excluded = {int(i) for i in exclude_from_mean}
 
     tp = np.diag(m).astype(np.float64)
-    gt = m.sum(axis=1).astype(np.float64)     # tp + fn
-    pr = m.sum(axis=0).astype(np.float64)     # tp + fp
+    gt = m.sum(axis=1).astype(np.float64)  # tp + fn
+    pr = m.sum(axis=0).astype(np.float64)  # tp + fp
     union = gt + pr - tp
 
     iou = {n: _ratio(tp[i], union[i]) for i, n in enumerate(class_names)}

@@ -33,9 +33,21 @@ import numpy as np
 from ..conventions import IGNORE_INDEX
 from ..io import to_numpy
 
-__all__ = ["active_units", "dominant_class", "collapse_proof_clustering", "latent_summary",
-           "random_derangement", "adjacent_partner", "far_partner", "label_histograms", "partner_distance",
-           "mutual_information", "mutual_information_bounds", "decoder_sensitivity", "SensitivitySums"]
+__all__ = [
+    "active_units",
+    "dominant_class",
+    "collapse_proof_clustering",
+    "latent_summary",
+    "random_derangement",
+    "adjacent_partner",
+    "far_partner",
+    "label_histograms",
+    "partner_distance",
+    "mutual_information",
+    "mutual_information_bounds",
+    "decoder_sensitivity",
+    "SensitivitySums",
+]
 
 
 def active_units(means: Any, threshold: float = 0.01) -> dict[str, Any]:
@@ -50,12 +62,18 @@ def active_units(means: Any, threshold: float = 0.01) -> dict[str, Any]:
     m = m.reshape(m.shape[0], -1)
     var = m.var(axis=0)
     mask = var > threshold
-    return {"active": int(mask.sum()), "units": int(mask.size), "fraction": float(mask.mean()),
-            "variance": var, "mask": mask}
+    return {
+        "active": int(mask.sum()),
+        "units": int(mask.size),
+        "fraction": float(mask.mean()),
+        "variance": var,
+        "mask": mask,
+    }
 
 
-def dominant_class(labels: Any, num_classes: int, ignore_index: int = IGNORE_INDEX,
-                   exclude: tuple[int, ...] = (0,)) -> np.ndarray:
+def dominant_class(
+    labels: Any, num_classes: int, ignore_index: int = IGNORE_INDEX, exclude: tuple[int, ...] = (0,)
+) -> np.ndarray:
     """The most frequent scored class of each label map (N×H×W → N), background excluded;
     -1 for an image without any such pixel."""
     y = to_numpy(labels).reshape(len(labels), -1)
@@ -75,9 +93,14 @@ def _indices_or_none(points: np.ndarray, labels: np.ndarray, reason_if_empty: st
     if points.shape[1] == 0 or np.allclose(points, points[:1]):
         # All points coincide: no cluster structure at all. scikit-learn would give
         # Davies–Bouldin 0 ("perfect") here, so the score is set by definition.
-        return {"silhouette": 0.0, "calinski_harabasz": 0.0, "davies_bouldin": None,
-                "n_points": int(points.shape[0]), "n_labels": int(np.unique(labels).size),
-                "reason": reason_if_empty}
+        return {
+            "silhouette": 0.0,
+            "calinski_harabasz": 0.0,
+            "davies_bouldin": None,
+            "n_points": int(points.shape[0]),
+            "n_labels": int(np.unique(labels).size),
+            "reason": reason_if_empty,
+        }
     return clustering_indices(points, labels)
 
 
@@ -98,8 +121,8 @@ def collapse_proof_clustering(mu_z: Any, pi: Any, dominant: Any, threshold: floa
     """
     mu = to_numpy(mu_z, np.float64)
     w = to_numpy(pi, np.float64)
-    n, k, l = mu.shape
-    mask = active_units(mu, threshold)["mask"].reshape(k, l)
+    n, k, dim = mu.shape
+    mask = active_units(mu, threshold)["mask"].reshape(k, dim)
     # the paper's points, restricted to the units that are active in any component
     keep = mask.any(axis=0)
     pts = mu[:, :, keep].reshape(n * k, int(keep.sum()))
@@ -112,31 +135,44 @@ def collapse_proof_clustering(mu_z: Any, pi: Any, dominant: Any, threshold: floa
     return out
 
 
-def latent_summary(mu_z: Any | None, pi: Any | None, mu_g: Any | None, logvar_g: Any | None,
-                   threshold: float = 0.01) -> dict[str, Any]:
+def latent_summary(
+    mu_z: Any | None, pi: Any | None, mu_g: Any | None, logvar_g: Any | None, threshold: float = 0.01
+) -> dict[str, Any]:
     """Active units of z and g and g's KL to N(0, I) per dimension, from per-image parameters."""
     out: dict[str, Any] = {"active_threshold": threshold}
     if mu_z is not None:
         au = active_units(mu_z, threshold)
-        out.update(z_active_units=au["active"], z_units=au["units"], z_active_fraction=au["fraction"],
-                   z_mean_variance=float(au["variance"].mean()))
+        out.update(
+            z_active_units=au["active"],
+            z_units=au["units"],
+            z_active_fraction=au["fraction"],
+            z_mean_variance=float(au["variance"].mean()),
+        )
         if pi is not None:
             out["pi_mean_variance"] = float(to_numpy(pi, np.float64).var(axis=0).mean())
     if mu_g is not None:
         au = active_units(mu_g, threshold)
-        out.update(g_active_units=au["active"], g_units=au["units"], g_active_fraction=au["fraction"],
-                   g_mean_variance=float(au["variance"].mean()))
+        out.update(
+            g_active_units=au["active"],
+            g_units=au["units"],
+            g_active_fraction=au["fraction"],
+            g_mean_variance=float(au["variance"].mean()),
+        )
         if logvar_g is not None:
             mu = to_numpy(mu_g, np.float64)
             lv = to_numpy(logvar_g, np.float64)
-            kl = 0.5 * (mu ** 2 + np.exp(lv) - 1.0 - lv)          # closed form per image and dim
+            kl = 0.5 * (mu**2 + np.exp(lv) - 1.0 - lv)  # closed form per image and dim
             per_dim = kl.mean(axis=0)
-            out.update(g_kl=float(kl.sum(axis=1).mean()), g_kl_per_dim=per_dim.tolist(),
-                       g_kl_dims_above_0_01=int((per_dim > 0.01).sum()))
+            out.update(
+                g_kl=float(kl.sum(axis=1).mean()),
+                g_kl_per_dim=per_dim.tolist(),
+                g_kl_dims_above_0_01=int((per_dim > 0.01).sum()),
+            )
     return out
 
 
 # -- partners of the swap test -------------------------------------------------------------------
+
 
 def random_derangement(n: int, seed: int = 0) -> np.ndarray:
     """A uniformly drawn permutation ``p`` of ``range(n)`` without a fixed point (``p[i] != i``).
@@ -207,6 +243,7 @@ def partner_distance(hist: Any, partner: Any) -> float:
 
 # -- information: I(x; z) under q against the aggregate posterior ----------------------------------
 
+
 def _elements_per_row(q) -> int:
     """Numbers one row of ``q.log_prob`` (one point against all N posteriors) touches."""
     comp = getattr(q, "component_distribution", None)
@@ -219,7 +256,7 @@ def _rows_per_chunk(q, max_elements: int | None) -> int:
     with 2^24-element chunks the estimate of a demo model's z spent half its time in the kernel
     (5.3 s against 1.1 s at 2^17; docs/performance.md). A GPU takes large chunks (fewer launches)."""
     if max_elements is None:
-        max_elements = 2 ** 24 if q.mean.device.type == "cuda" else 2 ** 17
+        max_elements = 2**24 if q.mean.device.type == "cuda" else 2**17
     return max(1, max_elements // max(1, _elements_per_row(q)))
 
 
@@ -234,8 +271,8 @@ def _antithetic_draws(q, pairs: int):
         centre = q.mean.expand_as(z)
     else:
         comp = q.component_distribution
-        k = mix.sample((pairs,))                                       # P×N
-        every = comp.sample((pairs,))                                  # P×N×K×L
+        k = mix.sample((pairs,))  # P×N
+        every = comp.sample((pairs,))  # P×N×K×L
         index = k[..., None, None].expand(*k.shape, 1, every.shape[-1])
         z = every.gather(-2, index).squeeze(-2)
         centre = comp.mean.expand_as(every).gather(-2, index).squeeze(-2)
@@ -283,20 +320,26 @@ def mutual_information(q, samples: int = 16, seed: int = 0, max_elements: int | 
     samples = 2 * pairs
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        z = _antithetic_draws(q, pairs)                 # S×N×L, draw s and s + S/2 a pair
+        z = _antithetic_draws(q, pairs)  # S×N×L, draw s and s + S/2 a pair
     rows = z.transpose(0, 1).reshape(n * samples, -1)  # row r is a draw from image r // S
     owner = torch.arange(n, device=device).repeat_interleave(samples)
     chunk = _rows_per_chunk(q, max_elements)
-    d = torch.empty(len(rows), dtype=rows.dtype, device=device)     # written in place, chunk by chunk
+    d = torch.empty(len(rows), dtype=rows.dtype, device=device)  # written in place, chunk by chunk
     for start in range(0, len(rows), chunk):
-        lp = q.log_prob(rows[start:start + chunk].unsqueeze(-2))      # B×N: log q(z|x_m)
-        own = lp.gather(1, owner[start:start + chunk, None]).squeeze(1)
-        torch.sub(own, torch.logsumexp(lp, dim=1) - math.log(n), out=d[start:start + chunk])
+        lp = q.log_prob(rows[start : start + chunk].unsqueeze(-2))  # B×N: log q(z|x_m)
+        own = lp.gather(1, owner[start : start + chunk, None]).squeeze(1)
+        torch.sub(own, torch.logsumexp(lp, dim=1) - math.log(n), out=d[start : start + chunk])
     d = d.double().view(n, samples)
-    d = 0.5 * (d[:, :pairs] + d[:, pairs:]).flatten()   # one independent term per pair
+    d = 0.5 * (d[:, :pairs] + d[:, pairs:]).flatten()  # one independent term per pair
     mi = float(d.mean())
-    return {"mi": mi, "stderr": float(d.std() / math.sqrt(len(d))) if len(d) > 1 else 0.0,
-            "upper_bound": math.log(n), "fraction": mi / math.log(n), "n": n, "samples": samples}
+    return {
+        "mi": mi,
+        "stderr": float(d.std() / math.sqrt(len(d))) if len(d) > 1 else 0.0,
+        "upper_bound": math.log(n),
+        "fraction": mi / math.log(n),
+        "n": n,
+        "samples": samples,
+    }
 
 
 def _pairwise(q, start: int, stop: int, kind: str):
@@ -312,13 +355,15 @@ def _pairwise(q, start: int, stop: int, kind: str):
     mix = getattr(q, "mixture_distribution", None)
     base = (q.component_distribution if mix is not None else q).base_dist
     loc, scale = base.loc, base.scale
-    left, right = Normal(loc[start:stop].unsqueeze(1), scale[start:stop].unsqueeze(1)), Normal(loc.unsqueeze(0),
-                                                                                                scale.unsqueeze(0))
+    left, right = (
+        Normal(loc[start:stop].unsqueeze(1), scale[start:stop].unsqueeze(1)),
+        Normal(loc.unsqueeze(0), scale.unsqueeze(0)),
+    )
     if kind == "bhattacharyya":
-        var = 0.5 * (left.scale ** 2 + right.scale ** 2)
+        var = 0.5 * (left.scale**2 + right.scale**2)
         d = (left.loc - right.loc) ** 2 / (8 * var) + 0.5 * (var.log() - left.scale.log() - right.scale.log())
         return d.sum(-1)
-    per = kl_divergence(left, right).sum(-1)                  # B×N (Gaussians) or B×N×K (components)
+    per = kl_divergence(left, right).sum(-1)  # B×N (Gaussians) or B×N×K (components)
     if mix is None:
         return per
     pi = mix.probs
@@ -344,17 +389,19 @@ def mutual_information_bounds(q, max_elements: int | None = None) -> dict[str, f
     n = int(q.batch_shape[0])
     if n < 2:
         raise ValueError(f"mutual information over images needs at least 2 images, got {n}")
-    chunk = _rows_per_chunk(q, max_elements)                          # one row: N posteriors' parameters
+    chunk = _rows_per_chunk(q, max_elements)  # one row: N posteriors' parameters
     kinds = ["kl"] + ([] if hasattr(q, "mixture_distribution") else ["bhattacharyya"])
     out: dict[str, float | None] = {"upper": None, "lower": None}
-    for kind, name in zip(kinds, ("upper", "lower")):
-        terms = [torch.logsumexp(-_pairwise(q, i, min(n, i + chunk), kind), dim=1) - math.log(n)
-                 for i in range(0, n, chunk)]
+    for kind, name in zip(kinds, ("upper", "lower"), strict=True):
+        terms = [
+            torch.logsumexp(-_pairwise(q, i, min(n, i + chunk), kind), dim=1) - math.log(n) for i in range(0, n, chunk)
+        ]
         out[name] = float(-torch.cat(terms).double().mean())
     return out
 
 
 # -- the decoder's sensitivity to its inputs ------------------------------------------------------
+
 
 @dataclass
 class SensitivitySums:
@@ -370,12 +417,14 @@ class SensitivitySums:
     count: dict[str, int] = field(default_factory=dict)
     images: int = 0
 
-    def __add__(self, other: "SensitivitySums") -> "SensitivitySums":
+    def __add__(self, other: SensitivitySums) -> SensitivitySums:
         keys = set(self.count) | set(other.count)
-        return SensitivitySums({k: self.grad.get(k, 0.0) + other.grad.get(k, 0.0) for k in keys},
-                               {k: self.attribution.get(k, 0.0) + other.attribution.get(k, 0.0) for k in keys},
-                               {k: self.count.get(k, 0) + other.count.get(k, 0) for k in keys},
-                               self.images + other.images)
+        return SensitivitySums(
+            {k: self.grad.get(k, 0.0) + other.grad.get(k, 0.0) for k in keys},
+            {k: self.attribution.get(k, 0.0) + other.attribution.get(k, 0.0) for k in keys},
+            {k: self.count.get(k, 0) + other.count.get(k, 0) for k in keys},
+            self.images + other.images,
+        )
 
     def result(self) -> dict[str, float]:
         """``jacobian_<group>`` (mean Jacobian column norm, below), ``sensitivity_z`` /
@@ -427,7 +476,7 @@ def decoder_sensitivity(model, enc, probes: int = 1, seed: int = 0) -> Sensitivi
         if enc.local is not None:
             weights = torch.softmax(enc.local[0].detach().float(), dim=1)
             inputs["z"] = (weights.unsqueeze(-1) * enc.local[1].detach().float()).requires_grad_()
-            pi = torch.ones_like(weights)          # π_k·μ_k is handed over whole: 1 · u_k
+            pi = torch.ones_like(weights)  # π_k·μ_k is handed over whole: 1 · u_k
         if enc.glob is not None:
             inputs["g"] = enc.glob[0].detach().float().requires_grad_()
         skips = [s.detach().float().requires_grad_() for s in enc.skips]
@@ -439,8 +488,10 @@ def decoder_sensitivity(model, enc, probes: int = 1, seed: int = 0) -> Sensitivi
         for p in range(probes):
             v = torch.randn(logits.shape, generator=gen, device=logits.device)
             grads = torch.autograd.grad((logits * v).sum(), leaves, retain_graph=p < probes - 1, allow_unused=True)
-            groups = {**{k: [(inputs[k], grads[i])] for i, k in enumerate(inputs)},
-                      "skips": list(zip(skips, grads[len(inputs):]))}
+            groups = {
+                **{k: [(inputs[k], grads[i])] for i, k in enumerate(inputs)},
+                "skips": list(zip(skips, grads[len(inputs) :], strict=True)),
+            }
             for k, pairs in groups.items():
                 grad = sum(float(g.abs().sum()) for _, g in pairs if g is not None)
                 attr = sum(float((u.detach() * g).abs().sum()) for u, g in pairs if g is not None)

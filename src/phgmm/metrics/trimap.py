@@ -20,7 +20,8 @@ histogram of the squared distances against the squared widths: all 40 widths cos
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,7 @@ class TrimapAccumulator:
         self.band += np.cumsum(band_hist)
         self.wrong += np.cumsum(wrong_hist)
 
-    def merge(self, other: "TrimapAccumulator") -> "TrimapAccumulator":
+    def merge(self, other: TrimapAccumulator) -> TrimapAccumulator:
         if list(other.widths) != list(self.widths):
             raise ValueError("cannot merge trimap accumulators with different widths")
         self.band += other.band
@@ -126,5 +127,7 @@ class TrimapAccumulator:
         return self
 
     def compute(self) -> dict:
-        return {w: (float(self.wrong[i]) / float(self.band[i]) if self.band[i] > 0 else None)
-                for i, w in enumerate(self.widths)}
+        return {
+            w: (float(self.wrong[i]) / float(self.band[i]) if self.band[i] > 0 else None)
+            for i, w in enumerate(self.widths)
+        }

@@ -45,7 +45,7 @@ def predictive_entropy(logits: Any) -> torch.Tensor:
     """Entropy of the mean softmax over samples, ``N×H×W``."""
     t = _as_logits(logits)
     logp = torch.log_softmax(t, dim=2)
-    log_mean = torch.logsumexp(logp, dim=0) - math.log(t.shape[0])   # N×C×H×W
+    log_mean = torch.logsumexp(logp, dim=0) - math.log(t.shape[0])  # N×C×H×W
     return _entropy_from_logp(log_mean, dim=1)
 
 
@@ -72,5 +72,4 @@ def uncertainty_maps(logits: Any) -> dict:
     log_mean = torch.logsumexp(logp, dim=0) - math.log(t.shape[0])
     pe = _entropy_from_logp(log_mean, dim=1)
     ee = _entropy_from_logp(logp, dim=2).mean(0)
-    return {"predictive_entropy": pe, "expected_entropy": ee,
-            "mutual_information": (pe - ee).clamp_min(0.0)}
+    return {"predictive_entropy": pe, "expected_entropy": ee, "mutual_information": (pe - ee).clamp_min(0.0)}

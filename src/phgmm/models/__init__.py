@@ -8,23 +8,38 @@ from torch import nn
 
 # each network module registers its classes on import (models/registry.py); the order here is
 # the order `phgmm models` lists them
-from . import baselines  # noqa: F401
-from . import hrnet, ocr, danet, ocnet  # noqa: F401  (HRNet, HRNet + OCR, attention rows)
-from . import ccnet, deeplabv2, realtime, segnet  # noqa: F401  (attention, classic, real-time rows)
+from . import (  # noqa: F401  (HRNet, HRNet + OCR, attention rows)  # noqa: F401  (attention, classic, real-time rows)
+    baselines,  # noqa: F401
+    ccnet,
+    danet,
+    deeplabv2,
+    hrnet,
+    ocnet,
+    ocr,
+    realtime,
+    segnet,
+)
 from .backbone import ResNetEncoder, resnet_encoder
 from .fold import fold_batchnorm
 from .phgmm import PHGMM, PHGMMOutput
 from .registry import build_registered, registered
 
-__all__ = ["PHGMM", "PHGMMOutput", "ResNetEncoder", "resnet_encoder", "build_model", "MODEL_NAMES",
-           "fold_batchnorm", "MODEL_NOTES"]
+__all__ = [
+    "PHGMM",
+    "PHGMMOutput",
+    "ResNetEncoder",
+    "resnet_encoder",
+    "build_model",
+    "MODEL_NAMES",
+    "fold_batchnorm",
+    "MODEL_NOTES",
+]
 
 MODEL_NAMES: tuple[str, ...] = ("phgmm", *(n for n in registered() if n != "phgmm"))
 MODEL_NOTES: dict[str, str] = {n: e.note for n, e in registered().items()}
 
 
-def build_model(name: str = "phgmm", num_classes: int = 12, backbone: str = "resnet101",
-                **kwargs: Any) -> nn.Module:
+def build_model(name: str = "phgmm", num_classes: int = 12, backbone: str = "resnet101", **kwargs: Any) -> nn.Module:
     """Build a network by name (:data:`MODEL_NAMES`). ``kwargs`` go to the model's constructor.
 
     The comparison networks return plain N×C×H×W logits in both modes; PHGMM returns a

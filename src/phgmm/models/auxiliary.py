@@ -25,4 +25,4 @@ class AuxLogits:
 
 def main_logits(output: object) -> torch.Tensor:
     """The main N×C×H×W logits of any network's output (a tensor, :class:`AuxLogits` or PHGMM's)."""
-    return output if isinstance(output, torch.Tensor) else output.logits   # type: ignore[attr-defined]
+    return output if isinstance(output, torch.Tensor) else output.logits  # type: ignore[attr-defined]

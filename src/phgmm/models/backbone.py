@@ -8,7 +8,7 @@ parameter names follow ``torchvision.models.resnet`` exactly (``conv1``, ``bn1``
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -29,8 +29,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, dilation: int = 1) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, dilation: int = 1
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride, dilation)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -43,7 +44,7 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        out += identity     # in place, as torchvision: no new map per block (neither backward needs it)
+        out += identity  # in place, as torchvision: no new map per block (neither backward needs it)
         return self.relu(out)
 
 
@@ -52,8 +53,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, dilation: int = 1) -> None:
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, dilation: int = 1
+    ) -> None:
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -69,7 +71,7 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        out += identity     # in place, as BasicBlock
+        out += identity  # in place, as BasicBlock
         return self.relu(out)
 
 
@@ -92,8 +94,12 @@ class ResNetEncoder(nn.Module):
             output stride 8 is ``(False, True, True)``), as torchvision's argument of that name.
     """
 
-    def __init__(self, depth: int = 101, in_channels: int = 3,
-                 replace_stride_with_dilation: Sequence[bool] = (False, False, False)) -> None:
+    def __init__(
+        self,
+        depth: int = 101,
+        in_channels: int = 3,
+        replace_stride_with_dilation: Sequence[bool] = (False, False, False),
+    ) -> None:
         super().__init__()
         if depth not in RESNET_DEPTHS:
             raise ValueError(f"unknown ResNet depth {depth!r}; choose one of {sorted(RESNET_DEPTHS)}")
@@ -114,16 +120,18 @@ class ResNetEncoder(nn.Module):
         self.channels: list[int] = [64 * block.expansion * m for m in (1, 2, 4, 8)]
         self._init_weights()
 
-    def _make_layer(self, block: type[nn.Module], planes: int, blocks: int, stride: int = 1,
-                    dilate: bool = False) -> nn.Sequential:
+    def _make_layer(
+        self, block: type[nn.Module], planes: int, blocks: int, stride: int = 1, dilate: bool = False
+    ) -> nn.Sequential:
         downsample = None
         previous_dilation = self.dilation
         if dilate:
             self.dilation *= stride
             stride = 1
         if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride),
-                                       nn.BatchNorm2d(planes * block.expansion))
+            downsample = nn.Sequential(
+                conv1x1(self.inplanes, planes * block.expansion, stride), nn.BatchNorm2d(planes * block.expansion)
+            )
         layers = [block(self.inplanes, planes, stride, downsample, previous_dilation)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes, dilation=self.dilation) for _ in range(1, blocks)]
@@ -153,8 +161,9 @@ class ResNetEncoder(nn.Module):
         return [f1, f2, f3, f4]
 
 
-def resnet_encoder(name: str | int, in_channels: int = 3,
-                   replace_stride_with_dilation: Sequence[bool] = (False, False, False)) -> ResNetEncoder:
+def resnet_encoder(
+    name: str | int, in_channels: int = 3, replace_stride_with_dilation: Sequence[bool] = (False, False, False)
+) -> ResNetEncoder:
     """Build an encoder from ``"resnet101"``, ``"resnet18"`` … or a bare depth."""
     if isinstance(name, int):
         depth = name

@@ -26,7 +26,8 @@ convolution + ReLU without normalisation; every other convolution has BN.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,8 @@ from .layers import ConvTranspose2d, conv_bn_relu, count_parameters, resize_to
 from .registry import PHGMM_ONLY_KWARGS, build_registered, register
 from .shareable import Shareable
 
-__all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "build_baseline",
-           "PHGMM_ONLY_KWARGS"]
+__all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "build_baseline", "PHGMM_ONLY_KWARGS"]
+
 
 def _init_heads(module: nn.Module) -> None:
     for m in module.modules():
@@ -59,7 +60,7 @@ class _Baseline(Shareable, nn.Module):
     head: nn.Module
 
     @classmethod
-    def from_build_args(cls, name: str, **kwargs: Any) -> "_Baseline":
+    def from_build_args(cls, name: str, **kwargs: Any) -> _Baseline:
         model = build_baseline(name, **kwargs)
         model.build_args = {"name": name, **kwargs}
         return model
@@ -93,8 +94,9 @@ class ASPPPooling(nn.Module):
 class ASPP(nn.Module):
     """Atrous spatial pyramid pooling: 1×1, three atrous 3×3, image pooling; concat → 1×1 → dropout."""
 
-    def __init__(self, cin: int, rates: Sequence[int] = (12, 24, 36), channels: int = 256,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self, cin: int, rates: Sequence[int] = (12, 24, 36), channels: int = 256, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         branches: list[nn.Module] = [conv_bn_relu(cin, channels, 1)]
         branches += [conv_bn_relu(cin, channels, 3, dilation=r) for r in rates]
@@ -124,9 +126,16 @@ class DeepLabV3(_Baseline):
 
     model_names = ("deeplabv3",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", output_stride: int = 8,
-                 aspp_channels: int = 256, dropout: float = 0.5, rates: Sequence[int] | None = None,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        output_stride: int = 8,
+        aspp_channels: int = 256,
+        dropout: float = 0.5,
+        rates: Sequence[int] | None = None,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
@@ -205,15 +214,17 @@ class PyramidPooling(nn.Module):
         branch_channels = branch_channels or cin // len(bins)
         self.bins = tuple(bins)
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(cin, branch_channels, 1), nn.ReLU(inplace=True)) if b == 1
+            nn.Sequential(nn.Conv2d(cin, branch_channels, 1), nn.ReLU(inplace=True))
+            if b == 1
             else conv_bn_relu(cin, branch_channels, 1)
-            for b in self.bins)
+            for b in self.bins
+        )
         self.out_channels = cin + len(self.bins) * branch_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         outs = [x]
-        for b, stage in zip(self.bins, self.stages):
+        for b, stage in zip(self.bins, self.stages, strict=True):
             pooled = x.mean(dim=(2, 3), keepdim=True) if b == 1 else F.adaptive_avg_pool2d(x, b)
             outs.append(resize_to(stage(pooled), size))
         return torch.cat(outs, dim=1)
@@ -234,9 +245,17 @@ class PSPNet(_Baseline):
 
     model_names = ("pspnet",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", bins: Sequence[int] = (1, 2, 3, 6),
-                 channels: int = 512, branch_channels: int | None = None, dropout: float = 0.1,
-                 output_stride: int = 8, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        bins: Sequence[int] = (1, 2, 3, 6),
+        channels: int = 512,
+        branch_channels: int | None = None,
+        dropout: float = 0.1,
+        output_stride: int = 8,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
@@ -244,8 +263,9 @@ class PSPNet(_Baseline):
         self.output_stride = output_stride
         self.encoder = resnet_encoder(backbone, in_channels=in_channels, replace_stride_with_dilation=dilate)
         ppm = PyramidPooling(self.encoder.channels[3], bins, branch_channels)
-        self.head = nn.Sequential(ppm, conv_bn_relu(ppm.out_channels, channels, 3), nn.Dropout2d(dropout),
-                                  nn.Conv2d(channels, num_classes, 1))
+        self.head = nn.Sequential(
+            ppm, conv_bn_relu(ppm.out_channels, channels, 3), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1)
+        )
         _init_heads(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -270,11 +290,11 @@ class _UNetHead(nn.Module):
         super().__init__()
         c1, c2, c3, c4, c5 = channels
         self.center = conv_bn_relu(enc[3], c1)
-        self.up3 = _UpBlock(c1, enc[2], c2)      # → H/16, skip F3
-        self.up2 = _UpBlock(c2, enc[1], c3)      # → H/8,  skip F2
-        self.up1 = _UpBlock(c3, enc[0], c4)      # → H/4,  skip F1
-        self.up0 = _UpBlock(c4, 0, c5)           # → H/2
-        self.final = _UpBlock(c5, 0, c5)         # → H
+        self.up3 = _UpBlock(c1, enc[2], c2)  # → H/16, skip F3
+        self.up2 = _UpBlock(c2, enc[1], c3)  # → H/8,  skip F2
+        self.up1 = _UpBlock(c3, enc[0], c4)  # → H/4,  skip F1
+        self.up0 = _UpBlock(c4, 0, c5)  # → H/2
+        self.final = _UpBlock(c5, 0, c5)  # → H
         self.classifier = nn.Conv2d(c5, num_classes, 1)
 
 
@@ -290,8 +310,13 @@ class UNet(_Baseline):
 
     model_names = ("unet",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101",
-                 channels: Sequence[int] = (256, 256, 128, 64, 32), in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        channels: Sequence[int] = (256, 256, 128, 64, 32),
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         if len(channels) != 5:
             raise ValueError(f"UNet channels needs five widths, got {list(channels)}")

@@ -45,8 +45,8 @@ class CrissCrossAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.shape[2]
         q, k, v = self.query(x), self.key(x), self.value(x)
-        e_col = torch.einsum("nchw,ncrw->nhwr", q, k)             # N×H×W×H: position (h, w) vs (r, w)
-        e_row = torch.einsum("nchw,nchs->nhws", q, k)             # N×H×W×W: position (h, w) vs (h, s)
+        e_col = torch.einsum("nchw,ncrw->nhwr", q, k)  # N×H×W×H: position (h, w) vs (r, w)
+        e_row = torch.einsum("nchw,nchs->nhws", q, k)  # N×H×W×W: position (h, w) vs (h, s)
         rows = torch.arange(h, device=x.device)
         self_in_column = (rows[:, None] == rows[None, :])[None, :, None, :]
         # the position itself is in both its row and its column: count it once (in the row)
@@ -61,15 +61,17 @@ class RCCAHead(nn.Module):
     """Reduce, criss-cross attention ``recurrence`` times (shared weights), refine, fuse with the input,
     classify."""
 
-    def __init__(self, cin: int, num_classes: int, channels: int = 512, recurrence: int = 2,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, cin: int, num_classes: int, channels: int = 512, recurrence: int = 2, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.recurrence = recurrence
         self.reduce = conv_bn_relu(cin, channels)
         self.cca = CrissCrossAttention(channels)
         self.refine = conv_bn_relu(channels, channels)
-        self.fuse = nn.Sequential(conv_bn_relu(cin + channels, channels), nn.Dropout2d(dropout),
-                                  nn.Conv2d(channels, num_classes, 1))
+        self.fuse = nn.Sequential(
+            conv_bn_relu(cin + channels, channels), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.reduce(x)
@@ -83,8 +85,9 @@ def deep_supervision_head(cin: int, num_classes: int, channels: int = 512, dropo
     return nn.Sequential(*conv_bn_relu(cin, channels), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1))
 
 
-@register("ccnet", "CCNet: recurrent criss-cross attention (R=2) on a dilated ResNet, output stride 8 "
-                   "(Huang et al. 2019)")
+@register(
+    "ccnet", "CCNet: recurrent criss-cross attention (R=2) on a dilated ResNet, output stride 8 (Huang et al. 2019)"
+)
 class CCNet(_Baseline):
     """CCNet (Huang et al. 2019).
 
@@ -101,13 +104,22 @@ class CCNet(_Baseline):
     model_names = ("ccnet",)
     aux_modules = ("aux_head",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", channels: int = 512,
-                 recurrence: int = 2, dropout: float = 0.1, aux_weight: float = 0.4, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        channels: int = 512,
+        recurrence: int = 2,
+        dropout: float = 0.1,
+        aux_weight: float = 0.4,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         if recurrence < 1:
             raise ValueError(f"CCNet recurrence must be >= 1, got {recurrence}")
-        self.encoder = resnet_encoder(backbone, in_channels=in_channels,
-                                      replace_stride_with_dilation=(False, True, True))
+        self.encoder = resnet_encoder(
+            backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True)
+        )
         self.head = RCCAHead(self.encoder.channels[3], num_classes, channels, recurrence, dropout)
         self.aux_weight = float(aux_weight)
         self.aux_head = deep_supervision_head(self.encoder.channels[2], num_classes) if aux_weight else None

@@ -51,7 +51,12 @@ class LatentNetwork(Protocol):
 
     def encode(self, x: torch.Tensor) -> Any: ...
 
-    def decode(self, enc: Any, pi: torch.Tensor | None = None, mu_z: torch.Tensor | None = None,
-               mu_g: torch.Tensor | None = None) -> torch.Tensor: ...
+    def decode(
+        self,
+        enc: Any,
+        pi: torch.Tensor | None = None,
+        mu_z: torch.Tensor | None = None,
+        mu_g: torch.Tensor | None = None,
+    ) -> torch.Tensor: ...
 
     def sample_logits(self, x: torch.Tensor, n: int) -> torch.Tensor: ...

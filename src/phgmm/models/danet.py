@@ -41,10 +41,10 @@ class PositionAttention(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.query(x).flatten(2).transpose(1, 2)                  # N×HW×C'
-        k = self.key(x).flatten(2)                                    # N×C'×HW
-        attention = torch.softmax(torch.bmm(q, k), dim=-1)            # N×HW×HW, rows sum to 1
-        v = self.value(x).flatten(2)                                  # N×C×HW
+        q = self.query(x).flatten(2).transpose(1, 2)  # N×HW×C'
+        k = self.key(x).flatten(2)  # N×C'×HW
+        attention = torch.softmax(torch.bmm(q, k), dim=-1)  # N×HW×HW, rows sum to 1
+        v = self.value(x).flatten(2)  # N×C×HW
         out = torch.bmm(v, attention.transpose(1, 2)).view_as(x)
         return self.gamma * out + x
 
@@ -57,8 +57,8 @@ class ChannelAttention(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.flatten(2)                                           # N×C×HW
-        energy = torch.bmm(flat, flat.transpose(1, 2))                # N×C×C
+        flat = x.flatten(2)  # N×C×HW
+        energy = torch.bmm(flat, flat.transpose(1, 2))  # N×C×C
         energy = energy.amax(dim=-1, keepdim=True) - energy
         attention = torch.softmax(energy, dim=-1)
         return self.gamma * torch.bmm(attention, flat).view_as(x) + x
@@ -90,8 +90,7 @@ class DANetHead(nn.Module):
         return self.cls(p + c), self.cls_p(p), self.cls_c(c)
 
 
-@register("danet", "DANet: position and channel attention on a dilated ResNet, output stride 8 "
-                   "(Fu et al. 2019)")
+@register("danet", "DANet: position and channel attention on a dilated ResNet, output stride 8 (Fu et al. 2019)")
 class DANet(_Baseline):
     """DANet on a dilated ResNet (output stride 8).
 
@@ -104,11 +103,14 @@ class DANet(_Baseline):
 
     model_names = ("danet",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = 1.0,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = 1.0, in_channels: int = 3
+    ) -> None:
         super().__init__()
         self.aux_weight = float(aux_weight)
-        self.encoder = resnet_encoder(backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True))
+        self.encoder = resnet_encoder(
+            backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True)
+        )
         self.head = DANetHead(self.encoder.channels[3], num_classes)
         _init_heads(self.head)
 
@@ -117,5 +119,6 @@ class DANet(_Baseline):
         size = x.shape[-2:]
         if not self.training:
             return resize_to(fused, size)
-        return AuxLogits(resize_to(fused, size), ((self.aux_weight, resize_to(p, size)),
-                                                  (self.aux_weight, resize_to(c, size))))
+        return AuxLogits(
+            resize_to(fused, size), ((self.aux_weight, resize_to(p, size)), (self.aux_weight, resize_to(c, size)))
+        )

@@ -21,7 +21,7 @@ Two rearrangements give the same numbers for less work (both are linear algebra,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,10 +46,11 @@ class DecoderGroup(nn.Module):
         self.units = nn.Sequential(*(BasicBlock(channels, channels) for _ in range(num_units)))
         self.side = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True))
 
-    def forward(self, x: torch.Tensor | None, skip_pre: torch.Tensor,
-                skip_keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor | None, skip_pre: torch.Tensor, skip_keep: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         skip = self.skip[2](self.skip[1](skip_pre))
-        if skip_keep is not None:       # N×1×1×1: 0 drops this image's skip (decoder weakening)
+        if skip_keep is not None:  # N×1×1×1: 0 drops this image's skip (decoder weakening)
             skip = skip * skip_keep
         x = self.units(skip if x is None else resize_to(x, skip.shape[-2:]) + skip)
         return x, self.side(x)
@@ -58,20 +59,27 @@ class DecoderGroup(nn.Module):
 class Decoder(nn.Module):
     """The four decoder groups; returns the four side outputs, each at its group's resolution."""
 
-    def __init__(self, encoder_channels: Sequence[int], in_channels: int | None = 512, channels: int = 36,
-                 units: Sequence[int] = (3, 23, 4, 3)) -> None:
+    def __init__(
+        self,
+        encoder_channels: Sequence[int],
+        in_channels: int | None = 512,
+        channels: int = 36,
+        units: Sequence[int] = (3, 23, 4, 3),
+    ) -> None:
         super().__init__()
         if len(units) != 4:
             raise ValueError(f"decoder_units needs four numbers (one per group), got {list(units)}")
         # in_channels None: no local-space input; group 1 starts from its skip alone ("without z").
         self.input = nn.Conv2d(in_channels, channels, 1) if in_channels else None
         # Group order is coarse → fine: F4 (H/32), F3, F2, F1 (H/4).
-        self.groups = nn.ModuleList(DecoderGroup(c, channels, n)
-                                    for c, n in zip(reversed(list(encoder_channels)), units))
+        self.groups = nn.ModuleList(
+            DecoderGroup(c, channels, n) for c, n in zip(reversed(list(encoder_channels)), units, strict=True)
+        )
         self.channels = channels
 
-    def forward(self, z_map: torch.Tensor | None, skip_pre: Sequence[torch.Tensor],
-                skip_keep: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def forward(
+        self, z_map: torch.Tensor | None, skip_pre: Sequence[torch.Tensor], skip_keep: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
         """Side outputs coarse → fine from the local-space map and the skip convolutions' outputs.
 
         Args:
@@ -82,7 +90,7 @@ class Decoder(nn.Module):
         """
         x = self.input(z_map) if self.input is not None else None
         sides = []
-        for group, pre in zip(self.groups, reversed(list(skip_pre))):
+        for group, pre in zip(self.groups, reversed(list(skip_pre)), strict=True):
             x, side = group(x, pre, skip_keep)
             sides.append(side)
         return sides
@@ -132,10 +140,10 @@ class MergeHead(nn.Module):
         if sum(widths) != conv.in_channels:
             raise ValueError(f"merge expects {conv.in_channels} channels in all, got {widths}")
         merged = None
-        for weight, m in zip(conv.weight.split(widths, dim=1), maps):
+        for weight, m in zip(conv.weight.split(widths, dim=1), maps, strict=True):
             part = resize_to(F.conv2d(m, weight), size)
             merged = part if merged is None else merged + part
-        if conv.bias is not None:       # none in training; the folded BatchNorm's (models/fold.py)
+        if conv.bias is not None:  # none in training; the folded BatchNorm's (models/fold.py)
             merged = merged + conv.bias.view(1, -1, 1, 1)
         logits = self.upsample(self.classifier(relu(bn(merged))))
         # The H/4 grid is ceil(ceil(H/2)/2), so 4× it covers the input: crop, never stretch.

@@ -11,7 +11,7 @@ layout (stride on the 3×3) rather than Caffe's (stride on the first 1×1) — t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ class SummedASPP(nn.Module):
         super().__init__()
         self.rates = tuple(rates)
         self.branches = nn.ModuleList(nn.Conv2d(cin, num_classes, 3, padding=r, dilation=r) for r in self.rates)
-        for conv in self.branches:       # the reference's classifier init: N(0, 0.01), zero bias
+        for conv in self.branches:  # the reference's classifier init: N(0, 0.01), zero bias
             nn.init.normal_(conv.weight, std=0.01)
             nn.init.zeros_(conv.bias)
 
@@ -42,8 +42,11 @@ class SummedASPP(nn.Module):
         return out
 
 
-@register("deeplabv2", "DeepLab v2: ASPP-L (summed dilated 3x3 classifiers, rates 6/12/18/24) on a "
-                       "dilated ResNet, output stride 8 (Chen et al. 2018)")
+@register(
+    "deeplabv2",
+    "DeepLab v2: ASPP-L (summed dilated 3x3 classifiers, rates 6/12/18/24) on a "
+    "dilated ResNet, output stride 8 (Chen et al. 2018)",
+)
 class DeepLabV2(_Baseline):
     """DeepLab v2 (Chen et al. 2018).
 
@@ -56,11 +59,17 @@ class DeepLabV2(_Baseline):
 
     model_names = ("deeplabv2",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101",
-                 rates: Sequence[int] = (6, 12, 18, 24), in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        rates: Sequence[int] = (6, 12, 18, 24),
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
-        self.encoder = resnet_encoder(backbone, in_channels=in_channels,
-                                      replace_stride_with_dilation=(False, True, True))
+        self.encoder = resnet_encoder(
+            backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True)
+        )
         self.head = SummedASPP(self.encoder.channels[3], num_classes, rates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

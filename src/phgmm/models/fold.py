@@ -25,8 +25,9 @@ def _fold_pair(owner: nn.Module, conv_name: str, bn_name: str) -> bool:
     """Merge ``owner.<bn_name>`` into ``owner.<conv_name>`` when they are a Conv2d and a BatchNorm2d
     with running statistics; True when it did."""
     conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
-    if not (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d)
-            and bn.track_running_stats):
+    if not (
+        isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
+    ):
         return False
     # a transposed convolution's output channels are its weight's second axis (ENet's upsampling)
     setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d)))
@@ -47,7 +48,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             _fold_pair(module, f"conv{i}", f"bn{i}")
         if isinstance(module, nn.Sequential):
             names = list(module._modules)
-            for first, second, after in zip(names, names[1:], names[2:] + [None]):
+            for first, second, after in zip(
+                names, names[1:], names[2:] + [None], strict=False
+            ):  # the last pair has no third
                 if _fold_pair(module, first, second) and isinstance(module._modules.get(after), nn.ReLU):
                     # An in-place ReLU that read the BatchNorm's fresh output now reads the
                     # convolution's, which may be a caller's view (PHGMM's decoder skip is a slice

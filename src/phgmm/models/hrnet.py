@@ -21,7 +21,7 @@ the last BatchNorm of each residual block at zero (trained from scratch, as the 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -47,8 +47,10 @@ def hrnet_depth(depth: str) -> tuple[int, tuple[tuple[int, int], ...]]:
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
-                               nn.BatchNorm2d(cout)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -56,8 +58,9 @@ def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, relu: bool = Tru
 
 def _downsampler(cin: int, cout: int, steps: int) -> nn.Sequential:
     """``steps`` stride-2 3×3 conv-BN: ReLU between them, none after the last (it is summed)."""
-    return nn.Sequential(*(_conv_bn(cin, cout if k == steps - 1 else cin, 3, stride=2, relu=k < steps - 1)
-                           for k in range(steps)))
+    return nn.Sequential(
+        *(_conv_bn(cin, cout if k == steps - 1 else cin, 3, stride=2, relu=k < steps - 1) for k in range(steps))
+    )
 
 
 class HighResolutionModule(nn.Module):
@@ -77,16 +80,16 @@ class HighResolutionModule(nn.Module):
             for j, cj in enumerate(channels):
                 if j == i:
                     row.append(nn.Identity())
-                elif j > i:     # coarser → finer: 1×1 to the target width, upsampled in forward
+                elif j > i:  # coarser → finer: 1×1 to the target width, upsampled in forward
                     row.append(_conv_bn(cj, ci, 1, relu=False))
-                else:           # finer → coarser: i − j strided convolutions
+                else:  # finer → coarser: i − j strided convolutions
                     row.append(_downsampler(cj, ci, i - j))
             fuse.append(nn.ModuleList(row))
         self.fuse = nn.ModuleList(fuse)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        xs = [branch(x) for branch, x in zip(self.branches, xs)]
+        xs = [branch(x) for branch, x in zip(self.branches, xs, strict=True)]
         out = []
         for i, row in enumerate(self.fuse):
             size = xs[i].shape[-2:]
@@ -112,13 +115,14 @@ class HRNetBackbone(nn.Module):
         self.width, self.stage_depth = width, depth
         self.stem = nn.Sequential(_conv_bn(in_channels, 64, 3, stride=2), _conv_bn(64, 64, 3, stride=2))
         down = nn.Sequential(nn.Conv2d(64, 256, 1, bias=False), nn.BatchNorm2d(256))
-        self.layer1 = nn.Sequential(Bottleneck(64, 64, downsample=down),
-                                    *(Bottleneck(256, 64) for _ in range(1, stage1_blocks)))
+        self.layer1 = nn.Sequential(
+            Bottleneck(64, 64, downsample=down), *(Bottleneck(256, 64) for _ in range(1, stage1_blocks))
+        )
         previous = [256]
         self.transitions = nn.ModuleList()
         self.stages = nn.ModuleList()
         for s, (modules, blocks) in enumerate(stages):
-            channels = [width * 2 ** b for b in range(s + 2)]
+            channels = [width * 2**b for b in range(s + 2)]
             self.transitions.append(self._transition(previous, channels))
             self.stages.append(nn.Sequential(*(HighResolutionModule(channels, blocks) for _ in range(modules))))
             previous = channels
@@ -138,7 +142,7 @@ class HRNetBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         xs = [self.layer1(self.stem(x))]
-        for transition, stage in zip(self.transitions, self.stages):
+        for transition, stage in zip(self.transitions, self.stages, strict=True):
             xs = [layer(xs[min(i, len(xs) - 1)]) for i, layer in enumerate(transition)]
             xs = stage(xs)
         return xs
@@ -152,8 +156,12 @@ def concat_branches(xs: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def _classifier(channels: int, num_classes: int) -> nn.Sequential:
     """The reference's ``last_layer``: 1×1 conv-BN-ReLU at full width, then the 1×1 classifier."""
-    return nn.Sequential(nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-                         nn.Conv2d(channels, num_classes, 1))
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 1),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels, num_classes, 1),
+    )
 
 
 def _init_backbone(module: nn.Module) -> None:
@@ -179,8 +187,9 @@ class HRNetV2(_Baseline):
 
     model_names: tuple[str, ...] = ()
 
-    def __init__(self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full",
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full", in_channels: int = 3
+    ) -> None:
         super().__init__()
         self.encoder = HRNetBackbone(width, depth, in_channels)
         _init_backbone(self.encoder)
@@ -191,21 +200,30 @@ class HRNetV2(_Baseline):
         return resize_to(self.head(concat_branches(self.encoder(x))), x.shape[-2:])
 
 
-@register("hrnet_w48", "HRNetV2-W48: four parallel branches, repeated multi-resolution fusion, "
-                       "concatenation head (Wang et al. 2020); model.backbone does not apply")
+@register(
+    "hrnet_w48",
+    "HRNetV2-W48: four parallel branches, repeated multi-resolution fusion, "
+    "concatenation head (Wang et al. 2020); model.backbone does not apply",
+)
 class HRNetV2W48(HRNetV2):
     model_names = ("hrnet_w48",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full",
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full", in_channels: int = 3
+    ) -> None:
         super().__init__(num_classes, backbone, width, depth, in_channels)
 
 
-@register("hrnet_w18", "HRNetV2-W18-Small-v2: the small HRNetV2 (Wang et al. 2020); "
-                       "model.backbone does not apply")
+@register("hrnet_w18", "HRNetV2-W18-Small-v2: the small HRNetV2 (Wang et al. 2020); model.backbone does not apply")
 class HRNetV2W18(HRNetV2):
     model_names = ("hrnet_w18",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "hrnet", width: int = 18, depth: str = "small",
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "hrnet",
+        width: int = 18,
+        depth: str = "small",
+        in_channels: int = 3,
+    ) -> None:
         super().__init__(num_classes, backbone, width, depth, in_channels)

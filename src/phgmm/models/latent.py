@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +19,15 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 
 from ..conventions import SUMMARY_NORMS
 
-__all__ = ["MultiLevelSummary", "MixtureHeads", "LocalSpace", "GlobalSpace", "gaussian_mixture",
-           "std_from_logvar", "LOGVAR_RANGE"]
+__all__ = [
+    "MultiLevelSummary",
+    "MixtureHeads",
+    "LocalSpace",
+    "GlobalSpace",
+    "gaussian_mixture",
+    "std_from_logvar",
+    "LOGVAR_RANGE",
+]
 
 # log σ² is clamped to this range: wide enough never to bind in normal training, narrow enough
 # that exp() can neither overflow nor make a KL term infinite (from-scratch training starts wild).
@@ -62,16 +69,17 @@ class MultiLevelSummary(nn.Module):
         if norm not in SUMMARY_NORMS:
             raise ValueError(f"summary norm must be 'none' or 'batch', got {norm!r}")
         self.convs = nn.ModuleList(nn.Conv2d(c, num_classes, 3, padding=1) for c in in_channels)
-        self.norms = (nn.ModuleList(nn.BatchNorm2d(num_classes, affine=False) for _ in in_channels)
-                      if norm == "batch" else None)
+        self.norms = (
+            nn.ModuleList(nn.BatchNorm2d(num_classes, affine=False) for _ in in_channels) if norm == "batch" else None
+        )
         self.out_features = num_classes * len(in_channels)
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
-        return self.pool(self.normalize([conv(f) for conv, f in zip(self.convs, features)]))
+        return self.pool(self.normalize([conv(f) for conv, f in zip(self.convs, features, strict=True)]))
 
     def normalize(self, pre: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """The convolutions' outputs as the sigmoid reads them (normalised with ``norm="batch"``)."""
-        return [n(p) for n, p in zip(self.norms, pre)] if self.norms is not None else list(pre)
+        return [n(p) for n, p in zip(self.norms, pre, strict=True)] if self.norms is not None else list(pre)
 
     @staticmethod
     def pool(pre: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -108,9 +116,16 @@ class LocalSpace(nn.Module):
     the 1×1 vector before broadcasting, which gives the identical map at a fraction of the cost.
     """
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, num_components: int = 12,
-                 latent_dim: int = 256, component_dim: int = 64, out_channels: int = 512,
-                 summary_norm: str = "none") -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_classes: int,
+        num_components: int = 12,
+        latent_dim: int = 256,
+        component_dim: int = 64,
+        out_channels: int = 512,
+        summary_norm: str = "none",
+    ) -> None:
         super().__init__()
         self.summary = MultiLevelSummary(in_channels, num_classes, summary_norm)
         self.heads = MixtureHeads(self.summary.out_features, num_components, latent_dim)
@@ -119,7 +134,7 @@ class LocalSpace(nn.Module):
         self.component_bias = nn.Parameter(torch.zeros(num_components, component_dim))
         self.fuse = nn.Conv2d(num_components * component_dim, out_channels, 1)
         self.out_channels = out_channels
-        nn.init.kaiming_uniform_(self.component_weight.view(-1, latent_dim), a=5 ** 0.5)
+        nn.init.kaiming_uniform_(self.component_weight.view(-1, latent_dim), a=5**0.5)
 
     def distribution(self, s: torch.Tensor) -> tuple[MixtureSameFamily, tuple]:
         """q(z|x) and its raw parameters (mixture logits, μ, log σ²) from the summary ``s``."""
@@ -141,8 +156,14 @@ class GlobalSpace(nn.Module):
     upsampled to H/4 by the merge stage.
     """
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, latent_dim: int = 256,
-                 out_channels: int = 64, summary_norm: str = "none") -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_classes: int,
+        latent_dim: int = 256,
+        out_channels: int = 64,
+        summary_norm: str = "none",
+    ) -> None:
         super().__init__()
         self.summary = MultiLevelSummary(in_channels, num_classes, summary_norm)
         self.mu = nn.Linear(self.summary.out_features, latent_dim)

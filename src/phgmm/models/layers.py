@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,8 +14,11 @@ __all__ = ["ConvTranspose2d", "conv_bn_relu", "resize_to", "count_parameters"]
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
     """Convolution (no bias: BN follows) + BatchNorm + ReLU, padded to keep the size."""
     pad = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -45,4 +48,3 @@ class ConvTranspose2d(nn.ConvTranspose2d):
             with torch.autocast("cpu", enabled=False):
                 return super().forward(x.float(), output_size)
         return super().forward(x, output_size)
-

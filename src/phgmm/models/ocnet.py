@@ -20,7 +20,7 @@ ReLU here, and bilinear resizing is pixel-centre aligned.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,8 +50,9 @@ class ObjectContext(nn.Module):
     def __init__(self, channels: int, key_channels: int, value_channels: int, scale: int = 1) -> None:
         super().__init__()
         self.key_channels, self.scale = key_channels, scale
-        self.f_key = nn.Sequential(nn.Conv2d(channels, key_channels, 1), nn.BatchNorm2d(key_channels),
-                                   nn.ReLU(inplace=True))
+        self.f_key = nn.Sequential(
+            nn.Conv2d(channels, key_channels, 1), nn.BatchNorm2d(key_channels), nn.ReLU(inplace=True)
+        )
         self.f_value = nn.Conv2d(channels, value_channels, 1)
         self.W = nn.Conv2d(value_channels, channels, 1)
 
@@ -63,11 +64,11 @@ class ObjectContext(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         if self.scale > 1:
-            x = F.max_pool2d(x, self.scale, ceil_mode=True)   # ceil: a 1-pixel side stays 1
+            x = F.max_pool2d(x, self.scale, ceil_mode=True)  # ceil: a 1-pixel side stays 1
         n, _, h, w = x.shape
-        key = self.f_key(x).flatten(2)                                   # N×d×HW (also the query)
-        value = self.f_value(x).flatten(2).transpose(1, 2)               # N×HW×V
-        sim = torch.softmax(torch.bmm(key.transpose(1, 2), key) * self.key_channels ** -0.5, dim=-1)
+        key = self.f_key(x).flatten(2)  # N×d×HW (also the query)
+        value = self.f_value(x).flatten(2).transpose(1, 2)  # N×HW×V
+        sim = torch.softmax(torch.bmm(key.transpose(1, 2), key) * self.key_channels**-0.5, dim=-1)
         context = torch.bmm(sim, value).transpose(1, 2).reshape(n, -1, h, w)
         return resize_to(self.W(context), size)
 
@@ -87,15 +88,17 @@ class BaseOC(nn.Module):
 class ASPOC(nn.Module):
     """Atrous spatial pyramid with an object-context branch in place of image pooling."""
 
-    def __init__(self, channels: int = 512, branch_channels: int = 256, rates: Sequence[int] = (12, 24, 36),
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, channels: int = 512, branch_channels: int = 256, rates: Sequence[int] = (12, 24, 36), dropout: float = 0.1
+    ) -> None:
         super().__init__()
         c = branch_channels
         self.context_in = nn.Sequential(nn.Conv2d(channels, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.context = ObjectContext(c, c // 2, c // 2, scale=2)
         self.context_out = conv_bn_relu(c, c, 1)
-        self.branches = nn.ModuleList([conv_bn_relu(channels, c, 1)] +
-                                      [conv_bn_relu(channels, c, 3, dilation=r) for r in rates])
+        self.branches = nn.ModuleList(
+            [conv_bn_relu(channels, c, 1)] + [conv_bn_relu(channels, c, 3, dilation=r) for r in rates]
+        )
         self.fuse = nn.Sequential(*conv_bn_relu((len(rates) + 2) * c, 2 * c, 1), nn.Dropout2d(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,18 +112,26 @@ class _OCHead(nn.Module):
         self.reduce = nn.Sequential(nn.Conv2d(enc[3], 512, 3, padding=1), nn.BatchNorm2d(512), nn.ReLU(inplace=True))
         self.context = ASPOC(512) if asp else BaseOC(512)
         self.cls = nn.Conv2d(512, num_classes, 1)
-        self.dsn = nn.Sequential(nn.Conv2d(enc[2], 512, 3, padding=1), nn.BatchNorm2d(512), nn.ReLU(inplace=True),
-                                 nn.Dropout2d(0.1), nn.Conv2d(512, num_classes, 1))
+        self.dsn = nn.Sequential(
+            nn.Conv2d(enc[2], 512, 3, padding=1),
+            nn.BatchNorm2d(512),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(0.1),
+            nn.Conv2d(512, num_classes, 1),
+        )
 
 
 class _OCNetBase(_Baseline):
     asp = False
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = AUX_WEIGHT,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = AUX_WEIGHT, in_channels: int = 3
+    ) -> None:
         super().__init__()
         self.aux_weight = float(aux_weight)
-        self.encoder = resnet_encoder(backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True))
+        self.encoder = resnet_encoder(
+            backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True)
+        )
         self.head = _OCHead(self.encoder.channels, num_classes, self.asp)
         _init_heads(self.head)
         for m in self.head.modules():
@@ -136,27 +147,32 @@ class _OCNetBase(_Baseline):
         return AuxLogits(logits, ((self.aux_weight, resize_to(h.dsn(f3), size)),))
 
 
-@register("ocnet", "OCNet (Base-OC): object context by self-attention on a dilated ResNet, output "
-                   "stride 8 (Yuan & Wang 2018)")
+@register(
+    "ocnet", "OCNet (Base-OC): object context by self-attention on a dilated ResNet, output stride 8 (Yuan & Wang 2018)"
+)
 class OCNet(_OCNetBase):
     """OCNet with the Base-OC module (see the module docstring). Args as :class:`~.danet.DANet`;
     ``aux_weight`` weighs the F3 head's ℓ_s (0.4)."""
 
     model_names = ("ocnet",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = AUX_WEIGHT,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = AUX_WEIGHT, in_channels: int = 3
+    ) -> None:
         super().__init__(num_classes, backbone, aux_weight, in_channels)
 
 
-@register("ocnet_asp", "OCNet (ASP-OC): object context inside an atrous spatial pyramid on a dilated "
-                       "ResNet (Yuan & Wang 2018)")
+@register(
+    "ocnet_asp",
+    "OCNet (ASP-OC): object context inside an atrous spatial pyramid on a dilated ResNet (Yuan & Wang 2018)",
+)
 class OCNetASP(_OCNetBase):
     """OCNet with the ASP-OC module (see the module docstring)."""
 
     model_names = ("ocnet_asp",)
     asp = True
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = AUX_WEIGHT,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = AUX_WEIGHT, in_channels: int = 3
+    ) -> None:
         super().__init__(num_classes, backbone, aux_weight, in_channels)

@@ -38,8 +38,8 @@ AUX_WEIGHT = 0.4
 def object_region_representations(feats: torch.Tensor, region_logits: torch.Tensor) -> torch.Tensor:
     """f_k = Σ_i softmax over pixels i of M_k, times x_i: N×C×H×W features, N×K×H×W region
     logits → N×C×K×1 region representations (a K×1 map, so 1×1 convolutions apply to it)."""
-    weights = torch.softmax(region_logits.flatten(2).float(), dim=2).to(feats.dtype)    # N×K×HW
-    return torch.bmm(feats.flatten(2), weights.transpose(1, 2)).unsqueeze(-1)           # N×C×K×1
+    weights = torch.softmax(region_logits.flatten(2).float(), dim=2).to(feats.dtype)  # N×K×HW
+    return torch.bmm(feats.flatten(2), weights.transpose(1, 2)).unsqueeze(-1)  # N×C×K×1
 
 
 def _transform(cin: int, cout: int, layers: int) -> nn.Sequential:
@@ -60,10 +60,10 @@ class ObjectAttention(nn.Module):
 
     def forward(self, feats: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
         n, _, h, w = feats.shape
-        query = self.f_pixel(feats).flatten(2).transpose(1, 2)         # N×HW×d
-        key = self.f_object(regions).flatten(2)                        # N×d×K
-        value = self.f_down(regions).flatten(2).transpose(1, 2)        # N×K×d
-        sim = torch.softmax(torch.bmm(query, key) * self.key_channels ** -0.5, dim=-1)   # N×HW×K
+        query = self.f_pixel(feats).flatten(2).transpose(1, 2)  # N×HW×d
+        key = self.f_object(regions).flatten(2)  # N×d×K
+        value = self.f_down(regions).flatten(2).transpose(1, 2)  # N×K×d
+        sim = torch.softmax(torch.bmm(query, key) * self.key_channels**-0.5, dim=-1)  # N×HW×K
         context = torch.bmm(sim, value).transpose(1, 2).reshape(n, self.key_channels, h, w)
         return self.f_up(context)
 
@@ -71,12 +71,19 @@ class ObjectAttention(nn.Module):
 class OCRHead(nn.Module):
     """Soft regions, region representations, contextual attention, fusion and classifier."""
 
-    def __init__(self, in_channels: int, num_classes: int, mid_channels: int = 512, key_channels: int = 256,
-                 dropout: float = 0.05) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        dropout: float = 0.05,
+    ) -> None:
         super().__init__()
         self.aux_head = _classifier(in_channels, num_classes)
-        self.conv3x3_ocr = nn.Sequential(nn.Conv2d(in_channels, mid_channels, 3, padding=1),
-                                         nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True))
+        self.conv3x3_ocr = nn.Sequential(
+            nn.Conv2d(in_channels, mid_channels, 3, padding=1), nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True)
+        )
         self.attention = ObjectAttention(mid_channels, key_channels)
         self.fuse = nn.Sequential(*conv_bn_relu(2 * mid_channels, mid_channels, 1), nn.Dropout2d(dropout))
         self.cls_head = nn.Conv2d(mid_channels, num_classes, 1)
@@ -104,9 +111,17 @@ class HRNetOCR(_Baseline):
 
     model_names: tuple[str, ...] = ()
 
-    def __init__(self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full",
-                 mid_channels: int = 512, key_channels: int = 256, aux_weight: float = AUX_WEIGHT,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "hrnet",
+        width: int = 48,
+        depth: str = "full",
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        aux_weight: float = AUX_WEIGHT,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         self.aux_weight = float(aux_weight)
         self.encoder = HRNetBackbone(width, depth, in_channels)
@@ -122,24 +137,44 @@ class HRNetOCR(_Baseline):
         return AuxLogits(logits, ((self.aux_weight, resize_to(region_logits, x.shape[-2:])),))
 
 
-@register("hrnet_w48_ocr", "HRNetV2-W48 + OCR: soft object regions and object-contextual "
-                           "representations (Yuan et al. 2020); model.backbone does not apply")
+@register(
+    "hrnet_w48_ocr",
+    "HRNetV2-W48 + OCR: soft object regions and object-contextual "
+    "representations (Yuan et al. 2020); model.backbone does not apply",
+)
 class HRNetW48OCR(HRNetOCR):
     model_names = ("hrnet_w48_ocr",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full",
-                 mid_channels: int = 512, key_channels: int = 256, aux_weight: float = AUX_WEIGHT,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "hrnet",
+        width: int = 48,
+        depth: str = "full",
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        aux_weight: float = AUX_WEIGHT,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__(num_classes, backbone, width, depth, mid_channels, key_channels, aux_weight, in_channels)
 
 
-@register("hrnet_w18_ocr", "HRNetV2-W18-Small-v2 + OCR: the small HRNet + OCR (Yuan et al. 2020); "
-                           "model.backbone does not apply")
+@register(
+    "hrnet_w18_ocr",
+    "HRNetV2-W18-Small-v2 + OCR: the small HRNet + OCR (Yuan et al. 2020); model.backbone does not apply",
+)
 class HRNetW18OCR(HRNetOCR):
     model_names = ("hrnet_w18_ocr",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "hrnet", width: int = 18, depth: str = "small",
-                 mid_channels: int = 512, key_channels: int = 256, aux_weight: float = AUX_WEIGHT,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "hrnet",
+        width: int = 18,
+        depth: str = "small",
+        mid_channels: int = 512,
+        key_channels: int = 256,
+        aux_weight: float = AUX_WEIGHT,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__(num_classes, backbone, width, depth, mid_channels, key_channels, aux_weight, in_channels)
-

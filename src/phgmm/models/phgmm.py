@@ -3,8 +3,8 @@ merge head and, for training only, PostNet."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,8 +14,8 @@ from torch.distributions import Independent, MixtureSameFamily
 from ..conventions import IGNORE_INDEX, POSTNET_VARIANTS
 from .backbone import resnet_encoder
 from .decoder import Decoder, MergeHead
-from .layers import count_parameters as count
 from .latent import GlobalSpace, LocalSpace, MultiLevelSummary, gaussian_mixture
+from .layers import count_parameters as count
 from .postnet import PostNet
 from .registry import register
 from .shareable import Shareable
@@ -73,8 +73,9 @@ def _flat_weight(w: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-def _merged_level_weights(owners: Sequence[MultiLevelSummary], skip_convs: Sequence[nn.Conv2d]
-                          ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _merged_level_weights(
+    owners: Sequence[MultiLevelSummary], skip_convs: Sequence[nn.Conv2d]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per encoder level, the summary convolutions' (owners' order) and the skip convolution's
     weights and biases concatenated along the output channels, all levels built by one
     ``torch.cat`` (one kernel, not one per level's weight and bias), in the weights' memory
@@ -102,18 +103,25 @@ def _merged_level_weights(owners: Sequence[MultiLevelSummary], skip_convs: Seque
     bias_sizes = [sum(c.out_channels for c in convs) for convs in levels]
     chunks = merged.split(weight_sizes + bias_sizes)
     out = []
-    for convs, chunk, bias, channels_last in zip(levels, chunks, chunks[len(levels):], layouts):
+    for convs, chunk, bias, channels_last in zip(
+        levels, chunks[: len(levels)], chunks[len(levels) :], layouts, strict=True
+    ):
         n, cin, kh, kw = sum(c.out_channels for c in convs), *convs[0].weight.shape[1:]
         weight = chunk.view(n, kh, kw, cin).permute(0, 3, 1, 2) if channels_last else chunk.view(n, cin, kh, kw)
         out.append((weight, bias))
     return out
 
 
-def _merged_level_weights_per_level(levels: list[list[nn.Conv2d]], zeros: torch.Tensor | None
-                                    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(torch.cat([c.weight for c in convs]),
-             torch.cat([c.bias if c.bias is not None else zeros[: c.out_channels] for c in convs]))
-            for convs in levels]
+def _merged_level_weights_per_level(
+    levels: list[list[nn.Conv2d]], zeros: torch.Tensor | None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [
+        (
+            torch.cat([c.weight for c in convs]),
+            torch.cat([c.bias if c.bias is not None else zeros[: c.out_channels] for c in convs]),
+        )
+        for convs in levels
+    ]
 
 
 def _pooled_together(owners: Sequence[MultiLevelSummary], slabs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -127,12 +135,20 @@ def _pooled_together(owners: Sequence[MultiLevelSummary], slabs: Sequence[torch.
     if len(owners) == 1:
         return [means]
     widths = {c.out_channels for o in owners for c in o.convs}
-    if len(widths) > 1:       # owners of different widths: gather each owner's channels level by level
+    if len(widths) > 1:  # owners of different widths: gather each owner's channels level by level
         offsets = [0]
         for level in range(len(slabs)):
             offsets += [offsets[-1] + o.convs[level].out_channels for o in owners]
-        return [torch.cat([means[:, offsets[level * len(owners) + i]: offsets[level * len(owners) + i + 1]]
-                           for level in range(len(slabs))], dim=1) for i in range(len(owners))]
+        return [
+            torch.cat(
+                [
+                    means[:, offsets[level * len(owners) + i] : offsets[level * len(owners) + i + 1]]
+                    for level in range(len(slabs))
+                ],
+                dim=1,
+            )
+            for i in range(len(owners))
+        ]
     n, width = means.shape[0], widths.pop()
     return [part.reshape(n, -1) for part in means.view(n, len(slabs), len(owners), width).unbind(2)]
 
@@ -172,22 +188,49 @@ class PHGMM(Shareable, nn.Module):
 
     model_names = ("phgmm",)
 
-    def __init__(self, num_classes: int = 12, num_components: int = 12, backbone: str = "resnet101",
-                 use_global: bool = True, postnet: str | None = "full", latent_dim: int = 256,
-                 component_dim: int = 64, global_dim: int = 64, local_channels: int = 512,
-                 decoder_channels: int | None = None, decoder_units: Sequence[int] = (3, 23, 4, 3),
-                 sample_latent: bool = False, decode_posterior: float = 0.0, use_local: bool = True,
-                 skip_dropout: float = 0.0, in_channels: int = 3, ignore_index: int = IGNORE_INDEX,
-                 summary_norm: str = "none") -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        num_components: int = 12,
+        backbone: str = "resnet101",
+        use_global: bool = True,
+        postnet: str | None = "full",
+        latent_dim: int = 256,
+        component_dim: int = 64,
+        global_dim: int = 64,
+        local_channels: int = 512,
+        decoder_channels: int | None = None,
+        decoder_units: Sequence[int] = (3, 23, 4, 3),
+        sample_latent: bool = False,
+        decode_posterior: float = 0.0,
+        use_local: bool = True,
+        skip_dropout: float = 0.0,
+        in_channels: int = 3,
+        ignore_index: int = IGNORE_INDEX,
+        summary_norm: str = "none",
+    ) -> None:
         super().__init__()
-        self.build_args = {"name": "phgmm", "num_classes": num_classes, "num_components": num_components,
-                           "backbone": backbone, "use_global": use_global, "postnet": postnet,
-                           "latent_dim": latent_dim, "component_dim": component_dim, "global_dim": global_dim,
-                           "local_channels": local_channels, "decoder_channels": decoder_channels,
-                           "decoder_units": list(decoder_units), "sample_latent": sample_latent,
-                           "decode_posterior": decode_posterior, "use_local": use_local,
-                           "skip_dropout": skip_dropout, "summary_norm": summary_norm,
-                           "in_channels": in_channels, "ignore_index": ignore_index}
+        self.build_args = {
+            "name": "phgmm",
+            "num_classes": num_classes,
+            "num_components": num_components,
+            "backbone": backbone,
+            "use_global": use_global,
+            "postnet": postnet,
+            "latent_dim": latent_dim,
+            "component_dim": component_dim,
+            "global_dim": global_dim,
+            "local_channels": local_channels,
+            "decoder_channels": decoder_channels,
+            "decoder_units": list(decoder_units),
+            "sample_latent": sample_latent,
+            "decode_posterior": decode_posterior,
+            "use_local": use_local,
+            "skip_dropout": skip_dropout,
+            "summary_norm": summary_norm,
+            "in_channels": in_channels,
+            "ignore_index": ignore_index,
+        }
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         if num_components < 1:
@@ -210,18 +253,25 @@ class PHGMM(Shareable, nn.Module):
         self.skip_dropout = float(skip_dropout)
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
         chans = self.encoder.channels
-        self.local_space = (LocalSpace(chans, num_classes, num_components, latent_dim, component_dim,
-                                       local_channels, summary_norm) if use_local else None)
-        self.global_space = (GlobalSpace(chans, num_classes, latent_dim, global_dim, summary_norm)
-                             if use_global else None)
+        self.local_space = (
+            LocalSpace(chans, num_classes, num_components, latent_dim, component_dim, local_channels, summary_norm)
+            if use_local
+            else None
+        )
+        self.global_space = (
+            GlobalSpace(chans, num_classes, latent_dim, global_dim, summary_norm) if use_global else None
+        )
         self.decoder = Decoder(chans, local_channels if use_local else None, decoder_channels, decoder_units)
         merge_in = 4 * decoder_channels + (global_dim if use_global else 0)
         self.head = MergeHead(merge_in, decoder_channels, num_classes)
-        self.postnet = (PostNet(num_classes, num_components, latent_dim, backbone, postnet, ignore_index,
-                                summary_norm) if postnet else None)
+        self.postnet = (
+            PostNet(num_classes, num_components, latent_dim, backbone, postnet, ignore_index, summary_norm)
+            if postnet
+            else None
+        )
 
     @classmethod
-    def from_build_args(cls, name: str = "phgmm", **kwargs) -> "PHGMM":
+    def from_build_args(cls, name: str = "phgmm", **kwargs) -> PHGMM:
         return cls(**kwargs)
 
     # -- building blocks -------------------------------------------------------------------------
@@ -247,9 +297,9 @@ class PHGMM(Shareable, nn.Module):
         spaces = [self.local_space, self.global_space]
         owners = [space.summary for space in spaces if space is not None]
         skip_convs = self.decoder.skip_convs()
-        per_owner = any(o.norms is not None for o in owners)   # each owner's BatchNorm reads its own maps
+        per_owner = any(o.norms is not None for o in owners)  # each owner's BatchNorm reads its own maps
         slabs, skips = [], []  # per level: the summaries' channels (one slab, or one map per owner); the skip's
-        for level, (f, (weight, bias)) in enumerate(zip(feats, _merged_level_weights(owners, skip_convs))):
+        for level, (f, (weight, bias)) in enumerate(zip(feats, _merged_level_weights(owners, skip_convs), strict=True)):
             out = F.conv2d(f, weight, bias, padding=skip_convs[level].padding)
             widths = [o.convs[level].out_channels for o in owners]
             *parts, skip = out.split((widths if per_owner else [sum(widths)]) + [skip_convs[level].out_channels], dim=1)
@@ -263,9 +313,16 @@ class PHGMM(Shareable, nn.Module):
         s_z, s_g = (next(pooled) if space is not None else None for space in spaces)
         return s_z, s_g, skips
 
-    def _decode(self, size: Sequence[int], feats: list[torch.Tensor], skips: list[torch.Tensor],
-                pi: torch.Tensor | None, z: torch.Tensor | None, g: torch.Tensor | None,
-                skip_keep: torch.Tensor | None = None) -> torch.Tensor:
+    def _decode(
+        self,
+        size: Sequence[int],
+        feats: list[torch.Tensor],
+        skips: list[torch.Tensor],
+        pi: torch.Tensor | None,
+        z: torch.Tensor | None,
+        g: torch.Tensor | None,
+        skip_keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits at ``size`` (H, W) from the encoder's maps and the latent codes (π and z: N×K
         and N×K×L; g: N×L); ``skip_keep`` (N×1×1×1) masks the skips (training only)."""
         grid = tuple(feats[3].shape[-2:])
@@ -275,7 +332,7 @@ class PHGMM(Shareable, nn.Module):
             sides.append(self.global_space.feature_map(g, grid))
         return self.head(sides, feats[0].shape[-2:], size)
 
-    def encode(self, x: torch.Tensor) -> "Encoded":
+    def encode(self, x: torch.Tensor) -> Encoded:
         """The encoder's maps and the latent distributions' parameters of a batch (no decoding).
 
         Evaluation tools use it to decode one image's maps with another image's codes
@@ -284,12 +341,16 @@ class PHGMM(Shareable, nn.Module):
         feats = self.encoder(x)
         s_z, s_g, skips = self.level_maps(feats)
         local = self.local_space.heads(s_z) if self.local_space is not None else None
-        glob = ((self.global_space.mu(s_g), self.global_space.logvar(s_g))
-                if self.global_space is not None else None)
+        glob = (self.global_space.mu(s_g), self.global_space.logvar(s_g)) if self.global_space is not None else None
         return Encoded(tuple(x.shape[-2:]), feats, skips, local, glob)
 
-    def decode(self, enc: "Encoded", pi: torch.Tensor | None = None, mu_z: torch.Tensor | None = None,
-               mu_g: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        enc: Encoded,
+        pi: torch.Tensor | None = None,
+        mu_z: torch.Tensor | None = None,
+        mu_g: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits of ``enc`` decoded from the given codes (default: its own means)."""
         if enc.local is not None:
             pi = torch.softmax(enc.local[0], dim=1) if pi is None else pi
@@ -324,8 +385,7 @@ class PHGMM(Shareable, nn.Module):
         posterior_logits = None
         if p_z is not None and self.decode_posterior > 0 and self.training:
             z_post = p_z.component_distribution.rsample()
-            posterior_logits = self._decode(x.shape[-2:], feats, skips, p_z.mixture_distribution.probs, z_post, g,
-                                            keep)
+            posterior_logits = self._decode(x.shape[-2:], feats, skips, p_z.mixture_distribution.probs, z_post, g, keep)
         return PHGMMOutput(logits=logits, q_z=q_z, p_z=p_z, q_g=q_g, posterior_logits=posterior_logits)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | PHGMMOutput:
@@ -377,6 +437,8 @@ class PHGMM(Shareable, nn.Module):
             "decoder": count(self.decoder) + count(self.head),
             "postnet": count(self.postnet),
         }
-        counts["inference_total"] = counts["encoder"] + counts["local_space"] + counts["global_space"] + counts["decoder"]
+        counts["inference_total"] = (
+            counts["encoder"] + counts["local_space"] + counts["global_space"] + counts["decoder"]
+        )
         counts["training_total"] = counts["inference_total"] + counts["postnet"]
         return counts

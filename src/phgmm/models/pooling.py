@@ -41,6 +41,6 @@ def max_unpool2x2(y: torch.Tensor, where: torch.Tensor, size: tuple[int, int] | 
     (``size``, the map before pooling); the inverse placement of :func:`max_pool2x2_with_argmax`."""
     n, c, h, w = y.shape
     slots = torch.arange(4, device=y.device)
-    win = y.unsqueeze(-1) * (where.unsqueeze(-1) == slots).to(y.dtype)          # N×C×h×w×4
+    win = y.unsqueeze(-1) * (where.unsqueeze(-1) == slots).to(y.dtype)  # N×C×h×w×4
     out = win.reshape(n, c, h, w, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, 2 * h, 2 * w)
     return out[..., : size[0], : size[1]]

@@ -33,17 +33,23 @@ def one_hot_labels(y: torch.Tensor, num_classes: int, ignore_index: int = IGNORE
 class PostNet(nn.Module):
     """Predicts the posterior mixture p(z|x, y) from the image and its labels."""
 
-    def __init__(self, num_classes: int, num_components: int, latent_dim: int,
-                 backbone: str = "resnet101", variant: str = "full", ignore_index: int = IGNORE_INDEX,
-                 summary_norm: str = "none") -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        num_components: int,
+        latent_dim: int,
+        backbone: str = "resnet101",
+        variant: str = "full",
+        ignore_index: int = IGNORE_INDEX,
+        summary_norm: str = "none",
+    ) -> None:
         super().__init__()
         if variant not in POSTNET_VARIANTS:
             raise ValueError(f"postnet must be 'full', 'light' or None, got {variant!r}")
         self.variant = variant
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.encoder = resnet_encoder("resnet18" if variant == "light" else backbone,
-                                      in_channels=3 + num_classes)
+        self.encoder = resnet_encoder("resnet18" if variant == "light" else backbone, in_channels=3 + num_classes)
         self.summary = MultiLevelSummary(self.encoder.channels, num_classes, summary_norm)
         self.heads = MixtureHeads(self.summary.out_features, num_components, latent_dim)
 

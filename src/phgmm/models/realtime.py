@@ -34,7 +34,7 @@ and those heads count in ``training_total`` only.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -50,13 +50,18 @@ from .registry import register
 __all__ = ["ENet", "BiSeNet", "AttentionRefinement", "FeatureFusion"]
 
 
-def _conv_bn(cin: int, cout: int, kernel: int | tuple[int, int] = 1, stride: int = 1, dilation: int = 1,
-             act: nn.Module | None = None) -> nn.Sequential:
+def _conv_bn(
+    cin: int,
+    cout: int,
+    kernel: int | tuple[int, int] = 1,
+    stride: int = 1,
+    dilation: int = 1,
+    act: nn.Module | None = None,
+) -> nn.Sequential:
     """Convolution (no bias) + BN (+ ``act``), padded to keep the size at stride 1."""
     k = (kernel, kernel) if isinstance(kernel, int) else kernel
-    pad = (dilation * (k[0] - 1) // 2, dilation * (k[1] - 1) // 2)      # 0 for ENet's 2×2 stride-2 projection
-    layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False),
-              nn.BatchNorm2d(cout)]
+    pad = (dilation * (k[0] - 1) // 2, dilation * (k[1] - 1) // 2)  # 0 for ENet's 2×2 stride-2 projection
+    layers = [nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False), nn.BatchNorm2d(cout)]
     return nn.Sequential(*layers, act) if act is not None else nn.Sequential(*layers)
 
 
@@ -72,22 +77,25 @@ class _InitialBlock(nn.Module):
         self.act = nn.PReLU(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = F.max_pool2d(x, 2, 2, ceil_mode=True)      # ⌈H/2⌉×⌈W/2⌉, as the stride-2 conv
+        pooled = F.max_pool2d(x, 2, 2, ceil_mode=True)  # ⌈H/2⌉×⌈W/2⌉, as the stride-2 conv
         return self.act(torch.cat([self.conv(x), pooled], dim=1))
 
 
 class _Bottleneck(nn.Module):
     """Regular, dilated or asymmetric bottleneck at a fixed width."""
 
-    def __init__(self, channels: int, dilation: int = 1, asymmetric: int = 0, dropout: float = 0.1,
-                 relu: bool = False) -> None:
+    def __init__(
+        self, channels: int, dilation: int = 1, asymmetric: int = 0, dropout: float = 0.1, relu: bool = False
+    ) -> None:
         super().__init__()
         inner = channels // 4
         self.project = _conv_bn(channels, inner, 1, act=_act(inner, relu))
         if asymmetric:
             k = asymmetric
-            self.conv = nn.Sequential(nn.Conv2d(inner, inner, (k, 1), padding=(k // 2, 0), bias=False),
-                                      *_conv_bn(inner, inner, (1, k), act=_act(inner, relu)))
+            self.conv = nn.Sequential(
+                nn.Conv2d(inner, inner, (k, 1), padding=(k // 2, 0), bias=False),
+                *_conv_bn(inner, inner, (1, k), act=_act(inner, relu)),
+            )
         else:
             self.conv = _conv_bn(inner, inner, 3, dilation=dilation, act=_act(inner, relu))
         self.expand = _conv_bn(inner, channels, 1)
@@ -132,7 +140,9 @@ class _Upsample(nn.Module):
         self.project = _conv_bn(cin, inner, 1, act=nn.ReLU())
         self.deconv = nn.Sequential(
             ConvTranspose2d(inner, inner, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.BatchNorm2d(inner), nn.ReLU())
+            nn.BatchNorm2d(inner),
+            nn.ReLU(),
+        )
         self.expand = _conv_bn(inner, cout, 1)
         self.drop = nn.Dropout2d(dropout)
         self.out = nn.ReLU()
@@ -146,9 +156,16 @@ class _Upsample(nn.Module):
 
 def _stage23(channels: int) -> list[nn.Module]:
     """Stages 2 and 3 after the downsampling: the paper's repeating pattern of eight bottlenecks."""
-    return [_Bottleneck(channels), _Bottleneck(channels, dilation=2), _Bottleneck(channels, asymmetric=5),
-            _Bottleneck(channels, dilation=4), _Bottleneck(channels), _Bottleneck(channels, dilation=8),
-            _Bottleneck(channels, asymmetric=5), _Bottleneck(channels, dilation=16)]
+    return [
+        _Bottleneck(channels),
+        _Bottleneck(channels, dilation=2),
+        _Bottleneck(channels, asymmetric=5),
+        _Bottleneck(channels, dilation=4),
+        _Bottleneck(channels),
+        _Bottleneck(channels, dilation=8),
+        _Bottleneck(channels, asymmetric=5),
+        _Bottleneck(channels, dilation=16),
+    ]
 
 
 class _ENetEncoder(nn.Module):
@@ -174,8 +191,11 @@ class _ENetDecoder(nn.Module):
         self.fullconv = ConvTranspose2d(c0, num_classes, 2, stride=2, bias=False)
 
 
-@register("enet", "ENet: initial block, regular/dilated/asymmetric bottlenecks, max-unpooling decoder "
-                  "(Paszke et al. 2016); model.backbone does not apply")
+@register(
+    "enet",
+    "ENet: initial block, regular/dilated/asymmetric bottlenecks, max-unpooling decoder "
+    "(Paszke et al. 2016); model.backbone does not apply",
+)
 class ENet(_Baseline):
     """ENet (Paszke et al. 2016).
 
@@ -188,8 +208,13 @@ class ENet(_Baseline):
 
     model_names = ("enet",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101", widths: Sequence[int] = (16, 64, 128),
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        widths: Sequence[int] = (16, 64, 128),
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         if len(widths) != 3:
             raise ValueError(f"ENet widths needs three values, got {list(widths)}")
@@ -239,15 +264,17 @@ class FeatureFusion(nn.Module):
 
 
 class _BiSeNetHead(nn.Module):
-    def __init__(self, enc: Sequence[int], num_classes: int, channels: int = 128, head_channels: int = 64,
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self, enc: Sequence[int], num_classes: int, channels: int = 128, head_channels: int = 64, in_channels: int = 3
+    ) -> None:
         super().__init__()
 
         def cbr(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
             return _conv_bn(cin, cout, kernel, stride=stride, act=nn.ReLU(inplace=True))
 
-        self.spatial = nn.Sequential(cbr(in_channels, 64, 7, 2), cbr(64, 64, 3, 2), cbr(64, 64, 3, 2),
-                                     cbr(64, channels, 1))
+        self.spatial = nn.Sequential(
+            cbr(in_channels, 64, 7, 2), cbr(64, 64, 3, 2), cbr(64, 64, 3, 2), cbr(64, channels, 1)
+        )
         self.global_context = nn.Conv2d(enc[3], channels, 1)
         self.arm32 = AttentionRefinement(enc[3], channels)
         self.arm16 = AttentionRefinement(enc[2], channels)
@@ -257,8 +284,10 @@ class _BiSeNetHead(nn.Module):
         self.classifier = nn.Sequential(cbr(2 * channels, head_channels, 3), nn.Conv2d(head_channels, num_classes, 1))
 
 
-@register("bisenet", "BiSeNet v1: spatial path, ResNet context path with attention refinement, feature "
-                     "fusion (Yu et al. 2018)")
+@register(
+    "bisenet",
+    "BiSeNet v1: spatial path, ResNet context path with attention refinement, feature fusion (Yu et al. 2018)",
+)
 class BiSeNet(_Baseline):
     """BiSeNet v1 (Yu et al. 2018). ``encoder`` is the context path's ResNet; ``head`` is the spatial
     path and everything after the ResNet.
@@ -274,15 +303,26 @@ class BiSeNet(_Baseline):
     model_names = ("bisenet",)
     aux_modules = ("aux_heads",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet18", channels: int = 128,
-                 aux_weight: float = 1.0, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet18",
+        channels: int = 128,
+        aux_weight: float = 1.0,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
         self.head = _BiSeNetHead(self.encoder.channels, num_classes, channels, in_channels=in_channels)
         self.aux_weight = float(aux_weight)
-        self.aux_heads = nn.ModuleList(
-            nn.Sequential(_conv_bn(channels, 256, 3, act=nn.ReLU(inplace=True)), nn.Conv2d(256, num_classes, 1))
-            for _ in range(2)) if aux_weight else None
+        self.aux_heads = (
+            nn.ModuleList(
+                nn.Sequential(_conv_bn(channels, 256, 3, act=nn.ReLU(inplace=True)), nn.Conv2d(256, num_classes, 1))
+                for _ in range(2)
+            )
+            if aux_weight
+            else None
+        )
         _init_heads(self.head)
         if self.aux_heads is not None:
             _init_heads(self.aux_heads)
@@ -292,10 +332,14 @@ class BiSeNet(_Baseline):
         _, _, f3, f4 = self.encoder(x)
         sp = h.spatial(x)
         g = F.relu(h.global_context(f4.mean(dim=(2, 3), keepdim=True)))
-        c32 = h.refine32(resize_to(h.arm32(f4) + g, f3.shape[-2:]))       # H/16
-        c16 = h.refine16(resize_to(h.arm16(f3) + c32, sp.shape[-2:]))     # H/8
+        c32 = h.refine32(resize_to(h.arm32(f4) + g, f3.shape[-2:]))  # H/16
+        c16 = h.refine16(resize_to(h.arm16(f3) + c32, sp.shape[-2:]))  # H/8
         logits = resize_to(h.classifier(h.ffm(sp, c16)), size)
         if not self.training or self.aux_heads is None:
             return logits
-        return AuxLogits(logits, tuple((self.aux_weight, resize_to(head(c), size))
-                                       for head, c in zip(self.aux_heads, (c32, c16))))
+        return AuxLogits(
+            logits,
+            tuple(
+                (self.aux_weight, resize_to(head(c), size)) for head, c in zip(self.aux_heads, (c32, c16), strict=True)
+            ),
+        )

@@ -13,8 +13,9 @@ decorated with :func:`register`, its names in the class's ``model_names`` (what
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -22,18 +23,32 @@ __all__ = ["register", "registered", "build_registered", "PHGMM_ONLY_KWARGS", "M
 
 #: Model keys that only PHGMM understands. The config system passes one set of model keys to
 #: whichever network it builds, so the other networks accept and ignore these.
-PHGMM_ONLY_KWARGS = frozenset({
-    "num_components", "use_global", "postnet", "latent_dim", "component_dim", "global_dim",
-    "decoder_units", "decoder_channels", "sample_latent", "local_channels", "ignore_index",
-    "decode_posterior", "use_local", "skip_dropout", "summary_norm",
-})
+PHGMM_ONLY_KWARGS = frozenset(
+    {
+        "num_components",
+        "use_global",
+        "postnet",
+        "latent_dim",
+        "component_dim",
+        "global_dim",
+        "decoder_units",
+        "decoder_channels",
+        "sample_latent",
+        "local_channels",
+        "ignore_index",
+        "decode_posterior",
+        "use_local",
+        "skip_dropout",
+        "summary_norm",
+    }
+)
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
     cls: type
-    note: str     # one line for `phgmm models`: what it is and its citation
+    note: str  # one line for `phgmm models`: what it is and its citation
 
 
 _ENTRIES: dict[str, ModelEntry] = {}
@@ -41,11 +56,13 @@ _ENTRIES: dict[str, ModelEntry] = {}
 
 def register(name: str, note: str) -> Callable[[type], type]:
     """Class decorator: make ``cls`` buildable as ``model.name = name``."""
+
     def deco(cls: type) -> type:
         if name in _ENTRIES and _ENTRIES[name].cls is not cls:
             raise ValueError(f"model name {name!r} registered twice")
         _ENTRIES[name] = ModelEntry(name, cls, note)
         return cls
+
     return deco
 
 
@@ -69,6 +86,8 @@ def build_registered(name: str, num_classes: int = 12, backbone: str = "resnet10
     own = {k: v for k, v in kwargs.items() if k not in PHGMM_ONLY_KWARGS or k in accepted}
     unknown = sorted(set(own) - accepted)
     if unknown:
-        raise TypeError(f"{cls.__name__} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
-                        f"it accepts {', '.join(sorted(accepted - {'num_classes', 'backbone'}))}")
+        raise TypeError(
+            f"{cls.__name__} got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+            f"it accepts {', '.join(sorted(accepted - {'num_classes', 'backbone'}))}"
+        )
     return cls(num_classes=num_classes, backbone=backbone, **own)

@@ -17,7 +17,7 @@ window of its own, and unpooling crops to the size before pooling (Caffe's SegNe
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -45,7 +45,7 @@ class _SegNetDecoder(nn.Module):
         blocks = []
         for i in reversed(range(len(channels))):
             c, layers = channels[i], VGG16_BLOCKS[i]
-            if i == 0:       # the shallowest block: its last convolution is the classifier
+            if i == 0:  # the shallowest block: its last convolution is the classifier
                 blocks.append(_encoder_block(c, c, layers - 1))
             else:
                 convs = [conv_bn_relu(c, c) for _ in range(layers - 1)] + [conv_bn_relu(c, channels[i - 1])]
@@ -54,8 +54,11 @@ class _SegNetDecoder(nn.Module):
         self.classifier = nn.Conv2d(channels[0], num_classes, 3, padding=1)
 
 
-@register("segnet", "SegNet: VGG-16 encoder, decoder unpooling with the max-pooling indices "
-                    "(Badrinarayanan et al. 2017); model.backbone does not apply")
+@register(
+    "segnet",
+    "SegNet: VGG-16 encoder, decoder unpooling with the max-pooling indices "
+    "(Badrinarayanan et al. 2017); model.backbone does not apply",
+)
 class SegNet(_Baseline):
     """SegNet (Badrinarayanan et al. 2017).
 
@@ -68,37 +71,49 @@ class SegNet(_Baseline):
 
     model_names = ("segnet",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101",
-                 channels: Sequence[int] = (64, 128, 256, 512, 512), in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        channels: Sequence[int] = (64, 128, 256, 512, 512),
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         if len(channels) != len(VGG16_BLOCKS):
             raise ValueError(f"SegNet channels needs five widths, got {list(channels)}")
         widths = [in_channels, *channels]
-        self.encoder = nn.ModuleList(_encoder_block(widths[i], widths[i + 1], n)
-                                     for i, n in enumerate(VGG16_BLOCKS))
+        self.encoder = nn.ModuleList(_encoder_block(widths[i], widths[i + 1], n) for i, n in enumerate(VGG16_BLOCKS))
         self.head = _SegNetDecoder(channels, num_classes)
         _init_heads(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        trail = []                                 # (size before pooling, argmax) per block
+        trail = []  # (size before pooling, argmax) per block
         for block in self.encoder:
             x = block(x)
             size = x.shape[-2:]
             x, where = max_pool2x2_with_argmax(x)
             trail.append((size, where))
-        for block, (size, where) in zip(self.head.blocks, reversed(trail)):
+        for block, (size, where) in zip(self.head.blocks, reversed(trail), strict=True):
             x = block(max_unpool2x2(x, where, size))
         return self.head.classifier(x)
 
 
-@register("segnet_half", "SegNet at half width (32-256 channels, a quarter of the FLOPs): the CPU-scale "
-                         "stand-in, not a variant of the paper; model.backbone does not apply")
+@register(
+    "segnet_half",
+    "SegNet at half width (32-256 channels, a quarter of the FLOPs): the CPU-scale "
+    "stand-in, not a variant of the paper; model.backbone does not apply",
+)
 class SegNetHalf(SegNet):
     """:class:`SegNet` with every block at half width (32, 64, 128, 256, 256; 7.37 M parameters with
     11 classes, a quarter of the convolutions' multiply-adds), for the CPU-scale comparison."""
 
     model_names = ("segnet_half",)
 
-    def __init__(self, num_classes: int = 12, backbone: str = "resnet101",
-                 channels: Sequence[int] = (32, 64, 128, 256, 256), in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int = 12,
+        backbone: str = "resnet101",
+        channels: Sequence[int] = (32, 64, 128, 256, 256),
+        in_channels: int = 3,
+    ) -> None:
         super().__init__(num_classes, backbone, channels, in_channels)

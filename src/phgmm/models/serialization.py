@@ -9,16 +9,25 @@ the user-facing ``phgmm.load`` / ``phgmm publish`` on top of this.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
 from ..io import AtomicFile, atomic_write_bytes
 from ..version import __version__
 
-__all__ = ["WEIGHTS_NAME", "CONFIG_NAME", "NORMALIZATION", "ModelFileError", "is_saved_model_dir",
-           "save_folder", "read_folder", "model_from_folder"]
+__all__ = [
+    "WEIGHTS_NAME",
+    "CONFIG_NAME",
+    "NORMALIZATION",
+    "ModelFileError",
+    "is_saved_model_dir",
+    "save_folder",
+    "read_folder",
+    "model_from_folder",
+]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -46,8 +55,13 @@ def _config_from_build(build: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def save_folder(model: nn.Module, out_dir: str | Path, config: dict[str, Any] | None = None,
-                classes: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+def save_folder(
+    model: nn.Module,
+    out_dir: str | Path,
+    config: dict[str, Any] | None = None,
+    classes: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write ``model`` (without PostNet) as ``model.safetensors`` + ``config.json`` in ``out_dir``.
 
     Args:
@@ -66,18 +80,23 @@ def save_folder(model: nn.Module, out_dir: str | Path, config: dict[str, Any] | 
     build = dict(getattr(model, "build_args", None) or {})
     if not build:
         raise ValueError("this model does not record how it was built; build it with phgmm.models.build_model")
-    if build.get("name") == "phgmm":      # the shared model is for inference: no PostNet
+    if build.get("name") == "phgmm":  # the shared model is for inference: no PostNet
         build.update(postnet=None, decode_posterior=0.0)
     config = json.loads(json.dumps(config if config is not None else _config_from_build(build)))
     config.setdefault("model", {}).update(postnet=None, decode_posterior=0.0)
     out.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
-               if not k.startswith("postnet.")}
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if not k.startswith("postnet.")}
     size = (config.get("data") or {}).get("size")
-    meta = {"phgmm_version": __version__, "build": build, "config": config,
-            "class_names": (classes or {}).get("names"), "colors": (classes or {}).get("colors"),
-            "size": list(size) if size else None, "normalization": NORMALIZATION}
-    with AtomicFile(out / WEIGHTS_NAME) as tmp:     # it also gives safetensors' 0600 file the usual mode
+    meta = {
+        "phgmm_version": __version__,
+        "build": build,
+        "config": config,
+        "class_names": (classes or {}).get("names"),
+        "colors": (classes or {}).get("colors"),
+        "size": list(size) if size else None,
+        "normalization": NORMALIZATION,
+    }
+    with AtomicFile(out / WEIGHTS_NAME) as tmp:  # it also gives safetensors' 0600 file the usual mode
         save_file(weights, str(tmp), metadata={"format": "pt", "phgmm_version": __version__})
     atomic_write_bytes(out / CONFIG_NAME, json.dumps(meta, indent=2).encode())
     return out
@@ -100,9 +119,14 @@ def read_folder(path: str | Path) -> dict[str, Any]:
         weights = load_file(str(path / WEIGHTS_NAME))
     except (OSError, SafetensorError) as exc:
         raise ModelFileError(f"{path / WEIGHTS_NAME}: not readable safetensors weights ({exc})") from None
-    return {"model": weights, "config": meta["config"], "build": meta["build"],
-            "classes": {"names": meta.get("class_names"), "colors": meta.get("colors")},
-            "metadata": meta, "source": str(path)}
+    return {
+        "model": weights,
+        "config": meta["config"],
+        "build": meta["build"],
+        "classes": {"names": meta.get("class_names"), "colors": meta.get("colors")},
+        "metadata": meta,
+        "source": str(path),
+    }
 
 
 def model_from_folder(state: dict[str, Any], build: Callable[..., nn.Module]) -> nn.Module:
@@ -116,17 +140,26 @@ def model_from_folder(state: dict[str, Any], build: Callable[..., nn.Module]) ->
     _check_size(state)
     wrong = _shape_mismatches(model, state["model"])
     if wrong:
-        raise ModelFileError(f"{source}: {WEIGHTS_NAME} does not fit the model described in {CONFIG_NAME}: "
-                             f"{len(wrong)} tensors have another shape (first: {wrong[0]}); was {CONFIG_NAME} "
-                             f"edited? Publish the checkpoint again (phgmm publish)")
+        raise ModelFileError(
+            f"{source}: {WEIGHTS_NAME} does not fit the model described in {CONFIG_NAME}: "
+            f"{len(wrong)} tensors have another shape (first: {wrong[0]}); was {CONFIG_NAME} "
+            f"edited? Publish the checkpoint again (phgmm publish)"
+        )
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
     if missing or unexpected:
-        raise ModelFileError(f"{source}: weights do not fit the model described in {CONFIG_NAME} "
-                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ModelFileError(
+            f"{source}: weights do not fit the model described in {CONFIG_NAME} "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     meta = state["metadata"]
-    model.metadata = {"class_names": meta.get("class_names"), "colors": meta.get("colors"),
-                      "size": meta.get("size"), "normalization": meta.get("normalization", NORMALIZATION),
-                      "config": state["config"], "source": state.get("source")}
+    model.metadata = {
+        "class_names": meta.get("class_names"),
+        "colors": meta.get("colors"),
+        "size": meta.get("size"),
+        "normalization": meta.get("normalization", NORMALIZATION),
+        "config": state["config"],
+        "source": state.get("source"),
+    }
     return model.eval()
 
 
@@ -137,13 +170,15 @@ def _build_described(state: dict[str, Any], build: Callable[..., nn.Module]) -> 
     args = dict(state["build"])
     name = args.pop("name", None)
     if not isinstance(name, str):
-        raise ModelFileError(f"{where}: 'build' names no network (expected \"name\": \"phgmm\", …)")
+        raise ModelFileError(f'{where}: \'build\' names no network (expected "name": "phgmm", …)')
     try:
         return build(name, **args)
-    except TypeError as exc:     # an unexpected keyword: say which, in the file's own terms
+    except TypeError as exc:  # an unexpected keyword: say which, in the file's own terms
         bad = str(exc).rsplit("argument", 1)[-1].strip(" '")
-        raise ModelFileError(f"{where}: 'build' holds a setting the {name} network does not take "
-                             f"({bad or exc}); was the file edited? Publish the checkpoint again") from None
+        raise ModelFileError(
+            f"{where}: 'build' holds a setting the {name} network does not take "
+            f"({bad or exc}); was the file edited? Publish the checkpoint again"
+        ) from None
     except (ValueError, KeyError) as exc:
         raise ModelFileError(f"{where}: 'build' cannot be built ({exc})") from None
 
@@ -156,8 +191,10 @@ def _check_classes(state: dict[str, Any], model: nn.Module) -> None:
     for key in ("class_names", "colors"):
         values = state["metadata"].get(key)
         if n is not None and values is not None and len(values) != n:
-            raise ModelFileError(f"{where}: '{key}' lists {len(values)} entries but the network predicts "
-                                 f"{n} classes; was the file edited? Publish the checkpoint again")
+            raise ModelFileError(
+                f"{where}: '{key}' lists {len(values)} entries but the network predicts "
+                f"{n} classes; was the file edited? Publish the checkpoint again"
+            )
 
 
 def _check_size(state: dict[str, Any]) -> None:
@@ -165,15 +202,23 @@ def _check_size(state: dict[str, Any]) -> None:
     size = state["metadata"].get("size")
     if size is None:
         return
-    if not (isinstance(size, (list, tuple)) and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+    if not (
+        isinstance(size, (list, tuple))
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
         where = f"{state.get('source')}/{CONFIG_NAME}" if state.get("source") else CONFIG_NAME
-        raise ModelFileError(f"{where}: 'size', the working size the model was trained at, must be two "
-                             f"positive integers [W, H] (e.g. [768, 384]), got {size!r}")
+        raise ModelFileError(
+            f"{where}: 'size', the working size the model was trained at, must be two "
+            f"positive integers [W, H] (e.g. [768, 384]), got {size!r}"
+        )
 
 
 def _shape_mismatches(model: nn.Module, weights: dict[str, Any]) -> list[str]:
     """``name: file [a, b], config [c, d]`` for each tensor whose shape differs from the model's."""
     own = model.state_dict()
-    return [f"{k}: file {list(v.shape)}, config {list(own[k].shape)}" for k, v in weights.items()
-            if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    return [
+        f"{k}: file {list(v.shape)}, config {list(own[k].shape)}"
+        for k, v in weights.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]

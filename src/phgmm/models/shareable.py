@@ -33,12 +33,13 @@ class Shareable:
         from .serialization import ModelFileError, is_saved_model_dir, model_from_folder, read_folder
 
         if not is_saved_model_dir(path):
-            raise ModelFileError(f"{path}: not a saved model folder (model.safetensors + config.json); "
-                                 f"for a training checkpoint use phgmm.load")
+            raise ModelFileError(
+                f"{path}: not a saved model folder (model.safetensors + config.json); "
+                f"for a training checkpoint use phgmm.load"
+            )
         state = read_folder(path)
         if state["build"].get("name") not in cls.model_names:
-            raise TypeError(f"{path}: holds a {state['build'].get('name')} model, not a {cls.__name__}; "
-                            f"use phgmm.load")
+            raise TypeError(f"{path}: holds a {state['build'].get('name')} model, not a {cls.__name__}; use phgmm.load")
         return model_from_folder(state, cls.from_build_args).to(map_location)
 
     #: the ``model.name`` values this class builds

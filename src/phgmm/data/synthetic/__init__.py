@@ -31,7 +31,7 @@ Modules, in drawing order:
 """
 
 # F (fine id by name) stays importable here, as it was from the single module
-from .labels import F, FINE_CLASSES  # noqa: F401
+from .labels import FINE_CLASSES, F  # noqa: F401
 from .render import render_scene, render_scene_fine, save_example
 from .writer import generate_dataset
 

@@ -34,8 +34,9 @@ def draw_sky(s: Scene, light):
         cx, cy = rng.uniform(0, W), rng.uniform(0, s.yh * 0.8)
         col = scale(bot, rng.uniform(1.02, 1.15)) if not overcast else scale(bot, rng.uniform(0.85, 0.95))
         for _k in range(rng.integers(2, 5)):
-            s.ellipse((cx + rng.uniform(-40, 40), cy + rng.uniform(-8, 8)),
-                      (rng.uniform(20, 70), rng.uniform(6, 16)), col)
+            s.ellipse(
+                (cx + rng.uniform(-40, 40), cy + rng.uniform(-8, 8)), (rng.uniform(20, 70), rng.uniform(6, 16)), col
+            )
 
 
 def draw_skyline(s: Scene, zfar):
@@ -92,7 +93,7 @@ def _sidewalk(s: Scene, sign, r, w, sw_col, zf):
     zs = np.arange(zn + rng.uniform(0, step), min(zf, 60), step)
     a = s.P(xa, 0, zs)
     b = s.P(xb, 0, zs)
-    lines = [np.stack([p, q]) for p, q in zip(a, b)]
+    lines = [np.stack([p, q]) for p, q in zip(a, b, strict=True)]
     if lines:
         s.strokes(lines, dark)
 

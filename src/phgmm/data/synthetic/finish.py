@@ -12,11 +12,25 @@ __all__ = ["finish"]
 
 # texture amplitudes per fine id: (coarse blotches, fine grain)
 _TEX = {
-    "static": (0.06, 0.05), "sky": (0.025, 0.0), "building": (0.06, 0.035), "road": (0.07, 0.07),
-    "lanemarking": (0.05, 0.05), "sidewalk": (0.06, 0.05), "fence": (0.05, 0.05),
-    "vegetation": (0.16, 0.16), "pole": (0.02, 0.02), "car": (0.03, 0.015), "truck": (0.03, 0.02),
-    "bus": (0.03, 0.02), "sign": (0.02, 0.02), "person": (0.04, 0.03), "rider": (0.04, 0.03),
-    "bicycle": (0.02, 0.02), "terrain": (0.12, 0.1), "wall": (0.06, 0.05), "traffic_light": (0.02, 0.02),
+    "static": (0.06, 0.05),
+    "sky": (0.025, 0.0),
+    "building": (0.06, 0.035),
+    "road": (0.07, 0.07),
+    "lanemarking": (0.05, 0.05),
+    "sidewalk": (0.06, 0.05),
+    "fence": (0.05, 0.05),
+    "vegetation": (0.16, 0.16),
+    "pole": (0.02, 0.02),
+    "car": (0.03, 0.015),
+    "truck": (0.03, 0.02),
+    "bus": (0.03, 0.02),
+    "sign": (0.02, 0.02),
+    "person": (0.04, 0.03),
+    "rider": (0.04, 0.03),
+    "bicycle": (0.02, 0.02),
+    "terrain": (0.12, 0.1),
+    "wall": (0.06, 0.05),
+    "traffic_light": (0.02, 0.02),
     "ego_vehicle": (0.02, 0.01),
 }
 _AMP_C = np.zeros(256, np.float32)
@@ -45,9 +59,9 @@ def finish(s: Scene, light) -> np.ndarray:
     rng, H, W = s.rng, s.H, s.W
     fine_bank, sensor_bank = _noise_bank(W, H)
     oy, ox = rng.integers(0, _NOISE_PAD, 2)
-    fine = fine_bank[oy:oy + H, ox:ox + W]
+    fine = fine_bank[oy : oy + H, ox : ox + W]
     oy, ox = rng.integers(0, _NOISE_PAD, 2)
-    sensor = sensor_bank[oy:oy + H, ox:ox + W]
+    sensor = sensor_bank[oy : oy + H, ox : ox + W]
     coarse = rng.standard_normal((H // 16 + 2, W // 16 + 2), dtype=np.float32)
     coarse = cv2.resize(coarse, (W, H), interpolation=cv2.INTER_CUBIC)
     gain = cv2.LUT(s.lab, _AMP_C) * coarse

@@ -19,7 +19,8 @@ def lighting(rng: np.random.Generator) -> dict:
     sunny = rng.random() < 0.6
     sun_left = rng.random() < 0.5
     return {
-        "sunny": sunny, "dusk": rng.random() < 0.15,
+        "sunny": sunny,
+        "dusk": rng.random() < 0.15,
         "shade_l": rng.uniform(0.6, 0.8) if sunny and not sun_left else rng.uniform(0.9, 1.05),
         "shade_r": rng.uniform(0.6, 0.8) if sunny and sun_left else rng.uniform(0.9, 1.05),
     }
@@ -27,8 +28,13 @@ def lighting(rng: np.random.Generator) -> dict:
 
 def street_plan(rng: np.random.Generator) -> dict:
     """Road half-widths left/right of the camera, sidewalk widths, and the far end (metres)."""
-    return {"road_l": rng.uniform(3.5, 8.0), "road_r": rng.uniform(3.0, 6.5),
-            "sw_l": rng.uniform(2.0, 4.5), "sw_r": rng.uniform(2.0, 4.5), "zfar": rng.uniform(90, 200)}
+    return {
+        "road_l": rng.uniform(3.5, 8.0),
+        "road_r": rng.uniform(3.0, 6.5),
+        "sw_l": rng.uniform(2.0, 4.5),
+        "sw_r": rng.uniform(2.0, 4.5),
+        "zfar": rng.uniform(90, 200),
+    }
 
 
 def _kerb(st, side) -> float:
@@ -87,9 +93,16 @@ def _place_street_objects(s: Scene, st) -> list[tuple]:
     add(rng.integers(1, 5), "tree", lambda sd: sd * (edge(sd) + rng.uniform(0.6, max(0.7, sw(sd) - 0.6))), 50)
     add(rng.integers(1, 4), "lamp", lambda sd: sd * (edge(sd) + rng.uniform(0.3, 0.6)), 60)
     add(rng.integers(1, 4), "sign", lambda sd: sd * (edge(sd) + rng.uniform(0.3, 0.8)), 20)
-    add(rng.integers(1, 5), "person",  # mostly on the sidewalks, some crossing the road
-        lambda sd: sd * (edge(sd) + rng.uniform(0.4, max(0.5, sw(sd) - 0.4))) if rng.random() < 0.85
-        else rng.uniform(-st["road_l"] + 0.5, st["road_r"] - 0.5), 25)
+    add(
+        rng.integers(1, 5),
+        "person",  # mostly on the sidewalks, some crossing the road
+        lambda sd: (
+            sd * (edge(sd) + rng.uniform(0.4, max(0.5, sw(sd) - 0.4)))
+            if rng.random() < 0.85
+            else rng.uniform(-st["road_l"] + 0.5, st["road_r"] - 0.5)
+        ),
+        25,
+    )
     add(rng.integers(1, 4), "cyclist", lambda sd: sd * (edge(sd) - rng.uniform(0.7, 1.5)), 25)
     add(rng.integers(0, 4), "clutter", lambda sd: sd * (edge(sd) + rng.uniform(0.5, max(0.6, sw(sd) - 0.5))), 40)
     return objs

@@ -19,13 +19,13 @@ _WHEEL_R = 0.34  # bicycle wheel radius, metres
 
 # -- vehicles -----------------------------------------------------------------------------------
 class _Vehicle(NamedTuple):
-    fid: int      # fine id: car, truck or bus
-    w: float      # width, height, length (metres)
+    fid: int  # fine id: car, truck or bus
+    w: float  # width, height, length (metres)
     h: float
     L: float
-    body: tuple   # colours
+    body: tuple  # colours
     glass: tuple
-    belt: float   # height of the window line
+    belt: float  # height of the window line
 
 
 def _vehicle(rng: np.random.Generator) -> _Vehicle:
@@ -61,8 +61,14 @@ def _vehicle_side(s: Scene, v: _Vehicle, X, Z):
     if fid == F["car"]:
         s.quad_x(xs, 0.22, belt, Z, Z + L, sh, fid)
         s.polys(s.P(xs, [belt, belt, h, h], [Z + 0.1 * L, Z + 0.9 * L, Z + 0.7 * L, Z + 0.3 * L]), sh, fid)
-        s.polys(s.P(xs, [belt + 0.05, belt + 0.05, h - 0.07, h - 0.07],
-                    [Z + 0.16 * L, Z + 0.84 * L, Z + 0.67 * L, Z + 0.33 * L]), glass)
+        s.polys(
+            s.P(
+                xs,
+                [belt + 0.05, belt + 0.05, h - 0.07, h - 0.07],
+                [Z + 0.16 * L, Z + 0.84 * L, Z + 0.67 * L, Z + 0.33 * L],
+            ),
+            glass,
+        )
     else:
         s.quad_x(xs, 0.3, h, Z, Z + L, sh, fid)
         if fid == F["bus"]:
@@ -88,7 +94,9 @@ def _vehicle_end(s: Scene, v: _Vehicle, X, Z, oncoming):
     s.quad_z((x0, x1), 0.22, belt, Z, body, fid)
     if fid == F["car"]:
         s.polys(s.P([x0 + 0.08, x1 - 0.08, x1 - 0.2, x0 + 0.2], [belt, belt, h, h], Z), body, fid)
-        s.polys(s.P([x0 + 0.18, x1 - 0.18, x1 - 0.27, x0 + 0.27], [belt + 0.05, belt + 0.05, h - 0.06, h - 0.06], Z), glass)
+        s.polys(
+            s.P([x0 + 0.18, x1 - 0.18, x1 - 0.27, x0 + 0.27], [belt + 0.05, belt + 0.05, h - 0.06, h - 0.06], Z), glass
+        )
     else:
         s.quad_z((x0, x1), belt, h, Z, body, fid)
         s.quad_z((x0 + 0.12, x1 - 0.12), h * 0.6, h * 0.9, Z, glass)
@@ -128,10 +136,16 @@ def _person_figure(s: Scene, X, Z, height, fid, y0=0.0, legs=True, lean=0.0):
 def _legs(s: Scene, X, Z, hgt, y0, hip, sw, pants, fid):
     spread = s.rng.uniform(-0.12, 0.12)
     lw = 0.075 * hgt
-    s.polys(s.P([X - 0.02, X - 0.02 - lw, X - sw * 0.45 + spread - lw, X - sw * 0.45 + spread],
-                [hip, hip, y0, y0], Z), pants, fid)
-    s.polys(s.P([X + 0.02, X + 0.02 + lw, X + sw * 0.45 - spread + lw, X + sw * 0.45 - spread],
-                [hip, hip, y0, y0], Z), pants, fid)
+    s.polys(
+        s.P([X - 0.02, X - 0.02 - lw, X - sw * 0.45 + spread - lw, X - sw * 0.45 + spread], [hip, hip, y0, y0], Z),
+        pants,
+        fid,
+    )
+    s.polys(
+        s.P([X + 0.02, X + 0.02 + lw, X + sw * 0.45 - spread + lw, X + sw * 0.45 - spread], [hip, hip, y0, y0], Z),
+        pants,
+        fid,
+    )
     s.quad_z((X - sw * 0.5, X + sw * 0.5), hip - 0.08, hip + 0.02, Z, pants, fid)
     shoe = (30, 30, 30)
     s.quad_z((X - sw * 0.45 + spread - lw - 0.02, X - sw * 0.45 + spread + 0.02), y0, y0 + 0.07, Z, shoe, fid)
@@ -146,8 +160,11 @@ def _torso_and_arms(s: Scene, X, Z, hgt, hip, sw, sh_y, lean, shirt, skin, fid):
     for sgn in (-1, 1):
         xa = X + xl + sgn * sw * 0.55
         xh = X + sgn * (sw * 0.6 + s.rng.uniform(-0.03, 0.08))
-        s.polys(s.P([xa, xa + sgn * aw, xh + sgn * aw, xh], [sh_y, sh_y - 0.05, hip - 0.05, hip - 0.05], Z),
-                scale(shirt, 0.9), fid)
+        s.polys(
+            s.P([xa, xa + sgn * aw, xh + sgn * aw, xh], [sh_y, sh_y - 0.05, hip - 0.05, hip - 0.05], Z),
+            scale(shirt, 0.9),
+            fid,
+        )
         s.ellipse(s.P(xh + sgn * aw / 2, hip - 0.07, Z), (s.px(0.045, Z), s.px(0.05, Z)), skin, fid)
 
 
@@ -165,7 +182,9 @@ def _head(s: Scene, X, Z, hgt, sh_y, skin, fid):
 def draw_cyclist(s: Scene, X, Z):
     """A rider (label: rider) on a bicycle (label: bicycle), seen from behind or from the side."""
     rng = s.rng
-    frame_col = jit(rng, [(200, 30, 30), (30, 30, 30), (30, 70, 160), (180, 180, 185), (30, 130, 60)][rng.integers(5)], 10)
+    frame_col = jit(
+        rng, [(200, 30, 30), (30, 30, 30), (30, 70, 160), (180, 180, 185), (30, 130, 60)][rng.integers(5)], 10
+    )
     if rng.random() < 0.45:  # rear view: riding away along the street
         _cyclist_rear(s, X, Z, frame_col)
         return
@@ -232,5 +251,9 @@ def _rider_side(s: Scene, Z, d, seat, bb, bars):
     s.line(P(sh), P(bars), shirt, s.px(0.08, Z), rider)
     hc = P((sh[0] + d * 0.08, sh[1] + 0.17))
     s.ellipse(hc, (s.px(0.1, Z), s.px(0.11, Z)), skin, rider)
-    s.ellipse(hc - np.array([0, s.px(0.05, Z)]), (s.px(0.12, Z), s.px(0.08, Z)),
-              jit(rng, CLOTHES[rng.integers(len(CLOTHES))], 10), rider)
+    s.ellipse(
+        hc - np.array([0, s.px(0.05, Z)]),
+        (s.px(0.12, Z), s.px(0.08, Z)),
+        jit(rng, CLOTHES[rng.integers(len(CLOTHES))], 10),
+        rider,
+    )

@@ -9,8 +9,16 @@ from .colors import CLOTHES, FACADE_COLORS, jit, scale
 from .labels import F
 from .scene import Scene
 
-__all__ = ["draw_buildings", "draw_fence", "draw_hedge", "draw_tree", "draw_lamp", "draw_sign",
-           "draw_clutter", "draw_ego"]
+__all__ = [
+    "draw_buildings",
+    "draw_fence",
+    "draw_hedge",
+    "draw_tree",
+    "draw_lamp",
+    "draw_sign",
+    "draw_clutter",
+    "draw_ego",
+]
 
 
 def draw_buildings(s: Scene, st, light, side):
@@ -79,7 +87,7 @@ def draw_fence(s: Scene, X, z0, z1, h):
         step = rng.uniform(0.12, 0.3)
         zs = np.arange(z0 + step, z1, step)
         a, b = s.P(X, 0.05, zs), s.P(X, h - 0.05, zs)
-        s.strokes([np.stack([p, q]) for p, q in zip(a, b)], scale(col, 0.7))
+        s.strokes([np.stack([p, q]) for p, q in zip(a, b, strict=True)], scale(col, 0.7))
         s.quad_x(X, h - 0.08, h, z0, z1, scale(col, 0.8), F["fence"])
     else:  # metal railing: rails + posts + bars, the background shows through
         col = jit(rng, [(70, 80, 75), (150, 150, 155), (40, 40, 45)][rng.integers(3)], 10)
@@ -117,12 +125,15 @@ def draw_tree(s: Scene, X, Z):
     for _ in range(rng.integers(3, 7)):
         dx, dy = rng.uniform(-0.6, 0.6) * R, rng.uniform(-0.5, 0.5) * R
         r = R * rng.uniform(0.55, 0.9)
-        s.ellipse(s.P(X + dx, cy + dy, Z), (s.px(r, Z), s.px(r * rng.uniform(0.7, 1.0), Z)),
-                  scale(base, rng.uniform(0.9, 1.1)), F["vegetation"])
+        s.ellipse(
+            s.P(X + dx, cy + dy, Z),
+            (s.px(r, Z), s.px(r * rng.uniform(0.7, 1.0), Z)),
+            scale(base, rng.uniform(0.9, 1.1)),
+            F["vegetation"],
+        )
     for _ in range(rng.integers(6, 14)):  # leaf clusters (image only)
         dx, dy = rng.uniform(-0.6, 0.6) * R, rng.uniform(-0.5, 0.4) * R
-        s.ellipse(s.P(X + dx, cy + dy, Z), (s.px(R * 0.25, Z), s.px(R * 0.2, Z)),
-                  scale(base, rng.uniform(0.65, 1.3)))
+        s.ellipse(s.P(X + dx, cy + dy, Z), (s.px(R * 0.25, Z), s.px(R * 0.2, Z)), scale(base, rng.uniform(0.65, 1.3)))
 
 
 def draw_lamp(s: Scene, X, Z, toward):
@@ -136,8 +147,9 @@ def draw_lamp(s: Scene, X, Z, toward):
         arm = rng.uniform(1.0, 2.2)
         xe = X + toward * arm
         s.polys(s.P([X, xe, xe, X], [h - 0.12, h - 0.12, h, h], Z), col, F["pole"])
-        s.quad_z((xe - 0.3, xe + 0.3) if toward > 0 else (xe - 0.3, xe + 0.3), h - 0.25, h, Z,
-                 scale(col, 0.8), F["pole"])
+        s.quad_z(
+            (xe - 0.3, xe + 0.3) if toward > 0 else (xe - 0.3, xe + 0.3), h - 0.25, h, Z, scale(col, 0.8), F["pole"]
+        )
 
 
 def draw_sign(s: Scene, X, Z):
@@ -162,20 +174,49 @@ def _sign_plate(s: Scene, c, r, kind):
         s.ellipse(c, (r * 0.72, r * 0.72), (240, 240, 240))
     elif kind == 1:  # mandatory: blue disc, white arrow
         s.ellipse(c, (r, r), (30, 80, 170), fid)
-        s.polys(np.array([[c[0] - r * 0.15, c[1] + r * 0.6], [c[0] + r * 0.15, c[1] + r * 0.6],
-                          [c[0] + r * 0.15, c[1] - r * 0.1], [c[0] + r * 0.4, c[1] - r * 0.1],
-                          [c[0], c[1] - r * 0.6], [c[0] - r * 0.4, c[1] - r * 0.1],
-                          [c[0] - r * 0.15, c[1] - r * 0.1]]), (240, 240, 240))
+        s.polys(
+            np.array(
+                [
+                    [c[0] - r * 0.15, c[1] + r * 0.6],
+                    [c[0] + r * 0.15, c[1] + r * 0.6],
+                    [c[0] + r * 0.15, c[1] - r * 0.1],
+                    [c[0] + r * 0.4, c[1] - r * 0.1],
+                    [c[0], c[1] - r * 0.6],
+                    [c[0] - r * 0.4, c[1] - r * 0.1],
+                    [c[0] - r * 0.15, c[1] - r * 0.1],
+                ]
+            ),
+            (240, 240, 240),
+        )
     elif kind == 2:  # warning triangle
         tri = np.array([[c[0], c[1] - r], [c[0] + r * 1.05, c[1] + r * 0.8], [c[0] - r * 1.05, c[1] + r * 0.8]])
         s.polys(tri, (200, 30, 35), fid)
         s.polys(c + (tri - c) * 0.65, (240, 235, 225))
     elif kind == 3:  # rectangular information sign
         col = [(30, 80, 170), (30, 120, 60), (240, 200, 30)][rng.integers(3)]
-        s.polys(np.array([[c[0] - r, c[1] - r * 0.7], [c[0] + r, c[1] - r * 0.7],
-                          [c[0] + r, c[1] + r * 0.7], [c[0] - r, c[1] + r * 0.7]]), col, fid)
-        s.polys(np.array([[c[0] - r * 0.7, c[1] - r * 0.15], [c[0] + r * 0.7, c[1] - r * 0.15],
-                          [c[0] + r * 0.7, c[1] + r * 0.15], [c[0] - r * 0.7, c[1] + r * 0.15]]), (240, 240, 240))
+        s.polys(
+            np.array(
+                [
+                    [c[0] - r, c[1] - r * 0.7],
+                    [c[0] + r, c[1] - r * 0.7],
+                    [c[0] + r, c[1] + r * 0.7],
+                    [c[0] - r, c[1] + r * 0.7],
+                ]
+            ),
+            col,
+            fid,
+        )
+        s.polys(
+            np.array(
+                [
+                    [c[0] - r * 0.7, c[1] - r * 0.15],
+                    [c[0] + r * 0.7, c[1] - r * 0.15],
+                    [c[0] + r * 0.7, c[1] + r * 0.15],
+                    [c[0] - r * 0.7, c[1] + r * 0.15],
+                ]
+            ),
+            (240, 240, 240),
+        )
     else:  # priority diamond
         d = np.array([[c[0], c[1] - r], [c[0] + r, c[1]], [c[0], c[1] + r], [c[0] - r, c[1]]])
         s.polys(d, (240, 240, 240), fid)
@@ -192,8 +233,14 @@ def draw_clutter(s: Scene, X, Z):
     elif k == 1:  # billboard / advertising column
         w, h = rng.uniform(1.0, 2.0), rng.uniform(2.0, 3.0)
         s.quad_z((X - w / 2, X + w / 2), 0.3, h, Z, jit(rng, (60, 60, 65), 10), F["static"])
-        s.quad_z((X - w / 2 + 0.08, X + w / 2 - 0.08), 0.45, h - 0.1, Z,
-                 jit(rng, CLOTHES[rng.integers(len(CLOTHES))], 30), F["static"])
+        s.quad_z(
+            (X - w / 2 + 0.08, X + w / 2 - 0.08),
+            0.45,
+            h - 0.1,
+            Z,
+            jit(rng, CLOTHES[rng.integers(len(CLOTHES))], 30),
+            F["static"],
+        )
     elif k == 2:  # traffic light on a pole
         ph = rng.uniform(2.8, 3.6)
         s.quad_z((X - 0.06, X + 0.06), 0, ph, Z, (70, 70, 75), F["pole"])

@@ -14,14 +14,34 @@ __all__ = ["generate_dataset"]
 
 # fast, deterministic PNG settings (measured): noisy RGB compresses best per ms with the SUB
 # filter + Huffman-only coding; flat label maps with run-length coding
-_PNG_RGB = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
-            cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
-_PNG_LABEL = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
-              cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+_PNG_RGB = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_SUB,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+]
+_PNG_LABEL = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_SUB,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+]
 
 
-def generate_dataset(out_dir, num: int, size=(768, 384), seed: int = 0, fmt: str = "cityscapes",
-                     val_fraction: float = 0.2, overwrite: bool = False, progress: bool = True) -> Path:
+def generate_dataset(
+    out_dir,
+    num: int,
+    size=(768, 384),
+    seed: int = 0,
+    fmt: str = "cityscapes",
+    val_fraction: float = 0.2,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
     """Write ``num`` synthetic scenes to ``out_dir`` in a real on-disk format.
 
     ``fmt="cityscapes"``: ``leftImg8bit/{train,val}/synth/synth_000000_{i:06d}_leftImg8bit.png``
@@ -67,8 +87,10 @@ def _check_arguments(out: Path, num: int, fmt: str, val_fraction: float, overwri
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: folder is not empty; refusing to write synthetic data into it "
-                              f"(choose an empty/new folder or pass --overwrite / overwrite=True)")
+        raise FileExistsError(
+            f"{out}: folder is not empty; refusing to write synthetic data into it "
+            f"(choose an empty/new folder or pass --overwrite / overwrite=True)"
+        )
 
 
 def _num_val(num: int, fmt: str, val_fraction: float) -> int:
@@ -82,6 +104,7 @@ def _num_val(num: int, fmt: str, val_fraction: float) -> int:
 def _progress(num: int, fmt: str, progress: bool):
     try:
         from tqdm import tqdm
+
         return tqdm(range(num), desc=f"synth {fmt}", unit="img", disable=not progress)
     except ImportError:  # pragma: no cover
         return range(num)
