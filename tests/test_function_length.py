@@ -1,8 +1,8 @@
 """Every function in src/phgmm is at most 60 lines, so that each can be read at once.
 
-A function's length runs from its ``def`` line to its last line, its docstring left out: the
-limit is on code to follow, and a public entry point's argument list documented in full (e.g.
-``run_benchmark``) is not a reason to split it.
+A function's length runs from its first statement after the docstring to its last line: the limit
+is on code to follow, and a public entry point's argument list documented in full (e.g.
+``run_benchmark``, one argument per line as ``ruff format`` writes it) is not a reason to split it.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ LIMIT = 60
 
 
 def code_lines(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
-    """Lines from ``def`` to the function's end, less its docstring's."""
-    lines = fn.end_lineno - fn.lineno + 1
-    first = fn.body[0]
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-        lines -= first.end_lineno - first.lineno + 1
-    return lines
+    """Lines from the body's first statement after the docstring to the function's end."""
+    body = fn.body
+    first = body[0]
+    if len(body) > 1 and isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        if isinstance(first.value.value, str):
+            body = body[1:]
+    return fn.end_lineno - body[0].lineno + 1
 
 
 def long_functions(root: Path = SRC, limit: int = LIMIT) -> list[str]:
@@ -44,9 +45,11 @@ def test_the_check_can_fail(tmp_path):
 
     pkg = tmp_path / "pkg"
     pkg.mkdir()
-    # short: LIMIT lines once its three-line docstring is left out; long: one line more
+    # short: LIMIT lines once its signature (one argument per line) and docstring are left out;
+    # long: one line more
+    signature = "".join(f"    a{i},\n" for i in range(30))
     (pkg / "m.py").write_text(
-        f'def short():\n    """A docstring\n    of three lines\n    is not code."""\n'
-        f"{statements(LIMIT - 1)}\n\ndef long():\n{statements(LIMIT)}"
+        f'def short(\n{signature}):\n    """A docstring\n    of three lines\n    is not code."""\n'
+        f"{statements(LIMIT)}\n\ndef long():\n{statements(LIMIT + 1)}"
     )
-    assert long_functions(pkg) == [f"pkg/m.py:{LIMIT + 6} long ({LIMIT + 1} lines)"]
+    assert long_functions(pkg) == [f"pkg/m.py:{LIMIT + 38} long ({LIMIT + 1} lines)"]

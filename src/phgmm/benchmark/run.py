@@ -635,8 +635,11 @@ def _mib(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:.0f}"
 
 
-def format_table(result: dict[str, Any]) -> str:
-    """A readable Markdown table of a :func:`run_benchmark` result."""
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _models_table(result: dict[str, Any]) -> list[str]:
     s = result["settings"]
     mem = "peak MiB (CUDA max allocated)" if s["memory_kind"] == "cuda_max_allocated" else "RSS HWM +MiB (CPU)"
     lines = [
@@ -649,40 +652,38 @@ def format_table(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, e in result["models"].items():
-
-        def pct(v: float | None) -> str:
-            return "-" if v is None else f"{100 * v:.1f}%"
-
         label = name + (f" (PostNet {e['train_postnet']})" if "train_postnet" in e else "")
         lines.append(
             f"| {label} | {e['params'].get('inference_total', 0) / 1e6:.2f} M | {e['train_images_per_s']:.2f} | "
             f"{e['infer_images_per_s']:.2f} | {e['infer_s'] * 1e3:.1f} | {_mib(e.get('train_peak_memory'))} | "
-            f"{_mib(e.get('infer_peak_memory'))} | {pct(e.get('train_mfu'))} | {pct(e.get('infer_mfu'))} | "
+            f"{_mib(e.get('infer_peak_memory'))} | {_pct(e.get('train_mfu'))} | {_pct(e.get('infer_mfu'))} | "
             f"{e.get('train_kernels', '-')} | {e.get('infer_kernels', '-')} |"
         )
+    return lines
+
+
+def _graphed_table(result: dict[str, Any]) -> list[str]:
     graphed = {n: e for n, e in result["models"].items() if "train_graphed_step_s" in e}
-    if graphed:
-        lines += [
-            "",
-            "| model (CUDA graphs) | train img/s eager | train img/s graphed | graphed ÷ eager step | "
-            "train MFU graphed | folded infer img/s graphed |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for name, e in graphed.items():
-            mfu = e.get("train_graphed_mfu")
-            lines.append(
-                f"| {name} | {e['train_images_per_s']:.2f} | {e['train_graphed_images_per_s']:.2f} | "
-                f"{e['train_graphed_step_s'] / e['train_step_s']:.3f} | "
-                f"{'-' if mfu is None else f'{100 * mfu:.1f}%'} | {e['infer_graphed_folded_images_per_s']:.2f} |"
-            )
-    lines += ["", "| ratio | value |", "|---|---:|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in result["ratios"].items()]
-    v = result["phgmm_train_step_s"]
-    lines += [
+    if not graphed:
+        return []
+    lines = [
         "",
-        "PHGMM training step (s): " + ", ".join(f"PostNet {k}: {t:.3f}" for k, t in v.items()),
-        f"PHGMM bare encoder forward (s): {result['encoder_infer_s']:.4f}",
+        "| model (CUDA graphs) | train img/s eager | train img/s graphed | graphed ÷ eager step | "
+        "train MFU graphed | folded infer img/s graphed |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    for name, e in graphed.items():
+        lines.append(
+            f"| {name} | {e['train_images_per_s']:.2f} | {e['train_graphed_images_per_s']:.2f} | "
+            f"{e['train_graphed_step_s'] / e['train_step_s']:.3f} | "
+            f"{_pct(e.get('train_graphed_mfu'))} | {e['infer_graphed_folded_images_per_s']:.2f} |"
+        )
+    return lines
+
+
+def _extras(result: dict[str, Any]) -> list[str]:
+    """The loader, predict and ONNX lines, where they were measured."""
+    lines = []
     if result.get("loader"):
         ld = result["loader"]
         lines.append(
@@ -706,4 +707,18 @@ def format_table(result: dict[str, Any]) -> str:
             else f"onnx: onnxruntime {o['onnx_s'] * 1e3:.1f} ms vs PyTorch {o['pytorch_s'] * 1e3:.1f} ms "
             f"per batch of {o['batch']} on the CPU = {o['onnx_over_pytorch']:.3f}×"
         )
-    return "\n".join(lines)
+    return lines
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A readable Markdown table of a :func:`run_benchmark` result."""
+    lines = _models_table(result) + _graphed_table(result)
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in result["ratios"].items()]
+    v = result["phgmm_train_step_s"]
+    lines += [
+        "",
+        "PHGMM training step (s): " + ", ".join(f"PostNet {k}: {t:.3f}" for k, t in v.items()),
+        f"PHGMM bare encoder forward (s): {result['encoder_infer_s']:.4f}",
+    ]
+    return "\n".join(lines + _extras(result))

@@ -66,6 +66,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="T",
         help="device peak TFLOP/s for the MFU (default: known GPUs' tensor-core peak)",
     )
+    _add_extra_measurements(p)
+    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="write the full result as JSON here")
+    add_threads(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_extra_measurements(p: argparse.ArgumentParser) -> None:
+    """The optional measurements beside the models' own: loader, predict, ONNX, CUDA graphs."""
     p.add_argument(
         "--loader-workers",
         type=int,
@@ -100,10 +109,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="on CUDA, also time each model's training step and folded inference replayed as CUDA "
         "graphs (train.cuda_graph; ignored with a note elsewhere)",
     )
-    p.add_argument("--json", dest="json_out", default=None, metavar="FILE", help="write the full result as JSON here")
-    add_threads(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

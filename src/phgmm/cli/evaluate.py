@@ -47,6 +47,32 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="evaluate with this config instead of the checkpoint's")
     add_set(p, "the checkpoint's config (or --config)")
     p.add_argument("--split", help="dataset split (default: data.val_split)")
+    _add_saved_prediction_args(p)
+    p.add_argument(
+        "--miou-exclude",
+        metavar="NAMES",
+        help="classes left out of the mIoU, comma-separated names or indices, 'none' for none "
+        "(default: the --classes table's miou_exclude, else class 0; with --checkpoint: "
+        "--set data.miou_exclude=[...])",
+    )
+    p.add_argument(
+        "--uncertainty",
+        action="store_true",
+        help="also measure uncertainty maps (AUROC/AUPR for wrong pixels) and calibration (ECE)",
+    )
+    add_inference_options(p, from_config=True)
+    p.add_argument("--out", required=True, metavar="DIR", help="where metrics.json and report.md go")
+    add_overwrite(p, "an earlier metrics.json / report.md in --out")
+    add_skip_bad_samples(p)
+    add_precision(p)
+    add_threads(p)
+    add_no_progress(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_saved_prediction_args(p: argparse.ArgumentParser) -> None:
+    """The keys of the second mode: saved predictions scored against ground truth."""
     p.add_argument("--predictions", metavar="DIR", help="class-index PNGs of any model")
     p.add_argument(
         "--ground-truth",
@@ -77,27 +103,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="score only the ground-truth files that have a prediction (default: every ground-truth "
         "file needs one); metrics.json counts the others",
     )
-    p.add_argument(
-        "--miou-exclude",
-        metavar="NAMES",
-        help="classes left out of the mIoU, comma-separated names or indices, 'none' for none "
-        "(default: the --classes table's miou_exclude, else class 0; with --checkpoint: "
-        "--set data.miou_exclude=[...])",
-    )
-    p.add_argument(
-        "--uncertainty",
-        action="store_true",
-        help="also measure uncertainty maps (AUROC/AUPR for wrong pixels) and calibration (ECE)",
-    )
-    add_inference_options(p, from_config=True)
-    p.add_argument("--out", required=True, metavar="DIR", help="where metrics.json and report.md go")
-    add_overwrite(p, "an earlier metrics.json / report.md in --out")
-    add_skip_bad_samples(p)
-    add_precision(p)
-    add_threads(p)
-    add_no_progress(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -72,6 +72,24 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="N",
         help="threads reading ahead and, as many, writing (default: min(4, CPUs))",
     )
+    _add_extra_outputs(p)
+    add_device(p)
+    add_overwrite(p, "existing predictions in --out")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave out the inputs whose outputs are all in --out already (continue an interrupted run)",
+    )
+    add_skip_bad_samples(p)
+    add_threads(p, config=False)
+    add_precision(p, config=False)
+    add_no_progress(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_extra_outputs(p: argparse.ArgumentParser) -> None:
+    """What predict writes beside the masks and overlays: per-frame labels, entropy maps."""
     p.add_argument(
         "--save-frames",
         action="store_true",
@@ -89,19 +107,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default=None,
         help="samples of q(z|x) for --uncertainty with a PHGMM checkpoint (default 8)",
     )
-    add_device(p)
-    add_overwrite(p, "existing predictions in --out")
-    p.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="leave out the inputs whose outputs are all in --out already (continue an interrupted run)",
-    )
-    add_skip_bad_samples(p)
-    add_threads(p, config=False)
-    add_precision(p, config=False)
-    add_no_progress(p)
-    p.set_defaults(func=run)
-    return p
 
 
 def _skip_bad(args: argparse.Namespace) -> float | None:
@@ -114,10 +119,8 @@ def _skip_bad(args: argparse.Namespace) -> float | None:
     return DataConfig.max_bad_fraction if args.max_bad_fraction is None else args.max_bad_fraction
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..engine.predict import Predictor, predict_paths
-    from ..threads import thread_budget
-
+def _check_args(args: argparse.Namespace) -> None:
+    """Stops, in one line, on flags that contradict each other or are out of range."""
     if (args.checkpoint is None) == (args.onnx is None):
         raise SystemExit("phgmm predict: give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
     if args.mode == "whole" and (args.tile or args.stride):
@@ -137,6 +140,13 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             "phgmm predict: --skip-existing keeps finished outputs and --overwrite replaces them: give one of them"
         )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.predict import Predictor, predict_paths
+    from ..threads import thread_budget
+
+    _check_args(args)
     from ..io import check_output_dir
 
     check_output_dir(args.out)
