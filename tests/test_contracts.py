@@ -41,3 +41,24 @@ def test_wrappers_are_looked_through():
     wrapped = torch.nn.DataParallel(model)  # DDP's kind of wrapper, on a CPU
     assert unwrap(wrapped) is model and takes_labels(wrapped)
     assert unwrap(torch.compile(model)) is model  # wrapping only: nothing is compiled
+
+
+def test_a_network_s_name_is_written_once_and_its_saved_files_carry_it():
+    from phgmm.models.registry import registered
+
+    entries = registered()
+    for name, entry in entries.items():
+        # the names a class's files may carry are exactly the names it was registered under
+        assert entry.cls.model_names == tuple(n for n, e in entries.items() if e.cls is entry.cls), name
+    assert entries["hrnet_w18_ocr"].cls.model_names == ("hrnet_w18_ocr",)  # not its parent's
+    assert entries["phgmm"].cls.model_names == ("phgmm",)
+
+
+def test_a_saved_network_loads_only_as_its_own_class(tmp_path):
+    from phgmm.models.registry import registered
+
+    model = build_model("fcn8s", num_classes=3, backbone="resnet18")
+    model.save_pretrained(tmp_path / "fcn8s")
+    assert type(registered()["fcn8s"].cls.from_pretrained(tmp_path / "fcn8s")) is type(model)
+    with pytest.raises(TypeError, match="holds a fcn8s model, not a DeepLabV3"):
+        registered()["deeplabv3"].cls.from_pretrained(tmp_path / "fcn8s")

@@ -124,8 +124,6 @@ class DeepLabV3(_Baseline):
         in_channels: image channels.
     """
 
-    model_names = ("deeplabv3",)
-
     def __init__(
         self,
         num_classes: int = 12,
@@ -187,8 +185,6 @@ class FCN8s(_Baseline):
     finer grid (the input) and is cropped to it, as in the original FCN.
     """
 
-    model_names = ("fcn8s",)
-
     def __init__(self, num_classes: int = 12, backbone: str = "resnet101", in_channels: int = 3) -> None:
         super().__init__()
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
@@ -242,8 +238,6 @@ class PSPNet(_Baseline):
         dropout: before the classifier (0.1).
         output_stride: 8 (the paper's setting) or 16.
     """
-
-    model_names = ("pspnet",)
 
     def __init__(
         self,
@@ -307,8 +301,6 @@ class UNet(_Baseline):
             then H/2 and H (the last two have no encoder skip: the ResNet has no stride-1/2 stage
             output) — default (256, 256, 128, 64, 32).
     """
-
-    model_names = ("unet",)
 
     def __init__(
         self,

@@ -101,7 +101,6 @@ class CCNet(_Baseline):
         in_channels: image channels.
     """
 
-    model_names = ("ccnet",)
     aux_modules = ("aux_head",)
 
     def __init__(

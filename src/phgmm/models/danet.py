@@ -101,8 +101,6 @@ class DANet(_Baseline):
         in_channels: image channels.
     """
 
-    model_names = ("danet",)
-
     def __init__(
         self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = 1.0, in_channels: int = 3
     ) -> None:

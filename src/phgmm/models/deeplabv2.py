@@ -57,8 +57,6 @@ class DeepLabV2(_Baseline):
         in_channels: image channels.
     """
 
-    model_names = ("deeplabv2",)
-
     def __init__(
         self,
         num_classes: int = 12,

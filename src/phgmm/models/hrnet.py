@@ -206,8 +206,6 @@ class HRNetV2(_Baseline):
     "concatenation head (Wang et al. 2020); model.backbone does not apply",
 )
 class HRNetV2W48(HRNetV2):
-    model_names = ("hrnet_w48",)
-
     def __init__(
         self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full", in_channels: int = 3
     ) -> None:
@@ -216,8 +214,6 @@ class HRNetV2W48(HRNetV2):
 
 @register("hrnet_w18", "HRNetV2-W18-Small-v2: the small HRNetV2 (Wang et al. 2020); model.backbone does not apply")
 class HRNetV2W18(HRNetV2):
-    model_names = ("hrnet_w18",)
-
     def __init__(
         self,
         num_classes: int = 12,

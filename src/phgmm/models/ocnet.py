@@ -154,8 +154,6 @@ class OCNet(_OCNetBase):
     """OCNet with the Base-OC module (see the module docstring). Args as :class:`~.danet.DANet`;
     ``aux_weight`` weighs the F3 head's ℓ_s (0.4)."""
 
-    model_names = ("ocnet",)
-
     def __init__(
         self, num_classes: int = 12, backbone: str = "resnet101", aux_weight: float = AUX_WEIGHT, in_channels: int = 3
     ) -> None:
@@ -169,7 +167,6 @@ class OCNet(_OCNetBase):
 class OCNetASP(_OCNetBase):
     """OCNet with the ASP-OC module (see the module docstring)."""
 
-    model_names = ("ocnet_asp",)
     asp = True
 
     def __init__(

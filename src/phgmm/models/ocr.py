@@ -143,8 +143,6 @@ class HRNetOCR(_Baseline):
     "representations (Yuan et al. 2020); model.backbone does not apply",
 )
 class HRNetW48OCR(HRNetOCR):
-    model_names = ("hrnet_w48_ocr",)
-
     def __init__(
         self,
         num_classes: int = 12,
@@ -164,8 +162,6 @@ class HRNetW48OCR(HRNetOCR):
     "HRNetV2-W18-Small-v2 + OCR: the small HRNet + OCR (Yuan et al. 2020); model.backbone does not apply",
 )
 class HRNetW18OCR(HRNetOCR):
-    model_names = ("hrnet_w18_ocr",)
-
     def __init__(
         self,
         num_classes: int = 12,

@@ -186,8 +186,6 @@ class PHGMM(Shareable, nn.Module):
         ignore_index: label value excluded from PostNet's one-hot input.
     """
 
-    model_names = ("phgmm",)
-
     def __init__(
         self,
         num_classes: int = 12,

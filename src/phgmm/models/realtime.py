@@ -206,8 +206,6 @@ class ENet(_Baseline):
         in_channels: image channels.
     """
 
-    model_names = ("enet",)
-
     def __init__(
         self,
         num_classes: int = 12,
@@ -300,7 +298,6 @@ class BiSeNet(_Baseline):
         in_channels: image channels (both paths take the image).
     """
 
-    model_names = ("bisenet",)
     aux_modules = ("aux_heads",)
 
     def __init__(

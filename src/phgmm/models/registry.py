@@ -4,8 +4,8 @@ Each network module registers its classes with :func:`register`; ``phgmm.models`
 network module, so the table is complete once the package is imported. Adding a comparison
 network: a class on the baselines' base (``models/baselines.py``: an ``encoder``, a ``head``,
 ``parameter_counts`` and :class:`~phgmm.models.shareable.Shareable`'s saving and loading),
-decorated with :func:`register`, its names in the class's ``model_names`` (what
-``from_pretrained`` accepts), and an import line in ``models/__init__.py``;
+decorated with :func:`register` (which writes its name once, for the registry and for the
+``model_names`` that ``from_pretrained`` accepts), and an import line in ``models/__init__.py``;
 ``tests/test_contracts.py`` then checks it against the contract every network honours
 (``models/contracts.py``).
 """
@@ -55,12 +55,14 @@ _ENTRIES: dict[str, ModelEntry] = {}
 
 
 def register(name: str, note: str) -> Callable[[type], type]:
-    """Class decorator: make ``cls`` buildable as ``model.name = name``."""
+    """Class decorator: make ``cls`` buildable as ``model.name = name``, and add ``name`` to the
+    class's own ``model_names`` (the names its saved files may carry, checked on loading)."""
 
     def deco(cls: type) -> type:
         if name in _ENTRIES and _ENTRIES[name].cls is not cls:
             raise ValueError(f"model name {name!r} registered twice")
         _ENTRIES[name] = ModelEntry(name, cls, note)
+        cls.model_names = (*cls.__dict__.get("model_names", ()), name)
         return cls
 
     return deco

@@ -69,8 +69,6 @@ class SegNet(_Baseline):
         in_channels: image channels.
     """
 
-    model_names = ("segnet",)
-
     def __init__(
         self,
         num_classes: int = 12,
@@ -106,8 +104,6 @@ class SegNet(_Baseline):
 class SegNetHalf(SegNet):
     """:class:`SegNet` with every block at half width (32, 64, 128, 256, 256; 7.37 M parameters with
     11 classes, a quarter of the convolutions' multiply-adds), for the CPU-scale comparison."""
-
-    model_names = ("segnet_half",)
 
     def __init__(
         self,
