@@ -70,7 +70,7 @@ def _onnx(model: torch.nn.Module, size: tuple[int, int]) -> tuple[Callable[[], N
     try:
         import onnxruntime  # noqa: F401
 
-        from phgmm.engine.export import InferenceGraph, OnnxPredictor, export_onnx
+        from phgmm.engine.inference.export import InferenceGraph, OnnxPredictor, export_onnx
     except ImportError:
         return None
     tmp = tempfile.TemporaryDirectory(prefix="phgmm-bf16-onnx-")

@@ -15,7 +15,7 @@ import torch
 
 from phgmm import PHGMM
 from phgmm.benchmark.timing import time_interleaved
-from phgmm.engine.train import parameter_groups
+from phgmm.engine.training.optimizer import parameter_groups
 
 IMPLEMENTATIONS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from phgmm.data.imageio import list_images, load_image
+from phgmm.engine.inference.predictor import Predictor
 from phgmm.engine.precision import cpu_bf16
-from phgmm.engine.predict import Predictor
 
 
 def agreement(checkpoint: Path, images: list[Path]) -> dict[str, object]:

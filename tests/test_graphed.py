@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from phgmm import PHGMM, PHGMMLoss
-from phgmm.engine.graphed import GraphedForward, GraphedTrainStep, StaticBatch, make_capturable, training_graph_refusal
-from phgmm.engine.stepping import LOSS_TERMS, batched_bn_counters
-from phgmm.engine.train import build_optimizer, poly_lambda
+from phgmm.engine.inference.graphed import GraphedForward
+from phgmm.engine.training.graphed import GraphedTrainStep, StaticBatch, make_capturable, training_graph_refusal
+from phgmm.engine.training.optimizer import build_optimizer, poly_lambda
+from phgmm.engine.training.step import LOSS_TERMS, batched_bn_counters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CUDA = torch.device("cuda")  # a device object only: nothing runs on it here

@@ -40,7 +40,7 @@ from torch.utils.flop_counter import flop_registry
 
 from ..config import Config
 from ..engine.builders import build_loss
-from ..engine.stepping import batched_bn_counters, loss_terms, takes_labels
+from ..engine.training.step import batched_bn_counters, loss_terms, takes_labels
 from ..models import build_model, fold_batchnorm
 from .timing import PEAK_FLOPS
 

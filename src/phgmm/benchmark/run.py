@@ -102,7 +102,7 @@ def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
 
 def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
     """The training step of :func:`_train_step` captured as one CUDA graph (engine/graphed.py)."""
-    from ..engine.graphed import GraphedTrainStep
+    from ..engine.training.graphed import GraphedTrainStep
 
     p = step_parts(model, run.cfg, run.dev, run.dtype, run.mf)
     graphed = GraphedTrainStep(model, p.loss_fn, p.optimizer, run.dev, run.dtype, p.grad_clip, p.takes_labels, run.mf)
@@ -117,7 +117,7 @@ def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
 def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> None:
     """CUDA only (``graphs=True``): the training step and the folded inference replayed as CUDA
     graphs, their times and images/s beside the eager ones in ``entry``."""
-    from ..engine.graphed import GraphedForward
+    from ..engine.inference.graphed import GraphedForward
 
     step = _graphed_train_step(run, model)
     _warm(run, step)  # captures

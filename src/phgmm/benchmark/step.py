@@ -18,8 +18,8 @@ from torch import nn
 
 from ..config import Config
 from ..engine.builders import build_loss
-from ..engine.stepping import StepParts, takes_labels, training_step
-from ..engine.train import build_optimizer
+from ..engine.training.optimizer import build_optimizer
+from ..engine.training.step import StepParts, takes_labels, training_step
 
 __all__ = ["train_step", "step_parts"]
 

@@ -115,7 +115,7 @@ def _skip_bad(args: argparse.Namespace) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.predict import Predictor, predict_paths
+    from ..engine.inference import Predictor, predict_paths
     from ..threads import thread_budget
 
     if (args.checkpoint is None) == (args.onnx is None):

@@ -77,9 +77,9 @@ def run_one(exp: Experiment, run: RunSpec, progress: bool = True, log: Callable[
     from ..engine import distributed as du
     from ..engine.builders import build_dataset_from_config
     from ..engine.checkpoint import inference_model, load_checkpoint
-    from ..engine.evaluate import evaluate_model
+    from ..engine.evaluation.evaluate import evaluate_model
     from ..engine.loaders import make_eval_loader
-    from ..engine.train import train
+    from ..engine.training.trainer import train
 
     done = exp.results_dir / run.name
     if (done / "metrics.json").is_file():

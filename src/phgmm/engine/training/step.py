@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..models.contracts import LatentNetwork
-from .checkpoint import unwrap
-from .precision import autocast
+from ...models.contracts import LatentNetwork
+from ..checkpoint import unwrap
+from ..precision import autocast
 
 __all__ = [
     "LOSS_TERMS",
