@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from phgmm.config import apply_overrides, load_config
-from phgmm.engine.checkpoint import CheckpointError, load_checkpoint, load_model_from_checkpoint, save_checkpoint
+from phgmm.engine.checkpoint import CheckpointError, load_checkpoint, load_inference_model, save_checkpoint
 from phgmm.engine.training.optimizer import poly_lambda
 from phgmm.engine.training.trainer import RunExistsError, TrainingError, train
 
@@ -254,7 +254,8 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
     ):
         assert key in lat, key
     assert "a random other image" in report and "the most different image" in report and "I(x; ·)" in report
-    model, config, names, colors = load_model_from_checkpoint(summary["best"])
+    model = load_inference_model(summary["best"])
+    names, colors = model.metadata["class_names"], model.metadata["colors"]
     assert model.postnet is None and names[0] == "background" and len(colors) == 12
 
     images = synth_root / "leftImg8bit" / "val"

@@ -22,7 +22,7 @@ from ...models.contracts import LatentNetwork
 from ...models.fold import fold_batchnorm
 from .. import distributed as du
 from ..builders import miou_exclusion
-from ..checkpoint import inference_model, load_checkpoint, unwrap
+from ..checkpoint import load_checkpoint, load_inference_model, unwrap
 from ..precision import amp_dtype, autocast, memory_format
 from .latent_probe import LatentOptions, LatentProbe
 from .probes import ClusteringProbe, UncertaintyProbe
@@ -296,7 +296,7 @@ def _evaluate_read_checkpoint(
 
     device = du.init(cfg.device)
     # PostNet's weights, when the checkpoint has them, let the latent measures report z's KL
-    model = inference_model(state, cfg, checkpoint, keep_postnet=cfg.eval.latent)
+    model = load_inference_model(checkpoint, state=state, cfg=cfg, keep_postnet=cfg.eval.latent)
     # Folded as phgmm predict folds it, so that what is scored is what is predicted.
     model = fold_batchnorm(model).to(device)
     dataset = build_dataset_from_config(cfg, split or cfg.data.val_split, train=False)

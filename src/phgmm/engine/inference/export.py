@@ -305,10 +305,11 @@ def export_checkpoint(
     the metadata always records the checkpoint's ``data.size`` as the working size.
     Returns the written path and the metadata.
     """
-    from ..checkpoint import load_model_from_checkpoint
+    from ..checkpoint import load_inference_model
 
-    model, config, class_names, colors = load_model_from_checkpoint(checkpoint, map_location="cpu")
-    info = OnnxModelInfo.from_config(config, class_names, colors)
+    model = load_inference_model(checkpoint, map_location="cpu")
+    meta = model.metadata
+    info = OnnxModelInfo.from_config(meta["config"], meta["class_names"], [tuple(c) for c in meta["colors"] or []])
     out = export_onnx(
         model,
         out_path,
