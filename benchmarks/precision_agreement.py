@@ -3,7 +3,7 @@
     python benchmarks/precision_agreement.py --images ../shared/realdata/camvid/val \\
         --json docs/results/bf16_parity_camvid/agreement.json RUN/checkpoints/best.pt ...
 
-Each checkpoint predicts every image twice with :class:`phgmm.engine.predict.Predictor` (BatchNorm
+Each checkpoint predicts every image twice with :class:`phgmm.engine.inference.predictor.Predictor` (BatchNorm
 folded, as ``phgmm predict`` runs it): ``--precision fp32`` and ``--precision bf16``. Printed per
 checkpoint: the share of all pixels whose class differs, and the worst image's share.
 """

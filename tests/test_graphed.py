@@ -1,4 +1,5 @@
-"""train.cuda_graph and the captured inference forward: what runs on a CPU (engine/graphed.py).
+"""train.cuda_graph and the captured inference forward: what runs on a CPU (engine/training/graphed.py,
+engine/inference/graphed.py).
 
 The capture itself needs a GPU (benchmarks/gpu_check.sh checks graphed against eager losses there);
 here: the refusals, the step's arithmetic run eagerly, the learning rate as a device tensor, the

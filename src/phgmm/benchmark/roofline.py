@@ -262,7 +262,7 @@ def training_ops(
     """The operators of one training step (forward, loss, backward) and the number of trained
     parameters (for the optimiser's traffic, counted from it rather than traced).
 
-    The forward and the loss are those of :func:`phgmm.engine.stepping.training_step` with the
+    The forward and the loss are those of :func:`phgmm.engine.training.step.training_step` with the
     default config's loss, the BatchNorm counters advanced in one add, as ``phgmm train`` steps."""
     model = _meta_model(name, backbone, num_classes, dtype, postnet, **model_kwargs)
     model.train()

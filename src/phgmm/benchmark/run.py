@@ -101,7 +101,7 @@ def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
 
 
 def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
-    """The training step of :func:`_train_step` captured as one CUDA graph (engine/graphed.py)."""
+    """The training step of :func:`_train_step` captured as one CUDA graph (engine/training/graphed.py)."""
     from ..engine.training.graphed import GraphedTrainStep
 
     p = step_parts(model, run.cfg, run.dev, run.dtype, run.mf)

@@ -126,7 +126,7 @@ class OnnxModelInfo:
         colors: Sequence[Sequence[int]] | None = None,
     ) -> OnnxModelInfo:
         """From a checkpoint's config dict and class table. Without a class table, the 12 PHGMM
-        classes (what :class:`~phgmm.engine.predict.Predictor` assumes for such a checkpoint)."""
+        classes (what :class:`~phgmm.engine.inference.predictor.Predictor` assumes for such a checkpoint)."""
         from ...data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
         from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
 

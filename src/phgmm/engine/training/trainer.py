@@ -297,7 +297,7 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def _graphed_step(self):
-        """The whole-step CUDA graph of ``train.cuda_graph`` (engine/graphed.py), or None after one
+        """The whole-step CUDA graph of ``train.cuda_graph`` (engine/training/graphed.py), or None after one
         line that says why it cannot run here (training then runs eagerly, the same arithmetic)."""
         from .graphed import GraphedTrainStep, training_graph_refusal
 
@@ -336,7 +336,7 @@ class Trainer:
         return {"terms": stacked, "images": x.shape[0]}
 
     def step_parts(self) -> StepParts:
-        """This run's eager training step (:func:`~phgmm.engine.stepping.training_step`)."""
+        """This run's eager training step (:func:`~phgmm.engine.training.step.training_step`)."""
         s = self.state
         return StepParts(
             self.net,
