@@ -436,8 +436,9 @@ def run_benchmark(
         onnx: also run :func:`measure_onnx` (CPU, ``infer_iters`` iterations): ratio
             ``onnx_over_pytorch_time``, or a note in ``result["onnx"]["skipped"]``.
         graphs: on CUDA, also time each model's training step and folded inference replayed as CUDA
-            graphs (:mod:`phgmm.engine.graphed`): ``train_graphed_*`` and ``infer_graphed_folded_*``
-            per model. Ignored (with a progress line) elsewhere.
+            graphs (:mod:`phgmm.engine.training.graphed`, :mod:`phgmm.engine.inference.graphed`):
+            ``train_graphed_*`` and ``infer_graphed_folded_*`` per model. Ignored (with a progress line)
+            elsewhere.
 
     Returns:
         A JSON-serialisable dict: ``settings`` (``size_wh`` = [W, H]), ``models`` (per model:
