@@ -5,7 +5,7 @@ inference `phgmm predict` runs, for every network, with ONNX Runtime (fp32) besi
 
 Each network is built from one config (default ``camvid``: ResNet-18, 240x176, batch 8) with
 ``model.name`` set to it; the fp32 and bf16 copies start from the same weights. The training step is
-:func:`phgmm.engine.stepping.training_step` with the config's loss and fused AdamW, exactly as the
+:func:`phgmm.engine.training.step.training_step` with the config's loss and fused AdamW, exactly as the
 trainer calls it (:func:`phgmm.benchmark.step.train_step`, as ``phgmm benchmark`` times it);
 inference is the BatchNorm-folded network, batch 1, at each ``--infer-sizes``, its convolution and
 linear weights cast to bf16 once for the bf16 pass (``precision.cast_for_autocast``).
@@ -70,7 +70,7 @@ def _onnx(model: torch.nn.Module, size: tuple[int, int]) -> tuple[Callable[[], N
     try:
         import onnxruntime  # noqa: F401
 
-        from phgmm.engine.export import InferenceGraph, OnnxPredictor, export_onnx
+        from phgmm.engine.inference.export import InferenceGraph, OnnxPredictor, export_onnx
     except ImportError:
         return None
     tmp = tempfile.TemporaryDirectory(prefix="phgmm-bf16-onnx-")

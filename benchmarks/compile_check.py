@@ -23,8 +23,8 @@ import torch
 from phgmm import PHGMM, PHGMMLoss
 from phgmm.benchmark.timing import sync, time_interleaved
 from phgmm.conventions import IGNORE_INDEX
-from phgmm.engine.stepping import batched_bn_counters
-from phgmm.engine.train import build_optimizer
+from phgmm.engine.training.optimizer import build_optimizer
+from phgmm.engine.training.step import batched_bn_counters
 from phgmm.io import parse_wxh
 from phgmm.models import build_model, fold_batchnorm
 

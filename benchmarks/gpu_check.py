@@ -39,7 +39,8 @@ from phgmm.benchmark.opcount import count_ops
 from phgmm.benchmark.step import step_parts, train_step
 from phgmm.benchmark.timing import count_flops, device_peak_flops, sync
 from phgmm.conventions import IGNORE_INDEX
-from phgmm.engine.graphed import GraphedForward, GraphedTrainStep, training_graph_refusal
+from phgmm.engine.inference.graphed import GraphedForward
+from phgmm.engine.training.graphed import GraphedTrainStep, training_graph_refusal
 from phgmm.io import parse_wxh
 from phgmm.models import build_model, fold_batchnorm
 
@@ -284,7 +285,7 @@ def part_camvid(c: Check) -> None:
         c.note("CamVid epoch time: skipped, the time budget is spent")
         return
     from phgmm.config import apply_overrides, load_config
-    from phgmm.engine.train import Trainer
+    from phgmm.engine.training.trainer import Trainer
 
     for name in MODELS:
         cfg = apply_overrides(

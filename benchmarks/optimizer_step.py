@@ -4,7 +4,7 @@
 
 Times one ``optimizer.step()`` over PHGMM's parameters (with PostNet, as in training; random
 gradients) for each implementation, round-robin, and prints the medians and their ratios to the
-for-loop step. ``phgmm train`` uses the fused one (``phgmm.engine.train.build_optimizer``).
+for-loop step. ``phgmm train`` uses the fused one (``phgmm.engine.training.optimizer.build_optimizer``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from phgmm import PHGMM
 from phgmm.benchmark.timing import time_interleaved
-from phgmm.engine.train import parameter_groups
+from phgmm.engine.training.optimizer import parameter_groups
 
 IMPLEMENTATIONS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 

@@ -3,7 +3,7 @@
     python benchmarks/precision_agreement.py --images ../shared/realdata/camvid/val \\
         --json docs/results/bf16_parity_camvid/agreement.json RUN/checkpoints/best.pt ...
 
-Each checkpoint predicts every image twice with :class:`phgmm.engine.predict.Predictor` (BatchNorm
+Each checkpoint predicts every image twice with :class:`phgmm.engine.inference.predictor.Predictor` (BatchNorm
 folded, as ``phgmm predict`` runs it): ``--precision fp32`` and ``--precision bf16``. Printed per
 checkpoint: the share of all pixels whose class differs, and the worst image's share.
 """
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from phgmm.data.imageio import list_images, load_image
+from phgmm.engine.inference.predictor import Predictor
 from phgmm.engine.precision import cpu_bf16
-from phgmm.engine.predict import Predictor
 
 
 def agreement(checkpoint: Path, images: list[Path]) -> dict[str, object]:

@@ -12,7 +12,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from phgmm import PHGMM, PHGMMLoss
-from phgmm.engine.train import build_optimizer
+from phgmm.engine.training.optimizer import build_optimizer
 from phgmm.io import parse_wxh
 
 

@@ -2,7 +2,9 @@
 
 Layers, low to high (README "Architecture"): basics (version, io, conventions, configs, threads) →
 config → data, metrics, report, visualize → models, losses → engine → experiments, benchmark, pretrained → cli and the
-package root. Imports inside functions count too: a lazy import is still a dependency.
+package root. Inside the engine, the shared modules kept flat in engine/ → inference → evaluation → training. Imports
+inside functions count too: a lazy import is still a dependency. Every phgmm import names a module that exists, and
+no engine module imports another module's private (underscore) name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ LAYERS = [
     ("phgmm.engine",),
     ("phgmm.experiments", "phgmm.benchmark", "phgmm.pretrained"),
     ("phgmm.cli", "phgmm.__main__", "phgmm"),
+]
+
+#: inside the engine, low to high: the shared modules kept flat (builders, loaders, checkpoint, …), then the
+#: pipelines: evaluation scores what inference computes (tiling), training validates with evaluation
+ENGINE_LEVELS = [
+    ("phgmm.engine",),
+    ("phgmm.engine.inference",),
+    ("phgmm.engine.evaluation",),
+    ("phgmm.engine.training",),
 ]
 
 
@@ -64,9 +75,9 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
-def layer(mod: str) -> int:
+def layer(mod: str, layers: list[tuple[str, ...]] = LAYERS) -> int:
     best = None
-    for i, prefixes in enumerate(LAYERS):
+    for i, prefixes in enumerate(layers):
         for p in prefixes:
             if (mod == p or mod.startswith(p + ".")) and (best is None or len(p) > best[1]):
                 best = (i, len(p))
@@ -106,7 +117,78 @@ def test_no_module_imports_a_higher_layer():
     assert not upward, "imports that point upward:\n" + "\n".join(sorted(upward))
 
 
-def test_the_checks_can_fail():
+def test_inside_the_engine_no_module_imports_a_higher_level():
+    upward = [
+        f"{a} → {b}"
+        for a, deps in import_graph().items()
+        if a.startswith("phgmm.engine")
+        for b in deps
+        if b.startswith("phgmm.engine") and layer(b, ENGINE_LEVELS) > layer(a, ENGINE_LEVELS)
+    ]
+    assert not upward, "engine imports that point upward:\n" + "\n".join(sorted(upward))
+
+
+def missing_modules(mods: dict[str, Path]) -> list[str]:
+    """``module: target`` for every phgmm import of ``mods`` whose module does not exist (a module moved
+    or renamed and an import left behind: the graph above would count it as its package's)."""
+    out = []
+    for mod, path in mods.items():
+        package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                targets = [".".join(base + ([node.module] if node.module else [])) if node.level else node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            out += [f"{mod}: {t}" for t in targets if t and t.startswith("phgmm") and t not in mods]
+    return out
+
+
+def test_every_import_names_a_module_that_exists():
+    missing = missing_modules(modules())
+    assert not missing, "imports of modules that do not exist:\n" + "\n".join(missing)
+
+
+def private(name: str) -> bool:
+    """``_name``, not ``__dunder__`` (``__version__`` is public)."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_imports(mods: dict[str, Path], prefix: str = "phgmm.engine") -> list[str]:
+    """``module: from target import _name`` for every private name a module of ``mods`` under ``prefix``
+    imports from a phgmm module."""
+    out = []
+    for mod, path in mods.items():
+        if not (mod == prefix or mod.startswith(prefix + ".")):
+            continue
+        package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
+                if target and target.startswith("phgmm"):
+                    out += [f"{mod}: from {target} import {a.name}" for a in node.names if private(a.name)]
+    return out
+
+
+def test_no_engine_module_imports_a_private_name():
+    found = private_imports(modules())
+    assert not found, "private names imported from another module:\n" + "\n".join(found)
+
+
+def test_the_checks_can_fail(tmp_path):
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
-    assert layer("phgmm.cli.train") > layer("phgmm.engine.train") > layer("phgmm.models.phgmm") > layer("phgmm.io")
+    assert layer("phgmm.cli.train") > layer("phgmm.engine.training.trainer") > layer("phgmm.models.phgmm")
+    assert layer("phgmm.models.phgmm") > layer("phgmm.io")
+    levels = [layer(m, ENGINE_LEVELS) for m in ("phgmm.engine.checkpoint", "phgmm.engine.inference.tiling")]
+    levels += [layer(m, ENGINE_LEVELS) for m in ("phgmm.engine.evaluation.evaluate", "phgmm.engine.training.trainer")]
+    assert levels == [0, 1, 2, 3]
+    (tmp_path / "m.py").write_text("from .state import TrainingState, _regroup\nfrom ...version import __version__\n")
+    found = private_imports({"phgmm.engine.training.m": tmp_path / "m.py"})
+    assert found == ["phgmm.engine.training.m: from phgmm.engine.training.state import _regroup"]
+    (tmp_path / "version.py").write_text("")
+    fake = {"phgmm.engine.training.m": tmp_path / "m.py", "phgmm.version": tmp_path / "version.py"}
+    assert missing_modules(fake) == ["phgmm.engine.training.m: phgmm.engine.training.state"]

@@ -12,7 +12,7 @@ import torch
 
 from phgmm.benchmark.step import train_step
 from phgmm.config import apply_overrides, load_config
-from phgmm.engine.train import Trainer
+from phgmm.engine.training.trainer import Trainer
 from phgmm.models import MODEL_NAMES
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from phgmm.engine.checkpoint import unwrap
-from phgmm.engine.stepping import takes_labels
+from phgmm.engine.training.step import takes_labels
 from phgmm.models import MODEL_NAMES, build_model
 from phgmm.models.contracts import LatentNetwork, SegmentationNetwork
 

@@ -53,7 +53,7 @@ def test_module_layering_has_no_cycle():
         "import phgmm.data.transforms",
         "import phgmm.data.imageio",
         "import phgmm.visualize, phgmm.data",
-        "import phgmm.engine.score",
+        "import phgmm.engine.evaluation.score",
         "from phgmm.data.datasets import DatasetError; from phgmm.data import DatasetError as D; "
         "assert D is DatasetError",
         "from phgmm.data.transforms import load_image, load_label, preprocess, resize_label",
@@ -65,7 +65,7 @@ def test_each_module_imports_first(stmt):
 
 def test_public_names_are_one_object():
     from phgmm.data import classes, datasets, transforms
-    from phgmm.engine import score
+    from phgmm.engine.evaluation import score
 
     assert datasets.DatasetError is classes.DatasetError is data.DatasetError is imageio.DatasetError
     assert issubclass(DatasetError, ValueError)

@@ -26,9 +26,9 @@ def _worker(rank: int, world: int, port: int, root: str, out: str) -> None:
     torch.set_num_threads(1)
     from phgmm.engine import distributed as du
     from phgmm.engine.builders import build_dataset_from_config
-    from phgmm.engine.evaluate import evaluate_model
+    from phgmm.engine.evaluation.evaluate import evaluate_model
     from phgmm.engine.loaders import make_eval_loader
-    from phgmm.engine.train import train
+    from phgmm.engine.training.trainer import train
 
     cfg = tiny_cfg(
         Path(root),
@@ -72,7 +72,7 @@ def test_two_process_training_and_evaluation(tmp_path):
 
     # single-process evaluation of the same weights
     from phgmm.engine.builders import build_dataset_from_config, build_model_from_config
-    from phgmm.engine.evaluate import evaluate_model
+    from phgmm.engine.evaluation.evaluate import evaluate_model
     from phgmm.engine.loaders import make_eval_loader
 
     cfg = tiny_cfg(root, tmp_path / "single")
@@ -107,7 +107,7 @@ def test_two_process_training_and_evaluation(tmp_path):
 
     # the two-process checkpoint resumes in one process (a different world size)
     from phgmm.engine.checkpoint import load_checkpoint
-    from phgmm.engine.train import train
+    from phgmm.engine.training.trainer import train
 
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     assert load_checkpoint(last)["world_size"] == 2
@@ -130,7 +130,7 @@ def _worker_no_postnet(rank: int, world: int, port: int, root: str, out: str) ->
     )
     torch.set_num_threads(1)
     from phgmm.engine import distributed as du
-    from phgmm.engine.train import train
+    from phgmm.engine.training.trainer import train
 
     cfg = tiny_cfg(
         Path(root),

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from phgmm.config import apply_overrides, load_config
-from phgmm.engine.checkpoint import CheckpointError, load_checkpoint, load_model_from_checkpoint, save_checkpoint
-from phgmm.engine.train import RunExistsError, TrainingError, poly_lambda, train
+from phgmm.engine.checkpoint import CheckpointError, load_checkpoint, load_inference_model, save_checkpoint
+from phgmm.engine.training.optimizer import poly_lambda
+from phgmm.engine.training.trainer import RunExistsError, TrainingError, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -111,8 +112,8 @@ def test_sigint_mid_epoch_finishes_the_step_and_resumes_bit_identically(synth_ro
     import os
     import signal
 
-    from phgmm.engine import train as train_mod
-    from phgmm.engine.train import TrainingInterrupted
+    from phgmm.engine.training import trainer as train_mod
+    from phgmm.engine.training.trainer import TrainingInterrupted
 
     # dropout-free PHGMM, but decoding samples makes every step draw random numbers
     extra = ("train.epochs=1", "train.val_every=0", "model.sample_latent=true")
@@ -150,7 +151,7 @@ def test_sigint_mid_epoch_finishes_the_step_and_resumes_bit_identically(synth_ro
 KILL_SCRIPT = """
 import os, signal, sys
 from phgmm.config import load_config
-from phgmm.engine import train as t
+from phgmm.engine.training import trainer as t
 real = t.Trainer.save_checkpoints
 def save_then_die(self, best=False):
     real(self, best)
@@ -253,7 +254,8 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
     ):
         assert key in lat, key
     assert "a random other image" in report and "the most different image" in report and "I(x; ·)" in report
-    model, config, names, colors = load_model_from_checkpoint(summary["best"])
+    model = load_inference_model(summary["best"])
+    names, colors = model.metadata["class_names"], model.metadata["colors"]
     assert model.postnet is None and names[0] == "background" and len(colors) == 12
 
     images = synth_root / "leftImg8bit" / "val"
@@ -380,7 +382,7 @@ def test_broken_validation_image_leaves_a_loadable_last_checkpoint(synth_root, t
 
 def test_weight_decay_spares_norms_and_biases_and_best_holds_no_optimiser(synth_root, tmp_path):
     from phgmm import PHGMM
-    from phgmm.engine.train import parameter_groups
+    from phgmm.engine.training.optimizer import parameter_groups
 
     model = PHGMM(backbone="resnet18", postnet="light", decoder_units=(1, 1, 1, 1))
     decay, no_decay = parameter_groups(model, 0.01)
@@ -487,7 +489,8 @@ def test_output_locations_are_checked_before_any_work(synth_root, tmp_path, caps
 
 def test_an_optimiser_state_with_one_group_resumes_into_the_split_groups():
     """Checkpoints written before weight decay was split (one AdamW group) keep every moment."""
-    from phgmm.engine.train import _regroup, parameter_groups
+    from phgmm.engine.training.optimizer import parameter_groups
+    from phgmm.engine.training.state import _regroup
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
     old = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)

@@ -9,7 +9,7 @@ import torch
 from test_metrics_latent import SMALL, Pairs, _cfg
 
 from phgmm import PHGMM
-from phgmm.engine.evaluate import evaluate_model, write_evaluation
+from phgmm.engine.evaluation.evaluate import evaluate_model, write_evaluation
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.models import build_model
 

@@ -93,7 +93,7 @@ def test_compare_trains_every_model_and_skips_finished_runs(synth_root, tmp_path
 
 
 def test_unfinished_run_resumes_and_only_picks_runs(synth_root, tmp_path):
-    from phgmm.engine.train import train
+    from phgmm.engine.training.trainer import train
 
     exp = load_experiment(
         write_experiment(

@@ -9,7 +9,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from phgmm.engine.export import OnnxPredictor, export_onnx  # noqa: E402
+from phgmm.engine.inference.export import OnnxPredictor, export_onnx  # noqa: E402
 from phgmm.io import SizeError, parse_wxh  # noqa: E402
 from phgmm.models import PHGMM, build_model  # noqa: E402
 

@@ -18,8 +18,8 @@ from phgmm.config import apply_overrides, config_to_dict, load_config  # noqa: E
 from phgmm.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from phgmm.engine.builders import build_model_from_config  # noqa: E402
 from phgmm.engine.checkpoint import save_checkpoint  # noqa: E402
-from phgmm.engine.export import OnnxModelInfo, OnnxPredictor  # noqa: E402
-from phgmm.engine.predict import DEFAULT_SIZE, Predictor  # noqa: E402
+from phgmm.engine.inference.export import OnnxModelInfo, OnnxPredictor  # noqa: E402
+from phgmm.engine.inference.predictor import DEFAULT_SIZE, Predictor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINED_SIZE = (128, 64)  # (W, H): neither the default 768×384 nor the images' size

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from phgmm import PHGMM, PHGMMLoss
-from phgmm.engine.stepping import batched_bn_counters
+from phgmm.engine.training.step import batched_bn_counters
 from phgmm.models import fold_batchnorm
 
 pytestmark = pytest.mark.usefixtures("one_thread")

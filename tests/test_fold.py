@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from phgmm.engine.predict import Predictor
+from phgmm.engine.inference.predictor import Predictor
 from phgmm.models import MODEL_NAMES, build_model, fold_batchnorm
 from phgmm.models.fold import count_batchnorms
 

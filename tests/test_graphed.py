@@ -1,4 +1,5 @@
-"""train.cuda_graph and the captured inference forward: what runs on a CPU (engine/graphed.py).
+"""train.cuda_graph and the captured inference forward: what runs on a CPU (engine/training/graphed.py,
+engine/inference/graphed.py).
 
 The capture itself needs a GPU (benchmarks/gpu_check.sh checks graphed against eager losses there);
 here: the refusals, the step's arithmetic run eagerly, the learning rate as a device tensor, the
@@ -13,9 +14,10 @@ import pytest
 import torch
 
 from phgmm import PHGMM, PHGMMLoss
-from phgmm.engine.graphed import GraphedForward, GraphedTrainStep, StaticBatch, make_capturable, training_graph_refusal
-from phgmm.engine.stepping import LOSS_TERMS, batched_bn_counters
-from phgmm.engine.train import build_optimizer, poly_lambda
+from phgmm.engine.inference.graphed import GraphedForward
+from phgmm.engine.training.graphed import GraphedTrainStep, StaticBatch, make_capturable, training_graph_refusal
+from phgmm.engine.training.optimizer import build_optimizer, poly_lambda
+from phgmm.engine.training.step import LOSS_TERMS, batched_bn_counters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CUDA = torch.device("cuda")  # a device object only: nothing runs on it here

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from phgmm.engine.inference import default_stride, infer_logits, slide_windows
+from phgmm.engine.inference.tiling import default_stride, infer_logits, slide_windows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ def predictor_args():
 
 def test_slide_with_tile_equal_to_the_image_is_the_plain_prediction(predictor_args):
     from phgmm.data.transforms import preprocess
-    from phgmm.engine.predict import Predictor
+    from phgmm.engine.inference.predictor import Predictor
 
     rgb = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)
     whole = Predictor(model=predictor_args, size=(128, 64), device="cpu")

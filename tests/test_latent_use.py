@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from phgmm import PHGMM
 from phgmm.config import Config
-from phgmm.engine.evaluate import evaluate_model
+from phgmm.engine.evaluation.evaluate import evaluate_model
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.metrics import ConfusionMatrix
 from phgmm.metrics.latent import (

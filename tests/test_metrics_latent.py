@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from phgmm import PHGMM
 from phgmm.config import Config
-from phgmm.engine.evaluate import evaluate_model
+from phgmm.engine.evaluation.evaluate import evaluate_model
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.metrics import ConfusionMatrix
 from phgmm.metrics.latent import active_units, adjacent_partner, collapse_proof_clustering, dominant_class

@@ -71,7 +71,7 @@ def test_pooling_gradient_goes_to_the_one_maximum():
 
 def test_pool_unpool_exports_to_onnx_and_runs_in_onnxruntime(tmp_path):
     pytest.importorskip("onnxruntime")
-    from phgmm.engine.export import OnnxPredictor, export_onnx
+    from phgmm.engine.inference.export import OnnxPredictor, export_onnx
 
     class PoolUnpool(torch.nn.Module):
         def forward(self, x):

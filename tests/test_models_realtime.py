@@ -132,7 +132,7 @@ def test_enet_upsampling_puts_values_at_the_downsampling_argmax():
 
 def test_enet_exports_to_onnx_with_its_unpooling(tmp_path):
     pytest.importorskip("onnxruntime")
-    from phgmm.engine.export import OnnxPredictor, export_onnx
+    from phgmm.engine.inference.export import OnnxPredictor, export_onnx
 
     torch.manual_seed(0)
     model = ENet(num_classes=4)

@@ -138,7 +138,7 @@ def test_a_network_s_bf16_gradients_point_where_fp32_s_do(name):
 def test_predict_runs_in_the_precision_asked_for_and_refuses_bf16_for_onnx(tmp_path):
     from PIL import Image
 
-    from phgmm.engine.predict import Predictor
+    from phgmm.engine.inference.predictor import Predictor
     from phgmm.models import build_model
 
     torch.manual_seed(0)
@@ -168,7 +168,7 @@ def test_predict_runs_in_the_precision_asked_for_and_refuses_bf16_for_onnx(tmp_p
 
 @pytest.mark.parametrize("name", ["phgmm", "fcn8s"])
 def test_precast_weights_give_the_bit_identical_autocast_output_and_leave_the_caller_s_model_alone(native, name):
-    from phgmm.engine.predict import Predictor
+    from phgmm.engine.inference.predictor import Predictor
     from phgmm.models import build_model
 
     native(True)

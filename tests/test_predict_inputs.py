@@ -14,7 +14,9 @@ from phgmm.config import apply_overrides, config_to_dict, load_config
 from phgmm.data.errors import DatasetError
 from phgmm.engine.builders import build_model_from_config
 from phgmm.engine.checkpoint import save_checkpoint
-from phgmm.engine.predict import IMAGE_SUFFIXES, Predictor, collect_inputs, predict_paths
+from phgmm.engine.inference.inputs import IMAGE_SUFFIXES, collect_inputs
+from phgmm.engine.inference.pipeline import predict_paths
+from phgmm.engine.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -268,7 +270,8 @@ def test_skip_bad_samples_skips_unreadable_images_and_still_stops_beyond_the_lim
         == 2
     )
     assert "1 unreadable images, more than 1% of 4 allows (0)" in capsys.readouterr().err
-    from phgmm.engine.predict import Predictor, predict_paths
+    from phgmm.engine.inference.pipeline import predict_paths
+    from phgmm.engine.inference.predictor import Predictor
 
     predictor = Predictor(checkpoint)
     predict_paths(predictor, [folder], tmp_path / "c", progress=False, skip_bad=0.25)  # 1 in 4 allowed
@@ -282,7 +285,7 @@ def test_skip_bad_samples_skips_unreadable_images_and_still_stops_beyond_the_lim
 
 def test_opencv_runs_one_thread_during_predict_and_is_restored(checkpoint, nested, tmp_path, monkeypatch):
     # the reader/writer threads are the parallelism; OpenCV's own pool would fight the model's threads
-    from phgmm.engine import outputs
+    from phgmm.engine.inference import outputs
 
     seen: list[int] = []
     real = outputs.Outputs.image

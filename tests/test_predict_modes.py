@@ -106,7 +106,7 @@ def test_evaluate_scores_with_the_same_slide_and_tta_options(tmp_path):
 
     from phgmm.cli import main
     from phgmm.data.synthetic import generate_dataset
-    from phgmm.engine.train import train
+    from phgmm.engine.training.trainer import train
 
     root = tmp_path / "data"
     generate_dataset(root, num=6, size=(128, 64), seed=3, fmt="cityscapes", val_fraction=0.34, progress=False)

@@ -5,7 +5,7 @@ that holds what they name: ``runs/demo/checkpoints/best.pt`` (a one-step model),
 page shows (``# my_table.yaml``), and tiny data sets where a page names ``/data/…``. The only
 edits to the text are listed, visibly, in :data:`EDITS`: the data location, and the README's
 ResNet-101 at 768×384 run at a small size (the same calls; three minutes on two cores otherwise).
-The README's API sentence (``phgmm.engine.train.train(cfg)`` after a plain ``import phgmm``) is
+The README's API sentence (``phgmm.engine.training.train(cfg)`` after a plain ``import phgmm``) is
 run the same way (it raised AttributeError unless the submodule had been imported first).
 """
 
@@ -136,8 +136,8 @@ def test_the_readme_api_sentence_runs_after_a_plain_import(workdir, tmp_path):
     text = (REPO / "README.md").read_text()
     for call in (
         'phgmm.config.load_config("demo", ["train.epochs=2"])',
-        "phgmm.engine.train.train(cfg)",
-        "phgmm.engine.evaluate.evaluate_checkpoint(ckpt,",
+        "phgmm.engine.training.train(cfg)",
+        "phgmm.engine.evaluation.evaluate_checkpoint(ckpt,",
         "phgmm.experiments.load_experiment(name)",
     ):
         assert call in text.replace("\n", " "), call
@@ -146,12 +146,12 @@ def test_the_readme_api_sentence_runs_after_a_plain_import(workdir, tmp_path):
 import phgmm
 cfg = phgmm.config.load_config("demo", ["train.epochs=2"])
 phgmm.config.apply_overrides(cfg, {overrides!r})           # tiny, on the synthetic scenes
-summary = phgmm.engine.train.train(cfg, progress=False)
+summary = phgmm.engine.training.train(cfg, progress=False)
 ckpt, out_dir = summary["best"], {str(tmp_path / "ev")!r}
-phgmm.engine.evaluate.evaluate_checkpoint(ckpt, out_dir, progress=False)
+phgmm.engine.evaluation.evaluate_checkpoint(ckpt, out_dir, progress=False)
 name = "experiments/compare_camvid"
 exp = phgmm.experiments.load_experiment(name)
-assert callable(phgmm.experiments.run_experiment) and callable(phgmm.engine.predict.predict_paths)
+assert callable(phgmm.experiments.run_experiment) and callable(phgmm.engine.inference.predict_paths)
 """
     done = _run(code, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -217,8 +217,8 @@ def test_a_full_disk_during_predict_is_one_line(synth, trained, tmp_path, capsys
 
 # -- silent wrong answers ------------------------------------------------------------------------
 def test_resuming_into_a_new_out_keeps_best_pt_the_best(synth, tmp_path, capsys, monkeypatch):
-    from phgmm.engine import train as train_mod
     from phgmm.engine.checkpoint import load_checkpoint
+    from phgmm.engine.training import trainer as train_mod
 
     first = tmp_path / "first"
     assert (
@@ -309,8 +309,8 @@ def test_nan_weights_are_named_by_predict_and_evaluate(synth, trained, tmp_path,
 
 def test_history_after_an_interrupted_epoch_averages_the_whole_epoch(synth, tmp_path):
     from phgmm.config import apply_overrides, load_config
-    from phgmm.engine import train as train_mod
-    from phgmm.engine.train import TrainingInterrupted, train
+    from phgmm.engine.training import trainer as train_mod
+    from phgmm.engine.training.trainer import TrainingInterrupted, train
 
     sets = [
         *TINY,
@@ -635,7 +635,7 @@ def test_a_video_that_cannot_be_written_whole_is_one_line_and_leaves_no_mp4(
 
     import cv2
 
-    from phgmm.engine import outputs
+    from phgmm.engine.inference import outputs
 
     clip = tmp_path / "in" / "clip.avi"
     clip.parent.mkdir()

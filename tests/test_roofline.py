@@ -168,7 +168,7 @@ def test_training_forward_and_loss_never_wait_on_the_device():
 def test_inference_never_waits_on_the_device(name):
     """What predict and evaluate run (BatchNorm folded; whole image, and slide + flip + scales) reads
     nothing back to the host, so it can run ahead of a GPU and be captured as a CUDA graph."""
-    from phgmm.engine.inference import infer_logits
+    from phgmm.engine.inference.tiling import infer_logits
     from phgmm.models import build_model, fold_batchnorm
 
     torch.manual_seed(0)

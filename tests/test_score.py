@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phgmm.engine.score import score_folders
+from phgmm.engine.evaluation.score import score_folders
 from phgmm.io import metrics_json_safe, write_json
 
 ROAD, SKY, BUILDING, CAR = 3, 1, 2, 8

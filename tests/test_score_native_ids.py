@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from phgmm.data import DatasetError, load_class_table
-from phgmm.engine.score import score_folders
+from phgmm.engine.evaluation.score import score_folders
 
 # CamVid native id -> PHGMM class index, written out by hand from SPEC section 1 (not from the table):
 # 0 Sky, 1 Building, 2 Pole, 3 Road, 4 Pavement, 5 Tree, 6 SignSymbol, 7 Fence, 8 Car,

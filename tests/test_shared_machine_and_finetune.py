@@ -49,7 +49,7 @@ def synth(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(synth, tmp_path_factory) -> Path:
     """best.pt of one training step of a tiny PHGMM (12 classes)."""
-    from phgmm.engine.train import train
+    from phgmm.engine.training.trainer import train
 
     out = tmp_path_factory.mktemp("run")
     return Path(
@@ -321,7 +321,7 @@ def test_published_and_exported_files_are_readable_by_others(checkpoint, tmp_pat
 
 
 def test_onnxruntime_waits_passively_under_the_phgmm_command(checkpoint, tmp_path, monkeypatch):  # noqa: F811
-    from phgmm.engine.export import OnnxPredictor, export_checkpoint
+    from phgmm.engine.inference.export import OnnxPredictor, export_checkpoint
 
     path, _ = export_checkpoint(checkpoint, tmp_path / "m.onnx", exporter="torchscript")
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,7 +1,7 @@
 """Values every layer shares: the ignore label and the choices of config keys, torch-free.
 
-Each tuple is read by the code that acts on the key (losses.py, models, engine/latent_probe.py,
-engine/inference.py, data) and by config.py's checks, which must not import those modules: one
+Each tuple is read by the code that acts on the key (losses.py, models, engine/evaluation/latent_probe.py,
+engine/inference/tiling.py, data) and by config.py's checks, which must not import those modules: one
 home, so that a value added to one cannot be refused by the other.
 """
 

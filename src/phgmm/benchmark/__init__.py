@@ -4,7 +4,7 @@
 inputs, measures
 
 * training throughput — images/s of the step ``phgmm train`` runs
-  (:func:`phgmm.engine.stepping.training_step` via :func:`phgmm.benchmark.step.train_step`):
+  (:func:`phgmm.engine.training.step.training_step` via :func:`phgmm.benchmark.step.train_step`):
   forward, the configured loss (:class:`phgmm.losses.PHGMMLoss`; labels go to PHGMM's PostNet),
   backward, fused AdamW step;
 * inference throughput — eval mode under ``torch.no_grad`` (PHGMM's eval forward: no PostNet);
@@ -40,7 +40,7 @@ Two optional measurements of what users of the library feel (a fresh PHGMM built
 measured above, inference network only):
 
 * ``predict_over_forward_images_per_s`` (``predict_images=N``, :func:`measure_predict`):
-  ``phgmm predict``'s images/s (:func:`phgmm.engine.predict.predict_paths` on N synthetic PNGs of
+  ``phgmm predict``'s images/s (:func:`phgmm.engine.inference.pipeline.predict_paths` on N synthetic PNGs of
   the benchmark's size: decoding, preprocessing, forward, argmax, writing three PNGs per image)
   over the bare forward's images/s on the same preprocessed batches (``batch`` images each);
 * ``onnx_over_pytorch_time`` (``onnx=True``, :func:`measure_onnx`): onnxruntime's time (CPU

@@ -40,7 +40,7 @@ from torch.utils.flop_counter import flop_registry
 
 from ..config import Config
 from ..engine.builders import build_loss
-from ..engine.stepping import batched_bn_counters, loss_terms, takes_labels
+from ..engine.training.step import batched_bn_counters, loss_terms, takes_labels
 from ..models import build_model, fold_batchnorm
 from .timing import PEAK_FLOPS
 
@@ -262,7 +262,7 @@ def training_ops(
     """The operators of one training step (forward, loss, backward) and the number of trained
     parameters (for the optimiser's traffic, counted from it rather than traced).
 
-    The forward and the loss are those of :func:`phgmm.engine.stepping.training_step` with the
+    The forward and the loss are those of :func:`phgmm.engine.training.step.training_step` with the
     default config's loss, the BatchNorm counters advanced in one add, as ``phgmm train`` steps."""
     model = _meta_model(name, backbone, num_classes, dtype, postnet, **model_kwargs)
     model.train()

@@ -101,8 +101,8 @@ def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
 
 
 def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
-    """The training step of :func:`_train_step` captured as one CUDA graph (engine/graphed.py)."""
-    from ..engine.graphed import GraphedTrainStep
+    """The training step of :func:`_train_step` captured as one CUDA graph (engine/training/graphed.py)."""
+    from ..engine.training.graphed import GraphedTrainStep
 
     p = step_parts(model, run.cfg, run.dev, run.dtype, run.mf)
     graphed = GraphedTrainStep(model, p.loss_fn, p.optimizer, run.dev, run.dtype, p.grad_clip, p.takes_labels, run.mf)
@@ -117,7 +117,7 @@ def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
 def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> None:
     """CUDA only (``graphs=True``): the training step and the folded inference replayed as CUDA
     graphs, their times and images/s beside the eager ones in ``entry``."""
-    from ..engine.graphed import GraphedForward
+    from ..engine.inference.graphed import GraphedForward
 
     step = _graphed_train_step(run, model)
     _warm(run, step)  # captures
@@ -436,8 +436,9 @@ def run_benchmark(
         onnx: also run :func:`measure_onnx` (CPU, ``infer_iters`` iterations): ratio
             ``onnx_over_pytorch_time``, or a note in ``result["onnx"]["skipped"]``.
         graphs: on CUDA, also time each model's training step and folded inference replayed as CUDA
-            graphs (:mod:`phgmm.engine.graphed`): ``train_graphed_*`` and ``infer_graphed_folded_*``
-            per model. Ignored (with a progress line) elsewhere.
+            graphs (:mod:`phgmm.engine.training.graphed`, :mod:`phgmm.engine.inference.graphed`):
+            ``train_graphed_*`` and ``infer_graphed_folded_*`` per model. Ignored (with a progress line)
+            elsewhere.
 
     Returns:
         A JSON-serialisable dict: ``settings`` (``size_wh`` = [W, H]), ``models`` (per model:

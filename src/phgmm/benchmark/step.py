@@ -1,7 +1,7 @@
 """The training step the benchmarks time: the one ``phgmm train`` runs for a config.
 
-:func:`train_step` builds :func:`phgmm.engine.stepping.training_step`'s parts the way the trainer
-builds them (engine/train.py): the config's loss (:func:`~phgmm.engine.builders.build_loss`), a
+:func:`train_step` builds :func:`phgmm.engine.training.step.training_step`'s parts the way the trainer
+builds them (engine/training/trainer.py): the config's loss (:func:`~phgmm.engine.builders.build_loss`), a
 fused AdamW with its learning rate and weight decay, its gradient clipping, a GradScaler only for
 fp16, and PHGMM's labels passed to its forward. ``phgmm benchmark`` (run.py), the operator count
 (opcount.py) and benchmarks/*.py time or count that step; ``tests/test_benchmark_step.py`` checks
@@ -18,8 +18,8 @@ from torch import nn
 
 from ..config import Config
 from ..engine.builders import build_loss
-from ..engine.stepping import StepParts, takes_labels, training_step
-from ..engine.train import build_optimizer
+from ..engine.training.optimizer import build_optimizer
+from ..engine.training.step import StepParts, takes_labels, training_step
 
 __all__ = ["train_step", "step_parts"]
 
@@ -60,7 +60,7 @@ def train_step(
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Callable[[], torch.Tensor]:
     """A function that runs one training step of ``model`` on ``x``, ``y`` per call, in training
-    mode, and returns the detached loss terms (:data:`~phgmm.engine.stepping.LOSS_TERMS` order).
+    mode, and returns the detached loss terms (:data:`~phgmm.engine.training.step.LOSS_TERMS` order).
     Steps are numbered from 0 as the trainer numbers them (the KL warm-up reads the number)."""
     parts = step_parts(model, cfg, device, amp, memory_format)
     count = itertools.count()

@@ -81,7 +81,7 @@ def measure_predict(
     Writes ``images`` synthetic PNGs of ``size`` = (W, H) to a temporary folder, then times, round
     robin over ``rounds`` rounds (after one untimed round of each), (a) the model's forward over
     the same images already preprocessed, in batches of ``batch``, and (b)
-    :func:`~phgmm.engine.predict.predict_paths` on the folder (reading, preprocessing, forward,
+    :func:`~phgmm.engine.inference.pipeline.predict_paths` on the folder (reading, preprocessing, forward,
     argmax, writing labels/color/overlay PNGs; ``workers`` threads each way) with the same batch.
     Returns both images/s and their ratio ``predict_over_forward`` (median seconds per round).
     """
@@ -89,7 +89,7 @@ def measure_predict(
     from pathlib import Path
 
     from ..data.imageio import load_image
-    from ..engine.predict import Predictor, predict_paths
+    from ..engine.inference import Predictor, predict_paths
 
     say = say or (lambda _msg: None)
     dev = torch.device(device)
@@ -148,7 +148,7 @@ def measure_onnx(
     (W, H) and batch, both on the CPU (PyTorch fp32, channels-last, BatchNorm folded as
     ``phgmm predict`` runs it), timed round robin.
 
-    The model is exported with :func:`phgmm.engine.export.export_onnx` to a temporary file.
+    The model is exported with :func:`phgmm.engine.inference.export.export_onnx` to a temporary file.
     Returns ``{"skipped": reason}`` when ``onnx``/``onnxruntime`` are missing or the export fails.
     """
     import tempfile
@@ -162,7 +162,7 @@ def measure_onnx(
         note = f"skipped: {exc.name or 'onnxruntime'} is not installed (pip install phgmm[onnx])"
         say(f"onnx: {note}")
         return {"skipped": note}
-    from ..engine.export import InferenceGraph, OnnxPredictor, export_onnx
+    from ..engine.inference.export import InferenceGraph, OnnxPredictor, export_onnx
     from ..models.fold import fold_batchnorm
 
     w, h = (int(v) for v in size)

@@ -53,7 +53,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from ..config import ConfigError
     from ..engine.checkpoint import CheckpointError
     from ..engine.loaders import TooManyBadSamples
-    from ..engine.train import TrainingError
+    from ..engine.training.trainer import TrainingError
     from ..io import DiskFullError
 
     try:

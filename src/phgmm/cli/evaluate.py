@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     # before any work: a folder that cannot be written, or an earlier evaluation, stops us now
     check_output_dir(args.out, ("metrics.json", "report.md"), args.overwrite)
     if args.checkpoint:
-        from ..engine.evaluate import evaluate_checkpoint
+        from ..engine.evaluation.evaluate import evaluate_checkpoint
 
         overrides = [
             *args.set,
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     else:
-        from ..engine.score import score_folders
+        from ..engine.evaluation.score import score_folders
         from ..threads import thread_budget
 
         with thread_budget(args.threads):

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.export import INPUT_NAME, OUTPUT_NAME, export_checkpoint
+    from ..engine.inference.export import INPUT_NAME, OUTPUT_NAME, export_checkpoint
     from ..io import check_output_file
 
     check_output_file(args.out, overwrite=args.overwrite)  # refused before any work, not after it

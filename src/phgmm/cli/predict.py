@@ -143,7 +143,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.predict import Predictor, predict_paths
+    from ..engine.inference import Predictor, predict_paths
     from ..threads import thread_budget
 
     _check_args(args)

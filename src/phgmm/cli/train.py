@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from ..config import apply_overrides, load_config
     from ..engine import distributed as du
     from ..engine.checkpoint import load_checkpoint
-    from ..engine.train import TrainingInterrupted, config_of_checkpoint, train
+    from ..engine.training.resume import config_of_checkpoint
+    from ..engine.training.trainer import TrainingInterrupted, train
 
     if args.config is None and args.resume is None:
         raise SystemExit("phgmm train: give --config FILE (e.g. configs/demo.yaml) or --resume CHECKPOINT")

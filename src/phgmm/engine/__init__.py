@@ -1,8 +1,11 @@
 """Training, evaluation, prediction and export: the engine behind the command line.
 
-Its modules load on first use, so that ``import phgmm`` then ``phgmm.engine.train.train(cfg)``,
-``phgmm.engine.evaluate.evaluate_checkpoint(...)`` or ``phgmm.engine.predict`` work as the README
-writes them, without importing each module first.
+One sub-package per pipeline — :mod:`~phgmm.engine.training`, :mod:`~phgmm.engine.evaluation`,
+:mod:`~phgmm.engine.inference` — over the shared modules kept flat here (builders, loaders,
+checkpoint, torchfile, precision, distributed, cudagraph, runlock, datachecks). They load on first
+use, so that ``import phgmm`` then ``phgmm.engine.training.train(cfg)``,
+``phgmm.engine.evaluation.evaluate_checkpoint(...)`` or ``phgmm.engine.inference.Predictor`` work
+as the README writes them, without importing each module first.
 """
 
 from __future__ import annotations
@@ -12,23 +15,16 @@ import importlib
 _MODULES = (
     "builders",
     "checkpoint",
+    "cudagraph",
     "datachecks",
     "distributed",
-    "evaluate",
-    "export",
-    "graphed",
+    "evaluation",
     "inference",
-    "inputs",
-    "latent_probe",
     "loaders",
-    "outputs",
     "precision",
-    "predict",
     "runlock",
-    "score",
-    "stepping",
     "torchfile",
-    "train",
+    "training",
 )
 
 __all__ = list(_MODULES)

@@ -29,8 +29,6 @@ __all__ = [
     "load_checkpoint",
     "capture_rng",
     "restore_rng",
-    "load_model_from_checkpoint",
-    "inference_model",
     "unwrap",
     "init_from_weights",
     "read_torch_file",
@@ -178,7 +176,7 @@ def _mismatch(path: str | Path, state: dict[str, Any], cfg, detail: str) -> Chec
     )
 
 
-def inference_model(state: dict[str, Any], cfg, path: str | Path, keep_postnet: bool = False) -> nn.Module:
+def _model_of_config(state: dict[str, Any], cfg, path: str | Path, keep_postnet: bool = False) -> nn.Module:
     """The eval-mode network of ``cfg`` holding a loaded checkpoint's weights.
 
     PostNet is left out unless ``keep_postnet`` and the checkpoint has its weights (evaluation's
@@ -218,41 +216,56 @@ def check_finite_weights(weights: dict[str, Any], path: str | Path) -> None:
         )
 
 
-def load_inference_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """The eval-mode model of a training checkpoint or a published folder, with ``model.metadata``
-    (class names and colours, working size (W, H), normalisation, run config): ``phgmm.load``."""
+def load_inference_model(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    *,
+    cfg=None,
+    keep_postnet: bool = False,
+    state: dict[str, Any] | None = None,
+) -> nn.Module:
+    """The eval-mode model of a training checkpoint or a published folder: the one way a model is
+    loaded from a file (``phgmm.load``, ``phgmm predict``, ``phgmm export``, ``phgmm evaluate``,
+    an experiment's scoring).
+
+    Without ``cfg``: the network the file describes, on ``map_location``, with ``model.metadata``
+    (class names and colours, working size (W, H), normalisation, run config). With ``cfg`` (a
+    config resolved from the file's own, e.g. after ``--set``): ``cfg``'s network holding the file's
+    weights, without metadata; a model setting where the two disagree is a :class:`CheckpointError`
+    naming it. PostNet is left out unless ``keep_postnet`` (with ``cfg``) and the file has its
+    weights. ``state``: the file as :func:`load_checkpoint` already read it (it is not read again).
+    """
+    state = load_checkpoint(path, map_location) if state is None else state
+    if cfg is not None:
+        return _model_of_config(state, cfg, path, keep_postnet)
+    return _described_model(state, Path(path)).to(map_location).eval()
+
+
+def _described_model(state: dict[str, Any], path: Path) -> nn.Module:
+    """The network a read checkpoint (its saved config) or published folder (its ``build``)
+    describes, holding its weights, with ``model.metadata``."""
     from ..config import config_from_dict
     from ..models import build_model
     from ..models.serialization import NORMALIZATION, ModelFileError, model_from_folder
 
-    path = Path(path)
-    state = load_checkpoint(path, map_location)
     if "build" in state:
         check_finite_weights(state["model"], path)
         try:
-            model = model_from_folder(state, build_model)
+            return model_from_folder(state, build_model)
         except ModelFileError as exc:
             raise CheckpointError(str(exc)) from None
-    else:
-        model = inference_model(state, config_from_dict(state["config"], f"{path} (config)"), path)
-        classes = state.get("classes") or {}
-        size = (state["config"].get("data") or {}).get("size")
-        model.metadata = {
-            "class_names": classes.get("names"),
-            "colors": classes.get("colors"),
-            "size": list(size) if size else None,
-            "normalization": NORMALIZATION,
-            "config": state["config"],
-            "source": str(path),
-        }
-    return model.to(map_location).eval()
-
-
-def load_model_from_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"):
-    """:func:`load_inference_model` as a tuple → (model, config dict, names, colours)."""
-    model = load_inference_model(path, map_location)
-    meta = model.metadata
-    return model, meta["config"], meta["class_names"], [tuple(c) for c in meta["colors"] or []]
+    model = _model_of_config(state, config_from_dict(state["config"], f"{path} (config)"), path)
+    classes = state.get("classes") or {}
+    size = (state["config"].get("data") or {}).get("size")
+    model.metadata = {
+        "class_names": classes.get("names"),
+        "colors": classes.get("colors"),
+        "size": list(size) if size else None,
+        "normalization": NORMALIZATION,
+        "config": state["config"],
+        "source": str(path),
+    }
+    return model
 
 
 def _names(keys: list[str], shapes: dict[str, tuple] | None = None, most: int = 4) -> str:

@@ -76,10 +76,10 @@ def run_one(exp: Experiment, run: RunSpec, progress: bool = True, log: Callable[
     """Train, evaluate and record one run; returns its metrics (from the results when finished)."""
     from ..engine import distributed as du
     from ..engine.builders import build_dataset_from_config
-    from ..engine.checkpoint import inference_model, load_checkpoint
-    from ..engine.evaluate import evaluate_model
+    from ..engine.checkpoint import load_checkpoint, load_inference_model
+    from ..engine.evaluation.evaluate import evaluate_model
     from ..engine.loaders import make_eval_loader
-    from ..engine.train import train
+    from ..engine.training.trainer import train
 
     done = exp.results_dir / run.name
     if (done / "metrics.json").is_file():
@@ -99,7 +99,7 @@ def run_one(exp: Experiment, run: RunSpec, progress: bool = True, log: Callable[
     # score the best weights on the validation split with the full metrics (trimap, boundary)
     state = load_checkpoint(summary["best"])
     device = du.init(cfg.device)
-    model = inference_model(state, cfg, summary["best"], keep_postnet=True).to(device)
+    model = load_inference_model(summary["best"], state=state, cfg=cfg, keep_postnet=True).to(device)
     val = build_dataset_from_config(cfg, cfg.data.val_split, train=False)
     loader = make_eval_loader(val, cfg.eval.batch_size, cfg.data.num_workers, cfg.data.pin_memory)
     result = evaluate_model(model, loader, cfg, device, report_samples=0, progress=progress)

@@ -3,7 +3,7 @@ z, and sampling uncertainty.
 
 ``SegmentationEvaluator`` bundles the three split-level accumulators (confusion matrix, trimap,
 Boundary IoU) behind one ``update(pred, target)`` / ``compute()`` so that evaluating a checkpoint
-and scoring saved predictions (``phgmm evaluate --predictions``, :mod:`phgmm.engine.score`)
+and scoring saved predictions (``phgmm evaluate --predictions``, :mod:`phgmm.engine.evaluation.score`)
 produce the same ``metrics.json`` keys. Its ``state_tensor()`` /
 ``load_state_tensor()`` pack every count into one int64 tensor for ``dist.all_reduce``.
 

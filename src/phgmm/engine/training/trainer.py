@@ -1,13 +1,17 @@
-"""Training (docs/design.md §4): AdamW + poly decay on PHGMM's loss, single- or multi-process.
+"""The training loop (docs/design.md §4): AdamW + poly decay on PHGMM's loss, single- or multi-process.
 
 The loop is a few short parts, after torchvision's segmentation reference and detectron2's
 ``train_loop``:
 
-* :class:`TrainingState` — model, optimiser, schedule, AMP scaler and the position (epoch, step,
-  best mIoU, history), with ``state_dict()`` / ``load_state_dict()``;
+* :class:`~phgmm.engine.training.state.TrainingState` — model, optimiser, schedule, AMP scaler and
+  the position (epoch, step, best mIoU, history), with ``state_dict()`` / ``load_state_dict()``;
 * :class:`Trainer` — builds everything from a config (or resumes a checkpoint) and runs
   :meth:`~Trainer.train_one_epoch`, :meth:`~Trainer.validate` and :meth:`~Trainer.save_checkpoints`;
 * :func:`train` — the one-call API the CLI uses.
+
+Beside it in this package: the one step (``step.py``) and its CUDA graph (``graphed.py``), the
+optimiser and schedule (``optimizer.py``), what a resume may change (``resume.py``) and the start
+summary (``console.py``).
 
 Checkpoints ``last.pt`` (every epoch, every ``train.checkpoint_every`` steps, before validation
 can fail, and on Ctrl-C) and ``best.pt`` (best validation mIoU, weights only) go to
@@ -24,7 +28,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,42 +38,26 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..config import Config, config_from_dict, config_to_dict, save_config
-from ..data.datasets import check_disjoint_splits
-from ..io import AtomicFile, check_output_dir, write_json
-from ..models.contracts import LatentNetwork, SegmentationNetwork
-from ..report import latent_use_line
-from ..threads import thread_budget
-from . import distributed as du
-from .builders import build_dataset_from_config, build_loss, build_model_from_config, describe_miou_classes
-from .checkpoint import (
-    CheckpointError,
-    capture_rng,
-    init_from_weights,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    unwrap,
-)
-from .datachecks import find_relative_data_paths, find_relative_data_root, unknown_ids_note  # noqa: F401
-from .loaders import EpochDataset, make_eval_loader, make_train_loader
-from .precision import amp_dtype, memory_format, precision_note, precision_reason
-from .runlock import acquire_run_lock, release_run_lock
-from .stepping import LOSS_TERMS, StepParts, takes_labels, training_step
+from ...config import Config, config_to_dict, save_config
+from ...data.datasets import check_disjoint_splits
+from ...io import check_output_dir, write_json
+from ...models.contracts import LatentNetwork
+from ...report import latent_use_line
+from ...threads import thread_budget
+from .. import distributed as du
+from ..builders import build_dataset_from_config, build_loss, build_model_from_config
+from ..checkpoint import capture_rng, init_from_weights, load_checkpoint, restore_rng, save_checkpoint, unwrap
+from ..datachecks import unknown_ids_note
+from ..loaders import EpochDataset, make_eval_loader, make_train_loader
+from ..precision import amp_dtype, memory_format, precision_reason
+from ..runlock import acquire_run_lock, release_run_lock
+from .console import start_summary
+from .optimizer import build_optimizer, poly_lambda
+from .resume import carry_best, check_resume_config, decoder_width_note
+from .state import TrainingState
+from .step import LOSS_TERMS, StepParts, takes_labels, training_step
 
-__all__ = [
-    "train",
-    "Trainer",
-    "TrainingState",
-    "TrainingError",
-    "RunExistsError",
-    "TrainingInterrupted",
-    "poly_lambda",
-    "parameter_groups",
-    "build_optimizer",
-    "config_of_checkpoint",
-    "check_resume_config",
-]
+__all__ = ["train", "Trainer", "TrainingError", "RunExistsError", "TrainingInterrupted"]
 
 
 class TrainingError(RuntimeError):
@@ -88,179 +76,10 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-def poly_lambda(total_steps: int, power: float) -> Callable[[int], float]:
-    """lr factor ``(1 − step/total)^power`` (poly decay), never below zero."""
-    return lambda step: max(0.0, 1.0 - step / max(1, total_steps)) ** power
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: decay on weights only, none on biases and normalisation parameters.
-
-    A normalisation layer's scale and shift and every bias are 1-D (or, like the local space's
-    per-component biases, named ``*bias``); decaying them only drags BatchNorm towards zero.
-    """
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or name.endswith("bias") else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over :func:`parameter_groups`, fused: a few multi-tensor kernels over all parameters
-    instead of a loop over them (on a CPU 0.42× the for-loop step for a ResNet-101 PHGMM with its
-    PostNet, ``python benchmarks/optimizer_step.py``). A checkpoint written by an unfused
-    optimiser resumes unfused: ``load_state_dict`` restores the saved group settings."""
-    return torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, fused=True)
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 epoch``, ``6 epochs``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-#: Settings a resumed run takes from its checkpoint (the optimiser's and schedule's state carry
-#: them): an override that differs cannot apply and is refused. Everything else (epochs, val_every,
-#: checkpoint_every, num_workers, output_dir …) may change on resume; the poly schedule is then
-#: recomputed over the new number of epochs.
-RESUME_FIXED = {
-    "train": ("lr", "weight_decay", "poly_power", "batch_size"),
-    "loss": (
-        "lambda_g",
-        "lambda_z",
-        "lambda_s",
-        "kl",
-        "kl_warmup_steps",
-        "free_bits",
-        "ce_scale",
-        "kl_direction",
-        "geco_target",
-        "geco_rate",
-        "geco_alpha",
-    ),
-}
-
-
-def check_resume_config(cfg: Config, state: dict[str, Any]) -> None:
-    """Refuse a resume whose config changes what the checkpoint fixes; names both values."""
-    from .checkpoint import config_differences
-
-    source = state.get("source", "checkpoint")
-    model = config_differences(state.get("config", {}), cfg, "model")
-    model = [d for d in model if not d.startswith(("model.pretrained_backbone", "model.init_from"))]
-    if model:
-        raise CheckpointError(
-            f"{source}: its weights do not fit the model of this config ({'; '.join(model)}); "
-            f"resume with the checkpoint's own model settings"
-        )
-    fixed = [
-        d
-        for section, keys in RESUME_FIXED.items()
-        for d in config_differences(state.get("config", {}), cfg, section, keys)
-    ]
-    if fixed:
-        raise CheckpointError(
-            f"{source}: a resumed run continues the checkpoint's optimiser, schedule and loss, "
-            f"so these settings cannot change: {'; '.join(fixed)}. Drop the override, or start "
-            f"a new run from its weights with the new settings: --set model.init_from={source} "
-            f"and another --out (without --resume)"
-        )
-
-
-class TrainingState:
-    """Everything a checkpoint restores: the model, optimiser, schedule, scaler and position."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        scaler: torch.amp.GradScaler,
-    ) -> None:
-        self.model, self.optimizer, self.scheduler, self.scaler = model, optimizer, scheduler, scaler
-        self.epoch = 0  # epochs finished
-        self.step_in_epoch = 0  # steps finished in the current epoch
-        self.global_step = 0
-        self.best_miou = -1.0
-        self.history: list[dict[str, Any]] = []
-        self.running: dict[str, Any] | None = None  # the unfinished epoch's loss sums (Trainer._running_now)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": unwrap(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "global_step": self.global_step,
-            "best_miou": self.best_miou,
-            "history": list(self.history),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from a checkpoint; a model that does not fit is a :class:`CheckpointError`."""
-        source = state.get("source", "checkpoint")
-        try:
-            unwrap(self.model).load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{source}: its weights do not fit the model of this config "
-                f"({str(exc).splitlines()[0]}); resume with the checkpoint's own model "
-                f"settings"
-            ) from None
-        if "optimizer" not in state:
-            raise CheckpointError(
-                f"{source}: holds weights only (no optimiser state), so training cannot "
-                f"resume from it; resume from last.pt, or start a new run"
-            )
-        try:
-            self.optimizer.load_state_dict(_regroup(state["optimizer"], self.model, self.optimizer))
-        except ValueError as exc:
-            raise CheckpointError(
-                f"{source}: its optimiser state does not fit ({exc}); it was written by an "
-                f"older phgmm with other parameter groups: start a new run"
-            ) from None
-        scheduler = dict(state["scheduler"])
-        groups = len(self.optimizer.param_groups)
-        for key in ("base_lrs", "_last_lr"):  # one entry per group; an old single group is shared
-            if isinstance(scheduler.get(key), list) and len(scheduler[key]) == 1 and groups > 1:
-                scheduler[key] = scheduler[key] * groups
-        self.scheduler.load_state_dict(scheduler)
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
-        self.global_step, self.best_miou = state["global_step"], state.get("best_miou", -1.0)
-        self.history = list(state.get("history", []))
-        self.running = state.get("epoch_running")
-
-
-def _regroup(saved: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """An optimiser state written with one parameter group (phgmm 0.1 before the weight-decay
-    split), rearranged into this optimiser's groups: each parameter keeps its AdamW moments, each
-    group its own weight decay. Other states are returned unchanged."""
-    groups = optimizer.state_dict()["param_groups"]
-    if len(saved["param_groups"]) != 1 or len(groups) == 1:
-        return saved
-    old = saved["param_groups"][0]
-    position = {id(p): i for i, p in enumerate(unwrap(model).parameters())}  # the old group's order
-    new_order = [p for g in optimizer.param_groups for p in g["params"]]
-    if len(old["params"]) != len(new_order):
-        return saved
-    state = {}
-    for new_index, p in enumerate(new_order):
-        old_index = old["params"][position[id(p)]]
-        if old_index in saved["state"]:
-            state[new_index] = saved["state"][old_index]
-    merged = [{**old, "params": g["params"], "weight_decay": g["weight_decay"]} for g in groups]
-    return {"state": state, "param_groups": merged}
 
 
 @contextlib.contextmanager
@@ -384,49 +203,7 @@ class Trainer:
 
     def summary(self, resumed: dict[str, Any] | None = None) -> str:
         """The start-of-run summary: model, device, data, schedule, outputs (and the resume point)."""
-        cfg, t, s = self.cfg, self.cfg.train, self.state
-        counts = self.model.parameter_counts() if isinstance(self.model, SegmentationNetwork) else {}
-        params = ""
-        if counts:
-            params = f", {counts['inference_total'] / 1e6:.2f} M parameters"
-            if counts.get("training_total", 0) != counts["inference_total"]:
-                params += f" ({counts['training_total'] / 1e6:.2f} M in training)"
-        n_val = len(self.val_loader.dataset) if self.val_loader is not None else 0
-        lines = [
-            f"phgmm train: {cfg.model.name} ({cfg.model.backbone}{params}) on {self.device}"
-            f"{f' × {du.world_size()} processes' if du.world_size() > 1 else ''}",
-            f"  data: {cfg.data.dataset} at {cfg.data.root}: {len(self.train_set)} training images "
-            f"({len(self.epoch_set)} samples per epoch), {n_val} validation, {cfg.data.size[0]}x{cfg.data.size[1]}",
-            f"  schedule: {_count(t.epochs, 'epoch')} × {_count(self.steps_per_epoch, 'step')} of {t.batch_size}"
-            f"{' per process' if du.world_size() > 1 else ''}, AdamW lr {t.lr:g} (poly), "
-            f"weight decay {t.weight_decay:g}",
-            f"  scores: {describe_miou_classes(cfg, self.train_set)}",
-            f"  run: {self._run_description()}",
-            f"  output: {self.out} (config.yaml, history.json, checkpoints/, tb/)",
-        ]
-        if resumed is not None:
-            lines.append(
-                f"  resuming {resumed.get('source', 'a checkpoint')} at epoch {s.epoch + 1}, "
-                f"step {s.step_in_epoch} (global step {s.global_step})"
-            )
-        return "\n".join(lines)
-
-    def _run_description(self) -> str:
-        """Precision, memory format, optimiser and compilation, as the start summary shows them."""
-        t = self.cfg.train
-        parts = [
-            precision_note(t.amp, self.device),
-            "channels-last" if self.fmt == torch.channels_last else "contiguous",
-            "fused AdamW",
-        ]
-        if t.compile:
-            parts.append(f"torch.compile (mode {t.compile_mode})")
-        if getattr(self, "graphed", None) is not None:
-            parts.append("the whole step replayed as one CUDA graph")
-        if self.device.type == "cpu":  # what phgmm.threads chose: worth seeing on a shared machine
-            n, w = torch.get_num_threads(), self.cfg.data.num_workers
-            parts.append(f"{_count(n, 'CPU thread')}" + (f" beside {_count(w, 'loader worker')}" if w else ""))
-        return ", ".join(parts)
+        return start_summary(self, resumed)
 
     # -- setup -----------------------------------------------------------------------------------
     def _prepare_output(self, resuming: bool, overwrite: bool) -> None:
@@ -493,32 +270,7 @@ class Trainer:
             )
         if self.state.step_in_epoch >= self.steps_per_epoch:
             self.state.epoch, self.state.step_in_epoch = self.state.epoch + 1, 0
-        self._carry_best(state)
-
-    def _carry_best(self, state: dict[str, Any]) -> None:
-        """Resumed into another run folder: its best.pt must hold the weights of the best mIoU the
-        position records. The source run's best.pt is copied when it records that mIoU; without
-        it the recorded best is dropped, so that this folder's next validation writes its own."""
-        s, best = self.state, self.ckpt_dir / "best.pt"
-        if s.best_miou < 0 or best.exists():
-            return
-        theirs = Path(state["source"]).parent / "best.pt" if state.get("source") else None
-        recorded = None
-        if theirs is not None and theirs.is_file():
-            with contextlib.suppress(CheckpointError):
-                recorded = load_checkpoint(theirs).get("best_miou")
-        if recorded is not None and math.isclose(recorded, s.best_miou):
-            if self.main:
-                _copy_atomically(theirs, best)
-                print(f"copied {theirs} (val mIoU {100 * recorded:.2f}) to {best}: the best weights so far", flush=True)
-            return
-        if self.main:
-            print(
-                f"no best.pt with the recorded best val mIoU {100 * s.best_miou:.2f} beside "
-                f"{state.get('source', 'the checkpoint')}: {best} will hold the best of this run's validations",
-                flush=True,
-            )
-        s.best_miou = -1.0
+        carry_best(self.state, state, self.ckpt_dir, self.main)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -545,7 +297,7 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def _graphed_step(self):
-        """The whole-step CUDA graph of ``train.cuda_graph`` (engine/graphed.py), or None after one
+        """The whole-step CUDA graph of ``train.cuda_graph`` (engine/training/graphed.py), or None after one
         line that says why it cannot run here (training then runs eagerly, the same arithmetic)."""
         from .graphed import GraphedTrainStep, training_graph_refusal
 
@@ -584,7 +336,7 @@ class Trainer:
         return {"terms": stacked, "images": x.shape[0]}
 
     def step_parts(self) -> StepParts:
-        """This run's eager training step (:func:`~phgmm.engine.stepping.training_step`)."""
+        """This run's eager training step (:func:`~phgmm.engine.training.step.training_step`)."""
         s = self.state
         return StepParts(
             self.net,
@@ -725,7 +477,8 @@ class Trainer:
 
     def validate(self) -> dict[str, Any]:
         """Score the validation split; returns the ``val_*`` entries of the epoch's record."""
-        from .evaluate import evaluate_model, flat_scalars
+        from ..evaluation.evaluate import evaluate_model
+        from ..evaluation.result import flat_scalars
 
         e = self.cfg.eval  # the light latent-use measures by default (eval.val_latent)
         result = evaluate_model(
@@ -821,43 +574,6 @@ class Trainer:
         }
 
 
-def decoder_width_note(cfg: Config, path: str | Path, line: str) -> str:
-    """The fine-tuning line's note when tensors were left fresh only because the decoder's width
-    follows the class count (3·C): which width keeps them, and how many more would load."""
-    if "another shape" not in line or cfg.model.decoder_channels is not None:
-        return ""
-    try:
-        source = load_checkpoint(path)
-        src = (source.get("config") or {}).get("model") or {}
-        width = src.get("decoder_channels") or 3 * int(src.get("num_classes", cfg.model.num_classes))
-    except (CheckpointError, TypeError, ValueError):
-        return ""
-    here = 3 * cfg.model.num_classes
-    if width == here:
-        return ""
-    from copy import deepcopy
-
-    alt = deepcopy(cfg)
-    alt.model.decoder_channels = int(width)
-    alt.model.init_from = None
-    alt.model.pretrained_backbone = None
-    own = build_model_from_config(alt, pretrained=False).state_dict()
-    fits = sum(1 for k, v in source["model"].items() if k in own and tuple(v.shape) == tuple(own[k].shape))
-    return (
-        f". The decoder's width follows the class count (model.decoder_channels unset: 3·C, {width} in the file, "
-        f"{here} here), which is why most of those are fresh: --set model.decoder_channels={width} keeps them "
-        f"({fits} of {len(own)} tensors would load)"
-    )
-
-
-def _copy_atomically(src: Path, dst: Path) -> None:
-    """``dst`` becomes a copy of ``src``; a reader never sees half of it."""
-    import shutil
-
-    with AtomicFile(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
 def _weights_only(snapshot: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint for using the model, not for resuming: no optimiser, schedule or RNG."""
     drop = {"optimizer", "scheduler", "scaler", "rng", "source"}
@@ -885,17 +601,3 @@ def train(
     # PyTorch threads beside the loader workers, not on top of them (phgmm.threads); restored after
     with thread_budget(cfg.threads, cfg.data.num_workers):
         return Trainer(cfg, resume=resume, overwrite=overwrite, progress=progress).fit(stop_after_epochs)
-
-
-def config_of_checkpoint(state: dict[str, Any], path: str | Path) -> Config:
-    """The config a loaded checkpoint was trained with (for ``--resume`` without ``--config``).
-
-    Its ``output_dir`` is the run folder the checkpoint sits in (``<run>/checkpoints/last.pt``)
-    wherever the command runs: a relative folder saved from another working directory, or a
-    run folder moved since, would otherwise start a second run folder beside the original."""
-    cfg = config_from_dict(state["config"], f"{path} (config)")
-    where = Path(path).resolve().parent
-    if where.name == "checkpoints" and (where.parent / "config.yaml").is_file():
-        find_relative_data_root(cfg, run=where.parent)
-        cfg.output_dir = str(where.parent)
-    return cfg

@@ -1,5 +1,4 @@
-"""CUDA graphs: a whole training step replayed as one graph (``train.cuda_graph``) and captured
-inference forwards, one per input size (docs/gpu.md).
+"""A whole training step replayed as one CUDA graph (``train.cuda_graph``, docs/gpu.md).
 
 PHGMM's eager GPU step launches thousands of small kernels and is bound by launching them
 (docs/results/gpu_h100: 7,089 kernels, 74 ms of CPU launch time against 48 ms of GPU time). A CUDA
@@ -20,7 +19,7 @@ each is met here:
   the host: refused), with the autocast weight-cast cache off, as PyTorch asks inside graphs;
 * BatchNorm statistics exactly as in eager mode: the running statistics are updated by the
   batch-norm kernels themselves; the counters by one multi-tensor add per step
-  (:func:`~phgmm.engine.stepping.batched_bn_counters`), as in the eager step;
+  (:func:`~phgmm.engine.training.step.batched_bn_counters`), as in the eager step;
 * warm-up on a side stream (cuDNN and cuBLAS choose their algorithms and allocate workspaces
   outside the capture). The warm-up runs real steps on the first batch; the weights, buffers and
   optimiser state are saved before it and restored after it, so training starts from exactly the
@@ -33,8 +32,8 @@ run trains eagerly: the switch never changes the arithmetic. Random draws (``sam
 ``kl: mc``, ``skip_dropout``) come from PyTorch's graph-safe generator: the same distributions, a
 different stream of numbers than an eager run.
 
-Inference: :class:`GraphedForward` captures ``model(x)`` (a folded, channels-last eval network)
-once per input shape and replays it; on a CPU it calls the model.
+The captured inference forward is :class:`phgmm.engine.inference.graphed.GraphedForward`; what both
+graphs share (the capture mode, autocast inside a graph) is in :mod:`phgmm.engine.cudagraph`.
 
 Eager stays the default everywhere: no graph mode is made the default before it is measured on a GPU
 (``benchmarks/gpu_check.sh``).
@@ -42,29 +41,18 @@ Eager stays the default everywhere: no graph mode is made the default before it 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .stepping import batched_bn_counters, loss_terms, stack_terms
+from ..cudagraph import CAPTURE_MODE, graph_autocast
+from .step import batched_bn_counters, loss_terms, stack_terms
 
-__all__ = [
-    "training_graph_refusal",
-    "make_capturable",
-    "StaticBatch",
-    "GraphedTrainStep",
-    "GraphedForward",
-    "graph_autocast",
-]
+__all__ = ["training_graph_refusal", "make_capturable", "StaticBatch", "GraphedTrainStep"]
 
 _PREFIX = "train.cuda_graph"
-#: other threads keep working while a graph is captured (the loader's pin-memory thread, predict's
-#: readers and writers): only this thread's calls must be capturable
-_CAPTURE_MODE = "thread_local"
 
 
 def training_graph_refusal(
@@ -153,19 +141,11 @@ class StaticBatch:
         self.y.copy_(y, non_blocking=True)
 
 
-def graph_autocast(dtype: torch.dtype | None, device: torch.device) -> Any:
-    """Autocast as the eager step uses it, with the weight-cast cache off (required inside graphs;
-    the cache only saves recasting a weight used twice, the values are the same)."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=False)
-
-
 class GraphedTrainStep:
     """One training step (forward, loss, backward, optional clipping, fused AdamW) captured as a
     CUDA graph on the first call and replayed on every later one (see the module docstring).
 
-    ``step(x, y)`` returns the four loss terms (:data:`~phgmm.engine.stepping.LOSS_TERMS` order, fp32,
+    ``step(x, y)`` returns the four loss terms (:data:`~phgmm.engine.training.step.LOSS_TERMS` order, fp32,
     on the device) of this step, or None when the batch's shape differs from the captured one (the
     caller then runs the step eagerly). On a CPU :meth:`body` still runs eagerly: tests use it to check the arithmetic.
     """
@@ -238,7 +218,7 @@ class GraphedTrainStep:
         self._restore(saved, saved_opt)
         self.optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode=_CAPTURE_MODE):
+        with torch.cuda.graph(self.graph, capture_error_mode=CAPTURE_MODE):
             self.outputs = self.body()
 
     def _restore(self, saved: list[torch.Tensor], saved_opt: dict[int, dict[str, torch.Tensor]]) -> None:
@@ -276,54 +256,3 @@ class GraphedTrainStep:
             self.capture()
         self.graph.replay()
         return self.outputs.clone()
-
-
-class GraphedForward:
-    """``model(x)`` replayed from a CUDA graph captured once per input shape (at most
-    ``max_graphs``; further shapes run eagerly). On a CPU, or with ``enabled=False``, the model
-    itself is called. The result is a copy: later calls cannot overwrite it."""
-
-    def __init__(
-        self,
-        model: Callable[[torch.Tensor], Any],
-        device: torch.device,
-        amp: torch.dtype | None = None,
-        enabled: bool = True,
-        max_graphs: int = 8,
-        warmup: int = 2,
-    ) -> None:
-        self.model, self.device, self.amp = model, torch.device(device), amp
-        self.enabled = enabled and self.device.type == "cuda"
-        self.max_graphs, self.warmup = max_graphs, max(1, warmup)
-        self.graphs: dict[tuple, tuple[Any, torch.Tensor, Any]] = {}
-
-    def _run(self, x: torch.Tensor) -> Any:
-        with torch.no_grad(), graph_autocast(self.amp, self.device):
-            return self.model(x)
-
-    def __call__(self, x: torch.Tensor) -> Any:
-        if not self.enabled:
-            return self._run(x)
-        key = (tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last))
-        entry = self.graphs.get(key)
-        if entry is None:
-            if len(self.graphs) >= self.max_graphs:
-                return self._run(x)
-            entry = self.graphs[key] = self._capture(x)
-        graph, static_x, out = entry
-        static_x.copy_(x, non_blocking=True)
-        graph.replay()
-        return out.clone()
-
-    def _capture(self, x: torch.Tensor) -> tuple[Any, torch.Tensor, Any]:
-        static_x = x.detach().clone()
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                self._run(static_x)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode=_CAPTURE_MODE):
-            out = self._run(static_x)
-        return graph, static_x, out

@@ -1,8 +1,8 @@
 """The eager training step, and fewer kernels per step with the same arithmetic (docs/gpu.md).
 
 :func:`training_step`: forward, the configured loss, backward and the optimiser step — the one
-step ``phgmm train`` runs (:class:`~phgmm.engine.train.Trainer`) and ``phgmm benchmark`` times
-(:func:`phgmm.benchmark.step.train_step`). The graphed step (engine/graphed.py) and the roofline's
+step ``phgmm train`` runs (:class:`~phgmm.engine.training.trainer.Trainer`) and ``phgmm benchmark`` times
+(:func:`phgmm.benchmark.step.train_step`). The graphed step (engine/training/graphed.py) and the roofline's
 trace share its forward and loss (:func:`loss_terms`) and its :data:`LOSS_TERMS` (:func:`stack_terms`).
 
 :func:`batched_bn_counters`: every BatchNorm in training mode adds 1 to its ``num_batches_tracked``
@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..models.contracts import LatentNetwork
-from .checkpoint import unwrap
-from .precision import autocast
+from ...models.contracts import LatentNetwork
+from ..checkpoint import unwrap
+from ..precision import autocast
 
 __all__ = [
     "LOSS_TERMS",

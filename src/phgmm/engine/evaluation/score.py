@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import UNKNOWN_IDS
-from ..data.classes import IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table, resolve_classes
-from ..data.errors import DatasetError
-from ..data.imageio import read_label_png
-from ..io import metrics_json_safe, write_json
-from ..metrics import SegmentationEvaluator
+from ...conventions import UNKNOWN_IDS
+from ...data.classes import IGNORE_INDEX, PHGMM_CLASS_NAMES, PHGMM_COLORS, ClassTable, load_class_table, resolve_classes
+from ...data.errors import DatasetError
+from ...data.imageio import read_label_png
+from ...io import metrics_json_safe, write_json
+from ...metrics import SegmentationEvaluator
 
 __all__ = ["score_folders", "read_label_png", "list_pngs", "default_classes"]
 
@@ -345,7 +345,7 @@ def _accumulate(
 def _write_outputs(
     out_dir: Path, metrics: dict, class_names: list[str], colors, samples: list[tuple], title: str, ignore_index: int
 ) -> None:
-    from ..report import write_report
+    from ...report import write_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "metrics.json", metrics)

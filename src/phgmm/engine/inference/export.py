@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import AtomicFile
+from ...io import AtomicFile
 
 __all__ = [
     "export_onnx",
@@ -77,7 +77,7 @@ class OnnxModelInfo:
     backbone: str | None = None
 
     def to_metadata(self) -> dict[str, str]:
-        from ..version import __version__
+        from ...version import __version__
 
         w, h = self.size
         props = {
@@ -102,7 +102,7 @@ class OnnxModelInfo:
         get = {k[len(METADATA_PREFIX) :]: v for k, v in props.items() if k.startswith(METADATA_PREFIX)}
         if "size" not in get:
             return None
-        from ..io import parse_wxh
+        from ...io import parse_wxh
 
         try:
             return cls(
@@ -126,9 +126,9 @@ class OnnxModelInfo:
         colors: Sequence[Sequence[int]] | None = None,
     ) -> OnnxModelInfo:
         """From a checkpoint's config dict and class table. Without a class table, the 12 PHGMM
-        classes (what :class:`~phgmm.engine.predict.Predictor` assumes for such a checkpoint)."""
-        from ..data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
-        from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+        classes (what :class:`~phgmm.engine.inference.predictor.Predictor` assumes for such a checkpoint)."""
+        from ...data.classes import PHGMM_CLASS_NAMES, PHGMM_COLORS
+        from ...data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
         if not class_names:
             class_names, colors = PHGMM_CLASS_NAMES, PHGMM_COLORS
@@ -305,10 +305,11 @@ def export_checkpoint(
     the metadata always records the checkpoint's ``data.size`` as the working size.
     Returns the written path and the metadata.
     """
-    from .checkpoint import load_model_from_checkpoint
+    from ..checkpoint import load_inference_model
 
-    model, config, class_names, colors = load_model_from_checkpoint(checkpoint, map_location="cpu")
-    info = OnnxModelInfo.from_config(config, class_names, colors)
+    model = load_inference_model(checkpoint, map_location="cpu")
+    meta = model.metadata
+    info = OnnxModelInfo.from_config(meta["config"], meta["class_names"], [tuple(c) for c in meta["colors"] or []])
     out = export_onnx(
         model,
         out_path,

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..io import AtomicFile, DiskFullError, OutputError
+from ...io import AtomicFile, DiskFullError, OutputError
 from .inputs import InputFile
 
 __all__ = ["Outputs", "Pending", "VideoOut", "write_png", "write_jpeg", "PNG_COMPRESSION", "JPEG_QUALITY"]
@@ -40,7 +40,7 @@ if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_UP"):
 
 
 def _encode_and_write(path: Path, array: np.ndarray, ext: str, params: list[int]) -> Path:
-    from ..io import atomic_write_bytes
+    from ...io import atomic_write_bytes
 
     ok, buf = cv2.imencode(ext, array, params)
     if not ok:  # pragma: no cover - OpenCV encodes every uint8 array (and uint16 as PNG)
@@ -87,7 +87,7 @@ class Outputs:
     def maps(self, name: str, maps: dict | None) -> list[Path]:
         if not maps:
             return []
-        from ..visualize import heatmap, save_png
+        from ...visualize import heatmap, save_png
 
         written = []
         top = float(np.log(maps["num_classes"]))  # both maps lie in [0, log C]

@@ -27,8 +27,8 @@ from torch import nn
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 from tqdm.auto import tqdm
 
-from ..conventions import IGNORE_INDEX, LATENT_PARTNERS
-from . import distributed as du
+from ...conventions import IGNORE_INDEX, LATENT_PARTNERS
+from .. import distributed as du
 
 __all__ = ["LatentOptions", "LatentProbe"]
 
@@ -79,7 +79,7 @@ class _Codes:
         self.parts: dict[str, list[torch.Tensor]] = {}
 
     def add(self, enc) -> None:
-        from ..models.latent import LOGVAR_RANGE
+        from ...models.latent import LOGVAR_RANGE
 
         own = {}
         if enc.local is not None:
@@ -152,7 +152,7 @@ def _information(
 ) -> dict[str, float]:
     """I(x; z) and I(x; g): the Monte-Carlo estimate with its standard error, and the noise-free
     pairwise bounds (``mi_<space>_upper``; g also ``mi_g_lower``)."""
-    from ..metrics.latent import mutual_information, mutual_information_bounds
+    from ...metrics.latent import mutual_information, mutual_information_bounds
 
     out: dict[str, float] = {}
     if opts.mi_samples < 1:
@@ -169,7 +169,7 @@ def _information(
 
 
 def _active(codes: dict[str, torch.Tensor], threshold: float, prefix: str = "") -> dict[str, Any]:
-    from ..metrics.latent import active_units
+    from ...metrics.latent import active_units
 
     out: dict[str, Any] = {}
     for space, key in (("z", "mu_z"), ("g", "mu_g")):
@@ -185,7 +185,7 @@ def _active(codes: dict[str, torch.Tensor], threshold: float, prefix: str = "") 
 
 
 def _partner_index(kind: str, n: int, hist: np.ndarray, seed: int) -> np.ndarray | None:
-    from ..metrics.latent import adjacent_partner, far_partner, random_derangement
+    from ...metrics.latent import adjacent_partner, far_partner, random_derangement
 
     if kind == "random":
         return random_derangement(n, seed)
@@ -212,7 +212,7 @@ def _sensitivity_tensor(sums, device: torch.device) -> torch.Tensor:
 
 def _reduce_sensitivity(sums, device: torch.device) -> dict[str, float]:
     """Sum the sensitivity over processes (all must call it) and return its result."""
-    from ..metrics.latent import SensitivitySums
+    from ...metrics.latent import SensitivitySums
 
     groups = ("z", "g", "skips")
     t = du.all_reduce_sum(_sensitivity_tensor(sums, device)).cpu().tolist()
@@ -237,7 +237,7 @@ class LatentProbe:
         options: LatentOptions | None = None,
         miou_exclude: tuple[int, ...] = (0,),
     ) -> None:
-        from ..metrics import ConfusionMatrix
+        from ...metrics import ConfusionMatrix
 
         self.opts = options or LatentOptions()
         self.miou_exclude = tuple(miou_exclude)  # the evaluation's own mIoU, for every drop
@@ -266,7 +266,7 @@ class LatentProbe:
     def update(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor, pred: torch.Tensor
     ) -> None:
-        from ..metrics.latent import dominant_class, label_histograms
+        from ...metrics.latent import dominant_class, label_histograms
 
         self.codes.add(enc)
         self.hist.append(label_histograms(y, self.num_classes))
@@ -277,8 +277,8 @@ class LatentProbe:
 
     def _posterior(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, pred: torch.Tensor) -> None:
         """z's KL to PostNet's posterior per dimension, and the score of decoding its means."""
-        from ..losses import gmm_kl_per_dim
-        from ..models.latent import gaussian_mixture
+        from ...losses import gmm_kl_per_dim
+        from ...models.latent import gaussian_mixture
 
         q_z = gaussian_mixture(*enc.local)
         p_z, (p_logits, p_mu, _) = model.postnet(x, y.to(x.device))
@@ -297,7 +297,7 @@ class LatentProbe:
         self, model: nn.Module, loader, cfg, own_miou: float, threshold: float, progress: bool = False
     ) -> dict[str, Any]:
         """Every latent-use measure (every process must call it: codes are gathered, counts summed)."""
-        from ..metrics.latent import collapse_proof_clustering, latent_summary, partner_distance
+        from ...metrics.latent import collapse_proof_clustering, latent_summary, partner_distance
 
         n_local = self.codes.local_count()
         order, positions = _dataset_order(loader, n_local, self.device)
@@ -398,9 +398,9 @@ class LatentProbe:
         progress: bool,
     ) -> dict[str, Any]:
         """Decode every image with its partners' codes; the decoder's sensitivity on the first batches."""
-        from ..metrics import ConfusionMatrix
-        from ..metrics.latent import SensitivitySums, decoder_sensitivity
-        from .precision import amp_dtype, autocast
+        from ...metrics import ConfusionMatrix
+        from ...metrics.latent import SensitivitySums, decoder_sensitivity
+        from ..precision import amp_dtype, autocast
 
         spaces = [s for s, on in (("z", self.has_z), ("g", self.has_g)) if on]
         names = [(s, k) for s in spaces for k in partners]
@@ -494,7 +494,7 @@ class LatentProbe:
     def _untrained(self, model: nn.Module, loader, cfg, threshold: float, progress: bool) -> dict[str, Any]:
         """Active units, information and sensitivity of a freshly initialised network of the same
         configuration (``build_args``, PostNet left out), seeded with ``cfg.seed``, on the same images."""
-        from ..metrics.latent import SensitivitySums, decoder_sensitivity
+        from ...metrics.latent import SensitivitySums, decoder_sensitivity
 
         fresh = _fresh_copy(model, cfg.seed).to(self.device).eval()
         store, sums, batches = _Codes(), SensitivitySums(), 0

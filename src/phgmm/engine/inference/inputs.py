@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..data.errors import DatasetError
-from ..data.imageio import IMAGE_EXTENSIONS
+from ...data.errors import DatasetError
+from ...data.imageio import IMAGE_EXTENSIONS
 
 __all__ = ["InputFile", "collect_inputs", "collect_images", "check_unique_names", "IMAGE_SUFFIXES", "VIDEO_EXTENSIONS"]
 

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..conventions import EVAL_MODES
+from ...conventions import EVAL_MODES
 
 __all__ = ["infer_logits", "check_options", "slide_windows", "default_stride", "size_pair"]
 

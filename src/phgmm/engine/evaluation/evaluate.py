@@ -7,9 +7,7 @@ process before the scikit-learn indices are computed.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,123 +16,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import Config, config_from_dict
-from ..conventions import IGNORE_INDEX
-from ..models.contracts import LatentNetwork
-from ..models.fold import fold_batchnorm
-from . import distributed as du
-from .builders import miou_exclusion
-from .checkpoint import inference_model, load_checkpoint, unwrap
+from ...config import Config, config_from_dict
+from ...conventions import IGNORE_INDEX
+from ...models.contracts import LatentNetwork
+from ...models.fold import fold_batchnorm
+from .. import distributed as du
+from ..builders import miou_exclusion
+from ..checkpoint import load_checkpoint, load_inference_model, unwrap
+from ..precision import amp_dtype, autocast, memory_format
 from .latent_probe import LatentOptions, LatentProbe
-from .precision import amp_dtype, autocast, memory_format
+from .probes import ClusteringProbe, UncertaintyProbe
+from .result import EvalResult
 
-__all__ = ["EvalResult", "evaluate_model", "evaluate_checkpoint", "write_evaluation", "flat_scalars"]
-
-
-@dataclass
-class EvalResult:
-    metrics: dict[str, Any]
-    samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    z_points: np.ndarray | None = None  # (images·K)×L component means
-    z_labels: np.ndarray | None = None  # component index k of each point
-
-
-def flat_scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    """The scalar numbers of a metrics dict, nested ones under dotted-underscore names
-    (``miou``, ``clustering_silhouette``, ``swap_z_random_miou_drop``, ``mi_z`` …): what a training
-    history and TensorBoard record at each validation."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
-            out[key] = float(value)
-        elif isinstance(value, dict) and key in ("clustering", "latent", "clustering_active", "clustering_by_class"):
-            prefix = "" if key == "latent" else f"{key}_"
-            for k, v in flat_scalars(value).items():
-                out[f"{prefix}{k}"] = v
-    return out
-
-
-class _UncertaintyProbe:
-    """How well uncertainty maps tell wrong pixels from right ones, and calibration (any model).
-
-    Maps: the softmax entropy of the prediction (every model); for PHGMM also the predictive
-    entropy and the mutual information of ``samples`` decodes of z ~ q(z|x). Scores are binned
-    on a log scale (the mutual information lives far below 1e-2 nats when z is unused).
-    """
-
-    def __init__(self, num_classes: int, samples: int) -> None:
-        from ..metrics.calibration import CalibrationAccumulator, ErrorDetectionAccumulator
-
-        top = math.log(num_classes)
-        # log-spaced below 0.01 nats (mutual information of a barely used z), then 0.5-millinat steps
-        edges = np.concatenate([[0.0], np.logspace(-9, -2, 700, endpoint=False), np.linspace(0.01, top, 5000)])
-        self.maps = {
-            name: ErrorDetectionAccumulator(edges=edges)
-            for name in ("softmax_entropy", "sampled_entropy", "mutual_information")
-        }
-        self.calibration = CalibrationAccumulator(15)
-        self.samples = samples
-
-    def update(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor, pred: torch.Tensor
-    ) -> None:
-        from ..metrics import uncertainty_maps
-        from ..models.latent import gaussian_mixture
-
-        probs = torch.softmax(logits.float(), dim=1).cpu()
-        conf, pred = probs.max(1)
-        valid = y != IGNORE_INDEX
-        wrong = pred != y
-        entropy = -(probs * probs.clamp_min(1e-30).log()).sum(1)
-        self.maps["softmax_entropy"].update(entropy, wrong, valid)
-        self.calibration.update(conf, ~wrong, valid)
-        if enc is not None and enc.local is not None and self.samples > 1:
-            logits_pi, mu, logvar = enc.local
-            pi = torch.softmax(logits_pi, dim=1)
-            z = gaussian_mixture(logits_pi, mu, logvar).component_distribution.sample((self.samples,))
-            stack = torch.stack([model.decode(enc, pi, z[i].to(mu.dtype)) for i in range(self.samples)])
-            maps = uncertainty_maps(stack.float().cpu())
-            self.maps["sampled_entropy"].update(maps["predictive_entropy"], wrong, valid)
-            self.maps["mutual_information"].update(maps["mutual_information"], wrong, valid)
-
-    def compute(self, device: torch.device) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, acc in self.maps.items():
-            state = du.all_reduce_sum(acc.state_tensor().to(device)).cpu()
-            acc.load_state_tensor(state)
-            scores = acc.compute()
-            if scores["n_wrong"] + scores["n_right"] > 0:
-                out[name] = scores
-        state = du.all_reduce_sum(self.calibration.state_tensor().to(device)).cpu()
-        self.calibration.load_state_tensor(state)
-        out["calibration"] = self.calibration.compute()
-        return out
-
-
-class _ClusteringProbe:
-    """The per-image component means of z, for the paper's clustering indices and t-SNE (Fig. 9)."""
-
-    def __init__(self) -> None:
-        self.points: list[torch.Tensor] = []
-
-    def update(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, enc, logits: torch.Tensor, pred: torch.Tensor
-    ) -> None:
-        self.points.append(enc.local[1].float().cpu())
-
-    def compute(self, result: EvalResult, device: torch.device) -> None:
-        if not self.points:
-            return
-        pts = du.all_gather_tensors(torch.cat(self.points).to(device)).cpu()  # images×K×L
-        n_img, k, dim = pts.shape
-        result.z_points = pts.reshape(n_img * k, dim).numpy()
-        result.z_labels = np.tile(np.arange(k), n_img)
-        if k > 1:
-            from ..metrics import clustering_indices
-
-            result.metrics["clustering"] = clustering_indices(result.z_points, result.z_labels)
+__all__ = ["evaluate_model", "evaluate_checkpoint", "write_evaluation"]
 
 
 def _base_dataset(dataset):
@@ -150,7 +44,7 @@ def _forward(model: nn.Module, x: torch.Tensor, cfg: Config):
     e = cfg.eval
     enc = model.encode(x) if isinstance(model, LatentNetwork) else None
     if e.mode != "whole" or e.flip or tuple(e.scales) != (1.0,):
-        from .inference import infer_logits
+        from ..inference.tiling import infer_logits
 
         return enc, infer_logits(
             model, x, mode=e.mode, tile=e.tile or tuple(cfg.data.size), stride=e.stride, flip=e.flip, scales=e.scales
@@ -187,12 +81,12 @@ def evaluate_model(
 
     PHGMM is always decoded from the means of z and g (docs/design.md §5), whatever its
     ``sample_latent`` says. ``latent`` (default ``eval.latent``) adds the latent-use measures
-    (:mod:`phgmm.engine.latent_probe`; a second pass over the split) under ``metrics["latent"]``,
+    (:mod:`phgmm.engine.evaluation.latent_probe`; a second pass over the split) under ``metrics["latent"]``,
     all of them at ``latent_level`` "full", the light set of validation at "light"; ``uncertainty`` (default
     ``eval.uncertainty``) adds ``metrics["uncertainty"]``: AUROC / AUPR of each uncertainty map
     for telling wrong pixels from right ones, and the calibration (ECE) of the softmax.
     """
-    from ..metrics import SegmentationEvaluator
+    from ...metrics import SegmentationEvaluator
 
     model = unwrap(model)
     was_training = model.training
@@ -249,14 +143,14 @@ def _probes(
     e, n_classes = cfg.eval, cfg.model.num_classes
     latent_spaces = isinstance(model, LatentNetwork)
     has_z = latent_spaces and model.local_space is not None
-    cluster = _ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
+    cluster = ClusteringProbe() if (e.clustering if clustering is None else clustering) and has_z else None
     probe = (
         LatentProbe(model, n_classes, device, LatentOptions.from_config(e, latent_level), excluded)
         if latent_spaces and (e.latent if latent is None else latent)
         else None
     )
     unc = (
-        _UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
+        UncertaintyProbe(n_classes, e.uncertainty_samples if has_z else 0)
         if (e.uncertainty if uncertainty is None else uncertainty)
         else None
     )
@@ -305,15 +199,15 @@ def write_evaluation(
     extra: dict | None = None,
 ) -> Path:
     """metrics.json, report.md and the figures (t-SNE of z when there are points)."""
-    from ..io import write_json
-    from ..report import write_report
+    from ...io import write_json
+    from ...report import write_report
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = {**result.metrics, **(extra or {})}
     tsne = None
     if cfg.eval.tsne and result.z_points is not None and len(np.unique(result.z_labels)) > 1:
-        from ..metrics import tsne_embedding
+        from ...metrics import tsne_embedding
 
         pts, labs = result.z_points, result.z_labels
         if len(pts) > 3000:  # t-SNE is quadratic; a fixed random subset keeps the report quick
@@ -333,9 +227,9 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint on its validation split (or ``split``) and write the report."""
-    from ..config import apply_overrides, load_config
-    from ..threads import thread_budget
-    from .datachecks import find_relative_data_paths
+    from ...config import apply_overrides, load_config
+    from ...threads import thread_budget
+    from ..datachecks import find_relative_data_paths
 
     state = load_checkpoint(checkpoint, map_location="cpu")
     if config_path:
@@ -353,8 +247,8 @@ def evaluate_checkpoint(
 def check_data_paths(cfg: Config, source: str, overrides: list[str] = ()) -> None:
     """Refuse a data path of ``cfg`` that is not there, naming the key, where its value came from
     (the checkpoint's saved config, --config or --set) and how to point it elsewhere."""
-    from ..data import DatasetError
-    from ..data.classes import BUILTIN_TABLES
+    from ...data import DatasetError
+    from ...data.classes import BUILTIN_TABLES
 
     for key in ("root", "masks_root", "class_table"):
         value = getattr(cfg.data, key)
@@ -372,8 +266,8 @@ def check_data_paths(cfg: Config, source: str, overrides: list[str] = ()) -> Non
 def training_images_note(state: dict[str, Any], cfg: Config, dataset, split: str) -> tuple[int, str]:
     """How many of the images about to be scored the checkpoint was trained on, and a line saying
     so (a folder data set without split sub-folders gives the same files for every split)."""
-    from ..data import DatasetError
-    from .builders import build_dataset_from_config
+    from ...data import DatasetError
+    from ..builders import build_dataset_from_config
 
     try:
         trained = config_from_dict(state["config"], "checkpoint config")
@@ -397,12 +291,12 @@ def _evaluate_read_checkpoint(
     state: dict[str, Any], cfg: Config, checkpoint: str | Path, out_dir: str | Path, split: str | None, progress: bool
 ) -> dict[str, Any]:
     """:func:`evaluate_checkpoint` once the checkpoint is read and the config resolved."""
-    from .builders import build_dataset_from_config
-    from .loaders import make_eval_loader
+    from ..builders import build_dataset_from_config
+    from ..loaders import make_eval_loader
 
     device = du.init(cfg.device)
     # PostNet's weights, when the checkpoint has them, let the latent measures report z's KL
-    model = inference_model(state, cfg, checkpoint, keep_postnet=cfg.eval.latent)
+    model = load_inference_model(checkpoint, state=state, cfg=cfg, keep_postnet=cfg.eval.latent)
     # Folded as phgmm predict folds it, so that what is scored is what is predicted.
     model = fold_batchnorm(model).to(device)
     dataset = build_dataset_from_config(cfg, split or cfg.data.val_split, train=False)
@@ -410,7 +304,7 @@ def _evaluate_read_checkpoint(
     if note:
         print(note, flush=True)
     if cfg.data.unknown_ids == "ignore" and du.is_main():
-        from .datachecks import unknown_ids_note
+        from ..datachecks import unknown_ids_note
 
         line = unknown_ids_note([dataset])
         if line:

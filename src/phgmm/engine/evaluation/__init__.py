@@ -1,0 +1,35 @@
+"""Evaluation: scoring a model or checkpoint on a split (``evaluate``: :func:`evaluate_model`,
+:func:`evaluate_checkpoint`), what it returns (``result``), its probes (``probes``: uncertainty
+and clustering; ``latent_probe``: the latent-use measures) and scoring saved prediction folders
+(``score``: :func:`score_folders`).
+
+Modules and names load on first use: ``phgmm.engine.evaluation.evaluate_checkpoint(...)`` after a
+plain ``import phgmm``. The engine's own modules import each name from the module that defines it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_MODULES = ("evaluate", "latent_probe", "probes", "result", "score")
+
+#: the public names, each with the module that defines it
+_NAMES = {
+    "evaluate_model": "evaluate",
+    "evaluate_checkpoint": "evaluate",
+    "write_evaluation": "evaluate",
+    "EvalResult": "result",
+    "flat_scalars": "result",
+    "LatentProbe": "latent_probe",
+    "score_folders": "score",
+}
+
+__all__ = [*_MODULES, *_NAMES]
+
+
+def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
