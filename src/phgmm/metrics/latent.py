@@ -390,9 +390,10 @@ def mutual_information_bounds(q, max_elements: int | None = None) -> dict[str, f
     if n < 2:
         raise ValueError(f"mutual information over images needs at least 2 images, got {n}")
     chunk = _rows_per_chunk(q, max_elements)  # one row: N posteriors' parameters
-    kinds = ["kl"] + ([] if hasattr(q, "mixture_distribution") else ["bhattacharyya"])
+    # the KL bound is the upper; the Bhattacharyya bound (diagonal Gaussians only) the lower
+    kinds = [("kl", "upper")] + ([] if hasattr(q, "mixture_distribution") else [("bhattacharyya", "lower")])
     out: dict[str, float | None] = {"upper": None, "lower": None}
-    for kind, name in zip(kinds, ("upper", "lower"), strict=True):
+    for kind, name in kinds:
         terms = [
             torch.logsumexp(-_pairwise(q, i, min(n, i + chunk), kind), dim=1) - math.log(n) for i in range(0, n, chunk)
         ]
