@@ -156,3 +156,20 @@ def test_silhouette_subsample_is_sklearns_with_the_seed():
     # points on a line (1-D) are one coordinate each
     line = clustering_indices(X[:, 0], y)
     assert line["silhouette"] == pytest.approx(silhouette_score(X[:, :1], y)) and line["n_points"] == 40
+
+
+def test_float32_points_and_column_labels_are_scored_as_float64_without_a_warning():
+    import warnings
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(30, 3)).astype(np.float32)
+    y = np.repeat([0, 1, 2], 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = clustering_indices(X, y[:, None])
+    assert r == clustering_indices(X.astype(np.float64), y)
+
+
+def test_tsne_runs_1000_iterations_by_default():
+    X = np.random.default_rng(0).normal(size=(30, 5))  # still moving at iteration 999: not stopped early
+    np.testing.assert_array_equal(tsne_embedding(X), _sklearn_tsne(X, 29 / 3, max_iter=1000))

@@ -333,6 +333,14 @@ def test_segmentation_evaluator_options_against_its_parts():
     assert out["class_names"] == ["class_0", "class_1", "class_2"] and "boundary_iou" not in out
     assert "trimap" not in out and out["miou"] == pytest.approx((1 / 2 + 1 / 2) / 2)
     assert SegmentationEvaluator(3, device="meta").confusion.matrix.device.type == "meta"
+    wide = SegmentationEvaluator(3, trimap_widths=None, boundary_dilation_ratio=0.1)  # 8 pixels
+    wide.update(shifted, halves)
+    ref = BoundaryIoUAccumulator(3, dilation=8)
+    ref.update(shifted, halves)
+    assert wide.compute()["boundary_iou"] == ref.compute()["boundary_iou"] != ev.compute()["boundary_iou"]
+    # a matrix of floats (e.g. read back from JSON) is scored as counts
+    floats = compute_scores(np.array([[2.0, 1.0], [0.0, 3.0]]))
+    assert floats["confusion"] == [[2, 1], [0, 3]] and all(type(v) is int for r in floats["confusion"] for v in r)
 
 
 @pytest.mark.parametrize("which", ["trimap", "boundary"])

@@ -447,3 +447,58 @@ def test_sensitivity_sums_add_and_result_by_hand():
         "attribution_z",
     }
     assert SensitivitySums() + SensitivitySums() == SensitivitySums()
+    assert b + a == s  # keys that only the left one has
+    small = SensitivitySums({"z": 1.0, "skips": 1.0}, {"z": 0.1, "skips": 0.3}, {"z": 1, "skips": 1}, 1).result()
+    assert small["attribution_z"] == pytest.approx(0.25) and small["attribution_skips"] == pytest.approx(0.75)
+
+
+def test_float32_inputs_are_measured_in_float64():
+    from phgmm.metrics.latent import partner_distance
+
+    rng = np.random.default_rng(5)
+    mu_z = rng.normal(size=(8, 2, 3)).astype(np.float32)
+    pi = rng.dirichlet([1.0, 1.0], size=8).astype(np.float32)
+    mu_g = rng.normal(size=(8, 3)).astype(np.float32)
+    lv = rng.normal(size=(8, 3)).astype(np.float32)
+    wide = [a.astype(np.float64) for a in (mu_z, pi, mu_g, lv)]
+    np.testing.assert_array_equal(active_units(mu_z)["variance"], active_units(wide[0])["variance"])
+    assert latent_summary(mu_z, pi, mu_g, lv) == latent_summary(*wide)
+    dom = np.repeat([1, 2], 4)
+    assert collapse_proof_clustering(mu_z, pi, dom) == collapse_proof_clustering(wide[0], wide[1], dom)
+    # the dominant classes may come in any shape (a column here)
+    assert collapse_proof_clustering(mu_z, pi, dom[:, None].tolist()) == collapse_proof_clustering(mu_z, pi, dom)
+    h = rng.dirichlet([1.0, 1.0, 1.0], size=8).astype(np.float32)
+    partner = np.roll(np.arange(8), 1)
+    assert partner_distance(h, partner) == partner_distance(h.astype(np.float64), partner)
+    # the active-unit threshold applies to g as well as to z
+    assert latent_summary(None, None, wide[2], None, threshold=100.0)["g_active_units"] == 0
+
+
+def test_swap_partners_far_and_random():
+    from phgmm.metrics.latent import far_partner, random_derangement
+
+    # the total variation (half the L1 distance), not the Euclidean distance, picks the partner:
+    # from h0, h2 is farther in L1 (1.2 against 1.0), h1 in L2 (0.707 against 0.693)
+    hist = np.array([[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0.4, 0.2, 0.2, 0.2]])
+    assert far_partner(hist).tolist() == [2, 0, 0]
+    assert far_partner(hist[:2]).tolist() == [1, 0]  # two images partner each other
+    with pytest.raises(ValueError) as e:
+        far_partner(hist[:1])
+    assert str(e.value) == "a partner needs at least 2 images, got 1"
+    assert random_derangement(9).tolist() == random_derangement(9, seed=0).tolist()  # seed 0 by default
+    with pytest.raises(ValueError) as e:
+        random_derangement(1)
+    assert str(e.value) == "a derangement needs at least 2 images, got 1"
+
+
+def test_information_estimate_emits_no_warning():
+    import warnings
+
+    from torch.distributions import Independent, Normal
+
+    from phgmm.metrics.latent import mutual_information
+
+    q = Independent(Normal(torch.randn(6, 3, dtype=torch.float64), torch.ones(6, 3, dtype=torch.float64)), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. an output tensor resized in place
+        mutual_information(q, samples=4, max_elements=40)

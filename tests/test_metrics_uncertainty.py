@@ -70,3 +70,10 @@ def test_numpy_and_integer_logits_and_the_shape_message():
     with pytest.raises(ValueError) as e:
         predictive_entropy(np.zeros((3, 4)))
     assert str(e.value) == "expected S×N×C×H×W (or N×C×H×W) logits, got shape (3, 4)"
+
+
+def test_logits_that_require_grad_are_read_without_autograd():
+    x = torch.randn(2, 1, 3, 2, 2, requires_grad=True)
+    maps = uncertainty_maps(x)
+    assert not maps["predictive_entropy"].requires_grad
+    torch.testing.assert_close(maps["predictive_entropy"], predictive_entropy(x.detach()))
