@@ -176,6 +176,7 @@ def test_segmentation_evaluator_state_roundtrip_and_merge():
     fresh = SegmentationEvaluator(C, NAMES, trimap_widths=range(1, 6))
     fresh.load_state_tensor(summed)
     assert fresh.compute() == r
+    assert fresh.num_images == fresh.trimap.num_images == fresh.boundary.num_images == 4
     assert parts[0].merge(parts[1]).compute() == r
 
 

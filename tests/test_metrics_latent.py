@@ -502,3 +502,16 @@ def test_information_estimate_emits_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. an output tensor resized in place
         mutual_information(q, samples=4, max_elements=40)
+
+
+def test_a_kl_of_exactly_0_01_is_not_above_0_01():
+    # With log σ² = 0 each image's KL is ½((μ² + 1) − 1), a multiple of 2^-53; twelve of them can
+    # average to the double nearest 0.01 exactly (fewer cannot, near 0.01).
+    unit, n = 2.0**-53, 12
+    total = next(j for j in range(round(0.01 * n / unit) - 50, round(0.01 * n / unit) + 50) if j * unit / n == 0.01)
+    parts = [total // n] * (n - 1) + [total - (n - 1) * (total // n)]
+    mu = np.array([[0.0, np.sqrt(2 * j * unit)] for j in parts])  # dimension 0: KL 0
+    lv = np.zeros_like(mu)
+    assert (0.5 * (mu**2 + np.exp(lv) - 1.0 - lv)).mean(axis=0)[1] == 0.01
+    s = latent_summary(None, None, mu, lv)
+    assert s["g_kl_per_dim"][1] == 0.01 and s["g_kl_dims_above_0_01"] == 0
