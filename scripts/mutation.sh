@@ -30,10 +30,12 @@ case $group in
              select=(-k "not test_run_benchmark_tiny and not test_cli_with_config") ;;
   losses)    mutate=(src/phgmm/losses.py)
              tests=(tests/test_losses.py tests/test_recipes.py) ;;
+  # metrics: the seven test_metrics_* files and test_latent_use (the swap partners', information
+  # measures' and decoder sensitivity's own tests; about 12 s in all)
   metrics)   mutate=("src/phgmm/metrics/*")
              tests=(tests/test_metrics_boundary.py tests/test_metrics_calibration.py
                     tests/test_metrics_clustering.py tests/test_metrics_confusion.py tests/test_metrics_latent.py
-                    tests/test_metrics_trimap.py tests/test_metrics_uncertainty.py) ;;
+                    tests/test_metrics_trimap.py tests/test_metrics_uncertainty.py tests/test_latent_use.py) ;;
   # heads: the wiring test's branch checks, not its overfits (seconds each, on every surviving mutant),
   # and the operator, layout and parameter-count tests of each head's own file; not the W48 forward
   # (two full-width HRNets built for one shape check)

@@ -52,7 +52,8 @@ def main() -> None:
         diff = get_diff_for_mutant(name, path=m.path)
         removed = " ".join(x[1:].strip() for x in diff.splitlines() if x.startswith("-") and not x.startswith("---"))
         added = " ".join(x[1:].strip() for x in diff.splitlines() if x.startswith("+") and not x.startswith("+++"))
-        short = name.replace("phgmm.", "").replace("xǁ", "").replace("ǁ", ".")
+        # phgmm.pkg.mod.xǁClassǁmethod__mutmut_N → pkg.mod.Class.method__mutmut_N (a class name may end in x)
+        short = name.replace("phgmm.", "").replace(".xǁ", ".").replace("ǁ", ".")
         print(f"- `{short}` ({status}): {category(status, removed, added)} — `{added[:110]}`")
 
 

@@ -216,6 +216,53 @@ def test_sensitivity_estimates_the_jacobian_column_norms():
     assert sum(shares) == pytest.approx(1.0) and res["sensitivity_images"] == n
 
 
+class _IgnoresG(_LinearDecoder):
+    """The linear decoder without its g term: g never enters the graph."""
+
+    def decode(self, enc, pi, mu_z, mu_g):
+        u = (pi.unsqueeze(-1) * mu_z).flatten(1)
+        out = u @ self.a_z.T + enc.skips[0].flatten(1) @ self.a_s.T
+        return out.view(len(u), self.outputs, 1, 1)
+
+
+def test_sensitivity_sums_over_probes_are_the_projections_written_out():
+    from phgmm.models.phgmm import Encoded
+
+    n, k, dim, skip_shape = 2, 3, 4, (2, 5, 2, 2)
+    g = torch.Generator().manual_seed(1)
+    enc = Encoded(
+        (8, 8),
+        [torch.zeros(n, 1, 2, 2)] * 4,
+        [torch.randn(skip_shape, generator=g)],
+        (torch.randn(n, k, generator=g), torch.randn(n, k, dim, generator=g), torch.zeros(n, k, dim)),
+        (torch.randn(n, dim, generator=g), None),
+    )
+    dec = _LinearDecoder(k, dim, skip_shape, outputs=6)
+    u = {
+        "z": (torch.softmax(enc.local[0], 1).unsqueeze(-1) * enc.local[1]).flatten(1),
+        "g": enc.glob[0],
+        "skips": enc.skips[0].flatten(1),
+    }
+    a = {"z": dec.a_z, "g": dec.a_g, "skips": dec.a_s}
+    gen = torch.Generator().manual_seed(3)  # the estimator's probes, drawn in its order
+    probes = [torch.randn(n, 6, 1, 1, generator=gen).flatten(1) for _ in range(2)]
+    sums = decoder_sensitivity(dec, enc, probes=2, seed=3)
+    # elements counted once per probe: the Jacobian column norm is the mean over both
+    assert sums.images == n and sums.count == {"z": 2 * n * k * dim, "g": 2 * n * dim, "skips": 2 * n * 20}
+    for key in ("z", "g", "skips"):
+        grads = [v @ a[key] for v in probes]  # ∂(v·logits)/∂u = vᵀA
+        assert sums.grad[key] == pytest.approx(sum(float(d.abs().sum()) for d in grads), rel=1e-5), key
+        assert sums.attribution[key] == pytest.approx(sum(float((u[key] * d).abs().sum()) for d in grads), rel=1e-5)
+    # one probe and seed 0 by default
+    assert decoder_sensitivity(dec, enc) == decoder_sensitivity(dec, enc, probes=1, seed=0)
+    assert decoder_sensitivity(dec, enc) != decoder_sensitivity(dec, enc, seed=1)
+    assert decoder_sensitivity(dec, enc).count != decoder_sensitivity(dec, enc, probes=2).count
+    # an input the decoder never reads has no gradient: sensitivity 0, its elements still counted
+    res = decoder_sensitivity(_IgnoresG(k, dim, skip_shape, outputs=6), enc)
+    assert res.grad["g"] == 0 and res.attribution["g"] == 0 and res.count["g"] == n * dim
+    assert res.result()["sensitivity_g"] == 0 and res.result()["sensitivity_z"] > 0
+
+
 def test_sensitivity_of_phgmm_matches_its_exact_jacobian_and_is_zero_when_ignored():
     torch.manual_seed(0)
     model = PHGMM(**TINY).eval()

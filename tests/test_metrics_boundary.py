@@ -6,6 +6,7 @@ import torch
 from scipy.ndimage import zoom
 
 from phgmm.metrics import BoundaryIoUAccumulator, boundary_dilation
+from phgmm.metrics.boundary import label_boundary_region
 
 IGN = 255
 
@@ -123,3 +124,103 @@ def test_dilation_and_errors():
         acc.update(np.zeros((4, 4), int), np.full((4, 4), 5))
     with pytest.raises(ValueError, match="shapes"):
         acc.update(np.zeros((4, 4), int), np.zeros((4, 5), int))
+
+
+def _brute_region(label, d):
+    """Pixel p is in the boundary region of its own mask iff a pixel within Chebyshev distance d
+    carries another label or lies outside the image: the module docstring's definition, looped."""
+    H, W = label.shape
+    out = np.zeros((H, W), bool)
+    for y in range(H):
+        for x in range(W):
+            if y < d or x < d or y >= H - d or x >= W - d:
+                out[y, x] = True
+                continue
+            out[y, x] = bool((label[y - d : y + d + 1, x - d : x + d + 1] != label[y, x]).any())
+    return out
+
+
+@pytest.mark.parametrize(
+    "values",
+    [(0, 1, 2), (44, 300, 7), (0, 256, 255), (0, 65536, 65535), (-1, 255, 3), (-5, 0, 70000), (70000, 70001, 70002)],
+)
+def test_boundary_region_of_any_label_values_matches_the_definition(values):
+    rng = np.random.default_rng(9)
+    base = _blobs(rng, (14, 17), 3)
+    label = np.choose(base, values).astype(np.int64)
+    for d in (1, 2):
+        np.testing.assert_array_equal(label_boundary_region(label, d), _brute_region(label, d))
+    np.testing.assert_array_equal(label_boundary_region(label.astype(np.float64), 1), _brute_region(label, 1))
+    # an image thinner than 2d: every pixel is within d of the border
+    assert label_boundary_region(label[:3], 2).all() and label_boundary_region(label[:, :2], 1).all()
+
+
+def test_accumulator_bounds_dilation_reset_and_messages():
+    t = np.zeros((60, 60), int)
+    t[15:45, 15:45] = 1
+    p = np.roll(t, 4, axis=0)
+    for dilation, d in ((None, 2), (0, 1), (1, 1), (3, 3)):  # default: round(0.02 * 84.9) = 2
+        acc = BoundaryIoUAccumulator(2) if dilation is None else BoundaryIoUAccumulator(2, dilation=dilation)
+        acc.update(p, t)
+        ref = [(_brute_boundary(t == c, d) & _brute_boundary(p == c, d)).sum() for c in range(2)]
+        uni = [(_brute_boundary(t == c, d) | _brute_boundary(p == c, d)).sum() for c in range(2)]
+        assert acc.intersection.tolist() == ref and acc.union.tolist() == uni, dilation
+        assert acc.intersection.dtype == np.int64 and acc.union.dtype == np.int64
+    # without an ignore index every pixel is scored (255 would be a class id)
+    free = BoundaryIoUAccumulator(2, ignore_index=None, dilation=2)
+    free.update(p, t)
+    assert free.union.tolist() == _brute_union(p, t, 2) and free.ignore_index is None
+    assert BoundaryIoUAccumulator(2).num_images == 0
+    free.update(np.stack([p, p]), np.stack([t, t]))
+    assert free.num_images == 3
+    other = BoundaryIoUAccumulator(2, dilation=2)
+    other.update(p, t)
+    free.merge(other)
+    assert free.num_images == 4 and free.union.tolist() == [4 * u for u in _brute_union(p, t, 2)]
+    free.reset()
+    assert free.num_images == 0 and free.intersection.tolist() == [0, 0] and free.union.tolist() == [0, 0]
+    # default names; a class whose union is a single pixel has a boundary IoU
+    tiny = BoundaryIoUAccumulator(2, dilation=1)
+    tiny.update(np.array([[0, 0, 1]]), np.array([[0, 0, 1]]))
+    assert tiny.union.tolist() == [2, 1]
+    assert tiny.compute() == {"boundary_iou": {"class_0": 1.0, "class_1": 1.0}, "mean_boundary_iou": 1.0}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no class in the mean: NaN, without an empty-mean warning
+        assert math.isnan(BoundaryIoUAccumulator(2).compute()["mean_boundary_iou"])
+    cases = [
+        (
+            lambda: BoundaryIoUAccumulator(3).update(np.zeros((1, 3), int), np.array([[0, 3, 5]])),
+            "target contains class id 3 outside [0, 3) that is not the ignore index",
+        ),
+        (
+            lambda: BoundaryIoUAccumulator(3).update(np.array([[0, 1, 3]]), np.zeros((1, 3), int)),
+            "prediction contains class id 3 outside [0, 3)",
+        ),
+        (
+            lambda: BoundaryIoUAccumulator(3).update(np.array([[0, -1, 1]]), np.zeros((1, 3), int)),
+            "prediction contains class id -1 outside [0, 3)",
+        ),
+        (
+            lambda: BoundaryIoUAccumulator(3).merge(BoundaryIoUAccumulator(4)),
+            "cannot merge boundary IoU accumulators with different class counts",
+        ),
+        (lambda: BoundaryIoUAccumulator(3).compute(["a", "b"]), "2 class names for 3 classes"),
+        (
+            lambda: label_boundary_region(np.zeros((2, 2, 2), int), 1),
+            "expected an H×W label image, got shape (2, 2, 2)",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value) == message
+    # a prediction outside the classes on an ignored pixel is not scored
+    ok = BoundaryIoUAccumulator(3)
+    ok.update(np.array([[0, 9, 1]]), np.array([[0, 255, 1]]))
+    assert ok.num_images == 1
+
+
+def _brute_union(p, t, d):
+    return [int((_brute_boundary(t == c, d) | _brute_boundary(p == c, d)).sum()) for c in range(2)]

@@ -1,4 +1,4 @@
-"""Error-detection AUROC/AUPR and calibration (ECE) accumulators, reliability diagram."""
+"""Error-detection AUROC/AUPR and calibration (ECE) accumulators, and the numbers of a reliability diagram."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from phgmm.metrics.calibration import CalibrationAccumulator, ErrorDetectionAccumulator, reliability_diagram
+from phgmm.metrics.calibration import CalibrationAccumulator, ErrorDetectionAccumulator, reliability_bins
 
 
 def _quantise(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -256,14 +256,165 @@ def test_calibration_bad_input() -> None:
     assert acc.compute()["count"] == 1
 
 
-def test_reliability_diagram_writes_png(tmp_path) -> None:
-    rng = np.random.default_rng(8)
-    acc = CalibrationAccumulator()
-    conf = rng.beta(4, 1.2, 5000)
-    acc.update(conf, rng.random(5000) < conf**2)
-    path = reliability_diagram(acc.compute(), tmp_path / "sub" / "reliability.png", title="val")
-    data = path.read_bytes()
-    assert path == tmp_path / "sub" / "reliability.png"
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
-    empty = reliability_diagram(CalibrationAccumulator().compute(), tmp_path / "empty.png")
-    assert empty.stat().st_size > 0
+def _message(excinfo: pytest.ExceptionInfo) -> str:
+    return str(excinfo.value)
+
+
+def test_error_detection_defaults_bounds_and_edges() -> None:
+    default = ErrorDetectionAccumulator()  # 1000 equal bins on [0, log 12]: entropies of 12 classes
+    assert default.num_bins == 1000 and default.edges[0] == 0.0 and default.edges[-1] == math.log(12)
+    np.testing.assert_allclose(np.diff(default.edges), math.log(12) / 1000)
+    one = ErrorDetectionAccumulator(num_bins=1, value_range=(0, 1))  # one bin: every pixel tied
+    one.update(np.array([0.1, 0.9, 0.5]), np.array([True, False, False]))
+    assert one.compute()["auroc"] == 0.5 and one.compute()["aupr"] == pytest.approx(1 / 3)
+    two = ErrorDetectionAccumulator(edges=[0.0, 1.0])  # two edges: one bin
+    assert two.num_bins == 1
+    # edges as a tensor (here one that requires grad) are read as plain numbers
+    grad = ErrorDetectionAccumulator(edges=torch.tensor([0.0, 0.5, 2.0], requires_grad=True))
+    assert grad.edges.tolist() == [0.0, 0.5, 2.0] and grad.edges.dtype == np.float64
+    # a score on an inner edge belongs to the bin that edge opens: [e_i, e_i+1)
+    edges = ErrorDetectionAccumulator(edges=[0.0, 1.0, 2.0, 3.0])
+    assert edges.bin_index([0.0, 0.99, 1.0, 2.0, 3.0, 7.0, -1.0]).tolist() == [0, 0, 1, 2, 2, 2, 0]
+    assert edges.bin_index(np.array([1, 2], dtype=np.int64)).tolist() == [1, 2]
+
+
+def test_error_detection_messages_in_full() -> None:
+    with pytest.raises(ValueError) as e:
+        ErrorDetectionAccumulator(num_bins=0)
+    assert _message(e) == "num_bins must be >= 1, got 0"
+    with pytest.raises(ValueError) as e:
+        ErrorDetectionAccumulator(value_range=(1.0, 1.0))
+    assert _message(e) == "value_range must be finite with low < high, got (1.0, 1.0)"
+    with pytest.raises(ValueError) as e:
+        ErrorDetectionAccumulator(edges=[0.0])
+    assert _message(e) == "edges must be a 1-D sequence of at least 2 values, got shape (1,)"
+    with pytest.raises(ValueError) as e:
+        ErrorDetectionAccumulator(edges=[[0.0, 1.0], [2.0, 3.0]])
+    assert _message(e) == "edges must be a 1-D sequence of at least 2 values, got shape (2, 2)"
+    with pytest.raises(ValueError) as e:
+        ErrorDetectionAccumulator(edges=[0.0, 2.0, 1.0])
+    assert _message(e) == "edges must be finite and strictly increasing"
+    acc = ErrorDetectionAccumulator(num_bins=4, value_range=(0, 1))
+    with pytest.raises(ValueError) as e:
+        acc.load_state_tensor(torch.zeros(7, dtype=torch.int64))
+    assert _message(e) == "state tensor has 7 entries, expected 8"
+    with pytest.raises(ValueError) as e:  # the same number of bins, other edges
+        acc.merge(ErrorDetectionAccumulator(num_bins=4, value_range=(0, 2)))
+    assert _message(e) == "cannot merge error-detection accumulators with different bin edges"
+    cases = [
+        ((np.array([0.5, "x"], dtype=object), np.array([1, 0])), "score must be a numeric array, got dtype object"),
+        ((np.array([0.5, 0.1]), np.array([1, "x"], dtype=object)), "wrong must be a numeric array, got dtype object"),
+        ((np.array([1 + 2j]), np.array([1])), "score must be real numbers, got dtype torch.complex128"),
+        ((np.array([True]), np.array([1])), "score must be real numbers, got dtype torch.bool"),
+        ((np.zeros((2, 3)), np.zeros((3, 2), bool)), "wrong has shape (3, 2) but the scores have shape (2, 3)"),
+        ((np.zeros(2), np.zeros(2, bool), np.ones(3, bool)), "valid has shape (3,) but the scores have shape (2,)"),
+        ((np.array([0.1, np.nan]), np.array([True, False])), "score contains NaN on scored pixels"),
+        ((np.array([0.1, 0.2]), np.array([0, 2])), "wrong must be boolean (or 0/1), got other values"),
+        ((np.array([0.1, 0.2]), np.array([1j, 0])), "wrong must be boolean (or 0/1), got other values"),
+    ]
+    for args, message in cases:
+        with pytest.raises(ValueError) as e:
+            acc.update(*args)
+        assert _message(e) == message
+    with pytest.raises(ValueError) as e:
+        acc.bin_index(np.array(["x"], dtype=object))
+    assert _message(e) == "score must be a numeric array, got dtype object"
+    assert acc.compute()["n_wrong"] + acc.compute()["n_right"] == 0  # nothing was counted
+
+
+def test_error_detection_one_pixel_each_side_reset_and_repr() -> None:
+    acc = ErrorDetectionAccumulator(num_bins=10, value_range=(0, 1))
+    acc.update(np.array([0.9, 0.1]), np.array([True, False]))  # one wrong, one right pixel
+    assert acc.compute() == {"auroc": 1.0, "aupr": 1.0, "n_wrong": 1, "n_right": 1, "error_rate": 0.5}
+    assert repr(acc) == "ErrorDetectionAccumulator(num_bins=10, range=(0, 1), n_wrong=1, n_right=1)"
+    acc.reset()
+    assert acc.wrong.tolist() == [0] * 10 and acc.right.tolist() == [0] * 10
+    all_wrong = ErrorDetectionAccumulator(num_bins=10, value_range=(0, 1))
+    all_wrong.update(np.array([0.2, 0.7]), np.array([1, 1], dtype=np.uint8))
+    assert all_wrong.compute() == {"auroc": None, "aupr": 1.0, "n_wrong": 2, "n_right": 0, "error_rate": 1.0}
+    # unsigned integer inputs (uint16 scores and uint32/uint64 flags) count like any other
+    ints = ErrorDetectionAccumulator(num_bins=4, value_range=(0, 4))
+    ints.update(np.array([0, 1, 2, 3], np.uint16), np.array([0, 1, 1, 0], np.uint32), np.ones(4, np.uint64))
+    assert ints.wrong.tolist() == [0, 1, 1, 0] and ints.right.tolist() == [1, 0, 0, 1]
+    # the state tensor on another device (the meta device stands for a GPU here)
+    state = ints.state_tensor("meta")
+    assert state.device.type == "meta" and state.shape == (8,) and state.dtype == torch.int64
+    assert ints.state_tensor().device.type == "cpu"
+    assert ints.state_tensor().tolist() == [0, 1, 1, 0, 1, 0, 0, 1]
+    # a float state (as a float all-reduce would give) loads as counts
+    loaded = ErrorDetectionAccumulator(num_bins=4, value_range=(0, 4))
+    loaded.load_state_tensor(ints.state_tensor().double())
+    assert loaded.compute() == ints.compute() and loaded.wrong.dtype == np.int64
+
+
+def test_calibration_one_bin_one_pixel_messages_reset_and_repr() -> None:
+    default = CalibrationAccumulator()
+    assert default.num_bins == 15 and len(default.compute()["bins"]) == 15
+    one = CalibrationAccumulator(num_bins=1)  # one bin [0, 1]: ECE = |accuracy - mean confidence|
+    one.update(np.array([0.2, 0.6]), np.array([True, True]))
+    assert one.compute()["ece"] == pytest.approx(0.6) and one.compute()["bins"][0]["upper"] == 1.0
+    single = CalibrationAccumulator(num_bins=4)  # a single pixel is scored
+    single.update(np.array([0.7]), np.array([True]))
+    out = single.compute()
+    assert out["ece"] == pytest.approx(0.3) and out["mce"] == pytest.approx(0.3)
+    assert out["count"] == 1 and out["accuracy"] == 1.0 and out["confidence"] == pytest.approx(0.7)
+    assert [b["count"] for b in out["bins"]] == [0, 0, 1, 0]
+    assert [(b["lower"], b["upper"]) for b in out["bins"]] == [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
+    assert repr(single) == "CalibrationAccumulator(num_bins=4, count=1)"
+    for a in (single.count, single.sum_confidence, single.sum_correct):
+        assert a.dtype == np.float64
+    state = single.state_tensor("meta")
+    assert state.device.type == "meta" and state.dtype == torch.float64 and state.shape == (12,)
+    assert single.state_tensor().tolist() == [0, 0, 1, 0, 0, 0, 0.7, 0, 0, 0, 1, 0]
+    loaded = CalibrationAccumulator(num_bins=4)
+    loaded.load_state_tensor(single.state_tensor().float())  # a float32 state loads as float64 sums
+    assert loaded.sum_confidence.dtype == np.float64 and loaded.compute()["count"] == 1
+    single.reset()
+    assert single.state_tensor().tolist() == [0.0] * 12 and single.compute()["ece"] is None
+    with pytest.raises(ValueError) as e:
+        CalibrationAccumulator(num_bins=0)
+    assert _message(e) == "num_bins must be >= 1, got 0"
+    with pytest.raises(ValueError) as e:
+        loaded.load_state_tensor(torch.zeros(11, dtype=torch.float64))
+    assert _message(e) == "state tensor has 11 entries, expected 12"
+    with pytest.raises(ValueError) as e:
+        loaded.merge(CalibrationAccumulator(num_bins=5))
+    assert _message(e) == "cannot merge 5 calibration bins into 4"
+    with pytest.raises(ValueError) as e:
+        loaded.update(np.array([0.5, 1.5, -0.25]), np.array([True, False, True]))
+    assert _message(e) == "probs_max must lie in [0, 1]; got values from -0.25 to 1.5 outside it"
+    with pytest.raises(ValueError) as e:
+        loaded.update(np.array([0.5, np.nan]), np.array([True, False]))
+    assert _message(e) == "probs_max contains NaN on scored pixels"
+    with pytest.raises(ValueError) as e:
+        loaded.update(np.array([0.5]), np.array([[True]]))
+    assert _message(e) == "correct has shape (1, 1) but the scores have shape (1,)"
+
+
+def test_reliability_bins_are_the_bars_worked_by_hand() -> None:
+    acc = CalibrationAccumulator(num_bins=4)
+    acc.update(np.array([0.1, 0.2, 0.6, 0.7, 0.9]), np.array([True, False, True, True, False]))
+    r = reliability_bins(acc.compute())
+    np.testing.assert_allclose(r["lower"], [0.0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(r["width"], [0.25] * 4)
+    assert r["filled"].tolist() == [True, False, True, True]
+    np.testing.assert_allclose(r["accuracy"], [0.5, 0.0, 1.0, 0.0])  # (0, .25]: one of 0.1, 0.2 right
+    np.testing.assert_allclose(r["confidence"], [0.15, 0.0, 0.65, 0.9])
+    np.testing.assert_allclose(r["gap"], [0.35, 0.0, 0.35, 0.9])  # from accuracy to confidence
+    np.testing.assert_allclose(r["gap_bottom"], [0.15, 0.0, 0.65, 0.0])
+    # a bin without pixels is drawn empty, whatever numbers a hand-made result gives it
+    hand = {
+        "bins": [
+            {"lower": 0.0, "upper": 0.5, "count": 0, "accuracy": 0.3, "confidence": 0.4},
+            {"lower": 0.5, "upper": 1.0, "count": 2, "accuracy": 1.0, "confidence": 0.75},
+        ]
+    }
+    r = reliability_bins(hand)
+    assert r["filled"].tolist() == [False, True] and r["accuracy"].tolist() == [0.0, 1.0]
+    assert r["confidence"].tolist() == [0.0, 0.75] and r["gap"].tolist() == [0.0, 0.25]
+    for bad in ({}, {"bins": []}, {"bins": None}):
+        with pytest.raises(ValueError) as e:
+            reliability_bins(bad)
+        assert _message(e) == "calibration has no 'bins' (pass CalibrationAccumulator.compute())"
+    empty = reliability_bins(CalibrationAccumulator(num_bins=3).compute())
+    assert empty["filled"].tolist() == [False] * 3 and empty["gap"].tolist() == [0.0] * 3

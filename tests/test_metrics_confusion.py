@@ -176,4 +176,201 @@ def test_segmentation_evaluator_state_roundtrip_and_merge():
     fresh = SegmentationEvaluator(C, NAMES, trimap_widths=range(1, 6))
     fresh.load_state_tensor(summed)
     assert fresh.compute() == r
+    assert fresh.num_images == fresh.trimap.num_images == fresh.boundary.num_images == 4
     assert parts[0].merge(parts[1]).compute() == r
+
+
+def _message(excinfo) -> str:
+    return str(excinfo.value)
+
+
+def test_error_messages_in_full():
+    cases = [
+        (lambda: ConfusionMatrix(0), "num_classes must be >= 1, got 0"),
+        (lambda: ConfusionMatrix(3, ignore_index=1), "ignore_index 1 collides with a class id in [0, 3)"),
+        (lambda: ConfusionMatrix(3, ignore_index=0), "ignore_index 0 collides with a class id in [0, 3)"),
+        (
+            lambda: ConfusionMatrix(3).update([0.5, 1.0], [0, 1]),
+            "class ids must be integers, got non-integer floating-point values",
+        ),
+        (
+            lambda: ConfusionMatrix(3).update(np.zeros(3, int), np.zeros(4, int)),
+            "pred and target differ in size: (3,) vs (4,)",
+        ),
+        (
+            lambda: ConfusionMatrix(3).update(np.zeros((2, 3), int), np.zeros((3, 2), int)),
+            "pred and target shapes differ: (2, 3) vs (3, 2)",
+        ),
+        (
+            lambda: ConfusionMatrix(3).update([0, 0], [3, 0]),
+            "target contains class id 3 outside [0, 3) that is not the ignore index 255",
+        ),
+        (lambda: ConfusionMatrix(3).update([0, -1], [0, 1]), "prediction contains class id -1 outside [0, 3)"),
+        (lambda: ConfusionMatrix(3).merge(np.zeros((2, 2), int)), "cannot merge a (2, 2) matrix into a 3x3 one"),
+        (lambda: compute_scores(np.zeros((2, 3), int)), "confusion matrix must be square, got shape (2, 3)"),
+        (lambda: compute_scores(np.zeros(3, int)), "confusion matrix must be square, got shape (3,)"),
+        (lambda: compute_scores(np.zeros((3, 3), int), ["a", "b"]), "2 class names for a 3x3 confusion matrix"),
+        (lambda: SegmentationEvaluator(3, ["a", "b"]), "2 class names for 3 classes"),
+        (
+            lambda: SegmentationEvaluator(3).load_state_tensor(torch.zeros(5, dtype=torch.int64)),
+            "state tensor has 5 entries, expected 98",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert _message(e) == message
+    with pytest.raises(AttributeError) as e:
+        import phgmm.metrics
+
+        phgmm.metrics.no_such_measure  # noqa: B018
+    assert _message(e) == "module 'phgmm.metrics' has no attribute 'no_such_measure'"
+
+
+def test_lazy_clustering_functions_are_the_modules():
+    import phgmm.metrics
+    from phgmm.metrics import clustering
+
+    assert phgmm.metrics.clustering_indices is clustering.clustering_indices
+    assert phgmm.metrics.tsne_embedding is clustering.tsne_embedding
+
+
+def test_class_id_inputs_of_every_kind():
+    from phgmm.metrics.confusion import as_long_tensor
+
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64, np.int32, np.float32):
+        t = as_long_tensor(np.array([[0, 2], [7, 1]], dtype=dtype))
+        assert t.dtype == torch.int64 and t.tolist() == [[0, 2], [7, 1]], dtype
+    assert as_long_tensor(np.array([300], np.uint16)).tolist() == [300]  # not wrapped to 8 bits
+    assert as_long_tensor(torch.tensor([1.0, 2.0])).tolist() == [1, 2]  # whole floats are ids
+    assert as_long_tensor(torch.tensor([True, False])).tolist() == [1, 0]
+    assert as_long_tensor(torch.zeros(0)).shape == (0,)
+    on = as_long_tensor(np.array([1, 2], np.int32), "meta")  # the meta device stands for a GPU
+    assert on.device.type == "meta" and on.dtype == torch.int64
+    assert as_long_tensor(torch.tensor([1, 2], dtype=torch.int32), "cpu").dtype == torch.int64
+    # ids above 255 and boolean maps count like any other ids
+    cm = ConfusionMatrix(301, ignore_index=None)
+    cm.update(torch.tensor([260, 300]), torch.tensor([260, 299]))
+    assert int(cm.matrix[260, 260]) == 1 and int(cm.matrix[299, 300]) == 1 and int(cm.matrix.sum()) == 2
+    binary = ConfusionMatrix(2)
+    binary.update(np.array([True, True, False]), np.array([True, False, False]))
+    assert binary.matrix.tolist() == [[1, 1], [0, 1]]
+
+
+def test_bounds_of_the_matrix_and_its_scores():
+    one = ConfusionMatrix(1)  # one class: everything is right
+    one.update([0, 0, 0], [0, 0, 255])
+    assert one.matrix.tolist() == [[2]]
+    assert ConfusionMatrix(3, ignore_index=3).ignore_index == 3  # just past the classes is allowed
+    free = ConfusionMatrix(3, ignore_index=None)  # no ignore index: 255 is an id out of range
+    free.update([0, 1], [0, 1])
+    assert free.matrix.trace() == 2 and free.ignore_index is None
+    with pytest.raises(ValueError, match="not the ignore index None"):
+        free.update([0], [255])
+    on = ConfusionMatrix(3, device="meta")
+    assert on.device == torch.device("meta") and on.matrix.device.type == "meta"
+    assert repr(ConfusionMatrix(3)) == "ConfusionMatrix(num_classes=3, ignore_index=255, total=0)"
+    # one pixel per class is enough for every score; a 1-pixel matrix has an accuracy
+    s = compute_scores([[1, 0], [0, 0]], ["bg", "x"], exclude_from_mean=())
+    assert s["iou"] == {"bg": 1.0, "x": None} and s["pixel_accuracy"] == 1.0
+    assert s["miou"] == 1.0 and s["mean_precision"] == 1.0 and s["mean_recall"] == 1.0
+    assert s["confusion"] == [[1, 0], [0, 0]] and all(type(v) is int for row in s["confusion"] for v in row)
+    # precision and recall means over the classes not excluded (background left out by default)
+    m = np.array([[5, 1, 0], [2, 3, 1], [0, 1, 1]])
+    s = compute_scores(m, ["bg", "a", "b"])
+    assert s["mean_precision"] == pytest.approx((3 / 5 + 1 / 2) / 2)
+    assert s["mean_recall"] == pytest.approx((3 / 6 + 1 / 2) / 2)
+    cm = ConfusionMatrix(3)
+    cm.merge(torch.from_numpy(m))  # a plain matrix (another worker's) merges too
+    cm.merge(m.tolist())
+    assert cm.matrix.tolist() == (2 * m).tolist() and cm.matrix.dtype == torch.int64
+    assert compute_scores(cm) == compute_scores(2 * m)  # the accumulator itself may be scored
+    named = cm.compute(["bg", "a", "b"], exclude_from_mean=())
+    assert list(named["iou"]) == ["bg", "a", "b"]
+    assert named["miou"] == pytest.approx(np.mean([5 / 8, 3 / 8, 1 / 3]))
+    # nothing scored: NaN means and accuracy, without a warning about an empty mean
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = compute_scores(np.zeros((2, 2), int))
+    assert math.isnan(empty["miou"]) and math.isnan(empty["mean_recall"]) and math.isnan(empty["pixel_accuracy"])
+    assert empty["class_names"] == ["class_0", "class_1"]
+
+
+def test_segmentation_evaluator_options_against_its_parts():
+    from phgmm.metrics import BoundaryIoUAccumulator, TrimapAccumulator
+
+    pred, target = _random_pair(21, shape=(2, 40, 40), ignore_frac=0.05)
+    target[target == 255] = 7  # a custom ignore index
+    target[:, 5:9, 5:9] = 7
+    names = ["bg", "a", "b", "c", "d"]
+    ev = SegmentationEvaluator(C, names, ignore_index=7, exclude_from_mean=(), trimap_widths=[1, 3])
+    ev.update(pred, target)
+    r = ev.compute()
+    cm, tri, bd = ConfusionMatrix(C, 7), TrimapAccumulator([1, 3], 7), BoundaryIoUAccumulator(C, 7, 0.02)
+    cm.update(pred, target)
+    tri.update(pred, target)
+    bd.update(pred, target)
+    assert ev.ignore_index == 7 and r["class_names"] == names and r["num_images"] == 2
+    assert r["miou"] == pytest.approx(cm.compute(names, ())["miou"]) and r["iou"] == cm.compute(names)["iou"]
+    assert r["trimap"] == {str(w): e for w, e in tri.compute().items()} and r["trimap"]["1"] is not None
+    assert r == {**cm.compute(names, ()), "trimap": r["trimap"], **bd.compute(names, ()), "num_images": 2}
+    assert list(r["boundary_iou"]) == names
+    # the default boundary width: 2 % of the diagonal (here 2 pixels), not the whole image
+    halves = np.zeros((60, 60), int)
+    halves[:, 30:] = 2
+    shifted = np.roll(halves, 5, axis=1)
+    ev = SegmentationEvaluator(3, trimap_widths=None)
+    ev.update(shifted, halves)
+    for d, same in ((2, True), (87, False)):
+        ref = BoundaryIoUAccumulator(3, dilation=d)
+        ref.update(shifted, halves)
+        assert (ev.compute()["boundary_iou"] == ref.compute()["boundary_iou"]) == same, d
+    # default names and the background left out of the means
+    plain = SegmentationEvaluator(3, trimap_widths=None, boundary=False)
+    plain.update([[0, 1], [1, 2]], [[0, 1], [2, 2]])
+    out = plain.compute()
+    assert out["class_names"] == ["class_0", "class_1", "class_2"] and "boundary_iou" not in out
+    assert "trimap" not in out and out["miou"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert SegmentationEvaluator(3, device="meta").confusion.matrix.device.type == "meta"
+    wide = SegmentationEvaluator(3, trimap_widths=None, boundary_dilation_ratio=0.1)  # 8 pixels
+    wide.update(shifted, halves)
+    ref = BoundaryIoUAccumulator(3, dilation=8)
+    ref.update(shifted, halves)
+    assert wide.compute()["boundary_iou"] == ref.compute()["boundary_iou"] != ev.compute()["boundary_iou"]
+    # a matrix of floats (e.g. read back from JSON) is scored as counts
+    floats = compute_scores(np.array([[2.0, 1.0], [0.0, 3.0]]))
+    assert floats["confusion"] == [[2, 1], [0, 3]] and all(type(v) is int for r in floats["confusion"] for v in r)
+
+
+@pytest.mark.parametrize("which", ["trimap", "boundary"])
+def test_segmentation_evaluator_with_one_of_trimap_and_boundary(which):
+    pred, target = _random_pair(22, shape=(2, 30, 30), ignore_frac=0.05)
+    both = SegmentationEvaluator(C, trimap_widths=[1, 2])
+    both.update(pred, target)
+    one = SegmentationEvaluator(C, trimap_widths=[1, 2] if which == "trimap" else None, boundary=which == "boundary")
+    one.update(pred, target)
+    r, full = one.compute(), both.compute()
+    assert (which == "trimap") == ("trimap" in r) and (which == "boundary") == ("boundary_iou" in r)
+    key = "trimap" if which == "trimap" else "boundary_iou"
+    assert r[key] == full[key] and any(v is not None for v in r[key].values())
+    # merging with an evaluator that has the part leaves the part out, and counts the rest
+    one.merge(both)
+    assert one.num_images == 4 and int(one.confusion.matrix.sum()) == 2 * int(both.confusion.matrix.sum())
+
+
+@pytest.mark.parametrize("lead", [(2, 2), (1, 2, 2)])
+def test_segmentation_evaluator_flattens_any_batch_shape(lead):
+    pred, target = _random_pair(23, shape=(4, 20, 24), ignore_frac=0.05)
+    flat = SegmentationEvaluator(C, trimap_widths=[1, 2])
+    flat.update(pred, target)
+    nested = SegmentationEvaluator(C, trimap_widths=[1, 2])
+    nested.update(torch.from_numpy(pred.reshape(lead + (20, 24))), target.reshape(lead + (20, 24)))
+    assert nested.compute() == flat.compute() and nested.num_images == 4
+    lists = SegmentationEvaluator(C, trimap_widths=[1, 2])
+    lists.update(pred.tolist(), target.tolist())  # nested lists: 4 images
+    lists.update(pred[0].tolist(), target[0].tolist())  # and one image
+    assert lists.num_images == 5
+    lists.reset()
+    assert lists.num_images == 0 and int(lists.state_tensor().abs().sum()) == 0

@@ -121,3 +121,68 @@ def test_default_widths_and_merge():
     assert a.compute()[1] == pytest.approx(0.25)  # w=1 band: columns 4..7 in both images; b is wrong on 6, 7
     with pytest.raises(ValueError):
         a.update(np.zeros((3, 3)), np.zeros((3, 4)))
+
+
+def test_boundary_and_distance_helpers():
+    from phgmm.metrics import label_boundary
+    from phgmm.metrics.trimap import boundary_distance
+
+    t = np.array([[1, 1, IGN, 2], [1, 3, 3, 2]])
+    # default ignore index 255: an edge to an ignored pixel is no boundary
+    assert label_boundary(t).astype(int).tolist() == [[0, 1, 0, 0], [1, 1, 1, 1]]
+    # without an ignore index, 255 is a label like any other
+    assert label_boundary(t, None).astype(int).tolist() == [[0, 1, 1, 1], [1, 1, 1, 1]]
+    assert label_boundary(np.array([[4, 4], [4, 4]])).tolist() == [[False, False], [False, False]]
+    with pytest.raises(ValueError) as e:
+        label_boundary(np.zeros(3))
+    assert str(e.value) == "label_boundary expects an H×W label image, got shape (3,)"
+    b = np.zeros((3, 4), int)  # 0/1 integers mark the boundary as well as booleans do
+    b[1, 1] = 1
+    dist = boundary_distance(b)
+    assert dist.dtype == np.float64
+    np.testing.assert_allclose(dist, distance_transform_edt(b == 0))
+    none = boundary_distance(np.zeros((2, 3), bool))
+    assert none.shape == (2, 3) and none.dtype == np.float64 and np.isinf(none).all()
+
+
+def test_accumulator_widths_ignore_index_counts_and_messages():
+    target = np.zeros((9, 9), int)
+    target[4, 4] = 1  # boundary: the centre and its 4 neighbours
+    pred = np.zeros((9, 9), int)
+    acc = TrimapAccumulator(widths=[1.5, 2, 1.0])  # fractional widths stay fractional, whole ones int
+    assert acc.widths == [1, 1.5, 2] and all(type(w) is int for w in (acc.widths[0], acc.widths[2]))
+    acc.update(pred, target)
+    # within 1.5 of the plus-shaped boundary: the 3×3 square and the 4 tips one step out (13),
+    # plus the 8 pixels at distance sqrt(2) from a tip (the knight's moves from the centre)
+    assert acc.band.tolist() == [13, 21, 25] and acc.band.dtype == np.int64 and acc.wrong.dtype == np.int64
+    assert acc.compute() == {1: 1 / 13, 1.5: 1 / 21, 2: 1 / 25}
+    # a custom ignore index, and none at all
+    t = np.array([[0, 0, 7, 1, 1, 1]])
+    p = np.array([[1, 1, 1, 1, 0, 0]])
+    seven = TrimapAccumulator([1], ignore_index=7)
+    seven.update(p, t)
+    assert seven.compute() == {1: None}  # 7 is ignored: no class-class edge
+    free = TrimapAccumulator([1], ignore_index=None)
+    free.update(p, t)
+    assert free.band.tolist() == [5] and free.ignore_index is None  # 7 is a class: two edges
+    assert free.compute() == {1: 4 / 5}
+    # every image counts, with or without a boundary; reset clears every count
+    batch = TrimapAccumulator([1, 2])
+    batch.update(np.zeros((3, 4, 4), int), np.zeros((3, 4, 4), int))
+    assert batch.num_images == 3 and batch.band.tolist() == [0, 0]
+    batch.update(pred, target)
+    assert batch.num_images == 4
+    batch.reset()
+    assert batch.num_images == 0 and batch.band.tolist() == [0, 0] and batch.wrong.tolist() == [0, 0]
+    cases = [
+        (lambda: TrimapAccumulator([]), "at least one trimap width is needed"),
+        (lambda: TrimapAccumulator([-1, 3]), "trimap widths must be >= 0, got -1"),
+        (
+            lambda: TrimapAccumulator([1, 2]).merge(TrimapAccumulator([1, 3])),
+            "cannot merge trimap accumulators with different widths",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value) == message

@@ -54,3 +54,26 @@ def test_matches_numpy_formulas_and_no_nan_for_extreme_logits():
     assert predictive_entropy(torch.zeros(2, 3, 4, 4)).shape == (2, 4, 4)
     with pytest.raises(ValueError):
         predictive_entropy(torch.zeros(3, 4))
+
+
+def test_numpy_and_integer_logits_and_the_shape_message():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 1, 4, 2, 2))
+    maps = uncertainty_maps(x)  # a NumPy array: the same maps as the tensor
+    for key, value in uncertainty_maps(torch.from_numpy(x)).items():
+        torch.testing.assert_close(maps[key], value)
+    # integer logits are read as floats: class logits (0, 2) at the first pixel, (0, 0) at the second
+    ints = np.array([[0, 0], [2, 0]]).reshape(1, 1, 2, 2, 1)
+    p = 1 / (1 + math.exp(2))  # softmax of (0, 2): (p, 1 - p)
+    expected = torch.tensor([[[-(p * math.log(p) + (1 - p) * math.log(1 - p))], [math.log(2)]]])
+    torch.testing.assert_close(predictive_entropy(ints), expected)
+    with pytest.raises(ValueError) as e:
+        predictive_entropy(np.zeros((3, 4)))
+    assert str(e.value) == "expected S×N×C×H×W (or N×C×H×W) logits, got shape (3, 4)"
+
+
+def test_logits_that_require_grad_are_read_without_autograd():
+    x = torch.randn(2, 1, 3, 2, 2, requires_grad=True)
+    maps = uncertainty_maps(x)
+    assert not maps["predictive_entropy"].requires_grad
+    torch.testing.assert_close(maps["predictive_entropy"], predictive_entropy(x.detach()))

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phgmm.report import write_report
+from phgmm.metrics.calibration import CalibrationAccumulator
+from phgmm.report import reliability_diagram, write_report
 from phgmm.visualize import colorize, error_overlay, heatmap, overlay, save_png, to_rgb_uint8
 
 NAMES = ["background", "sky", "road", "car"]
@@ -122,3 +123,18 @@ def test_write_report_minimal_leaves_out_missing_parts(tmp_path):
     assert [Path(link).name for link in links] == ["iou.png"]
     _assert_valid_png(path.parent / links[0])
     assert "Trimap" not in md and "Confusion" not in md and "Samples" not in md and "t-SNE" not in md
+
+
+def test_reliability_diagram_writes_png(tmp_path):
+    rng = np.random.default_rng(8)
+    acc = CalibrationAccumulator()
+    conf = rng.beta(4, 1.2, 5000)
+    acc.update(conf, rng.random(5000) < conf**2)
+    path = reliability_diagram(acc.compute(), tmp_path / "sub" / "reliability.png", title="val")
+    assert path == tmp_path / "sub" / "reliability.png"
+    _assert_valid_png(path)
+    empty = reliability_diagram(CalibrationAccumulator().compute(), tmp_path / "empty.png", title="")
+    _assert_valid_png(empty)
+    with pytest.raises(ValueError, match="no 'bins'"):
+        reliability_diagram({}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()

@@ -21,7 +21,7 @@ from .conventions import IGNORE_INDEX
 from .io import atomic_write_bytes
 from .visualize import colorize, error_overlay, heatmap, to_numpy, to_rgb_uint8
 
-__all__ = ["write_report", "FIGURE_DIR", "md_escape", "classes_in_mean", "latent_use_line"]
+__all__ = ["write_report", "FIGURE_DIR", "md_escape", "classes_in_mean", "latent_use_line", "reliability_diagram"]
 
 FIGURE_DIR = "figures"
 
@@ -227,6 +227,52 @@ def tsne_figure(path: Path, embedding, labels) -> Path:
     ax.set_yticks([])
     ax.set_title("t-SNE of the component means of z (colour = component k)", fontsize=10)
     return save_figure(fig, path)
+
+
+def reliability_diagram(calibration: dict, path: str | os.PathLike, title: str = "Reliability diagram") -> Path:
+    """Accuracy per confidence bin against the diagonal, ECE in the title; writes a PNG
+    (atomically) from a :meth:`phgmm.metrics.calibration.CalibrationAccumulator.compute` result
+    and returns its path. The bars are :func:`phgmm.metrics.calibration.reliability_bins`."""
+    from .metrics.calibration import reliability_bins
+
+    r = reliability_bins(calibration)
+    filled = r["filled"]
+    fig = new_figure(5, 5)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.bar(
+        r["lower"],
+        r["accuracy"],
+        width=r["width"],
+        align="edge",
+        color="tab:blue",
+        edgecolor="black",
+        linewidth=0.6,
+        label="accuracy",
+    )
+    ax.bar(
+        r["lower"][filled],
+        r["gap"][filled],
+        bottom=r["gap_bottom"][filled],
+        width=r["width"][filled],
+        align="edge",
+        color="tab:red",
+        alpha=0.35,
+        edgecolor="tab:red",
+        hatch="//",
+        linewidth=0.6,
+        label="gap to confidence",
+    )
+    ax.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1.0, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("confidence (max softmax probability)")
+    ax.set_ylabel("accuracy")
+    ece = _num(calibration.get("ece"))
+    ece_text = f"ECE = {ece:.4f}" if ece is not None else "ECE = n/a"
+    ax.set_title(f"{title}\n{ece_text}" if title else ece_text)
+    ax.legend(loc="upper left", fontsize="small")
+    return save_figure(fig, Path(path))
 
 
 def _samples_figure(path: Path, samples, names, colors, ignore_index: int) -> Path:
@@ -587,8 +633,6 @@ def _uncertainty_section(metrics: dict, fig_dir: Path) -> list[str]:
             )
     cal = unc.get("calibration")
     if cal:
-        from .metrics.calibration import reliability_diagram
-
         p = reliability_diagram(cal, fig_dir / "reliability.png", title="Reliability of the softmax")
         md += [
             "",

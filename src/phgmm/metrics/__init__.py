@@ -134,8 +134,15 @@ class SegmentationEvaluator:
 
     def load_state_tensor(self, state: torch.Tensor) -> None:
         """Inverse of :meth:`state_tensor` (e.g. after ``dist.all_reduce``)."""
-        s = state.detach().cpu().to(torch.int64)
+        s = state.detach().cpu().to(torch.int64).reshape(-1)
         C = self.num_classes
+        expected = C * C + 1
+        if self.trimap is not None:
+            expected += 2 * len(self.trimap.widths) + 1
+        if self.boundary is not None:
+            expected += 2 * C + 1
+        if s.numel() != expected:
+            raise ValueError(f"state tensor has {s.numel()} entries, expected {expected}")
         i = 0
 
         def take(n: int) -> torch.Tensor:
@@ -155,8 +162,6 @@ class SegmentationEvaluator:
             self.boundary.intersection[:] = take(C).numpy()
             self.boundary.union[:] = take(C).numpy()
             self.boundary.num_images = int(take(1))
-        if i != s.numel():
-            raise ValueError(f"state tensor has {s.numel()} entries, expected {i}")
 
     def merge(self, other: SegmentationEvaluator) -> SegmentationEvaluator:
         self.confusion.merge(other.confusion)

@@ -32,24 +32,20 @@ References: Naeini, Cooper & Hauskrecht, "Obtaining well calibrated probabilitie
 binning", AAAI 2015; Guo, Pleiss, Sun & Weinberger, "On calibration of modern neural networks",
 ICML 2017 (15 bins, right-closed: bin ``i`` holds ``(i/B, (i+1)/B]``, confidence 0 goes to bin 0).
 
-``reliability_diagram`` draws a ``CalibrationAccumulator.compute()`` result as a PNG.
+``reliability_bins`` gives the numbers a reliability diagram draws from a
+``CalibrationAccumulator.compute()`` result (:func:`phgmm.report.reliability_diagram` draws them).
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..io import atomic_write_bytes
-
-__all__ = ["ErrorDetectionAccumulator", "CalibrationAccumulator", "reliability_diagram"]
+__all__ = ["ErrorDetectionAccumulator", "CalibrationAccumulator", "reliability_bins"]
 
 
 # -- input handling ------------------------------------------------------------------------
@@ -321,51 +317,31 @@ class CalibrationAccumulator:
         return f"CalibrationAccumulator(num_bins={self.num_bins}, count={int(self.count.sum())})"
 
 
-# -- plot ----------------------------------------------------------------------------------
-def reliability_diagram(calibration: dict, path: str | os.PathLike, title: str = "Reliability diagram") -> Path:
-    """Accuracy per confidence bin against the diagonal, ECE in the title; writes a PNG
-    (atomically) from a :meth:`CalibrationAccumulator.compute` result and returns its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+# -- the numbers of a reliability diagram -------------------------------------------------
+def reliability_bins(calibration: dict) -> dict[str, np.ndarray]:
+    """What a reliability diagram draws, from a :meth:`CalibrationAccumulator.compute` result:
+    one entry per bin, as NumPy arrays.
 
+    ``lower``, ``width``: the bin's left edge and width; ``filled``: the bin holds a pixel;
+    ``accuracy``, ``confidence``: its accuracy and mean confidence (0 in an empty bin); ``gap``:
+    ``|confidence − accuracy|`` and ``gap_bottom``: ``min(accuracy, confidence)``, the bar from the
+    accuracy to the confidence (0 and 0 in an empty bin). The figure itself is
+    :func:`phgmm.report.reliability_diagram`.
+    """
     bins = calibration.get("bins") or []
     if not bins:
         raise ValueError("calibration has no 'bins' (pass CalibrationAccumulator.compute())")
     lower = np.array([b["lower"] for b in bins], dtype=np.float64)
     upper = np.array([b["upper"] for b in bins], dtype=np.float64)
-    width = upper - lower
-    filled = np.array([b["count"] > 0 and b["accuracy"] is not None for b in bins])
+    filled = np.array([b["count"] > 0 and b["accuracy"] is not None for b in bins], dtype=bool)
     acc = np.array([b["accuracy"] if f else 0.0 for b, f in zip(bins, filled, strict=True)], dtype=np.float64)
     conf = np.array([b["confidence"] if f else 0.0 for b, f in zip(bins, filled, strict=True)], dtype=np.float64)
-
-    fig = Figure(figsize=(5, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ax.bar(lower, acc, width=width, align="edge", color="tab:blue", edgecolor="black", linewidth=0.6, label="accuracy")
-    gap_bottom = np.minimum(acc, conf)
-    ax.bar(
-        lower[filled],
-        np.abs(conf - acc)[filled],
-        bottom=gap_bottom[filled],
-        width=width[filled],
-        align="edge",
-        color="tab:red",
-        alpha=0.35,
-        edgecolor="tab:red",
-        hatch="//",
-        linewidth=0.6,
-        label="gap to confidence",
-    )
-    ax.plot([0, 1], [0, 1], linestyle="--", color="gray", linewidth=1.0, label="perfect calibration")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
-    ax.set_xlabel("confidence (max softmax probability)")
-    ax.set_ylabel("accuracy")
-    ece = calibration.get("ece")
-    ece_text = f"ECE = {ece:.4f}" if ece is not None and math.isfinite(ece) else "ECE = n/a"
-    ax.set_title(f"{title}\n{ece_text}" if title else ece_text)
-    ax.legend(loc="upper left", fontsize="small")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return atomic_write_bytes(path, buf.getvalue())
+    return {
+        "lower": lower,
+        "width": upper - lower,
+        "filled": filled,
+        "accuracy": acc,
+        "confidence": conf,
+        "gap": np.abs(conf - acc),
+        "gap_bottom": np.minimum(acc, conf),
+    }
