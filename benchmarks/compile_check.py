@@ -3,8 +3,10 @@
     python benchmarks/compile_check.py [--what train,infer] [--modes eager,default,reduce-overhead]
                                        [--backbone resnet101] [--size 768x384] [--batch 16] [--steps 5]
 
-``train``: one PHGMM training step (forward, PHGMMLoss with the full PostNet, backward, AdamW), as
-``phgmm train`` runs it with ``train.compile: true`` and ``train.compile_mode``. ``infer``: an
+``train``: one PHGMM training step (forward, PHGMMLoss with the full PostNet, backward, AdamW): the
+step ``phgmm train`` runs (:func:`phgmm.engine.training.step.training_step`, its parts built for the
+default config by :func:`phgmm.benchmark.step.step_parts`), called through the compiled module as
+``phgmm train`` does with ``train.compile: true`` and ``train.compile_mode``. ``infer``: an
 eval-mode forward of PHGMM and of DeepLab v3, BatchNorm folded (as ``phgmm predict`` runs them), so
 that the PHGMM ÷ DeepLab v3 ratio can be read under each mode. ``reduce-overhead`` replays the
 compiled graphs as CUDA graphs, which removes the per-kernel launch cost that bounds PHGMM's step
@@ -15,27 +17,32 @@ median of ``--steps`` timed calls per mode, and the ratios to eager.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import time
 from collections.abc import Callable
 
 import torch
 
-from phgmm import PHGMM, PHGMMLoss
+from phgmm import PHGMM
+from phgmm.benchmark.step import step_parts
 from phgmm.benchmark.timing import sync, time_interleaved
 from phgmm.conventions import IGNORE_INDEX
-from phgmm.engine.training.optimizer import build_optimizer
-from phgmm.engine.training.step import batched_bn_counters
+from phgmm.engine.training.step import training_step
 from phgmm.io import parse_wxh
 from phgmm.models import build_model, fold_batchnorm
 
 
-def train_step(model, loss_fn, opt, x, y, amp: bool) -> Callable[[], None]:
+def train_step(model: torch.nn.Module, mode: str, x: torch.Tensor, y: torch.Tensor, amp: bool) -> Callable[[], None]:
+    """The training step ``phgmm train`` runs, for the default config, with ``model`` called through
+    :func:`compiled` (bf16 autocast when ``amp``); steps numbered from 0 as the trainer numbers them."""
+    model.train()
+    parts = step_parts(model, device=x.device, amp=torch.bfloat16 if amp else None, memory_format=torch.channels_last)
+    parts = dataclasses.replace(parts, net=compiled(model, mode))
+    count = itertools.count()
+
     def step():
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp), batched_bn_counters(model):
-            terms = loss_fn(model(x, y), y)
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        opt.step()
+        training_step(parts, x, y, step=next(count))
 
     return step
 
@@ -98,8 +105,7 @@ def main() -> None:
                     model = PHGMM(backbone=args.backbone, postnet=args.postnet).to(
                         dev, memory_format=torch.channels_last
                     )
-                    opt = build_optimizer(model, lr=1e-4, weight_decay=0.01)
-                    step = train_step(compiled(model, mode), PHGMMLoss(), opt, x, y, cuda)
+                    step = train_step(model, mode, x, y, cuda)
                 else:
                     kwargs = {"postnet": None} if name == "phgmm" else {}
                     model = build_model(name, backbone=args.backbone, **kwargs).eval()

@@ -4,7 +4,8 @@ Layers, low to high (README "Architecture"): basics (version, io, conventions, c
 config → data, metrics, report, visualize → models, losses → engine → experiments, benchmark, pretrained → cli and the
 package root. Inside the engine, the shared modules kept flat in engine/ → inference → evaluation → training. Imports
 inside functions count too: a lazy import is still a dependency. Every phgmm import names a module that exists, and
-no engine module imports another module's private (underscore) name.
+no module takes another module's private (underscore) name, by import or as an attribute: a name used across
+modules has a public home.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ ENGINE_LEVELS = [
 ]
 
 
-def modules() -> dict[str, Path]:
+def modules(root: Path = SRC) -> dict[str, Path]:
     out = {}
-    for f in SRC.rglob("*.py"):
-        parts = list(f.relative_to(SRC.parent).with_suffix("").parts)
+    for f in root.rglob("*.py"):
+        parts = list(f.relative_to(root.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         out[".".join(parts)] = f
@@ -156,26 +157,82 @@ def private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
-def private_imports(mods: dict[str, Path], prefix: str = "phgmm.engine") -> list[str]:
-    """``module: from target import _name`` for every private name a module of ``mods`` under ``prefix``
-    imports from a phgmm module."""
-    out = []
-    for mod, path in mods.items():
-        if not (mod == prefix or mod.startswith(prefix + ".")):
-            continue
-        package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = package[: len(package) - node.level + 1] if node.level else []
-                target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
-                if target and target.startswith("phgmm"):
-                    out += [f"{mod}: from {target} import {a.name}" for a in node.names if private(a.name)]
+def module_bindings(mod: str, path: Path, tree: ast.Module, mods: dict[str, Path]) -> dict[str, str]:
+    """The local names in ``tree`` bound to a phgmm module: ``import phgmm.x as y``, ``from . import x``, …"""
+    package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
+            out |= {a.asname or a.name: f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in mods}
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("phgmm"):
+                    out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
     return out
 
 
-def test_no_engine_module_imports_a_private_name():
+def dotted(node: ast.expr) -> list[str] | None:
+    """``a.b.c`` as ``["a", "b", "c"]``; None for anything but names and attributes."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute) and (head := dotted(node.value)):
+        return [*head, node.attr]
+    return None
+
+
+def private_imports(mods: dict[str, Path], base: Path = SRC.parents[1]) -> list[str]:
+    """``file:line: from target import _name`` (or ``target._name``) for every private name one module of
+    ``mods`` takes from another phgmm module: imported by name, or read as an attribute of the module."""
+    out = []
+    for mod, path in sorted(mods.items()):
+        where = path.relative_to(base) if path.is_relative_to(base) else path
+        package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+        tree = ast.parse(path.read_text())
+        bound = module_bindings(mod, path, tree, mods)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                start = package[: len(package) - node.level + 1] if node.level else []
+                target = ".".join(start + ([node.module] if node.module else [])) if node.level else node.module
+                if target and target.startswith("phgmm") and target != mod:
+                    names = [a.name for a in node.names if private(a.name)]
+                    out += [(str(where), node.lineno, f"from {target} import {n}") for n in names]
+            elif isinstance(node, ast.Attribute) and private(node.attr) and (chain := dotted(node.value)):
+                owner = ".".join([bound.get(chain[0], chain[0]), *chain[1:]])
+                if chain[0] in bound and owner in mods and owner != mod:
+                    out.append((str(where), node.lineno, f"{owner}.{node.attr}"))
+    return [f"{where}:{line}: {what}" for where, line, what in sorted(out)]
+
+
+def test_no_module_imports_a_private_name():
     found = private_imports(modules())
-    assert not found, "private names imported from another module:\n" + "\n".join(found)
+    assert not found, "private names taken from another module (give each a public name):\n" + "\n".join(found)
+
+
+def fake_package(tmp_path: Path) -> dict[str, Path]:
+    """A small phgmm tree under ``tmp_path`` that takes private names in every way the check knows, and
+    public ones, dunders and its own private names in ways it must let pass."""
+    files = {
+        "phgmm/__init__.py": "",
+        "phgmm/version.py": "__version__ = '0'\n",
+        "phgmm/models/__init__.py": "",
+        "phgmm/models/base.py": "_init = 1\n_Base = 2\nBase = 3\nBase._hidden = _init\n",
+        "phgmm/models/a.py": "from .base import Base, _Base\nfrom ..version import __version__\nBase._hidden\n",
+        "phgmm/engine/__init__.py": "",
+        "phgmm/engine/checkpoint.py": "_load = _save = 0\n",
+        "phgmm/engine/training/__init__.py": "",
+        "phgmm/engine/training/state.py": "_regroup = 0\n",
+        "phgmm/engine/training/m.py": (
+            "from .state import TrainingState, _regroup\nimport phgmm.engine.checkpoint\n"
+            "phgmm.engine.checkpoint._load()\nfrom .. import checkpoint as ck; ck._save\n"
+            "import phgmm.models.base as b; b._init, b.Base, self._own, phgmm.__version__\n"
+        ),
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    return modules(tmp_path / "phgmm")
 
 
 def test_the_checks_can_fail(tmp_path):
@@ -186,9 +243,14 @@ def test_the_checks_can_fail(tmp_path):
     levels = [layer(m, ENGINE_LEVELS) for m in ("phgmm.engine.checkpoint", "phgmm.engine.inference.tiling")]
     levels += [layer(m, ENGINE_LEVELS) for m in ("phgmm.engine.evaluation.evaluate", "phgmm.engine.training.trainer")]
     assert levels == [0, 1, 2, 3]
-    (tmp_path / "m.py").write_text("from .state import TrainingState, _regroup\nfrom ...version import __version__\n")
-    found = private_imports({"phgmm.engine.training.m": tmp_path / "m.py"})
-    assert found == ["phgmm.engine.training.m: from phgmm.engine.training.state import _regroup"]
-    (tmp_path / "version.py").write_text("")
-    fake = {"phgmm.engine.training.m": tmp_path / "m.py", "phgmm.version": tmp_path / "version.py"}
+    assert private_imports(fake_package(tmp_path), base=tmp_path) == [
+        "phgmm/engine/training/m.py:1: from phgmm.engine.training.state import _regroup",
+        "phgmm/engine/training/m.py:3: phgmm.engine.checkpoint._load",
+        "phgmm/engine/training/m.py:4: phgmm.engine.checkpoint._save",
+        "phgmm/engine/training/m.py:5: phgmm.models.base._init",
+        "phgmm/models/a.py:1: from phgmm.models.base import _Base",
+    ]
+    fake = fake_package(tmp_path)
+    assert missing_modules(fake) == []
+    del fake["phgmm.engine.training.state"]
     assert missing_modules(fake) == ["phgmm.engine.training.m: phgmm.engine.training.state"]

@@ -26,7 +26,7 @@ def phgmm_model():
     model.train()
     with torch.no_grad():
         for _ in range(2):
-            model.infer(torch.randn(2, 3, 64, 96))
+            model.forward_latent(torch.randn(2, 3, 64, 96))
     return model.eval()
 
 

@@ -48,7 +48,7 @@ def checkpoint(tmp_path_factory) -> Path:
     model.train()  # non-trivial batch-norm statistics, as after training
     with torch.no_grad():
         for _ in range(3):
-            model.infer(torch.randn(2, 3, 64, 128) * 2)
+            model.forward_latent(torch.randn(2, 3, 64, 128) * 2)
         model.head.classifier.bias.zero_()  # else the untrained biases decide: one class everywhere
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     return save_checkpoint(
@@ -184,7 +184,7 @@ def test_normalisation_comes_from_the_metadata(onnx_file, tmp_path):
     assert predictor.onnx.info.mean == (0.5, 0.5, 0.5) and predictor.onnx.info.std == (0.25, 0.25, 0.25)
     rgb = np.random.default_rng(0).integers(0, 256, (64, 128, 3), dtype=np.uint8)  # already the working size
     expected = (rgb.astype(np.float32) / 255 - 0.5) / 0.25
-    np.testing.assert_allclose(predictor.preprocess(rgb)[0].permute(1, 2, 0).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(predictor.prepare(rgb).permute(1, 2, 0).numpy(), expected, atol=1e-6)
 
 
 def test_export_says_what_it_does_and_refuses_an_existing_file_before_any_work(checkpoint, onnx_file, capsys, caplog):

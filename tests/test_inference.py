@@ -155,13 +155,13 @@ def test_slide_with_tile_equal_to_the_image_is_the_plain_prediction(predictor_ar
     whole = Predictor(model=predictor_args, size=(128, 64), device="cpu")
     # predict's input is bit-identical to the data layer's (evaluate's) preprocessing, channels-last
     odd = np.random.default_rng(2).integers(0, 256, (50, 90, 3), dtype=np.uint8)
-    assert torch.equal(whole.preprocess(odd), preprocess(odd, (128, 64)).unsqueeze(0))
+    assert torch.equal(whole.prepare(odd), preprocess(odd, (128, 64)))
     assert whole.stack([whole.prepare(rgb)] * 2).is_contiguous(memory_format=torch.channels_last)
     slide = Predictor(model=predictor_args, size=(128, 64), device="cpu", mode="slide", tile=(128, 64))
     assert torch.equal(slide.logits(rgb), whole.logits(rgb))
     # a larger image in slide mode keeps its resolution and gives logits at its own size
     big = np.random.default_rng(1).integers(0, 256, (100, 200, 3), dtype=np.uint8)
-    assert slide.preprocess(big).shape == (1, 3, 100, 200) and whole.preprocess(big).shape == (1, 3, 64, 128)
+    assert slide.prepare(big).shape == (3, 100, 200) and whole.prepare(big).shape == (3, 64, 128)
     assert slide.logits(big).shape == (1, 12, 100, 200)
     tta = Predictor(model=predictor_args, size=(128, 64), device="cpu", flip=True, scales=(0.75, 1.0))
     assert tta.logits(big).shape == (1, 12, 100, 200)

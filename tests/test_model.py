@@ -98,11 +98,11 @@ def test_p_z_none_without_labels_or_postnet():
     assert model(torch.randn(1, 3, 64, 64), labels(1, 64, 64)).p_z is None
 
 
-def test_eval_forward_equals_infer_logits_and_decodes_the_means():
+def test_eval_forward_equals_forward_latent_logits_and_decodes_the_means():
     model = PHGMM(postnet=None, **SMALL).eval()
     x = torch.randn(2, 3, 64, 96)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), model.infer(x).logits)
+        torch.testing.assert_close(model(x), model.forward_latent(x).logits)
         assert torch.equal(model.predict(x), model(x).argmax(1))
 
 

@@ -34,48 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import resnet_encoder
+from .base import BaselineNetwork, init_head_weights
 from .decoder import bilinear_kernel
-from .layers import ConvTranspose2d, conv_bn_relu, count_parameters, resize_to
+from .layers import ConvTranspose2d, conv_bn_relu, resize_to
 from .registry import PHGMM_ONLY_KWARGS, build_registered, register
-from .shareable import Shareable
 
 __all__ = ["DeepLabV3", "FCN8s", "PSPNet", "UNet", "ASPP", "PyramidPooling", "build_baseline", "PHGMM_ONLY_KWARGS"]
-
-
-def _init_heads(module: nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-
-
-class _Baseline(Shareable, nn.Module):
-    """Common parts: an ``encoder`` (ResNet, F1..F4) and a ``head`` (everything else)."""
-
-    encoder: nn.Module
-    head: nn.Module
-
-    @classmethod
-    def from_build_args(cls, name: str, **kwargs: Any) -> _Baseline:
-        model = build_baseline(name, **kwargs)
-        model.build_args = {"name": name, **kwargs}
-        return model
-
-    #: attributes holding heads that only training runs (deep supervision): counted in
-    #: ``training_total`` and under ``aux``, not in ``inference_total``
-    aux_modules: tuple[str, ...] = ()
-
-    def parameter_counts(self) -> dict[str, int]:
-        counts = {"encoder": count_parameters(self.encoder), "head": count_parameters(self.head)}
-        counts["inference_total"] = counts["training_total"] = counts["encoder"] + counts["head"]
-        if self.aux_modules:
-            counts["aux"] = sum(count_parameters(getattr(self, name)) for name in self.aux_modules)
-            counts["training_total"] += counts["aux"]
-        return counts
 
 
 # -- DeepLab v3 ----------------------------------------------------------------------------------
@@ -110,7 +74,7 @@ class ASPP(nn.Module):
 
 
 @register("deeplabv3", "DeepLab v3: ASPP on a dilated ResNet, output stride 8 (Chen et al. 2017)")
-class DeepLabV3(_Baseline):
+class DeepLabV3(BaselineNetwork):
     """DeepLab v3 (Chen et al. 2017) on a dilated ResNet.
 
     Args:
@@ -147,7 +111,7 @@ class DeepLabV3(_Baseline):
             conv_bn_relu(aspp_channels, aspp_channels, 3),
             nn.Conv2d(aspp_channels, num_classes, 1),
         )
-        _init_heads(self.head)
+        init_head_weights(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f4 = self.encoder(x)[3]
@@ -178,7 +142,7 @@ class _FCNHead(nn.Module):
 
 
 @register("fcn8s", "FCN-8s: score layers fused by learned upsampling (Long et al. 2015)")
-class FCN8s(_Baseline):
+class FCN8s(BaselineNetwork):
     """FCN-8s (Long et al. 2015) on a ResNet: score F4, F3, F2; 2× fuse, 2× fuse, 8× to H×W.
 
     A stride-2 stage maps a side s to ceil(s/2), so each learned ×2 (×8) upsampling covers the
@@ -227,7 +191,7 @@ class PyramidPooling(nn.Module):
 
 
 @register("pspnet", "PSPNet: pyramid pooling on a dilated ResNet (Zhao et al. 2017)")
-class PSPNet(_Baseline):
+class PSPNet(BaselineNetwork):
     """PSPNet (Zhao et al. 2017): dilated ResNet (output stride 8), pyramid pooling, head.
 
     Args:
@@ -260,7 +224,7 @@ class PSPNet(_Baseline):
         self.head = nn.Sequential(
             ppm, conv_bn_relu(ppm.out_channels, channels, 3), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1)
         )
-        _init_heads(self.head)
+        init_head_weights(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return resize_to(self.head(self.encoder(x)[3]), x.shape[-2:])
@@ -293,7 +257,7 @@ class _UNetHead(nn.Module):
 
 
 @register("unet", "U-Net/SegNet family: encoder-decoder with skips (Ronneberger et al. 2015)")
-class UNet(_Baseline):
+class UNet(BaselineNetwork):
     """U-Net-style encoder–decoder on the ResNet features (SegNet/U-Net family).
 
     Args:
@@ -314,7 +278,7 @@ class UNet(_Baseline):
             raise ValueError(f"UNet channels needs five widths, got {list(channels)}")
         self.encoder = resnet_encoder(backbone, in_channels=in_channels)
         self.head = _UNetHead(self.encoder.channels, channels, num_classes)
-        _init_heads(self.head)
+        init_head_weights(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f1, f2, f3, f4 = self.encoder(x)

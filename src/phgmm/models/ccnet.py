@@ -24,7 +24,7 @@ from torch import nn
 
 from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
-from .baselines import _Baseline, _init_heads
+from .base import BaselineNetwork, init_head_weights
 from .layers import conv_bn_relu, resize_to
 from .registry import register
 
@@ -88,7 +88,7 @@ def deep_supervision_head(cin: int, num_classes: int, channels: int = 512, dropo
 @register(
     "ccnet", "CCNet: recurrent criss-cross attention (R=2) on a dilated ResNet, output stride 8 (Huang et al. 2019)"
 )
-class CCNet(_Baseline):
+class CCNet(BaselineNetwork):
     """CCNet (Huang et al. 2019).
 
     Args:
@@ -122,9 +122,9 @@ class CCNet(_Baseline):
         self.head = RCCAHead(self.encoder.channels[3], num_classes, channels, recurrence, dropout)
         self.aux_weight = float(aux_weight)
         self.aux_head = deep_supervision_head(self.encoder.channels[2], num_classes) if aux_weight else None
-        _init_heads(self.head)
+        init_head_weights(self.head)
         if self.aux_head is not None:
-            _init_heads(self.aux_head)
+            init_head_weights(self.aux_head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
         f3, f4 = self.encoder(x)[2:]

@@ -40,14 +40,15 @@ class SegmentationNetwork(Protocol):
 class LatentNetwork(Protocol):
     """A network with latent spaces (PHGMM), on top of :class:`SegmentationNetwork`.
 
-    Its training forward is ``net(x, y)``: PostNet (``postnet``, None without it) reads the labels.
+    Its training forward is ``net(x, y)`` (``forward_latent(x, y)``, in either mode: the logits with the latent
+    distributions they were decoded from): PostNet (``postnet``, None without it) reads the labels.
     ``encode(x)`` computes the codes once, ``decode(enc)`` the logits from their means (what
     evaluate runs, keeping the codes for the latent probes), ``sample_logits(x, n)`` n decodes of
     sampled local codes (the uncertainty maps). Its ``local_space`` / ``global_space`` attributes
     are None when the network has none.
     """
 
-    def infer(self, x: torch.Tensor, y: torch.Tensor | None = None, sample: bool | None = None) -> Any: ...
+    def forward_latent(self, x: torch.Tensor, y: torch.Tensor | None = None, sample: bool | None = None) -> Any: ...
 
     def encode(self, x: torch.Tensor) -> Any: ...
 

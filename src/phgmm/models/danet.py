@@ -23,7 +23,7 @@ from torch import nn
 
 from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
-from .baselines import _Baseline, _init_heads
+from .base import BaselineNetwork, init_head_weights
 from .layers import conv_bn_relu, resize_to
 from .registry import register
 
@@ -91,7 +91,7 @@ class DANetHead(nn.Module):
 
 
 @register("danet", "DANet: position and channel attention on a dilated ResNet, output stride 8 (Fu et al. 2019)")
-class DANet(_Baseline):
+class DANet(BaselineNetwork):
     """DANet on a dilated ResNet (output stride 8).
 
     Args:
@@ -110,7 +110,7 @@ class DANet(_Baseline):
             backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True)
         )
         self.head = DANetHead(self.encoder.channels[3], num_classes)
-        _init_heads(self.head)
+        init_head_weights(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
         fused, p, c = self.head(self.encoder(x)[3])

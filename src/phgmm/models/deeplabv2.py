@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .backbone import resnet_encoder
-from .baselines import _Baseline
+from .base import BaselineNetwork
 from .layers import resize_to
 from .registry import register
 
@@ -47,7 +47,7 @@ class SummedASPP(nn.Module):
     "DeepLab v2: ASPP-L (summed dilated 3x3 classifiers, rates 6/12/18/24) on a "
     "dilated ResNet, output stride 8 (Chen et al. 2018)",
 )
-class DeepLabV2(_Baseline):
+class DeepLabV2(BaselineNetwork):
     """DeepLab v2 (Chen et al. 2018).
 
     Args:

@@ -27,11 +27,20 @@ import torch
 from torch import nn
 
 from .backbone import BasicBlock, Bottleneck
-from .baselines import _Baseline, _init_heads
+from .base import BaselineNetwork, init_head_weights
 from .layers import resize_to
 from .registry import register
 
-__all__ = ["HRNetV2", "HRNetBackbone", "HighResolutionModule", "hrnet_depth", "HRNET_DEPTHS"]
+__all__ = [
+    "HRNetV2",
+    "HRNetBackbone",
+    "HighResolutionModule",
+    "hrnet_depth",
+    "HRNET_DEPTHS",
+    "concat_branches",
+    "hrnet_classifier",
+    "init_hrnet_weights",
+]
 
 #: per depth: stage-1 bottlenecks, then (modules, blocks per branch) of stages 2, 3 and 4
 HRNET_DEPTHS: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {
@@ -154,7 +163,7 @@ def concat_branches(xs: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([resize_to(x, size) for x in xs], dim=1)
 
 
-def _classifier(channels: int, num_classes: int) -> nn.Sequential:
+def hrnet_classifier(channels: int, num_classes: int) -> nn.Sequential:
     """The reference's ``last_layer``: 1×1 conv-BN-ReLU at full width, then the 1×1 classifier."""
     return nn.Sequential(
         nn.Conv2d(channels, channels, 1),
@@ -164,8 +173,10 @@ def _classifier(channels: int, num_classes: int) -> nn.Sequential:
     )
 
 
-def _init_backbone(module: nn.Module) -> None:
-    _init_heads(module)
+def init_hrnet_weights(module: nn.Module) -> None:
+    """The heads' initialisation (:func:`~phgmm.models.base.init_head_weights`), and every residual block of
+    ``module`` starting as the identity."""
+    init_head_weights(module)
     # each residual block starts as the identity (as the project's ResNet): stabler from scratch
     for m in module.modules():
         if isinstance(m, Bottleneck):
@@ -174,7 +185,7 @@ def _init_backbone(module: nn.Module) -> None:
             nn.init.zeros_(m.bn2.weight)
 
 
-class HRNetV2(_Baseline):
+class HRNetV2(BaselineNetwork):
     """HRNetV2 for segmentation: :class:`HRNetBackbone` + concatenation head, logits at H×W.
 
     Args:
@@ -192,9 +203,9 @@ class HRNetV2(_Baseline):
     ) -> None:
         super().__init__()
         self.encoder = HRNetBackbone(width, depth, in_channels)
-        _init_backbone(self.encoder)
-        self.head = _classifier(sum(self.encoder.channels), num_classes)
-        _init_heads(self.head)
+        init_hrnet_weights(self.encoder)
+        self.head = hrnet_classifier(sum(self.encoder.channels), num_classes)
+        init_head_weights(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return resize_to(self.head(concat_branches(self.encoder(x))), x.shape[-2:])

@@ -28,7 +28,7 @@ from torch import nn
 
 from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
-from .baselines import _Baseline, _init_heads
+from .base import BaselineNetwork, init_head_weights
 from .layers import conv_bn_relu, resize_to
 from .registry import register
 
@@ -121,7 +121,7 @@ class _OCHead(nn.Module):
         )
 
 
-class _OCNetBase(_Baseline):
+class _OCNetBase(BaselineNetwork):
     asp = False
 
     def __init__(
@@ -133,7 +133,7 @@ class _OCNetBase(_Baseline):
             backbone, in_channels=in_channels, replace_stride_with_dilation=(False, True, True)
         )
         self.head = _OCHead(self.encoder.channels, num_classes, self.asp)
-        _init_heads(self.head)
+        init_head_weights(self.head)
         for m in self.head.modules():
             if isinstance(m, ObjectContext):
                 m.reset_output()

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from .auxiliary import AuxLogits
-from .baselines import _Baseline, _init_heads
-from .hrnet import HRNetBackbone, _classifier, _init_backbone, concat_branches
+from .base import BaselineNetwork, init_head_weights
+from .hrnet import HRNetBackbone, concat_branches, hrnet_classifier, init_hrnet_weights
 from .layers import conv_bn_relu, resize_to
 from .registry import register
 
@@ -80,7 +80,7 @@ class OCRHead(nn.Module):
         dropout: float = 0.05,
     ) -> None:
         super().__init__()
-        self.aux_head = _classifier(in_channels, num_classes)
+        self.aux_head = hrnet_classifier(in_channels, num_classes)
         self.conv3x3_ocr = nn.Sequential(
             nn.Conv2d(in_channels, mid_channels, 3, padding=1), nn.BatchNorm2d(mid_channels), nn.ReLU(inplace=True)
         )
@@ -97,7 +97,7 @@ class OCRHead(nn.Module):
         return self.cls_head(self.fuse(torch.cat([context, feats], dim=1))), region_logits
 
 
-class HRNetOCR(_Baseline):
+class HRNetOCR(BaselineNetwork):
     """HRNetV2 + OCR; logits at H×W (and the soft-region logits in training mode).
 
     Args:
@@ -125,9 +125,9 @@ class HRNetOCR(_Baseline):
         super().__init__()
         self.aux_weight = float(aux_weight)
         self.encoder = HRNetBackbone(width, depth, in_channels)
-        _init_backbone(self.encoder)
+        init_hrnet_weights(self.encoder)
         self.head = OCRHead(sum(self.encoder.channels), num_classes, mid_channels, key_channels)
-        _init_heads(self.head)
+        init_head_weights(self.head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
         logits, region_logits = self.head(concat_branches(self.encoder(x)))

@@ -357,8 +357,9 @@ class PHGMM(Shareable, nn.Module):
             mu_g = enc.glob[0]
         return self._decode(enc.size, enc.feats, enc.skips, pi, mu_z, mu_g)
 
-    def infer(self, x: torch.Tensor, y: torch.Tensor | None = None, sample: bool | None = None) -> PHGMMOutput:
-        """Full forward with distributions. PostNet runs only when it exists and ``y`` is given.
+    def forward_latent(self, x: torch.Tensor, y: torch.Tensor | None = None, sample: bool | None = None) -> PHGMMOutput:
+        """The training forward: logits with the latent distributions they were decoded from (a
+        :class:`PHGMMOutput`), in either mode. PostNet runs only when it exists and ``y`` is given.
 
         ``sample`` (default: the model's ``sample_latent``) decodes reparameterised samples of z
         and g instead of their means.
@@ -390,7 +391,7 @@ class PHGMM(Shareable, nn.Module):
         """Training mode: a :class:`PHGMMOutput`. Eval mode: N×C×H×W logits decoded from the
         means of z and g; PostNet never runs."""
         if self.training:
-            return self.infer(x, y)
+            return self.forward_latent(x, y)
         return self.decode(self.encode(x))
 
     @torch.no_grad()

@@ -42,7 +42,7 @@ from torch import nn
 
 from .auxiliary import AuxLogits
 from .backbone import resnet_encoder
-from .baselines import _Baseline, _init_heads
+from .base import BaselineNetwork, init_head_weights
 from .layers import ConvTranspose2d, resize_to
 from .pooling import max_pool2x2_with_argmax, max_unpool2x2
 from .registry import register
@@ -196,7 +196,7 @@ class _ENetDecoder(nn.Module):
     "ENet: initial block, regular/dilated/asymmetric bottlenecks, max-unpooling decoder "
     "(Paszke et al. 2016); model.backbone does not apply",
 )
-class ENet(_Baseline):
+class ENet(BaselineNetwork):
     """ENet (Paszke et al. 2016).
 
     Args:
@@ -218,7 +218,7 @@ class ENet(_Baseline):
             raise ValueError(f"ENet widths needs three values, got {list(widths)}")
         self.encoder = _ENetEncoder(in_channels, widths)
         self.head = _ENetDecoder(widths, num_classes)
-        _init_heads(self)
+        init_head_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e, d = self.encoder, self.head
@@ -286,7 +286,7 @@ class _BiSeNetHead(nn.Module):
     "bisenet",
     "BiSeNet v1: spatial path, ResNet context path with attention refinement, feature fusion (Yu et al. 2018)",
 )
-class BiSeNet(_Baseline):
+class BiSeNet(BaselineNetwork):
     """BiSeNet v1 (Yu et al. 2018). ``encoder`` is the context path's ResNet; ``head`` is the spatial
     path and everything after the ResNet.
 
@@ -320,9 +320,9 @@ class BiSeNet(_Baseline):
             if aux_weight
             else None
         )
-        _init_heads(self.head)
+        init_head_weights(self.head)
         if self.aux_heads is not None:
-            _init_heads(self.aux_heads)
+            init_head_weights(self.aux_heads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | AuxLogits:
         h, size = self.head, x.shape[-2:]

@@ -2,7 +2,7 @@
 
 Each network module registers its classes with :func:`register`; ``phgmm.models`` imports every
 network module, so the table is complete once the package is imported. Adding a comparison
-network: a class on the baselines' base (``models/baselines.py``: an ``encoder``, a ``head``,
+network: a class on the baselines' base (``models/base.py``'s ``BaselineNetwork``: an ``encoder``, a ``head``,
 ``parameter_counts`` and :class:`~phgmm.models.shareable.Shareable`'s saving and loading),
 decorated with :func:`register` (which writes its name once, for the registry and for the
 ``model_names`` that ``from_pretrained`` accepts), and an import line in ``models/__init__.py``;

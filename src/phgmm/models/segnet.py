@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .baselines import _Baseline, _init_heads
+from .base import BaselineNetwork, init_head_weights
 from .layers import conv_bn_relu
 from .pooling import max_pool2x2_with_argmax, max_unpool2x2
 from .registry import register
@@ -59,7 +59,7 @@ class _SegNetDecoder(nn.Module):
     "SegNet: VGG-16 encoder, decoder unpooling with the max-pooling indices "
     "(Badrinarayanan et al. 2017); model.backbone does not apply",
 )
-class SegNet(_Baseline):
+class SegNet(BaselineNetwork):
     """SegNet (Badrinarayanan et al. 2017).
 
     Args:
@@ -82,7 +82,7 @@ class SegNet(_Baseline):
         widths = [in_channels, *channels]
         self.encoder = nn.ModuleList(_encoder_block(widths[i], widths[i + 1], n) for i, n in enumerate(VGG16_BLOCKS))
         self.head = _SegNetDecoder(channels, num_classes)
-        _init_heads(self)
+        init_head_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         trail = []  # (size before pooling, argmax) per block

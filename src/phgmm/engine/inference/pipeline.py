@@ -364,7 +364,7 @@ class _Run:
     def run_batch(self, group: list[_Frame]) -> None:
         """The model on one batch, and its outputs handed to the writers."""
         x = self.predictor.stack([f.x for f in group])
-        logits = self.predictor.infer(x, max_batch=self.batch)
+        logits = self.predictor.batch_logits(x, max_batch=self.batch)
         sampled = None
         if self.uncertainty and self.predictor.can_sample:
             sampled = self.predictor.sample_batch(x, self.samples)

@@ -206,8 +206,9 @@ class Predictor:
         return tuple(self.size) if self.mode == "whole" else (int(rgb.shape[1]), int(rgb.shape[0]))
 
     def prepare(self, rgb: np.ndarray) -> torch.Tensor:
-        """3×h×w normalised model input on the CPU, a channels-last view of an h×w×3 array (so a
-        batch of them is channels-last without a copy). Thread-safe: readers run it ahead."""
+        """3×h×w model input on the CPU (see :meth:`input_size`), normalised as the model was trained: a
+        channels-last view of an h×w×3 array, so a batch of them (:meth:`stack`; one image:
+        ``prepare(rgb).unsqueeze(0)``) is channels-last without a copy. Thread-safe: readers run it ahead."""
         from ...data.transforms import resize_image
         from ...visualize import to_rgb_uint8
 
@@ -224,10 +225,6 @@ class Predictor:
             return xs[0].unsqueeze(0)
         return torch.stack([x.permute(1, 2, 0) for x in xs]).permute(0, 3, 1, 2)
 
-    def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
-        """1×3×h×w model input (see :meth:`input_size`), normalised as the model was trained."""
-        return self.prepare(rgb).unsqueeze(0)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The bare model: N×3×h×w → N×C×h×w float logits (on the model's device)."""
         if self.onnx is not None:
@@ -237,9 +234,9 @@ class Predictor:
         return getattr(out, "logits", out).float()
 
     @torch.no_grad()
-    def infer(self, x: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
-        """N×C×h×w logits of a prepared batch, with this predictor's mode and test-time
-        augmentation (:func:`~phgmm.engine.inference.tiling.infer_logits`)."""
+    def batch_logits(self, x: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
+        """N×C×h×w logits of a prepared batch (:meth:`prepare`, :meth:`stack`), with this predictor's
+        mode and test-time augmentation (:func:`~phgmm.engine.inference.tiling.infer_logits`)."""
         if self.onnx is None:
             x = x.to(self.device)
         return infer_logits(
@@ -275,7 +272,7 @@ class Predictor:
     @torch.no_grad()
     def logits(self, rgb: np.ndarray) -> torch.Tensor:
         """1×C×H×W logits at the image's own resolution (CPU)."""
-        return self.to_image(self.infer(self.preprocess(rgb)).float().cpu(), rgb.shape[:2])
+        return self.to_image(self.batch_logits(self.prepare(rgb).unsqueeze(0)).float().cpu(), rgb.shape[:2])
 
     @torch.no_grad()
     def sample_batch(self, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -307,5 +304,5 @@ class Predictor:
                 "uncertainty maps need a PHGMM checkpoint (sampling q(z|x)); "
                 "ONNX files and baselines have no latent distribution"
             )
-        s = self.sample_batch(self.preprocess(rgb), n).cpu()
+        s = self.sample_batch(self.prepare(rgb).unsqueeze(0), n).cpu()
         return self.to_image(s.flatten(0, 1), rgb.shape[:2]).unflatten(0, (n, 1))
