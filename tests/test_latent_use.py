@@ -23,7 +23,7 @@ from phgmm.metrics.latent import (
     decoder_sensitivity,
     far_partner,
     label_histograms,
-    mutual_information,
+    latent_mutual_information,
     mutual_information_bounds,
     partner_distance,
     random_derangement,
@@ -93,25 +93,25 @@ def _gaussians(mu: torch.Tensor, sigma: float | torch.Tensor = 1.0) -> Independe
 def test_mutual_information_of_known_posterior_sets():
     n, dim = 16, 4
     separated = _gaussians(torch.randn(n, dim) * 100)
-    mi = mutual_information(separated, samples=8)
+    mi = latent_mutual_information(separated, samples=8)
     assert mi["mi"] == pytest.approx(math.log(n), abs=1e-9) and mi["upper_bound"] == math.log(n)
     assert mi["fraction"] == pytest.approx(1.0)
-    same = mutual_information(_gaussians(torch.zeros(n, dim) + 3.0, 0.5))
+    same = latent_mutual_information(_gaussians(torch.zeros(n, dim) + 3.0, 0.5))
     assert same["mi"] == pytest.approx(0.0, abs=1e-12)  # every term is 0 up to rounding
     for q, value in ((separated, math.log(n)), (_gaussians(torch.zeros(n, dim) + 3.0, 0.5), 0.0)):
         bounds = mutual_information_bounds(q)
         assert bounds["upper"] == pytest.approx(value, abs=1e-9) and bounds["lower"] == pytest.approx(value, abs=1e-9)
     halves = torch.zeros(n, dim)
     halves[n // 2 :, 0] = 200.0  # two separated groups: one bit
-    assert mutual_information(_gaussians(halves))["mi"] == pytest.approx(math.log(2), abs=1e-9)
+    assert latent_mutual_information(_gaussians(halves))["mi"] == pytest.approx(math.log(2), abs=1e-9)
     # nearly identical posteriors: the antithetic pairs cancel the noise that would swamp the value
     near = _gaussians(torch.randn(20, 64) * 1e-3, 0.05)
-    est, bounds = mutual_information(near, samples=8), mutual_information_bounds(near)
+    est, bounds = latent_mutual_information(near, samples=8), mutual_information_bounds(near)
     assert bounds["lower"] < est["mi"] < bounds["upper"] and est["stderr"] < 0.05 * est["mi"]
     # scale-free: rescaling every code (means and spreads) leaves it unchanged
     mu = torch.randn(n, dim)
-    a = mutual_information(_gaussians(mu, 0.7), seed=3)["mi"]
-    b = mutual_information(_gaussians(1e-3 * mu, 0.7e-3), seed=3)["mi"]
+    a = latent_mutual_information(_gaussians(mu, 0.7), seed=3)["mi"]
+    b = latent_mutual_information(_gaussians(1e-3 * mu, 0.7e-3), seed=3)["mi"]
     assert a == pytest.approx(b, rel=1e-6) and 0 < a < math.log(n)
 
 
@@ -129,7 +129,7 @@ def test_mutual_information_matches_numerical_integration_for_overlapping_poster
     sigma = torch.tensor([[0.8], [1.0], [0.6], [1.5]], dtype=torch.float64)
     q = Independent(Normal(mu, sigma), 1)
     ref = _mi_by_quadrature([Normal(mu[i], sigma[i]) for i in range(4)])
-    est = mutual_information(q, samples=20_000, seed=1)
+    est = latent_mutual_information(q, samples=20_000, seed=1)
     assert abs(est["mi"] - ref) < 4 * est["stderr"] and est["stderr"] < 0.01
     bounds = mutual_information_bounds(q)  # pairwise Bhattacharyya ≤ I ≤ pairwise KL
     assert bounds["lower"] < ref < bounds["upper"] < math.log(4)
@@ -141,13 +141,13 @@ def test_mutual_information_matches_numerical_integration_for_overlapping_poster
     ref = _mi_by_quadrature(
         [MixtureSameFamily(Categorical(probs=weights[i]), Normal(locs[i, :, 0], scales[i, :, 0])) for i in range(3)]
     )
-    est = mutual_information(mix, samples=20_000, seed=2, max_elements=5000)  # chunked
+    est = latent_mutual_information(mix, samples=20_000, seed=2, max_elements=5000)  # chunked
     assert abs(est["mi"] - ref) < 4 * est["stderr"]
     bounds = mutual_information_bounds(mix, max_elements=5)  # one row at a time
     assert ref < bounds["upper"] < math.log(3) and bounds["lower"] is None
     assert bounds["upper"] == pytest.approx(mutual_information_bounds(mix)["upper"])
     with pytest.raises(ValueError, match="at least 2"):
-        mutual_information(_gaussians(torch.zeros(1, 2)))
+        latent_mutual_information(_gaussians(torch.zeros(1, 2)))
 
 
 def test_information_chunks_stay_small_on_the_cpu_and_do_not_change_the_estimate():
@@ -167,8 +167,8 @@ def test_information_chunks_stay_small_on_the_cpu_and_do_not_change_the_estimate
     assert rows == 2**17 // per_row and 1 < rows < 40  # chunked, each chunk near 1 MiB
     assert _rows_per_chunk(mix, 10) == 1  # never less than one row
     small, large = (
-        mutual_information(mix, samples=8, seed=3),
-        mutual_information(mix, samples=8, seed=3, max_elements=2**24),
+        latent_mutual_information(mix, samples=8, seed=3),
+        latent_mutual_information(mix, samples=8, seed=3, max_elements=2**24),
     )
     assert small["mi"] == pytest.approx(large["mi"], rel=1e-12, abs=1e-15) and small["mi"] > 0.01
     assert mutual_information_bounds(mix)["upper"] == pytest.approx(

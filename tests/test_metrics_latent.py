@@ -380,7 +380,7 @@ class _Recording(torch.distributions.Independent):
 def test_mutual_information_samples_seed_chunks_and_two_images():
     from torch.distributions import Normal
 
-    from phgmm.metrics.latent import mutual_information
+    from phgmm.metrics.latent import latent_mutual_information
 
     def gaussians(n: int = 5) -> _Recording:
         g = torch.Generator().manual_seed(n)
@@ -390,23 +390,25 @@ def test_mutual_information_samples_seed_chunks_and_two_images():
 
     q = gaussians()
     state = torch.random.get_rng_state()
-    default = mutual_information(q)
+    default = latent_mutual_information(q)
     assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is left as it was
-    assert default == mutual_information(q, samples=16, seed=0) and default != mutual_information(q, seed=1)
-    assert {s: mutual_information(q, samples=s)["samples"] for s in (1, 2, 3, 16)} == {1: 2, 2: 2, 3: 4, 16: 16}
+    assert default == latent_mutual_information(q, samples=16, seed=0) and default != latent_mutual_information(
+        q, seed=1
+    )
+    assert {s: latent_mutual_information(q, samples=s)["samples"] for s in (1, 2, 3, 16)} == {1: 2, 2: 2, 3: 4, 16: 16}
     assert default["n"] == 5 and default["upper_bound"] == math.log(5)
     assert default["fraction"] == pytest.approx(default["mi"] / math.log(5)) and 0 < default["mi"] < math.log(5)
     # one chunk of rows is at most max_elements numbers: 5 posteriors × 2 dimensions = 10 per row
     q.calls.clear()
-    chunked = mutual_information(q, samples=4, max_elements=30)  # 20 rows, 3 at a time
+    chunked = latent_mutual_information(q, samples=4, max_elements=30)  # 20 rows, 3 at a time
     assert q.calls == [3, 3, 3, 3, 3, 3, 2]
     q.calls.clear()
-    whole = mutual_information(q, samples=4)  # the CPU default, 2^17 numbers: every row at once
+    whole = latent_mutual_information(q, samples=4)  # the CPU default, 2^17 numbers: every row at once
     assert q.calls == [20] and chunked["mi"] == pytest.approx(whole["mi"], rel=1e-12)
-    two = mutual_information(gaussians(2), samples=2)  # two images, one pair of draws each
+    two = latent_mutual_information(gaussians(2), samples=2)  # two images, one pair of draws each
     assert two["stderr"] > 0 and two["n"] == 2 and two["samples"] == 2
     with pytest.raises(ValueError) as e:
-        mutual_information(gaussians(1))
+        latent_mutual_information(gaussians(1))
     assert str(e.value) == "mutual information over images needs at least 2 images, got 1"
 
 
@@ -496,12 +498,12 @@ def test_information_estimate_emits_no_warning():
 
     from torch.distributions import Independent, Normal
 
-    from phgmm.metrics.latent import mutual_information
+    from phgmm.metrics.latent import latent_mutual_information
 
     q = Independent(Normal(torch.randn(6, 3, dtype=torch.float64), torch.ones(6, 3, dtype=torch.float64)), 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. an output tensor resized in place
-        mutual_information(q, samples=4, max_elements=40)
+        latent_mutual_information(q, samples=4, max_elements=40)
 
 
 def test_a_kl_of_exactly_0_01_is_not_above_0_01():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from phgmm.metrics import expected_entropy, mutual_information, predictive_entropy, uncertainty_maps
+from phgmm.metrics import expected_entropy, mutual_information_map, predictive_entropy, uncertainty_maps
 
 
 def test_uniform_logits_have_entropy_log_c():
@@ -14,13 +14,13 @@ def test_uniform_logits_have_entropy_log_c():
     assert pe.shape == (2, 4, 5)
     torch.testing.assert_close(pe, torch.full((2, 4, 5), math.log(C)))
     torch.testing.assert_close(expected_entropy(logits), torch.full((2, 4, 5), math.log(C)))
-    torch.testing.assert_close(mutual_information(logits), torch.zeros(2, 4, 5))
+    torch.testing.assert_close(mutual_information_map(logits), torch.zeros(2, 4, 5))
 
 
 def test_identical_samples_have_zero_mutual_information():
     one = torch.randn(1, 2, 5, 6, 6) * 3
     logits = one.expand(4, -1, -1, -1, -1)
-    mi = mutual_information(logits)
+    mi = mutual_information_map(logits)
     assert mi.shape == (2, 6, 6)
     assert float(mi.abs().max()) < 1e-5
     torch.testing.assert_close(predictive_entropy(logits), expected_entropy(logits), atol=1e-5, rtol=1e-5)
@@ -31,7 +31,7 @@ def test_disagreeing_confident_samples_have_mi_log2():
     logits = torch.tensor([[100.0, -100.0], [-100.0, 100.0]]).reshape(2, 1, 2, 1, 1)
     assert float(predictive_entropy(logits)) == pytest.approx(math.log(2), abs=1e-6)
     assert float(expected_entropy(logits)) == pytest.approx(0.0, abs=1e-6)
-    assert float(mutual_information(logits)) == pytest.approx(math.log(2), abs=1e-6)
+    assert float(mutual_information_map(logits)) == pytest.approx(math.log(2), abs=1e-6)
 
 
 def test_matches_numpy_formulas_and_no_nan_for_extreme_logits():
@@ -48,7 +48,7 @@ def test_matches_numpy_formulas_and_no_nan_for_extreme_logits():
     np.testing.assert_allclose(maps["mutual_information"].numpy(), np.maximum(pe - ee, 0), atol=1e-10)
     assert (maps["mutual_information"] >= 0).all()
     extreme = torch.tensor([[1e4, -1e4, 0.0]]).reshape(1, 1, 3, 1, 1).repeat(2, 1, 1, 1, 1)
-    for f in (predictive_entropy, expected_entropy, mutual_information):
+    for f in (predictive_entropy, expected_entropy, mutual_information_map):
         assert torch.isfinite(f(extreme)).all()
     # a 4-D input is one sample
     assert predictive_entropy(torch.zeros(2, 3, 4, 4)).shape == (2, 4, 4)

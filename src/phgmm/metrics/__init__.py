@@ -23,7 +23,7 @@ from ..io import metrics_json_safe, read_json, write_json
 from .boundary import BoundaryIoUAccumulator, boundary_dilation
 from .confusion import ConfusionMatrix, compute_scores
 from .trimap import TrimapAccumulator, label_boundary
-from .uncertainty import expected_entropy, mutual_information, predictive_entropy, uncertainty_maps
+from .uncertainty import expected_entropy, mutual_information_map, predictive_entropy, uncertainty_maps
 
 __all__ = [
     "ConfusionMatrix",
@@ -36,7 +36,7 @@ __all__ = [
     "tsne_embedding",
     "predictive_entropy",
     "expected_entropy",
-    "mutual_information",
+    "mutual_information_map",
     "uncertainty_maps",
     "metrics_json_safe",
     "write_json",

@@ -13,7 +13,7 @@
   (:func:`far_partner`); the previous image (:func:`adjacent_partner`) is only an option, since
   neighbouring video frames are near-duplicates.
 * **Mutual information** I(x; z), I(x; g) under q against the aggregate posterior
-  (:func:`mutual_information`): scale-free, at most log N for N images.
+  (:func:`latent_mutual_information`): scale-free, at most log N for N images.
 * **Decoder sensitivity** (:func:`decoder_sensitivity`): how strongly the logits move with the
   codes the decoder reads, relative to the encoder's skip features.
 * **Clustering that collapse cannot win** (:func:`collapse_proof_clustering`): the paper's
@@ -43,7 +43,7 @@ __all__ = [
     "far_partner",
     "label_histograms",
     "partner_distance",
-    "mutual_information",
+    "latent_mutual_information",
     "mutual_information_bounds",
     "decoder_sensitivity",
     "SensitivitySums",
@@ -279,7 +279,7 @@ def _antithetic_draws(q, pairs: int):
     return torch.cat([z, 2 * centre - z])
 
 
-def mutual_information(q, samples: int = 16, seed: int = 0, max_elements: int | None = None) -> dict[str, float]:
+def latent_mutual_information(q, samples: int = 16, seed: int = 0, max_elements: int | None = None) -> dict[str, float]:
     """The mutual information I(x; z) between the image and its code under the encoder's q.
 
     With x uniform over the N evaluated images and z ~ q(z|x_n), the aggregate posterior is
@@ -373,7 +373,7 @@ def _pairwise(q, start: int, stop: int, kind: str):
 
 def mutual_information_bounds(q, max_elements: int | None = None) -> dict[str, float | None]:
     """Noise-free bounds on I(x; z) under q (Kolchinsky & Tracey 2017, "Estimating mixture entropy
-    with pairwise distances"), beside the Monte-Carlo estimate of :func:`mutual_information`.
+    with pairwise distances"), beside the Monte-Carlo estimate of :func:`latent_mutual_information`.
 
     For the aggregate posterior q(z) = (1/N) Σ_j q_j and any divergence D between its members,
     I_D = −(1/N) Σ_i log (1/N) Σ_j exp(−D(q_i, q_j)) is an upper bound of I(x; z) for D = KL

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["predictive_entropy", "expected_entropy", "mutual_information", "uncertainty_maps"]
+__all__ = ["predictive_entropy", "expected_entropy", "mutual_information_map", "uncertainty_maps"]
 
 
 def _as_logits(logits: Any) -> torch.Tensor:
@@ -58,7 +58,7 @@ def expected_entropy(logits: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mutual_information(logits: Any) -> torch.Tensor:
+def mutual_information_map(logits: Any) -> torch.Tensor:
     """``predictive_entropy - expected_entropy``, clamped at 0, ``N×H×W``."""
     return (predictive_entropy(logits) - expected_entropy(logits)).clamp_min(0.0)
 

@@ -152,13 +152,13 @@ def _information(
 ) -> dict[str, float]:
     """I(x; z) and I(x; g): the Monte-Carlo estimate with its standard error, and the noise-free
     pairwise bounds (``mi_<space>_upper``; g also ``mi_g_lower``)."""
-    from ...metrics.latent import mutual_information, mutual_information_bounds
+    from ...metrics.latent import latent_mutual_information, mutual_information_bounds
 
     out: dict[str, float] = {}
     if opts.mi_samples < 1:
         return out
     for space, q in _posteriors(codes, device).items():
-        mi = mutual_information(q, opts.mi_samples, opts.seed)
+        mi = latent_mutual_information(q, opts.mi_samples, opts.seed)
         out.update({f"{prefix}mi_{space}": mi["mi"], f"{prefix}mi_{space}_stderr": mi["stderr"]})
         out[f"{prefix}mi_upper_bound"] = mi["upper_bound"]
         bounds = mutual_information_bounds(q)
