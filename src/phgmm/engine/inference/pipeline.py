@@ -215,7 +215,7 @@ def predict_paths(
         plan.refuse_existing(items)
     videos = _open_videos(items)  # every video must open before any work starts
     plan.make_folders()
-    run = _Run(predictor, plan, batch, workers, uncertainty, samples, save_frames, skip_bad, videos)
+    run = _PredictionRun(predictor, plan, batch, workers, uncertainty, samples, save_frames, skip_bad, videos)
     return run.go(items, progress)
 
 
@@ -298,7 +298,7 @@ class _Plan:
             (self.out / name).mkdir(exist_ok=True)
 
 
-class _Run:
+class _PredictionRun:
     """One pass over the inputs: readers ahead of the model, writers behind it (see the module docstring)."""
 
     def __init__(
