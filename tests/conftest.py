@@ -33,3 +33,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory) -> Path:
+    """10 synthetic scenes of 128×64 in Cityscapes' layout (8 training, 2 validation), once per module."""
+    from phgmm.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, num=10, size=(128, 64), seed=3, fmt="cityscapes", val_fraction=0.2, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny PHGMM checkpoint at 128×64 (W×H), written directly (no training), once per module."""
+    from support import tiny_config
+
+    from phgmm.config import config_to_dict
+    from phgmm.engine.builders import build_model_from_config
+    from phgmm.engine.checkpoint import save_checkpoint
+
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    model = build_model_from_config(cfg, inference=True, pretrained=False).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    return save_checkpoint(path, {"model": model.state_dict(), "config": config_to_dict(cfg)})

@@ -1,4 +1,4 @@
-"""Comparison networks: shapes at odd sizes, DeepLab's output stride, the config-key contract."""
+"""Comparison networks: DeepLab's output stride, the config-key contract."""
 
 from __future__ import annotations
 
@@ -7,26 +7,6 @@ import torch
 
 from phgmm.models import build_model
 from phgmm.models.baselines import DeepLabV3, PSPNet, build_baseline
-
-NAMES = ["deeplabv3", "fcn8s", "pspnet", "unet"]  # the ResNet-backed baselines of this file
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    return {name: build_baseline(name, num_classes=5, backbone="resnet18") for name in NAMES}
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("train", [True, False])
-def test_output_shape(models, name, train):
-    model = models[name].train(train)
-    for (h, w), n in [((101, 203), 1), ((64, 128), 3)]:
-        with torch.set_grad_enabled(train):
-            out = model(torch.randn(n, 3, h, w))
-        assert isinstance(out, torch.Tensor)
-        assert out.shape == (n, 5, h, w)
-        assert torch.isfinite(out).all()
 
 
 def test_build_model_dispatches_to_baselines():

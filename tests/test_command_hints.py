@@ -7,19 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import one_line_error, set_args
-from test_user_datasets import TINY as FOLDER_TINY
-from test_user_datasets import make_folder
+from support import ONE_STEP, TINY, make_folder, one_line_error, set_args
 
 from phgmm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = [o for o in FOLDER_TINY if not o.startswith(("data.dataset", "model.num_classes"))]
-
 
 def _sets(*overrides: str) -> list[str]:
-    return set_args(*TINY, *overrides)
+    return set_args(*TINY, *ONE_STEP, *overrides)
 
 
 @pytest.fixture(scope="module")

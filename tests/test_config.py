@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,9 @@ def test_val_latent_off_as_yaml_reads_it_is_off(given, stored):
     assert cfg.eval.val_latent == stored
     with pytest.raises(ConfigError, match="eval.val_latent must be full, light or off, got 'some'"):
         apply_overrides(load_config("demo"), ["eval.val_latent=some"])
+
+
+def test_import_phgmm_then_config_load_config():
+    code = "import phgmm; print(phgmm.config.load_config('demo', ['train.epochs=2']).train.epochs)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2"

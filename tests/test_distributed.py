@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from test_engine import tiny_cfg
+from support import tiny_cfg
 
 
 def _free_port() -> int:

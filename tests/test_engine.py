@@ -9,46 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import tiny_cfg
 
-from phgmm.config import apply_overrides, load_config
 from phgmm.engine.checkpoint import CheckpointError, load_checkpoint, load_inference_model, save_checkpoint
 from phgmm.engine.training.optimizer import poly_lambda
 from phgmm.engine.training.trainer import RunExistsError, TrainingError, train
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    from phgmm.data.synthetic import generate_dataset
-
-    root = tmp_path_factory.mktemp("synth")
-    generate_dataset(root, num=10, size=(128, 64), seed=3, fmt="cityscapes", val_fraction=0.2, progress=False)
-    return root
-
-
-def tiny_cfg(root: Path, out: Path, *extra: str):
-    return apply_overrides(
-        load_config(REPO / "configs" / "demo.yaml"),
-        [
-            f"data.root={root}",
-            "data.size=[128, 64]",
-            "data.num_workers=0",
-            f"output_dir={out}",
-            "model.decoder_units=[1, 1, 1, 1]",
-            "model.latent_dim=16",
-            "model.component_dim=8",
-            "model.local_channels=32",
-            "model.global_dim=8",
-            "model.num_components=3",
-            "train.batch_size=4",
-            "train.epochs=3",
-            "train.val_every=1",
-            "eval.batch_size=2",
-            "eval.tsne=false",
-            *extra,
-        ],
-    )
 
 
 def _weights(path: Path) -> dict:
@@ -238,7 +205,7 @@ def test_evaluate_and_predict_cli(synth_root, tmp_path):
     assert set(metrics["clustering"]) >= {"silhouette", "calinski_harabasz", "davies_bouldin"}
     report = (out / "report.md").read_text()
     assert "IoU" in report and ".png" in report
-    # the latent-use measures that can tell (issue 20), in metrics.json and report.md
+    # the latent-use measures that can tell, in metrics.json and report.md
     lat = metrics["latent"]
     for key in (
         "swap_z_random_pixels_changed",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_metrics_latent import SMALL, Pairs, _cfg
+from support import TOY_PHGMM, Pairs, toy_eval_config
 
 from phgmm import PHGMM
 from phgmm.engine.evaluation.evaluate import evaluate_model, write_evaluation
@@ -19,12 +19,12 @@ def test_uncertainty_scores_equal_scikit_learn_on_the_same_pixels(name, tmp_path
     from sklearn.metrics import roc_auc_score
 
     torch.manual_seed(0)
-    model = (PHGMM(**SMALL) if name == "phgmm" else build_model("fcn8s", backbone="resnet18")).eval()
+    model = (PHGMM(**TOY_PHGMM) if name == "phgmm" else build_model("fcn8s", backbone="resnet18")).eval()
     with torch.no_grad():  # confident, varied predictions: entropies spread over (0, log C)
         for p in model.parameters():
             if p.ndim == 4 and p.shape[0] == 12:
                 p.mul_(30.0)
-    cfg = _cfg()
+    cfg = toy_eval_config()
     cfg.eval.uncertainty_samples = 3
     data = Pairs()
     loader = make_eval_loader(data, batch_size=3, num_workers=0)

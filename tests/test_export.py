@@ -1,6 +1,10 @@
-"""ONNX export: one file, two input sizes, parity with PyTorch; refusal to overwrite."""
+"""ONNX export: one file, two input sizes, parity with PyTorch; refusal to overwrite; exported and
+published files readable by others."""
 
 from __future__ import annotations
+
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
+from phgmm.cli import main  # noqa: E402
 from phgmm.engine.inference.export import OnnxPredictor, export_onnx  # noqa: E402
 from phgmm.io import SizeError, parse_wxh  # noqa: E402
 from phgmm.models import PHGMM, build_model  # noqa: E402
@@ -172,3 +177,18 @@ def test_predict_cli_runs_the_onnx_file(phgmm_onnx, tmp_path):
         == 0
     )
     assert (tmp_path / "u" / "entropy" / "scene0.npy").is_file() and not (tmp_path / "u" / "mi").exists()
+
+
+def test_published_and_exported_files_are_readable_by_others(checkpoint, tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    expected = 0o666 & ~mask
+    assert main(["publish", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "pub")]) == 0
+    assert (
+        main(
+            ["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx"), "--exporter", "torchscript"]
+        )
+        == 0
+    )
+    for path in (tmp_path / "pub" / "model.safetensors", tmp_path / "pub" / "config.json", tmp_path / "m.onnx"):
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path

@@ -7,8 +7,9 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from support import four_class_phgmm
 
-from phgmm import PHGMM, PHGMMLoss
+from phgmm import PHGMMLoss
 from phgmm.engine.training.step import batched_bn_counters
 from phgmm.models import fold_batchnorm
 
@@ -36,16 +37,7 @@ def _level_maps_before(model, feats):
 
 
 def _tiny(**kwargs):
-    torch.manual_seed(0)
-    return PHGMM(
-        num_classes=4,
-        backbone="resnet18",
-        decoder_units=(1, 1, 1, 1),
-        latent_dim=8,
-        num_components=2,
-        postnet=None,
-        **kwargs,
-    )
+    return four_class_phgmm(None, **kwargs)
 
 
 def _flat(values):
@@ -101,10 +93,7 @@ def test_level_maps_under_autocast_round_as_before():
 
 
 def test_batched_bn_counters_leave_the_same_state_and_gradients():
-    torch.manual_seed(0)
-    model = PHGMM(
-        num_classes=4, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, num_components=2, postnet="light"
-    )
+    model = four_class_phgmm("light")
     model.decoder.groups[0].skip[1].momentum = None  # a cumulative average reads its counter
     twin = copy.deepcopy(model)
     x, y = torch.randn(2, 3, 64, 96), torch.randint(0, 4, (2, 64, 96))

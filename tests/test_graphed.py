@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from support import four_class_phgmm
 
-from phgmm import PHGMM, PHGMMLoss
+from phgmm import PHGMMLoss
 from phgmm.engine.inference.graphed import GraphedForward
 from phgmm.engine.training.graphed import GraphedTrainStep, StaticBatch, make_capturable, training_graph_refusal
 from phgmm.engine.training.optimizer import build_optimizer, poly_lambda
@@ -24,10 +25,7 @@ CUDA = torch.device("cuda")  # a device object only: nothing runs on it here
 
 
 def _tiny():
-    torch.manual_seed(0)
-    return PHGMM(
-        num_classes=4, backbone="resnet18", decoder_units=(1, 1, 1, 1), latent_dim=8, num_components=2, postnet="light"
-    ).to(memory_format=torch.channels_last)
+    return four_class_phgmm("light").to(memory_format=torch.channels_last)
 
 
 def _batch(seed: int):

@@ -1,4 +1,4 @@
-"""Latent-use measures that can tell (issue 20): swap partners, I(x; z) against the aggregate
+"""Latent-use measures that tell whether the latents are used: swap partners, I(x; z) against the aggregate
 posterior, the decoder's sensitivity and the untrained baseline, each against an independent
 reference or a toy whose answer is known."""
 
@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from support import TOY_PHGMM
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 from torch.utils.data import Dataset
 
@@ -30,17 +31,6 @@ from phgmm.metrics.latent import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TINY = dict(
-    backbone="resnet18",
-    decoder_units=(1, 1, 1, 1),
-    latent_dim=8,
-    component_dim=4,
-    local_channels=16,
-    global_dim=4,
-    num_components=3,
-    postnet=None,
-)
 
 
 # -- partners -------------------------------------------------------------------------------------
@@ -265,7 +255,7 @@ def test_sensitivity_sums_over_probes_are_the_projections_written_out():
 
 def test_sensitivity_of_phgmm_matches_its_exact_jacobian_and_is_zero_when_ignored():
     torch.manual_seed(0)
-    model = PHGMM(**TINY).eval()
+    model = PHGMM(**TOY_PHGMM).eval()
     x = torch.randn(1, 3, 32, 48)
     with torch.no_grad():
         enc = model.encode(x)
@@ -361,9 +351,9 @@ def _constant_codes(model: PHGMM) -> PHGMM:
 
 def test_codes_that_matter_are_large_on_every_measure_and_constant_codes_near_zero():
     torch.manual_seed(0)
-    matter = _evaluate(_codes_matter(PHGMM(**TINY).eval()), latent_untrained=False)["latent"]
+    matter = _evaluate(_codes_matter(PHGMM(**TOY_PHGMM).eval()), latent_untrained=False)["latent"]
     torch.manual_seed(0)
-    constant = _evaluate(_constant_codes(PHGMM(**TINY).eval()), latent_untrained=False)["latent"]
+    constant = _evaluate(_constant_codes(PHGMM(**TOY_PHGMM).eval()), latent_untrained=False)["latent"]
     n = 6
     assert matter["images"] == n and matter["mi_upper_bound"] == pytest.approx(math.log(n))
     for space in ("z", "g"):
@@ -383,7 +373,7 @@ def test_codes_that_matter_are_large_on_every_measure_and_constant_codes_near_ze
 
 def test_swaps_are_scored_against_a_hand_decoded_loop():
     torch.manual_seed(0)
-    model = _codes_matter(PHGMM(**TINY).eval())
+    model = _codes_matter(PHGMM(**TOY_PHGMM).eval())
     lat = _evaluate(
         model, latent_partners=("random", "far", "mean", "adjacent"), latent_untrained=False, latent_seed=5
     )["latent"]
@@ -423,7 +413,7 @@ def test_swaps_are_scored_against_a_hand_decoded_loop():
 
 def test_batching_does_not_change_the_partners_or_the_information():
     torch.manual_seed(0)
-    model = _codes_matter(PHGMM(**TINY).eval())
+    model = _codes_matter(PHGMM(**TOY_PHGMM).eval())
     keys = ("swap_z_random_pixels_changed", "swap_g_far_pixels_changed", "mi_z", "mi_g")
     a = _evaluate(
         model, batch_size=1, latent_partners=("random", "far"), latent_untrained=False, latent_sensitivity_batches=0
@@ -438,7 +428,7 @@ def test_batching_does_not_change_the_partners_or_the_information():
 
 def test_untrained_baseline_is_a_fresh_network_of_the_same_config_and_seed():
     torch.manual_seed(0)
-    model = _codes_matter(PHGMM(**TINY).eval())
+    model = _codes_matter(PHGMM(**TOY_PHGMM).eval())
     lat = _evaluate(model, latent_partners=("random",), latent_mi_samples=4)["latent"]
     for key in (
         "untrained_z_active_units",
@@ -451,7 +441,7 @@ def test_untrained_baseline_is_a_fresh_network_of_the_same_config_and_seed():
     # the same measures on a network built by hand with the same seed
     with torch.random.fork_rng():
         torch.manual_seed(0)  # Config().seed
-        fresh = PHGMM(**TINY).eval()
+        fresh = PHGMM(**TOY_PHGMM).eval()
     data = Scenes()
     with torch.no_grad():
         mu = torch.cat([fresh.encode(data.x[i : i + 1]).local[1] for i in range(len(data))])
@@ -461,7 +451,7 @@ def test_untrained_baseline_is_a_fresh_network_of_the_same_config_and_seed():
 
 def test_one_image_split_and_light_level():
     torch.manual_seed(0)
-    model = PHGMM(**TINY).eval()
+    model = PHGMM(**TOY_PHGMM).eval()
     one = _evaluate(model, data=Scenes(n=1))["latent"]
     assert one["images"] == 1 and "at least 2" in one["measures_skipped"]
     light = _evaluate(model, level="light", latent_mi_samples=2)["latent"]

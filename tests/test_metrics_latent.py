@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import Dataset
+from support import TOY_PHGMM, Pairs, toy_eval_config
 
 from phgmm import PHGMM
-from phgmm.config import Config
 from phgmm.engine.evaluation.evaluate import evaluate_model
 from phgmm.engine.loaders import make_eval_loader
 from phgmm.metrics import ConfusionMatrix
@@ -23,57 +22,17 @@ from phgmm.metrics.latent import (
     latent_summary,
 )
 
-SMALL = dict(
-    backbone="resnet18",
-    decoder_units=(1, 1, 1, 1),
-    latent_dim=8,
-    component_dim=4,
-    local_channels=16,
-    global_dim=4,
-    num_components=3,
-    postnet=None,
-)
-
-
-class Pairs(Dataset):
-    def __init__(self, n: int = 7, h: int = 64, w: int = 96) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 3, h, w, generator=g) * torch.linspace(0.2, 3, n)[:, None, None, None]
-        self.y = torch.randint(0, 12, (n, h, w), generator=g)
-        self.y[:, :4] = 255
-        for i in range(n):  # a dominant class per image
-            self.y[i, 10:50] = 1 + i % 3
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
-
-
-def _cfg(partners: tuple[str, ...] = ()) -> Config:
-    cfg = Config()
-    cfg.model.num_classes = 12
-    cfg.train.channels_last = "false"
-    cfg.train.amp = "off"  # the hand-computed references are fp32 (auto may be bf16 on a CPU)
-    # the other measures are tested in tests/test_latent_use.py
-    cfg.eval.latent_partners = partners
-    cfg.eval.latent_untrained = False
-    cfg.eval.latent_sensitivity_batches = 0
-    cfg.eval.latent_mi_samples = 2
-    return cfg
-
 
 def _evaluate(model, partners: tuple[str, ...] = ()):
     loader = make_eval_loader(Pairs(), batch_size=3, num_workers=0)
     return evaluate_model(
-        model, loader, _cfg(partners), torch.device("cpu"), trimap=False, report_samples=0, progress=False
+        model, loader, toy_eval_config(partners), torch.device("cpu"), trimap=False, report_samples=0, progress=False
     )
 
 
 def test_collapsed_latents_have_no_active_unit_and_swapping_changes_nothing():
     torch.manual_seed(0)
-    model = PHGMM(**SMALL).eval()
+    model = PHGMM(**TOY_PHGMM).eval()
     with torch.no_grad():  # posterior means independent of the image: a collapsed posterior
         for lin in (model.local_space.heads.mu, model.local_space.heads.logits, model.global_space.mu):
             lin.weight.zero_()
@@ -93,7 +52,7 @@ def test_collapsed_latents_have_no_active_unit_and_swapping_changes_nothing():
 
 def test_latents_that_matter_are_active_and_swapping_them_costs():
     torch.manual_seed(0)
-    model = PHGMM(**SMALL).eval()
+    model = PHGMM(**TOY_PHGMM).eval()
     with torch.no_grad():
         model.local_space.heads.mu.weight.mul_(400.0)  # μ_z varies strongly with the image
         model.local_space.fuse.weight.mul_(50.0)  # and the decoder listens to it
@@ -161,7 +120,7 @@ def test_collapse_proof_clustering_separates_informative_codes():
 
 def test_decoding_postnets_posterior_is_scored_against_a_hand_decoded_loop():
     torch.manual_seed(0)
-    model = PHGMM(**{**SMALL, "postnet": "light"}).eval()
+    model = PHGMM(**{**TOY_PHGMM, "postnet": "light"}).eval()
     with torch.no_grad():
         model.postnet.heads.mu.weight.mul_(400.0)  # p(z|x,y) moves with the labels
         model.local_space.fuse.weight.mul_(50.0)  # and the decoder listens to z
@@ -186,7 +145,7 @@ def test_decoding_postnets_posterior_is_scored_against_a_hand_decoded_loop():
 
 
 def test_no_posterior_decode_without_postnet():
-    lat = _evaluate(PHGMM(**SMALL).eval()).metrics["latent"]
+    lat = _evaluate(PHGMM(**TOY_PHGMM).eval()).metrics["latent"]
     assert "posterior_decode_miou" not in lat and "posterior_decode_gain" not in lat
 
 

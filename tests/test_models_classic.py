@@ -1,9 +1,8 @@
-"""SegNet and DeepLab v2 (models/segnet.py, models/deeplabv2.py): output at odd sizes, parameter counts
+"""SegNet and DeepLab v2 (models/segnet.py, models/deeplabv2.py): parameter counts
 against their papers, the pooling-index decoder and the summed ASPP against brute-force references."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -12,17 +11,6 @@ from phgmm.models.deeplabv2 import DeepLabV2, SummedASPP
 from phgmm.models.segnet import SegNet
 
 SMALL_SEGNET = dict(channels=(8, 8, 16, 16, 16))
-
-
-@pytest.mark.parametrize("name, kwargs", [("segnet", SMALL_SEGNET), ("deeplabv2", {"backbone": "resnet18"})])
-@pytest.mark.parametrize("train", [True, False])
-def test_output_at_odd_sizes(name, kwargs, train):
-    torch.manual_seed(0)
-    model = build_model(name, num_classes=5, **kwargs).train(train)
-    for (h, w), n in [((97, 61), 2), ((33, 47), 1)]:
-        with torch.set_grad_enabled(train):
-            out = model(torch.randn(n, 3, h, w))
-        assert isinstance(out, torch.Tensor) and out.shape == (n, 5, h, w) and torch.isfinite(out).all()
 
 
 def test_segnet_parameter_count_is_the_papers():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_engine import synth_root  # noqa: F401  (the module's tiny synthetic data set)
+from support import TINY_MODEL
 
 from phgmm.cli import main
 from phgmm.engine.checkpoint import load_checkpoint
@@ -20,12 +20,7 @@ TINY = [
     "eval.batch_size=2",
     "eval.tsne=false",
     "eval.trimap_max_width=3",
-    "model.decoder_units=[1, 1, 1, 1]",
-    "model.latent_dim=16",
-    "model.component_dim=8",
-    "model.local_channels=32",
-    "model.global_dim=8",
-    "model.num_components=3",
+    *TINY_MODEL,
 ]
 
 
@@ -51,7 +46,7 @@ TINY = [
         "bisenet",
     ],
 )
-def test_model_trains_resumes_evaluates_predicts_through_the_cli(name, synth_root, tmp_path):  # noqa: F811
+def test_model_trains_resumes_evaluates_predicts_through_the_cli(name, synth_root, tmp_path):
     out = tmp_path / "run"
     sets = [
         f"--set={s}"

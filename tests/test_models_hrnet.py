@@ -1,45 +1,15 @@
-"""HRNetV2 and HRNet + OCR (models/hrnet.py, models/ocr.py): shapes at odd sizes, parameter counts
+"""HRNetV2 and HRNet + OCR (models/hrnet.py, models/ocr.py): parameter counts
 against the reference's figures, the fusion's reach, OCR's operators written out, the auxiliary loss."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from phgmm.losses import PHGMMLoss, segmentation_loss
 from phgmm.models import build_model
-from phgmm.models.auxiliary import AuxLogits
 from phgmm.models.hrnet import HRNetBackbone
 from phgmm.models.layers import count_parameters
 from phgmm.models.ocr import ObjectAttention, object_region_representations
-
-SMALL = ["hrnet_w18", "hrnet_w18_ocr"]
-
-
-@pytest.fixture(scope="module")
-def w48():
-    torch.manual_seed(0)
-    return {name: build_model(name, num_classes=19) for name in ("hrnet_w48", "hrnet_w48_ocr")}
-
-
-@pytest.mark.parametrize("name", SMALL)
-@pytest.mark.parametrize("train", [True, False])
-def test_output_shape_at_an_odd_size(name, train):
-    torch.manual_seed(0)
-    model = build_model(name, num_classes=5, backbone="resnet18").train(train)  # backbone: ignored
-    out = model(torch.randn(2, 3, 61, 97))
-    if train and name.endswith("_ocr"):
-        assert isinstance(out, AuxLogits) and [w for w, _ in out.aux] == [0.4]
-        assert out.aux[0][1].shape == (2, 5, 61, 97)
-        out = out.logits
-    assert isinstance(out, torch.Tensor) and out.shape == (2, 5, 61, 97)
-
-
-def test_w48_output_shape_at_an_odd_size(w48):
-    x = torch.randn(1, 3, 37, 45)
-    with torch.no_grad():
-        for model in w48.values():
-            assert model.eval()(x).shape == (1, 19, 37, 45)
 
 
 def _ocr_layers(c: int, k: int, mid: int = 512, key: int = 256) -> int:

@@ -7,13 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
+from support import write_image
 
 from phgmm.cli import main
-from phgmm.config import apply_overrides, config_to_dict, load_config
 from phgmm.data.errors import DatasetError
-from phgmm.engine.builders import build_model_from_config
-from phgmm.engine.checkpoint import save_checkpoint
 from phgmm.engine.inference.inputs import IMAGE_SUFFIXES, collect_inputs
 from phgmm.engine.inference.pipeline import predict_paths
 from phgmm.engine.inference.predictor import Predictor
@@ -24,47 +21,15 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A tiny PHGMM checkpoint at 128×64 (W×H), written directly (no training)."""
-    cfg = apply_overrides(
-        load_config(REPO / "configs" / "demo.yaml"),
-        [
-            "data.size=[128, 64]",
-            "model.decoder_units=[1, 1, 1, 1]",
-            "model.latent_dim=16",
-            "model.component_dim=8",
-            "model.local_channels=32",
-            "model.global_dim=8",
-            "model.num_components=3",
-        ],
-    )
-    torch.manual_seed(0)
-    model = build_model_from_config(cfg, inference=True, pretrained=False).eval()
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    return save_checkpoint(path, {"model": model.state_dict(), "config": config_to_dict(cfg)})
-
-
-def _image(path: Path, seed: int, size=(96, 48)) -> Path:
-    from phgmm.visualize import save_png
-
-    rgb = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    if path.suffix == ".png":
-        return save_png(path, rgb)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), rgb[:, :, ::-1])
-    return path
-
-
 @pytest.fixture
 def nested(tmp_path) -> Path:
     root = tmp_path / "data"
-    _image(root / "cityA" / "img1.png", 1)
-    _image(root / "cityB" / "img1.png", 2)
-    _image(root / "cityB" / "deeper" / "img2.png", 3, size=(80, 40))
-    _image(root / "top.jpg", 4)
+    write_image(root / "cityA" / "img1.png", 1)
+    write_image(root / "cityB" / "img1.png", 2)
+    write_image(root / "cityB" / "deeper" / "img2.png", 3, size=(80, 40))
+    write_image(root / "top.jpg", 4)
     (root / "notes.txt").write_text("not an image")
-    _image(root / ".hidden" / "skip.png", 5)
+    write_image(root / ".hidden" / "skip.png", 5)
     return root
 
 
@@ -246,7 +211,7 @@ def test_skip_bad_samples_skips_unreadable_images_and_still_stops_beyond_the_lim
 
     folder = tmp_path / "imgs"
     for i in range(3):
-        _image(folder / f"ok{i}.png", seed=i)
+        write_image(folder / f"ok{i}.png", seed=i)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     assert (
         main(["predict", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "a"), "--no-progress"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_predict_inputs import _image, checkpoint  # noqa: F401  (module-scoped fixture)
+from support import tiny_cfg, write_image
 
 from phgmm.cli import build_parser, main
 
@@ -53,8 +53,8 @@ def test_flags_parse():
 
 def test_slide_at_the_training_size_equals_whole_and_larger_images_keep_their_size(checkpoint, tmp_path):  # noqa: F811
     folder = tmp_path / "in"
-    _image(folder / "train_size.png", 1, size=(128, 64))
-    _image(folder / "large.png", 2, size=(200, 100))
+    write_image(folder / "train_size.png", 1, size=(128, 64))
+    write_image(folder / "large.png", 2, size=(200, 100))
     whole, slide = tmp_path / "whole", tmp_path / "slide"
     base = ["predict", "--checkpoint", str(checkpoint), str(folder), "--no-progress"]
     assert main(base + ["--out", str(whole)]) == 0
@@ -75,7 +75,7 @@ def test_slide_at_the_training_size_equals_whole_and_larger_images_keep_their_si
 def test_batches_give_the_labels_of_single_images(checkpoint, tmp_path):  # noqa: F811
     folder = tmp_path / "in"
     for i in range(3):
-        _image(folder / f"im{i}.png", 10 + i, size=(96 + 16 * (i % 2), 48))  # two sizes, interleaved
+        write_image(folder / f"im{i}.png", 10 + i, size=(96 + 16 * (i % 2), 48))  # two sizes, interleaved
     one, four = tmp_path / "one", tmp_path / "four"
     base = ["predict", "--checkpoint", str(checkpoint), str(folder), "--no-progress"]
     assert main(base + ["--out", str(one)]) == 0
@@ -101,8 +101,6 @@ def test_tile_without_slide_is_refused(checkpoint, tmp_path):  # noqa: F811
 def test_evaluate_scores_with_the_same_slide_and_tta_options(tmp_path):
     """evaluate --mode slide with one window per image equals the plain score; --tta flip runs."""
     import json
-
-    from test_engine import tiny_cfg
 
     from phgmm.cli import main
     from phgmm.data.synthetic import generate_dataset
@@ -154,3 +152,68 @@ def test_evaluate_scores_with_the_same_slide_and_tta_options(tmp_path):
     assert a["confusion"] == b["confusion"]
     assert sum(map(sum, c["confusion"])) == sum(map(sum, a["confusion"]))
     assert json.loads((flip / "metrics.json").read_text()) != a
+
+
+def test_predict_skip_existing_continues_an_interrupted_run(checkpoint, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    for i in range(3):
+        write_image(inputs / f"img{i}.png", i)
+    out = tmp_path / "out"
+    base = ["predict", str(inputs), "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress"]
+    assert main(base) == 0
+    (out / "overlay" / "img1.jpg").unlink()  # as if killed before its last file
+    stamp = {p: p.stat().st_mtime_ns for p in (out / "labels").glob("*.png")}
+    assert main(base) == 2  # existing outputs: refused, naming the way on
+    assert "--skip-existing" in capsys.readouterr().err
+    assert main([*base, "--skip-existing"]) == 0
+    assert "2 of 3 inputs already have all their outputs" in capsys.readouterr().err
+    assert (out / "overlay" / "img1.jpg").is_file()
+    for p, t in stamp.items():  # the finished ones were not redone
+        assert (p.stat().st_mtime_ns == t) == (p.name != "img1.png"), p
+    with pytest.raises(SystemExit, match="--skip-existing keeps finished outputs and --overwrite replaces them"):
+        main([*base, "--skip-existing", "--overwrite"])
+
+
+def test_uncertainty_gives_a_softmax_entropy_map_for_a_baseline(tmp_path):
+    from phgmm.config import apply_overrides, config_to_dict, load_config
+    from phgmm.engine.builders import build_model_from_config
+    from phgmm.engine.checkpoint import save_checkpoint
+
+    cfg = apply_overrides(load_config("demo"), ["model.name=fcn8s", "data.size=[64,32]"])
+    model = build_model_from_config(cfg, inference=True, pretrained=False).eval()
+    ckpt = save_checkpoint(tmp_path / "fcn.pt", {"model": model.state_dict(), "config": config_to_dict(cfg)})
+    write_image(tmp_path / "in" / "a.png", 0, size=(64, 32))
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "in"),
+                "--checkpoint",
+                str(ckpt),
+                "--out",
+                str(out),
+                "--uncertainty",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    entropy = np.load(out / "entropy" / "a.npy")
+    assert entropy.shape == (32, 64) and 0 <= entropy.min() and entropy.max() <= np.log(12) + 1e-5
+    assert (out / "entropy" / "a.png").is_file() and not (out / "mi").exists()
+    with pytest.raises(SystemExit, match="no latent distribution"):  # samples of what? refused
+        main(
+            [
+                "predict",
+                str(tmp_path / "in"),
+                "--checkpoint",
+                str(ckpt),
+                "--out",
+                str(tmp_path / "o2"),
+                "--uncertainty",
+                "--samples",
+                "4",
+                "--no-progress",
+            ]
+        )

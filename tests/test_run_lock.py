@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import TINY as BASE_TINY
-from cli_helpers import one_line_error, set_args
+from support import TINY as BASE_TINY
+from support import one_line_error, set_args
 
 from phgmm.cli import main
 

@@ -1,8 +1,8 @@
-"""Faults a new user still met in the third reliability round (issue 22), each through the CLI.
-
-Every test here failed before its fix: a crash after the first epoch, a 25–40-line worker
-traceback where one line was promised, a silent wrong answer, or a message that misled.
-"""
+"""Faults met through the command line, each a case a new user can hit: crashes (a one-image
+validation split), data faults in loader workers, edited published configs, a full disk, NaN
+weights, resuming from elsewhere, EXIF-turned photos, unwritable videos, and the messages for
+them: one line naming the file and the way on, never a worker traceback, a silent wrong answer
+or a message that misleads."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import TINY as BASE_TINY
-from cli_helpers import one_line_error, set_args
+from support import TINY, one_line_error, set_args
 
 from phgmm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-#: a tiny PHGMM on the demo config: every case below trains in a few seconds on a CPU
-TINY = BASE_TINY
 
 
 def _sets(*overrides: str) -> list[str]:
