@@ -9,7 +9,8 @@
 # session resumes in the next one on the same machine. ONLY=a,b limits the runs; WAIT_PID=N first
 # waits for process N. The code is a snapshot of the committed tree (git archive HEAD src) taken
 # at the start of every run, so uncommitted edits never reach a run; STUDY_SNAPSHOT=0 uses the
-# installed package instead.
+# installed package instead. With each finished run it also commits the study's summarize.py output and
+# the doc pages' generated figures (make docs), where those pages have no uncommitted edits.
 set -u
 EXP=$(readlink -f "${1:?usage: scripts/run_study.sh EXPERIMENT.yaml}")
 cd "$(dirname "$0")/.."
@@ -25,14 +26,24 @@ if [ -n "${WAIT_PID:-}" ]; then
   echo "waiting for process $WAIT_PID"; while kill -0 "$WAIT_PID" 2>/dev/null; do sleep 30; done
 fi
 
+refresh_pages() {   # the study's summary, and the doc pages' generated figures (only pages with no edits of yours)
+  [ -f "$RES/summarize.py" ] && $PY "$RES/summarize.py" >/dev/null
+  PAGES=""
+  if git diff --quiet HEAD -- README.md docs/*.md; then
+    $PY -m cogapp -r README.md docs/*.md >/dev/null 2>&1 && PAGES=$(git diff --name-only -- README.md docs/*.md)
+  fi
+}
+
 commit_finished() {   # every finished run whose files are not committed yet
   for dir in "$RES"/*/; do
     run=$(basename "$dir")
     [ -f "$dir/metrics.json" ] || continue
     git ls-files --error-unmatch "$dir/metrics.json" >/dev/null 2>&1 && git diff --quiet HEAD -- "$dir" && continue
+    refresh_pages
     for _ in $(seq 12); do
+      # shellcheck disable=SC2086  # PAGES is a list of paths
       if [ ! -e .git/index.lock ] && git add "$dir" $(ls "$RES"/*.json "$RES"/*.yaml "$RES"/*.md "$RES"/*.csv \
-          "$RES"/*.png 2>/dev/null) && git commit -q -m "$STUDY: run $run finished (small result files)" -- "$RES"; then
+          "$RES"/*.png 2>/dev/null) $PAGES && git commit -q -m "$STUDY: run $run finished (small result files)" -- "$RES" $PAGES; then
         echo "[$run] $(date -u +%FT%TZ) committed"; break
       fi
       sleep 5
