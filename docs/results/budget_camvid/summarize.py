@@ -13,9 +13,10 @@ above every network here), and, for 100 epochs, how much the last two validation
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
+
+from phgmm.experiments.numbers import read_json  # records what the doc pages' generators read
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent
@@ -37,7 +38,7 @@ SIX = {
 
 def _miou(study: str, run: str) -> float | None:
     path = RESULTS / study / run / "metrics.json"
-    return 100 * float(json.loads(path.read_text())["miou"]) if path.is_file() else None
+    return 100 * float(read_json(path)["miou"]) if path.is_file() else None
 
 
 def budget_runs(epochs: int) -> dict[str, list[tuple[str, str]]]:
@@ -58,7 +59,7 @@ def mean_sd(v: list[float]) -> str:
 
 def levelled(study: str, run: str) -> str:
     """The change of val mIoU between the last two validations of a run, in points."""
-    hist = json.loads((RESULTS / study / run / "history.json").read_text())
+    hist = read_json(RESULTS / study / run / "history.json")
     vals = [(h["epoch"], 100 * h["val_miou"]) for h in hist if h.get("val_miou") is not None]
     if len(vals) < 2:
         return "–"
