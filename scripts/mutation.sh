@@ -24,7 +24,7 @@ case $group in
   # a report, and test_benchmark.py's run_benchmark/CLI tests time every model: minutes per mutant on
   # a small CPU. What only those reach shows up as "no tests".
   report)    mutate=(src/phgmm/experiments/report.py)
-             tests=(tests/test_experiment_report_cells.py) ;;
+             tests=(tests/test_experiment_report_cells.py tests/test_experiment_report_text.py) ;;
   benchmark) mutate=("src/phgmm/benchmark/*")
              tests=(tests/test_benchmark.py tests/test_roofline.py tests/test_opcount.py)
              select=(-k "not test_run_benchmark_tiny and not test_cli_with_config") ;;
