@@ -12,7 +12,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from phgmm import PHGMM, PHGMMLoss
 from phgmm.benchmark.roofline import (
-    ADAMW_BYTES_PER_PARAM,
     DEVICES,
     DeviceSpec,
     OpRecord,
@@ -103,10 +102,14 @@ def test_flops_match_a_closed_form_count_of_a_conv_and_linear_stack():
     assert sum(op.flops for op in trace_ops(lambda: stack(x))) == expected
 
 
+#: fused AdamW on fp32 parameters, worked out by hand: reads p, grad, m, v and writes p, m, v, 4 bytes each
+ADAMW_BYTES = 7 * 4
+
+
 def test_training_bounds_are_ordered_and_count_the_optimiser():
     r = training_roofline("phgmm", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
     params = sum(p.numel() for p in PHGMM(num_classes=5, backbone="resnet18", postnet="full").parameters())
-    assert r.bytes_matrix >= ADAMW_BYTES_PER_PARAM * params
+    assert r.bytes_matrix >= ADAMW_BYTES * params
     assert r.eager_s > r.fused_s > r.compute_s > 0
     assert 0 < r.eager_mfu < r.fused_mfu < 1
     base = training_roofline("fcn8s", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
@@ -116,9 +119,9 @@ def test_training_bounds_are_ordered_and_count_the_optimiser():
 def test_per_operator_table_adds_up_to_the_eager_bound():
     ops, params = training_ops("phgmm", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
     table = by_operator(ops, SLOW_MEMORY)
-    r = roofline(ops, SLOW_MEMORY, extra_bytes=ADAMW_BYTES_PER_PARAM * params)
+    r = roofline(ops, SLOW_MEMORY, extra_bytes=ADAMW_BYTES * params)
     assert sum(row["calls"] for row in table.values()) == r.kernels == len(ops)
-    optimiser_s = ADAMW_BYTES_PER_PARAM * params / SLOW_MEMORY.bandwidth
+    optimiser_s = ADAMW_BYTES * params / SLOW_MEMORY.bandwidth
     assert sum(row["bound_s"] for row in table.values()) + optimiser_s == pytest.approx(r.eager_s)
     bounds = [row["bound_s"] for row in table.values()]
     assert bounds == sorted(bounds, reverse=True)
