@@ -500,9 +500,11 @@ def test_count_kernels_leaves_the_postnet_in_place():
 
 class FakeGraphedStep:
     made: list = []
+    instances: list = []
 
     def __init__(self, *args) -> None:
         FakeGraphedStep.made.append(args)
+        FakeGraphedStep.instances.append(self)
         self.steps = 0
 
     def step(self, x, y) -> None:
@@ -512,9 +514,11 @@ class FakeGraphedStep:
 
 class FakeGraphedForward:
     made: list = []
+    instances: list = []
 
     def __init__(self, model, dev, dtype) -> None:
         FakeGraphedForward.made.append((model, dev, dtype))
+        FakeGraphedForward.instances.append(self)
         self.inputs = []
 
     def __call__(self, x):
@@ -526,6 +530,7 @@ def test_cuda_graph_measurements(monkeypatch):
     import phgmm.engine.graphed as graphed
 
     FakeGraphedStep.made, FakeGraphedForward.made = [], []
+    FakeGraphedStep.instances, FakeGraphedForward.instances = [], []
     monkeypatch.setattr(graphed, "GraphedTrainStep", FakeGraphedStep)
     monkeypatch.setattr(graphed, "GraphedForward", FakeGraphedForward)
     times = FakeTimes([{"step": 0.25}, {"infer": 0.0625}])
@@ -533,7 +538,16 @@ def test_cuda_graph_measurements(monkeypatch):
     said: list[str] = []
     cfg = Config()
     cfg.train.grad_clip = 1.5
-    r = _run_of(say=said.append, iters=4, infer_iters=6, warmup=2, cfg=cfg, dtype=torch.bfloat16)
+    r = _run_of(
+        say=said.append,
+        iters=4,
+        infer_iters=6,
+        warmup=2,
+        cfg=cfg,
+        dtype=torch.bfloat16,
+        x_inf=torch.zeros(4, 3, H, W),
+        mf=torch.channels_last,
+    )
     model = TinyNet(C)
     entry: dict = {}
     run._measure_graphs(r, "tiny", model, entry)
@@ -541,23 +555,29 @@ def test_cuda_graph_measurements(monkeypatch):
         "train_graphed_step_s": 0.25,
         "train_graphed_images_per_s": 8.0,
         "infer_graphed_folded_s": 0.0625,
-        "infer_graphed_folded_images_per_s": 48.0,
+        "infer_graphed_folded_images_per_s": 64.0,  # 4 images in 62.5 ms
     }
     assert said == ["tiny: CUDA graphs: training step 250.0 ms, folded inference 62.5 ms"]
-    assert [(c[0], c[2]) for c in times.calls] == [(["step"], 4), (["infer"], 6)]
+    assert times.calls == [(["step"], r.dev, 4), (["infer"], r.dev, 6)]
+    # two warm-up calls (the capture) and one timed call each, on the run's batches
+    (step,) = FakeGraphedStep.instances
+    assert step.steps == 3 and step.xy[0] is r.x_tr and step.xy[1] is r.y_tr
+    (forward,) = FakeGraphedForward.instances
+    assert len(forward.inputs) == 3 and all(x is r.x_inf for x in forward.inputs)
     (args,) = FakeGraphedStep.made
     m, loss_fn, opt, dev, dtype, clip, labels, mf = args
     assert m is model and dev == r.dev and dtype == torch.bfloat16 and clip == 1.5 and labels is False
     assert mf == r.mf and type(loss_fn).__name__ == "PHGMMLoss" and isinstance(opt, torch.optim.AdamW)
     ((folded, dev, dtype),) = FakeGraphedForward.made
     assert dev == r.dev and dtype == torch.bfloat16 and isinstance(folded.encoder[1], nn.Identity)  # folded
+    assert folded.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)  # in the run's format
     assert model.training is True  # the graphed step runs in training mode
 
 
 def _result(**extra) -> dict:
     """A run_benchmark result with a different number in every field, for format_table."""
     phgmm = {
-        "params": {"inference_total": 2_345_678, "postnet": 1},
+        "params": {"inference_total": 2_375_000, "postnet": 1},  # 2.375 M: "2.38" (half to even)
         "train_images_per_s": 1.234,
         "infer_images_per_s": 5.678,
         "infer_s": 0.01234,
@@ -601,7 +621,7 @@ def test_format_table_line_by_line():
         "| model | params (inference) | train img/s | infer img/s | infer ms/batch | train RSS HWM +MiB (CPU) | "
         "infer RSS HWM +MiB (CPU) | train MFU | infer MFU | kernels/train step | kernels/inference |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        "| phgmm (PostNet full) | 2.35 M | 1.23 | 5.68 | 12.3 | 3 | 5 | 12.3% | 5.7% | 700 | 160 |",
+        "| phgmm (PostNet full) | 2.38 M | 1.23 | 5.68 | 12.3 | 3 | 5 | 12.3% | 5.7% | 700 | 160 |",
         "| deeplabv3 | 0.00 M | 9.00 | 10.00 | 250.0 | - | - | - | - | - | - |",
         "",
         "| ratio | value |",
@@ -641,7 +661,7 @@ def test_format_table_graphs_loader_predict_and_onnx():
             "batch": 2,
             "rounds": 3,
         },
-        onnx={"onnx_s": 0.0125, "pytorch_s": 0.025, "batch": 2, "onnx_over_pytorch": 0.5},
+        onnx={"onnx_s": 0.25, "pytorch_s": 0.5, "batch": 2, "onnx_over_pytorch": 0.5},
     )
     r["models"]["phgmm"].update(
         train_graphed_step_s=0.25,
@@ -661,7 +681,7 @@ def test_format_table_graphs_loader_predict_and_onnx():
     assert lines[-3:] == [
         "loader: 12.3 images/s with 2 workers = 2.0× PHGMM training images/s (< 2×)",
         "predict: 1.50 images/s vs bare forward 2.25 images/s = 0.667× (4 PNGs of 64×32, batch 2, median of 3 rounds)",
-        "onnx: onnxruntime 12.5 ms vs PyTorch 25.0 ms per batch of 2 on the CPU = 0.500×",
+        "onnx: onnxruntime 250.0 ms vs PyTorch 500.0 ms per batch of 2 on the CPU = 0.500×",
     ]
     r["loader"]["at_least_2x_training"] = True
     r["onnx"] = {"skipped": "skipped: onnxruntime is not installed"}
@@ -669,3 +689,26 @@ def test_format_table_graphs_loader_predict_and_onnx():
     assert format_table_lines(r)[-1] == "onnx: skipped: onnxruntime is not installed"
     assert format_table_lines(_result(loader=None, predict={}, onnx=None))[-1].startswith("PHGMM bare encoder")
     assert run._mib(None) == "-" and run._mib(2**20 * 1.5) == "2" and run._pct(None) == "-" and run._pct(0.5) == "50.0%"
+
+
+def test_loader_from_config_is_the_training_split_with_augmentation(monkeypatch):
+    import phgmm.engine.builders as builders
+
+    got = []
+    monkeypatch.setattr(
+        builders, "build_dataset_from_config", lambda cfg, split, train: got.append((cfg, split, train)) or 3
+    )
+    cfg = Config()
+    cfg.data.train_split = "trainval"
+    assert run.loader_from_config(cfg) == 3 and got == [(cfg, "trainval", True)]
+
+
+@pytest.mark.parametrize("train_images_per_s, twice", [(6.0, True), (6.000001, False), (4.8, True)])
+def test_loader_is_at_least_twice_training_at_exactly_two(monkeypatch, train_images_per_s, twice):
+    clock = iter([0.0, 0.5])
+    monkeypatch.setattr(user, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    data = torch.utils.data.TensorDataset(torch.zeros(9, 1), torch.zeros(9))
+    info = run._loader_check(data, 2, 0, 3, train_images_per_s, lambda _m: None)
+    # 6 images in 0.5 s: 12 images/s, twice 6.0, 2.5 times 4.8
+    assert info["images_per_s"] == 12.0 and info["over_phgmm_train_images_per_s"] == 12.0 / train_images_per_s
+    assert info["at_least_2x_training"] is twice

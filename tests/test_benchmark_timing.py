@@ -173,6 +173,27 @@ def test_measure_loader_times_all_but_the_first_batch(monkeypatch):
     assert user.measure_loader(iter(batches), workers=6)["workers"] == 6  # an iterable without num_workers
 
 
+def test_measure_loader_wraps_a_dataset_in_a_shuffling_loader(monkeypatch):
+    made = []
+
+    class FakeLoader:
+        def __init__(self, dataset, **kw) -> None:
+            made.append(kw)
+            self.dataset, self.size = dataset, kw["batch_size"]
+
+        def __iter__(self):
+            return (torch.zeros(self.size) for _ in range(len(self.dataset) // self.size))
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", FakeLoader)
+    _fake_user_clock(monkeypatch, 0.0, 2.0)
+    data = torch.utils.data.TensorDataset(torch.zeros(50, 1))
+    # the defaults: batches of 2 with 2 workers, the first untimed, then 20 batches of 2 in 2 s
+    assert user.measure_loader(data) == {"images_per_s": 20.0, "batches": 20, "images": 40, "workers": 2}
+    assert made == [
+        {"batch_size": 2, "shuffle": True, "num_workers": 2, "drop_last": False, "persistent_workers": False}
+    ]
+
+
 def test_measure_loader_errors():
     with pytest.raises(ValueError) as err:
         user.measure_loader([])
@@ -183,28 +204,57 @@ def test_measure_loader_errors():
 
 
 class TinySeg(nn.Module):
+    """A 3×3 convolution, BatchNorm, ReLU and a 1×1 classifier; ``calls`` keeps the batch size of each
+    call (of any copy: Predictor runs a copy with BatchNorm folded)."""
+
+    calls: list[int] = []
+
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
         self.head = nn.Conv2d(4, 3, 1)
 
     def forward(self, x):
+        TinySeg.calls.append(x.shape[0])
         return self.head(self.conv(x))
 
 
-def test_measure_predict_ratio_and_images_per_s(monkeypatch):
-    asked = []
+@pytest.fixture
+def predict_spy(monkeypatch):
+    """time_interleaved calls each function once and returns set times; predict_paths and the image
+    writer keep their arguments (the writer writes 6×4 images whatever the size asked)."""
+    import phgmm.engine.predict as predict
 
-    def fake(fns, device, iters):
-        asked.append((list(fns), device, iters))
+    spy = types.SimpleNamespace(timed=[], paths=[], written=[])
+
+    def fake_timed(fns, device, iters):
+        spy.timed.append((list(fns), device, iters))
         for fn in fns.values():
             fn()
         return {"forward": 0.5, "predict": 2.0}
 
-    monkeypatch.setattr(user, "time_interleaved", fake)
+    real_paths, real_write = predict.predict_paths, user._write_synthetic_images
+
+    def paths(predictor, inputs, out, **kw):
+        spy.paths.append((inputs, out, kw))
+        return real_paths(predictor, inputs, out, **kw)
+
+    def write(folder, size, n, seed):
+        spy.written.append((folder.name, size, n, seed))
+        return real_write(folder, (6, 4), n, seed)
+
+    monkeypatch.setattr(user, "time_interleaved", fake_timed)
+    monkeypatch.setattr(predict, "predict_paths", paths)
+    monkeypatch.setattr(user, "_write_synthetic_images", write)
+    TinySeg.calls = []
+    return spy
+
+
+def test_measure_predict_ratio_and_images_per_s(predict_spy):
     said: list[str] = []
-    info = user.measure_predict(TinySeg(), (6, 4), images=3, batch=2, rounds=5, workers=1, seed=2, say=said.append)
-    assert asked == [(["forward", "predict"], torch.device("cpu"), 5)]
+    model = TinySeg()
+    info = user.measure_predict(model, (6, 4), images=3, batch=2, rounds=5, workers=1, seed=2, say=said.append)
+    assert predict_spy.timed == [(["forward", "predict"], torch.device("cpu"), 5)]
     assert info == {
         "images": 3,
         "batch": 2,
@@ -218,6 +268,27 @@ def test_measure_predict_ratio_and_images_per_s(monkeypatch):
         "predict_over_forward": 0.25,
     }
     assert said == ["predict: 1.50 images/s vs bare forward 6.00 images/s (0.250x)"]
+    # 3 images in batches of 2 and 1: the untimed forward and predict, then the timed ones
+    assert TinySeg.calls == [2, 1] * 4
+    inputs, out, kw = predict_spy.paths[0]
+    assert len(predict_spy.paths) == 2 and inputs[0].name == "images" and out.parent == inputs[0].parent
+    assert kw == {"overwrite": True, "progress": False, "batch": 2, "workers": 1}
+    assert predict_spy.written == [("images", (6, 4), 3, 2)]
+
+
+def test_measure_predict_defaults_and_bounds(predict_spy):
+    model = TinySeg()
+    info = user.measure_predict(model)  # 16 images of 768×384 (written at 6×4 here), batch 1, 3 rounds
+    assert (info["images"], info["batch"], info["rounds"], info["workers"], info["size_wh"]) == (
+        16,
+        1,
+        3,
+        None,
+        [768, 384],
+    )
+    assert predict_spy.timed[0][2] == 3 and predict_spy.written == [("images", (768, 384), 16, 0)]
+    assert TinySeg.calls == [1] * 64 and predict_spy.paths[0][2]["batch"] == 1
+    assert user.measure_predict(TinySeg(), (6, 4), images=1, batch=1, rounds=1)["images"] == 1  # the least
     for bad in ({"images": 0}, {"batch": 0}):
         with pytest.raises(ValueError) as err:
             user.measure_predict(TinySeg(), (6, 4), **bad)

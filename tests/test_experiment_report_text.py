@@ -607,3 +607,49 @@ def test_edited_lines_apply_the_runs_own_settings():
         "",
     ]
     assert report._edited_lines({"runs": []}, runs[:1]) == []
+
+
+def test_summary_row_defaults_and_rounding():
+    # no model recorded: "?"; 2.375 M parameters is exactly halfway, so "{:.2f}" rounds it to even
+    # (2.38): a divisor of 1 000 001 instead of 10⁶ would give 2.37
+    row = report._summary_rows([{"run": "r", "parameters": 2_375_000, "timing": {"inference_seconds_per_image": 0.5}}])
+    assert row == [["r", "?", "–", "–", "–", "–", "–", "–", "–", "–", "500.0", "2.38"]]
+
+
+def test_setting_value_may_hold_an_equals_sign():
+    assert report._setting({"overrides": ["data.root=/a=b"]}, "data.root") == "/a=b"
+
+
+def test_base_config_line_joins_the_overrides_with_spaces():
+    lines = report._heading_lines(Path("x"), {"set": ["a=1", "b=2"], "base": "c/d.yaml", "runs": [{"name": "r"}]}, [])
+    assert lines[3] == "Base config `d.yaml` with `a=1 b=2`; 0 of 1 runs finished."
+
+
+def test_mean_over_seeds_section_in_full():
+    runs = [
+        {**_seeded("phgmm-s1", "phgmm", 1, 0.25, swap_z_random_pixels_changed=0.5, mi_z=1.0), "iou": {"a": 0.25}},
+        _seeded(
+            "phgmm-s2",
+            "phgmm",
+            2,
+            0.5,
+            swap_z_random_pixels_changed=0.25,
+            mi_z=2.0,
+            swap_z_zero_miou_drop=0.01,
+            mi_g=0.5,
+        ),
+    ]
+    lines = report._score_sections(runs, "compare")
+    start = lines.index("## Mean over seeds")
+    assert lines[start : lines.index("## Orderings")] == [
+        "## Mean over seeds",
+        "",
+        "| recipe | runs | seeds | mIoU | swap z random: px changed | z zeroed: mIoU drop | I(x;z) nats "
+        "| I(x;g) nats |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        # sample standard deviations: of (25, 50) 17.68, of (0.5, 0.25) 17.678 points, of (1, 2) 0.707
+        "| phgmm | 2 | 1, 2 | 37.50 ± 17.68 | 37.500 ± 17.678 | 1.000 | 1.500 ± 0.707 | 0.500 |",
+        "",
+        "Mean ± sample standard deviation over the seeds of runs that differ only by seed.",
+        "",
+    ]

@@ -211,3 +211,21 @@ def test_device_table_is_the_datasheets():
     assert (DEVICES["h100"].peak_flops, DEVICES["h100"].bandwidth) == (989e12, 3.35e12)
     assert (DEVICES["h200"].peak_flops, DEVICES["h200"].bandwidth) == (989e12, 4.8e12)
     assert (DEVICES["a100"].peak_flops, DEVICES["a100"].bandwidth) == (312e12, 2.039e12)
+
+
+def test_roofline_as_dict_names_each_bound():
+    from phgmm.benchmark.roofline import Roofline
+
+    r = Roofline(DeviceSpec("toy", 10.0, 2.0), 3, 5, 7, 11, 4.0, 2.0, 1.0)
+    assert r.as_dict() == {
+        "device": "toy",
+        "flops": 3,
+        "bytes_all": 5,
+        "bytes_matrix": 7,
+        "kernels": 11,
+        "eager_s": 4.0,
+        "fused_s": 2.0,
+        "compute_s": 1.0,
+        "eager_mfu_ceiling": 0.25,  # compute ÷ eager
+        "fused_mfu_ceiling": 0.5,  # compute ÷ fused
+    }
