@@ -268,9 +268,19 @@ class _Figures:
 
 @pytest.fixture
 def figures(monkeypatch) -> _Figures:
+    """The figures kept, not rendered, drawn under a default font size of 5 points and a colour
+    cycle of black alone (so that a size or colour left to the default shows: matplotlib's own
+    defaults, 10 points and tab:blue first, are ones the report sets)."""
+    import matplotlib
+    from cycler import cycler
+
+    import phgmm.experiments.curves as curves
+
     fake = _Figures()
     monkeypatch.setattr(report, "save_figure", fake)
-    return fake
+    monkeypatch.setattr(curves, "save_figure", fake)
+    with matplotlib.rc_context({"font.size": 5, "axes.prop_cycle": cycler(color=["k"])}):
+        yield fake
 
 
 def _curves(ax) -> list[tuple[str, list[float], list[float]]]:
@@ -306,6 +316,8 @@ def test_trimap_and_timing_figures(golden_dir, figures):
     assert [t.get_text() for t in train.get_yticklabels()] == ["phgmm-s3"]
     assert [t.get_text() for t in infer.get_yticklabels()] == [""]
     assert (train.get_xlabel(), infer.get_xlabel()) == ("training, ms per image", "inference, ms per image")
+    # side by side: one row, two columns
+    assert train.get_subplotspec().get_geometry()[:2] == (1, 2) and infer.get_subplotspec().colspan.start == 1
     assert (fig._suptitle.get_text(), fig._suptitle.get_fontsize()) == ("Time per image (Fig. 10)", 10)
 
 
@@ -389,6 +401,18 @@ def test_ablation_figure(tmp_path, figures):
     assert report._ablation_plot(only_without, tmp_path / "b.png") == tmp_path / "b.png"
     assert _curves(figures.saved["b.png"].axes[0]) == [("without g", [4], [37.5])]
     assert report._ablation_plot(runs[-1:], tmp_path / "n.png") is None
+
+
+def test_ablation_and_learning_curve_links(tmp_path, figures):
+    history = [{"epoch": 1, "val_miou": 0.5}]
+    runs = [{"run": "r", "history": history, "group": "k", "miou": 0.5, "overrides": ["model.num_components=2"]}]
+    assert report._figure_section(runs, tmp_path) == [
+        "## Figures",
+        "",
+        "![ablation_k.png](ablation_k.png)",
+        "![learning_curves.png](learning_curves.png)",
+    ]
+    assert sorted(figures.saved) == ["ablation_k.png", "learning_curves.png"]
 
 
 def test_figure_links_follow_what_was_drawn(tmp_path, figures):
@@ -651,5 +675,68 @@ def test_mean_over_seeds_section_in_full():
         "| phgmm | 2 | 1, 2 | 37.50 ± 17.68 | 37.500 ± 17.678 | 1.000 | 1.500 ± 0.707 | 0.500 |",
         "",
         "Mean ± sample standard deviation over the seeds of runs that differ only by seed.",
+        "",
+    ]
+
+
+def test_seconds_at_the_switches():
+    assert report._seconds(99.95) == "100" and report._seconds(9.995) == "10.0"
+
+
+def test_csv_group_latent_columns_and_no_overrides(tmp_path):
+    lat = {"z_active_units": 1, "g_active_units": 2, "swap_z_miou_drop": 0.25, "swap_g_miou_drop": 0.5}
+    _run(tmp_path, "r", {"model": "phgmm", "group": "k", "miou": 0.5, "latent": lat})
+    (tmp_path / "experiment.json").write_text(json.dumps({"runs": [{"name": "r"}]}))
+    write_experiment_report(tmp_path)
+    header, row = (tmp_path / "results.csv").read_text().splitlines()
+    cells = dict(zip(header.split(","), row.split(","), strict=True))
+    assert (cells["group"], cells["z_active_units"], cells["g_active_units"]) == ("k", "1", "2")
+    assert (cells["swap_z_miou_drop"], cells["swap_g_miou_drop"], cells["overrides"]) == ("0.25", "0.5", "")
+
+
+def test_runs_and_classes_when_the_files_leave_them_out(tmp_path):
+    (tmp_path / "experiment.json").write_text("{}")
+    _run(tmp_path, "b", {})
+    _run(tmp_path, "a", {})
+    assert [m["run"] for m in load_results(tmp_path)[1]] == ["a", "b"]
+    assert report._scored_classes({}) == [] and report._edited_lines({}, [{"run": "a", "config": {"seed": 1}}]) == []
+
+
+def test_class_counts_by_run_name_the_least_and_the_most():
+    runs = [{"iou": {"background": 0.1, **{c: 0.5 for c in "abc"[:n]}}} for n in (2, 1, 3)]
+    assert report._mean_classes(runs).startswith("mIoU over 1–3 (by run) classes (background excluded;")
+
+
+def test_seed_rows_go_on_past_a_single_seed_recipe():
+    runs = [_seeded("lone", "fcn8s", 1, 0.5), _seeded("p-s1", "phgmm", 1, 0.25), _seeded("p-s2", "phgmm", 2, 0.5)]
+    assert [r[0] for r in report._seed_rows(runs)] == ["p"]
+
+
+def test_recipe_key_is_left_of_the_first_equals_sign():
+    assert report._recipe({"overrides": ["model.name=a=b", "seed=1=2", "x=1"]}) == ("x=1",)
+
+
+def test_orderings_take_the_first_of_equally_plain_recipes_and_order_seeds_as_text():
+    runs = [
+        _seeded("pa", "phgmm", 2, 0.25, extra=["a=1"]),
+        _seeded("pb", "phgmm", 2, 0.75, extra=["b=1"]),
+        _seeded("f2", "fcn8s", 2, 0.5),
+        _seeded("f10", "fcn8s", 10, 0.375),
+        _seeded("pa10", "phgmm", 10, 0.125, extra=["a=1"]),
+    ]
+    # PHGMM's plain recipe is the first of the two with one override: pa (25, 12.5), not pb (75)
+    assert report._orderings(runs) == [
+        "- mIoU order phgmm > fcn8s (the paper's): does not hold here; measured fcn8s 43.75 (mean of seeds 2, "
+        "10) > phgmm 18.75 (mean of seeds 2, 10).",
+        "- Per seed: seed 10: fcn8s 37.50 > phgmm 12.50; seed 2: fcn8s 50.00 > phgmm 25.00.",
+    ]
+
+
+def test_edited_lines_list_every_difference_and_skip_runs_without_config():
+    info = {"set": ["train.epochs=2", "train.lr=0.5"], "runs": [{"name": "a"}]}
+    runs = [{"run": "none", "config": {}}, {"run": "a", "config": {"train": {"epochs": 1, "lr": 0.25}}}]
+    assert report._edited_lines(info, runs) == [
+        "- **a** ran with other settings than the experiment file now gives (its config.yaml): "
+        "train.epochs: ran with 1, the file now says 2; train.lr: ran with 0.25, the file now says 0.5.",
         "",
     ]
