@@ -76,15 +76,19 @@ class TinyLatent(TinyNet):
 
 
 class FakePostNet(nn.Module):
-    """PostNet's constructor arguments kept; 7 parameters when full, 5 when light."""
+    """PostNet's constructor arguments kept; 24 parameters when full, 12 when light."""
 
     made: list[tuple] = []
+    instances: list[FakePostNet] = []
 
     def __init__(self, num_classes, k, latent_dim, backbone, kind, ignore_index, norm) -> None:
         super().__init__()
         FakePostNet.made.append((num_classes, k, latent_dim, backbone, kind, ignore_index, norm))
+        FakePostNet.instances.append(self)
         self.kind = kind
-        self.weight = nn.Parameter(torch.zeros(7 if kind == "full" else 5))
+        # ones, so that AdamW's weight decay moves them once they are in an optimiser; 4-D, so that
+        # the memory format shows
+        self.weight = nn.Parameter(torch.ones(2 if kind == "full" else 1, 3, 2, 2))
 
 
 #: the times time_interleaved returns, call by call: PHGMM's inference (with its encoder and both
@@ -113,13 +117,18 @@ def fakes(monkeypatch):
     built: list[tuple[str, dict, nn.Module]] = []
 
     def build_model(name, num_classes, backbone, **kwargs):
-        model = TinyLatent(num_classes) if name == "phgmm" else TinyNet(num_classes)
+        if name == "phgmm":
+            model = TinyLatent(num_classes)
+        elif name == "unet":  # a network without parameter_counts
+            model = nn.Sequential(TinyNet(num_classes))
+        else:
+            model = TinyNet(num_classes)
         built.append((name, {"num_classes": num_classes, "backbone": backbone, **kwargs}, model))
         return model
 
     rss = iter(1000 * k * k for k in range(1000))
     times = FakeTimes(TIMES)
-    FakePostNet.made = []
+    FakePostNet.made, FakePostNet.instances = [], []
     monkeypatch.setattr(run, "build_model", build_model)
     monkeypatch.setattr(run, "PostNet", FakePostNet)
     monkeypatch.setattr(run, "time_interleaved", times)
@@ -127,12 +136,12 @@ def fakes(monkeypatch):
     return types.SimpleNamespace(built=built, times=times)
 
 
-def _benchmark(**kw):
+def _benchmark(models=("phgmm",), **kw):
     said: list[str] = []
     args = dict(
         backbone="resnet7",
         size=(W, H),
-        batch=3,
+        batch=4,
         train_batch=2,
         warmup=2,
         iters=1,
@@ -143,12 +152,13 @@ def _benchmark(**kw):
         model_kwargs={"PHGMM": {"latent_dim": 5}},
         progress=said.append,
     )
-    return run.run_benchmark(["phgmm"], **{**args, **kw}), said
+    return run.run_benchmark(list(models), **{**args, **kw}), said
 
 
-#: FLOPs of one inference of TinyNet on 3 images of 6×4 (FlopCounterMode counts 2 per
-#: multiply-add): the 3×3 convolution 2·3·24·(3·9)·4 = 15552, the classifier 2·3·24·4·3 = 1728
-INFER_FLOPS = 15552 + 1728
+#: FLOPs of one inference of TinyNet on 4 images of 6×4 (FlopCounterMode counts 2 per
+#: multiply-add): the 3×3 convolution 2·4·24·(3·9)·4 = 20736, the classifier 2·4·24·4·3 = 2304
+ENCODER_FLOPS = 20736
+INFER_FLOPS = ENCODER_FLOPS + 2304
 
 
 def test_every_number_of_a_tiny_run(fakes):
@@ -158,7 +168,7 @@ def test_every_number_of_a_tiny_run(fakes):
     assert [c[0] for c in fakes.times.calls] == [list(t) for t in TIMES]
     assert result["ratios"] == {
         "phgmm_infer_over_encoder": 0.5 / 0.125,
-        "phgmm_infer_flops_over_encoder": INFER_FLOPS / 15552,
+        "phgmm_infer_flops_over_encoder": INFER_FLOPS / ENCODER_FLOPS,
         "phgmm_infer_over_deeplabv3": 0.5 / 0.625,
         "phgmm_folded_over_unfolded": 0.375 / 0.5,
         "phgmm_folded_infer_over_encoder": 0.375 / 0.3125,
@@ -176,7 +186,7 @@ def test_every_number_of_a_tiny_run(fakes):
     assert p["infer_peak_memory"] == mem[0] and d["infer_peak_memory"] == mem[7]
     assert [p[f"train_peak_memory_postnet_{v}"] for v in ("none", "light", "full")] == mem[4:7]
     assert p["train_peak_memory"] == mem[6] and d["train_peak_memory"] == mem[8]
-    assert (p["infer_s"], p["infer_images_per_s"], d["infer_s"], d["infer_images_per_s"]) == (0.5, 6.0, 0.625, 4.8)
+    assert (p["infer_s"], p["infer_images_per_s"], d["infer_s"], d["infer_images_per_s"]) == (0.5, 8.0, 0.625, 6.4)
     assert (p["train_step_s"], p["train_images_per_s"], d["train_step_s"], d["train_images_per_s"]) == (
         4.0,
         0.5,
@@ -192,7 +202,7 @@ def test_every_number_of_a_tiny_run(fakes):
     tiny = _count(TinyNet(C))  # 3·9·4 + 2·4 (BatchNorm) + 4·3 + 3 = 131
     assert tiny == 131
     assert d["params"] == {"encoder": 116, "inference_total": 131, "training_total": 131}
-    assert p["params"] == {"encoder": 116, "inference_total": 138, "training_total": 138, "postnet_light": 5}
+    assert p["params"] == {"encoder": 116, "inference_total": 131 + 24, "training_total": 131 + 24, "postnet_light": 12}
     for e in (p, d):
         assert e["train_kernels"] > e["infer_kernels"] > 0
     assert p["infer_kernels"] == d["infer_kernels"]  # the inference network has no PostNet
@@ -226,17 +236,17 @@ def test_progress_lines(fakes):
     _, said = _benchmark(warmup=2)
     threads = torch.get_num_threads()
     assert said == [
-        f"measuring phgmm, deeplabv3 on cpu ({threads} threads): resnet7 at 6x4, inference batch 3 (5 timed), "
+        f"measuring phgmm, deeplabv3 on cpu ({threads} threads): resnet7 at 6x4, inference batch 4 (5 timed), "
         "training batch 2 (1 timed after 2 warm-up); a line per measurement follows (at full size on a CPU, "
         "minutes per model: --models, --iters and --size shorten it)",
         "[1/2] phgmm",
-        "phgmm: bare encoder 125.0 ms/batch of 3; BatchNorm folded: 375.0 ms, its encoder 312.5 ms",
-        "phgmm: inference 500.0 ms/batch of 3",
+        "phgmm: bare encoder 125.0 ms/batch of 4; BatchNorm folded: 375.0 ms, its encoder 312.5 ms",
+        "phgmm: inference 500.0 ms/batch of 4",
         "phgmm: training step, PostNet none: 2000.0 ms/batch of 2",
         "phgmm: training step, PostNet light: 2500.0 ms/batch of 2",
         "phgmm: training step, PostNet full: 4000.0 ms/batch of 2",
         "[2/2] deeplabv3",
-        "deeplabv3: inference 625.0 ms/batch of 3",
+        "deeplabv3: inference 625.0 ms/batch of 4",
         "deeplabv3: training step 1250.0 ms/batch of 2",
     ]
 
@@ -246,7 +256,7 @@ def test_settings_of_the_result(fakes):
     assert result["settings"] == {
         "backbone": "resnet7",
         "size_wh": [6, 4],
-        "batch": 3,
+        "batch": 4,
         "train_batch": 2,
         "warmup": 2,
         "iters": 1,
@@ -278,7 +288,7 @@ def test_defaults_of_a_run(fakes):
     s = result["settings"]
     assert (s["infer_iters"], s["iters"], s["peak_flops"], s["amp"], s["channels_last"]) == (20, 3, None, None, True)
     assert [c[2] for c in fakes.times.calls] == [20, 3, 20, 3]
-    assert "inference batch 3 (20 timed), training batch 2 (3 timed after 2 warm-up)" in said[0]
+    assert "inference batch 4 (20 timed), training batch 2 (3 timed after 2 warm-up)" in said[0]
 
 
 def test_infer_iters_is_at_least_twenty_unless_given(fakes):
@@ -328,7 +338,7 @@ def test_loader_predict_and_onnx_are_wired(fakes, monkeypatch):
     assert model is fresh[2] and size == (W, H)
     assert kw == {
         "images": 4,
-        "batch": 3,
+        "batch": 4,
         "rounds": 3,  # max(iters, 3)
         "device": torch.device("cpu"),
         "workers": 2,
@@ -339,7 +349,7 @@ def test_loader_predict_and_onnx_are_wired(fakes, monkeypatch):
     assert kw["say"].__self__ is said  # the run's progress
     model, size, kw = asked["onnx"]
     assert model is fresh[2] and size == (W, H)
-    assert {k: v for k, v in kw.items() if k != "say"} == {"batch": 3, "warmup": 2, "iters": 5, "seed": 7}
+    assert {k: v for k, v in kw.items() if k != "say"} == {"batch": 4, "warmup": 2, "iters": 5, "seed": 7}
 
 
 def test_predict_rounds_and_a_skipped_onnx(fakes, monkeypatch):
@@ -712,3 +722,20 @@ def test_loader_is_at_least_twice_training_at_exactly_two(monkeypatch, train_ima
     # 6 images in 0.5 s: 12 images/s, twice 6.0, 2.5 times 4.8
     assert info["images_per_s"] == 12.0 and info["over_phgmm_train_images_per_s"] == 12.0 / train_images_per_s
     assert info["at_least_2x_training"] is twice
+
+
+def test_memory_format_optimised_postnets_and_a_network_without_part_counts(fakes):
+    fakes.times.table = [*TIMES, {"model": 0.25}, {"step": 0.5}]
+    result, said = _benchmark(models=["unet"], graphs=True)
+    phgmm, light = fakes.built[0][2], FakePostNet.instances[1]
+    assert phgmm.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fakes.built[2][2][0].encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert light.weight.is_contiguous(memory_format=torch.channels_last)
+    assert phgmm.postnet.weight.is_contiguous(memory_format=torch.channels_last)
+    # each PostNet variant trained with its own optimiser: weight decay moved the light one too
+    assert (light.weight < 1).all() and (phgmm.postnet.weight < 1).all()
+    assert result["models"]["unet"]["params"] == {"inference_total": 131}
+    # CUDA graphs asked for on the CPU: a line, no graphed measurement
+    assert said[1] == "CUDA graphs: CUDA only; not measured on this device"
+    assert not any("graphed" in k for e in result["models"].values() for k in e)
+    assert result["settings"]["cuda_graphs"] is False

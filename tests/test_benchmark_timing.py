@@ -357,3 +357,22 @@ def test_measure_onnx_notes(monkeypatch):
     assert said == [f"onnx: {note}"]
     monkeypatch.setattr(export, "export_onnx", lambda *a, **kw: (_ for _ in ()).throw(OSError()))
     assert user.measure_onnx(TinySeg(), (6, 4)) == {"skipped": "skipped: export failed (OSError: )"}
+
+
+def test_synthetic_images_are_the_rendered_scenes_in_rgb(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from phgmm.data.synthetic import render_scene
+
+    folder = tmp_path / "f"
+    folder.mkdir()  # an existing folder is fine
+    (path,) = user._write_synthetic_images(folder, (6, 4), 1, seed=3)
+    with Image.open(path) as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), render_scene(np.random.default_rng(3), (6, 4))[0])
+    import cv2
+
+    monkeypatch.setattr(cv2, "imwrite", lambda *a: False)
+    with pytest.raises(OSError) as err:
+        user._write_synthetic_images(folder, (6, 4), 1, seed=3)
+    assert str(err.value) == f"{folder / 'scene_0000.png'}: cannot write the benchmark's synthetic image"

@@ -229,3 +229,13 @@ def test_roofline_as_dict_names_each_bound():
         "eager_mfu_ceiling": 0.25,  # compute ÷ eager
         "fused_mfu_ceiling": 0.5,  # compute ÷ fused
     }
+
+
+def test_by_operator_sums_each_operators_calls():
+    dev = DeviceSpec("toy", 10.0, 2.0)
+    ops = [OpRecord("mm", 30, 4, True), OpRecord("add", 0, 8, False), OpRecord("mm", 50, 6, True)]
+    # mm: 30 + 50 FLOPs, 4 + 6 bytes, bounds max(3, 2) + max(5, 3) = 8 s; add: 8 bytes ÷ 2 = 4 s
+    assert by_operator(ops, dev) == {
+        "mm": {"calls": 2, "flops": 80, "bytes": 10, "bound_s": 8.0},
+        "add": {"calls": 1, "flops": 0, "bytes": 8, "bound_s": 4.0},
+    }
