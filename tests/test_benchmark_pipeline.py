@@ -334,6 +334,7 @@ def test_loader_predict_and_onnx_are_wired(fakes, monkeypatch):
     assert result["predict"] == {"predict_over_forward": 1.5} and result["onnx"] == {"onnx_over_pytorch": 0.75}
     fresh = fakes.built[2]
     assert fresh[0] == "phgmm" and len(fakes.built) == 3 and fresh[2].training is False
+    assert fresh[2].encoder[0].weight.is_contiguous(memory_format=torch.channels_last)
     model, size, kw = asked["predict"]
     assert model is fresh[2] and size == (W, H)
     assert kw == {
@@ -350,6 +351,7 @@ def test_loader_predict_and_onnx_are_wired(fakes, monkeypatch):
     model, size, kw = asked["onnx"]
     assert model is fresh[2] and size == (W, H)
     assert {k: v for k, v in kw.items() if k != "say"} == {"batch": 4, "warmup": 2, "iters": 5, "seed": 7}
+    assert kw["say"].__self__ is said
 
 
 def test_predict_rounds_and_a_skipped_onnx(fakes, monkeypatch):
@@ -469,6 +471,9 @@ def test_attach_postnets_needs_the_local_space(monkeypatch):
     with pytest.raises(ValueError) as err:
         run._attach_postnets(model, C, "resnet7", Config())
     assert str(err.value) == "the benchmark measures PHGMM's PostNet: PHGMM needs its local space (use_local)"
+    del model.local_space  # a network without the attribute at all
+    with pytest.raises(ValueError):
+        run._attach_postnets(model, C, "resnet7", Config())
     model = TinyLatent(C)
     model.build_args = {}
     cfg = Config()
@@ -739,3 +744,31 @@ def test_memory_format_optimised_postnets_and_a_network_without_part_counts(fake
     assert said[1] == "CUDA graphs: CUDA only; not measured on this device"
     assert not any("graphed" in k for e in result["models"].values() for k in e)
     assert result["settings"]["cuda_graphs"] is False
+
+
+def test_announce_on_a_gpu_has_no_cpu_hint_and_no_graphs_note():
+    said: list[str] = []
+    r = _run_of(dev=torch.device("cuda", 1), say=said.append, graphs=True, iters=2, infer_iters=7, warmup=3)
+    run._announce(r, ["phgmm", "deeplabv3"], "resnet50", (64, 32), False, 0, False)
+    assert said == [
+        f"measuring phgmm, deeplabv3 on cuda:1 ({torch.get_num_threads()} threads): resnet50 at 64x32, inference "
+        "batch 3 (7 timed), training batch 2 (2 timed after 3 warm-up); a line per measurement follows"
+    ]
+
+
+def test_settings_on_a_gpu_and_from_a_config(monkeypatch):
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d: asked.append(d) or "Fake GPU")
+    dev = torch.device("cuda", 1)
+    cfg = Config()
+    cfg.model.backbone = "resnet34"
+    s = run._settings(_run_of(dev=dev, graphs=True, peak_flops=2.0), "resnet34", (8, 6), True, "bf16", 5, {}, cfg)
+    assert (s["device"], s["device_name"], asked) == ("cuda:1", "Fake GPU", [dev])
+    assert (s["memory_kind"], s["cuda_graphs"], s["phgmm_kwargs"], s["peak_flops"]) == (
+        "cuda_max_allocated",
+        True,
+        {},
+        2.0,
+    )
+    assert s["config_model"]["backbone"] == "resnet34" and s["config_model"]["name"] == "phgmm"
+    assert run._settings(_run_of(dev=dev), "r", (8, 6), True, None, 5, {}, None)["cuda_graphs"] is False

@@ -272,6 +272,7 @@ def test_measure_predict_ratio_and_images_per_s(predict_spy):
     assert TinySeg.calls == [2, 1] * 4
     inputs, out, kw = predict_spy.paths[0]
     assert len(predict_spy.paths) == 2 and inputs[0].name == "images" and out.parent == inputs[0].parent
+    assert out.name == "out" and out.parent.name.startswith("phgmm-bench-predict-")
     assert kw == {"overwrite": True, "progress": False, "batch": 2, "workers": 1}
     assert predict_spy.written == [("images", (6, 4), 3, 2)]
 

@@ -239,3 +239,42 @@ def test_by_operator_sums_each_operators_calls():
         "mm": {"calls": 2, "flops": 80, "bytes": 10, "bound_s": 8.0},
         "add": {"calls": 1, "flops": 0, "bytes": 8, "bound_s": 4.0},
     }
+
+
+def test_training_roofline_defaults_reach_the_trace(monkeypatch):
+    import phgmm.benchmark.roofline as rl
+
+    asked = []
+    monkeypatch.setattr(rl, "training_ops", lambda *a, **kw: asked.append((a, kw)) or ([], 10))
+    r = rl.training_roofline(decoder_units=(1,))
+    assert asked == [(("phgmm", "resnet101", (768, 384), 16, 12, "full", torch.bfloat16), {"decoder_units": (1,)})]
+    # H100: 10 parameters × 28 bytes of AdamW over 3.35 TB/s, and nothing else
+    assert r.bytes_all == 280 and r.eager_s == 280 / 3.35e12 and r.device.name.startswith("NVIDIA H100")
+
+
+def test_inference_roofline_defaults_and_folding(monkeypatch):
+    import phgmm.benchmark.roofline as rl
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
+            self.head = nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            return self.head(self.encoder(x))
+
+    asked = []
+    monkeypatch.setattr(rl, "_meta_model", lambda *a, **kw: asked.append(("model", a, kw)) or Tiny())
+    monkeypatch.setattr(rl, "_meta_batch", lambda *a: asked.append(("batch", a)) or (torch.zeros(1, 3, 4, 6), None))
+    plain = rl.inference_roofline(decoder_units=(1,))
+    assert asked == [
+        ("model", ("phgmm", "resnet101", 12, torch.bfloat16, None), {"decoder_units": (1,)}),
+        ("batch", ((768, 384), 16, 12, torch.bfloat16)),
+    ]
+    folded = rl.inference_roofline(folded=True)
+    encoder = rl.inference_roofline(encoder_only=True)
+    # folding removes the BatchNorm's traffic; the bare encoder has no classifier's FLOPs
+    assert folded.kernels == plain.kernels - 1 and folded.flops == plain.flops
+    # FLOPs of the 3×3 convolution on one 6×4 image: 2·24·27·4 = 5184, of the classifier 2·24·4·2 = 384
+    assert (encoder.flops, plain.flops) == (5184, 5184 + 384)
