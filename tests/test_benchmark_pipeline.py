@@ -772,3 +772,86 @@ def test_settings_on_a_gpu_and_from_a_config(monkeypatch):
     )
     assert s["config_model"]["backbone"] == "resnet34" and s["config_model"]["name"] == "phgmm"
     assert run._settings(_run_of(dev=dev), "r", (8, 6), True, None, 5, {}, None)["cuda_graphs"] is False
+
+
+def test_run_benchmark_defaults(fakes, monkeypatch):
+    """One inference image, one warm-up, three timed steps (20 inferences), seed 0, the loader's 2
+    workers and 20 batches, fp32, on the CPU."""
+    made = []
+
+    class FakeLoader:
+        def __init__(self, dataset, **kw) -> None:
+            made.append(kw)
+
+        def __iter__(self):
+            return (torch.zeros(2) for _ in range(30))
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", FakeLoader)
+    data = torch.utils.data.TensorDataset(torch.zeros(4, 1))
+    result = run.run_benchmark([], size=(W, H), num_classes=C, loader=data)
+    s = result["settings"]
+    assert (s["batch"], s["warmup"], s["iters"], s["infer_iters"], s["device"], s["amp"]) == (1, 1, 3, 20, "cpu", None)
+    assert (s["backbone"], s["train_batch"], s["channels_last"]) == ("resnet101", 2, True)
+    assert made[0]["num_workers"] == 2 and result["loader"]["batches"] == 20 and result["loader"]["workers"] == 2
+    torch.manual_seed(0)  # each network is built from the seed (and trained a few AdamW steps of 1e-4 since)
+    assert torch.allclose(fakes.built[1][2].head.weight, TinyNet(C).head.weight, atol=0.005)
+    assert [c[2] for c in fakes.times.calls] == [20, 3, 20, 3]
+
+
+def test_smallest_batches_and_a_contiguous_run(fakes):
+    result, _ = _benchmark(batch=1, train_batch=1, channels_last=False)
+    assert (result["settings"]["batch"], result["settings"]["train_batch"]) == (1, 1)
+    weight = fakes.built[0][2].encoder[0].weight
+    assert weight.is_contiguous() and not weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_run_from_a_config(fakes, monkeypatch):
+    import phgmm.engine.builders as builders
+
+    def from_config(cfg, inference):
+        return (
+            fakes.built.append((cfg.model.name, {}, TinyLatent(C) if cfg.model.name == "phgmm" else TinyNet(C)))
+            or (fakes.built[-1][2])
+        )
+
+    monkeypatch.setattr(builders, "build_model_from_config", from_config)
+    cfg = Config()
+    cfg.model.backbone, cfg.model.num_classes, cfg.train.batch_size, cfg.data.size = "resnet34", C, 3, (W, H)
+    cfg.model.decode_posterior = 0.25
+    result, _ = _benchmark(config=cfg, model_kwargs=None, backbone=None, num_classes=None, train_batch=None, size=None)
+    s = result["settings"]
+    assert (s["backbone"], s["num_classes"], s["train_batch"], s["size_wh"]) == ("resnet34", C, 3, [W, H])
+    assert s["config_model"]["decode_posterior"] == 0.25 and s["phgmm_kwargs"] == {}
+    assert [b[0] for b in fakes.built] == ["phgmm", "deeplabv3"]
+    assert fakes.built[0][2].decode_posterior == 0.25  # the config's share of ℓ_s decoded from PostNet
+
+
+def test_training_steps_get_the_runs_config_precision_and_format(fakes, monkeypatch):
+    asked = []
+    real = run.train_step
+
+    def spy(model, x, y, cfg, dev, dtype, mf):
+        asked.append((cfg, dev, dtype, mf))
+        return real(model, x, y, cfg, dev, dtype, mf)
+
+    monkeypatch.setattr(run, "train_step", spy)
+    monkeypatch.setattr(run, "amp_dtype", lambda setting, dev: torch.bfloat16)
+    cfg = Config()
+    monkeypatch.setattr(run, "Config", lambda: cfg)
+    _benchmark(amp="bf16")
+    assert asked and all(a == (cfg, torch.device("cpu"), torch.bfloat16, torch.channels_last) for a in asked)
+
+
+def test_inference_and_peak_flops_follow_the_precision(fakes, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        TinyNet,
+        "forward",
+        lambda self, x, *a: seen.append(torch.is_autocast_enabled("cpu")) or self.head(self.encoder(x)),
+    )
+    monkeypatch.setattr(run, "amp_dtype", lambda setting, dev: torch.bfloat16)
+    asked = []
+    monkeypatch.setattr(run, "device_peak_flops", lambda dev, amp: asked.append((dev, amp)) or 7.0)
+    result, _ = _benchmark(amp="bf16", peak_flops=None)
+    assert result["settings"]["peak_flops"] == 7.0 and asked == [(torch.device("cpu"), "bf16")]
+    assert seen and all(seen)  # every forward (inference and training) under bf16 autocast

@@ -278,3 +278,35 @@ def test_inference_roofline_defaults_and_folding(monkeypatch):
     assert folded.kernels == plain.kernels - 1 and folded.flops == plain.flops
     # FLOPs of the 3×3 convolution on one 6×4 image: 2·24·27·4 = 5184, of the classifier 2·24·4·2 = 384
     assert (encoder.flops, plain.flops) == (5184, 5184 + 384)
+
+
+def test_training_ops_defaults_and_the_labels_reach_a_latent_network(monkeypatch):
+    import phgmm.benchmark.roofline as rl
+
+    class Latent(nn.Module):
+        """LatentNetwork's interface on a 1×1 convolution; keeps whether the labels came."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 1)
+            self.labels: list[bool] = []
+
+        def forward(self, x, y=None):
+            self.labels.append(y is not None)
+            return self.conv(x)
+
+        def infer(self, x, y=None, sample=None): ...
+        def encode(self, x): ...
+        def decode(self, enc, pi=None, mu_z=None, mu_g=None): ...
+        def sample_logits(self, x, n): ...
+
+    asked, net = [], Latent()
+    monkeypatch.setattr(rl, "_meta_model", lambda *a, **kw: asked.append(("model", a, kw)) or net)
+    batch = (torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    monkeypatch.setattr(rl, "_meta_batch", lambda *a: asked.append(("batch", a)) or batch)
+    ops, params = rl.training_ops(decoder_units=(1,))
+    assert asked == [
+        ("model", ("phgmm", "resnet101", 12, torch.bfloat16, "full"), {"decoder_units": (1,)}),
+        ("batch", ((768, 384), 16, 12, torch.bfloat16)),
+    ]
+    assert net.labels == [True] and params == 3 * 2 + 2 and net.training
