@@ -22,11 +22,14 @@ case $group in
              tests=(tests/test_data_classes.py tests/test_score_native_ids.py) ;;
   # report and benchmark: the fast tests only. test_experiments.py trains networks before it writes
   # a report, and test_benchmark.py's run_benchmark/CLI tests time every model: minutes per mutant on
-  # a small CPU. What only those reach shows up as "no tests".
+  # a small CPU. run_benchmark's pipeline is reached instead by test_benchmark_pipeline.py (stand-in
+  # networks and times, about a second) and timing.py/user.py by test_benchmark_timing.py (scripted
+  # clocks). What only the slow tests reach shows up as "no tests".
   report)    mutate=(src/phgmm/experiments/report.py)
-             tests=(tests/test_experiment_report_cells.py) ;;
+             tests=(tests/test_experiment_report_cells.py tests/test_experiment_report_text.py) ;;
   benchmark) mutate=("src/phgmm/benchmark/*")
-             tests=(tests/test_benchmark.py tests/test_roofline.py tests/test_opcount.py)
+             tests=(tests/test_benchmark.py tests/test_benchmark_pipeline.py tests/test_benchmark_timing.py
+                    tests/test_roofline.py tests/test_opcount.py)
              select=(-k "not test_run_benchmark_tiny and not test_cli_with_config") ;;
   losses)    mutate=(src/phgmm/losses.py)
              tests=(tests/test_losses.py tests/test_recipes.py) ;;

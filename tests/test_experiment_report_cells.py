@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+import phgmm.experiments.report as report
 from phgmm.experiments.report import write_experiment_report
 
 CLASSES = ["background", "a", "b", "c"]
+
+
+@pytest.fixture(autouse=True)
+def _no_png(monkeypatch):
+    """The figures are drawn but not rendered (the cells are what these tests read; the figures'
+    data are checked in test_experiment_report_text.py)."""
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: path)
 
 
 #: per fixture run k: the offset of its three trimap errors, chosen so that the lowest mean, the

@@ -57,3 +57,28 @@ def test_every_registered_model_is_counted(name):
     counts = model_op_counts(name, **{**RECORD["setting"], "size_wh": [64, 64]}, phases=("train",))
     assert counts["train"]["ops"] >= counts["train"]["kernels"] > 0
     assert any(op.endswith("_backward") for op in counts["train"]["by_op"])
+
+
+def test_op_counts_of_every_model_at_the_default_setting(monkeypatch):
+    import phgmm.benchmark.opcount as opcount
+
+    asked = []
+    monkeypatch.setattr(opcount, "model_op_counts", lambda name, **s: asked.append((name, s)) or name.upper())
+    default = {
+        "backbone": "resnet18",
+        "size_wh": [128, 64],
+        "batch": 2,
+        "num_classes": 12,
+        "postnet": "full",
+        "channels_last": True,
+    }
+    out = opcount.op_counts(["fcn8s", "unet"], batch=3)
+    assert out == {
+        "setting": {**default, "batch": 3},
+        "torch": torch.__version__.split("+")[0],
+        "models": {"fcn8s": "FCN8S", "unet": "UNET"},
+    }
+    assert asked == [("fcn8s", {**default, "batch": 3}), ("unet", {**default, "batch": 3})]
+    assert "+" not in out["torch"]
+    asked.clear()
+    assert list(opcount.op_counts()["models"]) == list(MODEL_NAMES) and asked[0][1] == default

@@ -12,7 +12,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from phgmm import PHGMM, PHGMMLoss
 from phgmm.benchmark.roofline import (
-    ADAMW_BYTES_PER_PARAM,
     DEVICES,
     DeviceSpec,
     OpRecord,
@@ -103,10 +102,14 @@ def test_flops_match_a_closed_form_count_of_a_conv_and_linear_stack():
     assert sum(op.flops for op in trace_ops(lambda: stack(x))) == expected
 
 
+#: fused AdamW on fp32 parameters, worked out by hand: reads p, grad, m, v and writes p, m, v, 4 bytes each
+ADAMW_BYTES = 7 * 4
+
+
 def test_training_bounds_are_ordered_and_count_the_optimiser():
     r = training_roofline("phgmm", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
     params = sum(p.numel() for p in PHGMM(num_classes=5, backbone="resnet18", postnet="full").parameters())
-    assert r.bytes_matrix >= ADAMW_BYTES_PER_PARAM * params
+    assert r.bytes_matrix >= ADAMW_BYTES * params
     assert r.eager_s > r.fused_s > r.compute_s > 0
     assert 0 < r.eager_mfu < r.fused_mfu < 1
     base = training_roofline("fcn8s", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
@@ -116,9 +119,9 @@ def test_training_bounds_are_ordered_and_count_the_optimiser():
 def test_per_operator_table_adds_up_to_the_eager_bound():
     ops, params = training_ops("phgmm", backbone="resnet18", size=(96, 64), batch=2, num_classes=5)
     table = by_operator(ops, SLOW_MEMORY)
-    r = roofline(ops, SLOW_MEMORY, extra_bytes=ADAMW_BYTES_PER_PARAM * params)
+    r = roofline(ops, SLOW_MEMORY, extra_bytes=ADAMW_BYTES * params)
     assert sum(row["calls"] for row in table.values()) == r.kernels == len(ops)
-    optimiser_s = ADAMW_BYTES_PER_PARAM * params / SLOW_MEMORY.bandwidth
+    optimiser_s = ADAMW_BYTES * params / SLOW_MEMORY.bandwidth
     assert sum(row["bound_s"] for row in table.values()) + optimiser_s == pytest.approx(r.eager_s)
     bounds = [row["bound_s"] for row in table.values()]
     assert bounds == sorted(bounds, reverse=True)
@@ -208,3 +211,102 @@ def test_device_table_is_the_datasheets():
     assert (DEVICES["h100"].peak_flops, DEVICES["h100"].bandwidth) == (989e12, 3.35e12)
     assert (DEVICES["h200"].peak_flops, DEVICES["h200"].bandwidth) == (989e12, 4.8e12)
     assert (DEVICES["a100"].peak_flops, DEVICES["a100"].bandwidth) == (312e12, 2.039e12)
+
+
+def test_roofline_as_dict_names_each_bound():
+    from phgmm.benchmark.roofline import Roofline
+
+    r = Roofline(DeviceSpec("toy", 10.0, 2.0), 3, 5, 7, 11, 4.0, 2.0, 1.0)
+    assert r.as_dict() == {
+        "device": "toy",
+        "flops": 3,
+        "bytes_all": 5,
+        "bytes_matrix": 7,
+        "kernels": 11,
+        "eager_s": 4.0,
+        "fused_s": 2.0,
+        "compute_s": 1.0,
+        "eager_mfu_ceiling": 0.25,  # compute ÷ eager
+        "fused_mfu_ceiling": 0.5,  # compute ÷ fused
+    }
+
+
+def test_by_operator_sums_each_operators_calls():
+    dev = DeviceSpec("toy", 10.0, 2.0)
+    ops = [OpRecord("mm", 30, 4, True), OpRecord("add", 0, 8, False), OpRecord("mm", 50, 6, True)]
+    # mm: 30 + 50 FLOPs, 4 + 6 bytes, bounds max(3, 2) + max(5, 3) = 8 s; add: 8 bytes ÷ 2 = 4 s
+    assert by_operator(ops, dev) == {
+        "mm": {"calls": 2, "flops": 80, "bytes": 10, "bound_s": 8.0},
+        "add": {"calls": 1, "flops": 0, "bytes": 8, "bound_s": 4.0},
+    }
+
+
+def test_training_roofline_defaults_reach_the_trace(monkeypatch):
+    import phgmm.benchmark.roofline as rl
+
+    asked = []
+    monkeypatch.setattr(rl, "training_ops", lambda *a, **kw: asked.append((a, kw)) or ([], 10))
+    r = rl.training_roofline(decoder_units=(1,))
+    assert asked == [(("phgmm", "resnet101", (768, 384), 16, 12, "full", torch.bfloat16), {"decoder_units": (1,)})]
+    # H100: 10 parameters × 28 bytes of AdamW over 3.35 TB/s, and nothing else
+    assert r.bytes_all == 280 and r.eager_s == 280 / 3.35e12 and r.device.name.startswith("NVIDIA H100")
+
+
+def test_inference_roofline_defaults_and_folding(monkeypatch):
+    import phgmm.benchmark.roofline as rl
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4))
+            self.head = nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            return self.head(self.encoder(x))
+
+    asked = []
+    monkeypatch.setattr(rl, "_meta_model", lambda *a, **kw: asked.append(("model", a, kw)) or Tiny())
+    monkeypatch.setattr(rl, "_meta_batch", lambda *a: asked.append(("batch", a)) or (torch.zeros(1, 3, 4, 6), None))
+    plain = rl.inference_roofline(decoder_units=(1,))
+    assert asked == [
+        ("model", ("phgmm", "resnet101", 12, torch.bfloat16, None), {"decoder_units": (1,)}),
+        ("batch", ((768, 384), 16, 12, torch.bfloat16)),
+    ]
+    folded = rl.inference_roofline(folded=True)
+    encoder = rl.inference_roofline(encoder_only=True)
+    # folding removes the BatchNorm's traffic; the bare encoder has no classifier's FLOPs
+    assert folded.kernels == plain.kernels - 1 and folded.flops == plain.flops
+    # FLOPs of the 3×3 convolution on one 6×4 image: 2·24·27·4 = 5184, of the classifier 2·24·4·2 = 384
+    assert (encoder.flops, plain.flops) == (5184, 5184 + 384)
+
+
+def test_training_ops_defaults_and_the_labels_reach_a_latent_network(monkeypatch):
+    import phgmm.benchmark.roofline as rl
+
+    class Latent(nn.Module):
+        """LatentNetwork's interface on a 1×1 convolution; keeps whether the labels came."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 1)
+            self.labels: list[bool] = []
+
+        def forward(self, x, y=None):
+            self.labels.append(y is not None)
+            return self.conv(x)
+
+        def infer(self, x, y=None, sample=None): ...
+        def encode(self, x): ...
+        def decode(self, enc, pi=None, mu_z=None, mu_g=None): ...
+        def sample_logits(self, x, n): ...
+
+    asked, net = [], Latent()
+    monkeypatch.setattr(rl, "_meta_model", lambda *a, **kw: asked.append(("model", a, kw)) or net)
+    batch = (torch.zeros(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    monkeypatch.setattr(rl, "_meta_batch", lambda *a: asked.append(("batch", a)) or batch)
+    ops, params = rl.training_ops(decoder_units=(1,))
+    assert asked == [
+        ("model", ("phgmm", "resnet101", 12, torch.bfloat16, "full"), {"decoder_units": (1,)}),
+        ("batch", ((768, 384), 16, 12, torch.bfloat16)),
+    ]
+    assert net.labels == [True] and params == 3 * 2 + 2 and net.training
