@@ -62,7 +62,7 @@ class TinyLatent(TinyNet):
             out = out + 0 * self.postnet.weight.sum()
         return out
 
-    def infer(self, x, y=None, sample=None):
+    def forward_latent(self, x, y=None, sample=None):
         return self(x)
 
     def encode(self, x):
@@ -421,7 +421,7 @@ def test_inputs_shapes_labels_and_the_ignored_band(h, band):
     assert torch.equal(again[1], x_tr) and torch.equal(again[2], y_tr) and again[0].is_contiguous()
 
 
-def _run_of(**kw) -> run._Run:
+def _run_of(**kw) -> run._BenchmarkRun:
     x = torch.zeros(3, 3, H, W)
     args = dict(
         dev=torch.device("cpu"),
@@ -438,7 +438,7 @@ def _run_of(**kw) -> run._Run:
         say=lambda _m: None,
         cfg=Config(),
     )
-    return run._Run(**{**args, **kw})
+    return run._BenchmarkRun(**{**args, **kw})
 
 
 def test_mfu_and_warm_up():
@@ -542,12 +542,13 @@ class FakeGraphedForward:
 
 def test_cuda_graph_measurements(monkeypatch):
     """_measure_graphs with stand-ins for the graphed step and forward (CUDA only otherwise)."""
-    import phgmm.engine.graphed as graphed
+    import phgmm.engine.inference.graphed as graphed_forward
+    import phgmm.engine.training.graphed as graphed_step
 
     FakeGraphedStep.made, FakeGraphedForward.made = [], []
     FakeGraphedStep.instances, FakeGraphedForward.instances = [], []
-    monkeypatch.setattr(graphed, "GraphedTrainStep", FakeGraphedStep)
-    monkeypatch.setattr(graphed, "GraphedForward", FakeGraphedForward)
+    monkeypatch.setattr(graphed_step, "GraphedTrainStep", FakeGraphedStep)
+    monkeypatch.setattr(graphed_forward, "GraphedForward", FakeGraphedForward)
     times = FakeTimes([{"step": 0.25}, {"infer": 0.0625}])
     monkeypatch.setattr(run, "time_interleaved", times)
     said: list[str] = []

@@ -223,7 +223,7 @@ class TinySeg(nn.Module):
 def predict_spy(monkeypatch):
     """time_interleaved calls each function once and returns set times; predict_paths and the image
     writer keep their arguments (the writer writes 6×4 images whatever the size asked)."""
-    import phgmm.engine.predict as predict
+    import phgmm.engine.inference as predict  # user.py takes predict_paths from the package
 
     spy = types.SimpleNamespace(timed=[], paths=[], written=[])
 
@@ -346,7 +346,7 @@ def test_measure_onnx_notes(monkeypatch):
     assert said == [f"onnx: {note}"]
     monkeypatch.undo()
     pytest.importorskip("onnxruntime")
-    import phgmm.engine.export as export
+    import phgmm.engine.inference.export as export
 
     def fail(*a, **kw):
         raise RuntimeError("first line\nsecond")

@@ -43,7 +43,7 @@ OPTIONAL_RATIO_KEYS = ("predict_over_forward_images_per_s", "onnx_over_pytorch_t
 
 
 @dataclass
-class _Run:
+class _BenchmarkRun:
     """What every measurement of one run shares: device, precision, inputs, iteration counts."""
 
     dev: torch.device
@@ -84,13 +84,13 @@ def _inputs(
     return x_inf, x_tr, y_tr
 
 
-def _train_step(run: _Run, model: nn.Module) -> Callable[[], Any]:
+def _train_step(run: _BenchmarkRun, model: nn.Module) -> Callable[[], Any]:
     """The training step ``phgmm train`` runs for the run's config (step.py: its loss, fused AdamW,
     clipping), on the run's training batch."""
     return train_step(model, run.x_tr, run.y_tr, run.cfg, run.dev, run.dtype, run.mf)
 
 
-def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
+def _infer(run: _BenchmarkRun, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
     """One inference (no_grad, autocast) of ``fn`` on the run's inference batch."""
 
     def infer() -> None:
@@ -100,7 +100,7 @@ def _infer(run: _Run, fn: Callable[[torch.Tensor], Any]) -> Callable[[], None]:
     return infer
 
 
-def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
+def _graphed_train_step(run: _BenchmarkRun, model: nn.Module) -> Callable[[], None]:
     """The training step of :func:`_train_step` captured as one CUDA graph (engine/training/graphed.py)."""
     from ..engine.training.graphed import GraphedTrainStep
 
@@ -114,7 +114,7 @@ def _graphed_train_step(run: _Run, model: nn.Module) -> Callable[[], None]:
     return step
 
 
-def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> None:
+def _measure_graphs(run: _BenchmarkRun, name: str, model: nn.Module, entry: dict[str, Any]) -> None:
     """CUDA only (``graphs=True``): the training step and the folded inference replayed as CUDA
     graphs, their times and images/s beside the eager ones in ``entry``."""
     from ..engine.inference.graphed import GraphedForward
@@ -136,7 +136,7 @@ def _measure_graphs(run: _Run, name: str, model: nn.Module, entry: dict[str, Any
     run.say(f"{name}: CUDA graphs: training step {t_tr * 1e3:.1f} ms, folded inference {t_inf * 1e3:.1f} ms")
 
 
-def _count_kernels(run: _Run, model: nn.Module, entry: dict[str, Any]) -> None:
+def _count_kernels(run: _BenchmarkRun, model: nn.Module, entry: dict[str, Any]) -> None:
     """Operators that launch a kernel in one eager training step and one inference (opcount.py):
     what an eager GPU step pays in launches."""
     step = _train_step(run, model)
@@ -152,7 +152,7 @@ def _count_kernels(run: _Run, model: nn.Module, entry: dict[str, Any]) -> None:
         model.postnet = postnet
 
 
-def _warm(run: _Run, fn: Callable[[], Any]) -> int:
+def _warm(run: _BenchmarkRun, fn: Callable[[], Any]) -> int:
     """Run the warm-up calls (at least one) and return their peak memory: the first call is where
     activations, workspaces and the optimiser state get allocated."""
     with PeakMemory(run.dev) as mem:
@@ -162,13 +162,13 @@ def _warm(run: _Run, fn: Callable[[], Any]) -> int:
     return mem.value
 
 
-def _mfu(run: _Run, flops: int | None, seconds: float) -> float | None:
+def _mfu(run: _BenchmarkRun, flops: int | None, seconds: float) -> float | None:
     if not flops or not run.peak_flops or seconds <= 0:
         return None
     return flops / seconds / run.peak_flops
 
 
-def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> dict[str, float]:
+def _measure_inference(run: _BenchmarkRun, name: str, model: nn.Module, entry: dict[str, Any]) -> dict[str, float]:
     """Eval-mode inference time, images/s, peak memory (and FLOPs/MFU) into ``entry``.
 
     PHGMM, its bare encoder and both with BatchNorm folded are timed round-robin; for PHGMM returns
@@ -210,7 +210,7 @@ def _measure_inference(run: _Run, name: str, model: nn.Module, entry: dict[str, 
 
 
 def _measure_phgmm_training(
-    run: _Run, model: nn.Module, light_postnet: nn.Module, entry: dict[str, Any]
+    run: _BenchmarkRun, model: nn.Module, light_postnet: nn.Module, entry: dict[str, Any]
 ) -> dict[str, float]:
     """PHGMM's training step with no, the light and the full PostNet, on the same model (the
     PostNet module is swapped), each with its own optimiser, warmed up one after the other and timed
@@ -237,7 +237,7 @@ def _measure_phgmm_training(
     return times
 
 
-def _measure_training(run: _Run, name: str, model: nn.Module, entry: dict[str, Any]) -> float:
+def _measure_training(run: _BenchmarkRun, name: str, model: nn.Module, entry: dict[str, Any]) -> float:
     """A baseline's training step (the configured loss): median seconds, peak memory into ``entry``."""
     step = _train_step(run, model)
     entry["train_peak_memory"] = _warm(run, step)
@@ -281,7 +281,7 @@ def _attach_postnets(model: nn.Module, num_classes: int, backbone: str, cfg: Con
 
 
 def _measure_model(
-    run: _Run,
+    run: _BenchmarkRun,
     name: str,
     model: nn.Module,
     num_classes: int,
@@ -462,7 +462,7 @@ def run_benchmark(
     dtype = amp_dtype(amp or "off", dev)
     amp = "bf16" if dtype is not None else None
     mf = memory_format("true" if channels_last else "false")
-    run = _Run(
+    run = _BenchmarkRun(
         dev,
         dtype,
         mf,
@@ -502,7 +502,13 @@ def run_benchmark(
 
 
 def _announce(
-    run: _Run, names: list[str], backbone: str, size: tuple[int, int], loader: bool, predict_images: int, onnx: bool
+    run: _BenchmarkRun,
+    names: list[str],
+    backbone: str,
+    size: tuple[int, int],
+    loader: bool,
+    predict_images: int,
+    onnx: bool,
 ) -> None:
     """The first progress line: what will be measured, where and how often."""
     extras = [
@@ -530,7 +536,7 @@ def _announce(
 
 
 def _measure_models(
-    run: _Run, names: list[str], build: Callable[[str], nn.Module], num_classes: int, backbone: str, seed: int
+    run: _BenchmarkRun, names: list[str], build: Callable[[str], nn.Module], num_classes: int, backbone: str, seed: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every model in turn, each from the same seed: (per-model entries, PHGMM's extras)."""
     results: dict[str, Any] = {}
@@ -545,7 +551,7 @@ def _measure_models(
 
 
 def _user_measurements(
-    run: _Run,
+    run: _BenchmarkRun,
     build: Callable[[str], nn.Module],
     size: tuple[int, int],
     seed: int,
@@ -587,7 +593,7 @@ def _user_measurements(
 
 
 def _settings(
-    run: _Run,
+    run: _BenchmarkRun,
     backbone: str,
     size: tuple[int, int],
     channels_last: bool,
