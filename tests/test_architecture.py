@@ -16,7 +16,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "phgmm"
 
 LAYERS = [
-    ("phgmm.version", "phgmm.io", "phgmm.conventions", "phgmm.configs", "phgmm.threads"),
+    ("phgmm.version", "phgmm.io", "phgmm.conventions", "phgmm.configs", "phgmm.threads", "phgmm.lazy"),
     ("phgmm.config",),
     ("phgmm.data", "phgmm.metrics", "phgmm.report", "phgmm.visualize"),
     ("phgmm.models", "phgmm.losses"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .lazy import lazy_attributes
 from .version import __version__
 
 __all__ = ["__version__", "PHGMM", "PHGMMLoss", "load", "config"]
@@ -23,22 +24,7 @@ _SUBMODULES = (
 )
 
 
-def __getattr__(name: str):
-    # Lazy so that `import phgmm` (e.g. for `phgmm synth`) does not pay for building torch modules.
-    if name == "PHGMM":
-        from .models.phgmm import PHGMM
-
-        return PHGMM
-    if name == "load":
-        from .pretrained import load
-
-        return load
-    if name == "PHGMMLoss":
-        from .losses import PHGMMLoss
-
-        return PHGMMLoss
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'phgmm' has no attribute {name!r}")
+# Lazy so that `import phgmm` (e.g. for `phgmm synth`) does not pay for building torch modules.
+__getattr__ = lazy_attributes(
+    __name__, _SUBMODULES, {"PHGMM": "models.phgmm", "load": "pretrained", "PHGMMLoss": "losses"}
+)

@@ -10,7 +10,7 @@ as the README writes them, without importing each module first.
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_attributes
 
 _MODULES = (
     "builders",
@@ -29,8 +29,4 @@ _MODULES = (
 
 __all__ = list(_MODULES)
 
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module 'phgmm.engine' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _MODULES)

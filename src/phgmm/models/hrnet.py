@@ -196,8 +196,6 @@ class HRNetV2(BaselineNetwork):
         in_channels: image channels.
     """
 
-    model_names: tuple[str, ...] = ()
-
     def __init__(
         self, num_classes: int = 12, backbone: str = "hrnet", width: int = 48, depth: str = "full", in_channels: int = 3
     ) -> None:

@@ -109,8 +109,6 @@ class HRNetOCR(BaselineNetwork):
         in_channels: image channels.
     """
 
-    model_names: tuple[str, ...] = ()
-
     def __init__(
         self,
         num_classes: int = 12,

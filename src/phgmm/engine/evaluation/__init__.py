@@ -9,7 +9,7 @@ plain ``import phgmm``. The engine's own modules import each name from the modul
 
 from __future__ import annotations
 
-import importlib
+from ...lazy import lazy_attributes
 
 _MODULES = ("evaluate", "latent_probe", "probes", "result", "score")
 
@@ -26,10 +26,4 @@ _NAMES = {
 
 __all__ = [*_MODULES, *_NAMES]
 
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _MODULES, _NAMES)

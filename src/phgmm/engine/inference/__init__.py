@@ -9,7 +9,7 @@ Modules and names load on first use: ``phgmm.engine.inference.Predictor(...)`` a
 
 from __future__ import annotations
 
-import importlib
+from ...lazy import lazy_attributes
 
 _MODULES = ("export", "graphed", "inputs", "outputs", "pipeline", "predictor", "tiling")
 
@@ -27,10 +27,4 @@ _NAMES = {
 
 __all__ = [*_MODULES, *_NAMES]
 
-
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _MODULES, _NAMES)
