@@ -18,6 +18,10 @@ PY=.venv/bin/python
 read -r KIND RES OUTDIR < <($PY -c "import sys,yaml; d=yaml.safe_load(open(sys.argv[1])); \
 print(d['kind'], d['results_dir'], d.get('output_dir') or 'runs/experiments/' + sys.argv[2])" "$EXP" "$(basename "$EXP" .yaml)")
 STUDY=$(basename "$EXP" .yaml)
+# a shipped experiment file is named as `--config` takes it (experiments/NAME), so that the report's
+# command is one a user can type, and the run reads the snapshot's copy of the file
+CONFIG=$EXP
+case "$EXP" in "$(pwd -P)/src/phgmm/configs/"*) CONFIG=${EXP#"$(pwd -P)/src/phgmm/configs/"}; CONFIG=${CONFIG%.yaml} ;; esac
 STUDY_RUNS=${STUDY_RUNS:-$(readlink -f ..)/phgmm-runs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} PYTHONUNBUFFERED=1
 mkdir -p runs/locks "$STUDY_RUNS/$STUDY" "$(dirname "$OUTDIR")"
@@ -73,7 +77,7 @@ while true; do
     git archive HEAD src | tar -x -C "$snap"
   fi
   echo "[$run] $(date -u +%FT%TZ) start; code $(git rev-parse --short HEAD)${snap:+ (snapshot $snap)}"
-  PYTHONPATH="${snap:+$snap/src}" $PY -m phgmm experiment "$KIND" --config "$EXP" --only "$run" --no-progress \
+  PYTHONPATH="${snap:+$snap/src}" $PY -m phgmm experiment "$KIND" --config "$CONFIG" --only "$run" --no-progress \
     --threads "$OMP_NUM_THREADS"
   rc=$?
   [ -n "$snap" ] && rm -rf "$snap"
