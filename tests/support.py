@@ -1,10 +1,11 @@
 """What the test files share: the tiny PHGMM (as config overrides, as a Config and as a module),
-``--set`` arguments, the one-line error check, small data (images, a user's folder data set, a
-toy evaluation set). Imported by the test files as ``support``; not a test module, and the only
-module a test file imports helpers from."""
+``--set`` arguments, a tiny training's ``phgmm train`` command line, the one-line error check,
+small data (images, a user's folder data set, a toy evaluation set). Imported by the test files as
+``support``; not a test module, and the only module a test file imports helpers from."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -39,6 +40,14 @@ TINY = [
 def set_args(*overrides: str) -> list[str]:
     """``["--set", o1, "--set", o2, …]``."""
     return [a for o in overrides for a in ("--set", o)]
+
+
+def tiny_train_args(out: Path | str | None, *overrides: str, tiny: Sequence[str] = TINY) -> list[str]:
+    """``train --config demo --out OUT --no-progress`` then ``--set`` for each of ``tiny`` (the tiny
+    PHGMM, or a test file's own variant of it) and then ``overrides``: a tiny training's command
+    line, for :func:`phgmm.cli.main` or after ``python -m phgmm``. ``out=None`` leaves out ``--out``."""
+    out_args = [] if out is None else ["--out", str(out)]
+    return ["train", "--config", "demo", *out_args, "--no-progress", *set_args(*tiny, *overrides)]
 
 
 def one_line_error(capsys, command: str) -> str:

@@ -13,15 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from support import TINY, one_line_error, set_args
+from support import TINY, one_line_error, tiny_train_args
 
 from phgmm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _sets(*overrides: str) -> list[str]:
-    return set_args(*TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +37,7 @@ def _copy(root: Path, tmp_path: Path) -> Path:
 
 
 def _train(root: Path, out: Path, *overrides: str) -> int:
-    return main(
-        ["train", "--config", "demo", "--out", str(out), "--no-progress", *_sets(f"data.root={root}", *overrides)]
-    )
+    return main(tiny_train_args(out, f"data.root={root}", *overrides))
 
 
 @pytest.fixture(scope="module")

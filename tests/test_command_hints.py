@@ -7,15 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import ONE_STEP, TINY, make_folder, one_line_error, set_args
+from support import ONE_STEP, make_folder, one_line_error, tiny_train_args
 
 from phgmm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _sets(*overrides: str) -> list[str]:
-    return set_args(*TINY, *ONE_STEP, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +22,7 @@ def twelve(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate_dataset(root, num=4, size=(128, 64), seed=2, fmt="cityscapes", progress=False)
     out = root.parent / "run12"
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "demo",
-                "--out",
-                str(out),
-                "--no-progress",
-                *_sets(f"data.root={root}", "train.val_every=0"),
-            ]
-        )
-        == 0
-    )
+    assert main(tiny_train_args(out, *ONE_STEP, f"data.root={root}", "train.val_every=0")) == 0
     return out
 
 
@@ -62,20 +45,16 @@ def test_a_resume_that_changes_the_learning_rate_names_init_from(twelve, capsys)
 def test_fine_tuning_to_another_class_count_says_why_the_decoder_is_fresh(twelve, tmp_path, capsys):
     mine = make_folder(tmp_path / "mine")
     best = twelve / "checkpoints" / "best.pt"
-    args = [
-        "train",
-        "--config",
-        "demo",
-        "--no-progress",
-        *_sets(
-            f"data.root={mine / 'images'}",
-            f"data.class_table={mine / 'classes.yaml'}",
-            "data.dataset=folder",
-            "model.num_classes=5",
-            f"model.init_from={best}",
-            "train.val_every=0",
-        ),
-    ]
+    args = tiny_train_args(
+        None,
+        *ONE_STEP,
+        f"data.root={mine / 'images'}",
+        f"data.class_table={mine / 'classes.yaml'}",
+        "data.dataset=folder",
+        "model.num_classes=5",
+        f"model.init_from={best}",
+        "train.val_every=0",
+    )
     capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("model.init_from"))

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support import tiny_train_args
 
 from phgmm.cli import main
 
@@ -92,19 +93,13 @@ def workdir(tmp_path_factory) -> Path:
     _fake_folder(data / "mine", [0, 9, 1, 2, 3, 255])
     assert (
         main(
-            [
-                "train",
-                "--config",
-                "demo",
-                "--out",
-                str(work / "runs" / "demo"),
-                "--no-progress",
-                *[
-                    a
-                    for o in (*TINY, f"data.root={data / 'cityscapes'}", "train.epochs=1", "train.val_every=0")
-                    for a in ("--set", o)
-                ],
-            ]
+            tiny_train_args(
+                work / "runs" / "demo",
+                f"data.root={data / 'cityscapes'}",
+                "train.epochs=1",
+                "train.val_every=0",
+                tiny=TINY,
+            )
         )
         == 0
     )

@@ -19,17 +19,13 @@ from pathlib import Path
 import pytest
 import torch
 from support import TINY as BASE_TINY
-from support import one_line_error, set_args
+from support import one_line_error, tiny_train_args
 
 from phgmm.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = [*BASE_TINY, "data.num_workers=0", "train.max_steps_per_epoch=1", "train.val_every=0"]
-
-
-def _sets(*overrides: str) -> list[str]:
-    return set_args(*TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +51,7 @@ def test_a_second_training_into_a_running_ones_folder_refuses_and_a_killed_one_r
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same phgmm as this process (PYTHONPATH included)
     first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "phgmm",
-            "train",
-            "--config",
-            "demo",
-            "--out",
-            str(out),
-            "--no-progress",
-            *_sets(f"data.root={synth}", "train.epochs=1000"),
-        ],
+        [sys.executable, "-m", "phgmm", *tiny_train_args(out, f"data.root={synth}", "train.epochs=1000", tiny=TINY)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -76,20 +61,7 @@ def test_a_second_training_into_a_running_ones_folder_refuses_and_a_killed_one_r
         _wait_for(lambda: (out / "config.yaml").is_file(), first)  # the first has started
         # the second, a second later, with other settings: refused before it writes anything
         config_before = (out / "config.yaml").read_text()
-        assert (
-            main(
-                [
-                    "train",
-                    "--config",
-                    "demo",
-                    "--out",
-                    str(out),
-                    "--no-progress",
-                    *_sets(f"data.root={synth}", "train.epochs=2", "train.lr=5e-4"),
-                ]
-            )
-            == 2
-        )
+        assert main(tiny_train_args(out, f"data.root={synth}", "train.epochs=2", "train.lr=5e-4", tiny=TINY)) == 2
         line = one_line_error(capsys, "train")
         assert f"{out}: another training is writing to this run folder (process {first.pid}" in line
         assert "--out" in line
@@ -116,20 +88,7 @@ def test_a_lock_file_left_by_a_dead_process_does_not_block_a_new_run(synth, tmp_
     out = tmp_path / "run"
     out.mkdir()
     (out / ".phgmm-train.lock").write_text(json.dumps({"pid": 2**22 + 7, "host": "gone"}))
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "demo",
-                "--out",
-                str(out),
-                "--no-progress",
-                *_sets(f"data.root={synth}", "train.epochs=1"),
-            ]
-        )
-        == 0
-    )
+    assert main(tiny_train_args(out, f"data.root={synth}", "train.epochs=1", tiny=TINY)) == 0
     # and a run folder reached through a symlink (scripts/run_study.sh) is the same folder
     link = tmp_path / "link"
     link.symlink_to(out)

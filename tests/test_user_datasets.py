@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from support import FOLDER_TABLE as TABLE
-from support import ONE_STEP, folder_ids, make_folder, one_line_error, set_args
+from support import ONE_STEP, folder_ids, make_folder, one_line_error, tiny_train_args
 from support import TINY as BASE_TINY
 
 from phgmm.cli import main
@@ -25,22 +25,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = [*BASE_TINY, *ONE_STEP, "data.dataset=folder", "model.num_classes=5"]
 
 
-def _sets(*overrides: str) -> list[str]:
-    return set_args(*TINY, *overrides)
-
-
 def _train(root: Path, out: Path, *overrides: str, images: str = "images") -> int:
-    return main(
-        [
-            "train",
-            "--config",
-            "demo",
-            "--out",
-            str(out),
-            "--no-progress",
-            *_sets(f"data.root={root / images}", f"data.class_table={root / 'classes.yaml'}", *overrides),
-        ]
-    )
+    table = f"data.class_table={root / 'classes.yaml'}"
+    return main(tiny_train_args(out, f"data.root={root / images}", table, *overrides, tiny=TINY))
 
 
 @pytest.fixture(scope="module")
@@ -107,20 +94,7 @@ def test_a_missing_validation_split_is_named_as_such(tmp_path, capsys):
 
 
 def test_a_folder_data_set_without_a_table_names_the_key(mydata, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--config",
-                "demo",
-                "--out",
-                str(tmp_path / "run"),
-                "--no-progress",
-                *_sets(f"data.root={mydata / 'images'}"),
-            ]
-        )
-        == 2
-    )
+    assert main(tiny_train_args(tmp_path / "run", f"data.root={mydata / 'images'}", tiny=TINY)) == 2
     line = one_line_error(capsys, "train")
     assert "--set data.class_table=FILE" in line and "FolderDataset" not in line
 
@@ -317,17 +291,7 @@ def test_evaluate_from_another_folder_finds_or_names_the_data(mydata, tmp_path, 
     shutil.copytree(mydata, work / "mydata")
     monkeypatch.chdir(work)
     assert (
-        main(
-            [
-                "train",
-                "--config",
-                "demo",
-                "--out",
-                "runs/x",
-                "--no-progress",
-                *_sets("data.root=mydata/images", "data.class_table=mydata/classes.yaml"),
-            ]
-        )
+        main(tiny_train_args("runs/x", "data.root=mydata/images", "data.class_table=mydata/classes.yaml", tiny=TINY))
         == 0
     )
     best = (work / "runs" / "x" / "checkpoints" / "best.pt").resolve()
