@@ -347,6 +347,43 @@ def test_broken_validation_image_leaves_a_loadable_last_checkpoint(synth_root, t
     assert (state["epoch"], state["step_in_epoch"]) == (1, 0)  # the trained epoch was kept
 
 
+def test_a_run_stopped_inside_a_validation_validates_that_epoch_first_when_resumed(
+    synth_root, tmp_path, monkeypatch, capsys
+):
+    from phgmm.engine.training.trainer import Trainer
+
+    extra = ("train.epochs=2", "train.max_steps_per_epoch=2")
+    full = train(tiny_cfg(synth_root, tmp_path / "full", *extra), progress=False)
+    real = Trainer.validate
+
+    def killed_in_second_validation(self):
+        if self.state.epoch == 2:
+            raise RuntimeError("the session ended")  # as a killed process: last.pt was written before
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "validate", killed_in_second_validation)
+    cfg = tiny_cfg(synth_root, tmp_path / "cut", *extra)
+    with pytest.raises(RuntimeError, match="session ended"):
+        train(cfg, progress=False)
+    last = tmp_path / "cut" / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    assert (state["epoch"], state["step_in_epoch"]) == (2, 0)
+    assert "val_miou" not in state["history"][-1] and "val_miou" in state["history"][0]
+    monkeypatch.setattr(Trainer, "validate", real)
+    capsys.readouterr()
+    resumed = train(cfg, resume=last, progress=False)
+    assert "epoch 2 was saved but its validation did not finish: validating it first" in capsys.readouterr().out
+    assert [h["val_miou"] for h in resumed["history"]] == [h["val_miou"] for h in full["history"]]
+    assert resumed["best_miou"] == full["best_miou"]
+    a, b = _weights(Path(full["best"])), _weights(Path(resumed["best"]))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    # a finished run resumed again owes nothing and trains nothing
+    again = train(cfg, resume=last, progress=False)
+    assert "validating it first" not in capsys.readouterr().out
+    assert again["history"] == resumed["history"]
+
+
 def test_weight_decay_spares_norms_and_biases_and_best_holds_no_optimiser(synth_root, tmp_path):
     from phgmm import PHGMM
     from phgmm.engine.training.optimizer import parameter_groups

@@ -522,17 +522,15 @@ class Trainer:
         epochs_run = 0
         try:
             with _sigint_between_steps(self._stop):
+                self._validate_owed_epoch()
                 while s.epoch < t.epochs:
                     record = self.train_one_epoch()
                     s.epoch, s.step_in_epoch = s.epoch + 1, 0
                     s.history.append(record)
-                    validate = self.val_loader is not None and (s.epoch % t.val_every == 0 or s.epoch == t.epochs)
-                    if validate:
+                    best = False
+                    if self._validates(s.epoch):
                         self.save_checkpoints()  # the epoch is kept even if validation fails
-                        record.update(self.validate())
-                    best = "val_miou" in record and record["val_miou"] > s.best_miou
-                    if best:
-                        s.best_miou = record["val_miou"]
+                        best = self._validate_into(record)
                     self.save_checkpoints(best=best)
                     du.barrier()
                     epochs_run += 1
@@ -552,6 +550,34 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
         return self._finish()
+
+    def _validates(self, epoch: int) -> bool:
+        """Whether the end of ``epoch`` (counted from 1) is validated: every ``train.val_every``, and the last."""
+        t = self.cfg.train
+        return self.val_loader is not None and (epoch % t.val_every == 0 or epoch == t.epochs)
+
+    def _validate_into(self, record: dict[str, Any]) -> bool:
+        """Validate into the epoch's history record; whether it is the best epoch so far."""
+        record.update(self.validate())
+        best = "val_miou" in record and record["val_miou"] > self.state.best_miou
+        if best:
+            self.state.best_miou = record["val_miou"]
+        return best
+
+    def _validate_owed_epoch(self) -> None:
+        """Validate the saved epoch whose validation never finished (the run was stopped inside it:
+        its checkpoint is written before validation), so that a resumed run's history keeps every
+        validation and its best.pt is chosen from all of them."""
+        s = self.state
+        last = s.history[-1] if s.history else None
+        if last is None or s.step_in_epoch or last.get("epoch") != s.epoch or "val_miou" in last:
+            return
+        if not self._validates(s.epoch):
+            return
+        if self.main:
+            print(f"epoch {s.epoch} was saved but its validation did not finish: validating it first", flush=True)
+        self.save_checkpoints(best=self._validate_into(last))
+        du.barrier()
 
     def _finish(self) -> dict[str, Any]:
         s = self.state
