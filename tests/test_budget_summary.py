@@ -54,3 +54,37 @@ def test_section_orders_and_reads_the_last_two_validations(summary, tmp_path):
     assert "`budget_camvid/deeplabv3-e25-s0`" not in lines[-2]
     assert summary.section(25)[2] == "| rank | network | seeds | val mIoU | PHGMM above (paper's side) | PHGMM's gap |"
     assert summary.section(50) == ["### 50 epochs", "", "No run has finished yet.", ""]
+
+
+def test_verdict_names_each_side_and_which_gaps_are_ordered(summary, tmp_path):
+    for seed, miou in enumerate((0.60, 0.62, 0.61)):  # PHGMM 61.00 ± 1.00
+        _run(tmp_path, f"phgmm-e25-s{seed}", miou, [(25, miou)])
+    for seed, miou in enumerate((0.55, 0.56)):  # 5.5 below, sd 0.71: ordered
+        _run(tmp_path, f"fcn8s-e25-s{seed}", miou, [(25, miou)])
+    for seed, miou in enumerate((0.615, 0.625)):  # 1.0 above PHGMM, inside 2 sd = 2.00
+        _run(tmp_path, f"deeplabv3-e25-s{seed}", miou, [(25, miou)])
+    assert summary.verdict(25) == (
+        "At 25 epochs PHGMM (61.00 ± 1.00, 3 seeds) ranks 2nd of 3: the paper's side holds against fcn8s "
+        "and does not hold against deeplabv3. Outside two standard deviations: fcn8s; within: deeplabv3 "
+        "(more seeds)."
+    )
+    assert summary.verdict(100) == ""  # no run at this budget
+
+
+def test_curves_verdict_compares_the_last_move_with_the_seed_spread_and_reads_the_latent_measures(summary, tmp_path):
+    _run(tmp_path, "phgmm-e100-s0", 0.60, [(90, 0.598), (100, 0.60)])
+    _run(tmp_path, "phgmm-e100-s1", 0.62, [(90, 0.619), (100, 0.62)])
+    hist = tmp_path / "budget_camvid" / "phgmm-e100-s1" / "history.json"
+    rows = json.loads(hist.read_text())
+    rows[0].update(val_mi_z=2e-5, val_mi_g=3e-4)
+    rows[1].update(val_mi_z=-1e-5, val_mi_g=1e-3)
+    hist.write_text(json.dumps(rows))
+    text = summary.curves_verdict()
+    assert text.startswith(
+        "The last validation moved the 100-epoch runs by +0.10 to +0.20 points, against PHGMM's seed sd of "
+        "1.41: the curves have levelled off within the seed spread."
+    )
+    assert "stay at or below 2.0e-05 and 1.0e-03 nats (below 0.01 nats at every validation)" in text
+    rows[1]["val_mi_g"] = 0.3
+    hist.write_text(json.dumps(rows))
+    assert "at least one latent space carries information" in summary.curves_verdict()

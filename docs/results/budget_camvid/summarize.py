@@ -11,7 +11,8 @@ over its seeds), its rank, whether the paper's side of PHGMM holds (the paper's 
 above every network here), whether the gap to PHGMM is outside two standard deviations (the issue's
 rule: a pair within two sd needs more seeds before it is ordered; the sd is the larger of the two
 networks' sample sds, and a pair where neither has two seeds has none), and, for 100 epochs, how much
-the last two validations moved.
+the last two validations moved; then each table in words (``verdict``) and whether the 100-epoch
+curves have levelled off and the latent spaces stayed unused (``curves_verdict``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from phgmm.experiments.numbers import read_json  # records what the doc pages' g
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent
+#: below this I(x; ·) in nats (of at most log 101 = 4.62 for CamVid val) a latent space is unused
+UNUSED_NATS = 0.01
 NETWORKS = ("phgmm", "deeplabv3", "deeplabv2", "fcn8s", "bisenet", "hrnet_w18_small")
 #: the 6-epoch runs: network -> [(study, run), ...] by seed
 SIX = {
@@ -60,6 +63,12 @@ def mean_sd(v: list[float]) -> str:
     return f"{v[0]:.2f}" if len(v) == 1 else f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
 
+def _outside_spread(phgmm: list[float], other: list[float]) -> bool:
+    """Whether the gap of the means is larger than two of the larger sample sd (False with none)."""
+    sds = [statistics.stdev(v) for v in (phgmm, other) if len(v) > 1]
+    return bool(sds) and abs(statistics.mean(phgmm) - statistics.mean(other)) > 2 * max(sds)
+
+
 def spread(phgmm: list[float], other: list[float]) -> str:
     """PHGMM's mean minus the other network's, against two of the larger sample sd of the two."""
     gap = statistics.mean(phgmm) - statistics.mean(other)
@@ -67,9 +76,8 @@ def spread(phgmm: list[float], other: list[float]) -> str:
     sds = [statistics.stdev(v) for v in (phgmm, other) if len(v) > 1]
     if not sds:
         return f"{signed} (one seed each): more seeds"
-    two_sd = 2 * max(sds)
-    verdict = "ordered" if abs(gap) > two_sd else "within the spread: more seeds"
-    return f"{signed} (2 sd = {two_sd:.2f}): {verdict}"
+    reading = "ordered" if _outside_spread(phgmm, other) else "within the spread: more seeds"
+    return f"{signed} (2 sd = {2 * max(sds):.2f}): {reading}"
 
 
 def levelled(study: str, run: str) -> str:
@@ -82,11 +90,18 @@ def levelled(study: str, run: str) -> str:
     return f"{b - a:+.2f} (epoch {e0:.0f} → {e1:.0f})"
 
 
-def section(epochs: int) -> list[str]:
+def _scores(epochs: int) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[float]]]:
+    """network -> its finished runs, and network -> their val mIoU in points, at this budget."""
     runs = {n: r for n, r in budget_runs(epochs).items() if r}
+    return runs, {n: [_miou(*r) for r in rs] for n, rs in runs.items()}
+
+
+def section(epochs: int) -> list[str]:
+    """The budget's table: rank, seeds, val mIoU, the paper's side, PHGMM's gap (and, at 100 epochs,
+    the last two validations), then the files it read."""
+    runs, scores = _scores(epochs)
     if not runs:
         return [f"### {epochs} epochs", "", "No run has finished yet.", ""]
-    scores = {n: [_miou(*r) for r in rs] for n, rs in runs.items()}
     order = sorted(scores, key=lambda n: -statistics.mean(scores[n]))
     head = ["rank", "network", "seeds", "val mIoU", "PHGMM above (paper's side)", "PHGMM's gap"]
     if epochs == 100:
@@ -104,6 +119,94 @@ def section(epochs: int) -> list[str]:
     return lines + ["", f"From {files}.", ""]
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _names(networks: list[str]) -> str:
+    return ", ".join(networks[:-1]) + (" and " if len(networks) > 1 else "") + networks[-1]
+
+
+def verdict(epochs: int) -> str:
+    """The budget's table in words: PHGMM's rank, the networks the paper's side holds against and
+    not, and which of those gaps are outside the spread (ordered) or within it (more seeds)."""
+    _, scores = _scores(epochs)
+    if "phgmm" not in scores or len(scores) < 2:
+        return ""
+    ph = scores["phgmm"]
+    order = sorted(scores, key=lambda n: -statistics.mean(scores[n]))
+    others = [n for n in order if n != "phgmm"]
+    above = [n for n in others if statistics.mean(ph) > statistics.mean(scores[n])]
+    below = [n for n in others if n not in above]
+    settled = [n for n in others if _outside_spread(ph, scores[n])]
+    rank = order.index("phgmm") + 1
+    text = [f"At {epochs} epochs PHGMM ({mean_sd(ph)}, {len(ph)} seeds) ranks {_ordinal(rank)} of {len(order)}:"]
+    if above:
+        text.append(f"the paper's side holds against {_names(above)}")
+    if below:
+        text.append(("and " if above else "the paper's side ") + f"does not hold against {_names(below)}")
+    text[-1] += "."
+    if len(settled) == len(others):
+        text.append("Every gap is outside two standard deviations: the ordering stands.")
+    elif not settled:
+        text.append("Every gap is within the spread (or rests on one seed): nothing is ordered yet.")
+    else:
+        pending = [n for n in others if n not in settled]
+        text.append(f"Outside two standard deviations: {_names(settled)}; within: {_names(pending)} (more seeds).")
+    return " ".join(text)
+
+
+def curves_verdict() -> str:
+    """Whether the 100-epoch curves have levelled off (the last validation's move against PHGMM's
+    seed sd), and the largest I(x; z), I(x; g) any PHGMM run measured at any validation."""
+    runs, scores = _scores(100)
+    if not runs:
+        return ""
+    moves = []
+    for rs in runs.values():
+        for s, r in rs:
+            vals = [
+                100 * h["val_miou"]
+                for h in read_json(RESULTS / s / r / "history.json")
+                if h.get("val_miou") is not None
+            ]
+            moves += [vals[-1] - vals[-2]] if len(vals) > 1 else []
+    text = []
+    if moves:
+        lo, hi = min(moves), max(moves)
+        text.append(f"The last validation moved the 100-epoch runs by {lo:+.2f} to {hi:+.2f} points")
+        ph = scores.get("phgmm", [])
+        if len(ph) > 1:
+            sd = statistics.stdev(ph)
+            flat = max(abs(m) for m in moves) < sd
+            text[-1] += f", against PHGMM's seed sd of {sd:.2f}: " + (
+                "the curves have levelled off within the seed spread."
+                if flat
+                else "the curves have not levelled off (a last move larger than the seed spread)."
+            )
+        else:
+            text[-1] += "."
+    mi = {"z": 0.0, "g": 0.0}
+    for s, r in runs.get("phgmm", []):
+        for h in read_json(RESULTS / s / r / "history.json"):
+            for k in mi:
+                if h.get(f"val_mi_{k}") is not None:
+                    mi[k] = max(mi[k], h[f"val_mi_{k}"])
+    if "phgmm" in runs:
+        unused = max(mi.values()) < UNUSED_NATS
+        text.append(
+            f"Along every 100-epoch PHGMM run, I(x; z) and I(x; g) stay at or below {mi['z']:.1e} and "
+            f"{mi['g']:.1e} nats"
+            + (
+                f" (below {UNUSED_NATS} nats at every validation): training longer does not make the latent "
+                "spaces carry information."
+                if unused
+                else f": at least one latent space carries information ({UNUSED_NATS} nats or more)."
+            )
+        )
+    return " ".join(text)
+
+
 def main() -> None:
     lines = [
         "# PHGMM's place at 6, 25 and 100 epochs (CamVid, ResNet-18, 240×176)",
@@ -114,6 +217,8 @@ def main() -> None:
     ]
     for epochs in (6, 25, 100):
         lines += section(epochs)
+        lines += [verdict(epochs), ""] if verdict(epochs) else []
+    lines += [curves_verdict(), ""] if curves_verdict() else []
     (HERE / "budget.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
