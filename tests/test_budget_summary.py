@@ -88,3 +88,27 @@ def test_curves_verdict_compares_the_last_move_with_the_seed_spread_and_reads_th
     rows[1]["val_mi_g"] = 0.3
     hist.write_text(json.dumps(rows))
     assert "at least one latent space carries information" in summary.curves_verdict()
+
+
+def test_place_ranks_phgmm_among_the_networks_run_at_a_budget(summary, tmp_path):
+    for name, miou in (("phgmm-e25-s0", 0.50), ("fcn8s-e25-s0", 0.55), ("bisenet-e25-s0", 0.45)):
+        _run(tmp_path, name, miou, [(25, miou)])
+    _run(tmp_path, "phgmm-e100-s0", 0.60, [(100, 0.60)])
+    _run(tmp_path, "bisenet-e100-s0", 0.62, [(100, 0.62)])
+    assert summary.networks_at(100) == ["bisenet", "phgmm"]
+    assert summary.place(25) == (2, 3)
+    assert summary.place(25, among=summary.networks_at(100)) == (1, 2)  # fcn8s has no 100-epoch run
+    assert summary.place(100) == (2, 2)
+    assert summary.place(50) is None
+    assert [summary.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 111)] == [
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "111th",
+    ]

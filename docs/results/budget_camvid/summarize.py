@@ -119,7 +119,23 @@ def section(epochs: int) -> list[str]:
     return lines + ["", f"From {files}.", ""]
 
 
-def _ordinal(n: int) -> str:
+def networks_at(epochs: int) -> list[str]:
+    """The networks with a finished run at this budget."""
+    return sorted(_scores(epochs)[1])
+
+
+def place(epochs: int, among: list[str] | None = None) -> tuple[int, int] | None:
+    """PHGMM's rank by mean val mIoU at this budget and the number of networks ranked, counting only
+    ``among`` (and PHGMM) when given; None without a PHGMM run."""
+    _, scores = _scores(epochs)
+    ranked = [n for n in scores if among is None or n in among or n == "phgmm"]
+    if "phgmm" not in ranked:
+        return None
+    order = sorted(ranked, key=lambda n: -statistics.mean(scores[n]))
+    return order.index("phgmm") + 1, len(order)
+
+
+def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
@@ -140,7 +156,7 @@ def verdict(epochs: int) -> str:
     below = [n for n in others if n not in above]
     settled = [n for n in others if _outside_spread(ph, scores[n])]
     rank = order.index("phgmm") + 1
-    text = [f"At {epochs} epochs PHGMM ({mean_sd(ph)}, {len(ph)} seeds) ranks {_ordinal(rank)} of {len(order)}:"]
+    text = [f"At {epochs} epochs PHGMM ({mean_sd(ph)}, {len(ph)} seeds) ranks {ordinal(rank)} of {len(order)}:"]
     if above:
         text.append(f"the paper's side holds against {_names(above)}")
     if below:
