@@ -112,3 +112,12 @@ def test_place_ranks_phgmm_among_the_networks_run_at_a_budget(summary, tmp_path)
         "22nd",
         "111th",
     ]
+
+
+def test_cost_section_gives_fastest_median_and_total_training_time(summary, tmp_path):
+    assert summary.cost_section() == []
+    _run(tmp_path, "phgmm-e100-s0", 0.60, [(100, 0.60)])
+    hist = tmp_path / "budget_camvid" / "phgmm-e100-s0" / "history.json"
+    hist.write_text(json.dumps([{"epoch": e, "epoch_seconds": s} for e, s in ((1, 40.0), (2, 3600.0), (3, 56.0))]))
+    lines = summary.cost_section()
+    assert "| phgmm-e100-s0 | 40.0 | 56.0 | 1.03 |" in lines  # (40 + 3600 + 56) / 3600 = 1.0267

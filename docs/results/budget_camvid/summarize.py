@@ -223,6 +223,33 @@ def curves_verdict() -> str:
     return " ".join(text)
 
 
+def cost_section() -> list[str]:
+    """Training time of the 25- and 100-epoch runs from their histories: the fastest epoch (the
+    network's cost with a core to itself), the median epoch (what the runs met: other work shared
+    the machine at times) and the total, so the seconds axis of the learning curves can be read."""
+    rows = []
+    for epochs in (25, 100):
+        for rs in _scores(epochs)[0].values():
+            for s, r in rs:
+                secs = [h["epoch_seconds"] for h in read_json(RESULTS / s / r / "history.json") if "epoch_seconds" in h]
+                if secs:
+                    rows.append(f"| {r} | {min(secs):.1f} | {statistics.median(secs):.1f} | {sum(secs) / 3600:.2f} |")
+    if not rows:
+        return []
+    return [
+        "### Training time",
+        "",
+        "| run | fastest epoch (s) | median epoch (s) | training (h) |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        "Seconds of training per epoch (validation excluded), from each run's `history.json`. The runs "
+        "shared the 2-core machine with another run and at times with other work, so the median is "
+        "above the fastest; the learning curves' seconds axis is this wall-clock time.",
+        "",
+    ]
+
+
 def main() -> None:
     lines = [
         "# PHGMM's place at 6, 25 and 100 epochs (CamVid, ResNet-18, 240×176)",
@@ -235,6 +262,7 @@ def main() -> None:
         lines += section(epochs)
         lines += [verdict(epochs), ""] if verdict(epochs) else []
     lines += [curves_verdict(), ""] if curves_verdict() else []
+    lines += cost_section()
     (HERE / "budget.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
