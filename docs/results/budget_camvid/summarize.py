@@ -59,6 +59,11 @@ def budget_runs(epochs: int) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def _signed(x: float) -> str:
+    """``+0.41`` or ``−0.11`` (a minus sign, as the pages print it)."""
+    return f"{x:+.2f}".replace("-", "−")
+
+
 def mean_sd(v: list[float]) -> str:
     return f"{v[0]:.2f}" if len(v) == 1 else f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}"
 
@@ -72,7 +77,7 @@ def _outside_spread(phgmm: list[float], other: list[float]) -> bool:
 def spread(phgmm: list[float], other: list[float]) -> str:
     """PHGMM's mean minus the other network's, against two of the larger sample sd of the two."""
     gap = statistics.mean(phgmm) - statistics.mean(other)
-    signed = f"{gap:+.2f}".replace("-", "−")
+    signed = _signed(gap)
     sds = [statistics.stdev(v) for v in (phgmm, other) if len(v) > 1]
     if not sds:
         return f"{signed} (one seed each): more seeds"
@@ -87,7 +92,7 @@ def levelled(study: str, run: str) -> str:
     if len(vals) < 2:
         return "–"
     (e0, a), (e1, b) = vals[-2:]
-    return f"{b - a:+.2f} (epoch {e0:.0f} → {e1:.0f})"
+    return f"{_signed(b - a)} (epoch {e0:.0f} → {e1:.0f})"
 
 
 def _scores(epochs: int) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[float]]]:
@@ -190,7 +195,7 @@ def curves_verdict() -> str:
     text = []
     if moves:
         lo, hi = min(moves), max(moves)
-        text.append(f"The last validation moved the 100-epoch runs by {lo:+.2f} to {hi:+.2f} points")
+        text.append(f"The last validation moved the 100-epoch runs by {_signed(lo)} to {_signed(hi)} points")
         ph = scores.get("phgmm", [])
         if len(ph) > 1:
             sd = statistics.stdev(ph)
