@@ -121,3 +121,14 @@ def test_cost_section_gives_fastest_median_and_total_training_time(summary, tmp_
     hist.write_text(json.dumps([{"epoch": e, "epoch_seconds": s} for e, s in ((1, 40.0), (2, 3600.0), (3, 56.0))]))
     lines = summary.cost_section()
     assert "| phgmm-e100-s0 | 40.0 | 56.0 | 1.03 |" in lines  # (40 + 3600 + 56) / 3600 = 1.0267
+
+
+def test_section_also_scores_each_run_at_its_last_validation(summary, tmp_path):
+    _run(tmp_path, "phgmm-e25-s0", 0.60, [(20, 0.60), (25, 0.57)])  # best at epoch 20, last 57
+    _run(tmp_path, "phgmm-e25-s1", 0.61, [(25, 0.61)])
+    _run(tmp_path, "fcn8s-e25-s0", 0.55, [(20, 0.55), (25, 0.54)])
+    last_line = summary.section(25)[-2]
+    assert last_line.startswith("From `budget_camvid/phgmm-e25-s0`")
+    assert last_line.endswith(
+        "instead of its best (no checkpoint chosen on the validation split): phgmm 59.00 ± 2.83, fcn8s 54.00."
+    )

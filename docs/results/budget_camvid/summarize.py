@@ -121,7 +121,21 @@ def section(epochs: int) -> list[str]:
             row.append("; ".join(levelled(*r) for r in runs[n]))
         lines.append("| " + " | ".join(row) + " |")
     files = ", ".join(f"`{s}/{r}`" for rs in runs.values() for s, r in rs)
-    return lines + ["", f"From {files}.", ""]
+    last = {n: [v for v in (_last_miou(*r) for r in runs[n]) if v is not None] for n in order}
+    at_last = ", ".join(f"{n} {mean_sd(last[n])}" for n in order if last[n])
+    return lines + [
+        "",
+        f"From {files}. Scored at each run's last validation instead of its best (no checkpoint chosen on "
+        f"the validation split): {at_last}.",
+        "",
+    ]
+
+
+def _last_miou(study: str, run: str) -> float | None:
+    """The run's val mIoU at its last validation, in points (None without a history)."""
+    path = RESULTS / study / run / "history.json"
+    vals = [h["val_miou"] for h in read_json(path) if h.get("val_miou") is not None] if path.is_file() else []
+    return 100 * vals[-1] if vals else None
 
 
 def networks_at(epochs: int) -> list[str]:
