@@ -85,10 +85,16 @@ def spread(phgmm: list[float], other: list[float]) -> str:
     return f"{signed} (2 sd = {2 * max(sds):.2f}): {reading}"
 
 
+def _validations(study: str, run: str) -> list[tuple[float, float]]:
+    """(epoch, val mIoU in points) of each validation in the run's history (none without one)."""
+    path = RESULTS / study / run / "history.json"
+    hist = read_json(path) if path.is_file() else []
+    return [(h["epoch"], 100 * h["val_miou"]) for h in hist if h.get("val_miou") is not None]
+
+
 def levelled(study: str, run: str) -> str:
     """The change of val mIoU between the last two validations of a run, in points."""
-    hist = read_json(RESULTS / study / run / "history.json")
-    vals = [(h["epoch"], 100 * h["val_miou"]) for h in hist if h.get("val_miou") is not None]
+    vals = _validations(study, run)
     if len(vals) < 2:
         return "–"
     (e0, a), (e1, b) = vals[-2:]
@@ -133,9 +139,8 @@ def section(epochs: int) -> list[str]:
 
 def _last_miou(study: str, run: str) -> float | None:
     """The run's val mIoU at its last validation, in points (None without a history)."""
-    path = RESULTS / study / run / "history.json"
-    vals = [h["val_miou"] for h in read_json(path) if h.get("val_miou") is not None] if path.is_file() else []
-    return 100 * vals[-1] if vals else None
+    vals = _validations(study, run)
+    return vals[-1][1] if vals else None
 
 
 def networks_at(epochs: int) -> list[str]:
@@ -200,11 +205,7 @@ def curves_verdict() -> str:
     moves = []
     for rs in runs.values():
         for s, r in rs:
-            vals = [
-                100 * h["val_miou"]
-                for h in read_json(RESULTS / s / r / "history.json")
-                if h.get("val_miou") is not None
-            ]
+            vals = [v for _, v in _validations(s, r)]
             moves += [vals[-1] - vals[-2]] if len(vals) > 1 else []
     text = []
     if moves:
@@ -279,8 +280,10 @@ def main() -> None:
     ]
     for epochs in (6, 25, 100):
         lines += section(epochs)
-        lines += [verdict(epochs), ""] if verdict(epochs) else []
-    lines += [curves_verdict(), ""] if curves_verdict() else []
+        words = verdict(epochs)
+        lines += [words, ""] if words else []
+    curves = curves_verdict()
+    lines += [curves, ""] if curves else []
     lines += cost_section()
     (HERE / "budget.md").write_text("\n".join(lines))
     print("\n".join(lines))
