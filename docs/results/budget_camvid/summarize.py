@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from phgmm.experiments.numbers import read_json  # records what the doc pages' generators read
+from phgmm.experiments.numbers import read_json, read_yaml  # records what the doc pages' generators read
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent
@@ -243,6 +243,15 @@ def curves_verdict() -> str:
     return " ".join(text)
 
 
+def progress() -> str:
+    """How far the queue (experiment.yaml, the experiment file as the runner last read it) has got."""
+    queued = [r["name"] for r in read_yaml(HERE / "experiment.yaml")["runs"]]
+    left = [n for n in queued if not (HERE / n / "metrics.json").is_file()]
+    if not left:
+        return f"all {len(queued)} queued runs have finished"
+    return f"{len(queued) - len(left)} of the {len(queued)} queued runs have finished; not run yet: {', '.join(left)}"
+
+
 def cost_section() -> list[str]:
     """Training time of the 25- and 100-epoch runs from their histories: the fastest epoch (the
     network's cost with a core to itself), the median epoch (what the runs met: other work shared
@@ -275,7 +284,7 @@ def main() -> None:
         "# PHGMM's place at 6, 25 and 100 epochs (CamVid, ResNet-18, 240×176)",
         "",
         "Written by `python docs/results/budget_camvid/summarize.py` from the committed files it names; "
-        "mean ± sample sd over seeds; 6 epochs in fp32, 25 and 100 in bf16.",
+        "mean ± sample sd over seeds; 6 epochs in fp32, 25 and 100 in bf16. The queue: " + progress() + ".",
         "",
     ]
     for epochs in (6, 25, 100):
