@@ -139,6 +139,8 @@ def test_progress_names_the_queued_runs_not_finished(summary, tmp_path):
     queue = {"runs": [{"name": "phgmm-e100-s0"}, {"name": "fcn8s-e25-s0"}, {"name": "bisenet-e100-s0"}]}
     (tmp_path / "budget_camvid" / "experiment.yaml").write_text(json.dumps(queue))  # JSON is YAML
     assert summary.progress() == "1 of the 3 queued runs have finished; not run yet: fcn8s-e25-s0, bisenet-e100-s0"
+    assert summary.not_run_yet() == ["fcn8s-e25-s0", "bisenet-e100-s0"]
     for name in ("fcn8s-e25-s0", "bisenet-e100-s0"):
         _run(tmp_path, name, 0.5, [(25, 0.5)])
     assert summary.progress() == "all 3 queued runs have finished"
+    assert summary.not_run_yet() == []

@@ -243,10 +243,19 @@ def curves_verdict() -> str:
     return " ".join(text)
 
 
+def _queue() -> list[str]:
+    """The runs of experiment.yaml (the experiment file as the runner last read it), in its order."""
+    return [r["name"] for r in read_yaml(HERE / "experiment.yaml")["runs"]]
+
+
+def not_run_yet() -> list[str]:
+    """The queued runs with no committed metrics.json."""
+    return [n for n in _queue() if not (HERE / n / "metrics.json").is_file()]
+
+
 def progress() -> str:
-    """How far the queue (experiment.yaml, the experiment file as the runner last read it) has got."""
-    queued = [r["name"] for r in read_yaml(HERE / "experiment.yaml")["runs"]]
-    left = [n for n in queued if not (HERE / n / "metrics.json").is_file()]
+    """How far the queue has got, in words."""
+    queued, left = _queue(), not_run_yet()
     if not left:
         return f"all {len(queued)} queued runs have finished"
     return f"{len(queued) - len(left)} of the {len(queued)} queued runs have finished; not run yet: {', '.join(left)}"
