@@ -144,3 +144,29 @@ def test_progress_names_the_queued_runs_not_finished(summary, tmp_path):
         _run(tmp_path, name, 0.5, [(25, 0.5)])
     assert summary.progress() == "all 3 queued runs have finished"
     assert summary.not_run_yet() == []
+
+
+def _six(root, study: str, run: str, miou: float) -> None:
+    folder = root / study / run
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"miou": miou}))
+
+
+def test_claim_verdict_reads_the_sides_outside_two_sd_at_6_and_100_epochs(summary, tmp_path):
+    assert summary.claim_verdict() == ""  # no 100-epoch run
+    for seed, miou in enumerate((0.35, 0.36, 0.37)):  # PHGMM at 6 epochs: 36.00 ± 1.00
+        _six(tmp_path, "latent2_camvid", f"paper-mean-s{seed}", miou)
+    _six(tmp_path, "compare_camvid_all", "deeplabv3", 0.40)  # +4 > 2 sd: above
+    _six(tmp_path, "compare_camvid_all", "fcn8s", 0.37)  # +1 < 2 sd: level
+    _six(tmp_path, "compare_camvid_all", "deeplabv2", 0.45)  # not run at 100 epochs: not counted
+    for seed, miou in enumerate((0.60, 0.62, 0.61)):  # PHGMM at 100 epochs: 61.00 ± 1.00
+        _run(tmp_path, f"phgmm-e100-s{seed}", miou, [(100, miou)])
+    _run(tmp_path, "deeplabv3-e100-s0", 0.615, [(100, 0.615)])  # +0.5: level
+    _run(tmp_path, "fcn8s-e100-s0", 0.55, [(100, 0.55)])  # −6: below
+    _run(tmp_path, "bisenet-e100-s0", 0.64, [(100, 0.64)])  # +3: above
+    assert summary.claim_verdict() == (
+        "At 6 epochs, ordered above PHGMM: deeplabv3. At 100 epochs, ordered above PHGMM: bisenet (the claim "
+        "does not hold); level with it: deeplabv3 (within two standard deviations: the claim is not shown); "
+        "ordered below it: fcn8s (the claim holds). The 6-epoch deficit against deeplabv3 does not persist "
+        "to the paper's budget: PHGMM was slower to train more than it was worse."
+    )

@@ -12,7 +12,8 @@ above every network here), whether the gap to PHGMM is outside two standard devi
 rule: a pair within two sd needs more seeds before it is ordered; the sd is the larger of the two
 networks' sample sds, and a pair where neither has two seeds has none), and, for 100 epochs, how much
 the last two validations moved; then each table in words (``verdict``) and whether the 100-epoch
-curves have levelled off and the latent spaces stayed unused (``curves_verdict``).
+curves have levelled off and the latent spaces stayed unused (``curves_verdict``), and what the 6-
+and 100-epoch orderings say about the paper's claim (``claim_verdict``); the queue's progress heads it.
 """
 
 from __future__ import annotations
@@ -196,6 +197,44 @@ def verdict(epochs: int) -> str:
     return " ".join(text)
 
 
+def _sides(scores: dict[str, list[float]]) -> tuple[list[str], list[str], list[str]]:
+    """The networks ordered above PHGMM, level with it (gap within two sd, or no sd) and ordered below."""
+    ph = scores["phgmm"]
+    others = [n for n in scores if n != "phgmm"]
+    ordered = [n for n in others if _outside_spread(ph, scores[n])]
+    above = [n for n in ordered if statistics.mean(scores[n]) > statistics.mean(ph)]
+    below = [n for n in ordered if n not in above]
+    return above, [n for n in others if n not in ordered], below
+
+
+def claim_verdict() -> str:
+    """What the 6- and 100-epoch orderings say about the paper's claim (its Table 1 puts PHGMM above
+    every network here), counting only gaps outside two standard deviations as ordered."""
+    _, late = _scores(100)
+    if "phgmm" not in late or len(late) < 2:
+        return ""
+    _, early = _scores(6)
+    early = {n: v for n, v in early.items() if n in late}
+    above_early = _sides(early)[0] if "phgmm" in early else []
+    above, level, below = _sides(late)
+    text = [f"At 6 epochs, ordered above PHGMM: {_names(above_early)}."] if above_early else []
+    parts = []
+    if above:
+        parts.append(f"ordered above PHGMM: {_names(above)} (the claim does not hold)")
+    if level:
+        parts.append(f"level with it: {_names(level)} (within two standard deviations: the claim is not shown)")
+    if below:
+        parts.append(f"ordered below it: {_names(below)} (the claim holds)")
+    text.append("At 100 epochs, " + "; ".join(parts) + ".")
+    caught_up = [n for n in above_early if n not in above]
+    if caught_up:
+        text.append(
+            f"The 6-epoch deficit against {_names(caught_up)} does not persist to the paper's budget: "
+            "PHGMM was slower to train more than it was worse."
+        )
+    return " ".join(text)
+
+
 def curves_verdict() -> str:
     """Whether the 100-epoch curves have levelled off (the last validation's move against PHGMM's
     seed sd), and the largest I(x; z), I(x; g) any PHGMM run measured at any validation."""
@@ -300,8 +339,9 @@ def main() -> None:
         lines += section(epochs)
         words = verdict(epochs)
         lines += [words, ""] if words else []
-    curves = curves_verdict()
+    curves, claim = curves_verdict(), claim_verdict()
     lines += [curves, ""] if curves else []
+    lines += [f"**The paper's claim** (its Table 1 puts PHGMM above every network here). {claim}", ""] if claim else []
     lines += cost_section()
     (HERE / "budget.md").write_text("\n".join(lines))
     print("\n".join(lines))
