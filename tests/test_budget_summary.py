@@ -164,9 +164,11 @@ def test_claim_verdict_reads_the_sides_outside_two_sd_at_6_and_100_epochs(summar
     _run(tmp_path, "deeplabv3-e100-s0", 0.615, [(100, 0.615)])  # +0.5: level
     _run(tmp_path, "fcn8s-e100-s0", 0.55, [(100, 0.55)])  # −6: below
     _run(tmp_path, "bisenet-e100-s0", 0.64, [(100, 0.64)])  # +3: above
+    _run(tmp_path, "hrnet_w18_small-e100-s0", 0.618, [(100, 0.618)])  # +0.8: level, named before deeplabv3 by rank
     assert summary.claim_verdict() == (
         "At 6 epochs, ordered above PHGMM: deeplabv3. At 100 epochs, ordered above PHGMM: bisenet (the claim "
-        "does not hold); level with it: deeplabv3 (within two standard deviations: the claim is not shown); "
+        "does not hold); level with it: hrnet_w18_small and deeplabv3 (within two standard deviations: the claim "
+        "is not shown); "
         "ordered below it: fcn8s (the claim holds). The 6-epoch deficit against deeplabv3 does not persist "
         "to the paper's budget: PHGMM was slower to train more than it was worse."
     )

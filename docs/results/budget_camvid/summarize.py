@@ -200,7 +200,7 @@ def verdict(epochs: int) -> str:
 def _sides(scores: dict[str, list[float]]) -> tuple[list[str], list[str], list[str]]:
     """The networks ordered above PHGMM, level with it (gap within two sd, or no sd) and ordered below."""
     ph = scores["phgmm"]
-    others = [n for n in scores if n != "phgmm"]
+    others = sorted((n for n in scores if n != "phgmm"), key=lambda n: -statistics.mean(scores[n]))  # by rank
     ordered = [n for n in others if _outside_spread(ph, scores[n])]
     above = [n for n in ordered if statistics.mean(scores[n]) > statistics.mean(ph)]
     below = [n for n in ordered if n not in above]
