@@ -108,13 +108,18 @@ def _scores(epochs: int) -> tuple[dict[str, list[tuple[str, str]]], dict[str, li
     return runs, {n: [_miou(*r) for r in rs] for n, rs in runs.items()}
 
 
+def _by_rank(scores: dict[str, list[float]], names=None) -> list[str]:
+    """The networks (``names``, or every one scored) best first by mean val mIoU."""
+    return sorted(scores if names is None else names, key=lambda n: -statistics.mean(scores[n]))
+
+
 def section(epochs: int) -> list[str]:
     """The budget's table: rank, seeds, val mIoU, the paper's side, PHGMM's gap (and, at 100 epochs,
     the last two validations), then the files it read."""
     runs, scores = _scores(epochs)
     if not runs:
         return [f"### {epochs} epochs", "", "No run has finished yet.", ""]
-    order = sorted(scores, key=lambda n: -statistics.mean(scores[n]))
+    order = _by_rank(scores)
     head = ["rank", "network", "seeds", "val mIoU", "PHGMM above (paper's side)", "PHGMM's gap"]
     if epochs == 100:
         head.append("last two validations moved")
@@ -156,7 +161,7 @@ def place(epochs: int, among: list[str] | None = None) -> tuple[int, int] | None
     ranked = [n for n in scores if among is None or n in among or n == "phgmm"]
     if "phgmm" not in ranked:
         return None
-    order = sorted(ranked, key=lambda n: -statistics.mean(scores[n]))
+    order = _by_rank(scores, ranked)
     return order.index("phgmm") + 1, len(order)
 
 
@@ -175,7 +180,7 @@ def verdict(epochs: int) -> str:
     if "phgmm" not in scores or len(scores) < 2:
         return ""
     ph = scores["phgmm"]
-    order = sorted(scores, key=lambda n: -statistics.mean(scores[n]))
+    order = _by_rank(scores)
     others = [n for n in order if n != "phgmm"]
     above = [n for n in others if statistics.mean(ph) > statistics.mean(scores[n])]
     below = [n for n in others if n not in above]
@@ -200,7 +205,7 @@ def verdict(epochs: int) -> str:
 def _sides(scores: dict[str, list[float]]) -> tuple[list[str], list[str], list[str]]:
     """The networks ordered above PHGMM, level with it (gap within two sd, or no sd) and ordered below."""
     ph = scores["phgmm"]
-    others = sorted((n for n in scores if n != "phgmm"), key=lambda n: -statistics.mean(scores[n]))  # by rank
+    others = [n for n in _by_rank(scores) if n != "phgmm"]
     ordered = [n for n in others if _outside_spread(ph, scores[n])]
     above = [n for n in ordered if statistics.mean(scores[n]) > statistics.mean(ph)]
     below = [n for n in ordered if n not in above]
